@@ -1,0 +1,277 @@
+//! gRPC transports: TLS over TCP between node and master, Unix sockets for
+//! the local admin tools (`masterctl`, `agentctl`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::tls::PeerIdentity;
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a master is: host (name or IP) and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterAddress {
+    /// Host name or IP, without brackets.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+/// A master URL that is not `[https://]host[:port]`.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid master address {0:?}: expected https://HOST[:PORT]")]
+pub struct BadMasterAddress(String);
+
+impl MasterAddress {
+    /// Parses `https://host:port`, `host:port` or `host` (port 8140).
+    pub fn parse(text: &str) -> Result<Self, BadMasterAddress> {
+        let bad = || BadMasterAddress(text.to_string());
+        let with_scheme = if text.contains("://") {
+            text.to_string()
+        } else {
+            format!("https://{text}")
+        };
+        let uri: Uri = with_scheme.parse().map_err(|_| bad())?;
+        if uri.scheme_str() != Some("https") {
+            return Err(bad());
+        }
+        let host = uri.host().ok_or_else(bad)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Self {
+            host: host.to_string(),
+            port: uri.port_u16().unwrap_or(crate::DEFAULT_MASTER_PORT),
+        })
+    }
+
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for MasterAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "https://{}", self.authority())
+    }
+}
+
+/// Opens an HTTP/2 channel to the master over TLS with `config`.
+pub async fn tls_channel(
+    master: &MasterAddress,
+    config: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<Channel, tonic::transport::Error> {
+    let connector = TlsConnector::from(config);
+    let authority = master.authority();
+    let server_name = ServerName::try_from(master.host.clone())
+        .map_err(|e| e.to_string());
+    let endpoint = Endpoint::from_shared(format!("http://{authority}"))?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    endpoint
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let connector = connector.clone();
+            let authority = authority.clone();
+            let server_name = server_name.clone();
+            async move {
+                let name = server_name
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+                    .to_owned();
+                let tcp = TcpStream::connect(&authority).await?;
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await
+}
+
+/// Opens a channel over a Unix socket.
+pub async fn unix_channel(path: &Path) -> Result<Channel, tonic::transport::Error> {
+    let path = path.to_path_buf();
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+}
+
+/// A server-side TLS connection carrying its [`PeerIdentity`].
+pub struct TlsConnection {
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    identity: PeerIdentity,
+}
+
+impl Connected for TlsConnection {
+    type ConnectInfo = PeerIdentity;
+    fn connect_info(&self) -> PeerIdentity {
+        self.identity.clone()
+    }
+}
+
+impl AsyncRead for TlsConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Accepts TCP connections and completes TLS handshakes concurrently (a slow
+/// or failed handshake never blocks the others). The stream ends when the
+/// server drops it.
+pub fn tls_incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> ReceiverStream<io::Result<TlsConnection>> {
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = tx.closed() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, remote) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let identity = identity_of(&stream, remote);
+                        let _ = tx.send(Ok(TlsConnection { stream, identity })).await;
+                    }
+                    Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake refused"),
+                    Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+fn identity_of(
+    stream: &tokio_rustls::server::TlsStream<TcpStream>,
+    remote: SocketAddr,
+) -> PeerIdentity {
+    let certs = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()));
+    PeerIdentity { remote, certs }
+}
+
+/// Binds a Unix socket that only its owner (root for the daemons) can use:
+/// the parent directory is created 0700 if missing, a stale socket is
+/// replaced, and the socket is made 0600.
+pub fn bind_private_socket(path: &Path) -> io::Result<UnixListener> {
+    if let Some(parent) = path.parent() {
+        if !parent.exists() {
+            std::fs::create_dir_all(parent)?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("another process is listening on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Checks that a Unix-socket peer is root or the daemon's own user; the
+/// socket mode already says so, this is defence in depth.
+pub fn check_local_peer(info: Option<&tonic::transport::server::UdsConnectInfo>) -> Result<(), tonic::Status> {
+    let own = nix::unistd::geteuid().as_raw();
+    match info.and_then(|i| i.peer_cred) {
+        Some(cred) if cred.uid() == 0 || cred.uid() == own => Ok(()),
+        Some(cred) => Err(tonic::Status::permission_denied(format!(
+            "uid {} may not use this socket; run as root",
+            cred.uid()
+        ))),
+        None => Err(tonic::Status::permission_denied(
+            "cannot identify the peer of this socket",
+        )),
+    }
+}
+
+/// A path with a `.sock` socket below a runtime directory, for defaults.
+pub fn socket_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.sock"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_master_addresses() {
+        let cases = [
+            ("https://master:9000", "master", 9000),
+            ("master", "master", 8140),
+            ("127.0.0.1:8141", "127.0.0.1", 8141),
+            ("https://[::1]:8140", "::1", 8140),
+        ];
+        for (text, host, port) in cases {
+            let parsed = MasterAddress::parse(text).unwrap();
+            assert_eq!((parsed.host.as_str(), parsed.port), (host, port), "{text}");
+        }
+        assert!(MasterAddress::parse("http://master").is_err());
+        assert!(MasterAddress::parse("https://").is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! `rigger-master`: the master daemon. Thin: parses flags, loads the
+//! configuration and runs [`rigger_master::server::Master`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use rigger_common::exit;
+use rigger_common::logging::{self, LogFormat};
+use rigger_master::config::{DEFAULT_CONFIG_PATH, MasterConfig, MasterConfigFile};
+use rigger_master::server::Master;
+use tokio_util::sync::CancellationToken;
+
+/// The Rigger master: CA, enrollment and catalog server for WSO2 nodes.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, env = "RIGGER_MASTER_CONFIG")]
+    config: Option<PathBuf>,
+    /// State directory (CA, keys, database).
+    #[arg(long, env = "RIGGER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Listen address for nodes.
+    #[arg(long, env = "RIGGER_LISTEN")]
+    listen: Option<String>,
+    /// Module path (repeatable, searched in order).
+    #[arg(long, env = "RIGGER_MODULES", value_delimiter = ',')]
+    modules: Vec<PathBuf>,
+    /// Site data directory.
+    #[arg(long, env = "RIGGER_SITE")]
+    site: Option<PathBuf>,
+    /// Admin socket for masterctl.
+    #[arg(long, env = "RIGGER_ADMIN_SOCKET")]
+    admin_socket: Option<PathBuf>,
+    /// Extra server certificate name, DNS name or IP (repeatable).
+    #[arg(long, env = "RIGGER_SAN", value_delimiter = ',')]
+    san: Vec<String>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RIGGER_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = exit::parse_args();
+    logging::init(cli.log_format, "info");
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rigger-master: {e:#}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    if cli.check_config {
+        println!("configuration ok");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rigger-master: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rigger-master: {e:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
+    let (path, required) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+    };
+    let file = MasterConfigFile::load(&path, required)?;
+    let overrides = MasterConfigFile {
+        data_dir: cli.data_dir.clone(),
+        listen: cli.listen.clone(),
+        modules: Some(cli.modules.clone()),
+        site: cli.site.clone(),
+        admin_socket: cli.admin_socket.clone(),
+        san: Some(cli.san.clone()),
+    };
+    Ok(MasterConfig::resolve(file, overrides)?)
+}
+
+async fn run(config: MasterConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let admin = rigger_common::grpc::bind_private_socket(&config.admin_socket)
+        .with_context(|| format!("cannot bind admin socket {}", config.admin_socket.display()))?;
+    let addr_file = config.data_dir.join("listen.addr");
+    let master = Master::open(config.clone()).await?;
+    let local = listener.local_addr()?;
+    rigger_common::fsutil::write_atomic(
+        &addr_file,
+        format!("{local}\n").as_bytes(),
+        0o644,
+        Default::default(),
+    )?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    master.serve(listener, admin, shutdown).await?;
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,268 @@
+//! The master's certificate authority: created on first start, it signs the
+//! master's own server certificate and every enrolled node's certificate.
+//!
+//! Invariant: the CA key and the node-facing server key are written 0600 and
+//! never leave the data directory.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    SerialNumber,
+};
+use rigger_common::fsutil::{Ownership, write_atomic};
+use rustls_pki_types::pem::PemObject;
+use x509_parser::prelude::FromDer;
+use time::{Duration, OffsetDateTime};
+
+/// Certificates are backdated by this much against clock skew between a
+/// freshly booted node and the master.
+const BACKDATE: Duration = Duration::minutes(10);
+/// Lifetime of the CA certificate.
+const CA_LIFETIME: Duration = Duration::days(365 * 10);
+/// Lifetime of node and server certificates.
+const LEAF_LIFETIME: Duration = Duration::days(365 * 5);
+
+/// A CA operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// A CA file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A CA file could not be written.
+    #[error(transparent)]
+    Write(#[from] rigger_common::fsutil::WriteError),
+    /// rcgen refused to build or sign a certificate.
+    #[error("certificate operation failed")]
+    Rcgen(#[from] rcgen::Error),
+    /// The CSR is not acceptable.
+    #[error("invalid certificate signing request: {0}")]
+    BadCsr(String),
+}
+
+/// A certificate this CA issued.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    /// PEM certificate.
+    pub pem: String,
+    /// Serial number as lower-case hex.
+    pub serial: String,
+    /// Expiry, Unix ms.
+    pub not_after_ms: i64,
+}
+
+/// The master's CA: its certificate and signing key.
+pub struct CertificateAuthority {
+    cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl CertificateAuthority {
+    /// Loads `ca.crt`/`ca.key` from `dir`, creating them on first start.
+    pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
+        let cert_path = dir.join("ca.crt");
+        let key_path = dir.join("ca.key");
+        if cert_path.exists() && key_path.exists() {
+            let cert_pem = read(&cert_path)?;
+            let key = KeyPair::from_pem(&read(&key_path)?)?;
+            let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
+            return Ok(Self { cert_pem, issuer });
+        }
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("Rigger CA {}", hostname()));
+        dn.push(DnType::OrganizationName, "Rigger");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - BACKDATE;
+        params.not_after = now + CA_LIFETIME;
+        params.serial_number = Some(random_serial());
+        let cert = params.self_signed(&key)?;
+        write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600, Ownership::default())?;
+        write_atomic(&cert_path, cert.pem().as_bytes(), 0o644, Ownership::default())?;
+        tracing::info!(path = %cert_path.display(), "created a new certificate authority");
+        Ok(Self {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// Issues the master's TLS server certificate for `names` (DNS names or
+    /// IP addresses). Returns the certificate and its new key, both PEM.
+    pub fn issue_server_cert(&self, names: &[String]) -> Result<(IssuedCert, String), CaError> {
+        let key = KeyPair::generate()?;
+        let mut params = leaf_params("rigger-master");
+        params.subject_alt_names = names
+            .iter()
+            .map(|n| match n.parse::<IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => n.clone().try_into().map(SanType::DnsName),
+            })
+            .collect::<Result<_, _>>()?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((issued(&params, cert.pem()), key.serialize_pem()))
+    }
+
+    /// Signs a node's CSR. The certificate's only name is `certname` (the
+    /// CSR's requested extensions are ignored); it is valid for client
+    /// authentication only.
+    pub fn sign_node_csr(&self, csr_pem: &str, certname: &str) -> Result<IssuedCert, CaError> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| CaError::BadCsr(e.to_string()))?;
+        let mut params = leaf_params(certname);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&csr.public_key, &self.issuer)?;
+        Ok(issued(&params, cert.pem()))
+    }
+}
+
+fn leaf_params(common_name: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - BACKDATE;
+    params.not_after = now + LEAF_LIFETIME;
+    params.serial_number = Some(random_serial());
+    params
+}
+
+fn issued(params: &CertificateParams, pem: String) -> IssuedCert {
+    let serial = params
+        .serial_number
+        .as_ref()
+        .map(|s| hex::encode(s.as_ref()))
+        .unwrap_or_default();
+    IssuedCert {
+        pem,
+        serial,
+        not_after_ms: (params.not_after.unix_timestamp_nanos() / 1_000_000) as i64,
+    }
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[0] &= 0x7f; // positive
+    bytes[0] |= 0x01; // no leading zero byte
+    SerialNumber::from_slice(&bytes)
+}
+
+fn read(path: &Path) -> Result<String, CaError> {
+    std::fs::read_to_string(path).map_err(|source| CaError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// This machine's host name, or `localhost`.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The common name of a certificate (DER), which is the node's certname.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
+}
+
+/// The common name a CSR asks for.
+pub fn csr_common_name(csr_pem: &str) -> Result<String, String> {
+    let der = rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(csr_pem.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(
+        der.as_ref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let cn = csr
+        .certification_request_info
+        .subject
+        .iter_common_name()
+        .next()
+        .ok_or("the CSR has no common name")?;
+    cn.as_str().map(str::to_string).map_err(|e| e.to_string())
+}
+
+/// The serial number of a certificate (DER), lower-case hex.
+pub fn serial_of(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(hex::encode(cert.raw_serial()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csr(name: &str) -> String {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.serialize_request(&key).unwrap().pem().unwrap()
+    }
+
+    #[test]
+    fn ca_is_created_once_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let second = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.cert_pem(), second.cert_pem());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn node_certificate_carries_certname_and_serial() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let issued = ca.sign_node_csr(&csr("ignored-cn"), "node-1").unwrap();
+        let der = rigger_common::tls::certs_from_pem(&issued.pem, "test").unwrap();
+        assert_eq!(common_name(&der[0]).as_deref(), Some("node-1"));
+        assert_eq!(serial_of(&der[0]).unwrap(), issued.serial);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
+        let not_before = cert.validity().not_before.timestamp();
+        assert!(not_before < OffsetDateTime::now_utc().unix_timestamp() - 60, "not backdated");
+    }
+
+    #[test]
+    fn garbage_csr_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        assert!(matches!(
+            ca.sign_node_csr("not a csr", "n"),
+            Err(CaError::BadCsr(_))
+        ));
+    }
+}

@@ -1,0 +1,163 @@
+//! Site data: a hierarchy of TOML files merged most specific first —
+//! `nodes/<certname>.toml` → `roles/<role>.toml` → `patterns/<pattern>.toml`
+//! → `environments/<env>.toml` → `common.toml` → module defaults. Tables
+//! merge deeply; any other value from a more specific file wins.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Table;
+
+use super::{CompileError, Module};
+
+/// A role's definition: the `[role]` table of `roles/<role>.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    /// Module (product) name, e.g. `wso2is`.
+    pub module: String,
+    /// Profile within the module, e.g. `is`.
+    pub profile: String,
+    /// Product version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Deployment pattern (selects `patterns/<pattern>.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Environment (selects `environments/<env>.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Cluster the node belongs to (for peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+/// The site directory.
+pub struct SiteData<'a> {
+    dir: &'a Path,
+}
+
+impl<'a> SiteData<'a> {
+    /// The site rooted at `dir`.
+    pub fn new(dir: &'a Path) -> Self {
+        Self { dir }
+    }
+
+    fn role_file(&self, role: &str) -> PathBuf {
+        self.dir.join("roles").join(format!("{role}.toml"))
+    }
+
+    /// Reads the `[role]` table of `roles/<role>.toml`.
+    pub fn role(&self, role: &str) -> Result<RoleSpec, CompileError> {
+        let path = self.role_file(role);
+        if !is_safe_name(role) || !path.is_file() {
+            return Err(CompileError::UnknownRole {
+                role: role.to_string(),
+                expected: path,
+            });
+        }
+        let mut table = read_table(&path)?.unwrap_or_default();
+        let spec = table.remove("role").ok_or_else(|| CompileError::Toml {
+            path: path.clone(),
+            message: "missing the [role] table (module, profile, …)".to_string(),
+        })?;
+        spec.try_into().map_err(|e: toml::de::Error| CompileError::Toml {
+            path,
+            message: format!("[role]: {}", e.message()),
+        })
+    }
+
+    /// The data for a node: every layer merged onto the module's defaults.
+    pub fn merged_data(
+        &self,
+        module: &Module,
+        role_name: &str,
+        role: &RoleSpec,
+        certname: &str,
+    ) -> Result<Table, CompileError> {
+        let mut layers: Vec<PathBuf> = vec![self.dir.join("common.toml")];
+        if let Some(env) = role.environment.as_deref().filter(|e| is_safe_name(e)) {
+            layers.push(self.dir.join("environments").join(format!("{env}.toml")));
+        }
+        if let Some(pattern) = role.pattern.as_deref().filter(|p| is_safe_name(p)) {
+            layers.push(self.dir.join("patterns").join(format!("{pattern}.toml")));
+        }
+        layers.push(self.role_file(role_name));
+        if is_safe_name(certname) {
+            layers.push(self.dir.join("nodes").join(format!("{certname}.toml")));
+        }
+        let mut data = module.defaults(&role.profile)?;
+        for layer in layers {
+            if let Some(mut table) = read_table(&layer)? {
+                table.remove("role");
+                merge(&mut data, table);
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// Reads a TOML file as a table; a missing file is `None`.
+pub fn read_table(path: &Path) -> Result<Option<Table>, CompileError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CompileError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    text.parse::<Table>()
+        .map(Some)
+        .map_err(|e| CompileError::Toml {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+}
+
+/// Deep-merges `over` onto `base`: tables merge key by key, anything else
+/// in `over` replaces what `base` had.
+pub fn merge(base: &mut Table, over: Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Names used as file names must not climb out of the site.
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_is_deep_and_specific_wins() {
+        let mut base: Table = toml::from_str("a = 1\n[db]\nurl = 'x'\nuser = 'u'\n").unwrap();
+        let over: Table = toml::from_str("b = 2\n[db]\nurl = 'y'\n").unwrap();
+        merge(&mut base, over);
+        let expected: Table =
+            toml::from_str("a = 1\nb = 2\n[db]\nurl = 'y'\nuser = 'u'\n").unwrap();
+        assert_eq!(base, expected);
+    }
+
+    #[test]
+    fn role_names_cannot_climb_out_of_the_site() {
+        for bad in ["../etc/passwd", "", ".hidden", "a/b"] {
+            assert!(!is_safe_name(bad), "{bad:?}");
+        }
+        assert!(is_safe_name("apim_gateway-2.x"));
+    }
+}

@@ -1,0 +1,176 @@
+//! The catalog compiler: facts + role + hierarchical site data + module
+//! templates → a fully rendered [`CatalogContent`].
+//!
+//! Invariant: the output depends only on the module files, the site data,
+//! the role and the facts passed in; same inputs, same content digest.
+
+mod data;
+mod module;
+mod render;
+
+use std::path::{Path, PathBuf};
+
+use rigger_common::catalog::{CatalogContent, CatalogError};
+use serde_json::Value;
+
+pub use data::{RoleSpec, SiteData};
+pub use module::Module;
+
+/// Why a catalog could not be compiled. Every variant names the file (and
+/// where possible the line or resource) to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TOML file does not parse or has the wrong shape.
+    #[error("{}: {message}", path.display())]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// No site file defines the role.
+    #[error("role {role:?} is not defined: expected {}", expected.display())]
+    UnknownRole {
+        /// The role.
+        role: String,
+        /// Where its definition should be.
+        expected: PathBuf,
+    },
+    /// The role's module is on none of the module paths.
+    #[error("module {module:?} (role {role:?}) is not in any module path: {searched}")]
+    UnknownModule {
+        /// The module.
+        module: String,
+        /// The role naming it.
+        role: String,
+        /// The module paths searched, comma-separated.
+        searched: String,
+    },
+    /// The module has no such profile.
+    #[error("module {module:?} has no profile {profile:?} (it has: {available})")]
+    UnknownProfile {
+        /// The module.
+        module: String,
+        /// The missing profile.
+        profile: String,
+        /// Profiles it has.
+        available: String,
+    },
+    /// A template failed to render (syntax error, undefined value, …).
+    #[error("{}: {message}", file.display())]
+    Template {
+        /// The template or module file.
+        file: PathBuf,
+        /// What failed, with the line.
+        message: String,
+    },
+    /// A rendered resource is not a valid resource.
+    #[error("{}: resource {id:?}: {message}", file.display())]
+    Resource {
+        /// The module file declaring it.
+        file: PathBuf,
+        /// The resource id.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The resources do not form a valid catalog.
+    #[error("module {module:?} profile {profile:?} produced an invalid catalog")]
+    Catalog {
+        /// The module.
+        module: String,
+        /// The profile.
+        profile: String,
+        /// Why.
+        #[source]
+        source: CatalogError,
+    },
+}
+
+/// What the compiler knows about the node asking.
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    /// The node's certname.
+    pub certname: String,
+    /// The role it was classified into.
+    pub role: String,
+    /// Its facts (a JSON object).
+    pub facts: Value,
+}
+
+/// Compiles catalogs from module paths and a site directory.
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    module_paths: Vec<PathBuf>,
+    site: PathBuf,
+}
+
+impl Compiler {
+    /// A compiler over `module_paths` (searched in order) and `site`.
+    pub fn new(module_paths: Vec<PathBuf>, site: PathBuf) -> Self {
+        Self { module_paths, site }
+    }
+
+    /// The site directory.
+    pub fn site(&self) -> &Path {
+        &self.site
+    }
+
+    /// Loads the role's definition from the site.
+    pub fn role(&self, role: &str) -> Result<RoleSpec, CompileError> {
+        SiteData::new(&self.site).role(role)
+    }
+
+    /// Finds and loads a module by name.
+    pub fn module(&self, name: &str, role: &str) -> Result<Module, CompileError> {
+        for dir in &self.module_paths {
+            let candidate = dir.join(name);
+            if candidate.join("module.toml").is_file() {
+                return Module::load(&candidate);
+            }
+        }
+        Err(CompileError::UnknownModule {
+            module: name.to_string(),
+            role: role.to_string(),
+            searched: self
+                .module_paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Compiles the node's catalog content.
+    pub fn compile(&self, node: &NodeContext) -> Result<CatalogContent, CompileError> {
+        let site = SiteData::new(&self.site);
+        let role = site.role(&node.role)?;
+        let module = self.module(&role.module, &node.role)?;
+        let profile = module.profile(&role.profile)?;
+        let data = site.merged_data(&module, &node.role, &role, &node.certname)?;
+        let context = render::context(data, &role, node);
+        let resources = render::resources(&module, profile, &context)?;
+        let content = CatalogContent {
+            role: node.role.clone(),
+            profile: format!("{}/{}", module.name, role.profile),
+            resources,
+        };
+        content
+            .apply_order()
+            .map_err(|source| CompileError::Catalog {
+                module: module.name.clone(),
+                profile: role.profile.clone(),
+                source,
+            })?;
+        Ok(content)
+    }
+}

@@ -1,0 +1,180 @@
+//! Rendering: builds the template context and turns a profile's resource
+//! declarations into catalog resources. Undefined values are errors
+//! (minijinja strict mode), never empty strings.
+
+use minijinja::{Environment, UndefinedBehavior};
+use rigger_common::catalog::Resource;
+use serde_json::{Map, Value};
+use toml::Table;
+
+use super::module::{Module, Profile};
+use super::{CompileError, NodeContext, RoleSpec};
+
+/// The template context: the merged data at top level, plus `self` (the
+/// node: certname, hostname, ip), `role` and `facts`.
+pub fn context(data: Table, role: &RoleSpec, node: &NodeContext) -> Value {
+    let mut root = match serde_json::to_value(data) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let fact = |key: &str| node.facts.get(key).cloned().unwrap_or(Value::Null);
+    let mut me = Map::new();
+    me.insert("certname".into(), Value::String(node.certname.clone()));
+    me.insert("hostname".into(), fact("hostname"));
+    me.insert("ip".into(), fact("ip"));
+    root.insert("self".into(), Value::Object(me));
+    let mut role_value = serde_json::to_value(role).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut role_value {
+        map.insert("name".into(), Value::String(node.role.clone()));
+    }
+    root.insert("role".into(), role_value);
+    root.insert("facts".into(), node.facts.clone());
+    Value::Object(root)
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env
+}
+
+/// Renders every resource declaration of `profile`.
+pub fn resources(
+    module: &Module,
+    profile: &Profile,
+    context: &Value,
+) -> Result<Vec<Resource>, CompileError> {
+    let env = environment();
+    let manifest = module.manifest_path();
+    profile
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(index, declaration)| {
+            let id = declaration
+                .get("id")
+                .and_then(toml::Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("#{}", index + 1));
+            let resource_error = |message: String| CompileError::Resource {
+                file: manifest.clone(),
+                id: id.clone(),
+                message,
+            };
+            let mut rendered = Map::new();
+            for (key, value) in declaration {
+                if key == "template" {
+                    continue;
+                }
+                let value = render_value(&env, value, context).map_err(|e| {
+                    resource_error(format!("field {key:?}: {}", describe(&e)))
+                })?;
+                rendered.insert(key.clone(), value);
+            }
+            if let Some(name) = declaration.get("template") {
+                let name = name
+                    .as_str()
+                    .ok_or_else(|| resource_error("field \"template\" must be a string".into()))?;
+                let (path, source) = module.template_source(name)?;
+                let content = env.render_named_str(name, &source, context).map_err(|e| {
+                    CompileError::Template {
+                        file: path,
+                        message: describe(&e),
+                    }
+                })?;
+                rendered.insert("content".into(), Value::String(content));
+            }
+            if let Some(mode) = rendered.get("mode").cloned() {
+                rendered.insert("mode".into(), parse_mode(&mode).map_err(resource_error)?);
+            }
+            serde_json::from_value(Value::Object(rendered))
+                .map_err(|e| resource_error(e.to_string()))
+        })
+        .collect()
+}
+
+fn render_value(
+    env: &Environment<'_>,
+    value: &toml::Value,
+    context: &Value,
+) -> Result<Value, minijinja::Error> {
+    Ok(match value {
+        toml::Value::String(s) if s.contains("{{") || s.contains("{%") => {
+            Value::String(env.render_str(s, context)?)
+        }
+        toml::Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_value(env, v, context))
+                .collect::<Result<_, _>>()?,
+        ),
+        toml::Value::Table(table) => Value::Object(
+            table
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), render_value(env, v, context)?)))
+                .collect::<Result<_, minijinja::Error>>()?,
+        ),
+        other => serde_json::to_value(other).unwrap_or(Value::Null),
+    })
+}
+
+/// Modes are written as octal strings (`"0640"`) or TOML octal integers (`0o640`).
+fn parse_mode(value: &Value) -> Result<Value, String> {
+    let mode = match value {
+        Value::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8)
+            .map_err(|_| format!("mode {s:?} is not an octal number such as \"0644\""))?,
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("mode {n} is not a valid mode"))?,
+        other => return Err(format!("mode {other} must be an octal string such as \"0644\"")),
+    };
+    if mode > 0o7777 {
+        return Err(format!("mode {mode:o} has bits beyond 07777"));
+    }
+    Ok(Value::from(mode))
+}
+
+/// A minijinja error as one line: what went wrong and where.
+fn describe(err: &minijinja::Error) -> String {
+    let mut text = match err.line() {
+        Some(line) => format!("line {line}: {}", err.kind()),
+        None => err.kind().to_string(),
+    };
+    if let Some(detail) = err.detail() {
+        text.push_str(": ");
+        text.push_str(detail);
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_from_octal_strings_and_integers() {
+        assert_eq!(parse_mode(&Value::from("0640")).unwrap(), Value::from(0o640));
+        assert_eq!(parse_mode(&Value::from(0o755)).unwrap(), Value::from(0o755));
+        assert!(parse_mode(&Value::from("rw-r--r--")).is_err());
+        assert!(parse_mode(&Value::from("77777")).is_err());
+    }
+
+    #[test]
+    fn undefined_values_are_errors_with_a_line() {
+        let env = environment();
+        let err = env
+            .render_named_str("t.j2", "a\n{{ missing.value }}\n", serde_json::json!({}))
+            .unwrap_err();
+        let text = describe(&err);
+        assert!(text.contains("line 2"), "{text}");
+        assert!(text.contains("undefined"), "{text}");
+    }
+}

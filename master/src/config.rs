@@ -1,0 +1,181 @@
+//! The master's configuration: `/etc/rigger/master.toml`, every field also a
+//! flag and a `RIGGER_…` variable (flag > env > file > default).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the master looks for its configuration file by default.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/rigger/master.toml";
+
+/// The configuration file (and the overrides from flags), every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterConfigFile {
+    /// State: CA, keys, metadata database.
+    pub data_dir: Option<PathBuf>,
+    /// Address the node-facing gRPC server listens on.
+    pub listen: Option<String>,
+    /// Module paths, searched in order.
+    pub modules: Option<Vec<PathBuf>>,
+    /// Site data directory.
+    pub site: Option<PathBuf>,
+    /// The admin Unix socket `masterctl` talks to.
+    pub admin_socket: Option<PathBuf>,
+    /// Extra names (DNS or IP) for the server certificate.
+    pub san: Option<Vec<String>>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterConfig {
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Module paths.
+    pub modules: Vec<PathBuf>,
+    /// Site directory.
+    pub site: PathBuf,
+    /// Admin socket.
+    pub admin_socket: PathBuf,
+    /// Extra certificate names.
+    pub sans: Vec<String>,
+}
+
+/// Configuration that cannot be used; lists every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", problems.join("\n  "))]
+pub struct ConfigError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+impl MasterConfigFile {
+    /// Reads a configuration file. `required` makes a missing file an error.
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default());
+            }
+            Err(e) => {
+                return Err(ConfigError {
+                    problems: vec![format!("cannot read {}: {e}", path.display())],
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|e| ConfigError {
+            problems: vec![format!("{}: {}", path.display(), e.to_string().trim_end())],
+        })
+    }
+}
+
+impl MasterConfig {
+    /// Layers `overrides` (flags and environment) over `file` over the defaults.
+    pub fn resolve(file: MasterConfigFile, overrides: MasterConfigFile) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let listen_text = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| format!("0.0.0.0:{}", rigger_common::DEFAULT_MASTER_PORT));
+        let listen = listen_text.parse().unwrap_or_else(|_| {
+            problems.push(format!("listen: {listen_text:?} is not an address such as 0.0.0.0:8140"));
+            SocketAddr::from(([0, 0, 0, 0], rigger_common::DEFAULT_MASTER_PORT))
+        });
+        let config = Self {
+            data_dir: overrides
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("/var/lib/rigger/master")),
+            listen,
+            modules: overrides
+                .modules
+                .filter(|m| !m.is_empty())
+                .or(file.modules)
+                .unwrap_or_else(|| vec![PathBuf::from("/etc/rigger/modules")]),
+            site: overrides
+                .site
+                .or(file.site)
+                .unwrap_or_else(|| PathBuf::from("/etc/rigger/site")),
+            admin_socket: overrides
+                .admin_socket
+                .or(file.admin_socket)
+                .unwrap_or_else(|| PathBuf::from("/run/rigger/master.sock")),
+            sans: overrides
+                .san
+                .filter(|s| !s.is_empty())
+                .or(file.san)
+                .unwrap_or_default(),
+        };
+        for dir in &config.modules {
+            if !dir.is_dir() {
+                problems.push(format!("modules: {} is not a directory", dir.display()));
+            }
+        }
+        if !config.site.is_dir() {
+            problems.push(format!("site: {} is not a directory", config.site.display()));
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_template_parses_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("master.toml.example");
+        let file = MasterConfigFile::load(&path, true).unwrap();
+        let expected = MasterConfigFile {
+            data_dir: Some("/var/lib/rigger/master".into()),
+            listen: Some("0.0.0.0:8140".into()),
+            modules: Some(vec!["/etc/rigger/modules".into()]),
+            site: Some("/etc/rigger/site".into()),
+            admin_socket: Some("/run/rigger/master.sock".into()),
+            san: Some(vec![]),
+        };
+        assert_eq!(file, expected);
+    }
+
+    #[test]
+    fn flags_win_over_file_and_all_problems_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = MasterConfigFile {
+            listen: Some("127.0.0.1:1".into()),
+            site: Some(dir.path().into()),
+            modules: Some(vec![dir.path().into()]),
+            ..Default::default()
+        };
+        let flags = MasterConfigFile {
+            listen: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let config = MasterConfig::resolve(file, flags).unwrap();
+        assert_eq!(config.listen.port(), 2);
+
+        let bad = MasterConfigFile {
+            listen: Some("nonsense".into()),
+            site: Some("/nonexistent/site".into()),
+            modules: Some(vec!["/nonexistent/modules".into()]),
+            ..Default::default()
+        };
+        let err = MasterConfig::resolve(bad, MasterConfigFile::default()).unwrap_err();
+        assert_eq!(err.problems.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = MasterConfigFile::load(&path, true).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+}

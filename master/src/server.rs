@@ -1,0 +1,143 @@
+//! Wiring only: opens the state, issues the server certificate and serves
+//! the node-facing services over TLS and the admin service on a Unix socket.
+
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use rigger_common::proto::admin_service_server::AdminServiceServer;
+use rigger_common::proto::catalog_service_server::CatalogServiceServer;
+use rigger_common::proto::enrollment_service_server::EnrollmentServiceServer;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Mutex;
+use tokio_stream::wrappers::UnixListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+
+use crate::ca::{self, CaError, CertificateAuthority};
+use crate::compiler::Compiler;
+use crate::config::MasterConfig;
+use crate::rpc::admin::Admin;
+use crate::rpc::catalog::Catalogs;
+use crate::rpc::enrollment::Enrollment;
+use crate::rpc::{MasterState, SharedState};
+use crate::store::{SqliteStore, StoreError};
+
+/// The master failed to start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be prepared.
+    #[error("cannot prepare data directory {}", path.display())]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA could not be loaded or used.
+    #[error("certificate authority")]
+    Ca(#[from] CaError),
+    /// The catalog signing key could not be loaded.
+    #[error("catalog signing key")]
+    Key(#[from] rigger_common::signing::KeyError),
+    /// The metadata store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The TLS configuration was refused.
+    #[error("TLS configuration")]
+    Tls(#[from] rigger_common::tls::TlsError),
+    /// A listener failed.
+    #[error("listener")]
+    Io(#[from] std::io::Error),
+    /// A gRPC server failed.
+    #[error("gRPC server")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A master ready to serve.
+pub struct Master {
+    state: SharedState,
+    config: MasterConfig,
+}
+
+impl Master {
+    /// Opens (creating on first start) the CA, the signing key and the store.
+    pub async fn open(config: MasterConfig) -> Result<Self, ServerError> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|source| ServerError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+        let ca = CertificateAuthority::load_or_create(dir)?;
+        let signing_key = rigger_common::signing::load_or_create_key(&dir.join("catalog-signing.key"))?;
+        let store = SqliteStore::open(&dir.join("master.db")).await?;
+        let compiler = Compiler::new(config.modules.clone(), config.site.clone());
+        let state = Arc::new(MasterState {
+            store,
+            ca,
+            signing_key,
+            compiler,
+            catalog_lock: Mutex::new(()),
+        });
+        Ok(Self { state, config })
+    }
+
+    /// The shared state (for tests and benchmarks).
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        admin: UnixListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServerError> {
+        let local = listener.local_addr()?;
+        let names = certificate_names(local.ip(), &self.config.sans);
+        let (server_cert, server_key) = self.state.ca.issue_server_cert(&names)?;
+        let chain = format!("{}{}", server_cert.pem, self.state.ca.cert_pem());
+        let tls = rigger_common::tls::server_config(&chain, &server_key, self.state.ca.cert_pem())?;
+        let incoming = rigger_common::grpc::tls_incoming(listener, Arc::new(tls));
+        tracing::info!(addr = %local, names = ?names, "master listening");
+
+        let node_server = Server::builder()
+            .add_service(EnrollmentServiceServer::new(Enrollment::new(self.state.clone())))
+            .add_service(CatalogServiceServer::new(Catalogs::new(self.state.clone())))
+            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        let admin_server = Server::builder()
+            .add_service(AdminServiceServer::new(Admin::new(self.state.clone())))
+            .serve_with_incoming_shutdown(
+                UnixListenerStream::new(admin),
+                shutdown.clone().cancelled_owned(),
+            );
+        let (a, b) = tokio::join!(node_server, admin_server);
+        let _ = std::fs::remove_file(&self.config.admin_socket);
+        a?;
+        b?;
+        tracing::info!("master stopped");
+        Ok(())
+    }
+}
+
+/// Names the server certificate covers: host name, localhost, loopback,
+/// the listen address (when specific) and the configured extras.
+pub fn certificate_names(listen_ip: IpAddr, extra: &[String]) -> Vec<String> {
+    let mut names = vec![
+        ca::hostname(),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if !listen_ip.is_unspecified() {
+        names.push(listen_ip.to_string());
+    }
+    names.extend(extra.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
+}

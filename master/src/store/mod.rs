@@ -1,0 +1,86 @@
+//! The master's metadata: tokens, certificates, node inventory, catalog
+//! history and reports. SQLite in the data directory now; the SQL is kept
+//! portable for PostgreSQL.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// A store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused the operation.
+    #[error("metadata store: {context}")]
+    Sql {
+        /// What was being done.
+        context: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// A bootstrap token as stored (only its hash is kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Role bound to nodes enrolled with it, if any.
+    pub role: Option<String>,
+    /// Expiry, Unix ms.
+    pub expires_at_ms: i64,
+    /// Enrollments left.
+    pub uses_left: i64,
+}
+
+/// An issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRecord {
+    /// Serial, lower-case hex.
+    pub serial: String,
+    /// Node name.
+    pub certname: String,
+    /// When issued, Unix ms.
+    pub issued_at_ms: i64,
+    /// Expiry, Unix ms.
+    pub not_after_ms: i64,
+    /// Revoked certificates are refused.
+    pub revoked: bool,
+}
+
+/// A node in the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Node name (certificate common name).
+    pub certname: String,
+    /// Role bound by its enrollment token, if any.
+    pub bound_role: Option<String>,
+    /// Role of its latest catalog.
+    pub role: Option<String>,
+    /// Enrollment time, Unix ms.
+    pub enrolled_at_ms: i64,
+    /// Last catalog request, Unix ms.
+    pub last_seen_ms: i64,
+    /// Its private IP from the last facts.
+    pub ip: Option<String>,
+}
+
+/// One stored catalog version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogRecord {
+    /// Version.
+    pub version: u64,
+    /// Content digest (`sha256:…`).
+    pub digest: String,
+    /// The signed JSON bytes.
+    pub catalog_json: Vec<u8>,
+    /// Signature over `catalog_json`.
+    pub signature: Vec<u8>,
+}
+
+/// Summary of a node's last report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSummary {
+    /// "unchanged", "changed" or "failed".
+    pub status: String,
+    /// When received, Unix ms.
+    pub received_at_ms: i64,
+}

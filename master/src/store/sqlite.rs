@@ -1,0 +1,382 @@
+//! SQLite backend of the metadata store.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{CatalogRecord, CertRecord, NodeRecord, ReportSummary, StoreError, TokenRecord};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS tokens (
+        hash TEXT PRIMARY KEY,
+        role TEXT,
+        expires_at_ms BIGINT NOT NULL,
+        uses_left BIGINT NOT NULL,
+        created_at_ms BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS certs (
+        serial TEXT PRIMARY KEY,
+        certname TEXT NOT NULL,
+        issued_at_ms BIGINT NOT NULL,
+        not_after_ms BIGINT NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS certs_by_name ON certs (certname)",
+    "CREATE TABLE IF NOT EXISTS nodes (
+        certname TEXT PRIMARY KEY,
+        bound_role TEXT,
+        role TEXT,
+        enrolled_at_ms BIGINT NOT NULL,
+        last_seen_ms BIGINT NOT NULL DEFAULT 0,
+        ip TEXT,
+        facts_json TEXT)",
+    "CREATE TABLE IF NOT EXISTS catalogs (
+        certname TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        digest TEXT NOT NULL,
+        catalog_json BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (certname, version))",
+    "CREATE TABLE IF NOT EXISTS reports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        certname TEXT NOT NULL,
+        catalog_version BIGINT NOT NULL,
+        received_at_ms BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        changed BIGINT NOT NULL,
+        failed BIGINT NOT NULL,
+        duration_ms BIGINT NOT NULL,
+        report_json TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS reports_by_node ON reports (certname, id)",
+];
+
+fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Sql { context, source }
+}
+
+/// The metadata store in a SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and its schema.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(sql("parse connection options"))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(sql("open the database"))?;
+        for statement in SCHEMA {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .map_err(sql("create the schema"))?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// Stores a new token by hash.
+    pub async fn insert_token(
+        &self,
+        hash: &str,
+        record: &TokenRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO tokens (hash, role, expires_at_ms, uses_left, created_at_ms) VALUES (?, ?, ?, ?, ?)")
+            .bind(hash)
+            .bind(&record.role)
+            .bind(record.expires_at_ms)
+            .bind(record.uses_left)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("store a token"))?;
+        Ok(())
+    }
+
+    /// Looks a token up by hash.
+    pub async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query("SELECT role, expires_at_ms, uses_left FROM tokens WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql("look up a token"))?;
+        Ok(row.map(|r| TokenRecord {
+            role: r.get(0),
+            expires_at_ms: r.get(1),
+            uses_left: r.get(2),
+        }))
+    }
+
+    /// Consumes one use of a token if it is unexpired and not used up;
+    /// returns whether it did (atomic against concurrent enrollments).
+    pub async fn consume_token(&self, hash: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tokens SET uses_left = uses_left - 1 WHERE hash = ? AND uses_left > 0 AND expires_at_ms > ?",
+        )
+        .bind(hash)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("consume a token"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records an issued certificate and enrolls (or re-binds) its node.
+    pub async fn record_enrollment(
+        &self,
+        cert: &CertRecord,
+        bound_role: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql("begin enrollment"))?;
+        sqlx::query("INSERT INTO certs (serial, certname, issued_at_ms, not_after_ms, revoked) VALUES (?, ?, ?, ?, 0)")
+            .bind(&cert.serial)
+            .bind(&cert.certname)
+            .bind(cert.issued_at_ms)
+            .bind(cert.not_after_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("store a certificate"))?;
+        sqlx::query(
+            "INSERT INTO nodes (certname, bound_role, enrolled_at_ms) VALUES (?, ?, ?)
+             ON CONFLICT (certname) DO UPDATE SET bound_role = excluded.bound_role, enrolled_at_ms = excluded.enrolled_at_ms",
+        )
+        .bind(&cert.certname)
+        .bind(bound_role)
+        .bind(cert.issued_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(sql("store a node"))?;
+        tx.commit().await.map_err(sql("commit enrollment"))
+    }
+
+    /// Certificates, newest first.
+    pub async fn certs(&self) -> Result<Vec<CertRecord>, StoreError> {
+        let rows = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked FROM certs ORDER BY issued_at_ms DESC")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql("list certificates"))?;
+        Ok(rows.iter().map(cert_from_row).collect())
+    }
+
+    /// The certificate with this serial.
+    pub async fn cert(&self, serial: &str) -> Result<Option<CertRecord>, StoreError> {
+        let row = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked FROM certs WHERE serial = ?")
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql("look up a certificate"))?;
+        Ok(row.as_ref().map(cert_from_row))
+    }
+
+    /// Whether `certname` holds an unrevoked, unexpired certificate.
+    pub async fn has_valid_cert(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM certs WHERE certname = ? AND revoked = 0 AND not_after_ms > ?")
+            .bind(certname)
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(sql("check certificates"))?;
+        Ok(row.get::<i64, _>(0) > 0)
+    }
+
+    /// The node's inventory record.
+    pub async fn node(&self, certname: &str) -> Result<Option<NodeRecord>, StoreError> {
+        let row = sqlx::query("SELECT certname, bound_role, role, enrolled_at_ms, last_seen_ms, ip FROM nodes WHERE certname = ?")
+            .bind(certname)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql("look up a node"))?;
+        Ok(row.as_ref().map(node_from_row))
+    }
+
+    /// Every node, by name.
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let rows = sqlx::query("SELECT certname, bound_role, role, enrolled_at_ms, last_seen_ms, ip FROM nodes ORDER BY certname")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql("list nodes"))?;
+        Ok(rows.iter().map(node_from_row).collect())
+    }
+
+    /// Records that a node asked for its catalog with these facts.
+    pub async fn touch_node(
+        &self,
+        certname: &str,
+        role: &str,
+        ip: Option<&str>,
+        facts_json: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE nodes SET role = ?, ip = ?, facts_json = ?, last_seen_ms = ? WHERE certname = ?")
+            .bind(role)
+            .bind(ip)
+            .bind(facts_json)
+            .bind(now_ms)
+            .bind(certname)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("update a node"))?;
+        Ok(())
+    }
+
+    /// The node's latest catalog, or the given version.
+    pub async fn catalog(
+        &self,
+        certname: &str,
+        version: Option<u64>,
+    ) -> Result<Option<CatalogRecord>, StoreError> {
+        let query = match version {
+            Some(v) => sqlx::query("SELECT version, digest, catalog_json, signature FROM catalogs WHERE certname = ? AND version = ?")
+                .bind(certname)
+                .bind(v as i64),
+            None => sqlx::query("SELECT version, digest, catalog_json, signature FROM catalogs WHERE certname = ? ORDER BY version DESC LIMIT 1")
+                .bind(certname),
+        };
+        let row = query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql("look up a catalog"))?;
+        Ok(row.map(|r| CatalogRecord {
+            version: r.get::<i64, _>(0) as u64,
+            digest: r.get(1),
+            catalog_json: r.get(2),
+            signature: r.get(3),
+        }))
+    }
+
+    /// Appends a catalog version to the node's history.
+    pub async fn insert_catalog(
+        &self,
+        certname: &str,
+        record: &CatalogRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO catalogs (certname, version, digest, catalog_json, signature, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(certname)
+            .bind(record.version as i64)
+            .bind(&record.digest)
+            .bind(&record.catalog_json)
+            .bind(&record.signature)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("store a catalog"))?;
+        Ok(())
+    }
+
+    /// Stores a run report.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_report(
+        &self,
+        certname: &str,
+        catalog_version: u64,
+        status: &str,
+        changed: u32,
+        failed: u32,
+        duration_ms: u64,
+        report_json: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO reports (certname, catalog_version, received_at_ms, status, changed, failed, duration_ms, report_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(certname)
+            .bind(catalog_version as i64)
+            .bind(now_ms)
+            .bind(status)
+            .bind(i64::from(changed))
+            .bind(i64::from(failed))
+            .bind(duration_ms as i64)
+            .bind(report_json)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("store a report"))?;
+        Ok(())
+    }
+
+    /// The node's last report.
+    pub async fn last_report(&self, certname: &str) -> Result<Option<ReportSummary>, StoreError> {
+        let row = sqlx::query("SELECT status, received_at_ms FROM reports WHERE certname = ? ORDER BY id DESC LIMIT 1")
+            .bind(certname)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql("look up a report"))?;
+        Ok(row.map(|r| ReportSummary {
+            status: r.get(0),
+            received_at_ms: r.get(1),
+        }))
+    }
+}
+
+fn cert_from_row(r: &sqlx::sqlite::SqliteRow) -> CertRecord {
+    CertRecord {
+        serial: r.get(0),
+        certname: r.get(1),
+        issued_at_ms: r.get(2),
+        not_after_ms: r.get(3),
+        revoked: r.get::<i64, _>(4) != 0,
+    }
+}
+
+fn node_from_row(r: &sqlx::sqlite::SqliteRow) -> NodeRecord {
+    NodeRecord {
+        certname: r.get(0),
+        bound_role: r.get(1),
+        role: r.get(2),
+        enrolled_at_ms: r.get(3),
+        last_seen_ms: r.get(4),
+        ip: r.get(5),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn token_uses_are_limited_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
+        let rec = TokenRecord {
+            role: Some("is".into()),
+            expires_at_ms: 1_000,
+            uses_left: 2,
+        };
+        store.insert_token("h", &rec, 0).await.unwrap();
+        assert_eq!(store.token("h").await.unwrap(), Some(rec));
+        assert!(store.consume_token("h", 10).await.unwrap());
+        assert!(!store.consume_token("h", 2_000).await.unwrap(), "expired token consumed");
+        assert!(store.consume_token("h", 10).await.unwrap());
+        assert!(!store.consume_token("h", 10).await.unwrap(), "used-up token consumed");
+        assert!(!store.consume_token("unknown", 10).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn catalog_history_returns_latest_or_given_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
+        for v in 1..=3u64 {
+            let rec = CatalogRecord {
+                version: v,
+                digest: format!("d{v}"),
+                catalog_json: vec![v as u8],
+                signature: vec![],
+            };
+            store.insert_catalog("n", &rec, 0).await.unwrap();
+        }
+        assert_eq!(store.catalog("n", None).await.unwrap().unwrap().version, 3);
+        assert_eq!(store.catalog("n", Some(2)).await.unwrap().unwrap().digest, "d2");
+        assert!(store.catalog("n", Some(9)).await.unwrap().is_none());
+        assert!(store.catalog("other", None).await.unwrap().is_none());
+    }
+}
