@@ -1,1 +1,17 @@
-//! placeholder
+//! The Rigger agent: enrolls with the master, pulls its signed catalog,
+//! converges the node to it and keeps it converged; `agentctl` asks it what
+//! is going on over a local socket.
+//!
+//! Entry points: [`run::Agent`] (one run), [`daemon::run`] (the loop),
+//! [`apply::apply_catalog`] (the engine), [`config::AgentConfig`].
+
+pub mod apply;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod facts;
+pub mod identity;
+pub mod paths;
+pub mod resources;
+pub mod run;
+pub mod state;

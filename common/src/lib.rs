@@ -16,3 +16,16 @@ pub mod tls;
 
 /// The port a master listens on unless told otherwise (Puppet's port).
 pub const DEFAULT_MASTER_PORT: u16 = 8140;
+
+/// An error and its sources as one line (`a: b: c`), for messages that
+/// travel over the wire or into reports.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

@@ -40,17 +40,7 @@ impl From<StoreError> for Status {
     }
 }
 
-/// An error and its sources as one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
+pub use rigger_common::error_chain;
 
 /// The certname of the calling node: the common name of its verified client
 /// certificate, which must be one this master issued and has not revoked.

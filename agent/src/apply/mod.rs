@@ -1,0 +1,210 @@
+//! The apply engine: orders a catalog's resources by `requires`, plans
+//! every change before writing anything, applies in dependency order, skips
+//! the dependents of a failure (and only those), and refreshes notified
+//! resources whose source changed.
+//!
+//! Invariant: a converged node yields a run with zero changes.
+
+use std::collections::{HashMap, HashSet};
+
+use rigger_common::catalog::{CatalogContent, CatalogError, Resource, ResourceSpec};
+use rigger_common::error_chain;
+
+use crate::resources::{self, ApplyContext, Change, ResourceError};
+
+/// What happened to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Already in the desired state.
+    Unchanged,
+    /// Changed to the desired state (or refreshed).
+    Changed,
+    /// Would change (noop run).
+    Pending,
+    /// Check or apply failed.
+    Failed,
+    /// Not applied because something it requires failed or was skipped.
+    Skipped,
+}
+
+impl Status {
+    /// The word used in reports and `agentctl`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unchanged => "unchanged",
+            Self::Changed => "changed",
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// One resource's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Resource id.
+    pub id: String,
+    /// Result.
+    pub status: Status,
+    /// Summary of the changes, the error, or why it was skipped.
+    pub message: String,
+    /// Unified diff of content changes (secrets redacted).
+    pub diff: Option<String>,
+}
+
+/// The result of applying a catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Outcomes in apply order.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl ApplyReport {
+    fn count(&self, status: Status) -> u32 {
+        self.outcomes.iter().filter(|o| o.status == status).count() as u32
+    }
+    /// Resources changed (or, in noop, pending).
+    pub fn changed(&self) -> u32 {
+        self.count(Status::Changed) + self.count(Status::Pending)
+    }
+    /// Resources failed.
+    pub fn failed(&self) -> u32 {
+        self.count(Status::Failed)
+    }
+    /// Resources skipped.
+    pub fn skipped(&self) -> u32 {
+        self.count(Status::Skipped)
+    }
+}
+
+/// Applies (or with `noop`, only plans) `content`. `on_outcome` sees each
+/// outcome as it happens (for streaming to `agentctl run`).
+pub fn apply_catalog(
+    content: &CatalogContent,
+    ctx: &ApplyContext,
+    noop: bool,
+    mut on_outcome: impl FnMut(&Outcome),
+) -> Result<ApplyReport, CatalogError> {
+    let order = content.apply_order()?;
+    // Plan: check everything before writing anything.
+    let plans: Vec<Result<Vec<Change>, ResourceError>> = order
+        .iter()
+        .map(|&i| check(&content.resources[i], ctx))
+        .collect();
+
+    // target id -> ids of the resources that notify it
+    let mut sources: HashMap<&str, Vec<&str>> = HashMap::new();
+    for r in &content.resources {
+        for target in &r.notifies {
+            sources.entry(target.as_str()).or_default().push(r.id.as_str());
+        }
+    }
+    let mut blocked: HashSet<&str> = HashSet::new();
+    let mut changed: HashSet<&str> = HashSet::new();
+    let mut report = ApplyReport::default();
+    for (&i, plan) in order.iter().zip(plans) {
+        let resource = &content.resources[i];
+        let notified_by: Vec<&str> = sources
+            .get(resource.id.as_str())
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|s| changed.contains(s))
+            .collect();
+        let outcome = step(resource, plan, ctx, noop, &blocked, &notified_by);
+        match outcome.status {
+            Status::Failed | Status::Skipped => {
+                blocked.insert(&resource.id);
+            }
+            Status::Changed | Status::Pending => {
+                changed.insert(&resource.id);
+            }
+            Status::Unchanged => {}
+        }
+        on_outcome(&outcome);
+        report.outcomes.push(outcome);
+    }
+    Ok(report)
+}
+
+fn step(
+    resource: &Resource,
+    plan: Result<Vec<Change>, ResourceError>,
+    ctx: &ApplyContext,
+    noop: bool,
+    blocked: &HashSet<&str>,
+    notified_by: &[&str],
+) -> Outcome {
+    let outcome = |status, message: String, diff| Outcome {
+        id: resource.id.clone(),
+        status,
+        message,
+        diff,
+    };
+    if let Some(dep) = resource.requires.iter().find(|r| blocked.contains(r.as_str())) {
+        return outcome(Status::Skipped, format!("skipped: requires {dep}, which did not apply"), None);
+    }
+    let changes = match plan {
+        Ok(c) => c,
+        Err(e) => return outcome(Status::Failed, error_chain(&e), None),
+    };
+    let summary = changes.iter().map(|c| c.summary.as_str()).collect::<Vec<_>>().join("; ");
+    let diffs: Vec<&str> = changes.iter().filter_map(|c| c.diff.as_deref()).collect();
+    let diff = (!diffs.is_empty()).then(|| diffs.concat());
+    let refresh_due = changes.is_empty() && !notified_by.is_empty() && has_refresh(resource);
+    let notified = || format!("notified by {}", notified_by.join(", "));
+    if noop {
+        return if !changes.is_empty() {
+            outcome(Status::Pending, format!("would {summary}"), diff)
+        } else if refresh_due {
+            outcome(Status::Pending, format!("would refresh ({})", notified()), None)
+        } else {
+            outcome(Status::Unchanged, String::new(), None)
+        };
+    }
+    if !changes.is_empty() {
+        return match apply(resource, ctx) {
+            Ok(()) => outcome(Status::Changed, summary, diff),
+            Err(e) => outcome(Status::Failed, error_chain(&e), diff),
+        };
+    }
+    if refresh_due {
+        // An exec that already ran for its own change is not run again.
+        return match refresh(resource, ctx) {
+            Ok(()) => outcome(Status::Changed, format!("refreshed ({})", notified()), None),
+            Err(e) => outcome(Status::Failed, format!("refresh failed: {}", error_chain(&e)), None),
+        };
+    }
+    outcome(Status::Unchanged, String::new(), None)
+}
+
+/// Kinds that react to a notification.
+fn has_refresh(resource: &Resource) -> bool {
+    matches!(resource.spec, ResourceSpec::Exec(_))
+}
+
+fn check(resource: &Resource, ctx: &ApplyContext) -> Result<Vec<Change>, ResourceError> {
+    match &resource.spec {
+        ResourceSpec::Directory(s) => resources::directory::check(s, ctx),
+        ResourceSpec::File(s) => resources::file::check(s, ctx),
+        ResourceSpec::Symlink(s) => resources::symlink::check(s, ctx),
+        ResourceSpec::Exec(s) => resources::exec::check(s, ctx),
+    }
+}
+
+fn apply(resource: &Resource, ctx: &ApplyContext) -> Result<(), ResourceError> {
+    match &resource.spec {
+        ResourceSpec::Directory(s) => resources::directory::apply(s, ctx),
+        ResourceSpec::File(s) => resources::file::apply(s, ctx),
+        ResourceSpec::Symlink(s) => resources::symlink::apply(s, ctx),
+        ResourceSpec::Exec(s) => resources::exec::apply(s, ctx),
+    }
+}
+
+fn refresh(resource: &Resource, ctx: &ApplyContext) -> Result<(), ResourceError> {
+    match &resource.spec {
+        ResourceSpec::Exec(s) => resources::exec::run(s, ctx),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,188 @@
+//! `agentctl`: asks the local agent what is going on, or makes it run now.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+use rigger_agent::paths::Paths;
+use rigger_common::exit;
+use rigger_common::proto::agent_control_service_client::AgentControlServiceClient;
+use rigger_common::proto::{AgentStatus, GetStatusRequest, TriggerRunRequest, run_event};
+use rigger_common::time::{format_ms, now_ms};
+
+/// Talk to the Rigger agent on this node.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// The agent's control socket (default: ROOT/run/rigger/agent.sock).
+    #[arg(long, env = "RIGGER_AGENT_SOCKET", global = true)]
+    socket: Option<PathBuf>,
+    /// The agent's root prefix.
+    #[arg(long, env = "RIGGER_ROOT", default_value = "/", global = true)]
+    root: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// What the agent did last and what it will do next.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run now and show each change as it happens.
+    Run {
+        /// Show what would change, change nothing.
+        #[arg(long)]
+        noop: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = exit::parse_args();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("agentctl: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("agentctl: {e:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let socket = cli.socket.unwrap_or_else(|| Paths::new(&cli.root).socket());
+    let channel = rigger_common::grpc::unix_channel(&socket)
+        .await
+        .with_context(|| format!("cannot reach the agent at {} (is rigger-agent running, and are you root?)", socket.display()))?;
+    let mut client = AgentControlServiceClient::new(channel);
+    match cli.command {
+        Command::Status { json } => {
+            let status = client
+                .get_status(GetStatusRequest {})
+                .await
+                .map_err(|s| anyhow!("{}", s.message()))?
+                .into_inner();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status_json(&status))?);
+            } else {
+                print_status(&status);
+            }
+            Ok(exit::OK)
+        }
+        Command::Run { noop } => {
+            let mut stream = client
+                .trigger_run(TriggerRunRequest { noop })
+                .await
+                .map_err(|s| anyhow!("{}", s.message()))?
+                .into_inner();
+            let mut code = exit::OK;
+            while let Some(event) = stream.message().await.map_err(|s| anyhow!("{}", s.message()))? {
+                match event.event {
+                    Some(run_event::Event::Resource(r)) => {
+                        println!("{:<9} {}: {}", r.status, r.id, r.message);
+                        if !r.diff.is_empty() {
+                            print!("{}", r.diff);
+                        }
+                    }
+                    Some(run_event::Event::Summary(s)) => {
+                        if !s.error.is_empty() {
+                            eprintln!("run failed: {}", s.error);
+                            code = exit::FAILURE;
+                        } else if s.failed > 0 {
+                            code = exit::FAILURE;
+                        }
+                        let verb = if s.noop { "would change" } else { "changed" };
+                        println!(
+                            "catalog version {}: {} {verb}, {} failed, {} skipped in {} ms{}",
+                            s.catalog_version,
+                            s.changed,
+                            s.failed,
+                            s.skipped,
+                            s.duration_ms,
+                            if s.used_cached_catalog { " (cached catalog: master unreachable)" } else { "" }
+                        );
+                    }
+                    None => {}
+                }
+            }
+            Ok(code)
+        }
+    }
+}
+
+fn status_json(s: &AgentStatus) -> serde_json::Value {
+    serde_json::json!({
+        "certname": s.certname,
+        "master": s.master,
+        "master_reachable": s.master_reachable,
+        "master_error": s.master_error,
+        "running": s.running,
+        "last_run_at_ms": s.last_run_at_ms,
+        "last_run_duration_ms": s.last_run_duration_ms,
+        "last_run_result": s.last_run_result,
+        "catalog_version": s.catalog_version,
+        "catalog_digest": s.catalog_digest,
+        "changed": s.changed,
+        "failed": s.failed,
+        "skipped": s.skipped,
+        "used_cached_catalog": s.used_cached_catalog,
+        "last_error": s.last_error,
+        "next_run_at_ms": s.next_run_at_ms,
+    })
+}
+
+fn ago(ms: i64) -> String {
+    let secs = (now_ms() - ms).max(0) / 1000;
+    match secs {
+        0..=119 => format!("{secs}s ago"),
+        120..=7199 => format!("{}m ago", secs / 60),
+        _ => format!("{}h ago", secs / 3600),
+    }
+}
+
+fn print_status(s: &AgentStatus) {
+    println!("node:      {}", if s.certname.is_empty() { "(not enrolled yet)" } else { &s.certname });
+    let reach = if s.last_run_at_ms == 0 {
+        "not contacted yet".to_string()
+    } else if s.master_reachable {
+        "reachable".to_string()
+    } else {
+        format!("UNREACHABLE: {}", s.master_error)
+    };
+    println!("master:    {} ({reach})", s.master);
+    if s.last_run_at_ms == 0 {
+        println!("last run:  none yet{}", if s.running { " (running now)" } else { "" });
+    } else {
+        println!(
+            "last run:  {} ({}), took {} ms{}",
+            format_ms(s.last_run_at_ms),
+            ago(s.last_run_at_ms),
+            s.last_run_duration_ms,
+            if s.running { "; another run in progress" } else { "" }
+        );
+        println!(
+            "result:    {} ({} changed, {} failed, {} skipped)",
+            s.last_run_result, s.changed, s.failed, s.skipped
+        );
+        if s.catalog_version > 0 {
+            println!("catalog:   version {} ({})", s.catalog_version, s.catalog_digest);
+        }
+        if s.used_cached_catalog {
+            println!("WARNING:   enforcing the CACHED catalog: the master gave no fresh one ({})", s.master_error);
+        }
+        if !s.last_error.is_empty() {
+            println!("error:     {}", s.last_error);
+        }
+    }
+    println!("next run:  {}", format_ms(s.next_run_at_ms));
+}

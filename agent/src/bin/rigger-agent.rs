@@ -1,0 +1,209 @@
+//! `rigger-agent`: the node daemon (or, with `--once`, a single run).
+//! Thin: parses flags, loads the configuration and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use rigger_agent::apply::{Outcome, Status};
+use rigger_agent::config::{AgentConfig, AgentConfigFile};
+use rigger_agent::control::Control;
+use rigger_agent::paths::Paths;
+use rigger_agent::run::{Agent, detailed_exit_code};
+use rigger_common::exit;
+use rigger_common::logging::{self, LogFormat};
+use rigger_common::proto::agent_control_service_server::AgentControlServiceServer;
+use tokio_util::sync::CancellationToken;
+
+/// The Rigger agent: converges this node to the catalog its master compiles for it.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Configuration file (default: ROOT/etc/rigger/agent.toml).
+    #[arg(long, env = "RIGGER_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Resolve every managed path, the state and the socket under DIR.
+    #[arg(long, env = "RIGGER_ROOT", default_value = "/")]
+    root: PathBuf,
+    /// The master, https://HOST[:PORT].
+    #[arg(long, env = "RIGGER_MASTER")]
+    master: Option<String>,
+    /// Trust the master's CA in this file.
+    #[arg(long, env = "RIGGER_CA_CERT", conflicts_with = "ca_fingerprint")]
+    ca_cert: Option<PathBuf>,
+    /// Trust the master's CA with this fingerprint (sha256:HEX).
+    #[arg(long, env = "RIGGER_CA_FINGERPRINT")]
+    ca_fingerprint: Option<String>,
+    /// Bootstrap token for the first enrollment.
+    #[arg(long, env = "RIGGER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// This node's name.
+    #[arg(long, env = "RIGGER_CERTNAME")]
+    certname: Option<String>,
+    /// Role to ask for when the token bound none.
+    #[arg(long, env = "RIGGER_ROLE")]
+    role: Option<String>,
+    /// EC2 metadata: auto, off or an http:// URL.
+    #[arg(long, env = "RIGGER_IMDS_ENDPOINT")]
+    imds_endpoint: Option<String>,
+    /// Time between runs (e.g. 30m).
+    #[arg(long, env = "RIGGER_RUN_INTERVAL")]
+    run_interval: Option<String>,
+    /// Upper bound of the per-node splay (e.g. 5m).
+    #[arg(long, env = "RIGGER_SPLAY")]
+    splay: Option<String>,
+    /// Run once and exit.
+    #[arg(long)]
+    once: bool,
+    /// Show what would change, change nothing.
+    #[arg(long)]
+    noop: bool,
+    /// With --once: exit 0 no changes, 2 changes, 4 failures, 6 both.
+    #[arg(long)]
+    detailed_exitcodes: bool,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RIGGER_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = exit::parse_args();
+    logging::init(cli.log_format, if cli.once { "warn" } else { "info" });
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rigger-agent: {e:#}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    if cli.check_config {
+        println!("configuration ok");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rigger-agent: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let agent = Arc::new(Agent::new(config));
+    if cli.once {
+        let code = runtime.block_on(once(agent, cli.noop));
+        return ExitCode::from(if cli.detailed_exitcodes {
+            code
+        } else if code == exit::OK || code == exit::CHANGES {
+            exit::OK
+        } else {
+            exit::FAILURE
+        });
+    }
+    match runtime.block_on(daemon(agent)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rigger-agent: {e:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<AgentConfig> {
+    let paths = Paths::new(&cli.root);
+    let (path, required) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (paths.config_file(), false),
+    };
+    let file = AgentConfigFile::load(&path, required)?;
+    let overrides = AgentConfigFile {
+        master: cli.master.clone(),
+        ca_cert: cli.ca_cert.clone(),
+        ca_fingerprint: cli.ca_fingerprint.clone(),
+        certname: cli.certname.clone(),
+        role: cli.role.clone(),
+        imds_endpoint: cli.imds_endpoint.clone(),
+        run_interval: cli.run_interval.clone(),
+        splay: cli.splay.clone(),
+        timeout: None,
+    };
+    Ok(AgentConfig::resolve(cli.root.clone(), file, overrides, cli.token.clone())?)
+}
+
+/// One run, printing each change (and its diff in noop) as it happens.
+async fn once(agent: Arc<Agent>, noop: bool) -> u8 {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+    let printer = tokio::spawn(async move {
+        while let Some(o) = rx.recv().await {
+            print_outcome(&o);
+        }
+    });
+    let summary = agent.run_once(noop, Some(tx)).await;
+    let _ = printer.await;
+    if !summary.error.is_empty() {
+        eprintln!("rigger-agent: {}", summary.error);
+    }
+    if summary.used_cached_catalog {
+        eprintln!("rigger-agent: warning: enforced the cached catalog version {} ({})", summary.catalog_version, summary.master_error);
+    }
+    let verb = if noop { "would change" } else { "changed" };
+    println!(
+        "catalog version {}: {} {verb}, {} failed, {} skipped in {} ms",
+        summary.catalog_version, summary.changed, summary.failed, summary.skipped, summary.duration_ms
+    );
+    detailed_exit_code(&summary)
+}
+
+fn print_outcome(o: &Outcome) {
+    match o.status {
+        Status::Unchanged => {}
+        Status::Pending | Status::Changed => {
+            println!("{}: {}", o.id, o.message);
+            if let Some(diff) = &o.diff {
+                print!("{diff}");
+            }
+        }
+        Status::Failed => eprintln!("{}: FAILED: {}", o.id, o.message),
+        Status::Skipped => eprintln!("{}: {}", o.id, o.message),
+    }
+}
+
+/// The daemon: the main loop plus the control socket, until SIGTERM/SIGINT.
+async fn daemon(agent: Arc<Agent>) -> anyhow::Result<()> {
+    let socket = agent.paths.socket();
+    let listener = rigger_common::grpc::bind_private_socket(&socket)
+        .with_context(|| format!("cannot bind control socket {}", socket.display()))?;
+    let shutdown = CancellationToken::new();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let server = tonic::transport::Server::builder()
+        .add_service(AgentControlServiceServer::new(Control::new(tx.clone())))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            shutdown.clone().cancelled_owned(),
+        );
+    let server = tokio::spawn(server);
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    tracing::info!(master = %agent.config.master, root = %agent.paths.root().display(), "agent started");
+    rigger_agent::daemon::run(agent, tx, rx, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = server.await;
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,180 @@
+//! The daemon's main loop. One task owns the agent's run state and loops
+//! over a closed [`Event`] enum; the control socket, the timer and finished
+//! runs only send events.
+//!
+//! Schedule: a run at start, then every `run_interval` (the first periodic
+//! run offset by the node's persistent splay); after a run that could not
+//! get any catalog, retries back off exponentially with jitter.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rigger_common::proto::{AgentStatus, RunEvent};
+use rigger_common::time::now_ms;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use crate::control::run_event_stream;
+use crate::run::Agent;
+use crate::state::RunSummary;
+
+/// First retry delay after a failed run; doubles up to the run interval.
+const BACKOFF_START: Duration = Duration::from_secs(5);
+/// How long shutdown waits for a run in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Sink for a requested run's streamed events.
+pub type RunEventSender = mpsc::Sender<Result<RunEvent, Status>>;
+
+/// A request from `agentctl`, carrying its reply channel.
+pub enum ControlRequest {
+    /// Current status.
+    Status(oneshot::Sender<AgentStatus>),
+    /// Run now, streaming outcomes.
+    Run {
+        /// Plan only.
+        noop: bool,
+        /// Where the events go.
+        events: RunEventSender,
+    },
+}
+
+/// Everything the main loop reacts to.
+pub enum Event {
+    /// A request from the control socket.
+    Control(ControlRequest),
+    /// A run finished.
+    RunFinished(RunSummary),
+}
+
+/// Runs the daemon until `shutdown` is cancelled. `events_tx`/`events_rx`
+/// is the loop's inbox; the control server holds a clone of the sender.
+pub async fn run(
+    agent: Arc<Agent>,
+    events_tx: mpsc::Sender<Event>,
+    mut events_rx: mpsc::Receiver<Event>,
+    shutdown: CancellationToken,
+) {
+    let mut last = agent.state.load().ok().and_then(|s| s.last_run);
+    let splay = Duration::from_millis(agent.state.splay_ms(agent.config.splay.as_millis() as u64));
+    let interval = agent.config.run_interval;
+    let mut next_run = Instant::now();
+    let mut first_periodic = true;
+    let mut failures: u32 = 0;
+    let mut running: Option<tokio::task::JoinHandle<()>> = None;
+    let mut waiting: VecDeque<(bool, Option<RunEventSender>)> = VecDeque::new();
+
+    loop {
+        let idle = running.is_none();
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(next_run), if idle && waiting.is_empty() => {
+                waiting.push_back((false, None));
+            }
+            Some(event) = events_rx.recv() => match event {
+                Event::Control(ControlRequest::Status(reply)) => {
+                    let status = status_of(&agent, last.as_ref(), running.is_some(), next_run);
+                    let _ = reply.send(status);
+                }
+                Event::Control(ControlRequest::Run { noop, events }) => {
+                    waiting.push_back((noop, Some(events)));
+                }
+                Event::RunFinished(summary) => {
+                    running = None;
+                    if !summary.noop {
+                        let delay = if summary.error.is_empty() {
+                            failures = 0;
+                            if std::mem::take(&mut first_periodic) { interval + splay } else { interval }
+                        } else {
+                            failures += 1;
+                            backoff(failures, interval)
+                        };
+                        next_run = Instant::now() + delay;
+                    }
+                    last = Some(summary);
+                }
+            },
+        }
+        if running.is_none() {
+            if let Some((noop, events)) = waiting.pop_front() {
+                running = Some(tokio::spawn(start_run(agent.clone(), noop, events, events_tx.clone())));
+            }
+        }
+    }
+    if let Some(handle) = running {
+        tracing::info!("waiting for the run in progress to finish");
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, handle).await;
+    }
+}
+
+async fn start_run(agent: Arc<Agent>, noop: bool, events: Option<RunEventSender>, inbox: mpsc::Sender<Event>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let forward = events.clone().map(|sink| tokio::spawn(run_event_stream(rx, sink)));
+    let summary = agent.run_once(noop, Some(tx)).await;
+    if let Some(forward) = forward {
+        let _ = forward.await;
+    }
+    if let Some(sink) = events {
+        let _ = sink.send(Ok(crate::control::summary_event(&summary))).await;
+    }
+    let _ = inbox.send(Event::RunFinished(summary)).await;
+}
+
+/// Exponential backoff with jitter (50–100 % of the step), capped at the interval.
+fn backoff(failures: u32, interval: Duration) -> Duration {
+    let step = BACKOFF_START.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)));
+    let capped = step.min(interval);
+    let jitter = 0.5 + rand::random::<f64>() / 2.0;
+    capped.mul_f64(jitter)
+}
+
+fn status_of(agent: &Agent, last: Option<&RunSummary>, running: bool, next_run: Instant) -> AgentStatus {
+    let certname = agent.paths.ssl_dir();
+    let certname = crate::identity::load(&certname)
+        .ok()
+        .flatten()
+        .map(|i| i.certname)
+        .unwrap_or_default();
+    let until_next = next_run.saturating_duration_since(Instant::now());
+    let mut status = AgentStatus {
+        certname,
+        master: agent.config.master.to_string(),
+        running,
+        next_run_at_ms: now_ms() + until_next.as_millis() as i64,
+        ..Default::default()
+    };
+    if let Some(s) = last {
+        status.master_reachable = s.master_reachable;
+        status.master_error = s.master_error.clone();
+        status.last_run_at_ms = s.started_at_ms;
+        status.last_run_duration_ms = s.duration_ms;
+        status.last_run_result = s.result.clone();
+        status.catalog_version = s.catalog_version;
+        status.catalog_digest = s.catalog_digest.clone();
+        status.changed = s.changed;
+        status.failed = s.failed;
+        status.skipped = s.skipped;
+        status.used_cached_catalog = s.used_cached_catalog;
+        status.last_error = s.error.clone();
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let interval = Duration::from_secs(60);
+        for failures in 1..10 {
+            let d = backoff(failures, interval);
+            let step = BACKOFF_START * 2u32.pow(failures - 1);
+            assert!(d <= step.min(interval), "{failures}: {d:?}");
+            assert!(d >= step.min(interval) / 2, "{failures}: {d:?}");
+        }
+    }
+}

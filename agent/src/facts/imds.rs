@@ -1,0 +1,129 @@
+//! EC2 instance metadata over IMDSv2 (session token, then GETs), each
+//! request bounded by a 1 s timeout.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Map, Value};
+
+/// The real endpoint; only ever used on an instance DMI identifies as EC2.
+pub const DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
+/// Per-request timeout.
+const TIMEOUT: Duration = Duration::from_secs(1);
+/// Lifetime asked for the IMDSv2 session token.
+const TOKEN_TTL_SECS: &str = "300";
+
+/// An IMDS request that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImdsError {
+    /// No answer in time.
+    #[error("{0} timed out after 1s")]
+    Timeout(String),
+    /// The request failed.
+    #[error("{path}: {message}")]
+    Request {
+        /// The metadata path.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A client for one metadata endpoint.
+pub struct ImdsClient {
+    endpoint: String,
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl ImdsClient {
+    /// A client for `endpoint` (`http://host[:port]`).
+    pub fn new(endpoint: &str) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(TIMEOUT));
+        Self {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        header: (&str, &str),
+    ) -> Result<Option<String>, ImdsError> {
+        let err = |message: String| ImdsError::Request {
+            path: path.to_string(),
+            message,
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.endpoint))
+            .header(header.0, header.1)
+            .body(Empty::new())
+            .map_err(|e| err(e.to_string()))?;
+        let call = async {
+            let response = self.client.request(request).await.map_err(|e| err(e.to_string()))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| err(e.to_string()))?
+                .to_bytes();
+            match status {
+                StatusCode::OK => Ok(Some(String::from_utf8_lossy(&body).into_owned())),
+                StatusCode::NOT_FOUND => Ok(None),
+                other => Err(err(format!("HTTP {other}"))),
+            }
+        };
+        tokio::time::timeout(TIMEOUT, call)
+            .await
+            .map_err(|_| ImdsError::Timeout(path.to_string()))?
+    }
+
+    /// Fetches the instance facts: id, type, AZ, region, private IP and tags.
+    pub async fn gather(&self) -> Result<Map<String, Value>, ImdsError> {
+        let token = self
+            .request(
+                Method::PUT,
+                "/latest/api/token",
+                ("x-aws-ec2-metadata-token-ttl-seconds", TOKEN_TTL_SECS),
+            )
+            .await?
+            .ok_or_else(|| ImdsError::Request {
+                path: "/latest/api/token".into(),
+                message: "no session token".into(),
+            })?;
+        let auth = ("x-aws-ec2-metadata-token", token.trim());
+        let get = |path: String| async move { self.request(Method::GET, &path, auth).await };
+        let mut facts = Map::new();
+        for (key, path) in [
+            ("instance_id", "instance-id"),
+            ("instance_type", "instance-type"),
+            ("availability_zone", "placement/availability-zone"),
+            ("region", "placement/region"),
+            ("private_ip", "local-ipv4"),
+            ("local_hostname", "local-hostname"),
+        ] {
+            if let Some(value) = get(format!("/latest/meta-data/{path}")).await? {
+                facts.insert(key.into(), Value::String(value.trim().to_string()));
+            }
+        }
+        let mut tags = Map::new();
+        if let Some(keys) = get("/latest/meta-data/tags/instance".into()).await? {
+            for key in keys.lines().map(str::trim).filter(|k| !k.is_empty()) {
+                if let Some(value) = get(format!("/latest/meta-data/tags/instance/{key}")).await? {
+                    tags.insert(key.to_string(), Value::String(value.trim().to_string()));
+                }
+            }
+        }
+        facts.insert("tags".into(), Value::Object(tags));
+        Ok(facts)
+    }
+}

@@ -1,0 +1,262 @@
+//! The node's identity: its key and certificate, the CA it trusts and the
+//! master's catalog signing key, obtained once by enrollment.
+//!
+//! Trust in the master comes from `--ca-cert` (a file) or `--ca-fingerprint`
+//! (fetch the CA certificate, accept it only if its sha256 matches, as
+//! kubeadm's discovery hash does). Keys and certificates are stored 0600.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{CertificateParams, DnType, KeyPair};
+use rigger_common::digest::Digest;
+use rigger_common::fsutil::{Ownership, write_atomic};
+use rigger_common::grpc::{MasterAddress, tls_channel};
+use rigger_common::proto::enrollment_service_client::EnrollmentServiceClient;
+use rigger_common::proto::{EnrollRequest, GetCaCertificateRequest};
+use rigger_common::tls::{self, ClientIdentity};
+
+/// Everything the agent needs to talk to its master.
+#[derive(Clone)]
+pub struct Identity {
+    /// The node's certname.
+    pub certname: String,
+    /// Certificate and key.
+    pub client: ClientIdentity,
+    /// The trusted CA, PEM.
+    pub ca_pem: String,
+    /// The master's catalog signing key (raw ed25519).
+    pub signing_key: Vec<u8>,
+}
+
+/// How to establish trust and enroll.
+#[derive(Debug, Clone)]
+pub struct EnrollSettings {
+    /// The master.
+    pub master: MasterAddress,
+    /// The node's certname.
+    pub certname: String,
+    /// Trust the CA in this file.
+    pub ca_cert: Option<PathBuf>,
+    /// Or trust the CA whose certificate has this sha256.
+    pub ca_fingerprint: Option<Digest>,
+    /// Bootstrap token (needed only without a certificate).
+    pub token: Option<String>,
+    /// Network timeout.
+    pub timeout: Duration,
+}
+
+/// Enrollment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// A file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error(transparent)]
+    Write(#[from] rigger_common::fsutil::WriteError),
+    /// Not enrolled and no token to enroll with.
+    #[error("this node has no certificate yet and no bootstrap token was given: pass --token (create one with `masterctl token create`)")]
+    NoToken,
+    /// Not enrolled and no way to trust the master.
+    #[error("cannot trust the master: give --ca-cert FILE or --ca-fingerprint sha256:HEX (see `masterctl ca show`)")]
+    NoTrust,
+    /// The fetched CA does not match the pinned fingerprint.
+    #[error("the master's CA certificate has fingerprint {actual}, not the expected {expected}: refusing to trust it")]
+    FingerprintMismatch {
+        /// Pinned.
+        expected: String,
+        /// Presented.
+        actual: String,
+    },
+    /// The master returned a CA other than the trusted one.
+    #[error("the master answered enrollment with a CA certificate other than the one this node trusts")]
+    CaChanged,
+    /// The master could not be reached.
+    #[error("cannot connect to the master at {master}")]
+    Connect {
+        /// The master.
+        master: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The master refused.
+    #[error("the master refused enrollment: {0}")]
+    Refused(String),
+    /// Key or CSR generation failed.
+    #[error("cannot generate the node key or CSR")]
+    Key(#[from] rcgen::Error),
+    /// A TLS configuration failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The stored identity is damaged.
+    #[error("stored identity in {} is damaged: {message}", dir.display())]
+    Damaged {
+        /// The ssl directory.
+        dir: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+struct Files {
+    key: PathBuf,
+    cert: PathBuf,
+    ca: PathBuf,
+    signing_key: PathBuf,
+}
+
+impl Files {
+    fn in_dir(dir: &Path) -> Self {
+        Self {
+            key: dir.join("node.key"),
+            cert: dir.join("node.crt"),
+            ca: dir.join("ca.crt"),
+            signing_key: dir.join("catalog-signing.pub"),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, IdentityError> {
+    std::fs::read_to_string(path).map_err(|source| IdentityError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Loads the stored identity, if the node has enrolled before.
+pub fn load(ssl_dir: &Path) -> Result<Option<Identity>, IdentityError> {
+    let files = Files::in_dir(ssl_dir);
+    if !(files.key.exists() && files.cert.exists() && files.ca.exists() && files.signing_key.exists()) {
+        return Ok(None);
+    }
+    let cert_pem = read(&files.cert)?;
+    let damaged = |message: String| IdentityError::Damaged {
+        dir: ssl_dir.to_path_buf(),
+        message,
+    };
+    let der = tls::certs_from_pem(&cert_pem, "node.crt").map_err(|e| damaged(e.to_string()))?;
+    let certname = common_name(&der[0]).ok_or_else(|| damaged("node.crt has no common name".into()))?;
+    let signing_key = hex::decode(read(&files.signing_key)?.trim())
+        .map_err(|e| damaged(format!("catalog-signing.pub: {e}")))?;
+    Ok(Some(Identity {
+        certname,
+        client: ClientIdentity {
+            cert_pem,
+            key_pem: read(&files.key)?,
+        },
+        ca_pem: read(&files.ca)?,
+        signing_key,
+    }))
+}
+
+fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
+}
+
+/// Returns the stored identity, enrolling first if there is none. The
+/// token is ignored once the node holds a certificate.
+pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identity, IdentityError> {
+    if let Some(identity) = load(ssl_dir)? {
+        if settings.token.is_some() {
+            tracing::debug!("already enrolled; ignoring --token");
+        }
+        return Ok(identity);
+    }
+    let token = settings.token.clone().ok_or(IdentityError::NoToken)?;
+    let ca_pem = trusted_ca(ssl_dir, settings).await?;
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, settings.certname.as_str());
+    let csr_pem = params.serialize_request(&key)?.pem()?;
+
+    let config = tls::client_config(&ca_pem, None)?;
+    let channel = tls_channel(&settings.master, Arc::new(config), settings.timeout)
+        .await
+        .map_err(|source| IdentityError::Connect {
+            master: settings.master.to_string(),
+            source,
+        })?;
+    let reply = EnrollmentServiceClient::new(channel)
+        .enroll(EnrollRequest { csr_pem, token })
+        .await
+        .map_err(|s| IdentityError::Refused(s.message().to_string()))?
+        .into_inner();
+    if reply.ca_cert_pem.trim() != ca_pem.trim() {
+        return Err(IdentityError::CaChanged);
+    }
+    let create = || -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(ssl_dir)?;
+        std::fs::set_permissions(ssl_dir, std::fs::Permissions::from_mode(0o700))
+    };
+    create().map_err(|source| IdentityError::Read {
+        path: ssl_dir.to_path_buf(),
+        source,
+    })?;
+    let files = Files::in_dir(ssl_dir);
+    let own = Ownership::default();
+    write_atomic(&files.key, key.serialize_pem().as_bytes(), 0o600, own)?;
+    write_atomic(&files.ca, ca_pem.as_bytes(), 0o644, own)?;
+    write_atomic(&files.signing_key, hex::encode(&reply.catalog_signing_key).as_bytes(), 0o644, own)?;
+    // The certificate last: its presence marks a complete enrollment.
+    write_atomic(&files.cert, reply.cert_pem.as_bytes(), 0o600, own)?;
+    tracing::info!(certname = %settings.certname, master = %settings.master, "enrolled");
+    load(ssl_dir)?.ok_or_else(|| IdentityError::Damaged {
+        dir: ssl_dir.to_path_buf(),
+        message: "identity missing right after enrollment".into(),
+    })
+}
+
+async fn trusted_ca(ssl_dir: &Path, settings: &EnrollSettings) -> Result<String, IdentityError> {
+    if let Some(path) = &settings.ca_cert {
+        let pem = read(path)?;
+        tls::certs_from_pem(&pem, &path.display().to_string())?;
+        return Ok(pem);
+    }
+    if let Some(expected) = &settings.ca_fingerprint {
+        return discover_ca(settings, expected).await;
+    }
+    let stored = ssl_dir.join("ca.crt");
+    if stored.exists() {
+        return read(&stored);
+    }
+    Err(IdentityError::NoTrust)
+}
+
+/// Fetches the master's CA over an unauthenticated TLS connection and
+/// accepts it only if its fingerprint is the pinned one.
+async fn discover_ca(settings: &EnrollSettings, expected: &Digest) -> Result<String, IdentityError> {
+    let config = tls::discovery_client_config()?;
+    let channel = tls_channel(&settings.master, Arc::new(config), settings.timeout)
+        .await
+        .map_err(|source| IdentityError::Connect {
+            master: settings.master.to_string(),
+            source,
+        })?;
+    let pem = EnrollmentServiceClient::new(channel)
+        .get_ca_certificate(GetCaCertificateRequest {})
+        .await
+        .map_err(|s| IdentityError::Refused(s.message().to_string()))?
+        .into_inner()
+        .ca_cert_pem;
+    let der = tls::certs_from_pem(&pem, "the master's CA certificate")?;
+    let actual = tls::fingerprint(&der[0]);
+    if &actual != expected || der.len() != 1 {
+        return Err(IdentityError::FingerprintMismatch {
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(pem)
+}

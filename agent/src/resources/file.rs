@@ -1,0 +1,141 @@
+//! `file`: a regular file with exactly this content, mode and owner,
+//! written atomically. Secret content never appears in a diff.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use rigger_common::catalog::{FileSpec, REDACTED};
+use rigger_common::fsutil::{Ownership, write_atomic};
+
+use super::owner::DesiredOwner;
+use super::{ApplyContext, Change, ResourceError, io_error, mode_string};
+
+/// What would change, with a unified diff of the content.
+pub fn check(spec: &FileSpec, ctx: &ApplyContext) -> Result<Vec<Change>, ResourceError> {
+    let path = ctx.paths.resolve(&spec.path);
+    let owner = DesiredOwner::resolve(spec.owner.as_deref(), spec.group.as_deref())?;
+    let meta = match fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(vec![Change {
+                summary: format!("create file {} ({})", spec.path, mode_string(spec.effective_mode())),
+                diff: Some(diff(spec, "")),
+            }]);
+        }
+        Err(e) => return Err(io_error("cannot stat", &path)(e)),
+        Ok(meta) => meta,
+    };
+    if !meta.is_file() {
+        return Err(ResourceError::Other(format!(
+            "{} exists and is not a regular file; refusing to replace it",
+            path.display()
+        )));
+    }
+    let mut changes = Vec::new();
+    let current = fs::read(&path).map_err(io_error("cannot read", &path))?;
+    if current != spec.content.as_bytes() {
+        changes.push(Change {
+            summary: format!("content of {}", spec.path),
+            diff: Some(diff(spec, &String::from_utf8_lossy(&current))),
+        });
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode != spec.effective_mode() {
+        changes.push(Change::new(format!(
+            "mode {} → {}",
+            mode_string(mode),
+            mode_string(spec.effective_mode())
+        )));
+    }
+    changes.extend(owner.changes(&meta));
+    Ok(changes)
+}
+
+/// Writes the file atomically (content, mode and owner in one rename).
+pub fn apply(spec: &FileSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
+    let path = ctx.paths.resolve(&spec.path);
+    let owner = DesiredOwner::resolve(spec.owner.as_deref(), spec.group.as_deref())?;
+    let content_matches = fs::read(&path).is_ok_and(|c| c == spec.content.as_bytes());
+    if content_matches {
+        fs::set_permissions(&path, fs::Permissions::from_mode(spec.effective_mode()))
+            .map_err(io_error("cannot set the mode of", &path))?;
+        return owner.apply(&path);
+    }
+    if owner.is_managed() && !nix::unistd::geteuid().is_root() {
+        return Err(ResourceError::Other(format!(
+            "cannot set the owner of {}: the agent is not running as root",
+            path.display()
+        )));
+    }
+    write_atomic(
+        &path,
+        spec.content.as_bytes(),
+        spec.effective_mode(),
+        Ownership {
+            uid: owner.uid,
+            gid: owner.gid,
+        },
+    )?;
+    Ok(())
+}
+
+fn diff(spec: &FileSpec, current: &str) -> String {
+    if spec.secret {
+        return format!("--- {0}\n+++ {0}\n{REDACTED} (secret content changed)\n", spec.path);
+    }
+    similar::TextDiff::from_lines(current, spec.content.as_str())
+        .unified_diff()
+        .context_radius(3)
+        .header(&spec.path, &spec.path)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::Paths;
+
+    fn spec(content: &str, secret: bool) -> FileSpec {
+        FileSpec {
+            path: "/etc/app.conf".into(),
+            content: content.into(),
+            mode: Some(0o640),
+            owner: None,
+            group: None,
+            secret,
+        }
+    }
+
+    #[test]
+    fn check_apply_check_converges() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        let s = spec("a = 1\n", false);
+        assert_eq!(check(&s, &ctx).unwrap().len(), 1);
+        apply(&s, &ctx).unwrap();
+        assert!(check(&s, &ctx).unwrap().is_empty());
+        let changed = spec("a = 2\n", false);
+        let changes = check(&changed, &ctx).unwrap();
+        let diff = changes[0].diff.as_deref().unwrap();
+        assert!(diff.contains("-a = 1") && diff.contains("+a = 2"), "{diff}");
+    }
+
+    #[test]
+    fn secret_diffs_are_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        apply(&spec("password = old\n", true), &ctx).unwrap();
+        let changes = check(&spec("password = new\n", true), &ctx).unwrap();
+        let diff = changes[0].diff.as_deref().unwrap();
+        assert!(diff.contains(REDACTED) && !diff.contains("new") && !diff.contains("old"), "{diff}");
+    }
+
+    #[test]
+    fn a_directory_in_the_way_is_an_error_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/app.conf")).unwrap();
+        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        assert!(check(&spec("x", false), &ctx).is_err());
+    }
+}

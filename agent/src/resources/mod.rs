@@ -1,0 +1,78 @@
+//! One module per resource kind. Each kind implements check (what would
+//! change, with a diff) and apply (make it so); some also refresh (react to
+//! a notification).
+
+pub mod directory;
+pub mod exec;
+pub mod file;
+pub mod owner;
+pub mod symlink;
+
+use std::path::PathBuf;
+
+use crate::paths::Paths;
+
+/// What a resource needs from the run applying it.
+#[derive(Debug, Clone)]
+pub struct ApplyContext {
+    /// Where catalog paths resolve.
+    pub paths: Paths,
+}
+
+/// A pending change: a one-line summary and, for content, a unified diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// What would change ("create file", "mode 0644 → 0600").
+    pub summary: String,
+    /// Unified diff of content, secrets redacted.
+    pub diff: Option<String>,
+}
+
+impl Change {
+    /// A change without a diff.
+    pub fn new(summary: impl Into<String>) -> Self {
+        Self {
+            summary: summary.into(),
+            diff: None,
+        }
+    }
+}
+
+/// A resource that could not be checked or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    /// A file system operation failed.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An atomic write failed.
+    #[error(transparent)]
+    Write(#[from] rigger_common::fsutil::WriteError),
+    /// Anything else, already worded for the operator.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Shorthand for an I/O error on a path.
+pub fn io_error<'a>(
+    action: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> ResourceError + 'a {
+    move |source| ResourceError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Formats permission bits as four octal digits.
+pub fn mode_string(mode: u32) -> String {
+    format!("{:04o}", mode & 0o7777)
+}

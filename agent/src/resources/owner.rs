@@ -1,0 +1,82 @@
+//! Owner and group of managed paths: names resolved to ids, changed only
+//! when they differ (which needs root).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use nix::unistd::{Gid, Group, Uid, User, geteuid};
+
+use super::{Change, ResourceError};
+
+/// The desired owner and group, resolved to ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DesiredOwner {
+    /// User id, if managed.
+    pub uid: Option<u32>,
+    /// Group id, if managed.
+    pub gid: Option<u32>,
+}
+
+impl DesiredOwner {
+    /// Resolves user and group names (or numeric ids) on this system.
+    pub fn resolve(owner: Option<&str>, group: Option<&str>) -> Result<Self, ResourceError> {
+        let uid = owner
+            .map(|name| match name.parse::<u32>() {
+                Ok(id) => Ok(id),
+                Err(_) => User::from_name(name)
+                    .map_err(|e| ResourceError::Other(format!("cannot look up user {name:?}: {e}")))?
+                    .map(|u| u.uid.as_raw())
+                    .ok_or_else(|| ResourceError::Other(format!("user {name:?} does not exist"))),
+            })
+            .transpose()?;
+        let gid = group
+            .map(|name| match name.parse::<u32>() {
+                Ok(id) => Ok(id),
+                Err(_) => Group::from_name(name)
+                    .map_err(|e| ResourceError::Other(format!("cannot look up group {name:?}: {e}")))?
+                    .map(|g| g.gid.as_raw())
+                    .ok_or_else(|| ResourceError::Other(format!("group {name:?} does not exist"))),
+            })
+            .transpose()?;
+        Ok(Self { uid, gid })
+    }
+
+    /// The ownership changes `meta` needs, if any.
+    pub fn changes(&self, meta: &std::fs::Metadata) -> Vec<Change> {
+        let mut out = Vec::new();
+        if let Some(uid) = self.uid.filter(|u| *u != meta.uid()) {
+            out.push(Change::new(format!("owner uid {} → {uid}", meta.uid())));
+        }
+        if let Some(gid) = self.gid.filter(|g| *g != meta.gid()) {
+            out.push(Change::new(format!("group gid {} → {gid}", meta.gid())));
+        }
+        out
+    }
+
+    /// Whether anything is managed.
+    pub fn is_managed(&self) -> bool {
+        self.uid.is_some() || self.gid.is_some()
+    }
+
+    /// Sets owner and group on `path` (not following a final symlink) when they differ.
+    pub fn apply(&self, path: &Path) -> Result<(), ResourceError> {
+        let meta = std::fs::symlink_metadata(path).map_err(super::io_error("cannot stat", path))?;
+        if self.changes(&meta).is_empty() {
+            return Ok(());
+        }
+        if !geteuid().is_root() {
+            return Err(ResourceError::Other(format!(
+                "cannot change the owner of {}: the agent is not running as root",
+                path.display()
+            )));
+        }
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            self.uid.map(Uid::from_raw),
+            self.gid.map(Gid::from_raw),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| ResourceError::Other(format!("cannot change the owner of {}: {e}", path.display())))
+    }
+}

@@ -1,0 +1,334 @@
+//! One agent run: take the run lock, gather facts, fetch and verify the
+//! catalog (or fall back to the cached one when the master is unreachable),
+//! apply it, remember it and report to the master.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rigger_common::catalog::Catalog;
+use rigger_common::error_chain;
+use rigger_common::proto::catalog_service_client::CatalogServiceClient;
+use rigger_common::proto::{GetCatalogRequest, Report, ResourceOutcome, SignedCatalog};
+use rigger_common::signing::verify_catalog;
+use rigger_common::time::now_ms;
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+use crate::apply::{self, ApplyReport, Outcome};
+use crate::config::AgentConfig;
+use crate::facts;
+use crate::identity::{self, EnrollSettings, Identity};
+use crate::paths::Paths;
+use crate::resources::ApplyContext;
+use crate::state::{RunSummary, StateDir};
+
+/// How long a run waits for another run (e.g. `--once` beside the daemon).
+const LOCK_WAIT: Duration = Duration::from_secs(600);
+
+/// A run-level failure: nothing was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Enrollment or stored identity.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// State directory.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The fetched (or cached) catalog may not be applied.
+    #[error("catalog refused: {0}")]
+    Refused(String),
+    /// No catalog: master unreachable and nothing cached.
+    #[error("no catalog to apply: {0}")]
+    NoCatalog(String),
+    /// Another run holds the lock.
+    #[error("another run still holds {} after {}s", path.display(), LOCK_WAIT.as_secs())]
+    Locked {
+        /// The lock file.
+        path: std::path::PathBuf,
+    },
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The agent: configuration, paths and (once enrolled) identity.
+pub struct Agent {
+    /// Resolved configuration.
+    pub config: AgentConfig,
+    /// File layout.
+    pub paths: Paths,
+    /// State directory.
+    pub state: StateDir,
+    identity: tokio::sync::OnceCell<Identity>,
+}
+
+/// What a catalog fetch produced.
+struct Fetched {
+    signed: SignedCatalog,
+    from_cache: bool,
+    client: Option<CatalogServiceClient<Channel>>,
+    master_error: String,
+    master_reachable: bool,
+}
+
+impl Agent {
+    /// An agent for `config`.
+    pub fn new(config: AgentConfig) -> Self {
+        let paths = Paths::new(&config.root);
+        let state = StateDir::new(paths.state_dir());
+        Self {
+            config,
+            paths,
+            state,
+            identity: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The node's identity, enrolling on first use.
+    pub async fn identity(&self) -> Result<&Identity, RunError> {
+        self.identity
+            .get_or_try_init(|| async {
+                self.state.ensure()?;
+                let stored = identity::load(&self.paths.ssl_dir())?;
+                let certname = match (&self.config.certname, &stored) {
+                    (_, Some(id)) => id.certname.clone(),
+                    (Some(name), None) => name.clone(),
+                    (None, None) => facts::default_certname(&facts::gather(&self.config.imds).await),
+                };
+                let settings = EnrollSettings {
+                    master: self.config.master.clone(),
+                    certname,
+                    ca_cert: self.config.ca_cert.clone(),
+                    ca_fingerprint: self.config.ca_fingerprint,
+                    token: self.config.token.clone(),
+                    timeout: self.config.timeout,
+                };
+                Ok(identity::ensure(&self.paths.ssl_dir(), &settings).await?)
+            })
+            .await
+    }
+
+    /// Runs once. Outcomes are sent to `outcomes` as they happen. Never
+    /// panics; a run-level failure is in the summary's `error`.
+    pub async fn run_once(&self, noop: bool, outcomes: Option<mpsc::UnboundedSender<Outcome>>) -> RunSummary {
+        let started = Instant::now();
+        let started_at_ms = now_ms();
+        let mut summary = RunSummary {
+            started_at_ms,
+            noop,
+            ..Default::default()
+        };
+        match self.run_inner(noop, outcomes, started, &mut summary).await {
+            Ok(()) => {}
+            Err(e) => {
+                summary.error = error_chain(&e);
+                tracing::error!(error = %summary.error, "run failed");
+            }
+        }
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        summary.result = if !summary.error.is_empty() || summary.failed > 0 {
+            "failed"
+        } else if summary.changed > 0 {
+            "changed"
+        } else {
+            "unchanged"
+        }
+        .to_string();
+        let mut state = self.state.load().unwrap_or_default();
+        state.last_run = Some(summary.clone());
+        if let Err(e) = self.state.save(&state) {
+            tracing::warn!(error = %e, "cannot save the run summary");
+        }
+        summary
+    }
+
+    async fn run_inner(
+        &self,
+        noop: bool,
+        outcomes: Option<mpsc::UnboundedSender<Outcome>>,
+        started: Instant,
+        summary: &mut RunSummary,
+    ) -> Result<(), RunError> {
+        let identity = self.identity().await?.clone();
+        let _lock = self.lock().await?;
+        let facts = facts::gather(&self.config.imds).await;
+        let fetched = self.fetch(&identity, &facts).await?;
+        summary.master_reachable = fetched.master_reachable;
+        summary.master_error = fetched.master_error.clone();
+        summary.used_cached_catalog = fetched.from_cache;
+        let mut persisted = self.state.load()?;
+        let catalog = self.verify(&identity, &fetched.signed, persisted.applied_version)?;
+        summary.catalog_version = catalog.version;
+        summary.catalog_digest = catalog.digest.to_string();
+        if fetched.from_cache {
+            tracing::warn!(version = catalog.version, error = %fetched.master_error, "master unavailable; enforcing the cached catalog");
+        }
+
+        let ctx = ApplyContext { paths: self.paths.clone() };
+        let content = catalog.content.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            apply::apply_catalog(&content, &ctx, noop, |o| {
+                if let Some(tx) = &outcomes {
+                    let _ = tx.send(o.clone());
+                }
+            })
+        })
+        .await
+        .map_err(|e| RunError::Other(format!("apply task failed: {e}")))?
+        .map_err(|e| RunError::Refused(e.to_string()))?;
+        summary.changed = report.changed();
+        summary.failed = report.failed();
+        summary.skipped = report.skipped();
+        log_outcomes(&report, noop);
+
+        if !noop {
+            if !fetched.from_cache {
+                self.state.cache_catalog(&fetched.signed)?;
+            }
+            persisted.applied_version = catalog.version;
+            persisted.applied_digest = catalog.digest.to_string();
+            self.state.save(&persisted)?;
+        }
+        if let Some(mut client) = fetched.client {
+            summary.duration_ms = started.elapsed().as_millis() as u64;
+            let report = to_report(summary, &report, noop);
+            if let Err(status) = client.submit_report(report).await {
+                tracing::warn!(error = %status.message(), "cannot submit the run report");
+            }
+        }
+        Ok(())
+    }
+
+    async fn connect(&self, identity: &Identity) -> Result<CatalogServiceClient<Channel>, String> {
+        let config = rigger_common::tls::client_config(&identity.ca_pem, Some(&identity.client))
+            .map_err(|e| error_chain(&e))?;
+        let channel = rigger_common::grpc::tls_channel(&self.config.master, Arc::new(config), self.config.timeout)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {}", self.config.master, error_chain(&e)))?;
+        Ok(CatalogServiceClient::new(channel))
+    }
+
+    async fn fetch(&self, identity: &Identity, facts: &serde_json::Value) -> Result<Fetched, RunError> {
+        let request = GetCatalogRequest {
+            facts_json: facts.to_string(),
+            role: self.config.role.clone().unwrap_or_default(),
+        };
+        let (client, error, reachable) = match self.connect(identity).await {
+            Ok(mut client) => match client.get_catalog(request).await {
+                Ok(reply) => {
+                    return Ok(Fetched {
+                        signed: reply.into_inner(),
+                        from_cache: false,
+                        client: Some(client),
+                        master_error: String::new(),
+                        master_reachable: true,
+                    });
+                }
+                Err(status) => {
+                    let reachable = !matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
+                    (Some(client), format!("the master gave no catalog: {}", status.message()), reachable)
+                }
+            },
+            Err(e) => (None, e, false),
+        };
+        match self.state.cached_catalog()? {
+            Some(signed) => Ok(Fetched {
+                signed,
+                from_cache: true,
+                client,
+                master_error: error,
+                master_reachable: reachable,
+            }),
+            None => Err(RunError::NoCatalog(error)),
+        }
+    }
+
+    /// Checks signature, node and version.
+    fn verify(&self, identity: &Identity, signed: &SignedCatalog, applied: u64) -> Result<Catalog, RunError> {
+        let catalog = verify_catalog(&identity.signing_key, signed).map_err(|e| RunError::Refused(error_chain(&e)))?;
+        if catalog.node != identity.certname {
+            return Err(RunError::Refused(format!(
+                "catalog is for node {}, not {}",
+                catalog.node, identity.certname
+            )));
+        }
+        if catalog.version < applied {
+            return Err(RunError::Refused(format!(
+                "catalog version {} is older than the applied version {applied}; a rollback must come as a new, higher version",
+                catalog.version
+            )));
+        }
+        Ok(catalog)
+    }
+
+    async fn lock(&self) -> Result<nix::fcntl::Flock<std::fs::File>, RunError> {
+        let path = self.state.path().join("run.lock");
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| RunError::Other(format!("cannot open {}: {e}", path.display())))?;
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(lock),
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Err(RunError::Locked { path }),
+                Err((_, e)) => return Err(RunError::Other(format!("cannot lock {}: {e}", path.display()))),
+            }
+        }
+    }
+}
+
+fn log_outcomes(report: &ApplyReport, noop: bool) {
+    for o in &report.outcomes {
+        match o.status {
+            apply::Status::Changed => tracing::info!(resource = %o.id, "{}", o.message),
+            apply::Status::Pending => tracing::info!(resource = %o.id, noop, "{}", o.message),
+            apply::Status::Failed => tracing::error!(resource = %o.id, "{}", o.message),
+            apply::Status::Skipped => tracing::warn!(resource = %o.id, "{}", o.message),
+            apply::Status::Unchanged => {}
+        }
+    }
+}
+
+fn to_report(summary: &RunSummary, report: &ApplyReport, noop: bool) -> Report {
+    Report {
+        catalog_version: summary.catalog_version,
+        catalog_digest: summary.catalog_digest.clone(),
+        started_at_ms: summary.started_at_ms,
+        duration_ms: summary.duration_ms,
+        changed: report.changed(),
+        failed: report.failed(),
+        skipped: report.skipped(),
+        noop,
+        used_cached_catalog: summary.used_cached_catalog,
+        resources: report
+            .outcomes
+            .iter()
+            .filter(|o| o.status != apply::Status::Unchanged)
+            .map(|o| ResourceOutcome {
+                id: o.id.clone(),
+                status: o.status.as_str().to_string(),
+                message: o.message.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The `--detailed-exitcodes` code of a run (Puppet's convention).
+pub fn detailed_exit_code(summary: &RunSummary) -> u8 {
+    use rigger_common::exit;
+    if !summary.error.is_empty() {
+        return exit::FAILURE;
+    }
+    match (summary.changed > 0, summary.failed > 0) {
+        (false, false) => exit::OK,
+        (true, false) => exit::CHANGES,
+        (false, true) => exit::FAILURES,
+        (true, true) => exit::CHANGES_AND_FAILURES,
+    }
+}

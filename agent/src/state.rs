@@ -1,0 +1,231 @@
+//! What the agent remembers between runs, in its state directory: the last
+//! applied catalog version, the cached signed catalog (enforced when the
+//! master is unreachable), the last run's summary and its splay.
+//!
+//! Invariant: the cached catalog is stored exactly as signed and verified
+//! again every time it is used.
+
+use std::path::{Path, PathBuf};
+
+use rigger_common::fsutil::{Ownership, write_atomic};
+use rigger_common::proto::SignedCatalog;
+use serde::{Deserialize, Serialize};
+
+/// Summary of one run, as `agentctl status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Start, Unix ms.
+    pub started_at_ms: i64,
+    /// Duration.
+    pub duration_ms: u64,
+    /// "unchanged", "changed" or "failed".
+    pub result: String,
+    /// Catalog version applied (0 when none).
+    pub catalog_version: u64,
+    /// Its digest.
+    pub catalog_digest: String,
+    /// Resources changed (pending, in noop).
+    pub changed: u32,
+    /// Resources failed.
+    pub failed: u32,
+    /// Resources skipped.
+    pub skipped: u32,
+    /// The cached catalog was enforced because no fresh one could be had.
+    pub used_cached_catalog: bool,
+    /// Whether the run only planned.
+    pub noop: bool,
+    /// Whether the master answered.
+    pub master_reachable: bool,
+    /// Why the master could not be reached or gave no catalog.
+    #[serde(default)]
+    pub master_error: String,
+    /// A run-level error (no catalog applied).
+    #[serde(default)]
+    pub error: String,
+}
+
+/// Persistent agent state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentState {
+    /// Highest catalog version applied; older ones are refused.
+    pub applied_version: u64,
+    /// Digest of that catalog.
+    pub applied_digest: String,
+    /// The last run.
+    pub last_run: Option<RunSummary>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedCatalog {
+    catalog_json: String,
+    signature: String,
+}
+
+/// A state file that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Reading failed.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is corrupt.
+    #[error("{} is corrupt: {message}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Writing failed.
+    #[error(transparent)]
+    Write(#[from] rigger_common::fsutil::WriteError),
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// State kept in `dir` (created 0700 by [`StateDir::ensure`]).
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates the directory (0700) if needed.
+    pub fn ensure(&self) -> Result<(), StateError> {
+        use std::os::unix::fs::PermissionsExt;
+        let create = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.dir)?;
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+        };
+        create().map_err(|source| StateError::Read {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
+    fn read_json<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Result<Option<T>, StateError> {
+        let path = self.dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StateError::Corrupt {
+                path,
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Read { path, source }),
+        }
+    }
+
+    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec_pretty(value).expect("state serializes");
+        write_atomic(&self.dir.join(name), &bytes, 0o600, Ownership::default())?;
+        Ok(())
+    }
+
+    /// Loads the state (default when absent).
+    pub fn load(&self) -> Result<AgentState, StateError> {
+        Ok(self.read_json("state.json")?.unwrap_or_default())
+    }
+
+    /// Saves the state.
+    pub fn save(&self, state: &AgentState) -> Result<(), StateError> {
+        self.write_json("state.json", state)
+    }
+
+    /// The cached signed catalog, if any.
+    pub fn cached_catalog(&self) -> Result<Option<SignedCatalog>, StateError> {
+        let Some(cached) = self.read_json::<CachedCatalog>("catalog.json")? else {
+            return Ok(None);
+        };
+        let signature = hex::decode(&cached.signature).map_err(|e| StateError::Corrupt {
+            path: self.dir.join("catalog.json"),
+            message: format!("signature: {e}"),
+        })?;
+        Ok(Some(SignedCatalog {
+            catalog_json: cached.catalog_json.into_bytes(),
+            signature,
+        }))
+    }
+
+    /// Caches a signed catalog exactly as received.
+    pub fn cache_catalog(&self, signed: &SignedCatalog) -> Result<(), StateError> {
+        let cached = CachedCatalog {
+            catalog_json: String::from_utf8_lossy(&signed.catalog_json).into_owned(),
+            signature: hex::encode(&signed.signature),
+        };
+        self.write_json("catalog.json", &cached)
+    }
+
+    /// This node's persistent splay, chosen once in `[0, max_ms)`.
+    pub fn splay_ms(&self, max_ms: u64) -> u64 {
+        if max_ms == 0 {
+            return 0;
+        }
+        if let Ok(Some(stored)) = self.read_json::<u64>("splay.json") {
+            if stored < max_ms {
+                return stored;
+            }
+        }
+        let chosen = rand::random::<u64>() % max_ms;
+        if let Err(e) = self.write_json("splay.json", &chosen) {
+            tracing::warn!(error = %e, "cannot persist the splay");
+        }
+        chosen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_and_cache_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path().join("state"));
+        sd.ensure().unwrap();
+        assert_eq!(sd.load().unwrap(), AgentState::default());
+        let state = AgentState {
+            applied_version: 4,
+            applied_digest: "d".into(),
+            last_run: Some(RunSummary { changed: 2, ..Default::default() }),
+        };
+        sd.save(&state).unwrap();
+        assert_eq!(sd.load().unwrap(), state);
+        let signed = SignedCatalog {
+            catalog_json: b"{\"a\":1}".to_vec(),
+            signature: vec![1, 2, 3],
+        };
+        sd.cache_catalog(&signed).unwrap();
+        assert_eq!(sd.cached_catalog().unwrap(), Some(signed));
+    }
+
+    #[test]
+    fn splay_is_persistent_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path().to_path_buf());
+        let first = sd.splay_ms(60_000);
+        assert!(first < 60_000);
+        assert_eq!(sd.splay_ms(60_000), first);
+        assert_eq!(sd.splay_ms(0), 0);
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("state.json"), "{not json").unwrap();
+        let err = StateDir::new(dir.path().to_path_buf()).load().unwrap_err();
+        assert!(err.to_string().contains("state.json"), "{err}");
+    }
+}
