@@ -75,7 +75,9 @@ impl AgentConfigFile {
     pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Self::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default());
+            }
             Err(e) => {
                 return Err(ConfigError {
                     problems: vec![format!("cannot read {}: {e}", path.display())],
@@ -103,17 +105,27 @@ impl AgentConfig {
             .unwrap_or_else(|| "https://rigger-master:8140".to_string());
         let master = MasterAddress::parse(&master_text).unwrap_or_else(|e| {
             problems.push(format!("master: {e}"));
-            MasterAddress { host: "invalid".into(), port: 0 }
+            MasterAddress {
+                host: "invalid".into(),
+                port: 0,
+            }
         });
         let ca_fingerprint = overrides
             .ca_fingerprint
             .or(file.ca_fingerprint)
-            .and_then(|f| Digest::parse(&f).map_err(|e| problems.push(format!("ca_fingerprint: {e}"))).ok());
+            .and_then(|f| {
+                Digest::parse(&f)
+                    .map_err(|e| problems.push(format!("ca_fingerprint: {e}")))
+                    .ok()
+            });
         let ca_cert = overrides.ca_cert.or(file.ca_cert);
         if ca_cert.is_some() && ca_fingerprint.is_some() {
             problems.push("ca_cert and ca_fingerprint are alternatives: give one".into());
         }
-        let imds_text = overrides.imds_endpoint.or(file.imds_endpoint).unwrap_or_else(|| "auto".into());
+        let imds_text = overrides
+            .imds_endpoint
+            .or(file.imds_endpoint)
+            .unwrap_or_else(|| "auto".into());
         let imds = ImdsSetting::parse(&imds_text).unwrap_or_else(|e| {
             problems.push(format!("imds_endpoint: {e}"));
             ImdsSetting::Off
@@ -121,17 +133,34 @@ impl AgentConfig {
         let mut duration = |name: &str, value: Option<String>, default: Duration| match value {
             None => default,
             Some(text) => humantime::parse_duration(&text).unwrap_or_else(|e| {
-                problems.push(format!("{name}: {text:?} is not a duration such as 30m: {e}"));
+                problems.push(format!(
+                    "{name}: {text:?} is not a duration such as 30m: {e}"
+                ));
                 default
             }),
         };
-        let run_interval = duration("run_interval", overrides.run_interval.or(file.run_interval), Duration::from_secs(30 * 60));
-        let splay = duration("splay", overrides.splay.or(file.splay), Duration::from_secs(5 * 60));
-        let timeout = duration("timeout", overrides.timeout.or(file.timeout), Duration::from_secs(30));
+        let run_interval = duration(
+            "run_interval",
+            overrides.run_interval.or(file.run_interval),
+            Duration::from_secs(30 * 60),
+        );
+        let splay = duration(
+            "splay",
+            overrides.splay.or(file.splay),
+            Duration::from_secs(5 * 60),
+        );
+        let timeout = duration(
+            "timeout",
+            overrides.timeout.or(file.timeout),
+            Duration::from_secs(30),
+        );
         if run_interval.is_zero() {
             problems.push("run_interval must be longer than zero".into());
         }
-        let certname = overrides.certname.or(file.certname).map(|c| c.to_ascii_lowercase());
+        let certname = overrides
+            .certname
+            .or(file.certname)
+            .map(|c| c.to_ascii_lowercase());
         let config = Self {
             root,
             master,
@@ -145,7 +174,11 @@ impl AgentConfig {
             splay,
             timeout,
         };
-        if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
     }
 }
 
@@ -158,7 +191,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("agent.toml.example");
         let file = AgentConfigFile::load(&path, true).unwrap();
         let from_file = AgentConfig::resolve("/".into(), file, Default::default(), None).unwrap();
-        let defaults = AgentConfig::resolve("/".into(), Default::default(), Default::default(), None).unwrap();
+        let defaults =
+            AgentConfig::resolve("/".into(), Default::default(), Default::default(), None).unwrap();
         assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
     }
 

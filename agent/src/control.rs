@@ -33,7 +33,10 @@ fn gone() -> Status {
 
 #[tonic::async_trait]
 impl AgentControlService for Control {
-    async fn get_status(&self, request: Request<GetStatusRequest>) -> Result<Response<AgentStatus>, Status> {
+    async fn get_status(
+        &self,
+        request: Request<GetStatusRequest>,
+    ) -> Result<Response<AgentStatus>, Status> {
         rigger_common::grpc::check_local_peer(request.extensions().get::<UdsConnectInfo>())?;
         let (tx, rx) = oneshot::channel();
         self.inbox
@@ -45,7 +48,10 @@ impl AgentControlService for Control {
 
     type TriggerRunStream = ReceiverStream<Result<RunEvent, Status>>;
 
-    async fn trigger_run(&self, request: Request<TriggerRunRequest>) -> Result<Response<Self::TriggerRunStream>, Status> {
+    async fn trigger_run(
+        &self,
+        request: Request<TriggerRunRequest>,
+    ) -> Result<Response<Self::TriggerRunStream>, Status> {
         rigger_common::grpc::check_local_peer(request.extensions().get::<UdsConnectInfo>())?;
         let (tx, rx) = mpsc::channel(64);
         let noop = request.into_inner().noop;
@@ -58,7 +64,10 @@ impl AgentControlService for Control {
 }
 
 /// Forwards a run's outcomes to an `agentctl run` stream (unchanged ones left out).
-pub async fn run_event_stream(mut outcomes: mpsc::UnboundedReceiver<Outcome>, sink: RunEventSender) {
+pub async fn run_event_stream(
+    mut outcomes: mpsc::UnboundedReceiver<Outcome>,
+    sink: RunEventSender,
+) {
     while let Some(o) = outcomes.recv().await {
         if o.status == OutcomeStatus::Unchanged {
             continue;

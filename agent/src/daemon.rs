@@ -100,7 +100,12 @@ pub async fn run(
         }
         if running.is_none() {
             if let Some((noop, events)) = waiting.pop_front() {
-                running = Some(tokio::spawn(start_run(agent.clone(), noop, events, events_tx.clone())));
+                running = Some(tokio::spawn(start_run(
+                    agent.clone(),
+                    noop,
+                    events,
+                    events_tx.clone(),
+                )));
             }
         }
     }
@@ -110,9 +115,16 @@ pub async fn run(
     }
 }
 
-async fn start_run(agent: Arc<Agent>, noop: bool, events: Option<RunEventSender>, inbox: mpsc::Sender<Event>) {
+async fn start_run(
+    agent: Arc<Agent>,
+    noop: bool,
+    events: Option<RunEventSender>,
+    inbox: mpsc::Sender<Event>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let forward = events.clone().map(|sink| tokio::spawn(run_event_stream(rx, sink)));
+    let forward = events
+        .clone()
+        .map(|sink| tokio::spawn(run_event_stream(rx, sink)));
     let summary = agent.run_once(noop, Some(tx)).await;
     if let Some(forward) = forward {
         let _ = forward.await;
@@ -125,13 +137,19 @@ async fn start_run(agent: Arc<Agent>, noop: bool, events: Option<RunEventSender>
 
 /// Exponential backoff with jitter (50–100 % of the step), capped at the interval.
 fn backoff(failures: u32, interval: Duration) -> Duration {
-    let step = BACKOFF_START.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)));
+    let step =
+        BACKOFF_START.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)));
     let capped = step.min(interval);
     let jitter = 0.5 + rand::random::<f64>() / 2.0;
     capped.mul_f64(jitter)
 }
 
-fn status_of(agent: &Agent, last: Option<&RunSummary>, running: bool, next_run: Instant) -> AgentStatus {
+fn status_of(
+    agent: &Agent,
+    last: Option<&RunSummary>,
+    running: bool,
+    next_run: Instant,
+) -> AgentStatus {
     let certname = agent.paths.ssl_dir();
     let certname = crate::identity::load(&certname)
         .ok()

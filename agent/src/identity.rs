@@ -63,13 +63,19 @@ pub enum IdentityError {
     #[error(transparent)]
     Write(#[from] rigger_common::fsutil::WriteError),
     /// Not enrolled and no token to enroll with.
-    #[error("this node has no certificate yet and no bootstrap token was given: pass --token (create one with `masterctl token create`)")]
+    #[error(
+        "this node has no certificate yet and no bootstrap token was given: pass --token (create one with `masterctl token create`)"
+    )]
     NoToken,
     /// Not enrolled and no way to trust the master.
-    #[error("cannot trust the master: give --ca-cert FILE or --ca-fingerprint sha256:HEX (see `masterctl ca show`)")]
+    #[error(
+        "cannot trust the master: give --ca-cert FILE or --ca-fingerprint sha256:HEX (see `masterctl ca show`)"
+    )]
     NoTrust,
     /// The fetched CA does not match the pinned fingerprint.
-    #[error("the master's CA certificate has fingerprint {actual}, not the expected {expected}: refusing to trust it")]
+    #[error(
+        "the master's CA certificate has fingerprint {actual}, not the expected {expected}: refusing to trust it"
+    )]
     FingerprintMismatch {
         /// Pinned.
         expected: String,
@@ -77,7 +83,9 @@ pub enum IdentityError {
         actual: String,
     },
     /// The master returned a CA other than the trusted one.
-    #[error("the master answered enrollment with a CA certificate other than the one this node trusts")]
+    #[error(
+        "the master answered enrollment with a CA certificate other than the one this node trusts"
+    )]
     CaChanged,
     /// The master could not be reached.
     #[error("cannot connect to the master at {master}")]
@@ -135,7 +143,11 @@ fn read(path: &Path) -> Result<String, IdentityError> {
 /// Loads the stored identity, if the node has enrolled before.
 pub fn load(ssl_dir: &Path) -> Result<Option<Identity>, IdentityError> {
     let files = Files::in_dir(ssl_dir);
-    if !(files.key.exists() && files.cert.exists() && files.ca.exists() && files.signing_key.exists()) {
+    if !(files.key.exists()
+        && files.cert.exists()
+        && files.ca.exists()
+        && files.signing_key.exists())
+    {
         return Ok(None);
     }
     let cert_pem = read(&files.cert)?;
@@ -144,7 +156,8 @@ pub fn load(ssl_dir: &Path) -> Result<Option<Identity>, IdentityError> {
         message,
     };
     let der = tls::certs_from_pem(&cert_pem, "node.crt").map_err(|e| damaged(e.to_string()))?;
-    let certname = common_name(&der[0]).ok_or_else(|| damaged("node.crt has no common name".into()))?;
+    let certname =
+        common_name(&der[0]).ok_or_else(|| damaged("node.crt has no common name".into()))?;
     let signing_key = hex::decode(read(&files.signing_key)?.trim())
         .map_err(|e| damaged(format!("catalog-signing.pub: {e}")))?;
     Ok(Some(Identity {
@@ -177,7 +190,9 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
     let ca_pem = trusted_ca(ssl_dir, settings).await?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name.push(DnType::CommonName, settings.certname.as_str());
+    params
+        .distinguished_name
+        .push(DnType::CommonName, settings.certname.as_str());
     let csr_pem = params.serialize_request(&key)?.pem()?;
 
     let config = tls::client_config(&ca_pem, None)?;
@@ -208,7 +223,12 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
     let own = Ownership::default();
     write_atomic(&files.key, key.serialize_pem().as_bytes(), 0o600, own)?;
     write_atomic(&files.ca, ca_pem.as_bytes(), 0o644, own)?;
-    write_atomic(&files.signing_key, hex::encode(&reply.catalog_signing_key).as_bytes(), 0o644, own)?;
+    write_atomic(
+        &files.signing_key,
+        hex::encode(&reply.catalog_signing_key).as_bytes(),
+        0o644,
+        own,
+    )?;
     // The certificate last: its presence marks a complete enrollment.
     write_atomic(&files.cert, reply.cert_pem.as_bytes(), 0o600, own)?;
     tracing::info!(certname = %settings.certname, master = %settings.master, "enrolled");
@@ -236,7 +256,10 @@ async fn trusted_ca(ssl_dir: &Path, settings: &EnrollSettings) -> Result<String,
 
 /// Fetches the master's CA over an unauthenticated TLS connection and
 /// accepts it only if its fingerprint is the pinned one.
-async fn discover_ca(settings: &EnrollSettings, expected: &Digest) -> Result<String, IdentityError> {
+async fn discover_ca(
+    settings: &EnrollSettings,
+    expected: &Digest,
+) -> Result<String, IdentityError> {
     let config = tls::discovery_client_config()?;
     let channel = tls_channel(&settings.master, Arc::new(config), settings.timeout)
         .await

@@ -93,7 +93,9 @@ impl Agent {
                 let certname = match (&self.config.certname, &stored) {
                     (_, Some(id)) => id.certname.clone(),
                     (Some(name), None) => name.clone(),
-                    (None, None) => facts::default_certname(&facts::gather(&self.config.imds).await),
+                    (None, None) => {
+                        facts::default_certname(&facts::gather(&self.config.imds).await)
+                    }
                 };
                 let settings = EnrollSettings {
                     master: self.config.master.clone(),
@@ -110,7 +112,11 @@ impl Agent {
 
     /// Runs once. Outcomes are sent to `outcomes` as they happen. Never
     /// panics; a run-level failure is in the summary's `error`.
-    pub async fn run_once(&self, noop: bool, outcomes: Option<mpsc::UnboundedSender<Outcome>>) -> RunSummary {
+    pub async fn run_once(
+        &self,
+        noop: bool,
+        outcomes: Option<mpsc::UnboundedSender<Outcome>>,
+    ) -> RunSummary {
         let started = Instant::now();
         let started_at_ms = now_ms();
         let mut summary = RunSummary {
@@ -164,7 +170,9 @@ impl Agent {
             tracing::warn!(version = catalog.version, error = %fetched.master_error, "master unavailable; enforcing the cached catalog");
         }
 
-        let ctx = ApplyContext { paths: self.paths.clone() };
+        let ctx = ApplyContext {
+            paths: self.paths.clone(),
+        };
         let content = catalog.content.clone();
         let report = tokio::task::spawn_blocking(move || {
             apply::apply_catalog(&content, &ctx, noop, |o| {
@@ -202,13 +210,27 @@ impl Agent {
     async fn connect(&self, identity: &Identity) -> Result<CatalogServiceClient<Channel>, String> {
         let config = rigger_common::tls::client_config(&identity.ca_pem, Some(&identity.client))
             .map_err(|e| error_chain(&e))?;
-        let channel = rigger_common::grpc::tls_channel(&self.config.master, Arc::new(config), self.config.timeout)
-            .await
-            .map_err(|e| format!("cannot connect to {}: {}", self.config.master, error_chain(&e)))?;
+        let channel = rigger_common::grpc::tls_channel(
+            &self.config.master,
+            Arc::new(config),
+            self.config.timeout,
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot connect to {}: {}",
+                self.config.master,
+                error_chain(&e)
+            )
+        })?;
         Ok(CatalogServiceClient::new(channel))
     }
 
-    async fn fetch(&self, identity: &Identity, facts: &serde_json::Value) -> Result<Fetched, RunError> {
+    async fn fetch(
+        &self,
+        identity: &Identity,
+        facts: &serde_json::Value,
+    ) -> Result<Fetched, RunError> {
         let request = GetCatalogRequest {
             facts_json: facts.to_string(),
             role: self.config.role.clone().unwrap_or_default(),
@@ -225,8 +247,21 @@ impl Agent {
                     });
                 }
                 Err(status) => {
-                    let reachable = !matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
-                    (Some(client), format!("the master gave no catalog: {}", status.message()), reachable)
+                    let transport = std::error::Error::source(&status).is_some();
+                    let reachable = !transport
+                        && !matches!(
+                            status.code(),
+                            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                        );
+                    let message = if transport {
+                        format!(
+                            "the connection to the master failed during the request ({}); if it persists, check the master's log: it refuses certificates it did not issue",
+                            error_chain(&status)
+                        )
+                    } else {
+                        format!("the master gave no catalog: {}", status.message())
+                    };
+                    (Some(client), message, reachable)
                 }
             },
             Err(e) => (None, e, false),
@@ -244,8 +279,14 @@ impl Agent {
     }
 
     /// Checks signature, node and version.
-    fn verify(&self, identity: &Identity, signed: &SignedCatalog, applied: u64) -> Result<Catalog, RunError> {
-        let catalog = verify_catalog(&identity.signing_key, signed).map_err(|e| RunError::Refused(error_chain(&e)))?;
+    fn verify(
+        &self,
+        identity: &Identity,
+        signed: &SignedCatalog,
+        applied: u64,
+    ) -> Result<Catalog, RunError> {
+        let catalog = verify_catalog(&identity.signing_key, signed)
+            .map_err(|e| RunError::Refused(error_chain(&e)))?;
         if catalog.node != identity.certname {
             return Err(RunError::Refused(format!(
                 "catalog is for node {}, not {}",
@@ -277,7 +318,12 @@ impl Agent {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Err(RunError::Locked { path }),
-                Err((_, e)) => return Err(RunError::Other(format!("cannot lock {}: {e}", path.display()))),
+                Err((_, e)) => {
+                    return Err(RunError::Other(format!(
+                        "cannot lock {}: {e}",
+                        path.display()
+                    )));
+                }
             }
         }
     }

@@ -119,10 +119,14 @@ impl StateDir {
     fn read_json<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Result<Option<T>, StateError> {
         let path = self.dir.join(name);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StateError::Corrupt {
-                path,
-                message: e.to_string(),
-            }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StateError::Corrupt {
+                        path,
+                        message: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StateError::Read { path, source }),
         }
@@ -199,7 +203,10 @@ mod tests {
         let state = AgentState {
             applied_version: 4,
             applied_digest: "d".into(),
-            last_run: Some(RunSummary { changed: 2, ..Default::default() }),
+            last_run: Some(RunSummary {
+                changed: 2,
+                ..Default::default()
+            }),
         };
         sd.save(&state).unwrap();
         assert_eq!(sd.load().unwrap(), state);

@@ -137,8 +137,7 @@ pub struct FileSpec {
 impl FileSpec {
     /// The mode the file gets: the given one, else 0600 for secrets, 0644 otherwise.
     pub fn effective_mode(&self) -> u32 {
-        self.mode
-            .unwrap_or(if self.secret { 0o600 } else { 0o644 })
+        self.mode.unwrap_or(if self.secret { 0o600 } else { 0o644 })
     }
 }
 
@@ -357,7 +356,11 @@ mod tests {
 
     #[test]
     fn order_puts_requirements_first() {
-        let c = content(vec![dir("b", "/b", &["a"]), dir("a", "/a", &[]), dir("c", "/c", &[])]);
+        let c = content(vec![
+            dir("b", "/b", &["a"]),
+            dir("a", "/a", &[]),
+            dir("c", "/c", &[]),
+        ]);
         assert_eq!(c.apply_order().unwrap(), vec![1, 0, 2]);
     }
 

@@ -88,7 +88,10 @@ mod tests {
         let colons: Vec<String> = d.as_bytes().iter().map(|b| format!("{b:02X}")).collect();
         let openssl = format!("sha256 Fingerprint={}", colons.join(":"));
         assert_eq!(Digest::parse(&openssl).unwrap(), d);
-        assert_eq!(Digest::parse(&format!("SHA256:{}", colons.join(":"))).unwrap(), d);
+        assert_eq!(
+            Digest::parse(&format!("SHA256:{}", colons.join(":"))).unwrap(),
+            d
+        );
     }
 
     #[test]

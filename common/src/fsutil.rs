@@ -123,7 +123,10 @@ mod tests {
         write_atomic(&path, b"one", 0o600, Ownership::default()).unwrap();
         write_atomic(&path, b"two", 0o640, Ownership::default()).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -141,7 +144,10 @@ mod tests {
             Ownership::default(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("/nonexistent-dir-for-rigger/x"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent-dir-for-rigger/x"),
+            "{err}"
+        );
     }
 
     #[test]

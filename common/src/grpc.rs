@@ -86,8 +86,7 @@ pub async fn tls_channel(
 ) -> Result<Channel, tonic::transport::Error> {
     let connector = TlsConnector::from(config);
     let authority = master.authority();
-    let server_name = ServerName::try_from(master.host.clone())
-        .map_err(|e| e.to_string());
+    let server_name = ServerName::try_from(master.host.clone()).map_err(|e| e.to_string());
     let endpoint = Endpoint::from_shared(format!("http://{authority}"))?
         .connect_timeout(timeout)
         .timeout(timeout);
@@ -236,7 +235,9 @@ pub fn bind_private_socket(path: &Path) -> io::Result<UnixListener> {
 
 /// Checks that a Unix-socket peer is root or the daemon's own user; the
 /// socket mode already says so, this is defence in depth.
-pub fn check_local_peer(info: Option<&tonic::transport::server::UdsConnectInfo>) -> Result<(), tonic::Status> {
+pub fn check_local_peer(
+    info: Option<&tonic::transport::server::UdsConnectInfo>,
+) -> Result<(), tonic::Status> {
     let own = nix::unistd::geteuid().as_raw();
     match info.and_then(|i| i.peer_cred) {
         Some(cred) if cred.uid() == 0 || cred.uid() == own => Ok(()),

@@ -16,8 +16,8 @@ pub enum LogFormat {
 /// Installs the global subscriber writing to stderr; `default_filter`
 /// applies when `RIGGER_LOG` is unset.
 pub fn init(format: LogFormat, default_filter: &str) {
-    let filter = EnvFilter::try_from_env("RIGGER_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_env("RIGGER_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -9,13 +9,12 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rigger_common::fsutil::{Ownership, write_atomic};
 use rustls_pki_types::pem::PemObject;
-use x509_parser::prelude::FromDer;
 use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::FromDer;
 
 /// Certificates are backdated by this much against clock skew between a
 /// freshly booted node and the master.
@@ -93,8 +92,18 @@ impl CertificateAuthority {
         params.not_after = now + CA_LIFETIME;
         params.serial_number = Some(random_serial());
         let cert = params.self_signed(&key)?;
-        write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600, Ownership::default())?;
-        write_atomic(&cert_path, cert.pem().as_bytes(), 0o644, Ownership::default())?;
+        write_atomic(
+            &key_path,
+            key.serialize_pem().as_bytes(),
+            0o600,
+            Ownership::default(),
+        )?;
+        write_atomic(
+            &cert_path,
+            cert.pem().as_bytes(),
+            0o644,
+            Ownership::default(),
+        )?;
         tracing::info!(path = %cert_path.display(), "created a new certificate authority");
         Ok(Self {
             cert_pem: cert.pem(),
@@ -202,10 +211,9 @@ pub fn common_name(der: &[u8]) -> Option<String> {
 pub fn csr_common_name(csr_pem: &str) -> Result<String, String> {
     let der = rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(csr_pem.as_bytes())
         .map_err(|e| e.to_string())?;
-    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(
-        der.as_ref(),
-    )
-    .map_err(|e| e.to_string())?;
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(der.as_ref())
+            .map_err(|e| e.to_string())?;
     let cn = csr
         .certification_request_info
         .subject
@@ -239,7 +247,10 @@ mod tests {
         let second = CertificateAuthority::load_or_create(dir.path()).unwrap();
         assert_eq!(first.cert_pem(), second.cert_pem());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -253,7 +264,10 @@ mod tests {
         assert_eq!(serial_of(&der[0]).unwrap(), issued.serial);
         let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
         let not_before = cert.validity().not_before.timestamp();
-        assert!(not_before < OffsetDateTime::now_utc().unix_timestamp() - 60, "not backdated");
+        assert!(
+            not_before < OffsetDateTime::now_utc().unix_timestamp() - 60,
+            "not backdated"
+        );
     }
 
     #[test]

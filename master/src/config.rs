@@ -74,14 +74,19 @@ impl MasterConfigFile {
 
 impl MasterConfig {
     /// Layers `overrides` (flags and environment) over `file` over the defaults.
-    pub fn resolve(file: MasterConfigFile, overrides: MasterConfigFile) -> Result<Self, ConfigError> {
+    pub fn resolve(
+        file: MasterConfigFile,
+        overrides: MasterConfigFile,
+    ) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let listen_text = overrides
             .listen
             .or(file.listen)
             .unwrap_or_else(|| format!("0.0.0.0:{}", rigger_common::DEFAULT_MASTER_PORT));
         let listen = listen_text.parse().unwrap_or_else(|_| {
-            problems.push(format!("listen: {listen_text:?} is not an address such as 0.0.0.0:8140"));
+            problems.push(format!(
+                "listen: {listen_text:?} is not an address such as 0.0.0.0:8140"
+            ));
             SocketAddr::from(([0, 0, 0, 0], rigger_common::DEFAULT_MASTER_PORT))
         });
         let config = Self {
@@ -115,7 +120,10 @@ impl MasterConfig {
             }
         }
         if !config.site.is_dir() {
-            problems.push(format!("site: {} is not a directory", config.site.display()));
+            problems.push(format!(
+                "site: {} is not a directory",
+                config.site.display()
+            ));
         }
         if problems.is_empty() {
             Ok(config)

@@ -72,7 +72,8 @@ impl Master {
                 source,
             })?;
         let ca = CertificateAuthority::load_or_create(dir)?;
-        let signing_key = rigger_common::signing::load_or_create_key(&dir.join("catalog-signing.key"))?;
+        let signing_key =
+            rigger_common::signing::load_or_create_key(&dir.join("catalog-signing.key"))?;
         let store = SqliteStore::open(&dir.join("master.db")).await?;
         let compiler = Compiler::new(config.modules.clone(), config.site.clone());
         let state = Arc::new(MasterState {
@@ -106,7 +107,9 @@ impl Master {
         tracing::info!(addr = %local, names = ?names, "master listening");
 
         let node_server = Server::builder()
-            .add_service(EnrollmentServiceServer::new(Enrollment::new(self.state.clone())))
+            .add_service(EnrollmentServiceServer::new(Enrollment::new(
+                self.state.clone(),
+            )))
             .add_service(CatalogServiceServer::new(Catalogs::new(self.state.clone())))
             .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
         let admin_server = Server::builder()

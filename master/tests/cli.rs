@@ -22,7 +22,14 @@ fn usage_errors_exit_64() {
 fn bad_configuration_exits_78_naming_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let out = master()
-        .args(["--site", "/nonexistent/site", "--modules", "/nonexistent/mods", "--listen", "bogus"])
+        .args([
+            "--site",
+            "/nonexistent/site",
+            "--modules",
+            "/nonexistent/mods",
+            "--listen",
+            "bogus",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .arg("--check-config")
@@ -47,5 +54,10 @@ fn check_config_accepts_the_example_site() {
         .arg("--check-config")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

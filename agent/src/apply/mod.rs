@@ -97,7 +97,10 @@ pub fn apply_catalog(
     let mut sources: HashMap<&str, Vec<&str>> = HashMap::new();
     for r in &content.resources {
         for target in &r.notifies {
-            sources.entry(target.as_str()).or_default().push(r.id.as_str());
+            sources
+                .entry(target.as_str())
+                .or_default()
+                .push(r.id.as_str());
         }
     }
     let mut blocked: HashSet<&str> = HashSet::new();
@@ -142,14 +145,26 @@ fn step(
         message,
         diff,
     };
-    if let Some(dep) = resource.requires.iter().find(|r| blocked.contains(r.as_str())) {
-        return outcome(Status::Skipped, format!("skipped: requires {dep}, which did not apply"), None);
+    if let Some(dep) = resource
+        .requires
+        .iter()
+        .find(|r| blocked.contains(r.as_str()))
+    {
+        return outcome(
+            Status::Skipped,
+            format!("skipped: requires {dep}, which did not apply"),
+            None,
+        );
     }
     let changes = match plan {
         Ok(c) => c,
         Err(e) => return outcome(Status::Failed, error_chain(&e), None),
     };
-    let summary = changes.iter().map(|c| c.summary.as_str()).collect::<Vec<_>>().join("; ");
+    let summary = changes
+        .iter()
+        .map(|c| c.summary.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
     let diffs: Vec<&str> = changes.iter().filter_map(|c| c.diff.as_deref()).collect();
     let diff = (!diffs.is_empty()).then(|| diffs.concat());
     let refresh_due = changes.is_empty() && !notified_by.is_empty() && has_refresh(resource);
@@ -158,7 +173,11 @@ fn step(
         return if !changes.is_empty() {
             outcome(Status::Pending, format!("would {summary}"), diff)
         } else if refresh_due {
-            outcome(Status::Pending, format!("would refresh ({})", notified()), None)
+            outcome(
+                Status::Pending,
+                format!("would refresh ({})", notified()),
+                None,
+            )
         } else {
             outcome(Status::Unchanged, String::new(), None)
         };
@@ -173,7 +192,11 @@ fn step(
         // An exec that already ran for its own change is not run again.
         return match refresh(resource, ctx) {
             Ok(()) => outcome(Status::Changed, format!("refreshed ({})", notified()), None),
-            Err(e) => outcome(Status::Failed, format!("refresh failed: {}", error_chain(&e)), None),
+            Err(e) => outcome(
+                Status::Failed,
+                format!("refresh failed: {}", error_chain(&e)),
+                None,
+            ),
         };
     }
     outcome(Status::Unchanged, String::new(), None)

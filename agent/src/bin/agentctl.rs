@@ -43,7 +43,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli: Cli = exit::parse_args();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agentctl: cannot start the runtime: {e}");
@@ -63,7 +66,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let socket = cli.socket.unwrap_or_else(|| Paths::new(&cli.root).socket());
     let channel = rigger_common::grpc::unix_channel(&socket)
         .await
-        .with_context(|| format!("cannot reach the agent at {} (is rigger-agent running, and are you root?)", socket.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot reach the agent at {} (is rigger-agent running, and are you root?)",
+                socket.display()
+            )
+        })?;
     let mut client = AgentControlServiceClient::new(channel);
     match cli.command {
         Command::Status { json } => {
@@ -86,7 +94,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 .map_err(|s| anyhow!("{}", s.message()))?
                 .into_inner();
             let mut code = exit::OK;
-            while let Some(event) = stream.message().await.map_err(|s| anyhow!("{}", s.message()))? {
+            while let Some(event) = stream
+                .message()
+                .await
+                .map_err(|s| anyhow!("{}", s.message()))?
+            {
                 match event.event {
                     Some(run_event::Event::Resource(r)) => {
                         println!("{:<9} {}: {}", r.status, r.id, r.message);
@@ -109,7 +121,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                             s.failed,
                             s.skipped,
                             s.duration_ms,
-                            if s.used_cached_catalog { " (cached catalog: master unreachable)" } else { "" }
+                            if s.used_cached_catalog {
+                                " (cached catalog: master unreachable)"
+                            } else {
+                                ""
+                            }
                         );
                     }
                     None => {}
@@ -151,7 +167,14 @@ fn ago(ms: i64) -> String {
 }
 
 fn print_status(s: &AgentStatus) {
-    println!("node:      {}", if s.certname.is_empty() { "(not enrolled yet)" } else { &s.certname });
+    println!(
+        "node:      {}",
+        if s.certname.is_empty() {
+            "(not enrolled yet)"
+        } else {
+            &s.certname
+        }
+    );
     let reach = if s.last_run_at_ms == 0 {
         "not contacted yet".to_string()
     } else if s.master_reachable {
@@ -161,24 +184,37 @@ fn print_status(s: &AgentStatus) {
     };
     println!("master:    {} ({reach})", s.master);
     if s.last_run_at_ms == 0 {
-        println!("last run:  none yet{}", if s.running { " (running now)" } else { "" });
+        println!(
+            "last run:  none yet{}",
+            if s.running { " (running now)" } else { "" }
+        );
     } else {
         println!(
             "last run:  {} ({}), took {} ms{}",
             format_ms(s.last_run_at_ms),
             ago(s.last_run_at_ms),
             s.last_run_duration_ms,
-            if s.running { "; another run in progress" } else { "" }
+            if s.running {
+                "; another run in progress"
+            } else {
+                ""
+            }
         );
         println!(
             "result:    {} ({} changed, {} failed, {} skipped)",
             s.last_run_result, s.changed, s.failed, s.skipped
         );
         if s.catalog_version > 0 {
-            println!("catalog:   version {} ({})", s.catalog_version, s.catalog_digest);
+            println!(
+                "catalog:   version {} ({})",
+                s.catalog_version, s.catalog_digest
+            );
         }
         if s.used_cached_catalog {
-            println!("WARNING:   enforcing the CACHED catalog: the master gave no fresh one ({})", s.master_error);
+            println!(
+                "WARNING:   enforcing the CACHED catalog: the master gave no fresh one ({})",
+                s.master_error
+            );
         }
         if !s.last_error.is_empty() {
             println!("error:     {}", s.last_error);

@@ -130,7 +130,12 @@ fn load_config(cli: &Cli) -> anyhow::Result<AgentConfig> {
         splay: cli.splay.clone(),
         timeout: None,
     };
-    Ok(AgentConfig::resolve(cli.root.clone(), file, overrides, cli.token.clone())?)
+    Ok(AgentConfig::resolve(
+        cli.root.clone(),
+        file,
+        overrides,
+        cli.token.clone(),
+    )?)
 }
 
 /// One run, printing each change (and its diff in noop) as it happens.
@@ -147,12 +152,19 @@ async fn once(agent: Arc<Agent>, noop: bool) -> u8 {
         eprintln!("rigger-agent: {}", summary.error);
     }
     if summary.used_cached_catalog {
-        eprintln!("rigger-agent: warning: enforced the cached catalog version {} ({})", summary.catalog_version, summary.master_error);
+        eprintln!(
+            "rigger-agent: warning: enforced the cached catalog version {} ({})",
+            summary.catalog_version, summary.master_error
+        );
     }
     let verb = if noop { "would change" } else { "changed" };
     println!(
         "catalog version {}: {} {verb}, {} failed, {} skipped in {} ms",
-        summary.catalog_version, summary.changed, summary.failed, summary.skipped, summary.duration_ms
+        summary.catalog_version,
+        summary.changed,
+        summary.failed,
+        summary.skipped,
+        summary.duration_ms
     );
     detailed_exit_code(&summary)
 }
@@ -197,7 +209,10 @@ async fn daemon(agent: Arc<Agent>) -> anyhow::Result<()> {
 
 async fn wait_for_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return;
     };
     tokio::select! {

@@ -68,7 +68,11 @@ impl ImdsClient {
             .body(Empty::new())
             .map_err(|e| err(e.to_string()))?;
         let call = async {
-            let response = self.client.request(request).await.map_err(|e| err(e.to_string()))?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| err(e.to_string()))?;
             let status = response.status();
             let body = response
                 .into_body()

@@ -23,8 +23,12 @@ impl ImdsSetting {
         match text {
             "auto" => Ok(Self::Auto),
             "off" => Ok(Self::Off),
-            url if url.starts_with("http://") => Ok(Self::Endpoint(url.trim_end_matches('/').to_string())),
-            other => Err(format!("imds endpoint {other:?} must be auto, off or an http:// URL")),
+            url if url.starts_with("http://") => {
+                Ok(Self::Endpoint(url.trim_end_matches('/').to_string()))
+            }
+            other => Err(format!(
+                "imds endpoint {other:?} must be auto, off or an http:// URL"
+            )),
         }
     }
 }
@@ -46,7 +50,9 @@ pub async fn gather(imds: &ImdsSetting) -> Value {
                 }
                 facts.insert("ec2".into(), Value::Object(ec2));
             }
-            Err(e) => tracing::warn!(endpoint, error = %e, "EC2 instance metadata unavailable; continuing without ec2 facts"),
+            Err(e) => {
+                tracing::warn!(endpoint, error = %e, "EC2 instance metadata unavailable; continuing without ec2 facts")
+            }
         }
     }
     Value::Object(facts)

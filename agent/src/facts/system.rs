@@ -22,10 +22,24 @@ pub fn gather() -> Map<String, Value> {
         .map(ToString::to_string)
         .unwrap_or_else(|| "127.0.0.1".into());
     insert(&mut facts, "ip", primary);
-    insert(&mut facts, "ips", ips.iter().map(|ip| Value::String(ip.to_string())).collect::<Vec<_>>());
+    insert(
+        &mut facts,
+        "ips",
+        ips.iter()
+            .map(|ip| Value::String(ip.to_string()))
+            .collect::<Vec<_>>(),
+    );
     if let Ok(uname) = nix::sys::utsname::uname() {
-        insert(&mut facts, "kernel", uname.release().to_string_lossy().into_owned());
-        insert(&mut facts, "architecture", uname.machine().to_string_lossy().into_owned());
+        insert(
+            &mut facts,
+            "kernel",
+            uname.release().to_string_lossy().into_owned(),
+        );
+        insert(
+            &mut facts,
+            "architecture",
+            uname.machine().to_string_lossy().into_owned(),
+        );
     }
     insert(&mut facts, "os", os_release());
     insert(
@@ -41,7 +55,8 @@ pub fn gather() -> Map<String, Value> {
 
 /// Whether DMI says this machine is an EC2 instance.
 pub fn is_ec2() -> bool {
-    let read = |f: &str| std::fs::read_to_string(format!("/sys/class/dmi/id/{f}")).unwrap_or_default();
+    let read =
+        |f: &str| std::fs::read_to_string(format!("/sys/class/dmi/id/{f}")).unwrap_or_default();
     read("sys_vendor").contains("Amazon EC2")
         || read("board_asset_tag").trim_start().starts_with("i-")
         || read("product_uuid").to_ascii_lowercase().starts_with("ec2")

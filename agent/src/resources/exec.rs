@@ -82,10 +82,21 @@ fn run_shell(command: &str, spec: &ExecSpec, ctx: &ApplyContext) -> Result<Outco
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| ResourceError::Other(format!("cannot start `{command}` in {}: {e}", cwd.display())))?;
+        .map_err(|e| {
+            ResourceError::Other(format!(
+                "cannot start `{command}` in {}: {e}",
+                cwd.display()
+            ))
+        })?;
     let readers: Vec<_> = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -112,7 +123,11 @@ fn run_shell(command: &str, spec: &ExecSpec, ctx: &ApplyContext) -> Result<Outco
                 )));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(ResourceError::Other(format!("cannot wait for `{command}`: {e}"))),
+            Err(e) => {
+                return Err(ResourceError::Other(format!(
+                    "cannot wait for `{command}`: {e}"
+                )));
+            }
         }
     };
     let output: Vec<u8> = readers
@@ -132,7 +147,9 @@ fn tail(output: &str) -> String {
         return "(none)".to_string();
     }
     let start = trimmed.len().saturating_sub(OUTPUT_TAIL);
-    let start = (start..=trimmed.len()).find(|i| trimmed.is_char_boundary(*i)).unwrap_or(0);
+    let start = (start..=trimmed.len())
+        .find(|i| trimmed.is_char_boundary(*i))
+        .unwrap_or(0);
     trimmed[start..].to_string()
 }
 
@@ -156,20 +173,27 @@ mod tests {
     #[test]
     fn creates_guard_makes_the_second_run_a_no_op() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        let ctx = ApplyContext {
+            paths: Paths::new(dir.path()),
+        };
         let mut s = spec("echo x >> \"$RIGGER_ROOT/ran\"; touch \"$RIGGER_ROOT/done\"");
         s.creates = Some("/done".into());
         assert_eq!(check(&s, &ctx).unwrap().len(), 1);
         apply(&s, &ctx).unwrap();
         assert!(check(&s, &ctx).unwrap().is_empty());
         apply(&s, &ctx).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("ran")).unwrap(), "x\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("ran")).unwrap(),
+            "x\n"
+        );
     }
 
     #[test]
     fn unless_guard_and_failures_report_output() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        let ctx = ApplyContext {
+            paths: Paths::new(dir.path()),
+        };
         let mut s = spec("echo boom; exit 3");
         s.unless = Some("true".into());
         assert!(check(&s, &ctx).unwrap().is_empty());
@@ -181,7 +205,9 @@ mod tests {
     #[test]
     fn timeout_kills_the_process_group() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        let ctx = ApplyContext {
+            paths: Paths::new(dir.path()),
+        };
         let mut s = spec("sleep 30 & echo $! > \"$RIGGER_ROOT/bg.pid\"; wait");
         s.timeout_secs = 1;
         let err = apply(&s, &ctx).unwrap_err().to_string();
@@ -197,7 +223,10 @@ mod tests {
             if !alive {
                 break;
             }
-            assert!(Instant::now() < deadline, "background process survived the timeout");
+            assert!(
+                Instant::now() < deadline,
+                "background process survived the timeout"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

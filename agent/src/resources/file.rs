@@ -17,7 +17,11 @@ pub fn check(spec: &FileSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Resourc
     let meta = match fs::symlink_metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(vec![Change {
-                summary: format!("create file {} ({})", spec.path, mode_string(spec.effective_mode())),
+                summary: format!(
+                    "create file {} ({})",
+                    spec.path,
+                    mode_string(spec.effective_mode())
+                ),
                 diff: Some(diff(spec, "")),
             }]);
         }
@@ -80,7 +84,10 @@ pub fn apply(spec: &FileSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
 
 fn diff(spec: &FileSpec, current: &str) -> String {
     if spec.secret {
-        return format!("--- {0}\n+++ {0}\n{REDACTED} (secret content changed)\n", spec.path);
+        return format!(
+            "--- {0}\n+++ {0}\n{REDACTED} (secret content changed)\n",
+            spec.path
+        );
     }
     similar::TextDiff::from_lines(current, spec.content.as_str())
         .unified_diff()
@@ -109,7 +116,9 @@ mod tests {
     fn check_apply_check_converges() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        let ctx = ApplyContext {
+            paths: Paths::new(dir.path()),
+        };
         let s = spec("a = 1\n", false);
         assert_eq!(check(&s, &ctx).unwrap().len(), 1);
         apply(&s, &ctx).unwrap();
@@ -124,18 +133,25 @@ mod tests {
     fn secret_diffs_are_redacted() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        let ctx = ApplyContext {
+            paths: Paths::new(dir.path()),
+        };
         apply(&spec("password = old\n", true), &ctx).unwrap();
         let changes = check(&spec("password = new\n", true), &ctx).unwrap();
         let diff = changes[0].diff.as_deref().unwrap();
-        assert!(diff.contains(REDACTED) && !diff.contains("new") && !diff.contains("old"), "{diff}");
+        assert!(
+            diff.contains(REDACTED) && !diff.contains("new") && !diff.contains("old"),
+            "{diff}"
+        );
     }
 
     #[test]
     fn a_directory_in_the_way_is_an_error_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc/app.conf")).unwrap();
-        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        let ctx = ApplyContext {
+            paths: Paths::new(dir.path()),
+        };
         assert!(check(&spec("x", false), &ctx).is_err());
     }
 }

@@ -24,7 +24,9 @@ impl DesiredOwner {
             .map(|name| match name.parse::<u32>() {
                 Ok(id) => Ok(id),
                 Err(_) => User::from_name(name)
-                    .map_err(|e| ResourceError::Other(format!("cannot look up user {name:?}: {e}")))?
+                    .map_err(|e| {
+                        ResourceError::Other(format!("cannot look up user {name:?}: {e}"))
+                    })?
                     .map(|u| u.uid.as_raw())
                     .ok_or_else(|| ResourceError::Other(format!("user {name:?} does not exist"))),
             })
@@ -33,7 +35,9 @@ impl DesiredOwner {
             .map(|name| match name.parse::<u32>() {
                 Ok(id) => Ok(id),
                 Err(_) => Group::from_name(name)
-                    .map_err(|e| ResourceError::Other(format!("cannot look up group {name:?}: {e}")))?
+                    .map_err(|e| {
+                        ResourceError::Other(format!("cannot look up group {name:?}: {e}"))
+                    })?
                     .map(|g| g.gid.as_raw())
                     .ok_or_else(|| ResourceError::Other(format!("group {name:?} does not exist"))),
             })
@@ -77,6 +81,11 @@ impl DesiredOwner {
             self.gid.map(Gid::from_raw),
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .map_err(|e| ResourceError::Other(format!("cannot change the owner of {}: {e}", path.display())))
+        .map_err(|e| {
+            ResourceError::Other(format!(
+                "cannot change the owner of {}: {e}",
+                path.display()
+            ))
+        })
     }
 }

@@ -19,7 +19,12 @@ use tonic::transport::Channel;
 #[command(version)]
 struct Cli {
     /// The master's admin socket.
-    #[arg(long, env = "RIGGER_ADMIN_SOCKET", default_value = "/run/rigger/master.sock", global = true)]
+    #[arg(
+        long,
+        env = "RIGGER_ADMIN_SOCKET",
+        default_value = "/run/rigger/master.sock",
+        global = true
+    )]
     socket: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -99,7 +104,10 @@ enum CatalogCommand {
 
 fn main() -> ExitCode {
     let cli: Cli = exit::parse_args();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("masterctl: cannot start the runtime: {e}");
@@ -115,7 +123,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn connect(socket: &PathBuf) -> anyhow::Result<AdminServiceClient<Channel>> {
+async fn connect(socket: &std::path::Path) -> anyhow::Result<AdminServiceClient<Channel>> {
     let channel = rigger_common::grpc::unix_channel(socket)
         .await
         .with_context(|| format!("cannot reach the master's admin socket {} (is rigger-master running, and are you root?)", socket.display()))?;
@@ -140,16 +148,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(status)?
                 .into_inner();
             println!("{}", reply.token);
-            eprintln!("token expires at {}, {} use(s)", format_ms(reply.expires_at_ms), uses);
+            eprintln!(
+                "token expires at {}, {} use(s)",
+                format_ms(reply.expires_at_ms),
+                uses
+            );
         }
         Command::Ca(CaCommand::Show) => {
-            let reply = client.show_ca(ShowCaRequest {}).await.map_err(status)?.into_inner();
+            let reply = client
+                .show_ca(ShowCaRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
             print!("{}", reply.ca_cert_pem);
             println!("fingerprint: {}", reply.fingerprint);
         }
         Command::Cert(CertCommand::List) => {
-            let reply = client.list_certs(ListCertsRequest {}).await.map_err(status)?.into_inner();
-            println!("{:<32} {:<34} {:<22} {:<22} STATE", "CERTNAME", "SERIAL", "ISSUED", "EXPIRES");
+            let reply = client
+                .list_certs(ListCertsRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!(
+                "{:<32} {:<34} {:<22} {:<22} STATE",
+                "CERTNAME", "SERIAL", "ISSUED", "EXPIRES"
+            );
             for c in reply.certs {
                 let state = if c.revoked { "revoked" } else { "valid" };
                 println!(
@@ -162,7 +185,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Node(NodeCommand::List { json }) => {
-            let reply = client.list_nodes(ListNodesRequest {}).await.map_err(status)?.into_inner();
+            let reply = client
+                .list_nodes(ListNodesRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
             if json {
                 let nodes: Vec<_> = reply
                     .nodes
@@ -182,7 +209,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&nodes)?);
             } else {
-                println!("{:<32} {:<16} {:<16} {:>7} {:<10} LAST SEEN", "CERTNAME", "ROLE", "IP", "CATALOG", "LAST RUN");
+                println!(
+                    "{:<32} {:<16} {:<16} {:>7} {:<10} LAST SEEN",
+                    "CERTNAME", "ROLE", "IP", "CATALOG", "LAST RUN"
+                );
                 for n in reply.nodes {
                     println!(
                         "{:<32} {:<16} {:<16} {:>7} {:<10} {}",
@@ -190,13 +220,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         n.role,
                         n.ip,
                         n.catalog_version,
-                        if n.last_run_status.is_empty() { "-" } else { &n.last_run_status },
+                        if n.last_run_status.is_empty() {
+                            "-"
+                        } else {
+                            &n.last_run_status
+                        },
                         format_ms(n.last_seen_ms)
                     );
                 }
             }
         }
-        Command::Catalog(CatalogCommand::Show { node, version, json }) => {
+        Command::Catalog(CatalogCommand::Show {
+            node,
+            version,
+            json,
+        }) => {
             let reply = client
                 .show_catalog(ShowCatalogRequest {
                     certname: node,
@@ -221,13 +259,20 @@ fn print_catalog(json: &str) -> anyhow::Result<()> {
     println!("version:  {}", catalog.version);
     println!("digest:   {}", catalog.digest);
     println!("compiled: {}", format_ms(catalog.compiled_at_ms));
-    println!("role:     {} ({})", catalog.content.role, catalog.content.profile);
+    println!(
+        "role:     {} ({})",
+        catalog.content.role, catalog.content.profile
+    );
     println!("resources:");
     for r in &catalog.content.resources {
-        let what = r.paths().first().map(|p| p.to_string()).unwrap_or_else(|| match &r.spec {
-            rigger_common::catalog::ResourceSpec::Exec(e) => e.command.clone(),
-            _ => String::new(),
-        });
+        let what = r
+            .paths()
+            .first()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| match &r.spec {
+                rigger_common::catalog::ResourceSpec::Exec(e) => e.command.clone(),
+                _ => String::new(),
+            });
         println!("  {:<10} {:<32} {}", r.spec.kind(), r.id, what);
     }
     Ok(())

@@ -61,10 +61,11 @@ impl<'a> SiteData<'a> {
             path: path.clone(),
             message: "missing the [role] table (module, profile, …)".to_string(),
         })?;
-        spec.try_into().map_err(|e: toml::de::Error| CompileError::Toml {
-            path,
-            message: format!("[role]: {}", e.message()),
-        })
+        spec.try_into()
+            .map_err(|e: toml::de::Error| CompileError::Toml {
+                path,
+                message: format!("[role]: {}", e.message()),
+            })
     }
 
     /// The data for a node: every layer merged onto the module's defaults.

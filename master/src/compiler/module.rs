@@ -104,7 +104,9 @@ impl Module {
         if name.split('/').any(|c| c == ".." || c.is_empty()) {
             return Err(CompileError::Template {
                 file: self.manifest_path(),
-                message: format!("template name {name:?} must be a relative path inside templates/"),
+                message: format!(
+                    "template name {name:?} must be a relative path inside templates/"
+                ),
             });
         }
         let source = std::fs::read_to_string(&path).map_err(|source| CompileError::Read {

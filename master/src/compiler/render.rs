@@ -67,9 +67,8 @@ pub fn resources(
                 if key == "template" {
                     continue;
                 }
-                let value = render_value(&env, value, context).map_err(|e| {
-                    resource_error(format!("field {key:?}: {}", describe(&e)))
-                })?;
+                let value = render_value(&env, value, context)
+                    .map_err(|e| resource_error(format!("field {key:?}: {}", describe(&e))))?;
                 rendered.insert(key.clone(), value);
             }
             if let Some(name) = declaration.get("template") {
@@ -128,7 +127,11 @@ fn parse_mode(value: &Value) -> Result<Value, String> {
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| format!("mode {n} is not a valid mode"))?,
-        other => return Err(format!("mode {other} must be an octal string such as \"0644\"")),
+        other => {
+            return Err(format!(
+                "mode {other} must be an octal string such as \"0644\""
+            ));
+        }
     };
     if mode > 0o7777 {
         return Err(format!("mode {mode:o} has bits beyond 07777"));
@@ -161,7 +164,10 @@ mod tests {
 
     #[test]
     fn modes_parse_from_octal_strings_and_integers() {
-        assert_eq!(parse_mode(&Value::from("0640")).unwrap(), Value::from(0o640));
+        assert_eq!(
+            parse_mode(&Value::from("0640")).unwrap(),
+            Value::from(0o640)
+        );
         assert_eq!(parse_mode(&Value::from(0o755)).unwrap(), Value::from(0o755));
         assert!(parse_mode(&Value::from("rw-r--r--")).is_err());
         assert!(parse_mode(&Value::from("77777")).is_err());

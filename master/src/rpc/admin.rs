@@ -126,14 +126,20 @@ impl AdminService for Admin {
         let store = &self.state.store;
         let mut nodes = Vec::new();
         for n in store.nodes().await? {
-            let version = store.catalog(&n.certname, None).await?.map_or(0, |c| c.version);
+            let version = store
+                .catalog(&n.certname, None)
+                .await?
+                .map_or(0, |c| c.version);
             let report = store.last_report(&n.certname).await?;
             nodes.push(NodeInfo {
                 role: n.role.or(n.bound_role).unwrap_or_default(),
                 enrolled_at_ms: n.enrolled_at_ms,
                 last_seen_ms: n.last_seen_ms,
                 catalog_version: version,
-                last_run_status: report.as_ref().map(|r| r.status.clone()).unwrap_or_default(),
+                last_run_status: report
+                    .as_ref()
+                    .map(|r| r.status.clone())
+                    .unwrap_or_default(),
                 last_report_ms: report.map_or(0, |r| r.received_at_ms),
                 ip: n.ip.unwrap_or_default(),
                 certname: n.certname,
@@ -155,7 +161,9 @@ impl AdminService for Admin {
             .catalog(&req.certname, version)
             .await?
             .ok_or_else(|| match version {
-                Some(v) => Status::not_found(format!("node {} has no catalog version {v}", req.certname)),
+                Some(v) => {
+                    Status::not_found(format!("node {} has no catalog version {v}", req.certname))
+                }
                 None => Status::not_found(format!("node {} has no catalog yet", req.certname)),
             })?;
         let catalog: Catalog = serde_json::from_slice(&record.catalog_json)

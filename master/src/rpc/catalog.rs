@@ -143,7 +143,13 @@ impl CatalogService for Catalogs {
         let ip = facts.get("ip").and_then(Value::as_str).map(str::to_string);
         state
             .store
-            .touch_node(&certname, &role, ip.as_deref(), &facts.to_string(), now_ms())
+            .touch_node(
+                &certname,
+                &role,
+                ip.as_deref(),
+                &facts.to_string(),
+                now_ms(),
+            )
             .await?;
         let signed = catalog_for(state, &certname, &role, facts).await?;
         Ok(Response::new(signed))

@@ -5,7 +5,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::{CatalogRecord, CertRecord, NodeRecord, ReportSummary, StoreError, TokenRecord};
 
@@ -182,12 +184,14 @@ impl SqliteStore {
 
     /// Whether `certname` holds an unrevoked, unexpired certificate.
     pub async fn has_valid_cert(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM certs WHERE certname = ? AND revoked = 0 AND not_after_ms > ?")
-            .bind(certname)
-            .bind(now_ms)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(sql("check certificates"))?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM certs WHERE certname = ? AND revoked = 0 AND not_after_ms > ?",
+        )
+        .bind(certname)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(sql("check certificates"))?;
         Ok(row.get::<i64, _>(0) > 0)
     }
 
@@ -355,9 +359,15 @@ mod tests {
         store.insert_token("h", &rec, 0).await.unwrap();
         assert_eq!(store.token("h").await.unwrap(), Some(rec));
         assert!(store.consume_token("h", 10).await.unwrap());
-        assert!(!store.consume_token("h", 2_000).await.unwrap(), "expired token consumed");
+        assert!(
+            !store.consume_token("h", 2_000).await.unwrap(),
+            "expired token consumed"
+        );
         assert!(store.consume_token("h", 10).await.unwrap());
-        assert!(!store.consume_token("h", 10).await.unwrap(), "used-up token consumed");
+        assert!(
+            !store.consume_token("h", 10).await.unwrap(),
+            "used-up token consumed"
+        );
         assert!(!store.consume_token("unknown", 10).await.unwrap());
     }
 
@@ -375,7 +385,10 @@ mod tests {
             store.insert_catalog("n", &rec, 0).await.unwrap();
         }
         assert_eq!(store.catalog("n", None).await.unwrap().unwrap().version, 3);
-        assert_eq!(store.catalog("n", Some(2)).await.unwrap().unwrap().digest, "d2");
+        assert_eq!(
+            store.catalog("n", Some(2)).await.unwrap().unwrap().digest,
+            "d2"
+        );
         assert!(store.catalog("n", Some(9)).await.unwrap().is_none());
         assert!(store.catalog("other", None).await.unwrap().is_none());
     }

@@ -1,0 +1,369 @@
+//! The real `rigger-master` and `rigger-agent` binaries, run as child
+//! processes on loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::wait_for;
+
+/// The repository root (for `modules/` and `examples/site/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A workspace binary. `cargo test --workspace` builds them beside the test
+/// executables (the master and agent packages have integration tests).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins`) first",
+        path.display()
+    );
+    path
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Stdout and stderr together, for assertion messages.
+    pub fn all(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Stops a child: SIGTERM, then SIGKILL if it has not exited in 10 s.
+fn stop_child(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    for _ in 0..200 {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A running master in its own temporary directory, with its own copy of
+/// the example site (so tests can edit site data).
+pub struct TestMaster {
+    dir: TempDir,
+    child: Option<Child>,
+    /// `127.0.0.1:PORT` it listens on.
+    pub addr: String,
+}
+
+impl TestMaster {
+    /// Starts a master on 127.0.0.1 with a copy of `examples/site`.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo_root().join("examples/site"), &dir.path().join("site"));
+        let mut master = Self {
+            dir,
+            child: None,
+            addr: String::new(),
+        };
+        master.launch();
+        master
+    }
+
+    /// The master's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The master's site directory (a copy tests may edit).
+    pub fn site(&self) -> PathBuf {
+        self.dir.path().join("site")
+    }
+
+    /// The admin socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("master.sock")
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    fn launch(&mut self) {
+        let addr_file = self.data_dir().join("listen.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("master.log"))
+            .unwrap();
+        let child = Command::new(bin("rigger-master"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--site")
+            .arg(self.site())
+            .arg("--modules")
+            .arg(repo_root().join("modules"))
+            .arg("--admin-socket")
+            .arg(self.socket())
+            .env_remove("RIGGER_MASTER_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start rigger-master");
+        self.child = Some(child);
+        self.addr = wait_for("the master to listen", Duration::from_secs(30), || {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("rigger-master exited with {status}:\n{}", self.log());
+            }
+            std::fs::read_to_string(&addr_file)
+                .ok()
+                .map(|s| s.trim().to_string())
+        });
+    }
+
+    /// The master's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("master.log")).unwrap_or_default()
+    }
+
+    /// Stops the master (SIGTERM).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child);
+        }
+    }
+
+    /// Stops and starts it again on a new port, keeping its data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// Runs `masterctl` against this master.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let out = Command::new(bin("masterctl"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run masterctl");
+        Output::from(out)
+    }
+
+    /// Creates a token with `masterctl token create ARGS` and returns it.
+    pub fn token(&self, args: &[&str]) -> String {
+        let mut full = vec!["token", "create"];
+        full.extend_from_slice(args);
+        let out = self.ctl(&full);
+        assert_eq!(out.code, 0, "token create failed: {}", out.all());
+        out.stdout.trim().to_string()
+    }
+
+    /// The CA fingerprint `masterctl ca show` prints.
+    pub fn fingerprint(&self) -> String {
+        let out = self.ctl(&["ca", "show"]);
+        assert_eq!(out.code, 0, "{}", out.all());
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("fingerprint: "))
+            .expect("fingerprint line")
+            .to_string()
+    }
+
+    /// `masterctl node list --json`.
+    pub fn nodes(&self) -> serde_json::Value {
+        let out = self.ctl(&["node", "list", "--json"]);
+        assert_eq!(out.code, 0, "{}", out.all());
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    /// Rewrites a site file with `edit` applied to its text.
+    pub fn edit_site(&self, file: &str, edit: impl FnOnce(String) -> String) {
+        let path = self.site().join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, edit(text)).unwrap();
+    }
+}
+
+impl Drop for TestMaster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A node: an agent root under a temporary directory.
+pub struct TestAgent {
+    dir: TempDir,
+    /// The node's certname.
+    pub certname: String,
+    daemon: Option<Child>,
+}
+
+impl TestAgent {
+    /// A fresh node named `certname`.
+    pub fn new(certname: &str) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            certname: certname.to_string(),
+            daemon: None,
+        }
+    }
+
+    /// The agent's `--root`.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path of the node, resolved under the root.
+    pub fn path(&self, absolute: &str) -> PathBuf {
+        self.root().join(absolute.trim_start_matches('/'))
+    }
+
+    fn command(&self, master: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("rigger-agent"));
+        cmd.arg("--root")
+            .arg(self.root())
+            .args(["--master", master, "--certname", &self.certname])
+            .args(args)
+            .env_remove("RIGGER_AGENT_CONFIG")
+            .env_remove("RIGGER_TOKEN")
+            .env("RIGGER_LOG", "warn");
+        if !args.contains(&"--imds-endpoint") {
+            cmd.args(["--imds-endpoint", "off"]);
+        }
+        cmd
+    }
+
+    /// `rigger-agent --once --detailed-exitcodes ARGS` against `master_url`.
+    pub fn once(&self, master_url: &str, args: &[&str]) -> Output {
+        let out = self
+            .command(master_url, args)
+            .args(["--once", "--detailed-exitcodes"])
+            .output()
+            .expect("run rigger-agent");
+        Output::from(out)
+    }
+
+    /// Enrolls with a fresh token (trusting the CA by fingerprint) and applies.
+    pub fn enroll(&self, master: &TestMaster, token_args: &[&str]) -> Output {
+        let token = master.token(token_args);
+        let fp = master.fingerprint();
+        self.once(&master.url(), &["--token", &token, "--ca-fingerprint", &fp])
+    }
+
+    /// Starts the agent daemon and waits for its control socket.
+    pub fn start_daemon(&mut self, master_url: &str, args: &[&str]) {
+        let log = std::fs::File::create(self.root().join("agent.log")).unwrap();
+        let child = self
+            .command(master_url, args)
+            .env("RIGGER_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start rigger-agent");
+        self.daemon = Some(child);
+        let socket = self.path("/run/rigger/agent.sock");
+        wait_for(
+            "the agent's control socket",
+            Duration::from_secs(30),
+            || {
+                if let Some(status) = self
+                    .daemon
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    panic!("rigger-agent exited with {status}:\n{}", self.log());
+                }
+                std::os::unix::net::UnixStream::connect(&socket).ok()
+            },
+        );
+    }
+
+    /// The daemon's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root().join("agent.log")).unwrap_or_default()
+    }
+
+    /// Stops the daemon.
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            stop_child(&mut child);
+        }
+    }
+
+    /// Runs `agentctl --root ROOT ARGS`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let out = Command::new(bin("agentctl"))
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .output()
+            .expect("run agentctl");
+        Output::from(out)
+    }
+
+    /// `agentctl status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.ctl(&["status", "--json"]);
+        assert_eq!(out.code, 0, "{}", out.all());
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        self.stop_daemon();
+    }
+}

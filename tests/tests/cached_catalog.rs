@@ -1,0 +1,87 @@
+//! When the master is down the agent keeps enforcing its last good catalog
+//! and says so in `agentctl status`; `agentctl run` streams a run's result.
+
+use std::time::Duration;
+
+use rigger_tests::{TestAgent, TestMaster, wait_for};
+
+const ENV_FILE: &str = "/opt/wso2/wso2is-5.11.0/bin/rigger-env.sh";
+
+#[test]
+fn master_down_means_the_cached_catalog_is_enforced_and_status_says_so() {
+    let mut master = TestMaster::start();
+    let mut node = TestAgent::new("cache-node");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+
+    node.start_daemon(&master.url(), &["--run-interval", "1h", "--splay", "0s"]);
+    let status = wait_for("the daemon's first run", Duration::from_secs(60), || {
+        let s = node.status();
+        (s["last_run_at_ms"].as_i64() > Some(0) && s["running"] == false).then_some(s)
+    });
+    assert_eq!(status["master_reachable"], true, "{status}");
+    assert_eq!(status["used_cached_catalog"], false, "{status}");
+    assert_eq!(status["catalog_version"], 1);
+    assert_eq!(status["last_run_result"], "unchanged");
+
+    // Someone edits a managed file, then the master goes away.
+    std::fs::write(node.path(ENV_FILE), "tampered\n").unwrap();
+    master.stop();
+    let run = node.ctl(&["run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("jvm_env"),
+        "the repair is streamed: {}",
+        run.all()
+    );
+    assert!(run.stdout.contains("cached catalog"), "{}", run.all());
+    assert!(
+        std::fs::read_to_string(node.path(ENV_FILE))
+            .unwrap()
+            .contains("JVM_MEM_OPTS")
+    );
+
+    let status = node.status();
+    assert_eq!(status["master_reachable"], false, "{status}");
+    assert_eq!(status["used_cached_catalog"], true, "{status}");
+    assert_eq!(status["catalog_version"], 1);
+    assert!(
+        status["master_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{status}"
+    );
+    let human = node.ctl(&["status"]);
+    assert!(human.stdout.contains("CACHED catalog"), "{}", human.all());
+    assert!(human.stdout.contains("UNREACHABLE"), "{}", human.all());
+
+    node.stop_daemon();
+    assert!(
+        !node.path("/run/rigger/agent.sock").exists(),
+        "socket left behind"
+    );
+}
+
+#[test]
+fn agentctl_run_noop_streams_pending_changes() {
+    let master = TestMaster::start();
+    let mut node = TestAgent::new("stream-node");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    node.start_daemon(&master.url(), &["--run-interval", "1h", "--splay", "0s"]);
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("xms = \"512m\"", "xms = \"1g\"")
+    });
+    let run = node.ctl(&["run", "--noop"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("pending") && run.stdout.contains("+JVM_MEM_OPTS=\"-Xms1g"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("would change"), "{}", run.all());
+    assert!(
+        !std::fs::read_to_string(node.path(ENV_FILE))
+            .unwrap()
+            .contains("-Xms1g")
+    );
+}

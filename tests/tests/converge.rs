@@ -1,0 +1,157 @@
+//! A node enrolls, converges, stays converged, and `--noop` shows (and
+//! only shows) what a site change would do.
+
+use rigger_tests::{TestAgent, TestMaster};
+
+const ENV_FILE: &str = "/opt/wso2/wso2is-5.11.0/bin/rigger-env.sh";
+const DEPLOYMENT_TOML: &str = "/opt/wso2/wso2is-5.11.0/repository/conf/deployment.toml";
+
+#[test]
+fn enrolls_applies_and_the_second_run_changes_nothing() {
+    let master = TestMaster::start();
+    let node = TestAgent::new("is-node-1");
+
+    let first = node.enroll(&master, &["--role", "is"]);
+    assert_eq!(
+        first.code,
+        2,
+        "first run should change things: {}",
+        first.all()
+    );
+    let toml = std::fs::read_to_string(node.path(DEPLOYMENT_TOML)).unwrap();
+    assert!(
+        toml.contains("jdbc:mysql://wso2-db.demo.internal:3306/WSO2IS_IDENTITY_DB"),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("hostname = \"is.demo.example.com\""),
+        "{toml}"
+    );
+    let parsed: toml::Table = toml
+        .parse()
+        .expect("rendered deployment.toml is valid TOML");
+    assert_eq!(
+        parsed["transport"]["https"]["properties"]["proxyPort"].as_integer(),
+        Some(443)
+    );
+    let link = std::fs::read_link(node.path("/opt/wso2/wso2is-5.11.0/repository/logs")).unwrap();
+    assert_eq!(link, node.path("/var/log/wso2/wso2is"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(node.path(DEPLOYMENT_TOML))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    for key in ["node.key", "node.crt"] {
+        let path = node.path(&format!("/var/lib/rigger/agent/ssl/{key}"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+
+    let second = node.once(&master.url(), &[]);
+    assert_eq!(
+        second.code,
+        0,
+        "second run must change nothing: {}",
+        second.all()
+    );
+    assert!(second.stdout.contains("0 changed"), "{}", second.all());
+
+    let nodes = master.nodes();
+    let me = &nodes.as_array().unwrap()[0];
+    assert_eq!(me["certname"], "is-node-1");
+    assert_eq!(me["role"], "is");
+    assert_eq!(me["catalog_version"], 1);
+    assert_eq!(me["last_run_status"], "unchanged");
+}
+
+#[test]
+fn noop_shows_the_diff_of_a_changed_value_and_writes_nothing() {
+    let master = TestMaster::start();
+    let node = TestAgent::new("is-node-2");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    let before = std::fs::read_to_string(node.path(ENV_FILE)).unwrap();
+    let stamp = node.path("/opt/wso2/wso2is-5.11.0/.rigger-config.sha256");
+    let stamp_before = std::fs::read_to_string(&stamp).unwrap();
+
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("xmx = \"2048m\"", "xmx = \"4096m\"")
+    });
+    let noop = node.once(&master.url(), &["--noop"]);
+    assert_eq!(
+        noop.code,
+        2,
+        "noop with pending changes exits 2: {}",
+        noop.all()
+    );
+    assert!(
+        noop.stdout.contains("-JVM_MEM_OPTS=\"-Xms512m -Xmx2048m\""),
+        "{}",
+        noop.all()
+    );
+    assert!(
+        noop.stdout.contains("+JVM_MEM_OPTS=\"-Xms512m -Xmx4096m\""),
+        "{}",
+        noop.all()
+    );
+    assert!(
+        noop.stdout.contains("would refresh"),
+        "the notified exec is shown: {}",
+        noop.all()
+    );
+    assert_eq!(
+        std::fs::read_to_string(node.path(ENV_FILE)).unwrap(),
+        before,
+        "noop wrote the file"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&stamp).unwrap(),
+        stamp_before,
+        "noop ran the exec"
+    );
+
+    let apply = node.once(&master.url(), &[]);
+    assert_eq!(apply.code, 2, "{}", apply.all());
+    assert!(
+        std::fs::read_to_string(node.path(ENV_FILE))
+            .unwrap()
+            .contains("-Xmx4096m")
+    );
+    assert_ne!(
+        std::fs::read_to_string(&stamp).unwrap(),
+        stamp_before,
+        "refresh-only exec did not run"
+    );
+    assert!(
+        apply.stdout.contains("catalog version 2"),
+        "{}",
+        apply.all()
+    );
+    assert_eq!(node.once(&master.url(), &[]).code, 0);
+}
+
+#[test]
+fn a_secret_file_diff_is_redacted() {
+    let master = TestMaster::start();
+    let node = TestAgent::new("is-node-3");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("password = \"change-me\"", "password = \"s3cret-new\"")
+    });
+    let noop = node.once(&master.url(), &["--noop"]);
+    assert_eq!(noop.code, 2, "{}", noop.all());
+    assert!(noop.stdout.contains("<redacted>"), "{}", noop.all());
+    assert!(
+        !noop.all().contains("s3cret-new"),
+        "secret leaked: {}",
+        noop.all()
+    );
+    let shown = master.ctl(&["catalog", "show", "is-node-3", "--json"]);
+    assert!(
+        shown.stdout.contains("<redacted>")
+            && !shown.stdout.contains("change-me")
+            && !shown.stdout.contains("s3cret-new"),
+        "{}",
+        shown.all()
+    );
+}

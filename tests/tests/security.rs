@@ -1,0 +1,230 @@
+//! Everything the master or the agent must refuse, each with a clear error
+//! and nothing applied: bad tokens, missing or foreign certificates,
+//! catalogs signed by another key, older catalog versions, a wrong CA
+//! fingerprint and a role other than the token's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rigger_common::grpc::{MasterAddress, tls_channel};
+use rigger_common::proto::GetCatalogRequest;
+use rigger_common::proto::catalog_service_client::CatalogServiceClient;
+use rigger_common::tls::{ClientIdentity, client_config};
+use rigger_tests::{TestAgent, TestMaster};
+
+const DEPLOYMENT_TOML: &str = "/opt/wso2/wso2is-5.11.0/repository/conf/deployment.toml";
+
+#[test]
+fn a_used_up_or_unknown_token_is_refused_and_nothing_is_applied() {
+    let master = TestMaster::start();
+    let token = master.token(&["--role", "is", "--uses", "1"]);
+    let fp = master.fingerprint();
+    let first = TestAgent::new("node-a");
+    assert_eq!(
+        first
+            .once(&master.url(), &["--token", &token, "--ca-fingerprint", &fp])
+            .code,
+        2
+    );
+
+    let second = TestAgent::new("node-b");
+    let out = second.once(&master.url(), &["--token", &token, "--ca-fingerprint", &fp]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("used up"), "{}", out.all());
+    assert!(!second.path("/opt").exists(), "something was applied");
+
+    let out = second.once(&master.url(), &["--token", "0000", "--ca-fingerprint", &fp]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("bootstrap token is not valid"),
+        "{}",
+        out.all()
+    );
+    assert!(!second.path("/opt").exists());
+}
+
+#[test]
+fn a_wrong_ca_fingerprint_is_refused_before_enrolling() {
+    let master = TestMaster::start();
+    let token = master.token(&["--role", "is"]);
+    let wrong = format!("sha256:{}", "ab".repeat(32));
+    let node = TestAgent::new("node-fp");
+    let out = node.once(
+        &master.url(),
+        &["--token", &token, "--ca-fingerprint", &wrong],
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("refusing to trust it"), "{}", out.all());
+    assert!(!node.path("/var/lib/rigger/agent/ssl/node.crt").exists());
+    // The token was not spent: a correct fingerprint still enrolls.
+    let out = node.once(
+        &master.url(),
+        &["--token", &token, "--ca-fingerprint", &master.fingerprint()],
+    );
+    assert_eq!(out.code, 2, "{}", out.all());
+}
+
+#[test]
+fn a_node_may_not_ask_for_another_role_than_its_tokens() {
+    let master = TestMaster::start();
+    let token = master.token(&["--role", "is"]);
+    let node = TestAgent::new("node-role");
+    let fp = master.fingerprint();
+    let out = node.once(
+        &master.url(),
+        &["--token", &token, "--ca-fingerprint", &fp, "--role", "apim"],
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("may not ask for role \"apim\""),
+        "{}",
+        out.all()
+    );
+    assert!(!node.path("/opt").exists());
+}
+
+async fn get_catalog(
+    master_url: &str,
+    ca_pem: &str,
+    identity: Option<&ClientIdentity>,
+) -> Result<(), String> {
+    let config = client_config(ca_pem, identity).map_err(|e| e.to_string())?;
+    let master = MasterAddress::parse(master_url).unwrap();
+    let channel = tls_channel(&master, Arc::new(config), Duration::from_secs(10))
+        .await
+        .map_err(|e| rigger_common::error_chain(&e))?;
+    CatalogServiceClient::new(channel)
+        .get_catalog(GetCatalogRequest::default())
+        .await
+        .map(|_| ())
+        .map_err(|s| format!("{:?}: {}", s.code(), rigger_common::error_chain(&s)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_without_a_certificate_or_with_a_foreign_one_are_refused() {
+    let master = tokio::task::spawn_blocking(TestMaster::start)
+        .await
+        .unwrap();
+    let ca_pem = std::fs::read_to_string(master.data_dir().join("ca.crt")).unwrap();
+
+    let err = get_catalog(&master.url(), &ca_pem, None).await.unwrap_err();
+    assert!(err.starts_with("Unauthenticated"), "{err}");
+    assert!(err.contains("requires a client certificate"), "{err}");
+
+    // A certificate for the same name from another CA fails the handshake.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = rigger_master::ca::CertificateAuthority::load_or_create(other.path()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "node-a");
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let issued = other_ca.sign_node_csr(&csr, "node-a").unwrap();
+    let foreign = ClientIdentity {
+        cert_pem: issued.pem,
+        key_pem: key.serialize_pem(),
+    };
+    let err = get_catalog(&master.url(), &ca_pem, Some(&foreign))
+        .await
+        .unwrap_err();
+    // TLS 1.3 clients learn of the rejection only as a closed connection;
+    // the master names the reason in its log.
+    assert!(err.contains("transport error"), "{err}");
+    let log = rigger_tests::wait_for(
+        "the master to log the refusal",
+        Duration::from_secs(10),
+        || {
+            let log = master.log();
+            log.contains("TLS handshake refused").then_some(log)
+        },
+    );
+    assert!(
+        log.contains("UnknownIssuer")
+            || log.contains("unknown issuer")
+            || log.contains("BadSignature"),
+        "{log}"
+    );
+    tokio::task::spawn_blocking(move || drop(master))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn a_catalog_signed_by_another_key_is_refused_and_nothing_is_applied() {
+    let mut master = TestMaster::start();
+    let node = TestAgent::new("node-key");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    let before = std::fs::read_to_string(node.path(DEPLOYMENT_TOML)).unwrap();
+
+    // The master comes back with a different signing key (stolen or
+    // restored wrongly): its catalogs must not be applied.
+    master.stop();
+    std::fs::remove_file(master.data_dir().join("catalog-signing.key")).unwrap();
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("xmx = \"2048m\"", "xmx = \"8g\"")
+    });
+    master.restart();
+    let out = node.once(&master.url(), &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("signature does not verify"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(
+        std::fs::read_to_string(node.path(DEPLOYMENT_TOML)).unwrap(),
+        before
+    );
+    let env =
+        std::fs::read_to_string(node.path("/opt/wso2/wso2is-5.11.0/bin/rigger-env.sh")).unwrap();
+    assert!(
+        !env.contains("8g"),
+        "change applied from a foreign-signed catalog"
+    );
+}
+
+#[test]
+fn an_older_catalog_version_is_refused() {
+    let mut master = TestMaster::start();
+    let node = TestAgent::new("node-old");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("xmx = \"2048m\"", "xmx = \"3g\"")
+    });
+    let out = node.once(&master.url(), &[]);
+    assert!(out.stdout.contains("catalog version 2"), "{}", out.all());
+
+    // The master is restored from a backup taken before version 2: it
+    // issues version 1 again, with other content.
+    master.stop();
+    let db = master.data_dir().join("master.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM catalogs")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("xmx = \"3g\"", "xmx = \"1g\"")
+    });
+    master.restart();
+    let out = node.once(&master.url(), &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("catalog version 1 is older than the applied version 2"),
+        "{}",
+        out.all()
+    );
+    let env =
+        std::fs::read_to_string(node.path("/opt/wso2/wso2is-5.11.0/bin/rigger-env.sh")).unwrap();
+    assert!(env.contains("-Xmx3g"), "{env}");
+}
