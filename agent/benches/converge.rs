@@ -36,7 +36,10 @@ fn catalog() -> CatalogContent {
             notifies: vec![],
             spec: ResourceSpec::File(FileSpec {
                 path: format!("/opt/bench/d{d}/f{f}.xml"),
-                content: format!("<config id=\"{f}\">\n{}</config>\n", "  <property name=\"x\">value</property>\n".repeat(60)),
+                content: format!(
+                    "<config id=\"{f}\">\n{}</config>\n",
+                    "  <property name=\"x\">value</property>\n".repeat(60)
+                ),
                 mode: Some(0o644),
                 owner: None,
                 group: None,
@@ -74,7 +77,10 @@ fn main() {
     let median = times[RUNS / 2];
     let mean = times.iter().sum::<Duration>() / RUNS as u32;
     println!("catalog: {FILES} files (~2.4 KiB each) in {DIRS} directories");
-    println!("first (converging) run:       {:>8.2} ms", first_time.as_secs_f64() * 1e3);
+    println!(
+        "first (converging) run:       {:>8.2} ms",
+        first_time.as_secs_f64() * 1e3
+    );
     println!(
         "converged run, {RUNS} runs:      median {:>6.2} ms, mean {:>6.2} ms, min {:>6.2} ms, max {:>6.2} ms",
         median.as_secs_f64() * 1e3,

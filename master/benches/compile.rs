@@ -39,7 +39,9 @@ fn main() {
             admin_socket: dir.path().join("admin.sock"),
             sans: vec![],
         };
-        let master = rigger_master::server::Master::open(config).await.expect("master opens");
+        let master = rigger_master::server::Master::open(config)
+            .await
+            .expect("master opens");
         let state = master.state().clone();
         let started = Instant::now();
         for i in 0..COMPILES {

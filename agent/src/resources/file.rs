@@ -154,4 +154,43 @@ mod tests {
         };
         assert!(check(&spec("x", false), &ctx).is_err());
     }
+
+    /// Whether a root-only test may run: true as root; as another user it
+    /// is skipped, unless `RIGGER_REQUIRE_ROOT_TESTS=1` makes that a failure.
+    pub(crate) fn root_or_skip(test: &str) -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var("RIGGER_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
+            "{test} needs root and RIGGER_REQUIRE_ROOT_TESTS=1"
+        );
+        eprintln!("skipping {test}: needs root");
+        false
+    }
+
+    #[test]
+    fn owner_and_group_are_set_and_then_converged() {
+        if !root_or_skip("owner_and_group_are_set_and_then_converged") {
+            return;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        let mut s = spec("a\n", false);
+        s.owner = Some("65534".into());
+        s.group = Some("65534".into());
+        apply(&s, &ctx).unwrap();
+        let meta = std::fs::metadata(dir.path().join("etc/app.conf")).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        assert!(check(&s, &ctx).unwrap().is_empty());
+        // Ownership drift alone is detected and repaired without rewriting.
+        std::os::unix::fs::chown(dir.path().join("etc/app.conf"), Some(0), Some(0)).unwrap();
+        let changes = check(&s, &ctx).unwrap();
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        apply(&s, &ctx).unwrap();
+        let meta = std::fs::metadata(dir.path().join("etc/app.conf")).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    }
 }

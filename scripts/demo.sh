@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Rigger demo: a master and an agent on this machine doing the whole job.
+#
+#   scripts/demo.sh          run until Ctrl-C
+#   scripts/demo.sh --exit   stop everything once converged (exit 0), or fail
+#
+# Builds release binaries, starts a master on 127.0.0.1 in a temporary
+# directory with the example site, creates a bootstrap token, starts an
+# agent whose --root is another temporary directory (nothing outside it is
+# touched), waits until the node has converged and prints `agentctl status`.
+set -euo pipefail
+
+exit_after=false
+for arg in "$@"; do
+  case "$arg" in
+    --exit) exit_after=true ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "demo.sh: unknown argument $arg (try --help)" >&2; exit 64 ;;
+  esac
+done
+
+cd "$(dirname "$0")/.."
+echo "==> building release binaries"
+cargo build --release --quiet --bins
+bin="$PWD/target/release"
+
+work=$(mktemp -d -t rigger-demo.XXXXXX)
+master_pid=""
+agent_pid=""
+cleanup() {
+  for pid in $agent_pid $master_pid; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "==> not root: the demo runs everything under $work; once modules create"
+  echo "    the service user (wso2carbon) or mount EFS, those steps are skipped"
+fi
+
+echo "==> starting the master (data in $work/master)"
+"$bin/rigger-master" --data-dir "$work/master" --listen 127.0.0.1:0 \
+  --site examples/site --modules modules --admin-socket "$work/master.sock" \
+  >"$work/master.log" 2>&1 &
+master_pid=$!
+for _ in $(seq 1 100); do [ -s "$work/master/listen.addr" ] && break; sleep 0.1; done
+if [ ! -s "$work/master/listen.addr" ]; then
+  echo "demo.sh: the master did not start:" >&2; cat "$work/master.log" >&2; exit 1
+fi
+addr=$(cat "$work/master/listen.addr")
+masterctl=("$bin/masterctl" --socket "$work/master.sock")
+fingerprint=$("${masterctl[@]}" ca show | sed -n 's/^fingerprint: //p')
+token=$("${masterctl[@]}" token create --role is --ttl 10m 2>/dev/null)
+echo "    master at https://$addr, CA $fingerprint"
+
+node="$work/node"
+echo "==> starting the agent (node root $node)"
+"$bin/rigger-agent" --root "$node" --master "https://$addr" --ca-fingerprint "$fingerprint" \
+  --token "$token" --certname demo-is-1 --imds-endpoint off --run-interval 5m --splay 30s \
+  >"$work/agent.log" 2>&1 &
+agent_pid=$!
+agentctl=("$bin/agentctl" --root "$node")
+
+echo "==> waiting for the first run"
+converged=false
+for _ in $(seq 1 300); do
+  if status=$("${agentctl[@]}" status --json 2>/dev/null) \
+     && grep -q '"catalog_version": [1-9]' <<<"$status" \
+     && grep -q '"running": false' <<<"$status"; then
+    converged=true; break
+  fi
+  kill -0 "$agent_pid" 2>/dev/null || break
+  sleep 0.2
+done
+if ! $converged; then
+  echo "demo.sh: the agent did not complete a run:" >&2; cat "$work/agent.log" >&2; exit 1
+fi
+echo "==> a second run must change nothing"
+"${agentctl[@]}" run
+"${agentctl[@]}" status
+echo
+echo "==> files the catalog manages:"
+find "$node/opt" "$node/var/log" | sed "s|$node||" | sort
+echo
+"${masterctl[@]}" node list
+
+status=$("${agentctl[@]}" status --json)
+if ! grep -q '"last_run_result": "unchanged"' <<<"$status"; then
+  echo "demo.sh: the node did not converge:" >&2; echo "$status" >&2; exit 1
+fi
+echo
+echo "==> converged"
+if $exit_after; then
+  exit 0
+fi
+echo "    try: ${agentctl[*]} status"
+echo "         ${masterctl[*]} catalog show demo-is-1"
+echo "    logs: $work/master.log $work/agent.log"
+echo "    Ctrl-C stops the master and the agent and removes $work"
+wait "$agent_pid"
