@@ -16,6 +16,7 @@ use rigger_common::grpc::{MasterAddress, tls_channel};
 use rigger_common::proto::enrollment_service_client::EnrollmentServiceClient;
 use rigger_common::proto::{EnrollRequest, GetCaCertificateRequest};
 use rigger_common::tls::{self, ClientIdentity};
+use tonic::transport::Channel;
 
 /// Everything the agent needs to talk to its master.
 #[derive(Clone)]
@@ -195,14 +196,8 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
         .push(DnType::CommonName, settings.certname.as_str());
     let csr_pem = params.serialize_request(&key)?.pem()?;
 
-    let config = tls::client_config(&ca_pem, None)?;
-    let channel = tls_channel(&settings.master, Arc::new(config), settings.timeout)
-        .await
-        .map_err(|source| IdentityError::Connect {
-            master: settings.master.to_string(),
-            source,
-        })?;
-    let reply = EnrollmentServiceClient::new(channel)
+    let reply = enrollment_client(settings, tls::client_config(&ca_pem, None)?)
+        .await?
         .enroll(EnrollRequest { csr_pem, token })
         .await
         .map_err(|s| IdentityError::Refused(s.message().to_string()))?
@@ -238,6 +233,19 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
     })
 }
 
+async fn enrollment_client(
+    settings: &EnrollSettings,
+    config: rustls::ClientConfig,
+) -> Result<EnrollmentServiceClient<Channel>, IdentityError> {
+    let channel = tls_channel(&settings.master, Arc::new(config), settings.timeout)
+        .await
+        .map_err(|source| IdentityError::Connect {
+            master: settings.master.to_string(),
+            source,
+        })?;
+    Ok(EnrollmentServiceClient::new(channel))
+}
+
 async fn trusted_ca(ssl_dir: &Path, settings: &EnrollSettings) -> Result<String, IdentityError> {
     if let Some(path) = &settings.ca_cert {
         let pem = read(path)?;
@@ -260,14 +268,8 @@ async fn discover_ca(
     settings: &EnrollSettings,
     expected: &Digest,
 ) -> Result<String, IdentityError> {
-    let config = tls::discovery_client_config()?;
-    let channel = tls_channel(&settings.master, Arc::new(config), settings.timeout)
-        .await
-        .map_err(|source| IdentityError::Connect {
-            master: settings.master.to_string(),
-            source,
-        })?;
-    let pem = EnrollmentServiceClient::new(channel)
+    let pem = enrollment_client(settings, tls::discovery_client_config()?)
+        .await?
         .get_ca_certificate(GetCaCertificateRequest {})
         .await
         .map_err(|s| IdentityError::Refused(s.message().to_string()))?

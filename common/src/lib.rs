@@ -4,6 +4,8 @@
 //! exit codes) both sides follow.
 
 pub mod catalog;
+pub mod cli;
+pub mod config;
 pub mod digest;
 pub mod exit;
 pub mod fsutil;

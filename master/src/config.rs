@@ -44,31 +44,12 @@ pub struct MasterConfig {
     pub sans: Vec<String>,
 }
 
-/// Configuration that cannot be used; lists every problem found.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n  {}", problems.join("\n  "))]
-pub struct ConfigError {
-    /// One line per problem.
-    pub problems: Vec<String>,
-}
+pub use rigger_common::config::ConfigError;
 
 impl MasterConfigFile {
     /// Reads a configuration file. `required` makes a missing file an error.
     pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-                return Ok(Self::default());
-            }
-            Err(e) => {
-                return Err(ConfigError {
-                    problems: vec![format!("cannot read {}: {e}", path.display())],
-                });
-            }
-        };
-        toml::from_str(&text).map_err(|e| ConfigError {
-            problems: vec![format!("{}: {}", path.display(), e.to_string().trim_end())],
-        })
+        rigger_common::config::load_file(path, required)
     }
 }
 

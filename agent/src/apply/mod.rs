@@ -294,13 +294,19 @@ mod tests {
     }
 
     fn statuses(report: &ApplyReport) -> Vec<(&str, Status)> {
-        report.outcomes.iter().map(|o| (o.id.as_str(), o.status)).collect()
+        report
+            .outcomes
+            .iter()
+            .map(|o| (o.id.as_str(), o.status))
+            .collect()
     }
 
     #[test]
     fn a_failure_skips_only_its_dependents() {
         let tmp = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext { paths: Paths::new(tmp.path()) };
+        let ctx = ApplyContext {
+            paths: Paths::new(tmp.path()),
+        };
         // `blocker` is a file where a directory must be: it fails.
         std::fs::write(tmp.path().join("blocker"), "x").unwrap();
         let c = content(vec![
@@ -322,36 +328,53 @@ mod tests {
             ]
         );
         assert!(!tmp.path().join("other").exists());
-        assert_eq!(std::fs::read_to_string(tmp.path().join("good/f")).unwrap(), "z");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("good/f")).unwrap(),
+            "z"
+        );
     }
 
     #[test]
     fn notified_exec_runs_only_when_its_source_changed() {
         let tmp = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext { paths: Paths::new(tmp.path()) };
+        let ctx = ApplyContext {
+            paths: Paths::new(tmp.path()),
+        };
         let make = |text: &str| {
             content(vec![
                 file("conf", "/app.conf", text, &[], &["reload"]),
                 refresh_exec("reload", &[]),
             ])
         };
-        let refreshes = || std::fs::read_to_string(tmp.path().join("refreshes")).unwrap_or_default();
+        let refreshes =
+            || std::fs::read_to_string(tmp.path().join("refreshes")).unwrap_or_default();
         let first = apply_catalog(&make("a"), &ctx, false, |_| {}).unwrap();
-        assert_eq!(statuses(&first), vec![("conf", Status::Changed), ("reload", Status::Changed)]);
+        assert_eq!(
+            statuses(&first),
+            vec![("conf", Status::Changed), ("reload", Status::Changed)]
+        );
         assert_eq!(refreshes(), "ran\n");
         let second = apply_catalog(&make("a"), &ctx, false, |_| {}).unwrap();
         assert_eq!(second.changed(), 0);
         assert_eq!(refreshes(), "ran\n", "refreshed without a change");
         let noop = apply_catalog(&make("b"), &ctx, true, |_| {}).unwrap();
-        assert_eq!(statuses(&noop), vec![("conf", Status::Pending), ("reload", Status::Pending)]);
+        assert_eq!(
+            statuses(&noop),
+            vec![("conf", Status::Pending), ("reload", Status::Pending)]
+        );
         assert_eq!(refreshes(), "ran\n", "noop refreshed");
-        assert_eq!(std::fs::read_to_string(tmp.path().join("app.conf")).unwrap(), "a");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("app.conf")).unwrap(),
+            "a"
+        );
     }
 
     #[test]
     fn a_cycle_is_refused_before_anything_is_applied() {
         let tmp = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext { paths: Paths::new(tmp.path()) };
+        let ctx = ApplyContext {
+            paths: Paths::new(tmp.path()),
+        };
         let c = content(vec![
             file("a", "/a", "a", &["b"], &[]),
             file("b", "/b", "b", &["a"], &[]),

@@ -43,23 +43,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli: Cli = exit::parse_args();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("agentctl: cannot start the runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("agentctl: {e:#}");
-            ExitCode::from(exit::FAILURE)
-        }
-    }
+    rigger_common::cli::run("agentctl", run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {

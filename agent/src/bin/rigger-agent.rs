@@ -85,31 +85,22 @@ fn main() -> ExitCode {
         println!("configuration ok");
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("rigger-agent: cannot start the runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
     let agent = Arc::new(Agent::new(config));
-    if cli.once {
-        let code = runtime.block_on(once(agent, cli.noop));
-        return ExitCode::from(if cli.detailed_exitcodes {
+    let (once_mode, noop, detailed) = (cli.once, cli.noop, cli.detailed_exitcodes);
+    rigger_common::cli::run("rigger-agent", async move {
+        if !once_mode {
+            daemon(agent).await?;
+            return Ok(exit::OK);
+        }
+        let code = once(agent, noop).await;
+        Ok(if detailed {
             code
         } else if code == exit::OK || code == exit::CHANGES {
             exit::OK
         } else {
             exit::FAILURE
-        });
-    }
-    match runtime.block_on(daemon(agent)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rigger-agent: {e:#}");
-            ExitCode::from(exit::FAILURE)
-        }
-    }
+        })
+    })
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<AgentConfig> {
@@ -197,7 +188,7 @@ async fn daemon(agent: Arc<Agent>) -> anyhow::Result<()> {
             shutdown.clone().cancelled_owned(),
         );
     let server = tokio::spawn(server);
-    tokio::spawn(wait_for_signal(shutdown.clone()));
+    tokio::spawn(rigger_common::cli::cancel_on_signal(shutdown.clone()));
     tracing::info!(master = %agent.config.master, root = %agent.paths.root().display(), "agent started");
     rigger_agent::daemon::run(agent, tx, rx, shutdown.clone()).await;
     shutdown.cancel();
@@ -205,20 +196,4 @@ async fn daemon(agent: Arc<Agent>) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&socket);
     tracing::info!("agent stopped");
     Ok(())
-}
-
-async fn wait_for_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }

@@ -177,7 +177,9 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        let ctx = ApplyContext { paths: Paths::new(dir.path()) };
+        let ctx = ApplyContext {
+            paths: Paths::new(dir.path()),
+        };
         let mut s = spec("a\n", false);
         s.owner = Some("65534".into());
         s.group = Some("65534".into());

@@ -104,23 +104,10 @@ enum CatalogCommand {
 
 fn main() -> ExitCode {
     let cli: Cli = exit::parse_args();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("masterctl: cannot start the runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("masterctl: {e:#}");
-            ExitCode::from(exit::FAILURE)
-        }
-    }
+    rigger_common::cli::run("masterctl", async move {
+        run(cli).await?;
+        Ok(exit::OK)
+    })
 }
 
 async fn connect(socket: &std::path::Path) -> anyhow::Result<AdminServiceClient<Channel>> {

@@ -59,20 +59,10 @@ fn main() -> ExitCode {
         println!("configuration ok");
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("rigger-master: cannot start the runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    match runtime.block_on(run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rigger-master: {e:#}");
-            ExitCode::from(exit::FAILURE)
-        }
-    }
+    rigger_common::cli::run("rigger-master", async move {
+        run(config).await?;
+        Ok(exit::OK)
+    })
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
@@ -108,23 +98,7 @@ async fn run(config: MasterConfig) -> anyhow::Result<()> {
         Default::default(),
     )?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(wait_for_signal(shutdown.clone()));
+    tokio::spawn(rigger_common::cli::cancel_on_signal(shutdown.clone()));
     master.serve(listener, admin, shutdown).await?;
     Ok(())
-}
-
-async fn wait_for_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }

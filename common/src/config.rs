@@ -1,0 +1,43 @@
+//! Configuration files: TOML, unknown fields refused, every problem
+//! reported at once.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+/// Configuration that cannot be used; lists every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", problems.join("\n  "))]
+pub struct ConfigError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    /// An error with one problem.
+    pub fn one(problem: String) -> Self {
+        Self {
+            problems: vec![problem],
+        }
+    }
+}
+
+/// Reads a TOML configuration file. A missing file is the default value
+/// unless `required` (the operator named it).
+pub fn load_file<T: DeserializeOwned + Default>(
+    path: &Path,
+    required: bool,
+) -> Result<T, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(T::default()),
+        Err(e) => {
+            return Err(ConfigError::one(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    toml::from_str(&text)
+        .map_err(|e| ConfigError::one(format!("{}: {}", path.display(), e.to_string().trim_end())))
+}
