@@ -150,12 +150,7 @@ fn status_of(
     running: bool,
     next_run: Instant,
 ) -> AgentStatus {
-    let certname = agent.paths.ssl_dir();
-    let certname = crate::identity::load(&certname)
-        .ok()
-        .flatten()
-        .map(|i| i.certname)
-        .unwrap_or_default();
+    let certname = agent.certname().unwrap_or_default().to_string();
     let until_next = next_run.saturating_duration_since(Instant::now());
     let mut status = AgentStatus {
         certname,

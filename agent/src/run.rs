@@ -110,6 +110,11 @@ impl Agent {
             .await
     }
 
+    /// The node's certname, once it is known (enrolled and loaded).
+    pub fn certname(&self) -> Option<&str> {
+        self.identity.get().map(|i| i.certname.as_str())
+    }
+
     /// Runs once. Outcomes are sent to `outcomes` as they happen. Never
     /// panics; a run-level failure is in the summary's `error`.
     pub async fn run_once(
