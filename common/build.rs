@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "rigger/v1/enrollment.proto",
         "rigger/v1/catalog.proto",
+        "rigger/v1/content.proto",
         "rigger/v1/admin.proto",
         "rigger/v1/agent_control.proto",
     ];

@@ -56,9 +56,7 @@ fn catalog() -> CatalogContent {
 
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ctx = ApplyContext {
-        paths: Paths::new(dir.path()),
-    };
+    let ctx = ApplyContext::new(Paths::new(dir.path()));
     let content = catalog();
     let started = Instant::now();
     let first = apply_catalog(&content, &ctx, false, |_| {}).expect("valid catalog");

@@ -54,9 +54,13 @@ impl AgentControlService for Control {
     ) -> Result<Response<Self::TriggerRunStream>, Status> {
         rigger_common::grpc::check_local_peer(request.extensions().get::<UdsConnectInfo>())?;
         let (tx, rx) = mpsc::channel(64);
-        let noop = request.into_inner().noop;
+        let req = request.into_inner();
         self.inbox
-            .send(Event::Control(ControlRequest::Run { noop, events: tx }))
+            .send(Event::Control(ControlRequest::Run {
+                noop: req.noop,
+                verify: req.verify,
+                events: tx,
+            }))
             .await
             .map_err(|_| gone())?;
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -98,6 +102,8 @@ pub fn summary_event(summary: &RunSummary) -> RunEvent {
             used_cached_catalog: summary.used_cached_catalog,
             error: summary.error.clone(),
             noop: summary.noop,
+            fetched_blobs: summary.fetched_blobs,
+            fetched_bytes: summary.fetched_bytes,
         })),
     }
 }

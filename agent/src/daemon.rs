@@ -37,6 +37,8 @@ pub enum ControlRequest {
     Run {
         /// Plan only.
         noop: bool,
+        /// Re-hash every release file.
+        verify: bool,
         /// Where the events go.
         events: RunEventSender,
     },
@@ -65,22 +67,22 @@ pub async fn run(
     let mut first_periodic = true;
     let mut failures: u32 = 0;
     let mut running: Option<tokio::task::JoinHandle<()>> = None;
-    let mut waiting: VecDeque<(bool, Option<RunEventSender>)> = VecDeque::new();
+    let mut waiting: VecDeque<(bool, bool, Option<RunEventSender>)> = VecDeque::new();
 
     loop {
         let idle = running.is_none();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep_until(next_run), if idle && waiting.is_empty() => {
-                waiting.push_back((false, None));
+                waiting.push_back((false, false, None));
             }
             Some(event) = events_rx.recv() => match event {
                 Event::Control(ControlRequest::Status(reply)) => {
                     let status = status_of(&agent, last.as_ref(), running.is_some(), next_run);
                     let _ = reply.send(status);
                 }
-                Event::Control(ControlRequest::Run { noop, events }) => {
-                    waiting.push_back((noop, Some(events)));
+                Event::Control(ControlRequest::Run { noop, verify, events }) => {
+                    waiting.push_back((noop, verify, Some(events)));
                 }
                 Event::RunFinished(summary) => {
                     running = None;
@@ -99,10 +101,11 @@ pub async fn run(
             },
         }
         if running.is_none() {
-            if let Some((noop, events)) = waiting.pop_front() {
+            if let Some((noop, verify, events)) = waiting.pop_front() {
                 running = Some(tokio::spawn(start_run(
                     agent.clone(),
                     noop,
+                    verify,
                     events,
                     events_tx.clone(),
                 )));
@@ -118,6 +121,7 @@ pub async fn run(
 async fn start_run(
     agent: Arc<Agent>,
     noop: bool,
+    verify: bool,
     events: Option<RunEventSender>,
     inbox: mpsc::Sender<Event>,
 ) {
@@ -125,7 +129,7 @@ async fn start_run(
     let forward = events
         .clone()
         .map(|sink| tokio::spawn(run_event_stream(rx, sink)));
-    let summary = agent.run_once(noop, Some(tx)).await;
+    let summary = agent.run_once(noop, verify, Some(tx)).await;
     if let Some(forward) = forward {
         let _ = forward.await;
     }
@@ -172,6 +176,8 @@ fn status_of(
         status.skipped = s.skipped;
         status.used_cached_catalog = s.used_cached_catalog;
         status.last_error = s.error.clone();
+        status.fetched_blobs = s.fetched_blobs;
+        status.fetched_bytes = s.fetched_bytes;
     }
     status
 }

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod content;
 pub mod control;
 pub mod daemon;
 pub mod facts;

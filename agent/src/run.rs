@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 
 use crate::apply::{self, ApplyReport, Outcome};
 use crate::config::AgentConfig;
+use crate::content::{FetchStats, fetch_blobs};
 use crate::facts;
 use crate::identity::{self, EnrollSettings, Identity};
 use crate::paths::Paths;
@@ -66,6 +67,7 @@ pub struct Agent {
 struct Fetched {
     signed: SignedCatalog,
     from_cache: bool,
+    channel: Option<Channel>,
     client: Option<CatalogServiceClient<Channel>>,
     master_error: String,
     master_reachable: bool,
@@ -120,6 +122,7 @@ impl Agent {
     pub async fn run_once(
         &self,
         noop: bool,
+        verify: bool,
         outcomes: Option<mpsc::UnboundedSender<Outcome>>,
     ) -> RunSummary {
         let started = Instant::now();
@@ -129,7 +132,10 @@ impl Agent {
             noop,
             ..Default::default()
         };
-        match self.run_inner(noop, outcomes, started, &mut summary).await {
+        match self
+            .run_inner(noop, verify, outcomes, started, &mut summary)
+            .await
+        {
             Ok(()) => {}
             Err(e) => {
                 summary.error = error_chain(&e);
@@ -156,6 +162,7 @@ impl Agent {
     async fn run_inner(
         &self,
         noop: bool,
+        verify: bool,
         outcomes: Option<mpsc::UnboundedSender<Outcome>>,
         started: Instant,
         summary: &mut RunSummary,
@@ -175,9 +182,24 @@ impl Agent {
             tracing::warn!(version = catalog.version, error = %fetched.master_error, "master unavailable; enforcing the cached catalog");
         }
 
-        let ctx = ApplyContext {
-            paths: self.paths.clone(),
-        };
+        let mut ctx = ApplyContext::new(self.paths.clone());
+        ctx.full_verify = verify;
+        match self
+            .prepare_content(&catalog, &ctx, fetched.channel.as_ref(), noop)
+            .await
+        {
+            Ok(stats) => {
+                summary.fetched_blobs = stats.blobs;
+                summary.fetched_bytes = stats.bytes;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot fetch the catalog's content");
+                if summary.master_error.is_empty() {
+                    summary.master_error = e;
+                }
+            }
+        }
+        let gc_ctx = ctx.clone();
         let content = catalog.content.clone();
         let report = tokio::task::spawn_blocking(move || {
             apply::apply_catalog(&content, &ctx, noop, |o| {
@@ -195,6 +217,7 @@ impl Agent {
         log_outcomes(&report, noop);
 
         if !noop {
+            collect_garbage(&gc_ctx, &catalog);
             if !fetched.from_cache {
                 self.state.cache_catalog(&fetched.signed)?;
             }
@@ -212,7 +235,7 @@ impl Agent {
         Ok(())
     }
 
-    async fn connect(&self, identity: &Identity) -> Result<CatalogServiceClient<Channel>, String> {
+    async fn connect(&self, identity: &Identity) -> Result<Channel, String> {
         let config = rigger_common::tls::client_config(&identity.ca_pem, Some(&identity.client))
             .map_err(|e| error_chain(&e))?;
         let channel = rigger_common::grpc::tls_channel(
@@ -228,7 +251,7 @@ impl Agent {
                 error_chain(&e)
             )
         })?;
-        Ok(CatalogServiceClient::new(channel))
+        Ok(channel)
     }
 
     async fn fetch(
@@ -240,13 +263,17 @@ impl Agent {
             facts_json: facts.to_string(),
             role: self.config.role.clone().unwrap_or_default(),
         };
-        let (client, error, reachable) = match self.connect(identity).await {
-            Ok(mut client) => match client.get_catalog(request).await {
+        let (channel, client, error, reachable) = match self.connect(identity).await {
+            Ok(channel) => match CatalogServiceClient::new(channel.clone())
+                .get_catalog(request)
+                .await
+            {
                 Ok(reply) => {
                     return Ok(Fetched {
                         signed: reply.into_inner(),
                         from_cache: false,
-                        client: Some(client),
+                        client: Some(CatalogServiceClient::new(channel.clone())),
+                        channel: Some(channel),
                         master_error: String::new(),
                         master_reachable: true,
                     });
@@ -266,21 +293,80 @@ impl Agent {
                     } else {
                         format!("the master gave no catalog: {}", status.message())
                     };
-                    (Some(client), message, reachable)
+                    (
+                        Some(channel.clone()),
+                        Some(CatalogServiceClient::new(channel)),
+                        message,
+                        reachable,
+                    )
                 }
             },
-            Err(e) => (None, e, false),
+            Err(e) => (None, None, e, false),
         };
         match self.state.cached_catalog()? {
             Some(signed) => Ok(Fetched {
                 signed,
                 from_cache: true,
+                channel,
                 client,
                 master_error: error,
                 master_reachable: reachable,
             }),
             None => Err(RunError::NoCatalog(error)),
         }
+    }
+
+    /// Fetches what the catalog's trees need and the cache lacks: each
+    /// tree's manifest, and (unless planning only, or the release is
+    /// already on disk) its files.
+    async fn prepare_content(
+        &self,
+        catalog: &Catalog,
+        ctx: &ApplyContext,
+        channel: Option<&Channel>,
+        noop: bool,
+    ) -> Result<FetchStats, String> {
+        let mut total = FetchStats::default();
+        for tree in trees(catalog) {
+            let mut need = vec![tree.tree];
+            if ctx.cache.has(&tree.tree) {
+                need.clear();
+            }
+            if let Some(channel) = channel {
+                let stats = fetch_blobs(channel, &ctx.cache, &need).await?;
+                total.blobs += stats.blobs;
+                total.bytes += stats.bytes;
+            }
+            let release = self
+                .paths
+                .resolve(&tree.releases_dir)
+                .join(tree.release_id());
+            if noop || release.is_dir() {
+                continue;
+            }
+            let Some(manifest) = ctx.cache.manifest(&tree.tree)? else {
+                return Err(format!(
+                    "manifest {} is not available (master unreachable)",
+                    tree.tree
+                ));
+            };
+            let missing = ctx.cache.missing(&manifest.file_digests());
+            if missing.is_empty() {
+                continue;
+            }
+            let Some(channel) = channel else {
+                return Err(format!(
+                    "{} blobs of {} are missing and the master is unreachable",
+                    missing.len(),
+                    tree.release_id()
+                ));
+            };
+            tracing::info!(release = %tree.release_id(), blobs = missing.len(), "fetching content");
+            let stats = fetch_blobs(channel, &ctx.cache, &missing).await?;
+            total.blobs += stats.blobs;
+            total.bytes += stats.bytes;
+        }
+        Ok(total)
     }
 
     /// Checks signature, node and version.
@@ -331,6 +417,42 @@ impl Agent {
                 }
             }
         }
+    }
+}
+
+fn trees(catalog: &Catalog) -> impl Iterator<Item = &rigger_common::catalog::TreeSpec> {
+    catalog
+        .content
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            rigger_common::catalog::ResourceSpec::Tree(t) => Some(t),
+            _ => None,
+        })
+}
+
+/// Drops cached blobs that neither the catalog's trees nor any kept
+/// release needs.
+fn collect_garbage(ctx: &ApplyContext, catalog: &Catalog) {
+    let mut keep = std::collections::HashSet::new();
+    let mut roots: Vec<rigger_common::digest::Digest> = trees(catalog).map(|t| t.tree).collect();
+    for tree in trees(catalog) {
+        roots.extend(crate::resources::tree::kept_trees(
+            &ctx.paths.resolve(&tree.releases_dir),
+        ));
+    }
+    for root in roots {
+        keep.insert(root);
+        match ctx.cache.manifest(&root) {
+            Ok(Some(m)) => keep.extend(m.file_digests()),
+            // Without the manifest we cannot tell what it needs: keep everything.
+            _ => return,
+        }
+    }
+    match ctx.cache.retain(&keep) {
+        Ok((0, _)) => {}
+        Ok((blobs, bytes)) => tracing::info!(blobs, bytes, "removed unused blobs from the cache"),
+        Err(e) => tracing::warn!(error = %e, "cannot clean the content cache"),
     }
 }
 

@@ -42,6 +42,12 @@ pub struct RunSummary {
     /// A run-level error (no catalog applied).
     #[serde(default)]
     pub error: String,
+    /// Blobs fetched from the master in this run.
+    #[serde(default)]
+    pub fetched_blobs: u64,
+    /// Bytes fetched from the master in this run.
+    #[serde(default)]
+    pub fetched_bytes: u64,
 }
 
 /// Persistent agent state.

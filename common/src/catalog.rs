@@ -81,6 +81,9 @@ pub enum ResourceSpec {
     Symlink(SymlinkSpec),
     /// A command, guarded so that a converged node does not run it.
     Exec(ExecSpec),
+    /// A product release: a tree materialised under `releases_dir` with
+    /// `link` (CARBON_HOME) switched to it atomically.
+    Tree(TreeSpec),
 }
 
 impl ResourceSpec {
@@ -91,6 +94,7 @@ impl ResourceSpec {
             Self::File(_) => "file",
             Self::Symlink(_) => "symlink",
             Self::Exec(_) => "exec",
+            Self::Tree(_) => "tree",
         }
     }
 }
@@ -175,6 +179,61 @@ pub struct ExecSpec {
     /// Extra environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+}
+
+/// A product release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeSpec {
+    /// Product name (`wso2is`).
+    pub product: String,
+    /// Product version (`5.11.0`).
+    pub version: String,
+    /// Update level (0 = GA).
+    pub level: u32,
+    /// Tree digest: the manifest blob.
+    pub tree: Digest,
+    /// Number of files and their total size, for the plan and the disk check.
+    pub files: u64,
+    /// Total file bytes.
+    pub size: u64,
+    /// The switched link, e.g. `/opt/wso2/wso2is-5.11.0` (CARBON_HOME).
+    pub link: String,
+    /// Where releases live, e.g. `/opt/wso2/releases`.
+    pub releases_dir: String,
+    /// Release-relative paths the server writes at run time: never
+    /// enforced or verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_paths: Vec<String>,
+    /// Releases kept besides the current one's predecessors (default 2).
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+}
+
+impl TreeSpec {
+    /// The release directory name: `<product>-<version>-L<level>-<12 hex of the tree>`.
+    pub fn release_id(&self) -> String {
+        let hex = hex::encode(self.tree.as_bytes());
+        format!(
+            "{}-{}-L{}-{}",
+            self.product,
+            self.version,
+            self.level,
+            &hex[..12]
+        )
+    }
+
+    /// Whether a release-relative path is a runtime path (or below one).
+    pub fn is_runtime_path(&self, relative: &str) -> bool {
+        self.runtime_paths.iter().any(|r| {
+            let r = r.trim_matches('/');
+            relative == r || relative.starts_with(&format!("{r}/"))
+        })
+    }
+}
+
+fn default_keep() -> u32 {
+    2
 }
 
 fn default_exec_timeout() -> u64 {
@@ -310,6 +369,7 @@ impl Resource {
                 .chain(e.creates.iter())
                 .map(String::as_str)
                 .collect(),
+            ResourceSpec::Tree(t) => vec![t.link.as_str(), t.releases_dir.as_str()],
         }
     }
 }

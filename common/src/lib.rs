@@ -11,6 +11,7 @@ pub mod exit;
 pub mod fsutil;
 pub mod grpc;
 pub mod logging;
+pub mod manifest;
 pub mod proto;
 pub mod signing;
 pub mod time;

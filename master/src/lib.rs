@@ -8,6 +8,7 @@
 pub mod ca;
 pub mod compiler;
 pub mod config;
+pub mod content;
 pub mod rpc;
 pub mod server;
 pub mod store;

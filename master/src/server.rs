@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rigger_common::proto::admin_service_server::AdminServiceServer;
 use rigger_common::proto::catalog_service_server::CatalogServiceServer;
+use rigger_common::proto::content_service_server::ContentServiceServer;
 use rigger_common::proto::enrollment_service_server::EnrollmentServiceServer;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Mutex;
@@ -19,6 +20,7 @@ use crate::compiler::Compiler;
 use crate::config::MasterConfig;
 use crate::rpc::admin::Admin;
 use crate::rpc::catalog::Catalogs;
+use crate::rpc::content::Content;
 use crate::rpc::enrollment::Enrollment;
 use crate::rpc::{MasterState, SharedState};
 use crate::store::{SqliteStore, StoreError};
@@ -76,12 +78,20 @@ impl Master {
             rigger_common::signing::load_or_create_key(&dir.join("catalog-signing.key"))?;
         let store = SqliteStore::open(&dir.join("master.db")).await?;
         let compiler = Compiler::new(config.modules.clone(), config.site.clone());
+        let blobs = crate::content::LocalBlobStore::open(&dir.join("blobs")).map_err(|source| {
+            ServerError::DataDir {
+                path: dir.join("blobs"),
+                source,
+            }
+        })?;
         let state = Arc::new(MasterState {
             store,
             ca,
             signing_key,
             compiler,
             catalog_lock: Mutex::new(()),
+            blobs,
+            import_lock: Mutex::new(()),
         });
         Ok(Self { state, config })
     }
@@ -111,6 +121,7 @@ impl Master {
                 self.state.clone(),
             )))
             .add_service(CatalogServiceServer::new(Catalogs::new(self.state.clone())))
+            .add_service(ContentServiceServer::new(Content::new(self.state.clone())))
             .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
         let admin_server = Server::builder()
             .add_service(AdminServiceServer::new(Admin::new(self.state.clone())))

@@ -6,6 +6,7 @@
 //! Every process a helper starts is stopped when the helper is dropped.
 
 pub mod imds;
+pub mod pack;
 pub mod process;
 
 pub use imds::FakeImds;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::pack::SamplePack;
 use crate::wait_for;
 
 /// The repository root (for `modules/` and `examples/site/`).
@@ -100,8 +101,47 @@ pub struct TestMaster {
 }
 
 impl TestMaster {
-    /// Starts a master on 127.0.0.1 with a copy of `examples/site`.
+    /// Starts a master on 127.0.0.1 with a copy of `examples/site` and a
+    /// small sample wso2is 5.11.0 pack imported (GA).
     pub fn start() -> Self {
+        let master = Self::start_empty();
+        let out = master.import_pack(&SamplePack::new(40, 256 << 10));
+        assert_eq!(
+            out.code,
+            0,
+            "importing the sample pack failed: {}",
+            out.all()
+        );
+        master
+    }
+
+    /// Writes `pack` as a zip into this master's directory and returns its path.
+    pub fn write_pack(&self, pack: &SamplePack) -> PathBuf {
+        let dir = self.dir.path().join("packs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!(
+            "{}-{}-L{}-{}.zip",
+            pack.name, pack.version, pack.level, pack.files
+        ));
+        pack.write_zip(&path).unwrap();
+        path
+    }
+
+    /// `masterctl product import` of `pack`.
+    pub fn import_pack(&self, pack: &SamplePack) -> Output {
+        let path = self.write_pack(pack);
+        self.ctl(&["product", "import", path.to_str().unwrap()])
+    }
+
+    /// `masterctl update import wso2is@VERSION` of `pack` (a full updated pack).
+    pub fn import_update(&self, pack: &SamplePack) -> Output {
+        let path = self.write_pack(pack);
+        let product = format!("{}@{}", pack.name, pack.version);
+        self.ctl(&["update", "import", &product, path.to_str().unwrap()])
+    }
+
+    /// Starts a master with nothing imported.
+    pub fn start_empty() -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo_root().join("examples/site"), &dir.path().join("site"));
         let mut master = Self {

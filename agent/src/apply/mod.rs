@@ -90,7 +90,7 @@ pub fn apply_catalog(
     // Plan: check everything before writing anything.
     let plans: Vec<Result<Vec<Change>, ResourceError>> = order
         .iter()
-        .map(|&i| check(&content.resources[i], ctx))
+        .map(|&i| check(&content.resources[i], ctx, content))
         .collect();
 
     // target id -> ids of the resources that notify it
@@ -115,7 +115,7 @@ pub fn apply_catalog(
             .copied()
             .filter(|s| changed.contains(s))
             .collect();
-        let outcome = step(resource, plan, ctx, noop, &blocked, &notified_by);
+        let outcome = step(resource, plan, ctx, content, noop, &blocked, &notified_by);
         match outcome.status {
             Status::Failed | Status::Skipped => {
                 blocked.insert(&resource.id);
@@ -135,6 +135,7 @@ fn step(
     resource: &Resource,
     plan: Result<Vec<Change>, ResourceError>,
     ctx: &ApplyContext,
+    content: &CatalogContent,
     noop: bool,
     blocked: &HashSet<&str>,
     notified_by: &[&str],
@@ -183,7 +184,7 @@ fn step(
         };
     }
     if !changes.is_empty() {
-        return match apply(resource, ctx) {
+        return match apply(resource, ctx, content) {
             Ok(()) => outcome(Status::Changed, summary, diff),
             Err(e) => outcome(Status::Failed, error_chain(&e), diff),
         };
@@ -207,8 +208,13 @@ fn has_refresh(resource: &Resource) -> bool {
     matches!(resource.spec, ResourceSpec::Exec(_))
 }
 
-fn check(resource: &Resource, ctx: &ApplyContext) -> Result<Vec<Change>, ResourceError> {
+fn check(
+    resource: &Resource,
+    ctx: &ApplyContext,
+    content: &CatalogContent,
+) -> Result<Vec<Change>, ResourceError> {
     match &resource.spec {
+        ResourceSpec::Tree(s) => resources::tree::check(s, ctx, content),
         ResourceSpec::Directory(s) => resources::directory::check(s, ctx),
         ResourceSpec::File(s) => resources::file::check(s, ctx),
         ResourceSpec::Symlink(s) => resources::symlink::check(s, ctx),
@@ -216,8 +222,13 @@ fn check(resource: &Resource, ctx: &ApplyContext) -> Result<Vec<Change>, Resourc
     }
 }
 
-fn apply(resource: &Resource, ctx: &ApplyContext) -> Result<(), ResourceError> {
+fn apply(
+    resource: &Resource,
+    ctx: &ApplyContext,
+    content: &CatalogContent,
+) -> Result<(), ResourceError> {
     match &resource.spec {
+        ResourceSpec::Tree(s) => resources::tree::apply(s, ctx, content),
         ResourceSpec::Directory(s) => resources::directory::apply(s, ctx),
         ResourceSpec::File(s) => resources::file::apply(s, ctx),
         ResourceSpec::Symlink(s) => resources::symlink::apply(s, ctx),
@@ -304,9 +315,7 @@ mod tests {
     #[test]
     fn a_failure_skips_only_its_dependents() {
         let tmp = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext {
-            paths: Paths::new(tmp.path()),
-        };
+        let ctx = ApplyContext::new(Paths::new(tmp.path()));
         // `blocker` is a file where a directory must be: it fails.
         std::fs::write(tmp.path().join("blocker"), "x").unwrap();
         let c = content(vec![
@@ -337,9 +346,7 @@ mod tests {
     #[test]
     fn notified_exec_runs_only_when_its_source_changed() {
         let tmp = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext {
-            paths: Paths::new(tmp.path()),
-        };
+        let ctx = ApplyContext::new(Paths::new(tmp.path()));
         let make = |text: &str| {
             content(vec![
                 file("conf", "/app.conf", text, &[], &["reload"]),
@@ -372,9 +379,7 @@ mod tests {
     #[test]
     fn a_cycle_is_refused_before_anything_is_applied() {
         let tmp = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext {
-            paths: Paths::new(tmp.path()),
-        };
+        let ctx = ApplyContext::new(Paths::new(tmp.path()));
         let c = content(vec![
             file("a", "/a", "a", &["b"], &[]),
             file("b", "/b", "b", &["a"], &[]),

@@ -39,6 +39,8 @@ enum Command {
         #[arg(long)]
         noop: bool,
     },
+    /// Run now, re-hashing every release file and repairing any modified one.
+    Verify,
 }
 
 fn main() -> ExitCode {
@@ -71,9 +73,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
-        Command::Run { noop } => {
+        command @ (Command::Run { .. } | Command::Verify) => {
+            let (noop, verify) = match command {
+                Command::Run { noop } => (noop, false),
+                _ => (false, true),
+            };
             let mut stream = client
-                .trigger_run(TriggerRunRequest { noop })
+                .trigger_run(TriggerRunRequest { noop, verify })
                 .await
                 .map_err(|s| anyhow!("{}", s.message()))?
                 .into_inner();
@@ -138,6 +144,8 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
         "used_cached_catalog": s.used_cached_catalog,
         "last_error": s.last_error,
         "next_run_at_ms": s.next_run_at_ms,
+        "fetched_blobs": s.fetched_blobs,
+        "fetched_bytes": s.fetched_bytes,
     })
 }
 

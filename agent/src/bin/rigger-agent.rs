@@ -60,6 +60,9 @@ struct Cli {
     /// Show what would change, change nothing.
     #[arg(long)]
     noop: bool,
+    /// Re-hash every release file instead of trusting the index, repairing what differs.
+    #[arg(long)]
+    verify: bool,
     /// With --once: exit 0 no changes, 2 changes, 4 failures, 6 both.
     #[arg(long)]
     detailed_exitcodes: bool,
@@ -86,13 +89,14 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let agent = Arc::new(Agent::new(config));
-    let (once_mode, noop, detailed) = (cli.once, cli.noop, cli.detailed_exitcodes);
+    let (once_mode, noop, verify, detailed) =
+        (cli.once, cli.noop, cli.verify, cli.detailed_exitcodes);
     rigger_common::cli::run("rigger-agent", async move {
         if !once_mode {
             daemon(agent).await?;
             return Ok(exit::OK);
         }
-        let code = once(agent, noop).await;
+        let code = once(agent, noop, verify).await;
         Ok(if detailed {
             code
         } else if code == exit::OK || code == exit::CHANGES {
@@ -130,14 +134,14 @@ fn load_config(cli: &Cli) -> anyhow::Result<AgentConfig> {
 }
 
 /// One run, printing each change (and its diff in noop) as it happens.
-async fn once(agent: Arc<Agent>, noop: bool) -> u8 {
+async fn once(agent: Arc<Agent>, noop: bool, verify: bool) -> u8 {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
     let printer = tokio::spawn(async move {
         while let Some(o) = rx.recv().await {
             print_outcome(&o);
         }
     });
-    let summary = agent.run_once(noop, Some(tx)).await;
+    let summary = agent.run_once(noop, verify, Some(tx)).await;
     let _ = printer.await;
     if !summary.error.is_empty() {
         eprintln!("rigger-agent: {}", summary.error);

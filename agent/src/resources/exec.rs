@@ -173,9 +173,7 @@ mod tests {
     #[test]
     fn creates_guard_makes_the_second_run_a_no_op() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext {
-            paths: Paths::new(dir.path()),
-        };
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
         let mut s = spec("echo x >> \"$RIGGER_ROOT/ran\"; touch \"$RIGGER_ROOT/done\"");
         s.creates = Some("/done".into());
         assert_eq!(check(&s, &ctx).unwrap().len(), 1);
@@ -191,9 +189,7 @@ mod tests {
     #[test]
     fn unless_guard_and_failures_report_output() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext {
-            paths: Paths::new(dir.path()),
-        };
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
         let mut s = spec("echo boom; exit 3");
         s.unless = Some("true".into());
         assert!(check(&s, &ctx).unwrap().is_empty());
@@ -205,9 +201,7 @@ mod tests {
     #[test]
     fn timeout_kills_the_process_group() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext {
-            paths: Paths::new(dir.path()),
-        };
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
         let mut s = spec("sleep 30 & echo $! > \"$RIGGER_ROOT/bg.pid\"; wait");
         s.timeout_secs = 1;
         let err = apply(&s, &ctx).unwrap_err().to_string();

@@ -116,9 +116,7 @@ mod tests {
     fn check_apply_check_converges() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        let ctx = ApplyContext {
-            paths: Paths::new(dir.path()),
-        };
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
         let s = spec("a = 1\n", false);
         assert_eq!(check(&s, &ctx).unwrap().len(), 1);
         apply(&s, &ctx).unwrap();
@@ -133,9 +131,7 @@ mod tests {
     fn secret_diffs_are_redacted() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        let ctx = ApplyContext {
-            paths: Paths::new(dir.path()),
-        };
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
         apply(&spec("password = old\n", true), &ctx).unwrap();
         let changes = check(&spec("password = new\n", true), &ctx).unwrap();
         let diff = changes[0].diff.as_deref().unwrap();
@@ -149,9 +145,7 @@ mod tests {
     fn a_directory_in_the_way_is_an_error_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc/app.conf")).unwrap();
-        let ctx = ApplyContext {
-            paths: Paths::new(dir.path()),
-        };
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
         assert!(check(&spec("x", false), &ctx).is_err());
     }
 
@@ -177,9 +171,7 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        let ctx = ApplyContext {
-            paths: Paths::new(dir.path()),
-        };
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
         let mut s = spec("a\n", false);
         s.owner = Some("65534".into());
         s.group = Some("65534".into());

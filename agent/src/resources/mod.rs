@@ -7,9 +7,11 @@ pub mod exec;
 pub mod file;
 pub mod owner;
 pub mod symlink;
+pub mod tree;
 
 use std::path::PathBuf;
 
+use crate::content::ContentCache;
 use crate::paths::Paths;
 
 /// What a resource needs from the run applying it.
@@ -17,6 +19,22 @@ use crate::paths::Paths;
 pub struct ApplyContext {
     /// Where catalog paths resolve.
     pub paths: Paths,
+    /// Content cache releases are copied from.
+    pub cache: ContentCache,
+    /// Re-hash every release file instead of trusting the index.
+    pub full_verify: bool,
+}
+
+impl ApplyContext {
+    /// A context for `paths` with the cache in the agent's state directory.
+    pub fn new(paths: Paths) -> Self {
+        let cache = ContentCache::new(paths.state_dir().join("cache"));
+        Self {
+            paths,
+            cache,
+            full_verify: false,
+        }
+    }
 }
 
 /// A pending change: a one-line summary and, for content, a unified diff.

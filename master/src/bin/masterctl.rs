@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 use rigger_common::exit;
 use rigger_common::proto::admin_service_client::AdminServiceClient;
 use rigger_common::proto::{
-    CreateTokenRequest, ListCertsRequest, ListNodesRequest, ShowCaRequest, ShowCatalogRequest,
+    CreateTokenRequest, ImportProductRequest, ImportResponse, ImportUpdateRequest,
+    ListCertsRequest, ListNodesRequest, ListProductsRequest, ShowCaRequest, ShowCatalogRequest,
 };
 use rigger_common::time::format_ms;
 use tonic::transport::Channel;
@@ -47,6 +48,47 @@ enum Command {
     /// Compiled catalogs.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Product distributions (GA packs, JDKs).
+    #[command(subcommand)]
+    Product(ProductCommand),
+    /// Update levels of imported products.
+    #[command(subcommand)]
+    Update(UpdateCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ProductCommand {
+    /// Import a product pack (zip or tar.gz); re-importing the same pack is a no-op.
+    Import {
+        /// The pack.
+        file: PathBuf,
+        /// Product name (default: from the pack's top folder, e.g. wso2is-5.11.0).
+        #[arg(long, requires = "version")]
+        name: Option<String>,
+        /// Product version (default: from the pack's top folder).
+        #[arg(long, requires = "name")]
+        version: Option<String>,
+    },
+    /// List imported products, versions and update levels.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UpdateCommand {
+    /// Import an update level: a full updated pack or an update bundle.
+    Import {
+        /// NAME@VERSION, e.g. wso2is@5.11.0.
+        product: String,
+        /// The updated pack or bundle.
+        file: PathBuf,
+        /// The level, when the archive does not say.
+        #[arg(long)]
+        level: Option<u32>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -217,6 +259,76 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Product(ProductCommand::Import {
+            file,
+            name,
+            version,
+        }) => {
+            let reply = client
+                .import_product(ImportProductRequest {
+                    path: absolute(&file)?,
+                    name: name.unwrap_or_default(),
+                    version: version.unwrap_or_default(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            print_import(&reply);
+        }
+        Command::Product(ProductCommand::List { json }) => {
+            let reply = client
+                .list_products(ListProductsRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            if json {
+                let levels: Vec<_> = reply
+                    .levels
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({
+                            "name": l.name, "version": l.version, "level": l.level,
+                            "tree": l.tree_digest, "files": l.files, "size": l.size,
+                            "imported_at_ms": l.imported_at_ms,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&levels)?);
+            } else {
+                println!(
+                    "{:<16} {:<10} {:>6} {:>7} {:>12}  {:<22} TREE",
+                    "PRODUCT", "VERSION", "LEVEL", "FILES", "BYTES", "IMPORTED"
+                );
+                for l in reply.levels {
+                    println!(
+                        "{:<16} {:<10} {:>6} {:>7} {:>12}  {:<22} {}",
+                        l.name,
+                        l.version,
+                        l.level,
+                        l.files,
+                        l.size,
+                        format_ms(l.imported_at_ms),
+                        l.tree_digest
+                    );
+                }
+            }
+        }
+        Command::Update(UpdateCommand::Import {
+            product,
+            file,
+            level,
+        }) => {
+            let reply = client
+                .import_update(ImportUpdateRequest {
+                    product,
+                    path: absolute(&file)?,
+                    level: level.unwrap_or(0),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            print_import(&reply);
+        }
         Command::Catalog(CatalogCommand::Show {
             node,
             version,
@@ -238,6 +350,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn absolute(file: &std::path::Path) -> anyhow::Result<String> {
+    let path =
+        std::fs::canonicalize(file).with_context(|| format!("cannot open {}", file.display()))?;
+    Ok(path.display().to_string())
+}
+
+fn print_import(reply: &ImportResponse) {
+    let verb = if reply.created {
+        "imported"
+    } else {
+        "already imported (nothing to do)"
+    };
+    println!(
+        "{} {} level {}: {verb}; tree {}",
+        reply.name, reply.version, reply.level, reply.tree_digest
+    );
+    println!(
+        "  {} files, {} bytes; {} bytes of new content stored",
+        reply.files, reply.size, reply.new_bytes
+    );
+    if !reply.changed_paths.is_empty() {
+        println!(
+            "  {} paths differ from level {}:",
+            reply.changed_paths.len(),
+            reply.previous_level
+        );
+        for path in reply.changed_paths.iter().take(50) {
+            println!("    {path}");
+        }
+        if reply.changed_paths.len() > 50 {
+            println!("    … and {} more", reply.changed_paths.len() - 50);
+        }
+    }
 }
 
 fn print_catalog(json: &str) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 
 mod data;
 mod module;
+mod products;
 mod render;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 pub use data::{RoleSpec, SiteData};
 pub use module::Module;
+pub use products::{Products, TreeRef};
 
 /// Why a catalog could not be compiled. Every variant names the file (and
 /// where possible the line or resource) to fix.
@@ -150,15 +152,20 @@ impl Compiler {
         })
     }
 
-    /// Compiles the node's catalog content.
-    pub fn compile(&self, node: &NodeContext) -> Result<CatalogContent, CompileError> {
+    /// Compiles the node's catalog content; `products` resolves `tree`
+    /// resources to imported trees.
+    pub fn compile(
+        &self,
+        node: &NodeContext,
+        products: &Products,
+    ) -> Result<CatalogContent, CompileError> {
         let site = SiteData::new(&self.site);
         let role = site.role(&node.role)?;
         let module = self.module(&role.module, &node.role)?;
         let profile = module.profile(&role.profile)?;
         let data = site.merged_data(&module, &node.role, &role, &node.certname)?;
         let context = render::context(data, &role, node);
-        let resources = render::resources(&module, profile, &context)?;
+        let resources = render::resources(&module, profile, &context, products)?;
         let content = CatalogContent {
             role: node.role.clone(),
             profile: format!("{}/{}", module.name, role.profile),

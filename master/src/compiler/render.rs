@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use toml::Table;
 
 use super::module::{Module, Profile};
-use super::{CompileError, NodeContext, RoleSpec};
+use super::{CompileError, NodeContext, Products, RoleSpec};
 
 /// The template context: the merged data at top level, plus `self` (the
 /// node: certname, hostname, ip), `role` and `facts`.
@@ -44,6 +44,7 @@ pub fn resources(
     module: &Module,
     profile: &Profile,
     context: &Value,
+    products: &Products,
 ) -> Result<Vec<Resource>, CompileError> {
     let env = environment();
     let manifest = module.manifest_path();
@@ -83,6 +84,11 @@ pub fn resources(
                     }
                 })?;
                 rendered.insert("content".into(), Value::String(content));
+            }
+            if rendered.get("kind").and_then(Value::as_str) == Some("tree") {
+                products
+                    .resolve_into(&mut rendered)
+                    .map_err(resource_error)?;
             }
             if let Some(mode) = rendered.get("mode").cloned() {
                 rendered.insert("mode".into(), parse_mode(&mode).map_err(resource_error)?);

@@ -6,16 +6,19 @@ use std::time::Duration;
 use rigger_common::catalog::Catalog;
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
-    CertInfo, CreateTokenRequest, CreateTokenResponse, ListCertsRequest, ListCertsResponse,
-    ListNodesRequest, ListNodesResponse, NodeInfo, ShowCaRequest, ShowCaResponse,
-    ShowCatalogRequest, ShowCatalogResponse,
+    CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
+    ImportUpdateRequest, ListCertsRequest, ListCertsResponse, ListNodesRequest, ListNodesResponse,
+    ListProductsRequest, ListProductsResponse, NodeInfo, ProductLevel, ShowCaRequest,
+    ShowCaResponse, ShowCatalogRequest, ShowCatalogResponse,
 };
 use rigger_common::time::now_ms;
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use super::{SharedState, error_chain};
-use crate::store::TokenRecord;
+use crate::content::BlobStore;
+use crate::content::import::{self, ImportedTree};
+use crate::store::{TokenRecord, TreeRecord};
 use crate::tokens;
 
 /// Longest a token may live.
@@ -171,5 +174,176 @@ impl AdminService for Admin {
         let catalog_json = serde_json::to_string_pretty(&catalog.redacted())
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ShowCatalogResponse { catalog_json }))
+    }
+
+    async fn import_product(
+        &self,
+        request: Request<ImportProductRequest>,
+    ) -> Result<Response<ImportResponse>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let _guard = self.state.import_lock.lock().await;
+        let blobs = self.state.blobs.clone();
+        let path = std::path::PathBuf::from(&req.path);
+        let tree = tokio::task::spawn_blocking(move || import::import_pack(&blobs, &path))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::invalid_argument(format!("{}: {}", req.path, error_chain(&e))))?;
+        let name = Some(req.name)
+            .filter(|n| !n.is_empty())
+            .or(tree.name.clone());
+        let version = Some(req.version)
+            .filter(|v| !v.is_empty())
+            .or(tree.version.clone());
+        let (Some(name), Some(version)) = (name, version) else {
+            return Err(Status::invalid_argument(format!(
+                "cannot tell the product name and version of {}: its top folder is not NAME-VERSION (give --name and --version)",
+                req.path
+            )));
+        };
+        let level = tree.level.unwrap_or(0);
+        let response = self
+            .record(&name, &version, level, &tree, vec![], 0)
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn import_update(
+        &self,
+        request: Request<ImportUpdateRequest>,
+    ) -> Result<Response<ImportResponse>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let (name, version) = req.product.split_once('@').ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "product {:?} must be NAME@VERSION, e.g. wso2is@5.11.0",
+                req.product
+            ))
+        })?;
+        let (name, version) = (name.to_string(), version.to_string());
+        let _guard = self.state.import_lock.lock().await;
+        let base = self
+            .state
+            .store
+            .trees()
+            .await?
+            .into_iter()
+            .filter(|t| t.name == name && t.version == version)
+            .max_by_key(|t| t.level)
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "{name} {version} is not imported: import its GA pack first with `masterctl product import`"
+                ))
+            })?;
+        let blobs = self.state.blobs.clone();
+        let path = std::path::PathBuf::from(&req.path);
+        let base_digest = rigger_common::digest::Digest::parse(&base.digest)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let (tree, base_manifest) = tokio::task::spawn_blocking(move || {
+            let base_manifest = rigger_common::manifest::Manifest::from_json(
+                &blobs.read(&base_digest).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            let read = import::read_entries(&blobs, &path).map_err(|e| error_chain(&e))?;
+            let tree = if import::is_bundle(&read) {
+                import::bundle_from(&blobs, &base_manifest, &path, read).map(|(t, _)| t)
+            } else {
+                import::pack_from(&blobs, read)
+            };
+            tree.map(|t| (t, base_manifest))
+                .map_err(|e| error_chain(&e))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::invalid_argument(format!("{}: {e}", req.path)))?;
+        let level = Some(req.level).filter(|l| *l > 0).or(tree.level).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "cannot tell the update level of {}: it has no updates/config.json \"update-level\" (give --level)",
+                req.path
+            ))
+        })?;
+        let changed = import::changed_paths(&base_manifest, &tree.manifest);
+        let response = self
+            .record(&name, &version, level, &tree, changed, base.level)
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<ListProductsRequest>,
+    ) -> Result<Response<ListProductsResponse>, Status> {
+        local_peer(&request)?;
+        let levels = self
+            .state
+            .store
+            .trees()
+            .await?
+            .into_iter()
+            .map(|t| ProductLevel {
+                name: t.name,
+                version: t.version,
+                level: t.level,
+                tree_digest: t.digest,
+                files: t.files,
+                size: t.size,
+                imported_at_ms: t.imported_at_ms,
+            })
+            .collect();
+        Ok(Response::new(ListProductsResponse { levels }))
+    }
+}
+
+impl Admin {
+    /// Records an imported tree and builds the reply.
+    async fn record(
+        &self,
+        name: &str,
+        version: &str,
+        level: u32,
+        tree: &ImportedTree,
+        changed_paths: Vec<String>,
+        previous_level: u32,
+    ) -> Result<ImportResponse, Status> {
+        let files = tree
+            .manifest
+            .entries
+            .iter()
+            .filter(|e| matches!(e.kind, rigger_common::manifest::EntryKind::File { .. }))
+            .count() as u64;
+        let record = TreeRecord {
+            name: name.to_string(),
+            version: version.to_string(),
+            level,
+            digest: tree.digest.to_string(),
+            files,
+            size: tree.manifest.total_size(),
+            imported_at_ms: now_ms(),
+        };
+        let created = self
+            .state
+            .store
+            .insert_tree(&record, now_ms())
+            .await?
+            .map_err(|existing| {
+                Status::already_exists(format!(
+                    "level {level} of {name} {version} is already imported with other content (tree {existing})"
+                ))
+            })?;
+        if created {
+            tracing::info!(product = name, version, level, tree = %tree.digest, files, new_bytes = tree.new_bytes, "product level imported");
+        }
+        Ok(ImportResponse {
+            name: name.to_string(),
+            version: version.to_string(),
+            level,
+            tree_digest: record.digest,
+            files,
+            size: record.size,
+            new_bytes: tree.new_bytes,
+            created,
+            changed_paths,
+            previous_level,
+        })
     }
 }

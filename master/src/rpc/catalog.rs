@@ -10,7 +10,7 @@ use serde_json::Value;
 use tonic::{Request, Response, Status};
 
 use super::{MasterState, SharedState, authenticated_node, error_chain};
-use crate::compiler::NodeContext;
+use crate::compiler::{NodeContext, Products};
 use crate::store::CatalogRecord;
 
 /// The EC2 tag that names a node's role when its token bound none.
@@ -69,7 +69,8 @@ pub async fn catalog_for(
         role: role.to_string(),
         facts,
     };
-    let content = tokio::task::spawn_blocking(move || compiler.compile(&node))
+    let products = Products::from_records(&state.store.trees().await?);
+    let content = tokio::task::spawn_blocking(move || compiler.compile(&node, &products))
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| {

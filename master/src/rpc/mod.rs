@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod content;
 pub mod enrollment;
 
 use std::sync::Arc;
@@ -28,6 +29,10 @@ pub struct MasterState {
     pub compiler: Compiler,
     /// Serialises catalog version assignment.
     pub catalog_lock: Mutex<()>,
+    /// Content store (product files, manifests).
+    pub blobs: crate::content::LocalBlobStore,
+    /// Serialises imports (level numbering).
+    pub import_lock: Mutex<()>,
 }
 
 /// Shared handle to the state.

@@ -84,3 +84,22 @@ pub struct ReportSummary {
     /// When received, Unix ms.
     pub received_at_ms: i64,
 }
+
+/// An imported product tree (one update level of one version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeRecord {
+    /// Product name (`wso2is`, `jdk`).
+    pub name: String,
+    /// Product version.
+    pub version: String,
+    /// Update level (0 = GA).
+    pub level: u32,
+    /// Tree digest (`sha256:…` of the manifest).
+    pub digest: String,
+    /// Number of files.
+    pub files: u64,
+    /// Total file bytes.
+    pub size: u64,
+    /// Import time, Unix ms.
+    pub imported_at_ms: i64,
+}

@@ -9,7 +9,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{CatalogRecord, CertRecord, NodeRecord, ReportSummary, StoreError, TokenRecord};
+use super::{
+    CatalogRecord, CertRecord, NodeRecord, ReportSummary, StoreError, TokenRecord, TreeRecord,
+};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS tokens (
@@ -52,6 +54,15 @@ const SCHEMA: &[&str] = &[
         duration_ms BIGINT NOT NULL,
         report_json TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS reports_by_node ON reports (certname, id)",
+    "CREATE TABLE IF NOT EXISTS trees (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        level BIGINT NOT NULL,
+        digest TEXT NOT NULL,
+        files BIGINT NOT NULL,
+        size BIGINT NOT NULL,
+        imported_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (name, version, level))",
 ];
 
 fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -319,6 +330,74 @@ impl SqliteStore {
             status: r.get(0),
             received_at_ms: r.get(1),
         }))
+    }
+}
+
+impl SqliteStore {
+    /// Records an imported tree. Re-importing the same content is a no-op
+    /// (`Ok(false)`); the same level with other content is refused.
+    pub async fn insert_tree(
+        &self,
+        tree: &TreeRecord,
+        now_ms: i64,
+    ) -> Result<Result<bool, String>, StoreError> {
+        if let Some(existing) = self.tree(&tree.name, &tree.version, tree.level).await? {
+            return Ok(if existing.digest == tree.digest {
+                Ok(false)
+            } else {
+                Err(existing.digest)
+            });
+        }
+        sqlx::query("INSERT INTO trees (name, version, level, digest, files, size, imported_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&tree.name)
+            .bind(&tree.version)
+            .bind(i64::from(tree.level))
+            .bind(&tree.digest)
+            .bind(tree.files as i64)
+            .bind(tree.size as i64)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("store a tree"))?;
+        Ok(Ok(true))
+    }
+
+    /// One level of a product version.
+    pub async fn tree(
+        &self,
+        name: &str,
+        version: &str,
+        level: u32,
+    ) -> Result<Option<TreeRecord>, StoreError> {
+        let row = sqlx::query("SELECT name, version, level, digest, files, size, imported_at_ms FROM trees WHERE name = ? AND version = ? AND level = ?")
+            .bind(name)
+            .bind(version)
+            .bind(i64::from(level))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql("look up a tree"))?;
+        Ok(row.as_ref().map(tree_from_row))
+    }
+
+    /// Every imported tree, by name, version and level.
+    pub async fn trees(&self) -> Result<Vec<TreeRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, version, level, digest, files, size, imported_at_ms FROM trees ORDER BY name, version, level")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql("list trees"))?;
+        Ok(rows.iter().map(tree_from_row).collect())
+    }
+}
+
+fn tree_from_row(r: &sqlx::sqlite::SqliteRow) -> TreeRecord {
+    TreeRecord {
+        name: r.get(0),
+        version: r.get(1),
+        level: r.get::<i64, _>(2) as u32,
+        digest: r.get(3),
+        files: r.get::<i64, _>(4) as u64,
+        size: r.get::<i64, _>(5) as u64,
+        imported_at_ms: r.get(6),
     }
 }
 

@@ -1,0 +1,88 @@
+//! Blobs on the node, by digest: `<state>/cache/sha256/ab/cdef…`.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rigger_common::digest::Digest;
+use rigger_common::manifest::Manifest;
+
+/// The node's content cache.
+#[derive(Debug, Clone)]
+pub struct ContentCache {
+    root: PathBuf,
+}
+
+impl ContentCache {
+    /// A cache rooted at `root`.
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// Where a blob lives.
+    pub fn path_of(&self, digest: &Digest) -> PathBuf {
+        let hex = hex::encode(digest.as_bytes());
+        self.root.join("sha256").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// The directory for partial downloads.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Whether the blob is cached.
+    pub fn has(&self, digest: &Digest) -> bool {
+        self.path_of(digest).is_file()
+    }
+
+    /// A cached manifest, if present and valid.
+    pub fn manifest(&self, digest: &Digest) -> Result<Option<Manifest>, String> {
+        match std::fs::read(self.path_of(digest)) {
+            Ok(bytes) => Manifest::from_json(&bytes)
+                .map(Some)
+                .map_err(|e| format!("cached manifest {digest}: {e}")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read cached manifest {digest}: {e}")),
+        }
+    }
+
+    /// Digests among `wanted` that are not cached.
+    pub fn missing(&self, wanted: &[Digest]) -> Vec<Digest> {
+        wanted.iter().filter(|d| !self.has(d)).copied().collect()
+    }
+
+    /// Deletes every cached blob not in `keep`; returns (blobs, bytes) removed.
+    pub fn retain(&self, keep: &HashSet<Digest>) -> io::Result<(u64, u64)> {
+        let mut removed = (0, 0);
+        let dir = self.root.join("sha256");
+        let Ok(prefixes) = std::fs::read_dir(&dir) else {
+            return Ok(removed);
+        };
+        for prefix in prefixes {
+            let prefix = prefix?;
+            for blob in std::fs::read_dir(prefix.path())? {
+                let blob = blob?;
+                let name = format!(
+                    "sha256:{}{}",
+                    prefix.file_name().to_string_lossy(),
+                    blob.file_name().to_string_lossy()
+                );
+                let Ok(digest) = Digest::parse(&name) else {
+                    continue;
+                };
+                if !keep.contains(&digest) {
+                    let size = blob.metadata().map(|m| m.len()).unwrap_or(0);
+                    std::fs::remove_file(blob.path())?;
+                    removed.0 += 1;
+                    removed.1 += size;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}

@@ -1,0 +1,160 @@
+//! Fetching blobs from the master: several streams in flight, every byte
+//! hashed as it arrives, a blob renamed into the cache only once verified.
+//! An interrupted fetch resumes from the blobs already cached.
+
+use std::io::Write;
+
+use rigger_common::digest::Digest;
+use rigger_common::proto::FetchBlobsRequest;
+use rigger_common::proto::content_service_client::ContentServiceClient;
+use sha2::{Digest as _, Sha256};
+use tonic::transport::Channel;
+
+use super::ContentCache;
+
+/// Streams run in parallel.
+const STREAMS: usize = 4;
+
+/// What a fetch transferred.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    /// Blobs fetched.
+    pub blobs: u64,
+    /// Bytes fetched.
+    pub bytes: u64,
+}
+
+/// Fetches `digests` (those not yet cached) into the cache.
+pub async fn fetch_blobs(
+    channel: &Channel,
+    cache: &ContentCache,
+    digests: &[Digest],
+) -> Result<FetchStats, String> {
+    let missing = cache.missing(digests);
+    if missing.is_empty() {
+        return Ok(FetchStats::default());
+    }
+    std::fs::create_dir_all(cache.tmp_dir())
+        .map_err(|e| format!("cannot create {}: {e}", cache.tmp_dir().display()))?;
+    let mut groups: Vec<Vec<Digest>> = vec![Vec::new(); STREAMS.min(missing.len())];
+    let count = groups.len();
+    for (i, d) in missing.into_iter().enumerate() {
+        groups[i % count].push(d);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for group in groups {
+        let client = ContentServiceClient::new(channel.clone());
+        let cache = cache.clone();
+        tasks.spawn(async move { fetch_group(client, &cache, group).await });
+    }
+    let mut total = FetchStats::default();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.map_err(|e| e.to_string()).and_then(|r| r) {
+            Ok(stats) => {
+                total.blobs += stats.blobs;
+                total.bytes += stats.bytes;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(total),
+    }
+}
+
+struct Partial {
+    digest: Digest,
+    file: tempfile::NamedTempFile,
+    hasher: Sha256,
+    written: u64,
+}
+
+async fn fetch_group(
+    mut client: ContentServiceClient<Channel>,
+    cache: &ContentCache,
+    digests: Vec<Digest>,
+) -> Result<FetchStats, String> {
+    let request = FetchBlobsRequest {
+        digests: digests.iter().map(ToString::to_string).collect(),
+    };
+    let mut stream = client
+        .fetch_blobs(request)
+        .await
+        .map_err(|s| format!("the master refused the blobs: {}", s.message()))?
+        .into_inner();
+    let mut stats = FetchStats::default();
+    let mut current: Option<Partial> = None;
+    while let Some(chunk) = stream
+        .message()
+        .await
+        .map_err(|s| format!("blob stream failed: {}", s.message()))?
+    {
+        let digest = Digest::parse(&chunk.digest).map_err(|e| e.to_string())?;
+        let partial = match &mut current {
+            Some(p) if p.digest == digest => p,
+            _ => {
+                if chunk.offset != 0 {
+                    return Err(format!("blob {digest} started at offset {}", chunk.offset));
+                }
+                let file =
+                    tempfile::NamedTempFile::new_in(cache.tmp_dir()).map_err(|e| e.to_string())?;
+                current.insert(Partial {
+                    digest,
+                    file,
+                    hasher: Sha256::new(),
+                    written: 0,
+                })
+            }
+        };
+        if chunk.offset != partial.written {
+            return Err(format!(
+                "blob {digest}: chunk at {} after {} bytes",
+                chunk.offset, partial.written
+            ));
+        }
+        partial.hasher.update(&chunk.data);
+        partial
+            .file
+            .write_all(&chunk.data)
+            .map_err(|e| format!("cannot write blob {digest} to the cache: {e}"))?;
+        partial.written += chunk.data.len() as u64;
+        stats.bytes += chunk.data.len() as u64;
+        if chunk.last {
+            let done = current.take().expect("a blob in progress");
+            let actual = Digest::from_bytes(done.hasher.finalize().into());
+            if actual != done.digest {
+                return Err(format!(
+                    "blob {} failed verification: its content hashes to {actual}",
+                    done.digest
+                ));
+            }
+            let target = cache.path_of(&done.digest);
+            std::fs::create_dir_all(target.parent().expect("blob path has a parent"))
+                .map_err(|e| e.to_string())?;
+            done.file
+                .as_file()
+                .sync_all()
+                .map_err(|e| format!("cannot fsync blob {}: {e}", done.digest))?;
+            done.file
+                .persist(&target)
+                .map_err(|e| format!("cannot store blob {}: {}", done.digest, e.error))?;
+            stats.blobs += 1;
+        }
+    }
+    if let Some(p) = current {
+        return Err(format!("blob stream ended inside blob {}", p.digest));
+    }
+    let still_missing = cache.missing(&digests);
+    if !still_missing.is_empty() {
+        return Err(format!(
+            "the master did not send {} blob(s), e.g. {}",
+            still_missing.len(),
+            still_missing[0]
+        ));
+    }
+    Ok(stats)
+}

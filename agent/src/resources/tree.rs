@@ -1,0 +1,552 @@
+//! `tree`: a product release. The tree is materialised from the content
+//! cache into a fresh directory under `releases_dir`, the catalog's
+//! resources under the link (rendered configuration, links) are placed in
+//! it, and only then is the link (CARBON_HOME) switched atomically.
+//! Earlier releases are kept for instant rollback.
+//!
+//! Invariant: the link only ever points at a complete release: a release
+//! directory exists under its final name only after every file is in it.
+//! Invariant: a converged run stats files against an index (size, mtime,
+//! inode) instead of re-hashing them; `verify` re-hashes everything.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rigger_common::catalog::{CatalogContent, Resource, ResourceSpec, TreeSpec};
+use rigger_common::digest::Digest;
+use rigger_common::fsutil::{Ownership, replace_symlink, write_atomic};
+use rigger_common::manifest::{Entry, EntryKind, Manifest};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::{ApplyContext, Change, ResourceError};
+
+/// The failpoint environment variable (`materialize-after-files:N` aborts
+/// the process after N files were copied).
+pub const FAILPOINT_ENV: &str = "RIGGER_FAILPOINT";
+/// Marker and index file inside every complete release.
+const MARKER: &str = ".rigger-release.json";
+/// Room kept free beyond the release's size.
+const DISK_MARGIN: u64 = 64 << 20;
+
+/// What a release directory records about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReleaseMarker {
+    product: String,
+    version: String,
+    level: u32,
+    tree: Digest,
+    installed_at_ms: i64,
+    /// path → (size, mtime ns, inode) of every enforced file when written.
+    index: BTreeMap<String, (u64, i128, u64)>,
+}
+
+fn err(message: String) -> ResourceError {
+    ResourceError::Other(message)
+}
+
+struct Layout {
+    link: PathBuf,
+    releases: PathBuf,
+    release: PathBuf,
+}
+
+fn layout(spec: &TreeSpec, ctx: &ApplyContext) -> Layout {
+    let releases = ctx.paths.resolve(&spec.releases_dir);
+    Layout {
+        link: ctx.paths.resolve(&spec.link),
+        release: releases.join(spec.release_id()),
+        releases,
+    }
+}
+
+fn read_marker(release: &Path) -> Option<ReleaseMarker> {
+    let bytes = fs::read(release.join(MARKER)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn manifest(spec: &TreeSpec, ctx: &ApplyContext) -> Result<Manifest, ResourceError> {
+    ctx.cache.manifest(&spec.tree).map_err(err)?.ok_or_else(|| {
+        err(format!(
+            "manifest {} of {} {} level {} is not in the cache (master unreachable?)",
+            spec.tree, spec.product, spec.version, spec.level
+        ))
+    })
+}
+
+/// What would change.
+pub fn check(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+    content: &CatalogContent,
+) -> Result<Vec<Change>, ResourceError> {
+    let l = layout(spec, ctx);
+    let current = match fs::symlink_metadata(&l.link) {
+        Ok(m) if m.file_type().is_symlink() => fs::read_link(&l.link).ok(),
+        Ok(_) => {
+            return Err(err(format!(
+                "{} is a real file or directory (an install Rigger does not manage?): refusing to replace it",
+                l.link.display()
+            )));
+        }
+        Err(_) => None,
+    };
+    let installed = read_marker(&l.release).filter(|m| m.tree == spec.tree);
+    match (current.as_deref() == Some(l.release.as_path()), installed) {
+        (true, Some(marker)) => {
+            let manifest = manifest(spec, ctx)?;
+            let damaged = damaged_files(
+                spec,
+                ctx,
+                &manifest,
+                &marker,
+                &overlay_paths(spec, content),
+                &l.release,
+            );
+            if damaged.is_empty() {
+                Ok(vec![])
+            } else {
+                let mut names: Vec<&str> =
+                    damaged.iter().map(|e| e.path.as_str()).take(5).collect();
+                if damaged.len() > 5 {
+                    names.push("…");
+                }
+                Ok(vec![Change::new(format!(
+                    "repair {} modified file(s) in release {}: {}",
+                    damaged.len(),
+                    spec.release_id(),
+                    names.join(", ")
+                ))])
+            }
+        }
+        (false, Some(_)) => Ok(vec![Change::new(format!(
+            "switch {} to kept release {} (nothing to fetch)",
+            spec.link,
+            spec.release_id()
+        ))]),
+        (_, None) => Ok(vec![Change::new(format!(
+            "install {} {} level {} as release {} ({} files, {} bytes) and switch {} to it",
+            spec.product,
+            spec.version,
+            spec.level,
+            spec.release_id(),
+            spec.files,
+            spec.size,
+            spec.link
+        ))]),
+    }
+}
+
+/// Installs, repairs or switches to the release, then prunes old releases.
+pub fn apply(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+    content: &CatalogContent,
+) -> Result<(), ResourceError> {
+    let l = layout(spec, ctx);
+    let manifest = manifest(spec, ctx)?;
+    let overlays = overlay_paths(spec, content);
+    match read_marker(&l.release).filter(|m| m.tree == spec.tree) {
+        Some(marker) => {
+            let damaged = damaged_files(spec, ctx, &manifest, &marker, &overlays, &l.release);
+            if !damaged.is_empty() {
+                repair(spec, ctx, &l.release, &damaged, marker)?;
+            }
+        }
+        None => materialize(spec, ctx, &manifest, &l)?,
+    }
+    place_overlays(spec, ctx, content, &l.release)?;
+    fs::create_dir_all(l.link.parent().unwrap_or(Path::new("/")))
+        .map_err(super::io_error("cannot create the parent of", &l.link))?;
+    replace_symlink(&l.link, &l.release)?;
+    prune(spec, &l)
+}
+
+/// Paths (release-relative) that other catalog resources manage inside the link.
+fn overlay_paths(spec: &TreeSpec, content: &CatalogContent) -> HashSet<String> {
+    overlays(spec, content)
+        .into_iter()
+        .map(|(rel, _)| rel)
+        .collect()
+}
+
+fn overlays<'a>(spec: &TreeSpec, content: &'a CatalogContent) -> Vec<(String, &'a Resource)> {
+    let prefix = format!("{}/", spec.link.trim_end_matches('/'));
+    content
+        .resources
+        .iter()
+        .filter_map(|r| {
+            let path = match &r.spec {
+                ResourceSpec::File(f) => &f.path,
+                ResourceSpec::Symlink(s) => &s.path,
+                ResourceSpec::Directory(d) => &d.path,
+                _ => return None,
+            };
+            path.strip_prefix(&prefix).map(|rel| (rel.to_string(), r))
+        })
+        .collect()
+}
+
+/// Writes the catalog's files, links and directories under the link into
+/// `release` (before the switch, so the server never sees a release
+/// without its configuration).
+fn place_overlays(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+    content: &CatalogContent,
+    release: &Path,
+) -> Result<(), ResourceError> {
+    let release_abs = format!(
+        "{}/{}",
+        spec.releases_dir.trim_end_matches('/'),
+        spec.release_id()
+    );
+    let mut sorted = overlays(spec, content);
+    sorted.sort_by_key(|(rel, _)| rel.matches('/').count());
+    for (rel, resource) in sorted {
+        let path = format!("{release_abs}/{rel}");
+        if let Some(parent) = release.join(&rel).parent() {
+            fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+        }
+        match &resource.spec {
+            ResourceSpec::File(f) => {
+                super::file::apply(&rigger_common::catalog::FileSpec { path, ..f.clone() }, ctx)?
+            }
+            ResourceSpec::Symlink(s) => {
+                let target = release.join(&rel);
+                if target.is_dir() && !target.is_symlink() {
+                    // The pack ships a real folder where the module wants a
+                    // link (e.g. repository/logs): the link wins in a fresh release.
+                    fs::remove_dir_all(&target)
+                        .map_err(super::io_error("cannot replace", &target))?;
+                }
+                super::symlink::apply(
+                    &rigger_common::catalog::SymlinkSpec { path, ..s.clone() },
+                    ctx,
+                )?
+            }
+            ResourceSpec::Directory(d) => super::directory::apply(
+                &rigger_common::catalog::DirectorySpec { path, ..d.clone() },
+                ctx,
+            )?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn failpoint_after_files() -> Option<usize> {
+    let value = std::env::var(FAILPOINT_ENV).ok()?;
+    value.strip_prefix("materialize-after-files:")?.parse().ok()
+}
+
+fn stat_key(meta: &fs::Metadata) -> (u64, i128, u64) {
+    let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+    (meta.len(), mtime, meta.ino())
+}
+
+/// Builds the release in a temporary directory and renames it into place.
+fn materialize(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+    manifest: &Manifest,
+    l: &Layout,
+) -> Result<(), ResourceError> {
+    fs::create_dir_all(&l.releases).map_err(super::io_error("cannot create", &l.releases))?;
+    remove_stale_temporaries(&l.releases);
+    check_disk_space(&l.releases, manifest.total_size())?;
+    let missing = ctx.cache.missing(&manifest.file_digests());
+    if let Some(d) = missing.first() {
+        return Err(err(format!(
+            "{} of the release's blobs are not in the cache (e.g. {d}); the master could not be reached to fetch them",
+            missing.len()
+        )));
+    }
+    let tmp = l
+        .releases
+        .join(format!(".tmp-{}-{}", spec.release_id(), std::process::id()));
+    fs::create_dir_all(&tmp).map_err(super::io_error("cannot create", &tmp))?;
+    // Runtime paths are copied like the rest; they are only exempt from
+    // enforcement afterwards.
+    let enforced: Vec<&Entry> = manifest.entries.iter().collect();
+    for e in &enforced {
+        if matches!(e.kind, EntryKind::Dir) {
+            let dir = tmp.join(&e.path);
+            fs::create_dir_all(&dir).map_err(super::io_error("cannot create", &dir))?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(e.mode | 0o700))
+                .map_err(super::io_error("cannot chmod", &dir))?;
+        }
+    }
+    let files: Vec<&Entry> = enforced
+        .iter()
+        .copied()
+        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+        .collect();
+    let copied = AtomicUsize::new(0);
+    let failpoint = failpoint_after_files();
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    let chunk = files.len().div_ceil(threads).max(1);
+    let results: Vec<Result<(), ResourceError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let (tmp, copied) = (&tmp, &copied);
+                scope.spawn(move || {
+                    for e in part {
+                        copy_from_cache(ctx, e, &tmp.join(&e.path))?;
+                        let n = copied.fetch_add(1, Ordering::SeqCst) + 1;
+                        if failpoint.is_some_and(|limit| n >= limit) {
+                            eprintln!("failpoint materialize-after-files:{n}: aborting");
+                            std::process::abort();
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(err("copy thread panicked".into())))
+            })
+            .collect()
+    });
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    for e in &enforced {
+        if let EntryKind::Symlink { target } = &e.kind {
+            let path = tmp.join(&e.path);
+            symlink(target, &path).map_err(super::io_error("cannot create symlink", &path))?;
+        }
+    }
+    let marker = ReleaseMarker {
+        product: spec.product.clone(),
+        version: spec.version.clone(),
+        level: spec.level,
+        tree: spec.tree,
+        installed_at_ms: rigger_common::time::now_ms(),
+        index: index_of(
+            &tmp,
+            &files
+                .iter()
+                .copied()
+                .filter(|e| !spec.is_runtime_path(&e.path))
+                .collect::<Vec<_>>(),
+        ),
+    };
+    write_marker(&tmp, &marker)?;
+    fs::rename(&tmp, &l.release).map_err(super::io_error(
+        "cannot move the new release into",
+        &l.release,
+    ))?;
+    rigger_common::fsutil::sync_dir(&l.releases)
+        .map_err(super::io_error("cannot fsync", &l.releases))?;
+    Ok(())
+}
+
+fn index_of(root: &Path, files: &[&Entry]) -> BTreeMap<String, (u64, i128, u64)> {
+    files
+        .iter()
+        .filter_map(|e| {
+            fs::metadata(root.join(&e.path))
+                .ok()
+                .map(|m| (e.path.clone(), stat_key(&m)))
+        })
+        .collect()
+}
+
+fn write_marker(release: &Path, marker: &ReleaseMarker) -> Result<(), ResourceError> {
+    let bytes = serde_json::to_vec(marker).expect("marker serializes");
+    Ok(write_atomic(
+        &release.join(MARKER),
+        &bytes,
+        0o644,
+        Ownership::default(),
+    )?)
+}
+
+fn copy_from_cache(ctx: &ApplyContext, entry: &Entry, dest: &Path) -> Result<(), ResourceError> {
+    let EntryKind::File { digest, .. } = &entry.kind else {
+        return Ok(());
+    };
+    let source = ctx.cache.path_of(digest);
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+    }
+    let _ = fs::remove_file(dest);
+    // std::fs::copy uses copy_file_range (reflinks where the file system can).
+    fs::copy(&source, dest).map_err(super::io_error("cannot copy from the cache to", dest))?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(entry.mode))
+        .map_err(super::io_error("cannot chmod", dest))?;
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> Option<Digest> {
+    let mut file = fs::File::open(path).ok()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Some(Digest::from_bytes(hasher.finalize().into()))
+}
+
+/// Enforced files that differ from the manifest: by the index (size, mtime,
+/// inode) and a re-hash of those that moved, or by a full re-hash when
+/// verifying.
+fn damaged_files<'a>(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+    manifest: &'a Manifest,
+    marker: &ReleaseMarker,
+    overlays: &HashSet<String>,
+    release: &Path,
+) -> Vec<&'a Entry> {
+    manifest
+        .entries
+        .iter()
+        .filter(|e| !spec.is_runtime_path(&e.path) && !overlays.contains(&e.path))
+        .filter(|e| {
+            let path = release.join(&e.path);
+            match &e.kind {
+                EntryKind::Dir => !path.is_dir(),
+                EntryKind::Symlink { target } => {
+                    fs::read_link(&path).ok().as_deref() != Some(Path::new(target))
+                }
+                EntryKind::File { digest, size } => {
+                    let Ok(meta) = fs::symlink_metadata(&path) else {
+                        return true;
+                    };
+                    if !meta.is_file()
+                        || meta.len() != *size
+                        || meta.permissions().mode() & 0o7777 != e.mode
+                    {
+                        return true;
+                    }
+                    let unchanged = marker.index.get(&e.path) == Some(&stat_key(&meta));
+                    if unchanged && !ctx.full_verify {
+                        return false;
+                    }
+                    hash_file(&path).as_ref() != Some(digest)
+                }
+            }
+        })
+        .collect()
+}
+
+fn repair(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+    release: &Path,
+    damaged: &[&Entry],
+    mut marker: ReleaseMarker,
+) -> Result<(), ResourceError> {
+    for e in damaged {
+        let path = release.join(&e.path);
+        match &e.kind {
+            EntryKind::Dir => {
+                fs::create_dir_all(&path).map_err(super::io_error("cannot create", &path))?
+            }
+            EntryKind::Symlink { target } => replace_symlink(&path, Path::new(target))?,
+            EntryKind::File { digest, .. } => {
+                if !ctx.cache.has(digest) {
+                    return Err(err(format!(
+                        "cannot repair {}: blob {digest} is not in the cache",
+                        e.path
+                    )));
+                }
+                if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                    fs::remove_dir_all(&path).map_err(super::io_error("cannot replace", &path))?;
+                }
+                copy_from_cache(ctx, e, &path)?;
+                if let Ok(meta) = fs::metadata(&path) {
+                    marker.index.insert(e.path.clone(), stat_key(&meta));
+                }
+            }
+        }
+    }
+    tracing::warn!(release = %spec.release_id(), files = damaged.len(), "repaired modified files in the release");
+    write_marker(release, &marker)
+}
+
+fn remove_stale_temporaries(releases: &Path) {
+    let Ok(entries) = fs::read_dir(releases) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            tracing::warn!(path = %entry.path().display(), "removing an incomplete release left by an interrupted run");
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn check_disk_space(dir: &Path, needed: u64) -> Result<(), ResourceError> {
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| {
+        err(format!(
+            "cannot read the free space of {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    if free < needed + DISK_MARGIN {
+        return Err(err(format!(
+            "not enough free disk space in {}: the release needs {} MB (+{} MB margin), {} MB are free",
+            dir.display(),
+            needed >> 20,
+            DISK_MARGIN >> 20,
+            free >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// Deletes this product version's releases beyond the `keep` most recent
+/// ones that are not current.
+fn prune(spec: &TreeSpec, l: &Layout) -> Result<(), ResourceError> {
+    let Ok(entries) = fs::read_dir(&l.releases) else {
+        return Ok(());
+    };
+    let mut others: Vec<(i64, PathBuf)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| *p != l.release)
+        .filter_map(|p| {
+            let m = read_marker(&p)?;
+            (m.product == spec.product && m.version == spec.version)
+                .then_some((m.installed_at_ms, p))
+        })
+        .collect();
+    others.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in others.into_iter().skip(spec.keep as usize) {
+        tracing::info!(release = %old.display(), "removing an old release");
+        fs::remove_dir_all(&old).map_err(super::io_error("cannot remove old release", &old))?;
+    }
+    Ok(())
+}
+
+/// Tree and manifest digests of every complete release under `releases`
+/// (what the cache must keep).
+pub fn kept_trees(releases: &Path) -> Vec<Digest> {
+    let Ok(entries) = fs::read_dir(releases) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| read_marker(&e.path()))
+        .map(|m| m.tree)
+        .collect()
+}

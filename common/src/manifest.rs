@@ -1,0 +1,265 @@
+//! Trees: a product distribution as a manifest of entries (relative path,
+//! mode, and for files size and sha256). The manifest's own digest names
+//! the tree; its JSON is stored as a blob like any file.
+//!
+//! Invariant: every path is relative, `/`-separated, free of `.`/`..` and
+//! empty components; no symlink points outside the tree.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+
+/// One entry of a tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Path relative to the tree root.
+    pub path: String,
+    /// Permission bits.
+    pub mode: u32,
+    /// What it is.
+    #[serde(flatten)]
+    pub kind: EntryKind,
+}
+
+/// File, directory or symlink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A regular file stored as a blob.
+    File {
+        /// Size in bytes.
+        size: u64,
+        /// Content digest.
+        digest: Digest,
+    },
+    /// A directory.
+    Dir,
+    /// A symbolic link (relative target, inside the tree).
+    Symlink {
+        /// Link target.
+        target: String,
+    },
+}
+
+/// A tree's manifest: entries sorted by path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Entries, sorted by path, unique.
+    pub entries: Vec<Entry>,
+}
+
+/// A path or entry that may not be part of a tree.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ManifestError {
+    /// Absolute, `..`, empty component or NUL.
+    #[error(
+        "unsafe path {0:?} in the archive: absolute paths, `..` and empty components are refused"
+    )]
+    UnsafePath(String),
+    /// A symlink pointing outside the tree.
+    #[error("symlink {path:?} points outside the tree ({target:?})")]
+    SymlinkEscape {
+        /// The link.
+        path: String,
+        /// Its target.
+        target: String,
+    },
+    /// The JSON does not decode.
+    #[error("manifest does not decode: {0}")]
+    Decode(String),
+}
+
+/// Normalises an archive path (`./a//b/` → `a/b`) and refuses unsafe ones.
+pub fn clean_path(raw: &str) -> Result<String, ManifestError> {
+    if raw.starts_with('/') || raw.contains('\0') || raw.contains('\\') {
+        return Err(ManifestError::UnsafePath(raw.to_string()));
+    }
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => continue,
+            ".." => return Err(ManifestError::UnsafePath(raw.to_string())),
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err(ManifestError::UnsafePath(raw.to_string()));
+    }
+    Ok(parts.join("/"))
+}
+
+/// Whether a symlink at `path` with `target` stays inside the tree.
+pub fn symlink_stays_inside(path: &str, target: &str) -> bool {
+    if target.starts_with('/') || target.is_empty() {
+        return false;
+    }
+    let mut depth: i64 = path.matches('/').count() as i64; // the link's directory depth
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    true
+}
+
+impl Manifest {
+    /// Builds a manifest from entries keyed by path (sorted, unique), checking
+    /// symlinks and adding missing parent directories.
+    pub fn from_entries(entries: BTreeMap<String, Entry>) -> Result<Self, ManifestError> {
+        let mut entries = entries;
+        let paths: Vec<String> = entries.keys().cloned().collect();
+        for path in paths {
+            let mut parent = path.as_str();
+            while let Some((dir, _)) = parent.rsplit_once('/') {
+                entries.entry(dir.to_string()).or_insert_with(|| Entry {
+                    path: dir.to_string(),
+                    mode: 0o755,
+                    kind: EntryKind::Dir,
+                });
+                parent = dir;
+            }
+        }
+        for entry in entries.values() {
+            if let EntryKind::Symlink { target } = &entry.kind {
+                if !symlink_stays_inside(&entry.path, target) {
+                    return Err(ManifestError::SymlinkEscape {
+                        path: entry.path.clone(),
+                        target: target.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            entries: entries.into_values().collect(),
+        })
+    }
+
+    /// The canonical JSON (what the tree digest covers).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("manifest serializes")
+    }
+
+    /// Decodes manifest JSON.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let manifest: Self =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Decode(e.to_string()))?;
+        for entry in &manifest.entries {
+            if clean_path(&entry.path).as_deref() != Ok(entry.path.as_str()) {
+                return Err(ManifestError::UnsafePath(entry.path.clone()));
+            }
+            if let EntryKind::Symlink { target } = &entry.kind {
+                if !symlink_stays_inside(&entry.path, target) {
+                    return Err(ManifestError::SymlinkEscape {
+                        path: entry.path.clone(),
+                        target: target.clone(),
+                    });
+                }
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// The tree digest: sha256 of the canonical JSON.
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.to_json())
+    }
+
+    /// Every file blob digest, once each.
+    pub fn file_digests(&self) -> Vec<Digest> {
+        let mut out: Vec<Digest> = self
+            .entries
+            .iter()
+            .filter_map(|e| match e.kind {
+                EntryKind::File { digest, .. } => Some(digest),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Total bytes of the files.
+    pub fn total_size(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|e| match e.kind {
+                EntryKind::File { size, .. } => size,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Entries by path.
+    pub fn by_path(&self) -> BTreeMap<&str, &Entry> {
+        self.entries.iter().map(|e| (e.path.as_str(), e)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &[u8]) -> (String, Entry) {
+        (
+            path.to_string(),
+            Entry {
+                path: path.to_string(),
+                mode: 0o644,
+                kind: EntryKind::File {
+                    size: content.len() as u64,
+                    digest: Digest::of(content),
+                },
+            },
+        )
+    }
+
+    #[test]
+    fn paths_are_cleaned_or_refused() {
+        assert_eq!(clean_path("./a//b/").unwrap(), "a/b");
+        for bad in ["/etc/passwd", "a/../../b", "..", "", "a\\b"] {
+            assert!(clean_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn symlinks_may_not_escape() {
+        assert!(symlink_stays_inside("a/b/link", "../c"));
+        assert!(symlink_stays_inside("link", "a/b"));
+        assert!(!symlink_stays_inside("link", "../x"));
+        assert!(!symlink_stays_inside("a/link", "../../x"));
+        assert!(!symlink_stays_inside("a/link", "/etc"));
+    }
+
+    #[test]
+    fn parents_are_added_and_json_round_trips() {
+        let m = Manifest::from_entries(BTreeMap::from([
+            file("a/b/c.txt", b"x"),
+            file("d.txt", b"y"),
+        ]))
+        .unwrap();
+        let paths: Vec<&str> = m.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, vec!["a", "a/b", "a/b/c.txt", "d.txt"]);
+        let back = Manifest::from_json(&m.to_json()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.digest(), m.digest());
+        assert_eq!(m.file_digests().len(), 2);
+        assert_eq!(m.total_size(), 2);
+    }
+
+    #[test]
+    fn a_decoded_manifest_with_an_unsafe_path_is_refused() {
+        let json = br#"{"entries":[{"path":"../x","mode":420,"type":"dir"}]}"#;
+        assert!(Manifest::from_json(json).is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! Imported products as the compiler sees them: which trees exist for each
+//! product version and level, so a `tree` resource's `update_level`
+//! ("latest" or a number) resolves to a tree digest.
+
+use std::collections::BTreeMap;
+
+use rigger_common::digest::Digest;
+use serde_json::{Map, Value};
+
+use crate::store::TreeRecord;
+
+/// One imported tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeRef {
+    /// Manifest digest.
+    pub digest: Digest,
+    /// Files in it.
+    pub files: u64,
+    /// Their bytes.
+    pub size: u64,
+}
+
+/// A snapshot of the imported products.
+#[derive(Debug, Clone, Default)]
+pub struct Products {
+    levels: BTreeMap<(String, String), BTreeMap<u32, TreeRef>>,
+}
+
+impl Products {
+    /// From the store's records.
+    pub fn from_records(records: &[TreeRecord]) -> Self {
+        let mut levels: BTreeMap<(String, String), BTreeMap<u32, TreeRef>> = BTreeMap::new();
+        for r in records {
+            if let Ok(digest) = Digest::parse(&r.digest) {
+                levels
+                    .entry((r.name.clone(), r.version.clone()))
+                    .or_default()
+                    .insert(
+                        r.level,
+                        TreeRef {
+                            digest,
+                            files: r.files,
+                            size: r.size,
+                        },
+                    );
+            }
+        }
+        Self { levels }
+    }
+
+    /// Resolves `level` ("latest", or a number as text or JSON) of a product version.
+    pub fn resolve(
+        &self,
+        name: &str,
+        version: &str,
+        level: &Value,
+    ) -> Result<(u32, TreeRef), String> {
+        let levels = self.levels.get(&(name.to_string(), version.to_string())).ok_or_else(|| {
+            format!("product {name} {version} is not imported: run `masterctl product import` with its pack")
+        })?;
+        let wanted = match level {
+            Value::Null => None,
+            Value::String(s) if s == "latest" => None,
+            Value::String(s) => Some(
+                s.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("update_level {s:?} must be \"latest\" or a number"))?,
+            ),
+            Value::Number(n) => Some(
+                n.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| format!("update_level {n} is not a valid level"))?,
+            ),
+            other => {
+                return Err(format!(
+                    "update_level {other} must be \"latest\" or a number"
+                ));
+            }
+        };
+        match wanted {
+            None => levels
+                .iter()
+                .next_back()
+                .map(|(l, t)| (*l, *t))
+                .ok_or_else(|| format!("product {name} {version} has no imported level")),
+            Some(l) => levels.get(&l).map(|t| (l, *t)).ok_or_else(|| {
+                let known: Vec<String> = levels.keys().map(u32::to_string).collect();
+                format!(
+                    "update level {l} of {name} {version} is not imported (imported: {})",
+                    known.join(", ")
+                )
+            }),
+        }
+    }
+
+    /// Replaces a rendered tree declaration's `update_level` with the
+    /// resolved `level`, `tree`, `files` and `size`.
+    pub fn resolve_into(&self, rendered: &mut Map<String, Value>) -> Result<(), String> {
+        let text = |key: &str| {
+            rendered
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("a tree needs a string field {key:?}"))
+        };
+        let (name, version) = (text("product")?, text("version")?);
+        let wanted = rendered.remove("update_level").unwrap_or(Value::Null);
+        if let Some(Value::String(keep)) = rendered.get("keep") {
+            let keep: u32 = keep
+                .trim()
+                .parse()
+                .map_err(|_| format!("keep {keep:?} must be a number of releases"))?;
+            rendered.insert("keep".into(), Value::from(keep));
+        }
+        let (level, tree) = self.resolve(&name, &version, &wanted)?;
+        rendered.insert("level".into(), Value::from(level));
+        rendered.insert("tree".into(), Value::String(tree.digest.to_string()));
+        rendered.insert("files".into(), Value::from(tree.files));
+        rendered.insert("size".into(), Value::from(tree.size));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(level: u32, content: &[u8]) -> TreeRecord {
+        TreeRecord {
+            name: "wso2is".into(),
+            version: "5.11.0".into(),
+            level,
+            digest: Digest::of(content).to_string(),
+            files: 1,
+            size: 1,
+            imported_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn latest_and_numbered_levels_resolve() {
+        let p = Products::from_records(&[record(0, b"ga"), record(7, b"l7"), record(3, b"l3")]);
+        let latest = p
+            .resolve("wso2is", "5.11.0", &Value::from("latest"))
+            .unwrap();
+        assert_eq!((latest.0, latest.1.digest), (7, Digest::of(b"l7")));
+        assert_eq!(p.resolve("wso2is", "5.11.0", &Value::from(3)).unwrap().0, 3);
+        assert_eq!(
+            p.resolve("wso2is", "5.11.0", &Value::from("0")).unwrap().0,
+            0
+        );
+        let err = p.resolve("wso2is", "5.11.0", &Value::from(5)).unwrap_err();
+        assert!(err.contains("imported: 0, 3, 7"), "{err}");
+        assert!(
+            p.resolve("wso2am", "4.2.0", &Value::Null)
+                .unwrap_err()
+                .contains("not imported")
+        );
+    }
+}

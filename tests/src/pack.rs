@@ -1,0 +1,150 @@
+//! Sample WSO2-like product packs for tests, the demo and the benchmarks:
+//! a zip with a `NAME-VERSION/` top folder, a start script, configuration,
+//! `updates/config.json` and many binary files, all deterministic so that an
+//! "update" changes exactly the files it says.
+
+use std::io::Write;
+use std::path::Path;
+
+use rand::{RngCore, SeedableRng};
+use zip::write::SimpleFileOptions;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct SamplePack {
+    /// Product name (`wso2is`).
+    pub name: String,
+    /// Version (`5.11.0`).
+    pub version: String,
+    /// Number of binary files.
+    pub files: usize,
+    /// Their total size in bytes (spread unevenly over the files).
+    pub bytes: u64,
+    /// Update level written to `updates/config.json` (0 = GA).
+    pub level: u32,
+    /// Per mille of the binary files whose content this level changes
+    /// (relative to level 0); the same files for every level.
+    pub changed_per_mille: u32,
+}
+
+impl SamplePack {
+    /// A small IS-like pack: `files` binary files, `bytes` in total.
+    pub fn new(files: usize, bytes: u64) -> Self {
+        Self {
+            name: "wso2is".into(),
+            version: "5.11.0".into(),
+            files,
+            bytes,
+            level: 0,
+            changed_per_mille: 0,
+        }
+    }
+
+    /// The same pack at update `level`, changing `per_mille` ‰ of its files.
+    pub fn at_level(&self, level: u32, per_mille: u32) -> Self {
+        Self {
+            level,
+            changed_per_mille: per_mille,
+            ..self.clone()
+        }
+    }
+
+    /// Relative path of binary file `i` (inside the top folder).
+    pub fn file_path(i: usize) -> String {
+        match i % 4 {
+            0 => format!("repository/components/plugins/org.wso2.sample.p{i}_1.0.{i}.jar"),
+            1 => format!("repository/components/lib/lib{i}.jar"),
+            2 => format!("lib/runtimes/cxf3/lib{i}.jar"),
+            _ => format!("repository/deployment/server/webapps/app{i}/WEB-INF/lib/w{i}.jar"),
+        }
+    }
+
+    /// Whether this level changes binary file `i`.
+    pub fn changes(&self, i: usize) -> bool {
+        self.level > 0 && (i as u64 * 7919 % 1000) < u64::from(self.changed_per_mille)
+    }
+
+    fn size_of(&self, i: usize) -> usize {
+        // Sizes vary 1..3 × the mean, like jars do; the total stays close to `bytes`.
+        let mean = self.bytes / self.files.max(1) as u64;
+        let factor = [2, 1, 6, 3, 1, 5, 2, 4][i % 8];
+        (mean * factor / 3).max(1) as usize
+    }
+
+    /// The content of binary file `i` at this level.
+    pub fn content(&self, i: usize) -> Vec<u8> {
+        let variant = if self.changes(i) {
+            u64::from(self.level)
+        } else {
+            0
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64((i as u64) << 16 | variant);
+        let mut data = vec![0u8; self.size_of(i)];
+        rng.fill_bytes(&mut data);
+        data
+    }
+
+    /// Writes the pack as a zip at `out`.
+    pub fn write_zip(&self, out: &Path) -> std::io::Result<()> {
+        let top = format!("{}-{}", self.name, self.version);
+        let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(out)?));
+        let text =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        let binary =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        let io = |e: zip::result::ZipError| std::io::Error::other(e.to_string());
+        zip.add_directory(format!("{top}/"), text).map_err(io)?;
+        let script = format!(
+            "#!/bin/sh\n# {top} start script (sample)\necho \"starting {top} (level {})\"\n",
+            self.level
+        );
+        zip.start_file(
+            format!("{top}/bin/wso2server.sh"),
+            text.unix_permissions(0o755),
+        )
+        .map_err(io)?;
+        zip.write_all(script.as_bytes())?;
+        zip.start_file(format!("{top}/repository/conf/deployment.toml"), text)
+            .map_err(io)?;
+        zip.write_all(
+            b"# the pack's own default configuration\n[server]\nhostname = \"localhost\"\n",
+        )?;
+        zip.start_file(format!("{top}/updates/config.json"), text)
+            .map_err(io)?;
+        zip.write_all(
+            format!(
+                "{{\"update-level\": \"{}\", \"channel\": \"full\"}}\n",
+                self.level
+            )
+            .as_bytes(),
+        )?;
+        zip.start_file(format!("{top}/dbscripts/mysql.sql"), text)
+            .map_err(io)?;
+        zip.write_all(
+            b"CREATE TABLE IF NOT EXISTS REG_CLUSTER_LOCK (REG_LOCK_NAME VARCHAR (20));\n",
+        )?;
+        for i in 0..self.files {
+            zip.start_file(format!("{top}/{}", Self::file_path(i)), binary)
+                .map_err(io)?;
+            zip.write_all(&self.content(i))?;
+        }
+        zip.finish().map_err(io)?.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_level_changes_about_the_asked_share_of_files() {
+        let ga = SamplePack::new(1000, 1 << 20);
+        let update = ga.at_level(3, 20);
+        let changed = (0..1000).filter(|&i| update.changes(i)).count();
+        assert!((15..=25).contains(&changed), "{changed}");
+        let i = (0..1000).find(|&i| update.changes(i)).unwrap();
+        assert_ne!(ga.content(i), update.content(i));
+        let j = (0..1000).find(|&j| !update.changes(j)).unwrap();
+        assert_eq!(ga.content(j), update.content(j));
+    }
+}
