@@ -71,7 +71,7 @@ fn noop_shows_the_diff_of_a_changed_value_and_writes_nothing() {
     let node = TestAgent::new("is-node-2");
     assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
     let before = std::fs::read_to_string(node.path(ENV_FILE)).unwrap();
-    let stamp = node.path("/opt/wso2/wso2is-5.11.0/.rigger-config.sha256");
+    let stamp = node.path("/var/lib/wso2/wso2is/config.sha256");
     let stamp_before = std::fs::read_to_string(&stamp).unwrap();
 
     master.edit_site("roles/is.toml", |t| {

@@ -154,12 +154,14 @@ async fn once(agent: Arc<Agent>, noop: bool, verify: bool) -> u8 {
     }
     let verb = if noop { "would change" } else { "changed" };
     println!(
-        "catalog version {}: {} {verb}, {} failed, {} skipped in {} ms",
+        "catalog version {}: {} {verb}, {} failed, {} skipped in {} ms; fetched {} blobs ({} bytes)",
         summary.catalog_version,
         summary.changed,
         summary.failed,
         summary.skipped,
-        summary.duration_ms
+        summary.duration_ms,
+        summary.fetched_blobs,
+        summary.fetched_bytes
     );
     detailed_exit_code(&summary)
 }

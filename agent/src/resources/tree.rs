@@ -530,7 +530,7 @@ fn prune(spec: &TreeSpec, l: &Layout) -> Result<(), ResourceError> {
                 .then_some((m.installed_at_ms, p))
         })
         .collect();
-    others.sort_by(|a, b| b.0.cmp(&a.0));
+    others.sort_by_key(|o| std::cmp::Reverse(o.0));
     for (_, old) in others.into_iter().skip(spec.keep as usize) {
         tracing::info!(release = %old.display(), "removing an old release");
         fs::remove_dir_all(&old).map_err(super::io_error("cannot remove old release", &old))?;

@@ -11,7 +11,7 @@ use toml::Table;
 use super::{CompileError, Module};
 
 /// A role's definition: the `[role]` table of `roles/<role>.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleSpec {
     /// Module (product) name, e.g. `wso2is`.
@@ -30,6 +30,10 @@ pub struct RoleSpec {
     /// Cluster the node belongs to (for peers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// Update level of the product: "latest" or a number. Overrides the
+    /// `update_level` of the data hierarchy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_level: Option<toml::Value>,
 }
 
 /// The site directory.
@@ -93,6 +97,9 @@ impl<'a> SiteData<'a> {
                 table.remove("role");
                 merge(&mut data, table);
             }
+        }
+        if let Some(level) = &role.update_level {
+            data.insert("update_level".into(), level.clone());
         }
         Ok(data)
     }

@@ -102,8 +102,10 @@ pub fn for_each_entry(
         for entry in tar.entries().map_err(io_err)? {
             let mut entry = entry.map_err(io_err)?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let mode = entry.header().mode().map_err(io_err)? & 0o7777;
             let kind = entry.header().entry_type();
+            // Some tools leave the mode of links empty.
+            let default_mode = if kind.is_symlink() { 0o777 } else { 0o644 };
+            let mode = entry.header().mode().unwrap_or(default_mode) & 0o7777;
             let link = || {
                 entry
                     .link_name_bytes()

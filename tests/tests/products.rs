@@ -1,0 +1,326 @@
+//! Product distributions end to end: a GA pack is installed as a release,
+//! an update level fetches only the blobs it changed, a rollback switches
+//! back without fetching anything, a crash while materialising never leaves
+//! CARBON_HOME on an incomplete release, and modified release files are
+//! repaired.
+
+use std::path::PathBuf;
+
+use rigger_tests::pack::SamplePack;
+use rigger_tests::{Output, TestAgent, TestMaster};
+
+const LINK: &str = "/opt/wso2/wso2is-5.11.0";
+
+fn fetched(out: &Output) -> (u64, u64) {
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("fetched "))
+        .unwrap_or_else(|| panic!("no fetch figures: {}", out.all()));
+    let after = line.split("fetched ").nth(1).unwrap();
+    let blobs: u64 = after.split(' ').next().unwrap().parse().unwrap();
+    let bytes: u64 = after
+        .split('(')
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (blobs, bytes)
+}
+
+fn current_release(node: &TestAgent) -> PathBuf {
+    std::fs::read_link(node.path(LINK)).expect("CARBON_HOME is a link")
+}
+
+fn manifest_size(master: &TestMaster, level: u32) -> u64 {
+    let out = master.ctl(&["product", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let tree = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["level"] == level)
+        .unwrap()["tree"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hex = tree.trim_start_matches("sha256:");
+    let path = master
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&hex[..2])
+        .join(&hex[2..]);
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
+    let master = TestMaster::start_empty();
+    let ga = SamplePack::new(500, 4 << 20);
+    let out = master.import_pack(&ga);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("wso2is 5.11.0 level 0: imported"),
+        "{}",
+        out.all()
+    );
+    let again = master.import_pack(&ga);
+    assert_eq!(again.code, 0, "re-import must succeed: {}", again.all());
+    assert!(again.stdout.contains("already imported"), "{}", again.all());
+
+    // GA install.
+    let node = TestAgent::new("prod-1");
+    let first = node.enroll(&master, &["--role", "is"]);
+    assert_eq!(first.code, 2, "{}", first.all());
+    let ga_release = current_release(&node);
+    assert!(
+        ga_release.starts_with(node.path("/opt/wso2/releases")),
+        "{}",
+        ga_release.display()
+    );
+    for i in [0, 1, 2, 3, 499] {
+        let path = node.path(LINK).join(SamplePack::file_path(i));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            ga.content(i),
+            "{}",
+            path.display()
+        );
+    }
+    let script = node.path(LINK).join("bin/wso2server.sh");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&script).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    let rendered =
+        std::fs::read_to_string(node.path(LINK).join("repository/conf/deployment.toml")).unwrap();
+    assert!(
+        rendered.contains("Managed by Rigger"),
+        "the module's file replaces the pack's: {rendered}"
+    );
+    let logs = std::fs::read_link(node.path(LINK).join("repository/logs")).unwrap();
+    assert_eq!(logs, node.path("/var/log/wso2/wso2is"));
+
+    let converged = node.once(&master.url(), &[]);
+    assert_eq!(converged.code, 0, "{}", converged.all());
+    assert_eq!(fetched(&converged), (0, 0));
+
+    // Level 1 changes 2% of the files: only those blobs (and the new
+    // manifest) cross the wire.
+    let update = ga.at_level(1, 20);
+    let out = master.import_update(&update);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let changed: Vec<usize> = (0..ga.files).filter(|&i| update.changes(i)).collect();
+    assert!((5..=15).contains(&changed.len()), "{}", changed.len());
+    let changed_bytes: u64 = changed
+        .iter()
+        .map(|&i| update.content(i).len() as u64)
+        .sum();
+    // updates/config.json and the start script change too.
+    let extra = [
+        "{\"update-level\": \"1\", \"channel\": \"full\"}\n".len(),
+        "#!/bin/sh\n# wso2is-5.11.0 start script (sample)\necho \"starting wso2is-5.11.0 (level 1)\"\n".len(),
+    ];
+    let expected_bytes =
+        changed_bytes + extra.iter().map(|n| *n as u64).sum::<u64>() + manifest_size(&master, 1);
+    let upgrade = node.once(&master.url(), &[]);
+    assert_eq!(upgrade.code, 2, "{}", upgrade.all());
+    assert_eq!(
+        fetched(&upgrade),
+        (changed.len() as u64 + 3, expected_bytes),
+        "{}",
+        upgrade.all()
+    );
+    let l1_release = current_release(&node);
+    assert_ne!(l1_release, ga_release);
+    assert_eq!(
+        std::fs::read(node.path(LINK).join(SamplePack::file_path(changed[0]))).unwrap(),
+        update.content(changed[0])
+    );
+    assert!(ga_release.is_dir(), "the previous release is kept");
+    let again = node.once(&master.url(), &[]);
+    assert_eq!(again.code, 0, "{}", again.all());
+
+    // Roll back by pinning the role to level 0: a new catalog version that
+    // points at the old tree; the kept release is switched to, nothing fetched.
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("update_level = \"latest\"", "update_level = 0")
+    });
+    let rollback = node.once(&master.url(), &[]);
+    assert_eq!(rollback.code, 2, "{}", rollback.all());
+    assert_eq!(fetched(&rollback), (0, 0), "{}", rollback.all());
+    assert!(rollback.stdout.contains("switch"), "{}", rollback.all());
+    assert_eq!(current_release(&node), ga_release);
+    assert_eq!(
+        std::fs::read(node.path(LINK).join(SamplePack::file_path(changed[0]))).unwrap(),
+        ga.content(changed[0])
+    );
+    assert_eq!(node.once(&master.url(), &[]).code, 0);
+}
+
+#[test]
+fn a_crash_while_materialising_never_switches_to_an_incomplete_release() {
+    let master = TestMaster::start_empty();
+    let ga = SamplePack::new(300, 2 << 20);
+    assert_eq!(master.import_pack(&ga).code, 0);
+    let node = TestAgent::new("crash-1");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    let ga_release = current_release(&node);
+
+    assert_eq!(master.import_update(&ga.at_level(1, 50)).code, 0);
+    let crashed = std::process::Command::new(rigger_tests::bin("rigger-agent"))
+        .arg("--root")
+        .arg(node.root())
+        .args([
+            "--master",
+            &master.url(),
+            "--imds-endpoint",
+            "off",
+            "--once",
+        ])
+        .env("RIGGER_FAILPOINT", "materialize-after-files:100")
+        .output()
+        .unwrap();
+    assert_ne!(crashed.status.code(), Some(0), "the failpoint did not fire");
+    assert!(
+        String::from_utf8_lossy(&crashed.stderr).contains("failpoint"),
+        "{crashed:?}"
+    );
+    assert_eq!(
+        current_release(&node),
+        ga_release,
+        "CARBON_HOME moved to an incomplete release"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(node.path("/opt/wso2/releases"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        leftovers.iter().any(|n| n.starts_with(".tmp-")),
+        "{leftovers:?}"
+    );
+
+    let recovered = node.once(&master.url(), &[]);
+    assert_eq!(recovered.code, 2, "{}", recovered.all());
+    assert_ne!(current_release(&node), ga_release);
+    let names: Vec<_> = std::fs::read_dir(node.path("/opt/wso2/releases"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with(".tmp-")),
+        "stale temporary release left: {names:?}"
+    );
+    assert_eq!(node.once(&master.url(), &[]).code, 0);
+}
+
+#[test]
+fn modified_release_files_are_repaired_and_runtime_paths_left_alone() {
+    let master = TestMaster::start_empty();
+    let ga = SamplePack::new(50, 1 << 20);
+    assert_eq!(master.import_pack(&ga).code, 0);
+    let node = TestAgent::new("repair-1");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+
+    let jar = node.path(LINK).join(SamplePack::file_path(7));
+    std::fs::write(&jar, b"tampered").unwrap();
+    std::fs::create_dir_all(node.path(LINK).join("tmp/work")).unwrap();
+    std::fs::write(node.path(LINK).join("tmp/work/server-state"), b"runtime").unwrap();
+    let noop = node.once(&master.url(), &["--noop"]);
+    assert_eq!(noop.code, 2, "{}", noop.all());
+    assert!(
+        noop.stdout.contains("repair 1 modified file"),
+        "{}",
+        noop.all()
+    );
+    let run = node.once(&master.url(), &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(std::fs::read(&jar).unwrap(), ga.content(7));
+    assert_eq!(
+        std::fs::read(node.path(LINK).join("tmp/work/server-state")).unwrap(),
+        b"runtime"
+    );
+    let verify = node.once(&master.url(), &["--verify"]);
+    assert_eq!(
+        verify.code,
+        0,
+        "a full re-hash finds nothing more: {}",
+        verify.all()
+    );
+}
+
+#[test]
+fn a_bundle_update_and_a_tar_gz_pack_import() {
+    let master = TestMaster::start_empty();
+    let ga = SamplePack::new(20, 64 << 10);
+    assert_eq!(master.import_pack(&ga).code, 0);
+
+    // An update bundle: one changed file, one removed, a descriptor.
+    let bundle = master.data_dir().join("../bundle.zip");
+    {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&bundle).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        zip.start_file("rigger-update.toml", opts).unwrap();
+        zip.write_all(
+            format!("level = 4\nremoved = [\"{}\"]\n", SamplePack::file_path(1)).as_bytes(),
+        )
+        .unwrap();
+        zip.start_file(SamplePack::file_path(0), opts).unwrap();
+        zip.write_all(b"patched jar").unwrap();
+        zip.finish().unwrap();
+    }
+    let out = master.ctl(&[
+        "update",
+        "import",
+        "wso2is@5.11.0",
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("level 4: imported"), "{}", out.all());
+    assert!(
+        out.stdout.contains("2 paths differ from level 0"),
+        "{}",
+        out.all()
+    );
+
+    let node = TestAgent::new("bundle-1");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    assert_eq!(
+        std::fs::read(node.path(LINK).join(SamplePack::file_path(0))).unwrap(),
+        b"patched jar"
+    );
+    assert!(!node.path(LINK).join(SamplePack::file_path(1)).exists());
+
+    // A JDK-like tar.gz with a symlink; name and version from its top folder.
+    let tgz = master.data_dir().join("../jdk.tar.gz");
+    {
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&tgz).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o755);
+        tar.append_data(&mut header, "jdk-17.0.6+10/bin/java", &b"java\n"[..])
+            .unwrap();
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        tar.append_link(&mut link, "jdk-17.0.6+10/bin/javaw", "java")
+            .unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+    let out = master.ctl(&["product", "import", tgz.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("jdk 17.0.6 level 0: imported"),
+        "{}",
+        out.all()
+    );
+}
