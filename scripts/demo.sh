@@ -60,6 +60,10 @@ fingerprint=$("${masterctl[@]}" ca show | sed -n 's/^fingerprint: //p')
 token=$("${masterctl[@]}" token create --role is --ttl 10m 2>/dev/null)
 echo "    master at https://$addr, CA $fingerprint"
 
+echo "==> importing a sample wso2is 5.11.0 pack (300 files, 16 MB)"
+"$bin/sample-pack" "$work/wso2is-5.11.0.zip" 300 16
+"${masterctl[@]}" product import "$work/wso2is-5.11.0.zip"
+
 node="$work/node"
 echo "==> starting the agent (node root $node)"
 "$bin/rigger-agent" --root "$node" --master "https://$addr" --ca-fingerprint "$fingerprint" \
@@ -82,12 +86,15 @@ done
 if ! $converged; then
   echo "demo.sh: the agent did not complete a run:" >&2; cat "$work/agent.log" >&2; exit 1
 fi
+echo "==> the first run (from the agent's log):"
+grep -E "resource=|fetching" "$work/agent.log" | sed 's/^.*INFO //' | head -20 || true
 echo "==> a second run must change nothing"
 "${agentctl[@]}" run
 "${agentctl[@]}" status
 echo
 echo "==> files the catalog manages:"
-find "$node/opt" "$node/var/log" | sed "s|$node||" | sort
+echo "CARBON_HOME: $(readlink "$node/opt/wso2/wso2is-5.11.0" | sed "s|$node||")"
+find "$node/opt" "$node/var/log" "$node/var/lib/wso2" -maxdepth 4 | sed "s|$node||" | sort | head -40
 echo
 "${masterctl[@]}" node list
 

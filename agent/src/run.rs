@@ -170,7 +170,15 @@ impl Agent {
         let identity = self.identity().await?.clone();
         let _lock = self.lock().await?;
         let facts = facts::gather(&self.config.imds).await;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "facts gathered"
+        );
         let fetched = self.fetch(&identity, &facts).await?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "catalog fetched"
+        );
         summary.master_reachable = fetched.master_reachable;
         summary.master_error = fetched.master_error.clone();
         summary.used_cached_catalog = fetched.from_cache;
@@ -201,6 +209,10 @@ impl Agent {
         }
         let gc_ctx = ctx.clone();
         let content = catalog.content.clone();
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "content prepared"
+        );
         let report = tokio::task::spawn_blocking(move || {
             apply::apply_catalog(&content, &ctx, noop, |o| {
                 if let Some(tx) = &outcomes {
@@ -217,7 +229,29 @@ impl Agent {
         log_outcomes(&report, noop);
 
         if !noop {
-            collect_garbage(&gc_ctx, &catalog);
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "catalog applied"
+            );
+            let is_tree = |id: &str| {
+                catalog
+                    .content
+                    .resources
+                    .iter()
+                    .any(|r| r.id == id && r.spec.kind() == "tree")
+            };
+            let tree_changed = report
+                .outcomes
+                .iter()
+                .any(|o| o.status == apply::Status::Changed && is_tree(&o.id));
+            // Releases and the cache only change when a tree did.
+            if tree_changed {
+                collect_garbage(&gc_ctx, &catalog);
+            }
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "cache collected"
+            );
             if !fetched.from_cache {
                 self.state.cache_catalog(&fetched.signed)?;
             }
