@@ -68,7 +68,8 @@ cold=$(elapsed "$t0" "$t1")
 echo "Rigger cold install (enroll, fetch, materialise, configure): $cold s  ($(awk -v a="$cold" -v b="$ref" 'BEGIN { printf "%.2f", a / b }')x the reference)"
 grep -o 'fetched.*' "$work/cold.out" | sed 's/^/    /'
 
-"${ctl[@]}" update import wso2is@5.11.0 "$work/l1.zip" | head -2 | sed 's/^/    /'
+"${ctl[@]}" update import wso2is@5.11.0 "$work/l1.zip" >"$work/update-import.out"
+head -2 "$work/update-import.out" | sed "s/^/    /"
 t0=$(now)
 "${agent[@]}" >"$work/update.out" || [ $? -eq 2 ]
 t1=$(now)

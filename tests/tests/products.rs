@@ -324,3 +324,89 @@ fn a_bundle_update_and_a_tar_gz_pack_import() {
         out.all()
     );
 }
+
+#[test]
+fn catalog_rollback_pins_a_node_to_old_content_until_unpinned() {
+    let master = TestMaster::start_empty();
+    let ga = SamplePack::new(60, 512 << 10);
+    assert_eq!(master.import_pack(&ga).code, 0);
+    let node = TestAgent::new("pin-1");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    let ga_release = current_release(&node);
+    assert_eq!(master.import_update(&ga.at_level(2, 100)).code, 0);
+    let up = node.once(&master.url(), &[]);
+    assert!(up.stdout.contains("catalog version 2"), "{}", up.all());
+    let l2_release = current_release(&node);
+
+    let out = master.ctl(&["catalog", "rollback", "pin-1", "--to", "1"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("new catalog version 3"),
+        "{}",
+        out.all()
+    );
+    let back = node.once(&master.url(), &[]);
+    assert_eq!(back.code, 2, "{}", back.all());
+    assert!(back.stdout.contains("catalog version 3"), "{}", back.all());
+    assert_eq!(fetched(&back), (0, 0));
+    assert_eq!(current_release(&node), ga_release);
+    // Pinned: the site's latest level does not apply.
+    assert_eq!(node.once(&master.url(), &[]).code, 0);
+
+    let out = master.ctl(&["catalog", "unpin", "pin-1"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let forward = node.once(&master.url(), &[]);
+    assert_eq!(forward.code, 2, "{}", forward.all());
+    assert!(
+        forward.stdout.contains("catalog version 4"),
+        "{}",
+        forward.all()
+    );
+    assert_eq!(current_release(&node), l2_release);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_may_fetch_only_blobs_its_catalog_references() {
+    let (master, node) = tokio::task::spawn_blocking(|| {
+        let master = TestMaster::start();
+        let node = TestAgent::new("blob-1");
+        assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+        (master, node)
+    })
+    .await
+    .unwrap();
+    let ssl = node.path("/var/lib/rigger/agent/ssl");
+    let read = |f: &str| std::fs::read_to_string(ssl.join(f)).unwrap();
+    let identity = rigger_common::tls::ClientIdentity {
+        cert_pem: read("node.crt"),
+        key_pem: read("node.key"),
+    };
+    let config = rigger_common::tls::client_config(&read("ca.crt"), Some(&identity)).unwrap();
+    let address = rigger_common::grpc::MasterAddress::parse(&master.url()).unwrap();
+    let channel = rigger_common::grpc::tls_channel(
+        &address,
+        std::sync::Arc::new(config),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let mut client =
+        rigger_common::proto::content_service_client::ContentServiceClient::new(channel);
+    let foreign = rigger_common::digest::Digest::of(b"someone else's secret keystore");
+    let err = client
+        .fetch_blobs(rigger_common::proto::FetchBlobsRequest {
+            digests: vec![foreign.to_string()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message()
+            .contains("not referenced by the catalog of node blob-1"),
+        "{}",
+        err.message()
+    );
+    tokio::task::spawn_blocking(move || drop((master, node)))
+        .await
+        .unwrap();
+}

@@ -60,6 +60,9 @@ pub async fn fetch_blobs(
             }
         }
     }
+    // One flush for the whole fetch instead of an fsync per blob.
+    rigger_common::fsutil::sync_filesystem(cache.root())
+        .map_err(|e| format!("cannot flush the cache {}: {e}", cache.root().display()))?;
     match first_error {
         Some(e) => Err(e),
         None => Ok(total),
@@ -135,10 +138,6 @@ async fn fetch_group(
             let target = cache.path_of(&done.digest);
             std::fs::create_dir_all(target.parent().expect("blob path has a parent"))
                 .map_err(|e| e.to_string())?;
-            done.file
-                .as_file()
-                .sync_all()
-                .map_err(|e| format!("cannot fsync blob {}: {e}", done.digest))?;
             done.file
                 .persist(&target)
                 .map_err(|e| format!("cannot store blob {}: {}", done.digest, e.error))?;

@@ -344,6 +344,8 @@ fn materialize(
         ),
     };
     write_marker(&tmp, &marker)?;
+    // Every file of the release is on disk before it gets its final name.
+    rigger_common::fsutil::sync_filesystem(&tmp).map_err(super::io_error("cannot flush", &tmp))?;
     fs::rename(&tmp, &l.release).map_err(super::io_error(
         "cannot move the new release into",
         &l.release,

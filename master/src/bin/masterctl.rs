@@ -12,6 +12,7 @@ use rigger_common::proto::{
     CreateTokenRequest, ImportProductRequest, ImportResponse, ImportUpdateRequest,
     ListCertsRequest, ListNodesRequest, ListProductsRequest, ShowCaRequest, ShowCatalogRequest,
 };
+use rigger_common::proto::{RollbackCatalogRequest, UnpinCatalogRequest};
 use rigger_common::time::format_ms;
 use tonic::transport::Channel;
 
@@ -131,6 +132,19 @@ enum NodeCommand {
 
 #[derive(Subcommand, Debug)]
 enum CatalogCommand {
+    /// Pin a node to an earlier catalog's content (as a new, higher version).
+    Rollback {
+        /// The node's certname.
+        node: String,
+        /// The version whose content to go back to.
+        #[arg(long)]
+        to: u64,
+    },
+    /// Let a pinned node's catalog follow the site again.
+    Unpin {
+        /// The node's certname.
+        node: String,
+    },
     /// Show a node's catalog (secrets redacted).
     Show {
         /// The node's certname.
@@ -328,6 +342,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(status)?
                 .into_inner();
             print_import(&reply);
+        }
+        Command::Catalog(CatalogCommand::Rollback { node, to }) => {
+            let reply = client
+                .rollback_catalog(RollbackCatalogRequest {
+                    certname: node.clone(),
+                    to_version: to,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!(
+                "{node} is pinned to the content of version {to}: new catalog version {} ({}); `masterctl catalog unpin {node}` to follow the site again",
+                reply.version, reply.digest
+            );
+        }
+        Command::Catalog(CatalogCommand::Unpin { node }) => {
+            let reply = client
+                .unpin_catalog(UnpinCatalogRequest {
+                    certname: node.clone(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            if reply.was_pinned {
+                println!("{node} follows the site again from its next run");
+            } else {
+                println!("{node} was not pinned");
+            }
         }
         Command::Catalog(CatalogCommand::Show {
             node,

@@ -34,6 +34,8 @@ pub trait BlobStore: Send + Sync {
     fn put(&self, bytes: &[u8]) -> io::Result<Stored> {
         self.ingest(&mut &bytes[..])
     }
+    /// Makes every blob stored so far durable.
+    fn sync(&self) -> io::Result<()>;
     /// Reads a whole (small) blob.
     fn read(&self, digest: &Digest) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
@@ -97,7 +99,7 @@ impl BlobStore for LocalBlobStore {
                 new: false,
             });
         }
-        tmp.as_file().sync_all()?;
+        // Durability comes from `sync` once per import, not an fsync per blob.
         std::fs::create_dir_all(target.parent().expect("blob path has a parent"))?;
         tmp.persist(&target).map_err(|e| e.error)?;
         Ok(Stored {
@@ -105,6 +107,10 @@ impl BlobStore for LocalBlobStore {
             size,
             new: true,
         })
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        rigger_common::fsutil::sync_filesystem(&self.root)
     }
 }
 

@@ -198,6 +198,8 @@ fn finish(
 ) -> Result<ImportedTree, ImportError> {
     let manifest = Manifest::from_entries(entries)?;
     let stored = store.put(&manifest.to_json()).map_err(ImportError::Store)?;
+    // Every blob must be durable before the tree is recorded.
+    store.sync().map_err(ImportError::Store)?;
     Ok(ImportedTree {
         name,
         version,

@@ -8,8 +8,9 @@ use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
     ImportUpdateRequest, ListCertsRequest, ListCertsResponse, ListNodesRequest, ListNodesResponse,
-    ListProductsRequest, ListProductsResponse, NodeInfo, ProductLevel, ShowCaRequest,
-    ShowCaResponse, ShowCatalogRequest, ShowCatalogResponse,
+    ListProductsRequest, ListProductsResponse, NodeInfo, ProductLevel, RollbackCatalogRequest,
+    RollbackCatalogResponse, ShowCaRequest, ShowCaResponse, ShowCatalogRequest,
+    ShowCatalogResponse, UnpinCatalogRequest, UnpinCatalogResponse,
 };
 use rigger_common::time::now_ms;
 use tonic::transport::server::UdsConnectInfo;
@@ -267,6 +268,56 @@ impl AdminService for Admin {
             .record(&name, &version, level, &tree, changed, base.level)
             .await?;
         Ok(Response::new(response))
+    }
+
+    async fn rollback_catalog(
+        &self,
+        request: Request<RollbackCatalogRequest>,
+    ) -> Result<Response<RollbackCatalogResponse>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let store = &self.state.store;
+        if store
+            .catalog(&req.certname, Some(req.to_version))
+            .await?
+            .is_none()
+        {
+            return Err(Status::not_found(format!(
+                "node {} has no catalog version {}",
+                req.certname, req.to_version
+            )));
+        }
+        store.set_pin(&req.certname, Some(req.to_version)).await?;
+        let signed = super::catalog::catalog_for(
+            &self.state,
+            &req.certname,
+            "",
+            serde_json::Value::Object(Default::default()),
+        )
+        .await?;
+        let catalog: Catalog = serde_json::from_slice(&signed.catalog_json)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(node = %req.certname, to = req.to_version, version = catalog.version, "catalog pinned to an earlier version's content");
+        Ok(Response::new(RollbackCatalogResponse {
+            version: catalog.version,
+            digest: catalog.digest.to_string(),
+        }))
+    }
+
+    async fn unpin_catalog(
+        &self,
+        request: Request<UnpinCatalogRequest>,
+    ) -> Result<Response<UnpinCatalogResponse>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let was_pinned = self.state.store.pin(&req.certname).await?.is_some();
+        if !self.state.store.set_pin(&req.certname, None).await? {
+            return Err(Status::not_found(format!(
+                "node {} is not in the inventory",
+                req.certname
+            )));
+        }
+        Ok(Response::new(UnpinCatalogResponse { was_pinned }))
     }
 
     async fn list_products(

@@ -1,7 +1,7 @@
 //! `CatalogService`: classifies the calling node, compiles and signs its
 //! catalog (a new version only when the content changed) and takes reports.
 
-use rigger_common::catalog::{self, Catalog};
+use rigger_common::catalog::{self, Catalog, CatalogContent};
 use rigger_common::proto::catalog_service_server::CatalogService;
 use rigger_common::proto::{GetCatalogRequest, Report, SignedCatalog, SubmitReportResponse};
 use rigger_common::signing::sign_catalog;
@@ -55,14 +55,32 @@ pub fn classify(
     }
 }
 
-/// Compiles the node's catalog and returns the stored signed version: the
-/// latest one if the content is unchanged, else a new version.
-pub async fn catalog_for(
+/// The content of one of the node's stored catalog versions.
+async fn pinned_content(
+    state: &MasterState,
+    certname: &str,
+    version: u64,
+) -> Result<CatalogContent, Status> {
+    let record = state
+        .store
+        .catalog(certname, Some(version))
+        .await?
+        .ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "node {certname} is pinned to catalog version {version}, which does not exist"
+            ))
+        })?;
+    let catalog: Catalog = serde_json::from_slice(&record.catalog_json)
+        .map_err(|e| Status::internal(format!("stored catalog does not decode: {e}")))?;
+    Ok(catalog.content)
+}
+
+async fn compile(
     state: &MasterState,
     certname: &str,
     role: &str,
     facts: Value,
-) -> Result<SignedCatalog, Status> {
+) -> Result<CatalogContent, Status> {
     let compiler = state.compiler.clone();
     let node = NodeContext {
         certname: certname.to_string(),
@@ -70,14 +88,29 @@ pub async fn catalog_for(
         facts,
     };
     let products = Products::from_records(&state.store.trees().await?);
-    let content = tokio::task::spawn_blocking(move || compiler.compile(&node, &products))
+    tokio::task::spawn_blocking(move || compiler.compile(&node, &products))
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| {
             let text = error_chain(&e);
             tracing::error!(node = %certname, role, error = %text, "catalog compilation failed");
             Status::failed_precondition(format!("cannot compile the catalog of {certname}: {text}"))
-        })?;
+        })
+}
+
+/// Compiles the node's catalog (or takes its pinned content) and returns
+/// the stored signed version: the latest one if the content is unchanged,
+/// else a new version.
+pub async fn catalog_for(
+    state: &MasterState,
+    certname: &str,
+    role: &str,
+    facts: Value,
+) -> Result<SignedCatalog, Status> {
+    let content = match state.store.pin(certname).await? {
+        Some(pinned) => pinned_content(state, certname, pinned).await?,
+        None => compile(state, certname, role, facts).await?,
+    };
     let digest = content.digest();
     let _guard = state.catalog_lock.lock().await;
     let latest = state.store.catalog(certname, None).await?;

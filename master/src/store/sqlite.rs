@@ -34,7 +34,8 @@ const SCHEMA: &[&str] = &[
         enrolled_at_ms BIGINT NOT NULL,
         last_seen_ms BIGINT NOT NULL DEFAULT 0,
         ip TEXT,
-        facts_json TEXT)",
+        facts_json TEXT,
+        pinned_version BIGINT)",
     "CREATE TABLE IF NOT EXISTS catalogs (
         certname TEXT NOT NULL,
         version BIGINT NOT NULL,
@@ -377,6 +378,29 @@ impl SqliteStore {
             .await
             .map_err(sql("look up a tree"))?;
         Ok(row.as_ref().map(tree_from_row))
+    }
+
+    /// Pins a node to the content of one of its catalog versions (`None` unpins).
+    pub async fn set_pin(&self, certname: &str, version: Option<u64>) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE nodes SET pinned_version = ? WHERE certname = ?")
+            .bind(version.map(|v| v as i64))
+            .bind(certname)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("pin a node"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The catalog version a node is pinned to, if any.
+    pub async fn pin(&self, certname: &str) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT pinned_version FROM nodes WHERE certname = ?")
+            .bind(certname)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql("look up a pin"))?;
+        Ok(row
+            .and_then(|r| r.get::<Option<i64>, _>(0))
+            .map(|v| v as u64))
     }
 
     /// Every imported tree, by name, version and level.
