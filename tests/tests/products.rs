@@ -306,6 +306,7 @@ fn a_bundle_update_and_a_tar_gz_pack_import() {
         let mut tar = tar::Builder::new(gz);
         let mut header = tar::Header::new_gnu();
         header.set_size(5);
+        header.set_entry_type(tar::EntryType::Regular);
         header.set_mode(0o755);
         tar.append_data(&mut header, "jdk-17.0.6+10/bin/java", &b"java\n"[..])
             .unwrap();

@@ -48,55 +48,105 @@ pub fn resources(
 ) -> Result<Vec<Resource>, CompileError> {
     let env = environment();
     let manifest = module.manifest_path();
-    profile
-        .resources
-        .iter()
-        .enumerate()
-        .map(|(index, declaration)| {
-            let id = declaration
-                .get("id")
-                .and_then(toml::Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("#{}", index + 1));
-            let resource_error = |message: String| CompileError::Resource {
-                file: manifest.clone(),
-                id: id.clone(),
-                message,
-            };
-            let mut rendered = Map::new();
-            for (key, value) in declaration {
-                if key == "template" {
-                    continue;
-                }
-                let value = render_value(&env, value, context)
-                    .map_err(|e| resource_error(format!("field {key:?}: {}", describe(&e))))?;
-                rendered.insert(key.clone(), value);
-            }
-            if let Some(name) = declaration.get("template") {
-                let name = name
-                    .as_str()
-                    .ok_or_else(|| resource_error("field \"template\" must be a string".into()))?;
-                let (path, source) = module.template_source(name)?;
-                let content = env.render_named_str(name, &source, context).map_err(|e| {
-                    CompileError::Template {
-                        file: path,
-                        message: describe(&e),
-                    }
+    let mut skipped = Vec::new();
+    let mut rendered_resources = Vec::new();
+    for (index, declaration) in profile.resources.iter().enumerate() {
+        let id = declaration
+            .get("id")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Some(condition) = declaration.get("when") {
+            let value =
+                render_value(&env, condition, context).map_err(|e| CompileError::Resource {
+                    file: manifest.clone(),
+                    id: id.clone(),
+                    message: format!("field \"when\": {}", describe(&e)),
                 })?;
-                rendered.insert("content".into(), Value::String(content));
+            if !is_true(&value) {
+                skipped.push(id);
+                continue;
             }
-            if rendered.get("kind").and_then(Value::as_str) == Some("tree") {
-                products
-                    .resolve_into(&mut rendered)
-                    .map_err(resource_error)?;
-            }
-            if let Some(mode) = rendered.get("mode").cloned() {
-                rendered.insert("mode".into(), parse_mode(&mode).map_err(resource_error)?);
-            }
-            serde_json::from_value(Value::Object(rendered))
-                .map_err(|e| resource_error(e.to_string()))
-        })
-        .collect()
+        }
+        rendered_resources.push(render_resource(
+            &env,
+            module,
+            &manifest,
+            index,
+            declaration,
+            context,
+            products,
+        )?);
+    }
+    // Dependencies on resources left out by `when` are dropped with them.
+    for resource in &mut rendered_resources {
+        resource.requires.retain(|r| !skipped.contains(r));
+        resource.notifies.retain(|r| !skipped.contains(r));
+    }
+    Ok(rendered_resources)
+}
+
+/// Whether a rendered `when` holds: anything but false, "false", "", "0" or null.
+fn is_true(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::Null => false,
+        Value::String(s) => !matches!(s.trim(), "" | "false" | "False" | "0"),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        _ => true,
+    }
+}
+
+fn render_resource(
+    env: &Environment<'_>,
+    module: &Module,
+    manifest: &std::path::Path,
+    index: usize,
+    declaration: &Table,
+    context: &Value,
+    products: &Products,
+) -> Result<Resource, CompileError> {
+    let id = declaration
+        .get("id")
+        .and_then(toml::Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("#{}", index + 1));
+    let resource_error = |message: String| CompileError::Resource {
+        file: manifest.to_path_buf(),
+        id: id.clone(),
+        message,
+    };
+    let mut rendered = Map::new();
+    for (key, value) in declaration {
+        if key == "template" || key == "when" {
+            continue;
+        }
+        let value = render_value(env, value, context)
+            .map_err(|e| resource_error(format!("field {key:?}: {}", describe(&e))))?;
+        rendered.insert(key.clone(), value);
+    }
+    if let Some(name) = declaration.get("template") {
+        let name = name
+            .as_str()
+            .ok_or_else(|| resource_error("field \"template\" must be a string".into()))?;
+        let (path, source) = module.template_source(name)?;
+        let content =
+            env.render_named_str(name, &source, context)
+                .map_err(|e| CompileError::Template {
+                    file: path,
+                    message: describe(&e),
+                })?;
+        rendered.insert("content".into(), Value::String(content));
+    }
+    if rendered.get("kind").and_then(Value::as_str) == Some("tree") {
+        products
+            .resolve_into(&mut rendered)
+            .map_err(resource_error)?;
+    }
+    if let Some(mode) = rendered.get("mode").cloned() {
+        rendered.insert("mode".into(), parse_mode(&mode).map_err(resource_error)?);
+    }
+    serde_json::from_value(Value::Object(rendered)).map_err(|e| resource_error(e.to_string()))
 }
 
 fn render_value(
