@@ -40,6 +40,7 @@ fn catalog() -> CatalogContent {
                     "<config id=\"{f}\">\n{}</config>\n",
                     "  <property name=\"x\">value</property>\n".repeat(60)
                 ),
+                source: None,
                 mode: Some(0o644),
                 owner: None,
                 group: None,

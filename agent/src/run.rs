@@ -361,6 +361,12 @@ impl Agent {
         noop: bool,
     ) -> Result<FetchStats, String> {
         let mut total = FetchStats::default();
+        let sources = file_sources(catalog);
+        if !noop && !sources.is_empty() {
+            if let Some(channel) = channel {
+                total = fetch_blobs(channel, &ctx.cache, &sources).await?;
+            }
+        }
         for tree in trees(catalog) {
             let mut need = vec![tree.tree];
             if ctx.cache.has(&tree.tree) {
@@ -465,10 +471,23 @@ fn trees(catalog: &Catalog) -> impl Iterator<Item = &rigger_common::catalog::Tre
         })
 }
 
-/// Drops cached blobs that neither the catalog's trees nor any kept
-/// release needs.
+/// Blobs that file resources take their content from (artifacts).
+fn file_sources(catalog: &Catalog) -> Vec<rigger_common::digest::Digest> {
+    catalog
+        .content
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            rigger_common::catalog::ResourceSpec::File(f) => f.source,
+            _ => None,
+        })
+        .collect()
+}
+
+/// Drops cached blobs that neither the catalog (its trees and file
+/// sources) nor any kept release needs.
 fn collect_garbage(ctx: &ApplyContext, catalog: &Catalog) {
-    let mut keep = std::collections::HashSet::new();
+    let mut keep: std::collections::HashSet<_> = file_sources(catalog).into_iter().collect();
     let mut roots: Vec<rigger_common::digest::Digest> = trees(catalog).map(|t| t.tree).collect();
     for tree in trees(catalog) {
         roots.extend(crate::resources::tree::kept_trees(

@@ -122,8 +122,13 @@ pub struct DirectorySpec {
 pub struct FileSpec {
     /// Absolute path.
     pub path: String,
-    /// The whole content.
+    /// The whole content (when not `source`).
+    #[serde(default)]
     pub content: String,
+    /// Content by digest instead: a blob (an imported artifact such as a
+    /// JDBC driver jar) the agent fetches from the master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Digest>,
     /// Permission bits; defaults to 0644 (0600 for secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
@@ -480,6 +485,7 @@ mod tests {
             spec: ResourceSpec::File(FileSpec {
                 path: "/f".into(),
                 content: "x = 1\n".into(),
+                source: None,
                 mode: Some(0o640),
                 owner: None,
                 group: None,

@@ -411,3 +411,48 @@ async fn a_node_may_fetch_only_blobs_its_catalog_references() {
         .await
         .unwrap();
 }
+
+#[test]
+fn an_artifact_is_fetched_into_every_release_and_follows_reimports() {
+    let master = TestMaster::start();
+    let jar = master.data_dir().join("../mysql-connector-j-8.0.33.jar");
+    std::fs::write(&jar, b"PK driver v8.0.33").unwrap();
+    let out = master.ctl(&[
+        "artifact",
+        "import",
+        jar.to_str().unwrap(),
+        "--name",
+        "mysql-connector",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    master.edit_site("roles/is.toml", |t| {
+        format!("{t}\n[jdbc_driver]\nartifact = \"mysql-connector\"\n")
+    });
+
+    let node = TestAgent::new("jdbc-1");
+    let first = node.enroll(&master, &["--role", "is"]);
+    assert_eq!(first.code, 2, "{}", first.all());
+    let driver = node
+        .path(LINK)
+        .join("repository/components/lib/mysql-connector-j.jar");
+    assert_eq!(std::fs::read(&driver).unwrap(), b"PK driver v8.0.33");
+    assert_eq!(node.once(&master.url(), &[]).code, 0);
+
+    std::fs::write(&jar, b"PK driver v8.4.0").unwrap();
+    assert_eq!(
+        master
+            .ctl(&[
+                "artifact",
+                "import",
+                jar.to_str().unwrap(),
+                "--name",
+                "mysql-connector"
+            ])
+            .code,
+        0
+    );
+    let out = node.once(&master.url(), &[]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert_eq!(fetched(&out).0, 1, "{}", out.all());
+    assert_eq!(std::fs::read(&driver).unwrap(), b"PK driver v8.4.0");
+}

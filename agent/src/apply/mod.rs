@@ -257,6 +257,7 @@ mod tests {
             spec: ResourceSpec::File(FileSpec {
                 path: path.into(),
                 content: content.into(),
+                source: None,
                 mode: None,
                 owner: None,
                 group: None,

@@ -5,6 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use rigger_common::catalog::{FileSpec, REDACTED};
+use rigger_common::digest::Digest;
 use rigger_common::fsutil::{Ownership, write_atomic};
 
 use super::owner::DesiredOwner;
@@ -22,7 +23,7 @@ pub fn check(spec: &FileSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Resourc
                     spec.path,
                     mode_string(spec.effective_mode())
                 ),
-                diff: Some(diff(spec, "")),
+                diff: diff(spec, ""),
             }]);
         }
         Err(e) => return Err(io_error("cannot stat", &path)(e)),
@@ -36,10 +37,18 @@ pub fn check(spec: &FileSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Resourc
     }
     let mut changes = Vec::new();
     let current = fs::read(&path).map_err(io_error("cannot read", &path))?;
-    if current != spec.content.as_bytes() {
+    if !matches(spec, &current) {
+        let summary = match &spec.source {
+            Some(source) => format!(
+                "content of {} ({} → {source})",
+                spec.path,
+                Digest::of(&current)
+            ),
+            None => format!("content of {}", spec.path),
+        };
         changes.push(Change {
-            summary: format!("content of {}", spec.path),
-            diff: Some(diff(spec, &String::from_utf8_lossy(&current))),
+            summary,
+            diff: diff(spec, &String::from_utf8_lossy(&current)),
         });
     }
     let mode = meta.permissions().mode() & 0o7777;
@@ -58,7 +67,7 @@ pub fn check(spec: &FileSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Resourc
 pub fn apply(spec: &FileSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
     let path = ctx.paths.resolve(&spec.path);
     let owner = DesiredOwner::resolve(spec.owner.as_deref(), spec.group.as_deref())?;
-    let content_matches = fs::read(&path).is_ok_and(|c| c == spec.content.as_bytes());
+    let content_matches = fs::read(&path).is_ok_and(|c| matches(spec, &c));
     if content_matches {
         fs::set_permissions(&path, fs::Permissions::from_mode(spec.effective_mode()))
             .map_err(io_error("cannot set the mode of", &path))?;
@@ -70,9 +79,10 @@ pub fn apply(spec: &FileSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
             path.display()
         )));
     }
+    let bytes = desired(spec, ctx)?;
     write_atomic(
         &path,
-        spec.content.as_bytes(),
+        &bytes,
         spec.effective_mode(),
         Ownership {
             uid: owner.uid,
@@ -82,18 +92,55 @@ pub fn apply(spec: &FileSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
     Ok(())
 }
 
-fn diff(spec: &FileSpec, current: &str) -> String {
+/// Whether `current` is the desired content.
+fn matches(spec: &FileSpec, current: &[u8]) -> bool {
+    match &spec.source {
+        Some(source) => Digest::of(current) == *source,
+        None => current == spec.content.as_bytes(),
+    }
+}
+
+/// The desired content: inline, or the blob from the content cache.
+fn desired<'a>(
+    spec: &'a FileSpec,
+    ctx: &ApplyContext,
+) -> Result<std::borrow::Cow<'a, [u8]>, ResourceError> {
+    let Some(source) = &spec.source else {
+        return Ok(spec.content.as_bytes().into());
+    };
+    let blob = ctx.cache.path_of(source);
+    let bytes = fs::read(&blob).map_err(|e| {
+        ResourceError::Other(format!(
+            "content {source} of {} is not in the cache (master unreachable?): {e}",
+            spec.path
+        ))
+    })?;
+    if Digest::of(&bytes) != *source {
+        return Err(ResourceError::Other(format!(
+            "cached blob {source} is corrupt"
+        )));
+    }
+    Ok(bytes.into())
+}
+
+/// A unified diff of inline content (none for blobs); secrets redacted.
+fn diff(spec: &FileSpec, current: &str) -> Option<String> {
+    if spec.source.is_some() {
+        return None;
+    }
     if spec.secret {
-        return format!(
+        return Some(format!(
             "--- {0}\n+++ {0}\n{REDACTED} (secret content changed)\n",
             spec.path
-        );
+        ));
     }
-    similar::TextDiff::from_lines(current, spec.content.as_str())
-        .unified_diff()
-        .context_radius(3)
-        .header(&spec.path, &spec.path)
-        .to_string()
+    Some(
+        similar::TextDiff::from_lines(current, spec.content.as_str())
+            .unified_diff()
+            .context_radius(3)
+            .header(&spec.path, &spec.path)
+            .to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -105,6 +152,7 @@ mod tests {
         FileSpec {
             path: "/etc/app.conf".into(),
             content: content.into(),
+            source: None,
             mode: Some(0o640),
             owner: None,
             group: None,

@@ -12,7 +12,9 @@ use rigger_common::proto::{
     CreateTokenRequest, ImportProductRequest, ImportResponse, ImportUpdateRequest,
     ListCertsRequest, ListNodesRequest, ListProductsRequest, ShowCaRequest, ShowCatalogRequest,
 };
-use rigger_common::proto::{RollbackCatalogRequest, UnpinCatalogRequest};
+use rigger_common::proto::{
+    ImportArtifactRequest, ListArtifactsRequest, RollbackCatalogRequest, UnpinCatalogRequest,
+};
 use rigger_common::time::format_ms;
 use tonic::transport::Channel;
 
@@ -55,6 +57,23 @@ enum Command {
     /// Update levels of imported products.
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// Single files modules need beside the pack (JDBC drivers, …).
+    #[command(subcommand)]
+    Artifact(ArtifactCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ArtifactCommand {
+    /// Import a file under a name modules refer to (`artifact = "NAME"`).
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Its name; importing another file under the same name replaces it.
+        #[arg(long)]
+        name: String,
+    },
+    /// List imported artifacts.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -369,6 +388,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{node} follows the site again from its next run");
             } else {
                 println!("{node} was not pinned");
+            }
+        }
+        Command::Artifact(ArtifactCommand::Import { file, name }) => {
+            let reply = client
+                .import_artifact(ImportArtifactRequest {
+                    path: absolute(&file)?,
+                    name,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!(
+                "artifact {}: {} ({} bytes)",
+                reply.name, reply.digest, reply.size
+            );
+        }
+        Command::Artifact(ArtifactCommand::List) => {
+            let reply = client
+                .list_artifacts(ListArtifactsRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{:<32} {:>12}  {:<22} DIGEST", "NAME", "BYTES", "IMPORTED");
+            for a in reply.artifacts {
+                println!(
+                    "{:<32} {:>12}  {:<22} {}",
+                    a.name,
+                    a.size,
+                    format_ms(a.imported_at_ms),
+                    a.digest
+                );
             }
         }
         Command::Catalog(CatalogCommand::Show {

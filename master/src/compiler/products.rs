@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rigger_common::digest::Digest;
 use serde_json::{Map, Value};
 
-use crate::store::TreeRecord;
+use crate::store::{ArtifactRecord, TreeRecord};
 
 /// One imported tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,10 +20,11 @@ pub struct TreeRef {
     pub size: u64,
 }
 
-/// A snapshot of the imported products.
+/// A snapshot of the imported products and artifacts.
 #[derive(Debug, Clone, Default)]
 pub struct Products {
     levels: BTreeMap<(String, String), BTreeMap<u32, TreeRef>>,
+    artifacts: BTreeMap<String, Digest>,
 }
 
 impl Products {
@@ -45,7 +46,36 @@ impl Products {
                     );
             }
         }
-        Self { levels }
+        Self {
+            levels,
+            artifacts: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the imported artifacts.
+    pub fn with_artifacts(mut self, records: &[ArtifactRecord]) -> Self {
+        self.artifacts = records
+            .iter()
+            .filter_map(|a| Some((a.name.clone(), Digest::parse(&a.digest).ok()?)))
+            .collect();
+        self
+    }
+
+    /// Replaces a rendered file declaration's `artifact` (a name) with the
+    /// artifact's `source` digest.
+    pub fn resolve_artifact(&self, rendered: &mut Map<String, Value>) -> Result<(), String> {
+        let Some(name) = rendered.remove("artifact") else {
+            return Ok(());
+        };
+        let name = name
+            .as_str()
+            .ok_or("field \"artifact\" must be a string")?
+            .to_string();
+        let digest = self.artifacts.get(&name).ok_or_else(|| {
+            format!("artifact {name:?} is not imported: run `masterctl artifact import FILE --name {name}`")
+        })?;
+        rendered.insert("source".into(), Value::String(digest.to_string()));
+        Ok(())
     }
 
     /// Resolves `level` ("latest", or a number as text or JSON) of a product version.

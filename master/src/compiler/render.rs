@@ -138,10 +138,14 @@ fn render_resource(
                 })?;
         rendered.insert("content".into(), Value::String(content));
     }
-    if rendered.get("kind").and_then(Value::as_str) == Some("tree") {
-        products
+    match rendered.get("kind").and_then(Value::as_str) {
+        Some("tree") => products
             .resolve_into(&mut rendered)
-            .map_err(resource_error)?;
+            .map_err(resource_error)?,
+        Some("file") => products
+            .resolve_artifact(&mut rendered)
+            .map_err(resource_error)?,
+        _ => {}
     }
     if let Some(mode) = rendered.get("mode").cloned() {
         rendered.insert("mode".into(), parse_mode(&mode).map_err(resource_error)?);

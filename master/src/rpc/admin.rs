@@ -6,6 +6,9 @@ use std::time::Duration;
 use rigger_common::catalog::Catalog;
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
+    ArtifactInfo, ImportArtifactRequest, ListArtifactsRequest, ListArtifactsResponse,
+};
+use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
     ImportUpdateRequest, ListCertsRequest, ListCertsResponse, ListNodesRequest, ListNodesResponse,
     ListProductsRequest, ListProductsResponse, NodeInfo, ProductLevel, RollbackCatalogRequest,
@@ -318,6 +321,71 @@ impl AdminService for Admin {
             )));
         }
         Ok(Response::new(UnpinCatalogResponse { was_pinned }))
+    }
+
+    async fn import_artifact(
+        &self,
+        request: Request<ImportArtifactRequest>,
+    ) -> Result<Response<ArtifactInfo>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        if req.name.is_empty()
+            || req
+                .name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Status::invalid_argument(format!(
+                "artifact name {:?} is not valid",
+                req.name
+            )));
+        }
+        let blobs = self.state.blobs.clone();
+        let path = std::path::PathBuf::from(&req.path);
+        let stored = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(&path)?;
+            let stored = blobs.ingest(&mut file)?;
+            blobs.sync()?;
+            Ok::<_, std::io::Error>(stored)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::invalid_argument(format!("cannot import {}: {e}", req.path)))?;
+        let record = crate::store::ArtifactRecord {
+            name: req.name,
+            digest: stored.digest.to_string(),
+            size: stored.size,
+            imported_at_ms: now_ms(),
+        };
+        self.state.store.upsert_artifact(&record).await?;
+        tracing::info!(artifact = %record.name, digest = %record.digest, size = record.size, "artifact imported");
+        Ok(Response::new(ArtifactInfo {
+            name: record.name,
+            digest: record.digest,
+            size: record.size,
+            imported_at_ms: record.imported_at_ms,
+        }))
+    }
+
+    async fn list_artifacts(
+        &self,
+        request: Request<ListArtifactsRequest>,
+    ) -> Result<Response<ListArtifactsResponse>, Status> {
+        local_peer(&request)?;
+        let artifacts = self
+            .state
+            .store
+            .artifacts()
+            .await?
+            .into_iter()
+            .map(|a| ArtifactInfo {
+                name: a.name,
+                digest: a.digest,
+                size: a.size,
+                imported_at_ms: a.imported_at_ms,
+            })
+            .collect();
+        Ok(Response::new(ListArtifactsResponse { artifacts }))
     }
 
     async fn list_products(

@@ -87,7 +87,8 @@ async fn compile(
         role: role.to_string(),
         facts,
     };
-    let products = Products::from_records(&state.store.trees().await?);
+    let products = Products::from_records(&state.store.trees().await?)
+        .with_artifacts(&state.store.artifacts().await?);
     tokio::task::spawn_blocking(move || compiler.compile(&node, &products))
         .await
         .map_err(|e| Status::internal(e.to_string()))?

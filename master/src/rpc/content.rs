@@ -41,6 +41,9 @@ pub async fn allowed_blobs(state: &MasterState, certname: &str) -> Result<HashSe
     let catalog: Catalog = serde_json::from_slice(&record.catalog_json)
         .map_err(|e| Status::internal(format!("stored catalog does not decode: {e}")))?;
     for resource in &catalog.content.resources {
+        if let ResourceSpec::File(file) = &resource.spec {
+            allowed.extend(file.source);
+        }
         if let ResourceSpec::Tree(tree) = &resource.spec {
             let json = state
                 .blobs

@@ -103,3 +103,16 @@ pub struct TreeRecord {
     /// Import time, Unix ms.
     pub imported_at_ms: i64,
 }
+
+/// A single file a module needs beside the pack (a JDBC driver jar, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRecord {
+    /// The name modules refer to it by.
+    pub name: String,
+    /// Content digest (`sha256:…`).
+    pub digest: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Import time, Unix ms.
+    pub imported_at_ms: i64,
+}

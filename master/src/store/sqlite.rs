@@ -10,7 +10,8 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    CatalogRecord, CertRecord, NodeRecord, ReportSummary, StoreError, TokenRecord, TreeRecord,
+    ArtifactRecord, CatalogRecord, CertRecord, NodeRecord, ReportSummary, StoreError, TokenRecord,
+    TreeRecord,
 };
 
 const SCHEMA: &[&str] = &[
@@ -64,6 +65,11 @@ const SCHEMA: &[&str] = &[
         size BIGINT NOT NULL,
         imported_at_ms BIGINT NOT NULL,
         PRIMARY KEY (name, version, level))",
+    "CREATE TABLE IF NOT EXISTS artifacts (
+        name TEXT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        imported_at_ms BIGINT NOT NULL)",
 ];
 
 fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -401,6 +407,40 @@ impl SqliteStore {
         Ok(row
             .and_then(|r| r.get::<Option<i64>, _>(0))
             .map(|v| v as u64))
+    }
+
+    /// Records (or replaces) a named artifact.
+    pub async fn upsert_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO artifacts (name, digest, size, imported_at_ms) VALUES (?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET digest = excluded.digest, size = excluded.size, imported_at_ms = excluded.imported_at_ms",
+        )
+        .bind(&artifact.name)
+        .bind(&artifact.digest)
+        .bind(artifact.size as i64)
+        .bind(artifact.imported_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("store an artifact"))?;
+        Ok(())
+    }
+
+    /// Every artifact, by name.
+    pub async fn artifacts(&self) -> Result<Vec<ArtifactRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, digest, size, imported_at_ms FROM artifacts ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(sql("list artifacts"))?;
+        Ok(rows
+            .iter()
+            .map(|r| ArtifactRecord {
+                name: r.get(0),
+                digest: r.get(1),
+                size: r.get::<i64, _>(2) as u64,
+                imported_at_ms: r.get(3),
+            })
+            .collect())
     }
 
     /// Every imported tree, by name, version and level.
