@@ -84,6 +84,21 @@ impl SamplePack {
         data
     }
 
+    /// The pack's own `repository/conf/deployment.toml` (an update level
+    /// adds a setting, as real updates do).
+    pub fn default_config(&self) -> String {
+        let mut text = String::from(
+            "# the pack's own default configuration\n[server]\nhostname = \"localhost\"\n",
+        );
+        if self.level > 0 {
+            text.push_str(&format!(
+                "\n# added by update level {}\n[server.security]\nhsts_enabled = true\n",
+                self.level
+            ));
+        }
+        text
+    }
+
     /// Writes the pack as a zip at `out`.
     pub fn write_zip(&self, out: &Path) -> std::io::Result<()> {
         let top = format!("{}-{}", self.name, self.version);
@@ -106,9 +121,7 @@ impl SamplePack {
         zip.write_all(script.as_bytes())?;
         zip.start_file(format!("{top}/repository/conf/deployment.toml"), text)
             .map_err(io)?;
-        zip.write_all(
-            b"# the pack's own default configuration\n[server]\nhostname = \"localhost\"\n",
-        )?;
+        zip.write_all(self.default_config().as_bytes())?;
         zip.start_file(format!("{top}/updates/config.json"), text)
             .map_err(io)?;
         zip.write_all(

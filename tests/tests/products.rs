@@ -114,6 +114,20 @@ fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
     let update = ga.at_level(1, 20);
     let out = master.import_update(&update);
     assert_eq!(out.code, 0, "{}", out.all());
+    // The update changes a file the module renders: the operator is told,
+    // with the pack's own diff.
+    assert!(
+        out.stdout
+            .contains("REVIEW repository/conf/deployment.toml"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains("templates/deployment.toml.j2"),
+        "{}",
+        out.all()
+    );
+    assert!(out.stdout.contains("+hsts_enabled = true"), "{}", out.all());
     let changed: Vec<usize> = (0..ga.files).filter(|&i| update.changes(i)).collect();
     assert!((5..=15).contains(&changed.len()), "{}", changed.len());
     let changed_bytes: u64 = changed
@@ -121,9 +135,11 @@ fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
         .map(|&i| update.content(i).len() as u64)
         .sum();
     // updates/config.json and the start script change too.
+    // updates/config.json, the start script and the pack's deployment.toml change too.
     let extra = [
         "{\"update-level\": \"1\", \"channel\": \"full\"}\n".len(),
         "#!/bin/sh\n# wso2is-5.11.0 start script (sample)\necho \"starting wso2is-5.11.0 (level 1)\"\n".len(),
+        update.default_config().len(),
     ];
     let expected_bytes =
         changed_bytes + extra.iter().map(|n| *n as u64).sum::<u64>() + manifest_size(&master, 1);
@@ -131,7 +147,7 @@ fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
     assert_eq!(upgrade.code, 2, "{}", upgrade.all());
     assert_eq!(
         fetched(&upgrade),
-        (changed.len() as u64 + 3, expected_bytes),
+        (changed.len() as u64 + 4, expected_bytes),
         "{}",
         upgrade.all()
     );
@@ -206,6 +222,12 @@ fn a_crash_while_materialising_never_switches_to_an_incomplete_release() {
 
     let recovered = node.once(&master.url(), &[]);
     assert_eq!(recovered.code, 2, "{}", recovered.all());
+    assert_eq!(
+        fetched(&recovered),
+        (0, 0),
+        "blobs fetched before the crash are reused: {}",
+        recovered.all()
+    );
     assert_ne!(current_release(&node), ga_release);
     let names: Vec<_> = std::fs::read_dir(node.path("/opt/wso2/releases"))
         .unwrap()

@@ -477,6 +477,13 @@ fn print_import(reply: &ImportResponse) {
             println!("    … and {} more", reply.changed_paths.len() - 50);
         }
     }
+    for review in &reply.reviews {
+        println!(
+            "REVIEW {}: module {} renders it from {}; the pack's own version changed:",
+            review.path, review.module, review.template
+        );
+        print!("{}", review.diff);
+    }
 }
 
 fn print_catalog(json: &str) -> anyhow::Result<()> {

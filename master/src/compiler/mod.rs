@@ -152,6 +152,28 @@ impl Compiler {
         })
     }
 
+    /// Files (product-relative path, template) that the module named
+    /// `module` renders into the product, for update reviews.
+    pub fn templated_files(&self, module: &str) -> Vec<(String, String)> {
+        let Ok(module) = self.module(module, "") else {
+            return Vec::new();
+        };
+        let mut files: Vec<(String, String)> = module
+            .profiles
+            .values()
+            .flat_map(|p| p.resources.iter())
+            .filter_map(|r| {
+                let template = r.get("template")?.as_str()?;
+                let path = r.get("path")?.as_str()?;
+                let (_, relative) = path.rsplit_once("}}/")?;
+                (!relative.contains("{{")).then(|| (relative.to_string(), template.to_string()))
+            })
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+
     /// Compiles the node's catalog content; `products` resolves `tree`
     /// resources to imported trees.
     pub fn compile(

@@ -7,6 +7,7 @@ use rigger_common::catalog::Catalog;
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
     ArtifactInfo, ImportArtifactRequest, ListArtifactsRequest, ListArtifactsResponse,
+    TemplateReview,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -267,9 +268,14 @@ impl AdminService for Admin {
             ))
         })?;
         let changed = import::changed_paths(&base_manifest, &tree.manifest);
-        let response = self
+        let reviews = self.reviews(&name, &base_manifest, &tree.manifest, &changed);
+        for review in &reviews {
+            tracing::warn!(product = %name, level, path = %review.path, template = %review.template, "the update changes a file the module renders: review the template");
+        }
+        let mut response = self
             .record(&name, &version, level, &tree, changed, base.level)
             .await?;
+        response.reviews = reviews;
         Ok(Response::new(response))
     }
 
@@ -414,6 +420,48 @@ impl AdminService for Admin {
 }
 
 impl Admin {
+    /// The changed files a module also renders, with the pack's own diff.
+    fn reviews(
+        &self,
+        module: &str,
+        old: &rigger_common::manifest::Manifest,
+        new: &rigger_common::manifest::Manifest,
+        changed: &[String],
+    ) -> Vec<TemplateReview> {
+        let (old, new) = (old.by_path(), new.by_path());
+        let text = |entry: Option<&&rigger_common::manifest::Entry>| -> String {
+            match entry.map(|e| &e.kind) {
+                Some(rigger_common::manifest::EntryKind::File { digest, .. }) => self
+                    .state
+                    .blobs
+                    .read(digest)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            }
+        };
+        self.state
+            .compiler
+            .templated_files(module)
+            .into_iter()
+            .filter(|(path, _)| changed.contains(path))
+            .map(|(path, template)| {
+                let (before, after) = (text(old.get(path.as_str())), text(new.get(path.as_str())));
+                let diff = similar::TextDiff::from_lines(&before, &after)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(&path, &path)
+                    .to_string();
+                TemplateReview {
+                    path,
+                    module: module.to_string(),
+                    template: format!("templates/{template}"),
+                    diff,
+                }
+            })
+            .collect()
+    }
+
     /// Records an imported tree and builds the reply.
     async fn record(
         &self,
@@ -463,6 +511,7 @@ impl Admin {
             created,
             changed_paths,
             previous_level,
+            reviews: Vec::new(),
         })
     }
 }
