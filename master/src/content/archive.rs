@@ -57,6 +57,34 @@ pub type VisitResult = Result<(), String>;
 /// Calls `visit(path, mode, kind)` for every entry of the zip or tar.gz at `path`.
 pub fn for_each_entry(
     path: &Path,
+    visit: impl FnMut(&str, u32, RawKind<'_>) -> VisitResult,
+) -> Result<(), ArchiveError> {
+    for_each_entry_part(path, 0, 1, visit)
+}
+
+/// How many parts [`for_each_entry_part`] can split this archive into: a
+/// zip's entries can be read independently, a tar.gz only in sequence.
+pub fn parallel_parts(path: &Path) -> usize {
+    let mut magic = [0u8; 4];
+    let is_zip = File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == *b"PK\x03\x04");
+    if is_zip {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
+    } else {
+        1
+    }
+}
+
+/// Like [`for_each_entry`], for the entries of part `part` of `parts` (a
+/// zip's entries with index ≡ part mod parts; all of a tar.gz in part 0),
+/// so that several threads can inflate and hash one archive.
+pub fn for_each_entry_part(
+    path: &Path,
+    part: usize,
+    parts: usize,
     mut visit: impl FnMut(&str, u32, RawKind<'_>) -> VisitResult,
 ) -> Result<(), ArchiveError> {
     let io_err = |source| ArchiveError::Io {
@@ -77,7 +105,7 @@ pub fn for_each_entry(
             message: e.to_string(),
         };
         let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(corrupt)?;
-        for i in 0..zip.len() {
+        for i in (part..zip.len()).step_by(parts.max(1)) {
             let mut entry = zip.by_index(i).map_err(corrupt)?;
             let name = entry.name().to_string();
             let mode = entry
@@ -98,6 +126,9 @@ pub fn for_each_entry(
         return Ok(());
     }
     if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+        if part > 0 {
+            return Ok(());
+        }
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
         for entry in tar.entries().map_err(io_err)? {
             let mut entry = entry.map_err(io_err)?;

@@ -8,7 +8,7 @@ use std::path::Path;
 use rigger_common::digest::Digest;
 use rigger_common::manifest::{Entry, EntryKind, Manifest, ManifestError, clean_path};
 
-use super::archive::{ArchiveError, RawKind, for_each_entry};
+use super::archive::{ArchiveError, RawKind, for_each_entry_part, parallel_parts};
 use super::blobs::BlobStore;
 
 /// The descriptor at the root of an update bundle.
@@ -149,11 +149,46 @@ pub struct ReadEntries {
     new_bytes: u64,
 }
 
-/// Reads every entry of an archive, storing file content as it streams.
+/// Reads every entry of an archive, storing file content as it streams;
+/// a zip is read by several threads at once (inflate and sha256 on every core).
 pub fn read_entries(store: &dyn BlobStore, archive: &Path) -> Result<ReadEntries, ImportError> {
+    let parts = parallel_parts(archive);
+    let results: Vec<Result<ReadEntries, ImportError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..parts)
+            .map(|part| scope.spawn(move || read_part(store, archive, part, parts)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ImportError::Store(std::io::Error::other(
+                        "import thread panicked",
+                    )))
+                })
+            })
+            .collect()
+    });
+    let mut all = ReadEntries {
+        entries: BTreeMap::new(),
+        new_bytes: 0,
+    };
+    for result in results {
+        let read = result?;
+        all.entries.extend(read.entries);
+        all.new_bytes += read.new_bytes;
+    }
+    Ok(all)
+}
+
+fn read_part(
+    store: &dyn BlobStore,
+    archive: &Path,
+    part: usize,
+    parts: usize,
+) -> Result<ReadEntries, ImportError> {
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     let mut new_bytes = 0u64;
-    for_each_entry(archive, |raw_path, mode, kind| {
+    for_each_entry_part(archive, part, parts, |raw_path, mode, kind| {
         let path = clean_path(raw_path).map_err(|e| e.to_string())?;
         let kind = match kind {
             RawKind::Dir => EntryKind::Dir,
