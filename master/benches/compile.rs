@@ -16,6 +16,7 @@ fn main() {
     let node = |i: usize| NodeContext {
         certname: format!("bench-{i}"),
         role: "is".into(),
+        inventory: vec![],
         facts: serde_json::json!({"hostname": format!("bench-{i}"), "ip": format!("10.0.{}.{}", i / 250, i % 250 + 1)}),
     };
     let products = sample_products();
@@ -43,6 +44,7 @@ fn main() {
             site: root.join("examples/site"),
             admin_socket: dir.path().join("admin.sock"),
             sans: vec![],
+            peer_timeout: std::time::Duration::from_secs(5400),
         };
         let master = rigger_master::server::Master::open(config)
             .await

@@ -25,6 +25,9 @@ pub struct MasterConfigFile {
     pub admin_socket: Option<PathBuf>,
     /// Extra names (DNS or IP) for the server certificate.
     pub san: Option<Vec<String>>,
+    /// Nodes not seen for this long leave their peers' lists (`90m`: three
+    /// default agent run intervals).
+    pub peer_timeout: Option<String>,
 }
 
 /// The resolved configuration.
@@ -42,6 +45,8 @@ pub struct MasterConfig {
     pub admin_socket: PathBuf,
     /// Extra certificate names.
     pub sans: Vec<String>,
+    /// Peer list timeout.
+    pub peer_timeout: std::time::Duration,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -70,7 +75,18 @@ impl MasterConfig {
             ));
             SocketAddr::from(([0, 0, 0, 0], rigger_common::DEFAULT_MASTER_PORT))
         });
+        let timeout_text = overrides
+            .peer_timeout
+            .or(file.peer_timeout)
+            .unwrap_or_else(|| "90m".into());
+        let peer_timeout = humantime::parse_duration(&timeout_text).unwrap_or_else(|e| {
+            problems.push(format!(
+                "peer_timeout: {timeout_text:?} is not a duration such as 90m: {e}"
+            ));
+            std::time::Duration::from_secs(90 * 60)
+        });
         let config = Self {
+            peer_timeout,
             data_dir: overrides
                 .data_dir
                 .or(file.data_dir)
@@ -129,6 +145,7 @@ mod tests {
             site: Some("/etc/rigger/site".into()),
             admin_socket: Some("/run/rigger/master.sock".into()),
             san: Some(vec![]),
+            peer_timeout: Some("90m".into()),
         };
         assert_eq!(file, expected);
     }

@@ -92,6 +92,7 @@ impl Master {
             catalog_lock: Mutex::new(()),
             blobs,
             import_lock: Mutex::new(()),
+            peer_timeout: config.peer_timeout,
         });
         Ok(Self { state, config })
     }

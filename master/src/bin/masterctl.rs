@@ -13,7 +13,8 @@ use rigger_common::proto::{
     ListCertsRequest, ListNodesRequest, ListProductsRequest, ShowCaRequest, ShowCatalogRequest,
 };
 use rigger_common::proto::{
-    ImportArtifactRequest, ListArtifactsRequest, RollbackCatalogRequest, UnpinCatalogRequest,
+    ImportArtifactRequest, ListArtifactsRequest, RemoveNodeRequest, RollbackCatalogRequest,
+    UnpinCatalogRequest,
 };
 use rigger_common::time::format_ms;
 use tonic::transport::Channel;
@@ -141,6 +142,12 @@ enum CertCommand {
 
 #[derive(Subcommand, Debug)]
 enum NodeCommand {
+    /// Remove a node from the inventory and revoke its certificate (e.g. an
+    /// instance an autoscaling group replaced); its peers drop it on their next run.
+    Remove {
+        /// The node's certname.
+        node: String,
+    },
     /// List enrolled nodes.
     List {
         /// Print JSON.
@@ -420,6 +427,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     a.digest
                 );
             }
+        }
+        Command::Node(NodeCommand::Remove { node }) => {
+            client
+                .remove_node(RemoveNodeRequest {
+                    certname: node.clone(),
+                })
+                .await
+                .map_err(status)?;
+            println!("{node} removed from the inventory; its certificate is revoked");
         }
         Command::Catalog(CatalogCommand::Show {
             node,

@@ -37,6 +37,9 @@ struct Cli {
     /// Extra server certificate name, DNS name or IP (repeatable).
     #[arg(long, env = "RIGGER_SAN", value_delimiter = ',')]
     san: Vec<String>,
+    /// Nodes not seen for this long leave their peers' lists (e.g. 90m).
+    #[arg(long, env = "RIGGER_PEER_TIMEOUT")]
+    peer_timeout: Option<String>,
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -78,6 +81,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
         site: cli.site.clone(),
         admin_socket: cli.admin_socket.clone(),
         san: Some(cli.san.clone()),
+        peer_timeout: cli.peer_timeout.clone(),
     };
     Ok(MasterConfig::resolve(file, overrides)?)
 }

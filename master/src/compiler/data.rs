@@ -51,6 +51,25 @@ impl<'a> SiteData<'a> {
         self.dir.join("roles").join(format!("{role}.toml"))
     }
 
+    /// Names of every role the site defines (`roles/*.toml`).
+    pub fn role_names(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("roles")) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".toml")
+                    .map(str::to_string)
+            })
+            .filter(|n| is_safe_name(n))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Reads the `[role]` table of `roles/<role>.toml`.
     pub fn role(&self, role: &str) -> Result<RoleSpec, CompileError> {
         let path = self.role_file(role);

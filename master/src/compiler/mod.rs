@@ -107,6 +107,19 @@ pub struct NodeContext {
     pub role: String,
     /// Its facts (a JSON object).
     pub facts: Value,
+    /// Live nodes of the inventory (the compiler keeps those of the same cluster).
+    pub inventory: Vec<Peer>,
+}
+
+/// A live node as its peers see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Peer {
+    /// Certname.
+    pub certname: String,
+    /// Role.
+    pub role: String,
+    /// Private IP.
+    pub ip: String,
 }
 
 /// Compiles catalogs from module paths and a site directory.
@@ -152,6 +165,44 @@ impl Compiler {
         })
     }
 
+    /// `peers.<role>`: the live nodes of the node's cluster, by role, sorted
+    /// by certname; every role the site defines has a (maybe empty) list.
+    fn peers(
+        &self,
+        site: &SiteData<'_>,
+        role: &RoleSpec,
+        node: &NodeContext,
+    ) -> Result<Value, CompileError> {
+        let mut peers = serde_json::Map::new();
+        for name in site.role_names() {
+            peers.insert(name, Value::Array(Vec::new()));
+        }
+        let Some(cluster) = &role.cluster else {
+            return Ok(Value::Object(peers));
+        };
+        let mut clusters = std::collections::HashMap::new();
+        let mut members: Vec<&Peer> = Vec::new();
+        for peer in &node.inventory {
+            if !clusters.contains_key(&peer.role) {
+                let spec_cluster = site.role(&peer.role).ok().and_then(|r| r.cluster);
+                clusters.insert(peer.role.clone(), spec_cluster);
+            }
+            if clusters[&peer.role].as_deref() == Some(cluster.as_str()) {
+                members.push(peer);
+            }
+        }
+        members.sort_by(|a, b| a.certname.cmp(&b.certname));
+        for peer in members {
+            let entry = peers
+                .entry(peer.role.clone())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(list) = entry {
+                list.push(serde_json::json!({"certname": peer.certname, "ip": peer.ip}));
+            }
+        }
+        Ok(Value::Object(peers))
+    }
+
     /// Files (product-relative path, template) that the module named
     /// `module` renders into the product, for update reviews.
     pub fn templated_files(&self, module: &str) -> Vec<(String, String)> {
@@ -186,7 +237,8 @@ impl Compiler {
         let module = self.module(&role.module, &node.role)?;
         let profile = module.profile(&role.profile)?;
         let data = site.merged_data(&module, &node.role, &role, &node.certname)?;
-        let context = render::context(data, &role, node);
+        let peers = self.peers(&site, &role, node)?;
+        let context = render::context(data, &role, node, peers);
         let resources = render::resources(&module, profile, &context, products)?;
         let content = CatalogContent {
             role: node.role.clone(),

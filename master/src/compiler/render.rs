@@ -12,7 +12,7 @@ use super::{CompileError, NodeContext, Products, RoleSpec};
 
 /// The template context: the merged data at top level, plus `self` (the
 /// node: certname, hostname, ip), `role` and `facts`.
-pub fn context(data: Table, role: &RoleSpec, node: &NodeContext) -> Value {
+pub fn context(data: Table, role: &RoleSpec, node: &NodeContext, peers: Value) -> Value {
     let mut root = match serde_json::to_value(data) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
@@ -29,6 +29,7 @@ pub fn context(data: Table, role: &RoleSpec, node: &NodeContext) -> Value {
     }
     root.insert("role".into(), role_value);
     root.insert("facts".into(), node.facts.clone());
+    root.insert("peers".into(), peers);
     Value::Object(root)
 }
 

@@ -7,7 +7,7 @@ use rigger_common::catalog::Catalog;
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
     ArtifactInfo, ImportArtifactRequest, ListArtifactsRequest, ListArtifactsResponse,
-    TemplateReview,
+    RemoveNodeRequest, RemoveNodeResponse, TemplateReview,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -392,6 +392,21 @@ impl AdminService for Admin {
             })
             .collect();
         Ok(Response::new(ListArtifactsResponse { artifacts }))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<RemoveNodeResponse>, Status> {
+        local_peer(&request)?;
+        let certname = request.into_inner().certname;
+        if !self.state.store.remove_node(&certname).await? {
+            return Err(Status::not_found(format!(
+                "node {certname} is not in the inventory"
+            )));
+        }
+        tracing::info!(node = %certname, "node removed and its certificate revoked");
+        Ok(Response::new(RemoveNodeResponse {}))
     }
 
     async fn list_products(

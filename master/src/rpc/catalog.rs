@@ -10,7 +10,7 @@ use serde_json::Value;
 use tonic::{Request, Response, Status};
 
 use super::{MasterState, SharedState, authenticated_node, error_chain};
-use crate::compiler::{NodeContext, Products};
+use crate::compiler::{NodeContext, Peer, Products};
 use crate::store::CatalogRecord;
 
 /// The EC2 tag that names a node's role when its token bound none.
@@ -82,10 +82,26 @@ async fn compile(
     facts: Value,
 ) -> Result<CatalogContent, Status> {
     let compiler = state.compiler.clone();
+    let since = now_ms() - state.peer_timeout.as_millis() as i64;
+    let inventory = state
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .filter(|n| n.last_seen_ms >= since)
+        .filter_map(|n| {
+            Some(Peer {
+                role: n.role?,
+                ip: n.ip.unwrap_or_default(),
+                certname: n.certname,
+            })
+        })
+        .collect();
     let node = NodeContext {
         certname: certname.to_string(),
         role: role.to_string(),
         facts,
+        inventory,
     };
     let products = Products::from_records(&state.store.trees().await?)
         .with_artifacts(&state.store.artifacts().await?);

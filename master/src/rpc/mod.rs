@@ -33,6 +33,8 @@ pub struct MasterState {
     pub blobs: crate::content::LocalBlobStore,
     /// Serialises imports (level numbering).
     pub import_lock: Mutex<()>,
+    /// Nodes not seen for this long leave their peers' lists.
+    pub peer_timeout: std::time::Duration,
 }
 
 /// Shared handle to the state.

@@ -425,6 +425,25 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Removes a node from the inventory and revokes its certificates;
+    /// returns whether it was there. Its catalog history is kept.
+    pub async fn remove_node(&self, certname: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql("begin node removal"))?;
+        let removed = sqlx::query("DELETE FROM nodes WHERE certname = ?")
+            .bind(certname)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("remove a node"))?
+            .rows_affected();
+        sqlx::query("UPDATE certs SET revoked = 1 WHERE certname = ?")
+            .bind(certname)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("revoke certificates"))?;
+        tx.commit().await.map_err(sql("commit node removal"))?;
+        Ok(removed == 1)
+    }
+
     /// Every artifact, by name.
     pub async fn artifacts(&self) -> Result<Vec<ArtifactRecord>, StoreError> {
         let rows =
