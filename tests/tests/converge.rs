@@ -63,6 +63,28 @@ fn enrolls_applies_and_the_second_run_changes_nothing() {
     assert_eq!(me["role"], "is");
     assert_eq!(me["catalog_version"], 1);
     assert_eq!(me["last_run_status"], "unchanged");
+
+    // Where a value comes from (Puppet's `lookup --explain`).
+    let out = master.ctl(&["lookup", "is-node-1", "databases.identity_db.url"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].contains("jdbc:mysql://wso2-db.demo.internal:3306/WSO2IS_IDENTITY_DB"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        lines[1].contains("from") && lines[1].contains("site/roles/is.toml"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        lines[2].contains("modules/wso2is/data/defaults.toml") && lines[2].contains("jdbc:h2"),
+        "{}",
+        out.all()
+    );
+    let out = master.ctl(&["lookup", "is-node-1", "no.such.key"]);
+    assert!(out.stdout.contains("is not set"), "{}", out.all());
 }
 
 #[test]

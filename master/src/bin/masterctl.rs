@@ -13,8 +13,8 @@ use rigger_common::proto::{
     ListCertsRequest, ListNodesRequest, ListProductsRequest, ShowCaRequest, ShowCatalogRequest,
 };
 use rigger_common::proto::{
-    ImportArtifactRequest, ListArtifactsRequest, RemoveNodeRequest, RollbackCatalogRequest,
-    UnpinCatalogRequest,
+    ImportArtifactRequest, ListArtifactsRequest, LookupRequest, RemoveNodeRequest,
+    RollbackCatalogRequest, UnpinCatalogRequest,
 };
 use rigger_common::time::format_ms;
 use tonic::transport::Channel;
@@ -58,6 +58,13 @@ enum Command {
     /// Update levels of imported products.
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// Show a data key's value for a node and the files that set it.
+    Lookup {
+        /// The node's certname.
+        node: String,
+        /// Dotted key, e.g. databases.identity_db.url.
+        key: String,
+    },
     /// Single files modules need beside the pack (JDBC drivers, …).
     #[command(subcommand)]
     Artifact(ArtifactCommand),
@@ -436,6 +443,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(status)?;
             println!("{node} removed from the inventory; its certificate is revoked");
+        }
+        Command::Lookup { node, key } => {
+            let reply = client
+                .lookup(LookupRequest {
+                    certname: node.clone(),
+                    key: key.clone(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            if !reply.found {
+                println!("{key} is not set for {node} (role {})", reply.role);
+            } else {
+                println!("{key} = {}", reply.value);
+                for (i, source) in reply.sources.iter().enumerate() {
+                    let how = if i == 0 { "from" } else { "under it" };
+                    println!(
+                        "  {how:<9} {}: {}",
+                        source.file,
+                        source.value.replace('\n', "; ")
+                    );
+                }
+            }
         }
         Command::Catalog(CatalogCommand::Show {
             node,

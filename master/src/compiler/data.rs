@@ -91,15 +91,17 @@ impl<'a> SiteData<'a> {
             })
     }
 
-    /// The data for a node: every layer merged onto the module's defaults.
-    pub fn merged_data(
+    /// The data files for a node, least specific first: the module's
+    /// defaults, then common, environment, pattern, role and node.
+    pub fn layers(
         &self,
         module: &Module,
         role_name: &str,
         role: &RoleSpec,
         certname: &str,
-    ) -> Result<Table, CompileError> {
-        let mut layers: Vec<PathBuf> = vec![self.dir.join("common.toml")];
+    ) -> Vec<PathBuf> {
+        let mut layers = module.default_layers(&role.profile);
+        layers.push(self.dir.join("common.toml"));
         if let Some(env) = role.environment.as_deref().filter(|e| is_safe_name(e)) {
             layers.push(self.dir.join("environments").join(format!("{env}.toml")));
         }
@@ -110,8 +112,19 @@ impl<'a> SiteData<'a> {
         if is_safe_name(certname) {
             layers.push(self.dir.join("nodes").join(format!("{certname}.toml")));
         }
-        let mut data = module.defaults(&role.profile)?;
-        for layer in layers {
+        layers
+    }
+
+    /// The data for a node: every layer merged onto the module's defaults.
+    pub fn merged_data(
+        &self,
+        module: &Module,
+        role_name: &str,
+        role: &RoleSpec,
+        certname: &str,
+    ) -> Result<Table, CompileError> {
+        let mut data = Table::new();
+        for layer in self.layers(module, role_name, role, certname) {
             if let Some(mut table) = read_table(&layer)? {
                 table.remove("role");
                 merge(&mut data, table);
@@ -121,6 +134,33 @@ impl<'a> SiteData<'a> {
             data.insert("update_level".into(), level.clone());
         }
         Ok(data)
+    }
+
+    /// Where a dotted key's value comes from: the files that set it, most
+    /// specific first (the first one wins, unless the values are tables,
+    /// which merge).
+    pub fn explain(
+        &self,
+        module: &Module,
+        role_name: &str,
+        role: &RoleSpec,
+        certname: &str,
+        key: &str,
+    ) -> Result<Vec<(PathBuf, toml::Value)>, CompileError> {
+        let mut found = Vec::new();
+        for layer in self
+            .layers(module, role_name, role, certname)
+            .into_iter()
+            .rev()
+        {
+            if let Some(mut table) = read_table(&layer)? {
+                table.remove("role");
+                if let Some(value) = lookup(&table, key) {
+                    found.push((layer, value.clone()));
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -142,6 +182,16 @@ pub fn read_table(path: &Path) -> Result<Option<Table>, CompileError> {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })
+}
+
+/// The value at a dotted key (`databases.identity_db.url`).
+pub fn lookup<'t>(table: &'t Table, key: &str) -> Option<&'t toml::Value> {
+    let mut parts = key.split('.');
+    let mut value = table.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_table()?.get(part)?;
+    }
+    Some(value)
 }
 
 /// Deep-merges `over` onto `base`: tables merge key by key, anything else

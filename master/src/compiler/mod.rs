@@ -98,6 +98,15 @@ pub enum CompileError {
     },
 }
 
+/// A data key explained: its merged value and where it is set.
+#[derive(Debug, Clone)]
+pub struct Explained {
+    /// The value the node's templates see (`None`: not set anywhere).
+    pub value: Option<toml::Value>,
+    /// Files setting it, most specific first, with their values.
+    pub sources: Vec<(PathBuf, toml::Value)>,
+}
+
 /// What the compiler knows about the node asking.
 #[derive(Debug, Clone)]
 pub struct NodeContext {
@@ -223,6 +232,23 @@ impl Compiler {
         files.sort();
         files.dedup();
         files
+    }
+
+    /// Explains a data key for a node of `role_name`: the merged value and
+    /// the files that set it, most specific first.
+    pub fn explain(
+        &self,
+        role_name: &str,
+        certname: &str,
+        key: &str,
+    ) -> Result<Explained, CompileError> {
+        let site = SiteData::new(&self.site);
+        let role = site.role(role_name)?;
+        let module = self.module(&role.module, role_name)?;
+        let merged = site.merged_data(&module, role_name, &role, certname)?;
+        let value = data::lookup(&merged, key).cloned();
+        let sources = site.explain(&module, role_name, &role, certname, key)?;
+        Ok(Explained { value, sources })
     }
 
     /// Compiles the node's catalog content; `products` resolves `tree`

@@ -88,12 +88,22 @@ impl Module {
             })
     }
 
-    /// Default data: `data/defaults.toml` with `data/<profile>.toml` over it.
-    pub fn defaults(&self, profile: &str) -> Result<Table, CompileError> {
+    /// Default data files: `data/defaults.toml`, then `data/<profile>.toml`.
+    pub fn default_layers(&self, profile: &str) -> Vec<PathBuf> {
         let data_dir = self.dir.join("data");
-        let mut data = read_table(&data_dir.join("defaults.toml"))?.unwrap_or_default();
-        if let Some(over) = read_table(&data_dir.join(format!("{profile}.toml")))? {
-            merge(&mut data, over);
+        vec![
+            data_dir.join("defaults.toml"),
+            data_dir.join(format!("{profile}.toml")),
+        ]
+    }
+
+    /// Default data: the default layers merged.
+    pub fn defaults(&self, profile: &str) -> Result<Table, CompileError> {
+        let mut data = Table::new();
+        for layer in self.default_layers(profile) {
+            if let Some(over) = read_table(&layer)? {
+                merge(&mut data, over);
+            }
         }
         Ok(data)
     }

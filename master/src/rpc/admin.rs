@@ -7,7 +7,8 @@ use rigger_common::catalog::Catalog;
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
     ArtifactInfo, ImportArtifactRequest, ListArtifactsRequest, ListArtifactsResponse,
-    RemoveNodeRequest, RemoveNodeResponse, TemplateReview,
+    LookupRequest, LookupResponse, LookupSource, RemoveNodeRequest, RemoveNodeResponse,
+    TemplateReview,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -394,6 +395,39 @@ impl AdminService for Admin {
         Ok(Response::new(ListArtifactsResponse { artifacts }))
     }
 
+    async fn lookup(
+        &self,
+        request: Request<LookupRequest>,
+    ) -> Result<Response<LookupResponse>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let node = self.state.store.node(&req.certname).await?.ok_or_else(|| {
+            Status::not_found(format!("node {} is not in the inventory", req.certname))
+        })?;
+        let role = node.role.or(node.bound_role).ok_or_else(|| {
+            Status::failed_precondition(format!("node {} has no role yet", req.certname))
+        })?;
+        let explained = self
+            .state
+            .compiler
+            .explain(&role, &req.certname, &req.key)
+            .map_err(|e| Status::failed_precondition(error_chain(&e)))?;
+        let show = |v: &toml::Value| toml_text(v);
+        Ok(Response::new(LookupResponse {
+            role,
+            found: explained.value.is_some(),
+            value: explained.value.as_ref().map(show).unwrap_or_default(),
+            sources: explained
+                .sources
+                .iter()
+                .map(|(file, value)| LookupSource {
+                    file: file.display().to_string(),
+                    value: show(value),
+                })
+                .collect(),
+        }))
+    }
+
     async fn remove_node(
         &self,
         request: Request<RemoveNodeRequest>,
@@ -431,6 +465,17 @@ impl AdminService for Admin {
             })
             .collect();
         Ok(Response::new(ListProductsResponse { levels }))
+    }
+}
+
+/// A TOML value as it would be written in a data file.
+fn toml_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::Table(t) => toml::to_string(t)
+            .unwrap_or_default()
+            .trim_end()
+            .to_string(),
+        other => other.to_string(),
     }
 }
 
