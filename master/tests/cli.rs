@@ -61,3 +61,79 @@ fn check_config_accepts_the_example_site() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn module_check_passes_the_shipped_modules_and_site() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
+        .args(["module", "check", "--modules"])
+        .arg(root.join("modules"))
+        .arg("--site")
+        .arg(root.join("examples/site"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok    wso2is/is") && stdout.contains("ok    role is"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn module_check_reports_every_error_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("broken");
+    std::fs::create_dir_all(module.join("templates")).unwrap();
+    std::fs::write(
+        module.join("module.toml"),
+        r#"
+[module]
+name = "broken"
+
+[profiles.p]
+[[profiles.p.resources]]
+id = "undefined_value"
+kind = "file"
+path = "/opt/a.conf"
+template = "a.conf.j2"
+
+[[profiles.p.resources]]
+id = "bad_syntax"
+kind = "file"
+path = "/opt/{{ nope"
+content = "x"
+
+[[profiles.p.resources]]
+id = "missing_template"
+kind = "file"
+path = "/opt/c.conf"
+template = "c.conf.j2"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        module.join("templates/a.conf.j2"),
+        "ok\nok\nvalue = {{ db.url }}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
+        .args(["module", "check", "--modules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("3 errors"), "{stderr}");
+    assert!(
+        stderr.contains("a.conf.j2: line 3") && stderr.contains("undefined"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bad_syntax"), "{stderr}");
+    assert!(stderr.contains("c.conf.j2"), "{stderr}");
+}

@@ -58,6 +58,9 @@ enum Command {
     /// Update levels of imported products.
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// Modules and site data, checked without a running master.
+    #[command(subcommand)]
+    Module(ModuleCommand),
     /// Show a data key's value for a node and the files that set it.
     Lookup {
         /// The node's certname.
@@ -68,6 +71,20 @@ enum Command {
     /// Single files modules need beside the pack (JDBC drivers, …).
     #[command(subcommand)]
     Artifact(ArtifactCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ModuleCommand {
+    /// Render every profile of every module against its default data (and
+    /// every role of the site, when given); report every error at once.
+    Check {
+        /// Module path (repeatable).
+        #[arg(long, default_value = "/etc/rigger/modules")]
+        modules: Vec<PathBuf>,
+        /// Site data directory to check too.
+        #[arg(long)]
+        site: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -210,7 +227,67 @@ fn status(e: tonic::Status) -> anyhow::Error {
     anyhow!("{}", e.message())
 }
 
+/// `masterctl module check`: every profile, then every site role; all
+/// errors at once, exit 1 if any.
+fn check_modules(modules: Vec<PathBuf>, site: Option<PathBuf>) -> anyhow::Result<()> {
+    let site_dir = site
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/nonexistent-site"));
+    let compiler = rigger_master::compiler::Compiler::new(modules, site_dir);
+    let mut errors = Vec::new();
+    let mut checked = 0;
+    for module in compiler.modules() {
+        let module = match module {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(rigger_common::error_chain(&e));
+                continue;
+            }
+        };
+        for profile in module.profiles.keys() {
+            checked += 1;
+            match compiler.check_profile(&module, profile) {
+                Ok(content) => println!(
+                    "ok    {}/{profile}: {} resources",
+                    module.name,
+                    content.resources.len()
+                ),
+                Err(e) => {
+                    println!("FAIL  {}/{profile}", module.name);
+                    errors.push(format!(
+                        "{}/{profile}: {}",
+                        module.name,
+                        rigger_common::error_chain(&e)
+                    ));
+                }
+            }
+        }
+    }
+    if site.is_some() {
+        for role in compiler.site_roles() {
+            checked += 1;
+            match compiler.check_role(&role) {
+                Ok(content) => println!("ok    role {role}: {} resources", content.resources.len()),
+                Err(e) => {
+                    println!("FAIL  role {role}");
+                    errors.push(format!("role {role}: {}", rigger_common::error_chain(&e)));
+                }
+            }
+        }
+    }
+    if checked == 0 {
+        anyhow::bail!("no module found on the module paths");
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("{} problem(s):\n{}", errors.len(), errors.join("\n"))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Module(ModuleCommand::Check { modules, site }) = cli.command {
+        return check_modules(modules, site);
+    }
     let mut client = connect(&cli.socket).await?;
     match cli.command {
         Command::Token(TokenCommand::Create { ttl, uses, role }) => {
@@ -467,6 +544,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Module(_) => unreachable!("handled before connecting"),
         Command::Catalog(CatalogCommand::Show {
             node,
             version,

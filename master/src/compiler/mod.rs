@@ -85,6 +85,9 @@ pub enum CompileError {
         /// What is wrong.
         message: String,
     },
+    /// More than one of the above.
+    #[error("{} errors:\n  {}", .0.len(), .0.iter().map(|e| rigger_common::error_chain(e)).collect::<Vec<_>>().join("\n  "))]
+    Several(Vec<CompileError>),
     /// The resources do not form a valid catalog.
     #[error("module {module:?} profile {profile:?} produced an invalid catalog")]
     Catalog {
@@ -96,6 +99,19 @@ pub enum CompileError {
         #[source]
         source: CatalogError,
     },
+}
+
+fn check_node(name: &str) -> NodeContext {
+    NodeContext {
+        certname: format!("module-check-{name}"),
+        role: name.to_string(),
+        facts: serde_json::json!({"hostname": "module-check", "ip": "192.0.2.10"}),
+        inventory: vec![Peer {
+            certname: format!("module-check-{name}"),
+            role: name.to_string(),
+            ip: "192.0.2.10".into(),
+        }],
+    }
 }
 
 /// A data key explained: its merged value and where it is set.
@@ -232,6 +248,92 @@ impl Compiler {
         files.sort();
         files.dedup();
         files
+    }
+
+    /// Renders one profile of a module against the module's default data
+    /// alone (no site), with a placeholder node, for `masterctl module check`.
+    pub fn check_profile(
+        &self,
+        module: &Module,
+        profile_name: &str,
+    ) -> Result<CatalogContent, CompileError> {
+        let profile = module.profile(profile_name)?;
+        let data = module.defaults(profile_name)?;
+        let version = data
+            .get("version")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("0.0.0")
+            .to_string();
+        let role = RoleSpec {
+            module: module.name.clone(),
+            profile: profile_name.to_string(),
+            version: Some(version),
+            pattern: None,
+            environment: None,
+            cluster: Some("check".into()),
+            update_level: None,
+        };
+        let node = check_node(profile_name);
+        let mut peers = serde_json::Map::new();
+        peers.insert(
+            profile_name.to_string(),
+            serde_json::json!([{"certname": node.certname, "ip": "192.0.2.10"}]),
+        );
+        let context = render::context(data, &role, &node, Value::Object(peers));
+        let resources = render::resources(module, profile, &context, &Products::permissive())?;
+        let content = CatalogContent {
+            role: profile_name.to_string(),
+            profile: format!("{}/{profile_name}", module.name),
+            resources,
+        };
+        content
+            .apply_order()
+            .map_err(|source| CompileError::Catalog {
+                module: module.name.clone(),
+                profile: profile_name.to_string(),
+                source,
+            })?;
+        Ok(content)
+    }
+
+    /// Compiles a site role for a placeholder node, with any imported
+    /// product accepted, for `masterctl module check --site`.
+    pub fn check_role(&self, role: &str) -> Result<CatalogContent, CompileError> {
+        let mut node = check_node(role);
+        node.role = role.to_string();
+        self.compile(&node, &Products::permissive())
+    }
+
+    /// Every module on the module paths, by name (first path wins).
+    pub fn modules(&self) -> Vec<Result<Module, CompileError>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for dir in &self.module_paths {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut names: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("module.toml").is_file())
+                .collect();
+            names.sort();
+            for path in names {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if seen.insert(name) {
+                    out.push(Module::load(&path));
+                }
+            }
+        }
+        out
+    }
+
+    /// Names of the site's roles.
+    pub fn site_roles(&self) -> Vec<String> {
+        SiteData::new(&self.site).role_names()
     }
 
     /// Explains a data key for a node of `role_name`: the merged value and

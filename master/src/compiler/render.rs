@@ -51,6 +51,7 @@ pub fn resources(
     let manifest = module.manifest_path();
     let mut skipped = Vec::new();
     let mut rendered_resources = Vec::new();
+    let mut errors = Vec::new();
     for (index, declaration) in profile.resources.iter().enumerate() {
         let id = declaration
             .get("id")
@@ -58,18 +59,24 @@ pub fn resources(
             .unwrap_or_default()
             .to_string();
         if let Some(condition) = declaration.get("when") {
-            let value =
-                render_value(&env, condition, context).map_err(|e| CompileError::Resource {
-                    file: manifest.clone(),
-                    id: id.clone(),
-                    message: format!("field \"when\": {}", describe(&e)),
-                })?;
-            if !is_true(&value) {
-                skipped.push(id);
-                continue;
+            match render_value(&env, condition, context) {
+                Ok(value) if !is_true(&value) => {
+                    skipped.push(id);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    errors.push(CompileError::Resource {
+                        file: manifest.clone(),
+                        id: id.clone(),
+                        message: format!("field \"when\": {}", describe(&e)),
+                    });
+                    continue;
+                }
             }
         }
-        rendered_resources.push(render_resource(
+        // Render every resource, so that one run reports every error.
+        match render_resource(
             &env,
             module,
             &manifest,
@@ -77,7 +84,15 @@ pub fn resources(
             declaration,
             context,
             products,
-        )?);
+        ) {
+            Ok(resource) => rendered_resources.push(resource),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.len() {
+        0 => {}
+        1 => return Err(errors.remove(0)),
+        _ => return Err(CompileError::Several(errors)),
     }
     // Dependencies on resources left out by `when` are dropped with them.
     for resource in &mut rendered_resources {
