@@ -157,8 +157,8 @@ fn a_secret_file_diff_is_redacted() {
     let master = TestMaster::start();
     let node = TestAgent::new("is-node-3");
     assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
-    master.edit_site("roles/is.toml", |t| {
-        t.replace("password = \"change-me\"", "password = \"s3cret-new\"")
+    master.edit_site("secrets/roles/is.toml", |t| {
+        t.replacen("password = \"change-me\"", "password = \"s3cret-new\"", 1)
     });
     let noop = node.once(&master.url(), &["--noop"]);
     assert_eq!(noop.code, 2, "{}", noop.all());

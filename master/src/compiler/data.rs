@@ -133,7 +133,44 @@ impl<'a> SiteData<'a> {
         if let Some(level) = &role.update_level {
             data.insert("update_level".into(), level.clone());
         }
+        // Secrets override data at the same keys (templates need not know).
+        merge(&mut data, self.secrets(role_name, role, certname)?);
         Ok(data)
+    }
+
+    /// The node's secrets: `secrets/common.toml`, `secrets/environments/<env>.toml`,
+    /// `secrets/roles/<role>.toml`, `secrets/nodes/<certname>.toml`, merged
+    /// like data and over it, at the same keys (`[databases.identity_db]
+    /// password = …`); a file whose content uses one becomes a secret file.
+    /// Secrets files should be private to their owner (a warning says so).
+    pub fn secrets(
+        &self,
+        role_name: &str,
+        role: &RoleSpec,
+        certname: &str,
+    ) -> Result<Table, CompileError> {
+        let dir = self.dir.join("secrets");
+        let mut layers = vec![dir.join("common.toml")];
+        if let Some(env) = role.environment.as_deref().filter(|e| is_safe_name(e)) {
+            layers.push(dir.join("environments").join(format!("{env}.toml")));
+        }
+        layers.push(dir.join("roles").join(format!("{role_name}.toml")));
+        if is_safe_name(certname) {
+            layers.push(dir.join("nodes").join(format!("{certname}.toml")));
+        }
+        let mut secrets = Table::new();
+        for layer in layers {
+            if let Ok(meta) = std::fs::metadata(&layer) {
+                use std::os::unix::fs::PermissionsExt;
+                if meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(path = %layer.display(), "secrets file is readable by group or others: chmod 600 it");
+                }
+            }
+            if let Some(table) = read_table(&layer)? {
+                merge(&mut secrets, table);
+            }
+        }
+        Ok(secrets)
     }
 
     /// Where a dotted key's value comes from: the files that set it, most

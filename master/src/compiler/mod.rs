@@ -280,7 +280,13 @@ impl Compiler {
             serde_json::json!([{"certname": node.certname, "ip": "192.0.2.10"}]),
         );
         let context = render::context(data, &role, &node, Value::Object(peers));
-        let resources = render::resources(module, profile, &context, &Products::permissive())?;
+        let resources = render::resources(
+            module,
+            profile,
+            &context,
+            &Products::permissive(),
+            &toml::Table::new(),
+        )?;
         let content = CatalogContent {
             role: profile_name.to_string(),
             profile: format!("{}/{profile_name}", module.name),
@@ -366,8 +372,9 @@ impl Compiler {
         let profile = module.profile(&role.profile)?;
         let data = site.merged_data(&module, &node.role, &role, &node.certname)?;
         let peers = self.peers(&site, &role, node)?;
+        let secrets = site.secrets(&node.role, &role, &node.certname)?;
         let context = render::context(data, &role, node, peers);
-        let resources = render::resources(&module, profile, &context, products)?;
+        let resources = render::resources(&module, profile, &context, products, &secrets)?;
         let content = CatalogContent {
             role: node.role.clone(),
             profile: format!("{}/{}", module.name, role.profile),
@@ -381,5 +388,87 @@ impl Compiler {
                 source,
             })?;
         Ok(content)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn files_using_a_secret_become_secret_and_others_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().join("modules");
+        let site = dir.path().join("site");
+        write(
+            &modules.join("app/module.toml"),
+            r#"
+[module]
+name = "app"
+[profiles.p]
+[[profiles.p.resources]]
+id = "uses_secret"
+kind = "file"
+path = "/etc/app/db.conf"
+template = "db.conf.j2"
+[[profiles.p.resources]]
+id = "plain"
+kind = "file"
+path = "/etc/app/jvm.conf"
+content = "heap = {{ heap }}"
+"#,
+        );
+        write(
+            &modules.join("app/templates/db.conf.j2"),
+            "url = {{ db.url }}\npassword = {{ db.password }}\n",
+        );
+        write(
+            &modules.join("app/data/defaults.toml"),
+            "heap = \"1g\"\n[db]\nurl = \"jdbc:x\"\npassword = \"default\"\n",
+        );
+        write(
+            &site.join("roles/r.toml"),
+            "[role]\nmodule = \"app\"\nprofile = \"p\"\n",
+        );
+        let compiler = Compiler::new(vec![modules], site.clone());
+        let node = NodeContext {
+            certname: "n1".into(),
+            role: "r".into(),
+            facts: serde_json::json!({}),
+            inventory: vec![],
+        };
+        let secret_of = |content: &CatalogContent, id: &str| {
+            content
+                .resources
+                .iter()
+                .find_map(|r| match (&r.spec, r.id == id) {
+                    (rigger_common::catalog::ResourceSpec::File(f), true) => {
+                        Some((f.secret, f.content.clone()))
+                    }
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let before = compiler.compile(&node, &Products::default()).unwrap();
+        assert!(!secret_of(&before, "uses_secret").0, "no secrets yet");
+
+        write(
+            &site.join("secrets/roles/r.toml"),
+            "[db]\npassword = \"hunter2\"\n",
+        );
+        let after = compiler.compile(&node, &Products::default()).unwrap();
+        let (secret, content) = secret_of(&after, "uses_secret");
+        assert!(secret && content.contains("hunter2"), "{content}");
+        assert!(!secret_of(&after, "plain").0);
+        assert!(
+            !serde_json::to_string(&after.redacted())
+                .unwrap()
+                .contains("hunter2")
+        );
     }
 }

@@ -46,12 +46,16 @@ pub fn resources(
     profile: &Profile,
     context: &Value,
     products: &Products,
+    secrets: &Table,
 ) -> Result<Vec<Resource>, CompileError> {
     let env = environment();
     let manifest = module.manifest_path();
     let mut skipped = Vec::new();
     let mut rendered_resources = Vec::new();
     let mut errors = Vec::new();
+    // The same context with every secret replaced: a file whose rendering
+    // differs under it holds a secret.
+    let masked = masked_secrets(context, secrets);
     for (index, declaration) in profile.resources.iter().enumerate() {
         let id = declaration
             .get("id")
@@ -85,7 +89,21 @@ pub fn resources(
             context,
             products,
         ) {
-            Ok(resource) => rendered_resources.push(resource),
+            Ok(mut resource) => {
+                if let Some(masked) = &masked {
+                    mark_secret(
+                        &env,
+                        module,
+                        &manifest,
+                        index,
+                        declaration,
+                        masked,
+                        products,
+                        &mut resource,
+                    );
+                }
+                rendered_resources.push(resource)
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -100,6 +118,65 @@ pub fn resources(
         resource.notifies.retain(|r| !skipped.contains(r));
     }
     Ok(rendered_resources)
+}
+
+const SECRET_MASK: &str = "\u{1}rigger-secret\u{1}";
+
+/// The context with every value the secrets files set replaced by a mask.
+fn masked_secrets(context: &Value, secrets: &Table) -> Option<Value> {
+    fn mask(target: &mut Value, secret: &toml::Value) {
+        match (target, secret) {
+            (Value::Object(map), toml::Value::Table(table)) => {
+                for (key, inner) in table {
+                    if let Some(t) = map.get_mut(key) {
+                        mask(t, inner);
+                    }
+                }
+            }
+            (target, _) => *target = Value::String(SECRET_MASK.into()),
+        }
+    }
+    if secrets.is_empty() {
+        return None;
+    }
+    let mut masked = context.clone();
+    mask(&mut masked, &toml::Value::Table(secrets.clone()));
+    Some(masked)
+}
+
+/// Marks a file resource secret when its rendering depends on a secret.
+#[allow(clippy::too_many_arguments)]
+fn mark_secret(
+    env: &Environment<'_>,
+    module: &Module,
+    manifest: &std::path::Path,
+    index: usize,
+    declaration: &Table,
+    masked: &Value,
+    products: &Products,
+    resource: &mut Resource,
+) {
+    let rigger_common::catalog::ResourceSpec::File(file) = &mut resource.spec else {
+        return;
+    };
+    if file.secret {
+        return;
+    }
+    let differs = match render_resource(env, module, manifest, index, declaration, masked, products)
+    {
+        Ok(other) => match other.spec {
+            rigger_common::catalog::ResourceSpec::File(o) => o.content != file.content,
+            _ => true,
+        },
+        // A secret used where a number is needed, say: treat as secret.
+        Err(_) => true,
+    };
+    if differs {
+        file.secret = true;
+        if file.mode.is_none() {
+            file.mode = Some(0o600);
+        }
+    }
 }
 
 /// Whether a rendered `when` holds: anything but false, "false", "", "0" or null.
