@@ -150,6 +150,23 @@ fn noop_shows_the_diff_of_a_changed_value_and_writes_nothing() {
         apply.all()
     );
     assert_eq!(node.once(&master.url(), &[]).code, 0);
+    let diff = master.ctl(&["catalog", "diff", "is-node-2", "1", "2"]);
+    assert_eq!(diff.code, 0, "{}", diff.all());
+    assert!(
+        diff.stdout.contains("~ changed file jvm_env"),
+        "{}",
+        diff.all()
+    );
+    assert!(
+        diff.stdout.contains("+JVM_MEM_OPTS=\"-Xms512m -Xmx4096m\""),
+        "{}",
+        diff.all()
+    );
+    assert!(
+        !diff.stdout.contains("deployment_toml"),
+        "unchanged resources are not listed: {}",
+        diff.all()
+    );
 }
 
 #[test]
@@ -175,5 +192,13 @@ fn a_secret_file_diff_is_redacted() {
             && !shown.stdout.contains("s3cret-new"),
         "{}",
         shown.all()
+    );
+    let diff = master.ctl(&["catalog", "diff", "is-node-3", "1", "2"]);
+    assert_eq!(diff.code, 0, "{}", diff.all());
+    assert!(diff.stdout.contains("catalog 1 → 2"), "{}", diff.all());
+    assert!(
+        !diff.stdout.contains("s3cret-new") && !diff.stdout.contains("change-me"),
+        "{}",
+        diff.all()
     );
 }

@@ -182,6 +182,15 @@ enum NodeCommand {
 
 #[derive(Subcommand, Debug)]
 enum CatalogCommand {
+    /// What changed between two catalog versions of a node (secrets redacted).
+    Diff {
+        /// The node's certname.
+        node: String,
+        /// The older version.
+        a: u64,
+        /// The newer version.
+        b: u64,
+    },
     /// Pin a node to an earlier catalog's content (as a new, higher version).
     Rollback {
         /// The node's certname.
@@ -545,6 +554,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Module(_) => unreachable!("handled before connecting"),
+        Command::Catalog(CatalogCommand::Diff { node, a, b }) => {
+            let mut fetch =
+                async |version: u64| -> anyhow::Result<rigger_common::catalog::Catalog> {
+                    let reply = client
+                        .show_catalog(ShowCatalogRequest {
+                            certname: node.clone(),
+                            version,
+                        })
+                        .await
+                        .map_err(status)?
+                        .into_inner();
+                    Ok(serde_json::from_str(&reply.catalog_json)?)
+                };
+            let (old, new) = (fetch(a).await?, fetch(b).await?);
+            print!("{}", catalog_diff(&old, &new));
+        }
         Command::Catalog(CatalogCommand::Show {
             node,
             version,
@@ -608,6 +633,71 @@ fn print_import(reply: &ImportResponse) {
         );
         print!("{}", review.diff);
     }
+}
+
+/// A per-resource diff of two (already redacted) catalogs.
+fn catalog_diff(
+    old: &rigger_common::catalog::Catalog,
+    new: &rigger_common::catalog::Catalog,
+) -> String {
+    use rigger_common::catalog::{Resource, ResourceSpec};
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let index = |c: &rigger_common::catalog::Catalog| -> BTreeMap<String, Resource> {
+        c.content
+            .resources
+            .iter()
+            .map(|r| (r.id.clone(), r.clone()))
+            .collect()
+    };
+    let (before, after) = (index(old), index(new));
+    let mut out = format!(
+        "catalog {} → {} of {} ({} → {})\n",
+        old.version, new.version, new.node, old.digest, new.digest
+    );
+    let text = |r: &Resource| -> String {
+        match &r.spec {
+            ResourceSpec::File(f) if f.source.is_none() => {
+                let mut header = f.clone();
+                header.content = String::new();
+                format!(
+                    "{}\n{}",
+                    serde_json::to_string_pretty(&header).unwrap_or_default(),
+                    f.content
+                )
+            }
+            _ => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
+        }
+    };
+    let mut changed = 0;
+    for (id, r) in &after {
+        match before.get(id) {
+            None => {
+                changed += 1;
+                let _ = writeln!(out, "+ added {} {id}", r.spec.kind());
+            }
+            Some(o) if o != r => {
+                changed += 1;
+                let _ = writeln!(out, "~ changed {} {id}:", r.spec.kind());
+                let diff = similar::TextDiff::from_lines(&text(o), &text(r))
+                    .unified_diff()
+                    .context_radius(2)
+                    .to_string();
+                out.push_str(&diff);
+            }
+            Some(_) => {}
+        }
+    }
+    for (id, r) in &before {
+        if !after.contains_key(id) {
+            changed += 1;
+            let _ = writeln!(out, "- removed {} {id}", r.spec.kind());
+        }
+    }
+    if changed == 0 {
+        out.push_str("no resource changed\n");
+    }
+    out
 }
 
 fn print_catalog(json: &str) -> anyhow::Result<()> {
