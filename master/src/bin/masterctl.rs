@@ -253,7 +253,7 @@ fn check_modules(modules: Vec<PathBuf>, site: Option<PathBuf>) -> anyhow::Result
                 continue;
             }
         };
-        for profile in module.profiles.keys() {
+        for profile in module.concrete_profiles() {
             checked += 1;
             match compiler.check_profile(&module, profile) {
                 Ok(content) => println!(

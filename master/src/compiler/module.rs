@@ -34,6 +34,55 @@ pub struct Profile {
     /// `template` key names a file under `templates/` rendered into `content`.
     #[serde(default)]
     pub resources: Vec<Table>,
+    /// A profile whose resources come first (profiles named `_…` are only
+    /// bases, never roles' profiles on their own).
+    #[serde(default)]
+    pub extends: Option<String>,
+    /// How the product runs: start script and arguments, ports, health
+    /// URL, shared folders and service user (used by the node runtime).
+    #[serde(default)]
+    pub service: Option<ServiceInfo>,
+}
+
+/// How a profile's server runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceInfo {
+    /// Start script, relative to CARBON_HOME (`bin/wso2server.sh`).
+    pub start_script: String,
+    /// Arguments (`-Dprofile=gateway-worker`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Ports the server listens on (before `ports_offset`).
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Readiness URL (`https://localhost:9443/carbon/admin/login.jsp`).
+    #[serde(default)]
+    pub health_url: Option<String>,
+    /// CARBON_HOME-relative folders kept on the shared file system.
+    #[serde(default)]
+    pub shared_dirs: Vec<String>,
+    /// Service user and group with their fixed ids.
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// Service group.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Uid and gid of the user and group.
+    #[serde(default = "default_id")]
+    pub id: u32,
+}
+
+fn default_user() -> String {
+    "wso2carbon".into()
+}
+
+fn default_group() -> String {
+    "wso2".into()
+}
+
+fn default_id() -> u32 {
+    802
 }
 
 #[derive(Deserialize)]
@@ -64,11 +113,41 @@ impl Module {
             path: path.clone(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        let mut profiles = file.profiles;
+        // Resolve `extends` (one level of bases per step, cycles refused).
+        let original = profiles.clone();
+        for name in original.keys().cloned() {
+            let mut chain = vec![name.clone()];
+            let mut resources = original[&name].resources.clone();
+            let mut service = original[&name].service.clone();
+            let mut base = original[&name].extends.clone();
+            while let Some(b) = base {
+                if chain.contains(&b) {
+                    return Err(CompileError::Toml {
+                        path,
+                        message: format!("profile {name:?}: `extends` forms a cycle through {b:?}"),
+                    });
+                }
+                let parent = original.get(&b).ok_or_else(|| CompileError::Toml {
+                    path: path.clone(),
+                    message: format!("profile {name:?} extends {b:?}, which does not exist"),
+                })?;
+                let mut merged = parent.resources.clone();
+                merged.extend(resources);
+                resources = merged;
+                service = service.or_else(|| parent.service.clone());
+                chain.push(b.clone());
+                base = parent.extends.clone();
+            }
+            let profile = profiles.get_mut(&name).expect("profile exists");
+            profile.resources = resources;
+            profile.service = service;
+        }
         Ok(Self {
             name: file.module.name,
             dir: dir.to_path_buf(),
             description: file.module.description,
-            profiles: file.profiles,
+            profiles,
         })
     }
 
@@ -95,6 +174,11 @@ impl Module {
             data_dir.join("defaults.toml"),
             data_dir.join(format!("{profile}.toml")),
         ]
+    }
+
+    /// Profiles a role may name (bases, named `_…`, left out).
+    pub fn concrete_profiles(&self) -> impl Iterator<Item = &String> {
+        self.profiles.keys().filter(|p| !p.starts_with('_'))
     }
 
     /// Default data: the default layers merged.

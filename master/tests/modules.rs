@@ -1,0 +1,279 @@
+//! Every profile compiled from a realistic AWS site (RDS MySQL, ALB host
+//! names, two-node clusters): the rendered files parse and carry the
+//! site's values and the peers from the inventory.
+
+use std::path::Path;
+
+use rigger_common::catalog::{CatalogContent, ResourceSpec};
+use rigger_master::compiler::{Compiler, NodeContext, Peer, Products};
+
+const RDS: &str = "wso2db.c1abcdefgh.us-east-1.rds.amazonaws.com:3306";
+
+fn compiler() -> Compiler {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Compiler::new(
+        vec![root.join("../modules")],
+        root.join("tests/fixtures/aws-site"),
+    )
+}
+
+fn peer(certname: &str, role: &str, ip: &str) -> Peer {
+    Peer {
+        certname: certname.into(),
+        role: role.into(),
+        ip: ip.into(),
+    }
+}
+
+/// Compiles `role` for `certname` at `ip` with `inventory` live.
+fn compile(role: &str, certname: &str, ip: &str, inventory: Vec<Peer>) -> CatalogContent {
+    let node = NodeContext {
+        certname: certname.into(),
+        role: role.into(),
+        facts: serde_json::json!({"hostname": certname, "ip": ip}),
+        inventory,
+    };
+    compiler()
+        .compile(&node, &Products::permissive())
+        .unwrap_or_else(|e| panic!("{role}: {}", rigger_common::error_chain(&e)))
+}
+
+fn file<'a>(content: &'a CatalogContent, id: &str) -> &'a rigger_common::catalog::FileSpec {
+    content
+        .resources
+        .iter()
+        .find_map(|r| match &r.spec {
+            ResourceSpec::File(f) if r.id == id => Some(f),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no file resource {id}"))
+}
+
+fn toml_of(content: &CatalogContent, id: &str) -> toml::Table {
+    let f = file(content, id);
+    f.content
+        .parse()
+        .unwrap_or_else(|e| panic!("{} is not valid TOML: {e}\n{}", f.path, f.content))
+}
+
+fn strings(value: &toml::Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_shipped_profile_is_exercised_by_this_site() {
+    let compiler = compiler();
+    let mut profiles: Vec<String> = compiler
+        .modules()
+        .into_iter()
+        .flat_map(|m| {
+            let m = m.unwrap();
+            m.concrete_profiles()
+                .map(|p| format!("{}/{p}", m.name))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    profiles.sort();
+    let mut covered: Vec<String> = compiler
+        .site_roles()
+        .iter()
+        .map(|r| {
+            let content = compile(r, "n1", "10.0.1.10", vec![]);
+            content.profile
+        })
+        .collect();
+    covered.sort();
+    covered.dedup();
+    assert_eq!(
+        covered, profiles,
+        "a profile without a role in the test site"
+    );
+}
+
+#[test]
+fn is_pattern_1_lists_both_nodes_and_uses_rds_and_the_alb() {
+    let inventory = vec![
+        peer("is-1", "is", "10.0.1.10"),
+        peer("is-2", "is", "10.0.2.10"),
+    ];
+    let content = compile("is", "is-1", "10.0.1.10", inventory);
+    let conf = toml_of(&content, "deployment_toml");
+    assert_eq!(
+        conf["server"]["hostname"].as_str(),
+        Some("identity-alb-1234567890.us-east-1.elb.amazonaws.com")
+    );
+    for db in ["identity_db", "shared_db"] {
+        let url = conf["database"][db]["url"].as_str().unwrap();
+        assert!(url.contains(RDS), "{db}: {url}");
+    }
+    assert_eq!(
+        conf["database"]["identity_db"]["password"].as_str(),
+        Some("rds-identity-secret")
+    );
+    assert!(file(&content, "deployment_toml").secret);
+    assert_eq!(
+        strings(&conf["clustering"]["members"]),
+        vec!["10.0.1.10:4000", "10.0.2.10:4000"]
+    );
+    assert_eq!(
+        conf["clustering"]["local_member_host"].as_str(),
+        Some("10.0.1.10")
+    );
+    assert_eq!(
+        conf["transport"]["https"]["properties"]["proxyPort"].as_integer(),
+        Some(443)
+    );
+    assert_eq!(
+        conf["transport"]["http"]["properties"]["proxyPort"].as_integer(),
+        Some(80)
+    );
+    let env = &file(&content, "jvm_env").content;
+    assert!(
+        env.contains("-Xmx3072m"),
+        "environment data wins over common: {env}"
+    );
+    let driver = file(&content, "jdbc_driver");
+    assert!(
+        driver
+            .path
+            .ends_with("repository/components/lib/mysql-connector-j-8.0.33.jar")
+    );
+    assert!(driver.source.is_some());
+}
+
+#[test]
+fn apim_all_in_one_pair_points_at_each_other() {
+    let inventory = vec![
+        peer("apim-1", "apim", "10.0.1.20"),
+        peer("apim-2", "apim", "10.0.2.20"),
+    ];
+    let content = compile("apim", "apim-1", "10.0.1.20", inventory);
+    let conf = toml_of(&content, "deployment_toml");
+    assert_eq!(conf["server"]["server_role"].as_str(), Some("default"));
+    assert!(
+        conf["database"]["apim_db"]["url"]
+            .as_str()
+            .unwrap()
+            .contains(RDS)
+    );
+    let decision = strings(&conf["apim"]["throttling"]["throttle_decision_endpoints"]);
+    assert_eq!(
+        decision,
+        vec!["tcp://10.0.1.20:5672", "tcp://10.0.2.20:5672"]
+    );
+    let groups = conf["apim"]["throttling"]["url_group"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(
+        strings(&groups[1]["traffic_manager_urls"]),
+        vec!["tcp://10.0.2.20:9611"]
+    );
+    let env = &conf["apim"]["gateway"]["environment"].as_array().unwrap()[0];
+    assert_eq!(
+        env["https_endpoint"].as_str(),
+        Some("https://gw-alb-1234567890.us-east-1.elb.amazonaws.com")
+    );
+    assert_eq!(
+        strings(&conf["apim"]["event_hub"]["event_listening_endpoints"]),
+        vec!["tcp://10.0.1.20:5672", "tcp://10.0.2.20:5672"]
+    );
+}
+
+#[test]
+fn apim_distributed_roles_find_their_traffic_managers_and_control_plane() {
+    let inventory = vec![
+        peer("cp-1", "apim_control_plane", "10.0.1.30"),
+        peer("cp-2", "apim_control_plane", "10.0.2.30"),
+        peer("gw-1", "apim_gateway", "10.0.1.40"),
+        peer("tm-1", "apim_tm", "10.0.1.50"),
+        peer("tm-2", "apim_tm", "10.0.2.50"),
+    ];
+    let gw = toml_of(
+        &compile("apim_gateway", "gw-1", "10.0.1.40", inventory.clone()),
+        "deployment_toml",
+    );
+    assert_eq!(gw["server"]["server_role"].as_str(), Some("gateway-worker"));
+    assert_eq!(
+        gw["apim"]["key_manager"]["service_url"].as_str(),
+        Some("https://10.0.1.30:9443/services/")
+    );
+    assert_eq!(
+        strings(&gw["apim"]["throttling"]["throttle_decision_endpoints"]),
+        vec!["tcp://10.0.1.50:5672", "tcp://10.0.2.50:5672"]
+    );
+    assert_eq!(
+        strings(&gw["apim"]["event_hub"]["event_listening_endpoints"]),
+        vec!["tcp://10.0.1.30:5672", "tcp://10.0.2.30:5672"]
+    );
+    assert!(
+        gw["apim"].get("devportal").is_none(),
+        "no devportal on a gateway"
+    );
+
+    let cp = toml_of(
+        &compile("apim_control_plane", "cp-1", "10.0.1.30", inventory.clone()),
+        "deployment_toml",
+    );
+    assert_eq!(cp["server"]["server_role"].as_str(), Some("control-plane"));
+    assert_eq!(
+        cp["apim"]["devportal"]["url"].as_str(),
+        Some("https://apim-alb-1234567890.us-east-1.elb.amazonaws.com/devportal")
+    );
+    assert_eq!(
+        strings(
+            &cp["apim"]["throttling"]["url_group"].as_array().unwrap()[0]["traffic_manager_urls"]
+        ),
+        vec!["tcp://10.0.1.50:9611"]
+    );
+
+    let tm = toml_of(
+        &compile("apim_tm", "tm-1", "10.0.1.50", inventory),
+        "deployment_toml",
+    );
+    assert_eq!(
+        tm["server"]["server_role"].as_str(),
+        Some("traffic-manager")
+    );
+    assert!(tm["apim"].get("throttling").is_none());
+    assert_eq!(
+        tm["apim"]["event_hub"]["service_url"].as_str(),
+        Some("https://10.0.1.30:9443/services/")
+    );
+}
+
+#[test]
+fn micro_integrators_coordinate_and_report_to_the_dashboard() {
+    let inventory = vec![
+        peer("mi-1", "mi", "10.0.1.60"),
+        peer("mi-2", "mi", "10.0.2.60"),
+        peer("mi-dash", "mi_dashboard", "10.0.1.70"),
+    ];
+    let mi = compile("mi", "mi-1", "10.0.1.60", inventory.clone());
+    let conf = toml_of(&mi, "deployment_toml");
+    assert_eq!(conf["server"]["offset"].as_integer(), Some(10));
+    let ds = &conf["datasource"].as_array().unwrap()[0];
+    assert!(ds["url"].as_str().unwrap().contains(RDS));
+    assert_eq!(conf["cluster_config"]["node_id"].as_str(), Some("mi-1"));
+    assert_eq!(
+        conf["dashboard_config"]["dashboard_url"].as_str(),
+        Some("https://10.0.1.70:9743/dashboard/api/")
+    );
+    assert!(
+        file(&mi, "deployment_toml")
+            .path
+            .ends_with("wso2mi-4.2.0/conf/deployment.toml")
+    );
+
+    let dash = compile("mi_dashboard", "mi-dash", "10.0.1.70", inventory);
+    let conf = toml_of(&dash, "deployment_toml");
+    assert_eq!(conf["server_config"]["port"].as_integer(), Some(9743));
+    assert!(
+        file(&dash, "deployment_toml")
+            .path
+            .contains("wso2mi-dashboard-4.2.0")
+    );
+}
