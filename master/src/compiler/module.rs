@@ -114,13 +114,13 @@ impl Module {
             message: e.to_string().trim_end().to_string(),
         })?;
         let mut profiles = file.profiles;
-        // Resolve `extends` (one level of bases per step, cycles refused).
+        // Resolve `extends` chains from the profiles as written (cycles refused).
         let original = profiles.clone();
-        for name in original.keys().cloned() {
+        for (name, own) in &original {
             let mut chain = vec![name.clone()];
-            let mut resources = original[&name].resources.clone();
-            let mut service = original[&name].service.clone();
-            let mut base = original[&name].extends.clone();
+            let mut resources = own.resources.clone();
+            let mut service = own.service.clone();
+            let mut base = own.extends.clone();
             while let Some(b) = base {
                 if chain.contains(&b) {
                     return Err(CompileError::Toml {
@@ -139,7 +139,7 @@ impl Module {
                 chain.push(b.clone());
                 base = parent.extends.clone();
             }
-            let profile = profiles.get_mut(&name).expect("profile exists");
+            let profile = profiles.get_mut(name).expect("profile exists");
             profile.resources = resources;
             profile.service = service;
         }
