@@ -277,3 +277,81 @@ fn micro_integrators_coordinate_and_report_to_the_dashboard() {
             .contains("wso2mi-dashboard-4.2.0")
     );
 }
+
+fn xml_of(content: &CatalogContent, id: &str) -> String {
+    let f = file(content, id);
+    roxmltree::Document::parse(&f.content)
+        .unwrap_or_else(|e| panic!("{} is not well-formed XML: {e}\n{}", f.path, f.content));
+    f.content.clone()
+}
+
+fn texts(xml: &str, tag: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name(tag))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn is_5_8_renders_the_xml_files_of_pattern_1() {
+    let inventory = vec![
+        peer("is58-1", "is58", "10.0.1.80"),
+        peer("is58-2", "is58", "10.0.2.80"),
+    ];
+    let first = compile("is58", "is58-1", "10.0.1.80", inventory.clone());
+    let second = compile("is58", "is58-2", "10.0.2.80", inventory);
+    assert!(
+        !first.resources.iter().any(|r| r.id == "deployment_toml"),
+        "5.8 has no deployment.toml"
+    );
+
+    let axis2 = xml_of(&first, "axis2_xml");
+    assert_eq!(
+        texts(&axis2, "hostName"),
+        vec!["10.0.1.80", "10.0.2.80"],
+        "both WKA members"
+    );
+    assert!(axis2.contains(r#"<parameter name="localMemberHost">10.0.1.80</parameter>"#));
+    assert!(axis2.contains(r#"enable="true""#));
+
+    let ds = xml_of(&first, "master_datasources_xml");
+    let urls = texts(&ds, "url");
+    assert!(
+        urls.contains(&format!(
+            "jdbc:mysql://{RDS}/WSO2IS58_IDENTITY_DB?useSSL=true&autoReconnect=true"
+        )),
+        "the & survives XML escaping: {urls:?}"
+    );
+    assert!(
+        urls.iter().filter(|u| u.contains(RDS)).count() == 2,
+        "{urls:?}"
+    );
+    assert!(file(&first, "master_datasources_xml").secret);
+    let bps = xml_of(&first, "bps_datasources_xml");
+    assert!(texts(&bps, "url")[0].contains("WSO2IS58_BPS_DB"));
+
+    let catalina = xml_of(&first, "catalina_server_xml");
+    assert!(catalina.contains(r#"proxyPort="80""#) && catalina.contains(r#"proxyPort="443""#));
+
+    let registry = xml_of(&first, "registry_xml");
+    assert!(registry.contains(r#"<mount path="/_system/config" overwrite="true">"#));
+    assert!(registry.contains(r#"<mount path="/_system/governance" overwrite="true">"#));
+
+    let user_mgt = xml_of(&first, "user_mgt_xml");
+    assert!(user_mgt.contains("jdbc/WSO2SharedDB"));
+    let identity = xml_of(&first, "identity_xml");
+    assert!(identity.contains("jdbc/WSO2IdentityDS"));
+    assert!(
+        identity
+            .contains("https://identity58-alb-1234567890.us-east-1.elb.amazonaws.com/oauth2/token")
+    );
+    xml_of(&first, "carbon_xml");
+
+    // The embedded LDAP runs on the first node only (seed 004).
+    let ldap_on = |c: &CatalogContent| {
+        xml_of(c, "embedded_ldap_xml").contains(r#"<Property name="enable">true</Property>"#)
+    };
+    assert!(ldap_on(&first));
+    assert!(!ldap_on(&second));
+}

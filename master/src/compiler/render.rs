@@ -2,7 +2,7 @@
 //! declarations into catalog resources. Undefined values are errors
 //! (minijinja strict mode), never empty strings.
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use rigger_common::catalog::Resource;
 use serde_json::{Map, Value};
 use toml::Table;
@@ -33,11 +33,51 @@ pub fn context(data: Table, role: &RoleSpec, node: &NodeContext, peers: Value) -
     Value::Object(root)
 }
 
+/// The auto-escape mode of `*.xml.j2` templates: XML's five entities
+/// (minijinja's HTML mode would also escape `/`, which reads badly in
+/// JNDI names and paths).
+const XML_ESCAPE: AutoEscape = AutoEscape::Custom("xml");
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    env.set_auto_escape_callback(|name| {
+        if name.trim_end_matches(".j2").ends_with(".xml") {
+            XML_ESCAPE
+        } else {
+            minijinja::default_auto_escape_callback(name)
+        }
+    });
+    env.set_formatter(|out, state, value| {
+        if state.auto_escape() != XML_ESCAPE || value.is_safe() {
+            return minijinja::escape_formatter(out, state, value);
+        }
+        let text = if value.is_none() || value.is_undefined() {
+            String::new()
+        } else {
+            value.to_string()
+        };
+        out.write_str(&xml_escape(&text))
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+    });
     env
+}
+
+/// Escapes text for XML content and attribute values.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Renders every resource declaration of `profile`.
