@@ -355,3 +355,85 @@ fn is_5_8_renders_the_xml_files_of_pattern_1() {
     assert!(ldap_on(&first));
     assert!(!ldap_on(&second));
 }
+
+fn yaml_of(content: &CatalogContent, id: &str) -> serde_json::Value {
+    let f = file(content, id);
+    serde_saphyr::from_str(&f.content)
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}\n{}", f.path, f.content))
+}
+
+#[test]
+fn is_pattern_2_publishes_to_the_analytics_worker_pair() {
+    let inventory = vec![
+        peer("is-1", "is_p2", "10.0.1.10"),
+        peer("is-2", "is_p2", "10.0.2.10"),
+        peer("an-1", "is_analytics_worker", "10.0.1.90"),
+        peer("an-2", "is_analytics_worker", "10.0.2.90"),
+        peer("dash", "is_analytics_dashboard", "10.0.1.95"),
+    ];
+    let is = compile("is_p2", "is-1", "10.0.1.10", inventory.clone());
+    let conf = toml_of(&is, "deployment_toml");
+    assert_eq!(
+        conf["identity_mgt"]["analytics_login_data_publisher"]["enable"].as_bool(),
+        Some(true)
+    );
+    for id in ["auth_data_publisher", "session_data_publisher"] {
+        let xml = xml_of(&is, id);
+        assert!(
+            xml.contains("<property name=\"receiverURL\">tcp://10.0.1.90:7611|tcp://10.0.2.90:7611</property>"),
+            "{id}: {xml}"
+        );
+        assert!(
+            file(&is, id)
+                .path
+                .contains("repository/deployment/server/eventpublishers/")
+        );
+    }
+    assert!(
+        xml_of(&is, "session_data_publisher")
+            .contains("IsAnalytics-Publisher-wso2event-SessionData")
+    );
+
+    let worker = compile(
+        "is_analytics_worker",
+        "an-1",
+        "10.0.1.90",
+        inventory.clone(),
+    );
+    let yaml = yaml_of(&worker, "deployment_yaml");
+    assert!(
+        file(&worker, "deployment_yaml")
+            .path
+            .contains("wso2is-analytics-5.8.0/conf/worker/deployment.yaml")
+    );
+    assert_eq!(
+        yaml["deployment.config"]["eventSyncServer"]["host"],
+        "10.0.1.90"
+    );
+    assert_eq!(yaml["cluster.config"]["enabled"], true);
+    let sources = yaml["wso2.datasources"]["dataSources"].as_array().unwrap();
+    let analytics = sources
+        .iter()
+        .find(|d| d["name"] == "IS_ANALYTICS_DB")
+        .unwrap();
+    assert!(
+        analytics["definition"]["configuration"]["jdbcUrl"]
+            .as_str()
+            .unwrap()
+            .contains(RDS)
+    );
+
+    let dashboard = compile("is_analytics_dashboard", "dash", "10.0.1.95", inventory);
+    let yaml = yaml_of(&dashboard, "deployment_yaml");
+    assert_eq!(
+        yaml["wso2.transport.http"]["listenerConfigurations"][0]["port"],
+        9643
+    );
+    assert!(
+        yaml["wso2.datasources"]["dataSources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "WSO2_DASHBOARD_DB")
+    );
+}

@@ -263,12 +263,26 @@ fn render_resource(
             .as_str()
             .ok_or_else(|| resource_error("field \"template\" must be a string".into()))?;
         let (path, source) = module.template_source(name)?;
-        let content =
-            env.render_named_str(name, &source, context)
-                .map_err(|e| CompileError::Template {
-                    file: path,
-                    message: describe(&e),
-                })?;
+        // `vars` (already rendered) extend the context of this template only.
+        let local;
+        let template_context = match rendered.remove("vars") {
+            Some(Value::Object(vars)) => {
+                let mut extended = context.clone();
+                if let Value::Object(root) = &mut extended {
+                    root.extend(vars);
+                }
+                local = extended;
+                &local
+            }
+            Some(_) => return Err(resource_error("field \"vars\" must be a table".into())),
+            None => context,
+        };
+        let content = env
+            .render_named_str(name, &source, template_context)
+            .map_err(|e| CompileError::Template {
+                file: path,
+                message: describe(&e),
+            })?;
         rendered.insert("content".into(), Value::String(content));
     }
     match rendered.get("kind").and_then(Value::as_str) {
