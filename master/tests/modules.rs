@@ -437,3 +437,84 @@ fn is_pattern_2_publishes_to_the_analytics_worker_pair() {
             .any(|d| d["name"] == "WSO2_DASHBOARD_DB")
     );
 }
+
+#[test]
+fn ei_integrators_cluster_and_share_the_registry_and_analytics_ships_with_them() {
+    let inventory = vec![
+        peer("ei-1", "ei", "10.0.1.60"),
+        peer("ei-2", "ei", "10.0.2.60"),
+        peer("eia-1", "ei_analytics_worker", "10.0.1.61"),
+        peer("eia-2", "ei_analytics_worker", "10.0.2.61"),
+    ];
+    let ei = compile("ei", "ei-1", "10.0.1.60", inventory.clone());
+    let axis2 = xml_of(&ei, "axis2_xml");
+    assert_eq!(texts(&axis2, "hostName"), vec!["10.0.1.60", "10.0.2.60"]);
+    let ds = xml_of(&ei, "master_datasources_xml");
+    assert!(
+        texts(&ds, "url")
+            .iter()
+            .any(|u| u.contains(RDS) && u.contains("WSO2EI_SHARED_DB"))
+    );
+    assert!(xml_of(&ei, "registry_xml").contains("jdbc/WSO2SharedDB"));
+    assert!(xml_of(&ei, "carbon_xml").contains("<ServerKey>EI</ServerKey>"));
+    assert!(
+        file(&ei, "carbon_xml")
+            .path
+            .ends_with("wso2ei-6.6.0/conf/carbon.xml")
+    );
+    xml_of(&ei, "user_mgt_xml");
+
+    let worker = compile(
+        "ei_analytics_worker",
+        "eia-1",
+        "10.0.1.61",
+        inventory.clone(),
+    );
+    let yaml = yaml_of(&worker, "deployment_yaml");
+    assert!(
+        file(&worker, "deployment_yaml")
+            .path
+            .contains("wso2/analytics/conf/worker/deployment.yaml")
+    );
+    assert_eq!(yaml["cluster.config"]["enabled"], true);
+    assert_eq!(yaml["wso2.carbon"]["id"], "wso2-ei-analytics-eia-1");
+    let dashboard = compile("ei_analytics_dashboard", "eia-d", "10.0.1.62", inventory);
+    yaml_of(&dashboard, "deployment_yaml");
+}
+
+#[test]
+fn apim_analytics_worker_pair_and_dashboard_render() {
+    let inventory = vec![
+        peer("aw-1", "apim_analytics_worker", "10.0.1.71"),
+        peer("aw-2", "apim_analytics_worker", "10.0.2.71"),
+    ];
+    let worker = compile(
+        "apim_analytics_worker",
+        "aw-2",
+        "10.0.2.71",
+        inventory.clone(),
+    );
+    let yaml = yaml_of(&worker, "deployment_yaml");
+    assert!(
+        file(&worker, "deployment_yaml")
+            .path
+            .contains("wso2am-analytics-3.2.0/conf/worker/deployment.yaml")
+    );
+    assert_eq!(
+        yaml["deployment.config"]["eventSyncServer"]["advertisedHost"],
+        "10.0.2.71"
+    );
+    let sources = yaml["wso2.datasources"]["dataSources"].as_array().unwrap();
+    let analytics = sources
+        .iter()
+        .find(|d| d["name"] == "APIM_ANALYTICS_DB")
+        .unwrap();
+    assert!(
+        analytics["definition"]["configuration"]["jdbcUrl"]
+            .as_str()
+            .unwrap()
+            .contains(RDS)
+    );
+    let dashboard = compile("apim_analytics_dashboard", "ad-1", "10.0.1.72", inventory);
+    yaml_of(&dashboard, "deployment_yaml");
+}
