@@ -390,7 +390,9 @@ impl Agent {
                     tree.tree
                 ));
             };
-            let missing = ctx.cache.missing(&manifest.file_digests());
+            let missing = ctx
+                .cache
+                .missing(&crate::resources::tree::needed_blobs(tree, &manifest));
             if missing.is_empty() {
                 continue;
             }

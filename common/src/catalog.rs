@@ -213,6 +213,10 @@ pub struct TreeSpec {
     /// Releases kept besides the current one's predecessors (default 2).
     #[serde(default = "default_keep")]
     pub keep: u32,
+    /// Release-relative paths of the pack never installed (samples,
+    /// test-only jars).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 impl TreeSpec {
@@ -228,13 +232,22 @@ impl TreeSpec {
         )
     }
 
+    /// Whether a release-relative path is excluded from the release (or below an excluded one).
+    pub fn is_excluded(&self, relative: &str) -> bool {
+        under_any(&self.exclude, relative)
+    }
+
     /// Whether a release-relative path is a runtime path (or below one).
     pub fn is_runtime_path(&self, relative: &str) -> bool {
-        self.runtime_paths.iter().any(|r| {
-            let r = r.trim_matches('/');
-            relative == r || relative.starts_with(&format!("{r}/"))
-        })
+        under_any(&self.runtime_paths, relative)
     }
+}
+
+fn under_any(roots: &[String], relative: &str) -> bool {
+    roots.iter().any(|r| {
+        let r = r.trim_matches('/');
+        relative == r || relative.starts_with(&format!("{r}/"))
+    })
 }
 
 fn default_keep() -> u32 {

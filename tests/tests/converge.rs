@@ -202,3 +202,44 @@ fn a_secret_file_diff_is_redacted() {
         diff.all()
     );
 }
+
+#[test]
+fn keystores_come_from_the_sites_secret_files() {
+    let master = TestMaster::start();
+    let files = master.site().join("secrets/files");
+    std::fs::create_dir_all(&files).unwrap();
+    let keystore: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(files.join("wso2carbon.jks"), &keystore).unwrap();
+    std::fs::write(files.join("client-truststore.jks"), b"truststore bytes").unwrap();
+    master.edit_site("roles/is.toml", |t| {
+        format!("{t}\n[keystore]\nfrom_secrets = true\n\n[truststore]\nfrom_secrets = true\n")
+    });
+    let node = TestAgent::new("ks-1");
+    let out = node.enroll(&master, &["--role", "is"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    let security = node.path("/opt/wso2/wso2is-5.11.0/repository/resources/security");
+    assert_eq!(
+        std::fs::read(security.join("wso2carbon.jks")).unwrap(),
+        keystore
+    );
+    assert_eq!(
+        std::fs::read(security.join("client-truststore.jks")).unwrap(),
+        b"truststore bytes"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(security.join("wso2carbon.jks"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    assert_eq!(node.once(&master.url(), &[]).code, 0);
+
+    // A rotated keystore reaches the node on its next run.
+    std::fs::write(files.join("wso2carbon.jks"), b"rotated").unwrap();
+    let out = node.once(&master.url(), &[]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert_eq!(
+        std::fs::read(security.join("wso2carbon.jks")).unwrap(),
+        b"rotated"
+    );
+}

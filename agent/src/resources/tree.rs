@@ -259,7 +259,7 @@ fn materialize(
     fs::create_dir_all(&l.releases).map_err(super::io_error("cannot create", &l.releases))?;
     remove_stale_temporaries(&l.releases);
     check_disk_space(&l.releases, manifest.total_size())?;
-    let missing = ctx.cache.missing(&manifest.file_digests());
+    let missing = ctx.cache.missing(&needed_blobs(spec, manifest));
     if let Some(d) = missing.first() {
         return Err(err(format!(
             "{} of the release's blobs are not in the cache (e.g. {d}); the master could not be reached to fetch them",
@@ -272,7 +272,11 @@ fn materialize(
     fs::create_dir_all(&tmp).map_err(super::io_error("cannot create", &tmp))?;
     // Runtime paths are copied like the rest; they are only exempt from
     // enforcement afterwards.
-    let enforced: Vec<&Entry> = manifest.entries.iter().collect();
+    let enforced: Vec<&Entry> = manifest
+        .entries
+        .iter()
+        .filter(|e| !spec.is_excluded(&e.path))
+        .collect();
     for e in &enforced {
         if matches!(e.kind, EntryKind::Dir) {
             let dir = tmp.join(&e.path);
@@ -420,7 +424,11 @@ fn damaged_files<'a>(
     manifest
         .entries
         .iter()
-        .filter(|e| !spec.is_runtime_path(&e.path) && !overlays.contains(&e.path))
+        .filter(|e| {
+            !spec.is_runtime_path(&e.path)
+                && !spec.is_excluded(&e.path)
+                && !overlays.contains(&e.path)
+        })
         .filter(|e| {
             let path = release.join(&e.path);
             match &e.kind {
@@ -540,6 +548,22 @@ fn prune(spec: &TreeSpec, l: &Layout) -> Result<(), ResourceError> {
     Ok(())
 }
 
+/// The file blobs a release of `spec` needs (excluded paths left out).
+pub fn needed_blobs(spec: &TreeSpec, manifest: &Manifest) -> Vec<Digest> {
+    let mut digests: Vec<Digest> = manifest
+        .entries
+        .iter()
+        .filter(|e| !spec.is_excluded(&e.path))
+        .filter_map(|e| match e.kind {
+            EntryKind::File { digest, .. } => Some(digest),
+            _ => None,
+        })
+        .collect();
+    digests.sort();
+    digests.dedup();
+    digests
+}
+
 /// Tree and manifest digests of every complete release under `releases`
 /// (what the cache must keep).
 pub fn kept_trees(releases: &Path) -> Vec<Digest> {
@@ -551,4 +575,114 @@ pub fn kept_trees(releases: &Path) -> Vec<Digest> {
         .filter_map(|e| read_marker(&e.path()))
         .map(|m| m.tree)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::Paths;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        ctx: ApplyContext,
+        spec: TreeSpec,
+        content: CatalogContent,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
+        let files: [(&str, &[u8], u32); 3] = [
+            ("bin/run.sh", b"#!/bin/sh\n", 0o755),
+            ("lib/a.jar", b"jar a", 0o644),
+            ("samples/demo.txt", b"sample", 0o644),
+        ];
+        let mut entries = BTreeMap::new();
+        for (path, bytes, mode) in files {
+            let digest = Digest::of(bytes);
+            let blob = ctx.cache.path_of(&digest);
+            fs::create_dir_all(blob.parent().unwrap()).unwrap();
+            fs::write(&blob, bytes).unwrap();
+            entries.insert(
+                path.to_string(),
+                Entry {
+                    path: path.to_string(),
+                    mode,
+                    kind: EntryKind::File {
+                        size: bytes.len() as u64,
+                        digest,
+                    },
+                },
+            );
+        }
+        let manifest = Manifest::from_entries(entries).unwrap();
+        let json = manifest.to_json();
+        let blob = ctx.cache.path_of(&manifest.digest());
+        fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        fs::write(&blob, &json).unwrap();
+        let spec = TreeSpec {
+            product: "p".into(),
+            version: "1.0".into(),
+            level: 0,
+            tree: manifest.digest(),
+            files: 3,
+            size: manifest.total_size(),
+            link: "/opt/p-1.0".into(),
+            releases_dir: "/opt/releases".into(),
+            runtime_paths: vec![],
+            keep: 1,
+            exclude: vec!["samples".into()],
+        };
+        let content = CatalogContent {
+            role: "r".into(),
+            profile: "p/p".into(),
+            resources: vec![],
+        };
+        Fixture {
+            _dir: dir,
+            ctx,
+            spec,
+            content,
+        }
+    }
+
+    #[test]
+    fn installs_switches_leaves_out_excluded_paths_and_repairs() {
+        let f = fixture();
+        assert_eq!(check(&f.spec, &f.ctx, &f.content).unwrap().len(), 1);
+        apply(&f.spec, &f.ctx, &f.content).unwrap();
+        let link = f.ctx.paths.resolve("/opt/p-1.0");
+        let release = fs::read_link(&link).unwrap();
+        assert!(release.ends_with(f.spec.release_id()));
+        assert_eq!(fs::read(link.join("lib/a.jar")).unwrap(), b"jar a");
+        assert_eq!(
+            fs::metadata(link.join("bin/run.sh"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o755
+        );
+        assert!(!link.join("samples").exists(), "excluded path installed");
+        assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
+
+        fs::write(link.join("lib/a.jar"), b"tampered!").unwrap();
+        let changes = check(&f.spec, &f.ctx, &f.content).unwrap();
+        assert!(
+            changes[0].summary.contains("repair 1 modified file"),
+            "{changes:?}"
+        );
+        apply(&f.spec, &f.ctx, &f.content).unwrap();
+        assert_eq!(fs::read(link.join("lib/a.jar")).unwrap(), b"jar a");
+        assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_real_directory_at_the_link_is_never_replaced() {
+        let f = fixture();
+        fs::create_dir_all(f.ctx.paths.resolve("/opt/p-1.0/unmanaged")).unwrap();
+        let err = check(&f.spec, &f.ctx, &f.content).unwrap_err();
+        assert!(err.to_string().contains("refusing to replace"), "{err}");
+        assert!(f.ctx.paths.resolve("/opt/p-1.0/unmanaged").is_dir());
+    }
 }

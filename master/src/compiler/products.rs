@@ -27,6 +27,8 @@ pub struct Products {
     artifacts: BTreeMap<String, Digest>,
     /// Accept any product and artifact (module checks without a master).
     permissive: bool,
+    /// The site's `secrets/files/` (keystores and other secret files).
+    secret_files: Option<std::path::PathBuf>,
 }
 
 impl Products {
@@ -52,6 +54,7 @@ impl Products {
             levels,
             artifacts: BTreeMap::new(),
             permissive: false,
+            secret_files: None,
         }
     }
 
@@ -71,6 +74,43 @@ impl Products {
             .filter_map(|a| Some((a.name.clone(), Digest::parse(&a.digest).ok()?)))
             .collect();
         self
+    }
+
+    /// Where `secret_file = "NAME"` resources take their content from.
+    pub fn with_secret_files(mut self, dir: std::path::PathBuf) -> Self {
+        self.secret_files = Some(dir);
+        self
+    }
+
+    /// Replaces a rendered file declaration's `secret_file` (a name under
+    /// the site's `secrets/files/`) with its content digest and marks the
+    /// file secret; the master serves the content from there.
+    pub fn resolve_secret_file(&self, rendered: &mut Map<String, Value>) -> Result<(), String> {
+        let Some(name) = rendered.remove("secret_file") else {
+            return Ok(());
+        };
+        let name = name
+            .as_str()
+            .ok_or("field \"secret_file\" must be a string")?
+            .to_string();
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(format!(
+                "secret_file {name:?} must be a file name in secrets/files/"
+            ));
+        }
+        let digest = match &self.secret_files {
+            None if self.permissive => Digest::of(name.as_bytes()),
+            None => return Err("secret files need a site (secrets/files/)".into()),
+            Some(dir) => {
+                let path = dir.join(&name);
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| format!("secret file {} cannot be read: {e}", path.display()))?;
+                Digest::of(&bytes)
+            }
+        };
+        rendered.insert("source".into(), Value::String(digest.to_string()));
+        rendered.insert("secret".into(), Value::Bool(true));
+        Ok(())
     }
 
     /// Replaces a rendered file declaration's `artifact` (a name) with the

@@ -291,6 +291,7 @@ fn render_resource(
             .map_err(resource_error)?,
         Some("file") => products
             .resolve_artifact(&mut rendered)
+            .and_then(|()| products.resolve_secret_file(&mut rendered))
             .map_err(resource_error)?,
         _ => {}
     }

@@ -103,8 +103,10 @@ async fn compile(
         facts,
         inventory,
     };
+    let secret_files = state.compiler.site().join("secrets/files");
     let products = Products::from_records(&state.store.trees().await?)
-        .with_artifacts(&state.store.artifacts().await?);
+        .with_artifacts(&state.store.artifacts().await?)
+        .with_secret_files(secret_files.clone());
     tokio::task::spawn_blocking(move || compiler.compile(&node, &products))
         .await
         .map_err(|e| Status::internal(e.to_string()))?
@@ -113,6 +115,38 @@ async fn compile(
             tracing::error!(node = %certname, role, error = %text, "catalog compilation failed");
             Status::failed_precondition(format!("cannot compile the catalog of {certname}: {text}"))
         })
+}
+
+/// Puts the secret files the catalog references (`secrets/files/…` of the
+/// site) into the blob store, so that FetchBlobs can serve them to this node.
+async fn store_secret_files(state: &MasterState, content: &CatalogContent) -> Result<(), Status> {
+    use crate::content::BlobStore;
+    let wanted: std::collections::HashSet<rigger_common::digest::Digest> = content
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            rigger_common::catalog::ResourceSpec::File(f) if f.secret => f.source,
+            _ => None,
+        })
+        .filter(|d| !state.blobs.has(d))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let dir = state.compiler.site().join("secrets/files");
+    let blobs = state.blobs.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let bytes = std::fs::read(entry.path())?;
+            if wanted.contains(&rigger_common::digest::Digest::of(&bytes)) {
+                blobs.put(&bytes)?;
+            }
+        }
+        blobs.sync()
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(|e| Status::internal(format!("cannot store secret files: {e}")))
 }
 
 /// Compiles the node's catalog (or takes its pinned content) and returns
@@ -128,6 +162,7 @@ pub async fn catalog_for(
         Some(pinned) => pinned_content(state, certname, pinned).await?,
         None => compile(state, certname, role, facts).await?,
     };
+    store_secret_files(state, &content).await?;
     let digest = content.digest();
     let _guard = state.catalog_lock.lock().await;
     let latest = state.store.catalog(certname, None).await?;
