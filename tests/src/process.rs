@@ -96,6 +96,7 @@ fn stop_child(child: &mut Child) {
 pub struct TestMaster {
     dir: TempDir,
     child: Option<Child>,
+    extra_args: Vec<String>,
     /// `127.0.0.1:PORT` it listens on.
     pub addr: String,
 }
@@ -142,11 +143,17 @@ impl TestMaster {
 
     /// Starts a master with nothing imported.
     pub fn start_empty() -> Self {
+        Self::start_empty_with(&[])
+    }
+
+    /// Starts a master with nothing imported and extra `rigger-master` flags.
+    pub fn start_empty_with(extra_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo_root().join("examples/site"), &dir.path().join("site"));
         let mut master = Self {
             dir,
             child: None,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             addr: String::new(),
         };
         master.launch();
@@ -185,6 +192,7 @@ impl TestMaster {
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--listen", "127.0.0.1:0"])
+            .args(&self.extra_args)
             .arg("--site")
             .arg(self.site())
             .arg("--modules")

@@ -106,3 +106,33 @@ fn wka_members_follow_the_inventory() {
     let revoked = nodes[2].run(&master, &[]);
     assert!(revoked.stderr.contains("revoked"), "{}", revoked.all());
 }
+
+#[test]
+fn a_node_not_seen_for_the_peer_timeout_leaves_the_lists_and_comes_back() {
+    let master = TestMaster::start_empty_with(&["--peer-timeout", "1s"]);
+    assert_eq!(
+        master
+            .import_pack(&rigger_tests::pack::SamplePack::new(20, 64 << 10))
+            .code,
+        0
+    );
+    let nodes: Vec<Node> = (1..=2).map(Node::new).collect();
+    assert_eq!(nodes[0].enroll(&master).code, 2);
+    assert_eq!(nodes[1].enroll(&master).code, 2);
+    assert_eq!(nodes[1].members(), vec!["127.0.0.2:4000", "127.0.0.3:4000"]);
+
+    // is-2 stops reporting (an instance that died): once the timeout has
+    // passed, is-1's next catalog no longer lists it.
+    rigger_tests::wait_for(
+        "is-2 to leave is-1's members",
+        std::time::Duration::from_secs(20),
+        || {
+            nodes[0].run(&master, &[]);
+            (nodes[0].members() == vec!["127.0.0.2:4000"]).then_some(())
+        },
+    );
+    // It reports again and is back.
+    nodes[1].run(&master, &[]);
+    assert_eq!(nodes[0].run(&master, &[]).code, 2);
+    assert_eq!(nodes[0].members(), vec!["127.0.0.2:4000", "127.0.0.3:4000"]);
+}
