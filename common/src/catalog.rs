@@ -84,6 +84,9 @@ pub enum ResourceSpec {
     /// A product release: a tree materialised under `releases_dir` with
     /// `link` (CARBON_HOME) switched to it atomically.
     Tree(TreeSpec),
+    /// A long-running server the agent keeps running (restarted only when
+    /// something it depends on changed).
+    Service(ServiceSpec),
 }
 
 impl ResourceSpec {
@@ -95,6 +98,7 @@ impl ResourceSpec {
             Self::Symlink(_) => "symlink",
             Self::Exec(_) => "exec",
             Self::Tree(_) => "tree",
+            Self::Service(_) => "service",
         }
     }
 }
@@ -184,6 +188,63 @@ pub struct ExecSpec {
     /// Extra environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+}
+
+/// A supervised server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Service name (`wso2is`).
+    pub name: String,
+    /// `process` (the agent supervises it) or `systemd`.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// Program, absolute or relative to `working_dir` (`bin/wso2server.sh`).
+    pub start: String,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Working directory (CARBON_HOME).
+    pub working_dir: String,
+    /// Where its output goes (absolute).
+    pub log_file: String,
+    /// Run as this user (name or uid); `None`: the agent's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Run with this group (name or gid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Extra environment (JAVA_HOME, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+    /// Open-files limit (WSO2 wants 65535).
+    #[serde(default = "default_nofile")]
+    pub nofile: u64,
+    /// Readiness: `tcp://HOST:PORT` or an `http://` URL answering 2xx/3xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// How long to wait for readiness after a (re)start.
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout_secs: u64,
+    /// Grace between SIGTERM and SIGKILL when stopping.
+    #[serde(default = "default_stop_grace")]
+    pub stop_grace_secs: u64,
+}
+
+fn default_provider() -> String {
+    "process".into()
+}
+
+fn default_nofile() -> u64 {
+    65535
+}
+
+fn default_ready_timeout() -> u64 {
+    300
+}
+
+fn default_stop_grace() -> u64 {
+    30
 }
 
 /// A product release.
@@ -388,6 +449,7 @@ impl Resource {
                 .map(String::as_str)
                 .collect(),
             ResourceSpec::Tree(t) => vec![t.link.as_str(), t.releases_dir.as_str()],
+            ResourceSpec::Service(s) => vec![s.working_dir.as_str(), s.log_file.as_str()],
         }
     }
 }

@@ -84,6 +84,15 @@ impl SamplePack {
         data
     }
 
+    /// `bin/wso2server.sh`: runs the stand-in server (tests and the demo
+    /// point `RIGGER_SAMPLE_SERVER` at `rigger-sample-server`).
+    pub fn start_script(&self) -> String {
+        format!(
+            "#!/bin/sh\n# {}-{} start script (sample, level {})\nexec \"${{RIGGER_SAMPLE_SERVER:?the sample pack needs RIGGER_SAMPLE_SERVER}}\" \"${{CARBON_HOME:-$(cd \"$(dirname \"$0\")/..\" && pwd)}}\"\n",
+            self.name, self.version, self.level
+        )
+    }
+
     /// The pack's own `repository/conf/deployment.toml` (an update level
     /// adds a setting, as real updates do).
     pub fn default_config(&self) -> String {
@@ -109,10 +118,7 @@ impl SamplePack {
             SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         let io = |e: zip::result::ZipError| std::io::Error::other(e.to_string());
         zip.add_directory(format!("{top}/"), text).map_err(io)?;
-        let script = format!(
-            "#!/bin/sh\n# {top} start script (sample)\necho \"starting {top} (level {})\"\n",
-            self.level
-        );
+        let script = self.start_script();
         zip.start_file(
             format!("{top}/bin/wso2server.sh"),
             text.unix_permissions(0o755),

@@ -326,6 +326,8 @@ impl TestAgent {
             .args(args)
             .env_remove("RIGGER_AGENT_CONFIG")
             .env_remove("RIGGER_TOKEN")
+            // The sample pack's start script runs the stand-in server.
+            .env("RIGGER_SAMPLE_SERVER", bin("rigger-sample-server"))
             .env("RIGGER_LOG", "warn");
         if !args.contains(&"--imds-endpoint") {
             cmd.args(["--imds-endpoint", "off"]);
@@ -410,8 +412,41 @@ impl TestAgent {
     }
 }
 
+impl TestAgent {
+    /// The pid of a service the agent started (from its pidfile).
+    pub fn service_pid(&self, name: &str) -> Option<i32> {
+        let path = self.path(&format!("/var/lib/rigger/agent/services/{name}.pid"));
+        std::fs::read_to_string(path)
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Kills every service the agent started (their whole process groups).
+    pub fn kill_services(&self) {
+        let dir = self.path("/var/lib/rigger/agent/services");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let pid = std::fs::read_to_string(entry.path())
+                .ok()
+                .and_then(|t| t.split_whitespace().next()?.parse::<i32>().ok());
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
 impl Drop for TestAgent {
     fn drop(&mut self) {
         self.stop_daemon();
+        self.kill_services();
     }
 }

@@ -134,11 +134,10 @@ fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
         .iter()
         .map(|&i| update.content(i).len() as u64)
         .sum();
-    // updates/config.json and the start script change too.
     // updates/config.json, the start script and the pack's deployment.toml change too.
     let extra = [
         "{\"update-level\": \"1\", \"channel\": \"full\"}\n".len(),
-        "#!/bin/sh\n# wso2is-5.11.0 start script (sample)\necho \"starting wso2is-5.11.0 (level 1)\"\n".len(),
+        update.start_script().len(),
         update.default_config().len(),
     ];
     let expected_bytes =

@@ -205,7 +205,10 @@ fn step(
 
 /// Kinds that react to a notification.
 fn has_refresh(resource: &Resource) -> bool {
-    matches!(resource.spec, ResourceSpec::Exec(_))
+    matches!(
+        resource.spec,
+        ResourceSpec::Exec(_) | ResourceSpec::Service(_)
+    )
 }
 
 fn check(
@@ -215,6 +218,7 @@ fn check(
 ) -> Result<Vec<Change>, ResourceError> {
     match &resource.spec {
         ResourceSpec::Tree(s) => resources::tree::check(s, ctx, content),
+        ResourceSpec::Service(s) => resources::service::check(s, ctx),
         ResourceSpec::Directory(s) => resources::directory::check(s, ctx),
         ResourceSpec::File(s) => resources::file::check(s, ctx),
         ResourceSpec::Symlink(s) => resources::symlink::check(s, ctx),
@@ -229,6 +233,7 @@ fn apply(
 ) -> Result<(), ResourceError> {
     match &resource.spec {
         ResourceSpec::Tree(s) => resources::tree::apply(s, ctx, content),
+        ResourceSpec::Service(s) => resources::service::apply(s, ctx),
         ResourceSpec::Directory(s) => resources::directory::apply(s, ctx),
         ResourceSpec::File(s) => resources::file::apply(s, ctx),
         ResourceSpec::Symlink(s) => resources::symlink::apply(s, ctx),
@@ -239,6 +244,7 @@ fn apply(
 fn refresh(resource: &Resource, ctx: &ApplyContext) -> Result<(), ResourceError> {
     match &resource.spec {
         ResourceSpec::Exec(s) => resources::exec::run(s, ctx),
+        ResourceSpec::Service(s) => resources::service::restart(s, ctx),
         _ => Ok(()),
     }
 }

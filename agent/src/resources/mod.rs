@@ -6,6 +6,7 @@ pub mod directory;
 pub mod exec;
 pub mod file;
 pub mod owner;
+pub mod service;
 pub mod symlink;
 pub mod tree;
 

@@ -1,0 +1,120 @@
+//! `rigger-sample-server CARBON_HOME`: the stand-in WSO2 server the sample
+//! pack's start scripts run. It reads the rendered
+//! `repository/conf/deployment.toml` (and exits non-zero if it is not valid),
+//! listens on the node's own IP (`[server] node_ip`) at 9763+offset (HTTP)
+//! and 9443+offset, answers the health URLs, serves `/rigger/hostname`
+//! (the configured host name, so tests see new values after a restart) and
+//! writes `wso2carbon.pid`.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+fn main() -> ExitCode {
+    let Some(home) = std::env::args().nth(1).map(PathBuf::from) else {
+        eprintln!("usage: rigger-sample-server CARBON_HOME");
+        return ExitCode::from(64);
+    };
+    let conf = home.join("repository/conf/deployment.toml");
+    let text = match std::fs::read_to_string(&conf) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sample server: cannot read {}: {e}", conf.display());
+            return ExitCode::from(1);
+        }
+    };
+    let config: toml::Table = match text.parse() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sample server: invalid {}: {e}", conf.display());
+            return ExitCode::from(1);
+        }
+    };
+    let server = config
+        .get("server")
+        .and_then(|s| s.as_table())
+        .cloned()
+        .unwrap_or_default();
+    let ip = server
+        .get("node_ip")
+        .and_then(|v| v.as_str())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let offset = server
+        .get("offset")
+        .and_then(|v| v.as_integer())
+        .unwrap_or(0) as u16;
+    let hostname = server
+        .get("hostname")
+        .and_then(|v| v.as_str())
+        .unwrap_or("localhost")
+        .to_string();
+    let _ = std::fs::write(
+        home.join("wso2carbon.pid"),
+        format!("{}\n", std::process::id()),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let http = match tokio::net::TcpListener::bind((ip.as_str(), 9763 + offset)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "sample server: cannot listen on {ip}:{}: {e}",
+                    9763 + offset
+                );
+                return ExitCode::from(1);
+            }
+        };
+        let https = tokio::net::TcpListener::bind((ip.as_str(), 9443 + offset))
+            .await
+            .ok();
+        println!(
+            "sample server for {hostname} listening on {ip}:{} (pid {})",
+            9763 + offset,
+            std::process::id()
+        );
+        if let Some(https) = https {
+            tokio::spawn(async move {
+                // Accepts and closes: enough for TCP readiness checks.
+                while let Ok((stream, _)) = https.accept().await {
+                    drop(stream);
+                }
+            });
+        }
+        loop {
+            let Ok((stream, _)) = http.accept().await else {
+                continue;
+            };
+            let hostname = hostname.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let body = match req.uri().path() {
+                        "/rigger/hostname" => hostname.clone(),
+                        _ => "ok".to_string(),
+                    };
+                    async move {
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(StatusCode::OK)
+                                .body(Full::new(Bytes::from(body)))
+                                .expect("response"),
+                        )
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}

@@ -1,0 +1,119 @@
+//! The node runtime: the server runs under the agent's supervision, is
+//! (re)started only when something it depends on changed, and is started
+//! again when it died. The stand-in server (tests/src/bin) plays WSO2.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use rigger_tests::imds::Instance;
+use rigger_tests::{FakeImds, TestAgent, TestMaster, wait_for};
+
+fn get(addr: &str, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split("\r\n\r\n").nth(1).map(str::to_string)
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+#[test]
+fn the_server_starts_once_restarts_only_on_change_and_comes_back_when_it_dies() {
+    let master = TestMaster::start();
+    master.edit_site("roles/is.toml", |t| {
+        format!("{t}\n[service]\nenabled = true\n")
+    });
+    let imds = FakeImds::start(Instance {
+        instance_id: "i-runtime".into(),
+        private_ip: "127.0.0.6".into(),
+        availability_zone: "us-east-1a".into(),
+        tags: BTreeMap::new(),
+    });
+    let node = TestAgent::new("rt-1");
+    let token = master.token(&["--role", "is"]);
+    let fp = master.fingerprint();
+    let url = imds.url();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--imds-endpoint", url.as_str()];
+        args.extend_from_slice(extra);
+        node.once(&master.url(), &args)
+    };
+
+    let first = run(&["--token", &token, "--ca-fingerprint", &fp]);
+    assert_eq!(first.code, 2, "{}", first.all());
+    assert!(
+        first.stdout.contains("start service wso2is"),
+        "{}",
+        first.all()
+    );
+    // The run waited for readiness: the server answers right away.
+    assert_eq!(
+        get("127.0.0.6:9763", "/rigger/hostname").as_deref(),
+        Some("is.demo.example.com")
+    );
+    let pid = node.service_pid("wso2is").expect("pidfile");
+    assert!(alive(pid));
+
+    let second = run(&[]);
+    assert_eq!(
+        second.code,
+        0,
+        "a converged run touches nothing: {}",
+        second.all()
+    );
+    assert_eq!(
+        node.service_pid("wso2is"),
+        Some(pid),
+        "the server was restarted"
+    );
+
+    // One value changes: exactly one restart, and the new value is served.
+    master.edit_site("environments/demo.toml", |t| {
+        t.replace("is.demo.example.com", "login.example.com")
+    });
+    let change = run(&[]);
+    assert_eq!(change.code, 2, "{}", change.all());
+    assert_eq!(
+        change.stdout.matches("refreshed").count(),
+        2,
+        "record_config and server: {}",
+        change.all()
+    );
+    let restarted = node.service_pid("wso2is").unwrap();
+    assert_ne!(restarted, pid);
+    assert!(!alive(pid), "the old server still runs");
+    assert_eq!(
+        get("127.0.0.6:9763", "/rigger/hostname").as_deref(),
+        Some("login.example.com")
+    );
+    assert_eq!(run(&[]).code, 0);
+    assert_eq!(node.service_pid("wso2is"), Some(restarted));
+
+    // The server dies: the next run starts it again and says so.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(restarted),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the server to die", Duration::from_secs(10), || {
+        (!alive(restarted)).then_some(())
+    });
+    let revived = run(&[]);
+    assert_eq!(revived.code, 2, "{}", revived.all());
+    assert!(
+        revived.stdout.contains("start service wso2is"),
+        "{}",
+        revived.all()
+    );
+    let again = node.service_pid("wso2is").unwrap();
+    assert!(alive(again));
+    assert_eq!(
+        get("127.0.0.6:9763", "/carbon/admin/login.jsp").as_deref(),
+        Some("ok")
+    );
+}
