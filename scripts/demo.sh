@@ -28,6 +28,10 @@ work=$(mktemp -d -t rigger-demo.XXXXXX)
 master_pid=""
 agent_pid=""
 cleanup() {
+  # The servers the agent started (their process groups), then the daemons.
+  for pidfile in "$work"/node/var/lib/rigger/agent/services/*.pid; do
+    [ -f "$pidfile" ] && kill -TERM -- "-$(cut -d' ' -f1 "$pidfile")" 2>/dev/null || true
+  done
   for pid in $agent_pid $master_pid; do
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
@@ -45,9 +49,16 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "    the service user (wso2carbon) or mount EFS, those steps are skipped"
 fi
 
+# The example site, with the server run as a service (the sample pack's
+# start script runs a stand-in WSO2 server).
+cp -r examples/site "$work/site"
+chmod -R go= "$work/site/secrets"
+printf '\n[service]\nenabled = true\n' >> "$work/site/roles/is.toml"
+export RIGGER_SAMPLE_SERVER="$bin/rigger-sample-server"
+
 echo "==> starting the master (data in $work/master)"
 "$bin/rigger-master" --data-dir "$work/master" --listen 127.0.0.1:0 \
-  --site examples/site --modules modules --admin-socket "$work/master.sock" \
+  --site "$work/site" --modules modules --admin-socket "$work/master.sock" \
   >"$work/master.log" 2>&1 &
 master_pid=$!
 for _ in $(seq 1 100); do [ -s "$work/master/listen.addr" ] && break; sleep 0.1; done
@@ -95,6 +106,10 @@ echo
 echo "==> files the catalog manages:"
 echo "CARBON_HOME: $(readlink "$node/opt/wso2/wso2is-5.11.0" | sed "s|$node||")"
 find "$node/opt" "$node/var/log" "$node/var/lib/wso2" -maxdepth 4 | sed "s|$node||" | sort | head -40
+echo
+pid=$(cut -d' ' -f1 "$node/var/lib/rigger/agent/services/wso2is.pid")
+echo "==> the server (stand-in WSO2 IS) runs as pid $pid; its log:"
+tail -n 3 "$node/var/log/wso2/wso2is/console.log" | sed 's/^/    /'
 echo
 "${masterctl[@]}" node list
 
