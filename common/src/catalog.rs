@@ -87,6 +87,10 @@ pub enum ResourceSpec {
     /// A long-running server the agent keeps running (restarted only when
     /// something it depends on changed).
     Service(ServiceSpec),
+    /// A system group with a fixed gid.
+    Group(GroupSpec),
+    /// A system user with a fixed uid and no login shell.
+    User(UserSpec),
 }
 
 impl ResourceSpec {
@@ -99,6 +103,8 @@ impl ResourceSpec {
             Self::Exec(_) => "exec",
             Self::Tree(_) => "tree",
             Self::Service(_) => "service",
+            Self::Group(_) => "group",
+            Self::User(_) => "user",
         }
     }
 }
@@ -188,6 +194,37 @@ pub struct ExecSpec {
     /// Extra environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+}
+
+/// A system group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Group name (`wso2`).
+    pub name: String,
+    /// Fixed gid (802), the same on every node so shared files match.
+    pub gid: u32,
+}
+
+/// A system user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// User name (`wso2carbon`).
+    pub name: String,
+    /// Fixed uid (802).
+    pub uid: u32,
+    /// Primary group name.
+    pub group: String,
+    /// Home directory (not created).
+    pub home: String,
+    /// Login shell (none by default).
+    #[serde(default = "default_shell")]
+    pub shell: String,
+}
+
+fn default_shell() -> String {
+    "/usr/sbin/nologin".into()
 }
 
 /// A supervised server.
@@ -450,6 +487,8 @@ impl Resource {
                 .collect(),
             ResourceSpec::Tree(t) => vec![t.link.as_str(), t.releases_dir.as_str()],
             ResourceSpec::Service(s) => vec![s.working_dir.as_str(), s.log_file.as_str()],
+            ResourceSpec::Group(_) => vec![],
+            ResourceSpec::User(u) => vec![u.home.as_str()],
         }
     }
 }

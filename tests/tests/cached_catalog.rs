@@ -68,6 +68,11 @@ fn agentctl_run_noop_streams_pending_changes() {
     let mut node = TestAgent::new("stream-node");
     assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
     node.start_daemon(&master.url(), &["--run-interval", "1h", "--splay", "0s"]);
+    // Let the daemon's own first run finish, so the edit below is only planned.
+    wait_for("the daemon's first run", Duration::from_secs(60), || {
+        let s = node.status();
+        (s["last_run_at_ms"].as_i64() > Some(0) && s["running"] == false).then_some(())
+    });
     master.edit_site("roles/is.toml", |t| {
         t.replace("xms = \"512m\"", "xms = \"1g\"")
     });

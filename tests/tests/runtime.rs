@@ -117,3 +117,74 @@ fn the_server_starts_once_restarts_only_on_change_and_comes_back_when_it_dies() 
         Some("ok")
     );
 }
+
+/// Whether a root-only test may run: as root yes; otherwise it is skipped,
+/// unless `RIGGER_REQUIRE_ROOT_TESTS=1` makes that a failure.
+fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("RIGGER_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
+        "{test} needs root and RIGGER_REQUIRE_ROOT_TESTS=1"
+    );
+    eprintln!("skipping {test}: needs root");
+    false
+}
+
+#[test]
+fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
+    if !root_or_skip("the_server_runs_as_the_service_user_created_in_the_nodes_root") {
+        return;
+    }
+    let master = TestMaster::start();
+    master.edit_site("roles/is.toml", |t| {
+        format!("{t}\n[service]\nenabled = true\nuser = \"wso2carbon\"\ngroup = \"wso2\"\n")
+    });
+    let imds = FakeImds::start(Instance {
+        instance_id: "i-user".into(),
+        private_ip: "127.0.0.7".into(),
+        availability_zone: "us-east-1a".into(),
+        tags: BTreeMap::new(),
+    });
+    let node = TestAgent::new("rt-user");
+    // The service user must be able to reach its release under the test root.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(node.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let token = master.token(&["--role", "is"]);
+    let fp = master.fingerprint();
+    let out = node.once(
+        &master.url(),
+        &[
+            "--imds-endpoint",
+            &imds.url(),
+            "--token",
+            &token,
+            "--ca-fingerprint",
+            &fp,
+        ],
+    );
+    let console =
+        std::fs::read_to_string(node.path("/var/log/wso2/wso2is/console.log")).unwrap_or_default();
+    assert_eq!(out.code, 2, "{}\nconsole.log:\n{console}", out.all());
+    let passwd = std::fs::read_to_string(node.path("/etc/passwd")).unwrap();
+    assert!(passwd.contains("wso2carbon:x:802:802:"), "{passwd}");
+    assert!(
+        std::fs::read_to_string(node.path("/etc/group"))
+            .unwrap()
+            .contains("wso2:x:802:")
+    );
+    let pid = node.service_pid("wso2is").expect("pidfile");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|id| id == "802"),
+        "{uid_line}"
+    );
+    assert_eq!(
+        get("127.0.0.7:9763", "/carbon/admin/login.jsp").as_deref(),
+        Some("ok")
+    );
+    let again = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert_eq!(again.code, 0, "{}", again.all());
+}

@@ -219,6 +219,8 @@ fn check(
     match &resource.spec {
         ResourceSpec::Tree(s) => resources::tree::check(s, ctx, content),
         ResourceSpec::Service(s) => resources::service::check(s, ctx),
+        ResourceSpec::Group(s) => resources::account::check_group(s, ctx),
+        ResourceSpec::User(s) => resources::account::check_user(s, ctx),
         ResourceSpec::Directory(s) => resources::directory::check(s, ctx),
         ResourceSpec::File(s) => resources::file::check(s, ctx),
         ResourceSpec::Symlink(s) => resources::symlink::check(s, ctx),
@@ -234,6 +236,8 @@ fn apply(
     match &resource.spec {
         ResourceSpec::Tree(s) => resources::tree::apply(s, ctx, content),
         ResourceSpec::Service(s) => resources::service::apply(s, ctx),
+        ResourceSpec::Group(s) => resources::account::apply_group(s, ctx),
+        ResourceSpec::User(s) => resources::account::apply_user(s, ctx),
         ResourceSpec::Directory(s) => resources::directory::apply(s, ctx),
         ResourceSpec::File(s) => resources::file::apply(s, ctx),
         ResourceSpec::Symlink(s) => resources::symlink::apply(s, ctx),

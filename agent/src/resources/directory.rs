@@ -11,7 +11,8 @@ use super::{ApplyContext, Change, ResourceError, io_error, mode_string};
 /// What would change.
 pub fn check(spec: &DirectorySpec, ctx: &ApplyContext) -> Result<Vec<Change>, ResourceError> {
     let path = ctx.paths.resolve(&spec.path);
-    let owner = DesiredOwner::resolve(spec.owner.as_deref(), spec.group.as_deref())?;
+    let (owner, pending) =
+        DesiredOwner::resolve_for_check(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref());
     match fs::symlink_metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Ok(vec![Change::new(format!("create directory {}", spec.path))])
@@ -23,6 +24,7 @@ pub fn check(spec: &DirectorySpec, ctx: &ApplyContext) -> Result<Vec<Change>, Re
         ))),
         Ok(meta) => {
             let mut changes = owner.changes(&meta);
+            changes.extend(pending);
             if let Some(mode) = spec.mode {
                 let current = meta.permissions().mode() & 0o7777;
                 if current != mode {
@@ -46,5 +48,5 @@ pub fn apply(spec: &DirectorySpec, ctx: &ApplyContext) -> Result<(), ResourceErr
         fs::set_permissions(&path, fs::Permissions::from_mode(mode))
             .map_err(io_error("cannot set the mode of", &path))?;
     }
-    DesiredOwner::resolve(spec.owner.as_deref(), spec.group.as_deref())?.apply(&path)
+    DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?.apply(&path)
 }

@@ -14,7 +14,8 @@ use super::{ApplyContext, Change, ResourceError, io_error, mode_string};
 /// What would change, with a unified diff of the content.
 pub fn check(spec: &FileSpec, ctx: &ApplyContext) -> Result<Vec<Change>, ResourceError> {
     let path = ctx.paths.resolve(&spec.path);
-    let owner = DesiredOwner::resolve(spec.owner.as_deref(), spec.group.as_deref())?;
+    let (owner, pending) =
+        DesiredOwner::resolve_for_check(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref());
     let meta = match fs::symlink_metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(vec![Change {
@@ -60,13 +61,14 @@ pub fn check(spec: &FileSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Resourc
         )));
     }
     changes.extend(owner.changes(&meta));
+    changes.extend(pending);
     Ok(changes)
 }
 
 /// Writes the file atomically (content, mode and owner in one rename).
 pub fn apply(spec: &FileSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
     let path = ctx.paths.resolve(&spec.path);
-    let owner = DesiredOwner::resolve(spec.owner.as_deref(), spec.group.as_deref())?;
+    let owner = DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
     let content_matches = fs::read(&path).is_ok_and(|c| matches(spec, &c));
     if content_matches {
         fs::set_permissions(&path, fs::Permissions::from_mode(spec.effective_mode()))

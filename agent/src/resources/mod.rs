@@ -2,6 +2,7 @@
 //! change, with a diff) and apply (make it so); some also refresh (react to
 //! a notification).
 
+pub mod account;
 pub mod directory;
 pub mod exec;
 pub mod file;

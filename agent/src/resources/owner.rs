@@ -4,7 +4,10 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use nix::unistd::{Gid, Group, Uid, User, geteuid};
+use nix::unistd::{Gid, Uid, geteuid};
+
+use super::account;
+use crate::paths::Paths;
 
 use super::{Change, ResourceError};
 
@@ -18,31 +21,54 @@ pub struct DesiredOwner {
 }
 
 impl DesiredOwner {
-    /// Resolves user and group names (or numeric ids) on this system.
-    pub fn resolve(owner: Option<&str>, group: Option<&str>) -> Result<Self, ResourceError> {
+    /// Resolves user and group names (or numeric ids): through NSS on a
+    /// real node, through the root's own `etc/passwd`/`etc/group` under `--root`.
+    pub fn resolve(
+        paths: &Paths,
+        owner: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<Self, ResourceError> {
+        // An empty name (a module's "{{ service.user }}" left unset) manages nothing.
+        let (owner, group) = (
+            owner.filter(|s| !s.is_empty()),
+            group.filter(|s| !s.is_empty()),
+        );
         let uid = owner
             .map(|name| match name.parse::<u32>() {
                 Ok(id) => Ok(id),
-                Err(_) => User::from_name(name)
-                    .map_err(|e| {
-                        ResourceError::Other(format!("cannot look up user {name:?}: {e}"))
-                    })?
-                    .map(|u| u.uid.as_raw())
+                Err(_) => account::user(paths, name)
+                    .map(|u| u.id)
                     .ok_or_else(|| ResourceError::Other(format!("user {name:?} does not exist"))),
             })
             .transpose()?;
         let gid = group
             .map(|name| match name.parse::<u32>() {
                 Ok(id) => Ok(id),
-                Err(_) => Group::from_name(name)
-                    .map_err(|e| {
-                        ResourceError::Other(format!("cannot look up group {name:?}: {e}"))
-                    })?
-                    .map(|g| g.gid.as_raw())
+                Err(_) => account::group(paths, name)
+                    .map(|g| g.id)
                     .ok_or_else(|| ResourceError::Other(format!("group {name:?} does not exist"))),
             })
             .transpose()?;
         Ok(Self { uid, gid })
+    }
+
+    /// Like [`DesiredOwner::resolve`] for a check: an account that does not
+    /// exist yet (an earlier resource of this run creates it) is a pending
+    /// change rather than an error; applying resolves it again.
+    pub fn resolve_for_check(
+        paths: &Paths,
+        owner: Option<&str>,
+        group: Option<&str>,
+    ) -> (Self, Option<Change>) {
+        match Self::resolve(paths, owner, group) {
+            Ok(resolved) => (resolved, None),
+            Err(e) => (
+                Self::default(),
+                Some(Change::new(format!(
+                    "set owner/group once the account exists ({e})"
+                ))),
+            ),
+        }
     }
 
     /// The ownership changes `meta` needs, if any.

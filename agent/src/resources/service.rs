@@ -90,8 +90,11 @@ impl ServiceManager for ProcessManager {
             .open(&log_path)
             .map_err(super::io_error("cannot open the service log", &log_path))?;
         let named = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
-        let owner =
-            DesiredOwner::resolve(named(&spec.user).as_deref(), named(&spec.group).as_deref())?;
+        let owner = DesiredOwner::resolve(
+            &ctx.paths,
+            named(&spec.user).as_deref(),
+            named(&spec.group).as_deref(),
+        )?;
         if owner.is_managed() {
             std::os::unix::fs::fchown(&log, owner.uid, owner.gid).map_err(super::io_error(
                 "cannot hand the service log to the service user",
