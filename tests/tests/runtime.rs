@@ -188,3 +188,55 @@ fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
     let again = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
     assert_eq!(again.code, 0, "{}", again.all());
 }
+
+#[test]
+fn wait_ready_returns_once_the_first_catalog_is_applied_and_the_server_answers() {
+    let master = TestMaster::start();
+    master.edit_site("roles/is.toml", |t| {
+        format!("{t}\n[service]\nenabled = true\n")
+    });
+    let imds = FakeImds::start(Instance {
+        instance_id: "i-ready".into(),
+        private_ip: "127.0.0.8".into(),
+        availability_zone: "us-east-1a".into(),
+        tags: BTreeMap::new(),
+    });
+    let mut node = TestAgent::new("rt-ready");
+    let token = master.token(&["--role", "is"]);
+    let fp = master.fingerprint();
+    node.start_daemon(
+        &master.url(),
+        &[
+            "--imds-endpoint",
+            &imds.url(),
+            "--token",
+            &token,
+            "--ca-fingerprint",
+            &fp,
+            "--splay",
+            "0s",
+        ],
+    );
+    let ready = node.ctl(&["wait-ready", "--timeout", "2m"]);
+    assert_eq!(ready.code, 0, "{}\n{}", ready.all(), node.log());
+    assert_eq!(
+        get("127.0.0.8:9763", "/carbon/admin/login.jsp").as_deref(),
+        Some("ok")
+    );
+    node.stop_daemon();
+
+    // A node that cannot enroll never becomes ready: wait-ready says why.
+    let mut stuck = TestAgent::new("rt-stuck");
+    stuck.start_daemon(
+        &master.url(),
+        &["--token", "not-a-token", "--ca-fingerprint", &fp],
+    );
+    let out = stuck.ctl(&["wait-ready", "--timeout", "3s"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("not ready after 3s"), "{}", out.all());
+    assert!(
+        out.stderr.contains("bootstrap token is not valid"),
+        "{}",
+        out.all()
+    );
+}

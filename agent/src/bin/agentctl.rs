@@ -41,6 +41,14 @@ enum Command {
     },
     /// Run now, re-hashing every release file and repairing any modified one.
     Verify,
+    /// Wait until the agent runs, has applied its first catalog without
+    /// failures and every service is ready (exit 0), or time out (exit 1):
+    /// the replacement for user-data's sleep-and-poll before cfn-signal.
+    WaitReady {
+        /// Give up after this long.
+        #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,8 +56,56 @@ fn main() -> ExitCode {
     rigger_common::cli::run("agentctl", run(cli))
 }
 
+/// Polls the agent's status until a run applied a catalog cleanly.
+async fn wait_ready(socket: &std::path::Path, timeout: std::time::Duration) -> anyhow::Result<u8> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("the agent's socket is not there yet");
+    loop {
+        if let Ok(channel) = rigger_common::grpc::unix_channel(socket).await {
+            match AgentControlServiceClient::new(channel)
+                .get_status(GetStatusRequest {})
+                .await
+            {
+                Ok(status) => {
+                    let s = status.into_inner();
+                    let clean = s.catalog_version > 0
+                        && s.last_error.is_empty()
+                        && s.failed == 0
+                        && matches!(s.last_run_result.as_str(), "changed" | "unchanged");
+                    if clean && !s.running {
+                        println!(
+                            "ready: catalog version {} applied, every service ready",
+                            s.catalog_version
+                        );
+                        return Ok(exit::OK);
+                    }
+                    last = if s.last_run_at_ms == 0 || s.running {
+                        "the first run is still going".into()
+                    } else if !s.last_error.is_empty() {
+                        s.last_error
+                    } else {
+                        format!("last run {}: {} failed", s.last_run_result, s.failed)
+                    };
+                }
+                Err(e) => last = e.message().to_string(),
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!(
+                "agentctl: not ready after {}: {last}",
+                humantime::format_duration(timeout)
+            );
+            return Ok(exit::FAILURE);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let socket = cli.socket.unwrap_or_else(|| Paths::new(&cli.root).socket());
+    if let Command::WaitReady { timeout } = cli.command {
+        return wait_ready(&socket, timeout).await;
+    }
     let channel = rigger_common::grpc::unix_channel(&socket)
         .await
         .with_context(|| {
@@ -60,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         })?;
     let mut client = AgentControlServiceClient::new(channel);
     match cli.command {
+        Command::WaitReady { .. } => unreachable!("handled before connecting"),
         Command::Status { json } => {
             let status = client
                 .get_status(GetStatusRequest {})
