@@ -91,6 +91,9 @@ pub enum ResourceSpec {
     Group(GroupSpec),
     /// A system user with a fixed uid and no login shell.
     User(UserSpec),
+    /// A mounted file system (EFS over NFS 4.1, or bind/tmpfs), persisted
+    /// in /etc/fstab exactly once.
+    Mount(MountSpec),
 }
 
 impl ResourceSpec {
@@ -105,6 +108,7 @@ impl ResourceSpec {
             Self::Service(_) => "service",
             Self::Group(_) => "group",
             Self::User(_) => "user",
+            Self::Mount(_) => "mount",
         }
     }
 }
@@ -194,6 +198,51 @@ pub struct ExecSpec {
     /// Extra environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+}
+
+/// A mount.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountSpec {
+    /// Mount point (absolute).
+    pub path: String,
+    /// `nfs4`, `efs` (amazon-efs-utils), `bind` or `tmpfs`.
+    pub fstype: String,
+    /// What to mount: `fs-0123.efs.us-east-1.amazonaws.com:/`, a directory
+    /// for `bind`, anything for `tmpfs`.
+    pub source: String,
+    /// Mount options; empty means the kind's defaults (AWS's for NFS).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub options: String,
+    /// Persist in /etc/fstab (with `_netdev` for network file systems).
+    #[serde(default = "default_true")]
+    pub fstab: bool,
+}
+
+impl MountSpec {
+    /// The options to mount with: the given ones or the kind's defaults.
+    pub fn effective_options(&self) -> String {
+        if !self.options.is_empty() {
+            return self.options.clone();
+        }
+        match self.fstype.as_str() {
+            "nfs4" => {
+                "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport".into()
+            }
+            "efs" => "tls".into(),
+            "bind" => "bind".into(),
+            _ => "defaults".into(),
+        }
+    }
+
+    /// Whether it is a network file system (needs `_netdev`, health probes).
+    pub fn is_network(&self) -> bool {
+        matches!(self.fstype.as_str(), "nfs4" | "efs")
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A system group.
@@ -489,6 +538,7 @@ impl Resource {
             ResourceSpec::Service(s) => vec![s.working_dir.as_str(), s.log_file.as_str()],
             ResourceSpec::Group(_) => vec![],
             ResourceSpec::User(u) => vec![u.home.as_str()],
+            ResourceSpec::Mount(m) => vec![m.path.as_str()],
         }
     }
 }

@@ -199,23 +199,9 @@ mod tests {
         assert!(check(&spec("x", false), &ctx).is_err());
     }
 
-    /// Whether a root-only test may run: true as root; as another user it
-    /// is skipped, unless `RIGGER_REQUIRE_ROOT_TESTS=1` makes that a failure.
-    pub(crate) fn root_or_skip(test: &str) -> bool {
-        if nix::unistd::geteuid().is_root() {
-            return true;
-        }
-        assert!(
-            std::env::var("RIGGER_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
-            "{test} needs root and RIGGER_REQUIRE_ROOT_TESTS=1"
-        );
-        eprintln!("skipping {test}: needs root");
-        false
-    }
-
     #[test]
     fn owner_and_group_are_set_and_then_converged() {
-        if !root_or_skip("owner_and_group_are_set_and_then_converged") {
+        if !tests_support::root_or_skip("owner_and_group_are_set_and_then_converged") {
             return;
         }
         use std::os::unix::fs::MetadataExt;
@@ -236,5 +222,23 @@ mod tests {
         apply(&s, &ctx).unwrap();
         let meta = std::fs::metadata(dir.path().join("etc/app.conf")).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    }
+}
+
+/// Helpers for tests that need root.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// Whether a root-only test may run: true as root; as another user it
+    /// is skipped, unless `RIGGER_REQUIRE_ROOT_TESTS=1` makes that a failure.
+    pub(crate) fn root_or_skip(test: &str) -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var("RIGGER_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
+            "{test} needs root and RIGGER_REQUIRE_ROOT_TESTS=1"
+        );
+        eprintln!("skipping {test}: needs root");
+        false
     }
 }

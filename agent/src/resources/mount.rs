@@ -1,0 +1,394 @@
+//! `mount`: EFS over NFS 4.1 (AWS's options) or the `efs` helper through
+//! the system's mount helpers; `bind` and `tmpfs` through mount(2).
+//! An existing correct mount is left alone, a different one is reported and
+//! never replaced; the fstab line is written exactly once. A network mount
+//! is probed in a child with a timeout, so a hung NFS server cannot freeze
+//! the agent.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::mount::{MsFlags, mount};
+use rigger_common::catalog::MountSpec;
+use rigger_common::fsutil::{Ownership, write_atomic};
+
+use super::{ApplyContext, Change, ResourceError};
+
+/// How long a network mount may take to answer a probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn err(message: String) -> ResourceError {
+    ResourceError::Other(message)
+}
+
+/// A line of /proc/self/mountinfo: mount point, file system type, source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mounted {
+    /// Mount point.
+    pub point: PathBuf,
+    /// File system type.
+    pub fstype: String,
+    /// Source.
+    pub source: String,
+    /// The directory of the source file system mounted there (a bind
+    /// mount's source directory).
+    pub root: PathBuf,
+}
+
+fn unescape(field: &str) -> String {
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// What is mounted at `point` (the last mount there wins), if anything.
+pub fn mounted_at(point: &Path) -> Option<Mounted> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mut fields = left.split(' ');
+            let root = PathBuf::from(unescape(fields.nth(3)?));
+            let mount_point = PathBuf::from(unescape(fields.next()?));
+            let mut rest = right.split(' ');
+            let fstype = rest.next()?.to_string();
+            let source = unescape(rest.next()?);
+            Some(Mounted {
+                point: mount_point,
+                fstype,
+                source,
+                root,
+            })
+        })
+        .rfind(|m| m.point == point)
+}
+
+fn expected_fstype(spec: &MountSpec) -> &str {
+    match spec.fstype.as_str() {
+        // EFS mounts show up as nfs4 (the efs helper wraps NFS in TLS).
+        "efs" => "nfs4",
+        other => other,
+    }
+}
+
+/// Whether an existing mount is the one the catalog wants.
+fn matches(spec: &MountSpec, ctx: &ApplyContext, m: &Mounted) -> bool {
+    if spec.fstype == "bind" {
+        // A bind mount shows its backing file system; its root is the source.
+        return ctx.paths.resolve(&spec.source).ends_with(&m.root) && m.root != Path::new("/");
+    }
+    if m.fstype != expected_fstype(spec) {
+        return false;
+    }
+    match spec.fstype.as_str() {
+        "tmpfs" => true,
+        "efs" => m.source.starts_with("127.0.0.1:") || m.source == spec.source,
+        _ => m.source == spec.source || ctx.paths.root() != Path::new("/"),
+    }
+}
+
+/// The fstab line for the mount.
+pub fn fstab_line(spec: &MountSpec) -> String {
+    let mut options = spec.effective_options();
+    if spec.is_network() {
+        options.push_str(",_netdev");
+    }
+    let fstype = if spec.fstype == "bind" {
+        "none"
+    } else {
+        spec.fstype.as_str()
+    };
+    format!("{} {} {fstype} {options} 0 0", spec.source, spec.path)
+}
+
+fn fstab_path(ctx: &ApplyContext) -> PathBuf {
+    ctx.paths.resolve("/etc/fstab")
+}
+
+fn fstab_current(ctx: &ApplyContext, spec: &MountSpec) -> Vec<String> {
+    std::fs::read_to_string(fstab_path(ctx))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(spec.path.as_str()))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Probes a network mount in a child process with a timeout.
+pub fn probe(point: &Path) -> Result<(), String> {
+    let mut child = Command::new("stat")
+        .arg("-f")
+        .arg(point)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot probe {}: {e}", point.display()))?;
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(format!("{} does not answer ({status})", point.display()));
+            }
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                // A child stuck in the kernel on a hung mount may not die at
+                // once; it is left to the init process rather than waited for.
+                return Err(format!(
+                    "{} did not answer within {}s: the file server is unreachable",
+                    point.display(),
+                    PROBE_TIMEOUT.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// What would change.
+pub fn check(spec: &MountSpec, ctx: &ApplyContext) -> Result<Vec<Change>, ResourceError> {
+    let point = ctx.paths.resolve(&spec.path);
+    let mut changes = Vec::new();
+    match mounted_at(&point) {
+        Some(m) if matches(spec, ctx, &m) => {
+            if spec.is_network() {
+                probe(&point).map_err(err)?;
+            }
+        }
+        Some(m) => {
+            return Err(err(format!(
+                "{} already has {} from {} mounted, not the {} from {} the catalog wants: refusing to replace it",
+                point.display(),
+                m.fstype,
+                m.source,
+                spec.fstype,
+                spec.source
+            )));
+        }
+        None => changes.push(Change::new(format!(
+            "mount {} {} at {}",
+            spec.fstype, spec.source, spec.path
+        ))),
+    }
+    if spec.fstab {
+        let lines = fstab_current(ctx, spec);
+        if lines != [fstab_line(spec)] {
+            changes.push(Change::new(format!("fstab: {}", fstab_line(spec))));
+        }
+    }
+    Ok(changes)
+}
+
+/// Mounts (if not mounted) and writes the fstab line (replacing any other
+/// line for the same mount point, so it is there exactly once).
+pub fn apply(spec: &MountSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
+    let helper = std::env::var_os("RIGGER_MOUNT").unwrap_or_else(|| "mount".into());
+    apply_with(spec, ctx, Path::new(&helper))
+}
+
+/// [`apply`] with an explicit mount(8) helper for network file systems.
+pub fn apply_with(
+    spec: &MountSpec,
+    ctx: &ApplyContext,
+    helper: &Path,
+) -> Result<(), ResourceError> {
+    let point = ctx.paths.resolve(&spec.path);
+    std::fs::create_dir_all(&point)
+        .map_err(super::io_error("cannot create mount point", &point))?;
+    if mounted_at(&point).is_none() {
+        do_mount(spec, ctx, &point, helper)?;
+    }
+    if spec.fstab && fstab_current(ctx, spec) != [fstab_line(spec)] {
+        let path = fstab_path(ctx);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) != Some(spec.path.as_str()))
+            .map(str::to_string)
+            .collect();
+        lines.push(fstab_line(spec));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+        }
+        write_atomic(
+            &path,
+            format!("{}\n", lines.join("\n")).as_bytes(),
+            0o644,
+            Ownership::default(),
+        )?;
+    }
+    Ok(())
+}
+
+fn do_mount(
+    spec: &MountSpec,
+    ctx: &ApplyContext,
+    point: &Path,
+    helper: &Path,
+) -> Result<(), ResourceError> {
+    match spec.fstype.as_str() {
+        "tmpfs" => mount(
+            Some("tmpfs"),
+            point,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| err(format!("cannot mount tmpfs at {}: {e}", point.display()))),
+        "bind" => {
+            let source = ctx.paths.resolve(&spec.source);
+            mount(
+                Some(&source),
+                point,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| {
+                err(format!(
+                    "cannot bind {} at {}: {e}",
+                    source.display(),
+                    point.display()
+                ))
+            })
+        }
+        "nfs4" | "efs" => {
+            let out = Command::new(helper)
+                .args([
+                    "-t",
+                    &spec.fstype,
+                    "-o",
+                    &spec.effective_options(),
+                    &spec.source,
+                ])
+                .arg(point)
+                .output()
+                .map_err(|e| err(format!("cannot run the mount helper: {e}")))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(err(format!(
+                    "mount -t {} {} {} failed: {}",
+                    spec.fstype,
+                    spec.source,
+                    point.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )))
+            }
+        }
+        other => Err(err(format!(
+            "mount type {other:?} is not supported (nfs4, efs, bind, tmpfs)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::Paths;
+
+    fn spec(fstype: &str, source: &str) -> MountSpec {
+        MountSpec {
+            path: "/mnt/efs".into(),
+            fstype: fstype.into(),
+            source: source.into(),
+            options: String::new(),
+            fstab: true,
+        }
+    }
+
+    #[test]
+    fn nfs_options_and_fstab_lines_follow_aws_advice() {
+        let efs = spec("nfs4", "fs-0123456789.efs.us-east-1.amazonaws.com:/");
+        assert_eq!(
+            fstab_line(&efs),
+            "fs-0123456789.efs.us-east-1.amazonaws.com:/ /mnt/efs nfs4 nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,_netdev 0 0"
+        );
+        assert_eq!(
+            fstab_line(&spec("efs", "fs-1:/")),
+            "fs-1:/ /mnt/efs efs tls,_netdev 0 0"
+        );
+        assert_eq!(
+            fstab_line(&spec("tmpfs", "tmpfs")),
+            "tmpfs /mnt/efs tmpfs defaults 0 0"
+        );
+    }
+
+    #[test]
+    fn nfs_mounts_go_through_the_helper_and_fstab_gets_one_line() {
+        // A recording fake of mount(8): this machine has no NFS client.
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ApplyContext::new(Paths::new(dir.path().join("root")));
+        std::fs::create_dir_all(ctx.paths.resolve("/etc")).unwrap();
+        std::fs::write(
+            ctx.paths.resolve("/etc/fstab"),
+            "/dev/vda1 / ext4 defaults 0 1\n",
+        )
+        .unwrap();
+        let log = dir.path().join("mount.log");
+        let fake = dir.path().join("mount");
+        std::fs::write(
+            &fake,
+            format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let efs = spec("nfs4", "fs-0123456789.efs.us-east-1.amazonaws.com:/");
+        apply_with(&efs, &ctx, &fake).unwrap();
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert!(calls.starts_with("-t nfs4 -o nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport fs-0123456789.efs.us-east-1.amazonaws.com:/ "), "{calls}");
+        for _ in 0..3 {
+            // The fake does not really mount (so it is asked again); the
+            // fstab line must still be there exactly once.
+            apply_with(&efs, &ctx, &fake).unwrap();
+        }
+        let fstab = std::fs::read_to_string(ctx.paths.resolve("/etc/fstab")).unwrap();
+        assert!(fstab.starts_with("/dev/vda1 / ext4"), "{fstab}");
+        assert_eq!(fstab.matches("/mnt/efs").count(), 1, "{fstab}");
+    }
+
+    #[test]
+    fn tmpfs_and_bind_mounts_are_real_and_idempotent() {
+        if !super::super::file::tests_support::root_or_skip(
+            "tmpfs_and_bind_mounts_are_real_and_idempotent",
+        ) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
+        let tmpfs = spec("tmpfs", "tmpfs");
+        assert_eq!(check(&tmpfs, &ctx).unwrap().len(), 2);
+        apply(&tmpfs, &ctx).unwrap();
+        let point = ctx.paths.resolve("/mnt/efs");
+        let guard = Unmount(point.clone());
+        assert_eq!(mounted_at(&point).unwrap().fstype, "tmpfs");
+        assert!(check(&tmpfs, &ctx).unwrap().is_empty());
+        apply(&tmpfs, &ctx).unwrap();
+        // Something else at the mount point is reported, never replaced.
+        let mut other = spec("bind", "/srv/data");
+        other.fstab = false;
+        let e = check(&other, &ctx).unwrap_err().to_string();
+        assert!(e.contains("refusing to replace"), "{e}");
+        drop(guard);
+        assert!(mounted_at(&point).is_none());
+
+        std::fs::create_dir_all(ctx.paths.resolve("/srv/data")).unwrap();
+        std::fs::write(ctx.paths.resolve("/srv/data/marker"), "x").unwrap();
+        apply(&other, &ctx).unwrap();
+        let _guard = Unmount(point.clone());
+        assert_eq!(std::fs::read_to_string(point.join("marker")).unwrap(), "x");
+        assert!(check(&other, &ctx).unwrap().is_empty());
+    }
+
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
