@@ -94,6 +94,9 @@ pub enum ResourceSpec {
     /// A mounted file system (EFS over NFS 4.1, or bind/tmpfs), persisted
     /// in /etc/fstab exactly once.
     Mount(MountSpec),
+    /// Release folders kept on the shared file system: seeded once across
+    /// all nodes under a lock, then linked from the release.
+    SharedDirs(SharedDirsSpec),
 }
 
 impl ResourceSpec {
@@ -109,6 +112,7 @@ impl ResourceSpec {
             Self::Group(_) => "group",
             Self::User(_) => "user",
             Self::Mount(_) => "mount",
+            Self::SharedDirs(_) => "shared_dirs",
         }
     }
 }
@@ -198,6 +202,19 @@ pub struct ExecSpec {
     /// Extra environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+}
+
+/// Folders of a release kept on the shared file system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedDirsSpec {
+    /// The share's mount point (`/mnt/efs`); it must be mounted.
+    pub share: String,
+    /// CARBON_HOME (the release link).
+    pub link: String,
+    /// Release-relative folder → folder name on the share
+    /// (`repository/deployment` → `Deployment`).
+    pub dirs: BTreeMap<String, String>,
 }
 
 /// A mount.
@@ -539,6 +556,7 @@ impl Resource {
             ResourceSpec::Group(_) => vec![],
             ResourceSpec::User(u) => vec![u.home.as_str()],
             ResourceSpec::Mount(m) => vec![m.path.as_str()],
+            ResourceSpec::SharedDirs(s) => vec![s.share.as_str(), s.link.as_str()],
         }
     }
 }

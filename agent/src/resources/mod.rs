@@ -9,6 +9,7 @@ pub mod file;
 pub mod mount;
 pub mod owner;
 pub mod service;
+pub mod shared;
 pub mod symlink;
 pub mod tree;
 

@@ -564,6 +564,11 @@ pub fn needed_blobs(spec: &TreeSpec, manifest: &Manifest) -> Vec<Digest> {
     digests
 }
 
+/// Product, version and update level of the release at `dir`, if it is one.
+pub fn release_identity(dir: &Path) -> Option<(String, String, u32)> {
+    read_marker(dir).map(|m| (m.product, m.version, m.level))
+}
+
 /// Tree and manifest digests of every complete release under `releases`
 /// (what the cache must keep).
 pub fn kept_trees(releases: &Path) -> Vec<Digest> {

@@ -307,6 +307,19 @@ fn render_value(
     context: &Value,
 ) -> Result<Value, minijinja::Error> {
     Ok(match value {
+        // A field that is one whole expression keeps the expression's type
+        // (a number, a list, a table from data), not its text.
+        toml::Value::String(s) if whole_expression(s).is_some() => {
+            let expr = env.compile_expression(whole_expression(s).unwrap_or_default())?;
+            let result = expr.eval(context)?;
+            if result.is_undefined() {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::UndefinedError,
+                    format!("{s} is undefined"),
+                ));
+            }
+            serde_json::to_value(&result).unwrap_or(Value::Null)
+        }
         toml::Value::String(s) if s.contains("{{") || s.contains("{%") => {
             Value::String(env.render_str(s, context)?)
         }
@@ -324,6 +337,12 @@ fn render_value(
         ),
         other => serde_json::to_value(other).unwrap_or(Value::Null),
     })
+}
+
+/// The expression of a field written as exactly `{{ expression }}`.
+fn whole_expression(text: &str) -> Option<&str> {
+    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then(|| inner.trim())
 }
 
 /// Modes are written as octal strings (`"0640"`) or TOML octal integers (`0o640`).
