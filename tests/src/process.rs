@@ -444,9 +444,27 @@ impl TestAgent {
     }
 }
 
+impl TestAgent {
+    /// Detaches every mount under the node's root (deepest first).
+    pub fn unmount_all(&self) {
+        let root = self.root().to_path_buf();
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<PathBuf> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+            .filter(|p| p.starts_with(&root))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for point in points {
+            let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
 impl Drop for TestAgent {
     fn drop(&mut self) {
         self.stop_daemon();
         self.kill_services();
+        self.unmount_all();
     }
 }

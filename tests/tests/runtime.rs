@@ -240,3 +240,117 @@ fn wait_ready_returns_once_the_first_catalog_is_applied_and_the_server_answers()
         out.all()
     );
 }
+
+#[test]
+fn two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down() {
+    if !root_or_skip("two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down")
+    {
+        return;
+    }
+    let master = TestMaster::start();
+    master.edit_site("roles/is.toml", |t| {
+        format!(
+            "{t}\n[service]\nenabled = true\n\n[shared_fs]\nenabled = true\ntype = \"bind\"\nsource = \"/srv/efs-export\"\nmount_point = \"/mnt/efs\"\n"
+        )
+    });
+    // The "EFS": one directory both nodes bind-mount (through a link in each root).
+    let efs = tempfile::tempdir().unwrap();
+    let nodes: Vec<(TestAgent, FakeImds)> = (9..=10)
+        .map(|n| {
+            let agent = TestAgent::new(&format!("share-{n}"));
+            std::fs::create_dir_all(agent.path("/srv")).unwrap();
+            std::os::unix::fs::symlink(efs.path(), agent.path("/srv/efs-export")).unwrap();
+            let imds = FakeImds::start(Instance {
+                instance_id: format!("i-share-{n}"),
+                private_ip: format!("127.0.0.{n}"),
+                availability_zone: "us-east-1a".into(),
+                tags: BTreeMap::new(),
+            });
+            (agent, imds)
+        })
+        .collect();
+    let fp = master.fingerprint();
+    let tokens: Vec<String> = nodes
+        .iter()
+        .map(|_| master.token(&["--role", "is"]))
+        .collect();
+
+    // Both nodes' first runs at the same time, in separate processes.
+    let outputs: Vec<rigger_tests::Output> = std::thread::scope(|scope| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .zip(&tokens)
+            .map(|((agent, imds), token)| {
+                let (url, fp, imds) = (master.url(), fp.clone(), imds.url());
+                scope.spawn(move || {
+                    agent.once(
+                        &url,
+                        &[
+                            "--imds-endpoint",
+                            &imds,
+                            "--token",
+                            token,
+                            "--ca-fingerprint",
+                            &fp,
+                        ],
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for out in &outputs {
+        assert_eq!(out.code, 2, "{}", out.all());
+    }
+    let marker = std::fs::read_to_string(efs.path().join("Deployment/.rigger-seed.json")).unwrap();
+    assert!(marker.contains("\"level\": 0"), "{marker}");
+    assert!(efs.path().join("Tenants/.rigger-seed.json").exists());
+    let leftovers: Vec<String> = std::fs::read_dir(efs.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    for (agent, _) in &nodes {
+        let link = std::fs::read_link(agent.path("/opt/wso2/wso2is-5.11.0/repository/deployment"))
+            .unwrap();
+        assert_eq!(link, agent.path("/mnt/efs/Deployment"));
+    }
+    // What one node deploys, the other sees.
+    std::fs::write(
+        nodes[0]
+            .0
+            .path("/opt/wso2/wso2is-5.11.0/repository/deployment/app.war"),
+        "deployed",
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(
+            nodes[1]
+                .0
+                .path("/opt/wso2/wso2is-5.11.0/repository/deployment/app.war")
+        )
+        .unwrap(),
+        "deployed"
+    );
+    let (agent, imds) = &nodes[0];
+    // The first of the two may have compiled before the other enrolled: it
+    // picks up its new WKA peer now, then nothing changes any more.
+    agent.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    let again = agent.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert_eq!(again.code, 0, "{}", again.all());
+
+    // The share goes away (its export is gone): the server is not started
+    // on empty local folders, and the run says why.
+    agent.kill_services();
+    agent.unmount_all();
+    std::fs::remove_file(agent.path("/srv/efs-export")).unwrap();
+    let out = agent.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert!(out.code == 4 || out.code == 6, "{}", out.all());
+    assert!(out.stderr.contains("shared_fs: FAILED"), "{}", out.all());
+    assert!(out.stderr.contains("server: skipped"), "{}", out.all());
+    assert!(
+        get("127.0.0.9:9763", "/carbon/admin/login.jsp").is_none(),
+        "the server runs without its share"
+    );
+}

@@ -78,7 +78,9 @@ fn expected_fstype(spec: &MountSpec) -> &str {
 fn matches(spec: &MountSpec, ctx: &ApplyContext, m: &Mounted) -> bool {
     if spec.fstype == "bind" {
         // A bind mount shows its backing file system; its root is the source.
-        return ctx.paths.resolve(&spec.source).ends_with(&m.root) && m.root != Path::new("/");
+        let source = ctx.paths.resolve(&spec.source);
+        let source = std::fs::canonicalize(&source).unwrap_or(source);
+        return source.ends_with(&m.root) && m.root != Path::new("/");
     }
     if m.fstype != expected_fstype(spec) {
         return false;
