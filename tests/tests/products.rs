@@ -247,7 +247,8 @@ fn modified_release_files_are_repaired_and_runtime_paths_left_alone() {
     let node = TestAgent::new("repair-1");
     assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
 
-    let jar = node.path(LINK).join(SamplePack::file_path(7));
+    // A plugin jar (files under repository/deployment are the server's own).
+    let jar = node.path(LINK).join(SamplePack::file_path(4));
     std::fs::write(&jar, b"tampered").unwrap();
     std::fs::create_dir_all(node.path(LINK).join("tmp/work")).unwrap();
     std::fs::write(node.path(LINK).join("tmp/work/server-state"), b"runtime").unwrap();
@@ -260,7 +261,7 @@ fn modified_release_files_are_repaired_and_runtime_paths_left_alone() {
     );
     let run = node.once(&master.url(), &[]);
     assert_eq!(run.code, 2, "{}", run.all());
-    assert_eq!(std::fs::read(&jar).unwrap(), ga.content(7));
+    assert_eq!(std::fs::read(&jar).unwrap(), ga.content(4));
     assert_eq!(
         std::fs::read(node.path(LINK).join("tmp/work/server-state")).unwrap(),
         b"runtime"
