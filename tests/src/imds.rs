@@ -29,6 +29,18 @@ pub struct Instance {
     pub tags: BTreeMap<String, String>,
 }
 
+impl Instance {
+    /// An untagged instance in us-east-1a with this id and private IP.
+    pub fn at(instance_id: &str, private_ip: &str) -> Self {
+        Self {
+            instance_id: instance_id.to_string(),
+            private_ip: private_ip.to_string(),
+            availability_zone: "us-east-1a".into(),
+            tags: Default::default(),
+        }
+    }
+}
+
 /// A fake IMDS server running on its own thread and runtime.
 pub struct FakeImds {
     addr: SocketAddr,

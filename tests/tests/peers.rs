@@ -2,8 +2,6 @@
 //! WKA members; a joining node gives the others a new catalog version; a
 //! removed node leaves their lists and loses its certificate.
 
-use std::collections::BTreeMap;
-
 use rigger_tests::imds::Instance;
 use rigger_tests::{FakeImds, Output, TestAgent, TestMaster};
 
@@ -18,12 +16,10 @@ impl Node {
     fn new(n: u8) -> Self {
         Self {
             agent: TestAgent::new(&format!("is-{n}")),
-            imds: FakeImds::start(Instance {
-                instance_id: format!("i-000{n}"),
-                private_ip: format!("127.0.0.{}", n + 1),
-                availability_zone: "us-east-1a".into(),
-                tags: BTreeMap::new(),
-            }),
+            imds: FakeImds::start(Instance::at(
+                &format!("i-000{n}"),
+                &format!("127.0.0.{}", n + 1),
+            )),
         }
     }
 

@@ -2,7 +2,6 @@
 //! (re)started only when something it depends on changed, and is started
 //! again when it died. The stand-in server (tests/src/bin) plays WSO2.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -28,12 +27,7 @@ fn the_server_starts_once_restarts_only_on_change_and_comes_back_when_it_dies() 
     master.edit_site("roles/is.toml", |t| {
         format!("{t}\n[service]\nenabled = true\n")
     });
-    let imds = FakeImds::start(Instance {
-        instance_id: "i-runtime".into(),
-        private_ip: "127.0.0.6".into(),
-        availability_zone: "us-east-1a".into(),
-        tags: BTreeMap::new(),
-    });
+    let imds = FakeImds::start(Instance::at("i-runtime", "127.0.0.6"));
     let node = TestAgent::new("rt-1");
     let token = master.token(&["--role", "is"]);
     let fp = master.fingerprint();
@@ -141,12 +135,7 @@ fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
     master.edit_site("roles/is.toml", |t| {
         format!("{t}\n[service]\nenabled = true\nuser = \"wso2carbon\"\ngroup = \"wso2\"\n")
     });
-    let imds = FakeImds::start(Instance {
-        instance_id: "i-user".into(),
-        private_ip: "127.0.0.7".into(),
-        availability_zone: "us-east-1a".into(),
-        tags: BTreeMap::new(),
-    });
+    let imds = FakeImds::start(Instance::at("i-user", "127.0.0.7"));
     let node = TestAgent::new("rt-user");
     // The service user must be able to reach its release under the test root.
     use std::os::unix::fs::PermissionsExt;
@@ -195,12 +184,7 @@ fn wait_ready_returns_once_the_first_catalog_is_applied_and_the_server_answers()
     master.edit_site("roles/is.toml", |t| {
         format!("{t}\n[service]\nenabled = true\n")
     });
-    let imds = FakeImds::start(Instance {
-        instance_id: "i-ready".into(),
-        private_ip: "127.0.0.8".into(),
-        availability_zone: "us-east-1a".into(),
-        tags: BTreeMap::new(),
-    });
+    let imds = FakeImds::start(Instance::at("i-ready", "127.0.0.8"));
     let mut node = TestAgent::new("rt-ready");
     let token = master.token(&["--role", "is"]);
     let fp = master.fingerprint();
@@ -260,12 +244,10 @@ fn two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down(
             let agent = TestAgent::new(&format!("share-{n}"));
             std::fs::create_dir_all(agent.path("/srv")).unwrap();
             std::os::unix::fs::symlink(efs.path(), agent.path("/srv/efs-export")).unwrap();
-            let imds = FakeImds::start(Instance {
-                instance_id: format!("i-share-{n}"),
-                private_ip: format!("127.0.0.{n}"),
-                availability_zone: "us-east-1a".into(),
-                tags: BTreeMap::new(),
-            });
+            let imds = FakeImds::start(Instance::at(
+                &format!("i-share-{n}"),
+                &format!("127.0.0.{n}"),
+            ));
             (agent, imds)
         })
         .collect();
