@@ -45,6 +45,7 @@ fn catalog() -> CatalogContent {
                 owner: None,
                 group: None,
                 secret: false,
+                restart_key: None,
             }),
         });
     }

@@ -192,6 +192,13 @@ impl Agent {
 
         let mut ctx = ApplyContext::new(self.paths.clone());
         ctx.full_verify = verify;
+        ctx.previous = self
+            .state
+            .cached_catalog()
+            .ok()
+            .flatten()
+            .and_then(|signed| serde_json::from_slice::<Catalog>(&signed.catalog_json).ok())
+            .map(|c| std::sync::Arc::new(c.content));
         match self
             .prepare_content(&catalog, &ctx, fetched.channel.as_ref(), noop)
             .await

@@ -159,6 +159,12 @@ pub struct FileSpec {
     /// Content holds secrets: never shown in diffs, reports or logs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secret: bool,
+    /// Digest of the content rendered without peers: when only the peer
+    /// lists changed (same key as before), the file is rewritten but the
+    /// resources it notifies (the server) are not restarted. `None`: any
+    /// change notifies (the module marked the file as needing a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_key: Option<Digest>,
 }
 
 impl FileSpec {
@@ -672,6 +678,7 @@ mod tests {
                 owner: None,
                 group: None,
                 secret: true,
+                restart_key: None,
             }),
         }]);
         let json = serde_json::to_string(&c).unwrap();

@@ -66,6 +66,43 @@ fn the_server_starts_once_restarts_only_on_change_and_comes_back_when_it_dies() 
         "the server was restarted"
     );
 
+    // Another node joins the cluster: this node's WKA member list changes,
+    // the file is rewritten, but the running server is not restarted.
+    let peer_imds = FakeImds::start(Instance::at("i-runtime-2", "127.0.0.11"));
+    let peer = TestAgent::new("rt-2");
+    let peer_token = master.token(&["--role", "is"]);
+    let joined = peer.once(
+        &master.url(),
+        &[
+            "--imds-endpoint",
+            &peer_imds.url(),
+            "--token",
+            &peer_token,
+            "--ca-fingerprint",
+            &fp,
+        ],
+    );
+    assert_eq!(joined.code, 2, "{}", joined.all());
+    let after_join = run(&[]);
+    assert_eq!(after_join.code, 2, "{}", after_join.all());
+    assert!(
+        after_join
+            .stdout
+            .contains("only peer lists changed: no server restart"),
+        "{}",
+        after_join.all()
+    );
+    assert!(
+        !after_join.stdout.contains("server: refreshed"),
+        "{}",
+        after_join.all()
+    );
+    assert_eq!(
+        node.service_pid("wso2is"),
+        Some(pid),
+        "a peer change restarted the server"
+    );
+
     // One value changes: exactly one restart, and the new value is served.
     master.edit_site("environments/demo.toml", |t| {
         t.replace("is.demo.example.com", "login.example.com")

@@ -105,6 +105,8 @@ pub fn apply_catalog(
     }
     let mut blocked: HashSet<&str> = HashSet::new();
     let mut changed: HashSet<&str> = HashSet::new();
+    // Files whose change is only in their peer lists: they do not restart services.
+    let mut peer_only: HashSet<&str> = HashSet::new();
     let mut report = ApplyReport::default();
     for (&i, plan) in order.iter().zip(plans) {
         let resource = &content.resources[i];
@@ -114,16 +116,31 @@ pub fn apply_catalog(
             .flatten()
             .copied()
             .filter(|s| changed.contains(s))
+            .filter(|s| {
+                !(peer_only.contains(s) && matches!(resource.spec, ResourceSpec::Service(_)))
+            })
             .collect();
         let outcome = step(resource, plan, ctx, content, noop, &blocked, &notified_by);
         match outcome.status {
             Status::Failed | Status::Skipped => {
                 blocked.insert(&resource.id);
             }
+            Status::Changed | Status::Pending if peers_only(resource, ctx) => {
+                // Rewritten; its execs refresh, but the server keeps running.
+                changed.insert(&resource.id);
+                peer_only.insert(&resource.id);
+            }
             Status::Changed | Status::Pending => {
                 changed.insert(&resource.id);
             }
             Status::Unchanged => {}
+        }
+        let mut outcome = outcome;
+        if matches!(outcome.status, Status::Changed | Status::Pending) && peers_only(resource, ctx)
+        {
+            outcome
+                .message
+                .push_str(" (only peer lists changed: no server restart)");
         }
         on_outcome(&outcome);
         report.outcomes.push(outcome);
@@ -203,6 +220,23 @@ fn step(
     outcome(Status::Unchanged, String::new(), None)
 }
 
+/// Whether a file changed only in its peer lists: same restart key as in
+/// the previously applied catalog.
+fn peers_only(resource: &Resource, ctx: &ApplyContext) -> bool {
+    let ResourceSpec::File(new) = &resource.spec else {
+        return false;
+    };
+    let Some(key) = new.restart_key else {
+        return false;
+    };
+    ctx.previous.as_ref().is_some_and(|previous| {
+        previous.resources.iter().any(|r| {
+            r.id == resource.id
+                && matches!(&r.spec, ResourceSpec::File(old) if old.restart_key == Some(key))
+        })
+    })
+}
+
 /// Kinds that react to a notification.
 fn has_refresh(resource: &Resource) -> bool {
     matches!(
@@ -276,6 +310,7 @@ mod tests {
                 owner: None,
                 group: None,
                 secret: false,
+                restart_key: None,
             }),
         }
     }

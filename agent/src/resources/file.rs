@@ -159,6 +159,7 @@ mod tests {
             owner: None,
             group: None,
             secret,
+            restart_key: None,
         }
     }
 

@@ -27,6 +27,8 @@ pub struct ApplyContext {
     pub cache: ContentCache,
     /// Re-hash every release file instead of trusting the index.
     pub full_verify: bool,
+    /// The previously applied catalog, to tell peer-only changes apart.
+    pub previous: Option<std::sync::Arc<rigger_common::catalog::CatalogContent>>,
 }
 
 impl ApplyContext {
@@ -37,6 +39,7 @@ impl ApplyContext {
             paths,
             cache,
             full_verify: false,
+            previous: None,
         }
     }
 }

@@ -96,6 +96,9 @@ pub fn resources(
     // The same context with every secret replaced: a file whose rendering
     // differs under it holds a secret.
     let masked = masked_secrets(context, secrets);
+    // The same context without peers: a file whose rendering without them
+    // is unchanged changed only because of its peer lists.
+    let no_peers = without_peers(context);
     for (index, declaration) in profile.resources.iter().enumerate() {
         let id = declaration
             .get("id")
@@ -142,6 +145,16 @@ pub fn resources(
                         &mut resource,
                     );
                 }
+                set_restart_key(
+                    &env,
+                    module,
+                    &manifest,
+                    index,
+                    declaration,
+                    &no_peers,
+                    products,
+                    &mut resource,
+                );
                 rendered_resources.push(resource)
             }
             Err(e) => errors.push(e),
@@ -182,6 +195,58 @@ fn masked_secrets(context: &Value, secrets: &Table) -> Option<Value> {
     let mut masked = context.clone();
     mask(&mut masked, &toml::Value::Table(secrets.clone()));
     Some(masked)
+}
+
+fn without_peers(context: &Value) -> Value {
+    let mut copy = context.clone();
+    if let Some(Value::Object(peers)) = copy.get_mut("peers") {
+        for list in peers.values_mut() {
+            *list = Value::Array(Vec::new());
+        }
+    }
+    copy
+}
+
+/// Gives a file the digest of its rendering without peers, unless the
+/// module says a peer change needs a restart (`restart_on_peer_change`).
+#[allow(clippy::too_many_arguments)]
+fn set_restart_key(
+    env: &Environment<'_>,
+    module: &Module,
+    manifest: &std::path::Path,
+    index: usize,
+    declaration: &Table,
+    no_peers: &Value,
+    products: &Products,
+    resource: &mut Resource,
+) {
+    let rigger_common::catalog::ResourceSpec::File(file) = &mut resource.spec else {
+        return;
+    };
+    let restarts = declaration
+        .get("restart_on_peer_change")
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(false);
+    if restarts {
+        return;
+    }
+    // A template that cannot render without peers gets no key: any change restarts.
+    if let Ok(other) = render_resource(
+        env,
+        module,
+        manifest,
+        index,
+        declaration,
+        no_peers,
+        products,
+    ) {
+        if let rigger_common::catalog::ResourceSpec::File(o) = other.spec {
+            file.restart_key = Some(
+                o.source
+                    .unwrap_or_else(|| rigger_common::digest::Digest::of(o.content.as_bytes())),
+            );
+        }
+    }
 }
 
 /// Marks a file resource secret when its rendering depends on a secret.
@@ -251,7 +316,7 @@ fn render_resource(
     };
     let mut rendered = Map::new();
     for (key, value) in declaration {
-        if key == "template" || key == "when" {
+        if key == "template" || key == "when" || key == "restart_on_peer_change" {
             continue;
         }
         let value = render_value(env, value, context)
