@@ -50,6 +50,12 @@ fn main() {
             .await
             .expect("master opens");
         let state = master.state().clone();
+        state
+            .store
+            .insert_tree(&bench_tree(), 0)
+            .await
+            .expect("store")
+            .expect("new tree");
         let started = Instant::now();
         for i in 0..COMPILES {
             let n = node(i);
@@ -62,9 +68,9 @@ fn main() {
     report("compile + sign + store a new version", elapsed);
 }
 
-/// The example site's `is` role needs wso2is 5.11.0 to be imported.
-fn sample_products() -> Products {
-    let record = rigger_master::store::TreeRecord {
+/// The wso2is 5.11.0 tree the example site's `is` role needs.
+fn bench_tree() -> rigger_master::store::TreeRecord {
+    rigger_master::store::TreeRecord {
         name: "wso2is".into(),
         version: "5.11.0".into(),
         level: 0,
@@ -72,8 +78,11 @@ fn sample_products() -> Products {
         files: 3000,
         size: 200 << 20,
         imported_at_ms: 0,
-    };
-    Products::from_records(&[record])
+    }
+}
+
+fn sample_products() -> Products {
+    Products::from_records(&[bench_tree()])
 }
 
 fn report(what: &str, elapsed: Duration) {
