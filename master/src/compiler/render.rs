@@ -123,38 +123,20 @@ pub fn resources(
             }
         }
         // Render every resource, so that one run reports every error.
-        match render_resource(
-            &env,
+        let declared = Declared {
+            env: &env,
             module,
-            &manifest,
+            manifest: &manifest,
             index,
-            declaration,
-            context,
+            table: declaration,
             products,
-        ) {
+        };
+        match declared.render(context) {
             Ok(mut resource) => {
                 if let Some(masked) = &masked {
-                    mark_secret(
-                        &env,
-                        module,
-                        &manifest,
-                        index,
-                        declaration,
-                        masked,
-                        products,
-                        &mut resource,
-                    );
+                    mark_secret(&declared, masked, &mut resource);
                 }
-                set_restart_key(
-                    &env,
-                    module,
-                    &manifest,
-                    index,
-                    declaration,
-                    &no_peers,
-                    products,
-                    &mut resource,
-                );
+                set_restart_key(&declared, &no_peers, &mut resource);
                 rendered_resources.push(resource)
             }
             Err(e) => errors.push(e),
@@ -207,75 +189,71 @@ fn without_peers(context: &Value) -> Value {
     copy
 }
 
+/// One resource declaration of a profile, ready to render with a context.
+struct Declared<'a> {
+    env: &'a Environment<'a>,
+    module: &'a Module,
+    manifest: &'a std::path::Path,
+    index: usize,
+    table: &'a Table,
+    products: &'a Products,
+}
+
+impl Declared<'_> {
+    fn render(&self, context: &Value) -> Result<Resource, CompileError> {
+        render_resource(
+            self.env,
+            self.module,
+            self.manifest,
+            self.index,
+            self.table,
+            context,
+            self.products,
+        )
+    }
+
+    /// The file this declaration renders to under another context, if it renders.
+    fn file_under(&self, context: &Value) -> Option<rigger_common::catalog::FileSpec> {
+        match self.render(context).ok()?.spec {
+            rigger_common::catalog::ResourceSpec::File(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
 /// Gives a file the digest of its rendering without peers, unless the
 /// module says a peer change needs a restart (`restart_on_peer_change`).
-#[allow(clippy::too_many_arguments)]
-fn set_restart_key(
-    env: &Environment<'_>,
-    module: &Module,
-    manifest: &std::path::Path,
-    index: usize,
-    declaration: &Table,
-    no_peers: &Value,
-    products: &Products,
-    resource: &mut Resource,
-) {
+/// A template that cannot render without peers gets no key: any change restarts.
+fn set_restart_key(declared: &Declared<'_>, no_peers: &Value, resource: &mut Resource) {
     let rigger_common::catalog::ResourceSpec::File(file) = &mut resource.spec else {
         return;
     };
-    let restarts = declaration
+    let restarts = declared
+        .table
         .get("restart_on_peer_change")
         .and_then(toml::Value::as_bool)
         .unwrap_or(false);
     if restarts {
         return;
     }
-    // A template that cannot render without peers gets no key: any change restarts.
-    if let Ok(other) = render_resource(
-        env,
-        module,
-        manifest,
-        index,
-        declaration,
-        no_peers,
-        products,
-    ) {
-        if let rigger_common::catalog::ResourceSpec::File(o) = other.spec {
-            file.restart_key = Some(
-                o.source
-                    .unwrap_or_else(|| rigger_common::digest::Digest::of(o.content.as_bytes())),
-            );
-        }
-    }
+    file.restart_key = declared.file_under(no_peers).map(|o| {
+        o.source
+            .unwrap_or_else(|| rigger_common::digest::Digest::of(o.content.as_bytes()))
+    });
 }
 
-/// Marks a file resource secret when its rendering depends on a secret.
-#[allow(clippy::too_many_arguments)]
-fn mark_secret(
-    env: &Environment<'_>,
-    module: &Module,
-    manifest: &std::path::Path,
-    index: usize,
-    declaration: &Table,
-    masked: &Value,
-    products: &Products,
-    resource: &mut Resource,
-) {
+/// Marks a file resource secret when its rendering depends on a secret (a
+/// rendering that fails with secrets masked counts as depending on one).
+fn mark_secret(declared: &Declared<'_>, masked: &Value, resource: &mut Resource) {
     let rigger_common::catalog::ResourceSpec::File(file) = &mut resource.spec else {
         return;
     };
     if file.secret {
         return;
     }
-    let differs = match render_resource(env, module, manifest, index, declaration, masked, products)
-    {
-        Ok(other) => match other.spec {
-            rigger_common::catalog::ResourceSpec::File(o) => o.content != file.content,
-            _ => true,
-        },
-        // A secret used where a number is needed, say: treat as secret.
-        Err(_) => true,
-    };
+    let differs = declared
+        .file_under(masked)
+        .is_none_or(|o| o.content != file.content);
     if differs {
         file.secret = true;
         if file.mode.is_none() {
