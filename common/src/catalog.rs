@@ -97,6 +97,8 @@ pub enum ResourceSpec {
     /// Release folders kept on the shared file system: seeded once across
     /// all nodes under a lock, then linked from the release.
     SharedDirs(SharedDirsSpec),
+    /// An OS package, through the system's package manager.
+    Package(PackageSpec),
 }
 
 impl ResourceSpec {
@@ -113,6 +115,7 @@ impl ResourceSpec {
             Self::User(_) => "user",
             Self::Mount(_) => "mount",
             Self::SharedDirs(_) => "shared_dirs",
+            Self::Package(_) => "package",
         }
     }
 }
@@ -208,6 +211,14 @@ pub struct ExecSpec {
     /// Extra environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+}
+
+/// An OS package (system-wide, whatever the agent's `--root`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSpec {
+    /// Package name (`nfs-common`; on RPM systems the module names `nfs-utils`).
+    pub name: String,
 }
 
 /// Folders of a release kept on the shared file system.
@@ -563,6 +574,7 @@ impl Resource {
             ResourceSpec::User(u) => vec![u.home.as_str()],
             ResourceSpec::Mount(m) => vec![m.path.as_str()],
             ResourceSpec::SharedDirs(s) => vec![s.share.as_str(), s.link.as_str()],
+            ResourceSpec::Package(_) => vec![],
         }
     }
 }

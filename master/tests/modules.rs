@@ -137,6 +137,30 @@ fn is_pattern_1_lists_both_nodes_and_uses_rds_and_the_alb() {
         env.contains("-Xmx3072m"),
         "environment data wins over common: {env}"
     );
+    // EFS: the NFS client, the mount with AWS's options, the shared folders.
+    let by_id = |id: &str| {
+        content
+            .resources
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("no {id}"))
+    };
+    assert!(
+        matches!(&by_id("nfs_client").spec, ResourceSpec::Package(p) if p.name == "nfs-common")
+    );
+    let ResourceSpec::Mount(mount) = &by_id("shared_fs").spec else {
+        panic!("not a mount")
+    };
+    assert_eq!(mount.fstype, "nfs4");
+    assert_eq!(
+        mount.source,
+        "fs-0123456789abcdef0.efs.us-east-1.amazonaws.com:/"
+    );
+    let ResourceSpec::SharedDirs(shared) = &by_id("shared_dirs").spec else {
+        panic!("not shared_dirs")
+    };
+    assert_eq!(shared.dirs["repository/deployment"], "Deployment");
+    assert_eq!(shared.dirs["repository/tenants"], "Tenants");
     let driver = file(&content, "jdbc_driver");
     assert!(
         driver

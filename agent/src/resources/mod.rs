@@ -8,6 +8,7 @@ pub mod exec;
 pub mod file;
 pub mod mount;
 pub mod owner;
+pub mod package;
 pub mod service;
 pub mod shared;
 pub mod symlink;
