@@ -50,7 +50,12 @@ pub enum Event {
     Control(ControlRequest),
     /// A run finished.
     RunFinished(RunSummary),
+    /// A supervision pass finished: what it did, or why a server stays down.
+    Supervised(Result<Vec<String>, String>),
 }
+
+/// How often exited servers are looked for between runs.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(3);
 
 /// Runs the daemon until `shutdown` is cancelled. `events_tx`/`events_rx`
 /// is the loop's inbox; the control server holds a clone of the sender.
@@ -68,6 +73,10 @@ pub async fn run(
     let mut failures: u32 = 0;
     let mut running: Option<tokio::task::JoinHandle<()>> = None;
     let mut waiting: VecDeque<(bool, bool, Option<RunEventSender>)> = VecDeque::new();
+    let mut next_supervise = Instant::now() + SUPERVISE_EVERY;
+    let mut supervising = false;
+    let mut supervise_failures: u32 = 0;
+    let mut supervisor_note = String::new();
 
     loop {
         let idle = running.is_none();
@@ -76,10 +85,36 @@ pub async fn run(
             _ = tokio::time::sleep_until(next_run), if idle && waiting.is_empty() => {
                 waiting.push_back((false, false, None));
             }
+            _ = tokio::time::sleep_until(next_supervise), if idle && !supervising && waiting.is_empty() => {
+                supervising = true;
+                let (agent, inbox) = (agent.clone(), events_tx.clone());
+                tokio::spawn(async move {
+                    let _ = inbox.send(Event::Supervised(agent.supervise().await)).await;
+                });
+            }
             Some(event) = events_rx.recv() => match event {
                 Event::Control(ControlRequest::Status(reply)) => {
-                    let status = status_of(&agent, last.as_ref(), running.is_some(), next_run);
+                    let mut status = status_of(&agent, last.as_ref(), running.is_some(), next_run);
+                    status.supervisor = supervisor_note.clone();
                     let _ = reply.send(status);
+                }
+                Event::Supervised(outcome) => {
+                    supervising = false;
+                    let delay = match outcome {
+                        Ok(notes) => {
+                            supervise_failures = 0;
+                            if let Some(note) = notes.last() {
+                                supervisor_note = note.clone();
+                            }
+                            SUPERVISE_EVERY
+                        }
+                        Err(e) => {
+                            supervise_failures += 1;
+                            supervisor_note = e;
+                            backoff(supervise_failures, interval).max(SUPERVISE_EVERY)
+                        }
+                    };
+                    next_supervise = Instant::now() + delay;
                 }
                 Event::Control(ControlRequest::Run { noop, verify, events }) => {
                     waiting.push_back((noop, verify, Some(events)));

@@ -357,6 +357,75 @@ impl Agent {
         }
     }
 
+    /// Between runs: starts again every server of the last applied catalog
+    /// that the agent supervises (the `process` provider) and that has
+    /// exited. Returns what it did; an error when a server would not come back.
+    pub async fn supervise(&self) -> Result<Vec<String>, String> {
+        let Some(signed) = self.state.cached_catalog().map_err(|e| e.to_string())? else {
+            return Ok(vec![]);
+        };
+        let Ok(catalog) = serde_json::from_slice::<Catalog>(&signed.catalog_json) else {
+            return Ok(vec![]);
+        };
+        let services: Vec<rigger_common::catalog::ServiceSpec> = catalog
+            .content
+            .resources
+            .iter()
+            .filter_map(|r| match &r.spec {
+                rigger_common::catalog::ResourceSpec::Service(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        if services.is_empty() {
+            return Ok(vec![]);
+        }
+        // Never while a run holds the lock: the run decides then.
+        let path = self.state.path().join("run.lock");
+        let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        else {
+            return Ok(vec![]);
+        };
+        let Ok(_lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        else {
+            return Ok(vec![]);
+        };
+        let ctx = ApplyContext::new(self.paths.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut done = Vec::new();
+            for spec in services {
+                if !crate::resources::service::supervised(&spec, &ctx) {
+                    continue;
+                }
+                let before =
+                    crate::resources::service::check(&spec, &ctx).map_err(|e| error_chain(&e))?;
+                if before.is_empty() {
+                    continue;
+                }
+                crate::resources::service::apply(&spec, &ctx).map_err(|e| {
+                    format!(
+                        "{} exited and did not come back: {}",
+                        spec.name,
+                        error_chain(&e)
+                    )
+                })?;
+                let note = format!(
+                    "{} had exited; started again at {}",
+                    spec.name,
+                    rigger_common::time::format_ms(rigger_common::time::now_ms())
+                );
+                tracing::warn!(service = %spec.name, "{note}");
+                done.push(note);
+            }
+            Ok(done)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     /// Fetches what the catalog's trees need and the cache lacks: each
     /// tree's manifest, and (unless planning only, or the release is
     /// already on disk) its files.

@@ -244,6 +244,42 @@ fn wait_ready_returns_once_the_first_catalog_is_applied_and_the_server_answers()
         get("127.0.0.8:9763", "/carbon/admin/login.jsp").as_deref(),
         Some("ok")
     );
+
+    // The server dies between runs: the daemon's supervisor starts it again
+    // without waiting for the next run, and says so.
+    let pid = node.service_pid("wso2is").unwrap();
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = wait_for(
+        "the supervisor to start the server again",
+        Duration::from_secs(60),
+        || {
+            let s = node.status();
+            let restarted = node
+                .service_pid("wso2is")
+                .is_some_and(|p| p != pid && alive(p));
+            (restarted
+                && s["supervisor"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("had exited"))
+            .then_some(s)
+        },
+    );
+    assert!(
+        status["supervisor"]
+            .as_str()
+            .unwrap()
+            .contains("wso2is had exited; started again"),
+        "{status}"
+    );
+    assert_eq!(
+        get("127.0.0.8:9763", "/carbon/admin/login.jsp").as_deref(),
+        Some("ok")
+    );
     node.stop_daemon();
 
     // A node that cannot enroll never becomes ready: wait-ready says why.

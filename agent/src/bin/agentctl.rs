@@ -203,6 +203,7 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
         "next_run_at_ms": s.next_run_at_ms,
         "fetched_blobs": s.fetched_blobs,
         "fetched_bytes": s.fetched_bytes,
+        "supervisor": s.supervisor,
     })
 }
 
@@ -268,6 +269,9 @@ fn print_status(s: &AgentStatus) {
         if !s.last_error.is_empty() {
             println!("error:     {}", s.last_error);
         }
+    }
+    if !s.supervisor.is_empty() {
+        println!("supervisor: {}", s.supervisor);
     }
     println!("next run:  {}", format_ms(s.next_run_at_ms));
 }

@@ -82,7 +82,14 @@ impl ServiceManager for ProcessManager {
         let mut parts = text.split_whitespace();
         let pid: u32 = parts.next()?.parse().ok()?;
         let recorded: u64 = parts.next()?.parse().ok()?;
-        (start_time(pid)? == recorded).then_some(pid)
+        match start_time(pid) {
+            Some(started) => (started == recorded).then_some(pid),
+            None => {
+                // Exited: if it was our child, collect it rather than leave a zombie.
+                reap(pid);
+                None
+            }
+        }
     }
 
     fn start(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Result<u32, ResourceError> {
@@ -365,6 +372,16 @@ impl ServiceManager for SystemdManager {
 
     fn install(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Result<bool, ResourceError> {
         self.install_unit(spec, ctx)
+    }
+}
+
+/// Whether the agent itself supervises this service (the process
+/// provider; systemd restarts its own units).
+pub fn supervised(spec: &ServiceSpec, _ctx: &ApplyContext) -> bool {
+    match spec.provider.as_str() {
+        "process" => true,
+        "auto" => !systemd_is_init(),
+        _ => false,
     }
 }
 
