@@ -213,6 +213,7 @@ fn status_of(
         status.last_error = s.error.clone();
         status.fetched_blobs = s.fetched_blobs;
         status.fetched_bytes = s.fetched_bytes;
+        status.failures = s.failures.clone();
     }
     status
 }

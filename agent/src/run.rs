@@ -232,6 +232,13 @@ impl Agent {
         .map_err(|e| RunError::Refused(e.to_string()))?;
         summary.changed = report.changed();
         summary.failed = report.failed();
+        summary.failures = report
+            .outcomes
+            .iter()
+            .filter(|o| o.status == apply::Status::Failed)
+            .take(5)
+            .map(|o| format!("{}: {}", o.id, o.message.lines().next().unwrap_or_default()))
+            .collect();
         summary.skipped = report.skipped();
         log_outcomes(&report, noop);
 

@@ -48,6 +48,9 @@ pub struct RunSummary {
     /// Bytes fetched from the master in this run.
     #[serde(default)]
     pub fetched_bytes: u64,
+    /// `resource: message` of the resources that failed (the first few).
+    #[serde(default)]
+    pub failures: Vec<String>,
 }
 
 /// Persistent agent state.

@@ -404,6 +404,11 @@ fn two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down(
     assert!(out.code == 4 || out.code == 6, "{}", out.all());
     assert!(out.stderr.contains("shared_fs: FAILED"), "{}", out.all());
     assert!(out.stderr.contains("server: skipped"), "{}", out.all());
+    let state = std::fs::read_to_string(agent.path("/var/lib/rigger/agent/state.json")).unwrap();
+    assert!(
+        state.contains("shared_fs: cannot bind"),
+        "agentctl status shows the failing resource: {state}"
+    );
     assert!(
         get("127.0.0.9:9763", "/carbon/admin/login.jsp").is_none(),
         "the server runs without its share"

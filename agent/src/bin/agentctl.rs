@@ -204,6 +204,7 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
         "fetched_blobs": s.fetched_blobs,
         "fetched_bytes": s.fetched_bytes,
         "supervisor": s.supervisor,
+        "failures": s.failures,
     })
 }
 
@@ -268,6 +269,9 @@ fn print_status(s: &AgentStatus) {
         }
         if !s.last_error.is_empty() {
             println!("error:     {}", s.last_error);
+        }
+        for failure in &s.failures {
+            println!("failed:    {failure}");
         }
     }
     if !s.supervisor.is_empty() {
