@@ -30,6 +30,27 @@ where
     }
 }
 
+/// The loaded configuration, or the exit code to end with: [`exit::CONFIG`]
+/// (after printing the problems) when it is invalid, success (after saying
+/// so) when the command only checks it (`--check-config`).
+pub fn checked_config<T>(
+    name: &str,
+    loaded: anyhow::Result<T>,
+    check_only: bool,
+) -> Result<T, ExitCode> {
+    match loaded {
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            Err(ExitCode::from(exit::CONFIG))
+        }
+        Ok(_) if check_only => {
+            println!("configuration ok");
+            Err(ExitCode::SUCCESS)
+        }
+        Ok(config) => Ok(config),
+    }
+}
+
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.
 pub async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};

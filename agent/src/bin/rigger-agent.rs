@@ -77,17 +77,14 @@ struct Cli {
 fn main() -> ExitCode {
     let cli: Cli = exit::parse_args();
     logging::init(cli.log_format, if cli.once { "warn" } else { "info" });
-    let config = match load_config(&cli) {
+    let config = match rigger_common::cli::checked_config(
+        "rigger-agent",
+        load_config(&cli),
+        cli.check_config,
+    ) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("rigger-agent: {e:#}");
-            return ExitCode::from(exit::CONFIG);
-        }
+        Err(code) => return code,
     };
-    if cli.check_config {
-        println!("configuration ok");
-        return ExitCode::SUCCESS;
-    }
     let agent = Arc::new(Agent::new(config));
     let (once_mode, noop, verify, detailed) =
         (cli.once, cli.noop, cli.verify, cli.detailed_exitcodes);

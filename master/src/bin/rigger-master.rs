@@ -51,17 +51,14 @@ struct Cli {
 fn main() -> ExitCode {
     let cli: Cli = exit::parse_args();
     logging::init(cli.log_format, "info");
-    let config = match load_config(&cli) {
+    let config = match rigger_common::cli::checked_config(
+        "rigger-master",
+        load_config(&cli),
+        cli.check_config,
+    ) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("rigger-master: {e:#}");
-            return ExitCode::from(exit::CONFIG);
-        }
+        Err(code) => return code,
     };
-    if cli.check_config {
-        println!("configuration ok");
-        return ExitCode::SUCCESS;
-    }
     rigger_common::cli::run("rigger-master", async move {
         run(config).await?;
         Ok(exit::OK)

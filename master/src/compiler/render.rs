@@ -349,20 +349,19 @@ fn render_value(
     value: &toml::Value,
     context: &Value,
 ) -> Result<Value, minijinja::Error> {
-    Ok(match value {
-        // A field that is one whole expression keeps the expression's type
-        // (a number, a list, a table from data), not its text.
-        toml::Value::String(s) if whole_expression(s).is_some() => {
-            let expr = env.compile_expression(whole_expression(s).unwrap_or_default())?;
-            let result = expr.eval(context)?;
-            if result.is_undefined() {
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::UndefinedError,
-                    format!("{s} is undefined"),
-                ));
-            }
-            serde_json::to_value(&result).unwrap_or(Value::Null)
+    // A field that is one whole expression keeps the expression's type
+    // (a number, a list, a table from data), not its text.
+    if let Some(expression) = value.as_str().and_then(whole_expression) {
+        let result = env.compile_expression(expression)?.eval(context)?;
+        if result.is_undefined() {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::UndefinedError,
+                format!("{{{{ {expression} }}}} is undefined"),
+            ));
         }
+        return Ok(serde_json::to_value(&result).unwrap_or(Value::Null));
+    }
+    Ok(match value {
         toml::Value::String(s) if s.contains("{{") || s.contains("{%") => {
             Value::String(env.render_str(s, context)?)
         }
