@@ -12,6 +12,7 @@ pub mod control;
 pub mod daemon;
 pub mod facts;
 pub mod identity;
+pub mod lease;
 pub mod paths;
 pub mod resources;
 pub mod run;

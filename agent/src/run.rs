@@ -199,6 +199,12 @@ impl Agent {
             .flatten()
             .and_then(|signed| serde_json::from_slice::<Catalog>(&signed.catalog_json).ok())
             .map(|c| std::sync::Arc::new(c.content));
+        if let (Some(channel), false) = (&fetched.channel, noop) {
+            ctx.leases = Some(Arc::new(crate::lease::MasterLeases::new(
+                channel.clone(),
+                tokio::runtime::Handle::current(),
+            )));
+        }
         match self
             .prepare_content(&catalog, &ctx, fetched.channel.as_ref(), noop)
             .await
@@ -407,9 +413,9 @@ impl Agent {
                 if !crate::resources::service::supervised(&spec, &ctx) {
                     continue;
                 }
-                let before =
-                    crate::resources::service::check(&spec, &ctx).map_err(|e| error_chain(&e))?;
-                if before.is_empty() {
+                if crate::resources::service::is_running(&spec, &ctx)
+                    .map_err(|e| error_chain(&e))?
+                {
                     continue;
                 }
                 crate::resources::service::apply(&spec, &ctx).map_err(|e| {

@@ -349,6 +349,25 @@ pub struct ServiceSpec {
     /// Grace between SIGTERM and SIGKILL when stopping.
     #[serde(default = "default_stop_grace")]
     pub stop_grace_secs: u64,
+    /// Restarts of a running server are coordinated across the cluster
+    /// through the master (`None`: the node restarts on its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_lease: Option<RestartLeaseSpec>,
+}
+
+/// How many nodes of a group may have their server down for a restart at
+/// once. The compiler sets it from the role's cluster; the master grants
+/// leases from the node's stored catalog, never from what an agent claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartLeaseSpec {
+    /// The group (the role's cluster).
+    pub group: String,
+    /// Nodes of the group that may restart at the same time.
+    pub max_down: u32,
+    /// How long a node waits for the lease before the run gives up (the
+    /// restart stays pending for the next run).
+    pub wait_secs: u64,
 }
 
 fn default_provider() -> String {

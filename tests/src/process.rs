@@ -345,6 +345,18 @@ impl TestAgent {
         Output::from(out)
     }
 
+    /// Like [`TestAgent::once`], with extra environment for the agent (and
+    /// the servers it starts).
+    pub fn once_with_env(&self, master_url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let out = self
+            .command(master_url, args)
+            .args(["--once", "--detailed-exitcodes"])
+            .envs(env.iter().copied())
+            .output()
+            .expect("run rigger-agent");
+        Output::from(out)
+    }
+
     /// Enrolls with a fresh token (trusting the CA by fingerprint) and applies.
     pub fn enroll(&self, master: &TestMaster, token_args: &[&str]) -> Output {
         let token = master.token(token_args);

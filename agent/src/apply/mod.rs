@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rigger_common::catalog::{CatalogContent, CatalogError, Resource, ResourceSpec};
+use rigger_common::catalog::{CatalogContent, CatalogError, Resource, ResourceSpec, ServiceSpec};
 use rigger_common::error_chain;
 
 use crate::resources::{self, ApplyContext, Change, ResourceError};
@@ -201,15 +201,39 @@ fn step(
         };
     }
     if !changes.is_empty() {
+        let stopped = match stop_before_switch(resource, ctx, content) {
+            Ok(stopped) => stopped,
+            Err((e, stopped)) => {
+                let restored = start_again(&stopped, ctx);
+                return outcome(
+                    Status::Failed,
+                    format!("not switched: {}{restored}", error_chain(&e)),
+                    diff,
+                );
+            }
+        };
         return match apply(resource, ctx, content) {
             Ok(()) => outcome(Status::Changed, summary, diff),
-            Err(e) => outcome(Status::Failed, error_chain(&e), diff),
+            Err(e) => {
+                // The switch did not happen: the previous release serves again.
+                let restored = start_again(&stopped, ctx);
+                outcome(
+                    Status::Failed,
+                    format!("{}{restored}", error_chain(&e)),
+                    diff,
+                )
+            }
         };
     }
     if refresh_due {
         // An exec that already ran for its own change is not run again.
         return match refresh(resource, ctx) {
-            Ok(()) => outcome(Status::Changed, format!("refreshed ({})", notified()), None),
+            Ok(Some(note)) => outcome(
+                Status::Changed,
+                format!("refreshed ({}; {note})", notified()),
+                None,
+            ),
+            Ok(None) => outcome(Status::Changed, format!("refreshed ({})", notified()), None),
             Err(e) => outcome(
                 Status::Failed,
                 format!("refresh failed: {}", error_chain(&e)),
@@ -285,12 +309,66 @@ fn apply(
     }
 }
 
-fn refresh(resource: &Resource, ctx: &ApplyContext) -> Result<(), ResourceError> {
+/// Returns a note for the report (a wait for the cluster's restart lease).
+fn refresh(resource: &Resource, ctx: &ApplyContext) -> Result<Option<String>, ResourceError> {
     match &resource.spec {
-        ResourceSpec::Exec(s) => resources::exec::run(s, ctx),
+        ResourceSpec::Exec(s) => resources::exec::run(s, ctx).map(|()| None),
         ResourceSpec::Service(s) => resources::service::restart(s, ctx),
-        _ => Ok(()),
+        _ => Ok(None),
     }
+}
+
+/// A release about to switch stops the running servers it notifies first
+/// (each after its cluster's restart lease); they start again on the new
+/// release when their refresh comes.
+/// Returns the servers it stopped; on error, with those stopped so far.
+fn stop_before_switch<'c>(
+    resource: &Resource,
+    ctx: &ApplyContext,
+    content: &'c CatalogContent,
+) -> Result<Vec<&'c ServiceSpec>, (ResourceError, Vec<&'c ServiceSpec>)> {
+    let mut stopped = Vec::new();
+    if !matches!(resource.spec, ResourceSpec::Tree(_)) {
+        return Ok(stopped);
+    }
+    for target in &content.resources {
+        let ResourceSpec::Service(service) = &target.spec else {
+            continue;
+        };
+        if !resource.notifies.contains(&target.id) {
+            continue;
+        }
+        match resources::service::is_running(service, ctx)
+            .and_then(|running| Ok((running, resources::service::stop_for_switch(service, ctx)?)))
+        {
+            Ok((was_running, note)) => {
+                if let Some(note) = note {
+                    tracing::info!(service = %service.name, "{note}");
+                }
+                if was_running {
+                    stopped.push(service);
+                }
+            }
+            Err(e) => return Err((e, stopped)),
+        }
+    }
+    Ok(stopped)
+}
+
+/// Starts servers stopped for a switch that did not happen; a sentence
+/// for the failure message.
+fn start_again(stopped: &[&ServiceSpec], ctx: &ApplyContext) -> String {
+    stopped
+        .iter()
+        .map(|service| match resources::service::apply(service, ctx) {
+            Ok(()) => format!("; {} runs on the previous release again", service.name),
+            Err(e) => format!(
+                "; {} did not start again on the previous release: {}",
+                service.name,
+                error_chain(&e)
+            ),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -30,6 +30,22 @@ pub struct ApplyContext {
     pub full_verify: bool,
     /// The previously applied catalog, to tell peer-only changes apart.
     pub previous: Option<std::sync::Arc<rigger_common::catalog::CatalogContent>>,
+    /// The cluster's restart leases (`None`: no master to ask this run).
+    pub leases: Option<std::sync::Arc<dyn RestartLeases>>,
+}
+
+/// Coordinates restarts of running servers across a cluster: a node takes
+/// its group's lease before it takes a server down and gives it back once
+/// the server is ready again.
+pub trait RestartLeases: Send + Sync + std::fmt::Debug {
+    /// Blocks until this node may take `service`'s server down, up to the
+    /// spec's wait. Returns a note for the report when it had to wait.
+    fn acquire(
+        &self,
+        service: &rigger_common::catalog::ServiceSpec,
+    ) -> Result<Option<String>, ResourceError>;
+    /// Gives the lease back (a no-op when this run holds none).
+    fn release(&self, service: &rigger_common::catalog::ServiceSpec);
 }
 
 impl ApplyContext {
@@ -41,6 +57,7 @@ impl ApplyContext {
             cache,
             full_verify: false,
             previous: None,
+            leases: None,
         }
     }
 }

@@ -385,7 +385,43 @@ pub fn supervised(spec: &ServiceSpec, _ctx: &ApplyContext) -> bool {
     }
 }
 
-/// What would change: a server that is not running would be started.
+/// Whether the server runs now.
+pub fn is_running(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<bool, ResourceError> {
+    Ok(provider(spec)?.running(spec, ctx).is_some())
+}
+
+/// Marks a restart as due until it has happened, so that a restart that
+/// failed or had to wait for the cluster's lease is not forgotten when the
+/// change that asked for it is already on disk.
+fn pending_marker(spec: &ServiceSpec, ctx: &ApplyContext) -> PathBuf {
+    ctx.paths
+        .state_dir()
+        .join("services")
+        .join(format!("{}.restart-pending", spec.name))
+}
+
+fn mark_pending(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
+    let marker = pending_marker(spec, ctx);
+    if marker.exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(marker.parent().expect("marker has a parent"))
+        .map_err(super::io_error("cannot create", &marker))?;
+    write_atomic(&marker, b"", 0o644, Ownership::default())?;
+    Ok(())
+}
+
+/// The server is up with everything applied: the restart is done and the
+/// cluster's lease goes back.
+fn finish(spec: &ServiceSpec, ctx: &ApplyContext) {
+    let _ = fs::remove_file(pending_marker(spec, ctx));
+    if let Some(leases) = &ctx.leases {
+        leases.release(spec);
+    }
+}
+
+/// What would change: a server that is not running would be started; one
+/// whose restart is still due would be restarted.
 pub fn check(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<Vec<Change>, ResourceError> {
     let manager = provider(spec)?;
     if manager.definition_outdated(spec, ctx) {
@@ -395,30 +431,82 @@ pub fn check(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Reso
         ))]);
     }
     match manager.running(spec, ctx) {
+        Some(_) if pending_marker(spec, ctx).exists() => Ok(vec![Change::new(format!(
+            "restart service {} (a change of an earlier run is still waiting for it)",
+            spec.name
+        ))]),
         Some(_) => Ok(vec![]),
+        None if pidfile(spec, ctx).exists() => Ok(vec![Change::new(format!(
+            "start service {} (it had exited since the last run)",
+            spec.name
+        ))]),
         None => Ok(vec![Change::new(format!("start service {}", spec.name))]),
     }
 }
 
-/// Starts the server and waits until it is ready.
+/// Starts the server (restarts it when its unit changed or a restart is
+/// still due) and waits until it is ready.
 pub fn apply(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
     let manager = provider(spec)?;
-    if manager.install(spec, ctx)? && manager.running(spec, ctx).is_some() {
-        // The unit changed under a running server: restart it with the new one.
-        manager.stop(spec, ctx)?;
+    let unit_changed = manager.install(spec, ctx)?;
+    if manager.running(spec, ctx).is_some() && (unit_changed || pending_marker(spec, ctx).exists())
+    {
+        restart(spec, ctx)?;
+        return Ok(());
     }
     if manager.running(spec, ctx).is_none() {
         manager.start(spec, ctx)?;
     }
-    wait_ready(spec, ctx, manager)
+    wait_ready(spec, ctx, manager)?;
+    finish(spec, ctx);
+    Ok(())
 }
 
-/// Restarts the server (something it depends on changed) and waits until ready.
-pub fn restart(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
+/// Restarts the server (something it depends on changed) and waits until
+/// ready. Returns a note when the node had to wait for its turn.
+pub fn restart(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<Option<String>, ResourceError> {
+    mark_pending(spec, ctx)?;
     let manager = provider(spec)?;
-    manager.stop(spec, ctx)?;
+    let note = take_down(spec, ctx, manager)?;
     manager.start(spec, ctx)?;
-    wait_ready(spec, ctx, manager)
+    wait_ready(spec, ctx, manager)?;
+    finish(spec, ctx);
+    Ok(note)
+}
+
+/// Before its release is switched: the server stops (after taking the
+/// cluster's lease), so that it never runs from a release changing under
+/// it; the restart that follows starts it on the new one.
+pub fn stop_for_switch(
+    spec: &ServiceSpec,
+    ctx: &ApplyContext,
+) -> Result<Option<String>, ResourceError> {
+    mark_pending(spec, ctx)?;
+    take_down(spec, ctx, provider(spec)?)
+}
+
+/// Stops a running server, first taking the cluster's restart lease when
+/// its restarts are coordinated.
+fn take_down(
+    spec: &ServiceSpec,
+    ctx: &ApplyContext,
+    manager: &dyn ServiceManager,
+) -> Result<Option<String>, ResourceError> {
+    if manager.running(spec, ctx).is_none() {
+        return Ok(None);
+    }
+    let note = match (&spec.restart_lease, &ctx.leases) {
+        (None, _) => None,
+        (Some(_), Some(leases)) => leases.acquire(spec)?,
+        (Some(lease), None) => {
+            return Err(err(format!(
+                "restarting {} needs the restart lease of cluster {}, and the master cannot be asked now: the server keeps running and the restart stays pending",
+                spec.name, lease.group
+            )));
+        }
+    };
+    manager.stop(spec, ctx)?;
+    Ok(note)
 }
 
 fn wait_ready(
@@ -525,6 +613,7 @@ mod tests {
             health: None,
             ready_timeout_secs: 600,
             stop_grace_secs: 30,
+            restart_lease: None,
         }
     }
 

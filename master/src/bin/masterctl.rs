@@ -13,8 +13,8 @@ use rigger_common::proto::{
     ListCertsRequest, ListNodesRequest, ListProductsRequest, ShowCaRequest, ShowCatalogRequest,
 };
 use rigger_common::proto::{
-    ImportArtifactRequest, ListArtifactsRequest, LookupRequest, RemoveNodeRequest,
-    RollbackCatalogRequest, UnpinCatalogRequest,
+    FreeLeaseRequest, ImportArtifactRequest, ListArtifactsRequest, ListLeasesRequest,
+    LookupRequest, RemoveNodeRequest, RollbackCatalogRequest, UnpinCatalogRequest,
 };
 use rigger_common::time::format_ms;
 use tonic::transport::Channel;
@@ -71,6 +71,23 @@ enum Command {
     /// Single files modules need beside the pack (JDBC drivers, …).
     #[command(subcommand)]
     Artifact(ArtifactCommand),
+    /// Restart leases: which nodes of a cluster have their server down for a restart.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum LeaseCommand {
+    /// List the leases nodes hold now.
+    List,
+    /// Free a node's lease (a node that died mid-restart, say) so that the
+    /// next node of its cluster may restart before the lease lapses.
+    Free {
+        /// The cluster.
+        cluster: String,
+        /// The node's certname.
+        node: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -529,6 +546,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(status)?;
             println!("{node} removed from the inventory; its certificate is revoked");
+        }
+        Command::Lease(LeaseCommand::List) => {
+            let reply = client
+                .list_leases(ListLeasesRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            if reply.leases.is_empty() {
+                println!("no node holds a restart lease");
+            } else {
+                println!(
+                    "{:<24} {:<32} {:<16} {:<20} EXPIRES",
+                    "CLUSTER", "NODE", "SERVICE", "SINCE"
+                );
+                for l in reply.leases {
+                    println!(
+                        "{:<24} {:<32} {:<16} {:<20} {}",
+                        l.group,
+                        l.certname,
+                        l.service,
+                        format_ms(l.acquired_at_ms),
+                        format_ms(l.expires_at_ms)
+                    );
+                }
+            }
+        }
+        Command::Lease(LeaseCommand::Free { cluster, node }) => {
+            client
+                .free_lease(FreeLeaseRequest {
+                    group: cluster.clone(),
+                    certname: node.clone(),
+                })
+                .await
+                .map_err(status)?;
+            println!("the restart lease of {node} in cluster {cluster} is free");
         }
         Command::Lookup { node, key } => {
             let reply = client

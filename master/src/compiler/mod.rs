@@ -85,6 +85,16 @@ pub enum CompileError {
         /// What is wrong.
         message: String,
     },
+    /// A data value has the wrong type or range.
+    #[error("{}: data key {key}: {message} (`masterctl lookup NODE {key}` shows where it is set)", site.display())]
+    Data {
+        /// The site directory.
+        site: PathBuf,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// More than one of the above.
     #[error("{} errors:\n  {}", .0.len(), .0.iter().map(|e| rigger_common::error_chain(e)).collect::<Vec<_>>().join("\n  "))]
     Several(Vec<CompileError>),
@@ -112,6 +122,39 @@ fn check_node(name: &str) -> NodeContext {
             ip: "192.0.2.10".into(),
         }],
     }
+}
+
+/// The restart coordination of a role's services: one group per cluster;
+/// `restart.max_down` nodes at a time (default 1; 0 turns coordination
+/// off), each waiting up to `restart.wait_secs` (default 1800) for its turn.
+fn restart_lease(
+    role: &RoleSpec,
+    data: &toml::Table,
+    site: &Path,
+) -> Result<Option<rigger_common::catalog::RestartLeaseSpec>, CompileError> {
+    let Some(cluster) = &role.cluster else {
+        return Ok(None);
+    };
+    let number = |key: &str, default: i64| -> Result<u64, CompileError> {
+        match data::lookup(data, key) {
+            None => Ok(default as u64),
+            Some(toml::Value::Integer(n)) if *n >= 0 => Ok(*n as u64),
+            Some(other) => Err(CompileError::Data {
+                site: site.to_path_buf(),
+                key: key.to_string(),
+                message: format!("expected a whole number of at least 0, found {other}"),
+            }),
+        }
+    };
+    let max_down = number("restart.max_down", 1)?;
+    let wait_secs = number("restart.wait_secs", 1800)?;
+    Ok(
+        (max_down > 0).then(|| rigger_common::catalog::RestartLeaseSpec {
+            group: cluster.clone(),
+            max_down: max_down.min(u32::MAX as u64) as u32,
+            wait_secs,
+        }),
+    )
 }
 
 /// A data key explained: its merged value and where it is set.
@@ -373,8 +416,14 @@ impl Compiler {
         let data = site.merged_data(&module, &node.role, &role, &node.certname)?;
         let peers = self.peers(&site, &role, node)?;
         let secrets = site.secrets(&node.role, &role, &node.certname)?;
+        let lease = restart_lease(&role, &data, &self.site)?;
         let context = render::context(data, &role, node, peers);
-        let resources = render::resources(&module, profile, &context, products, &secrets)?;
+        let mut resources = render::resources(&module, profile, &context, products, &secrets)?;
+        for resource in &mut resources {
+            if let rigger_common::catalog::ResourceSpec::Service(service) = &mut resource.spec {
+                service.restart_lease = lease.clone();
+            }
+        }
         let content = CatalogContent {
             role: node.role.clone(),
             profile: format!("{}/{}", module.name, role.profile),

@@ -6,7 +6,8 @@ use std::time::Duration;
 use rigger_common::catalog::Catalog;
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
-    ArtifactInfo, ImportArtifactRequest, ListArtifactsRequest, ListArtifactsResponse,
+    ArtifactInfo, FreeLeaseRequest, FreeLeaseResponse, ImportArtifactRequest, Lease,
+    ListArtifactsRequest, ListArtifactsResponse, ListLeasesRequest, ListLeasesResponse,
     LookupRequest, LookupResponse, LookupSource, RemoveNodeRequest, RemoveNodeResponse,
     TemplateReview,
 };
@@ -441,6 +442,43 @@ impl AdminService for Admin {
         }
         tracing::info!(node = %certname, "node removed and its certificate revoked");
         Ok(Response::new(RemoveNodeResponse {}))
+    }
+
+    async fn list_leases(
+        &self,
+        request: Request<ListLeasesRequest>,
+    ) -> Result<Response<ListLeasesResponse>, Status> {
+        local_peer(&request)?;
+        let leases = self
+            .state
+            .store
+            .leases(now_ms())
+            .await?
+            .into_iter()
+            .map(|l| Lease {
+                group: l.group,
+                certname: l.certname,
+                service: l.service,
+                acquired_at_ms: l.acquired_at_ms,
+                expires_at_ms: l.expires_at_ms,
+            })
+            .collect();
+        Ok(Response::new(ListLeasesResponse { leases }))
+    }
+
+    async fn free_lease(
+        &self,
+        request: Request<FreeLeaseRequest>,
+    ) -> Result<Response<FreeLeaseResponse>, Status> {
+        local_peer(&request)?;
+        let FreeLeaseRequest { group, certname } = request.into_inner();
+        if !self.state.store.release_lease(&group, &certname).await? {
+            return Err(Status::not_found(format!(
+                "node {certname} holds no restart lease of cluster {group}"
+            )));
+        }
+        tracing::warn!(node = %certname, %group, "restart lease freed by an operator");
+        Ok(Response::new(FreeLeaseResponse {}))
     }
 
     async fn list_products(

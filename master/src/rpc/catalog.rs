@@ -3,7 +3,10 @@
 
 use rigger_common::catalog::{self, Catalog, CatalogContent};
 use rigger_common::proto::catalog_service_server::CatalogService;
-use rigger_common::proto::{GetCatalogRequest, Report, SignedCatalog, SubmitReportResponse};
+use rigger_common::proto::{
+    GetCatalogRequest, Report, RestartLeaseReply, RestartLeaseRequest, SignedCatalog,
+    SubmitReportResponse,
+};
 use rigger_common::signing::sign_catalog;
 use rigger_common::time::now_ms;
 use serde_json::Value;
@@ -279,6 +282,28 @@ impl CatalogService for Catalogs {
             .await?;
         tracing::info!(node = %certname, version = report.catalog_version, status, changed = report.changed, failed = report.failed, "report received");
         Ok(Response::new(SubmitReportResponse {}))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn acquire_restart_lease(
+        &self,
+        request: Request<RestartLeaseRequest>,
+    ) -> Result<Response<RestartLeaseReply>, Status> {
+        let certname = authenticated_node(&self.state, &request, "AcquireRestartLease").await?;
+        super::lease::acquire(&self.state, &certname, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn release_restart_lease(
+        &self,
+        request: Request<RestartLeaseRequest>,
+    ) -> Result<Response<RestartLeaseReply>, Status> {
+        let certname = authenticated_node(&self.state, &request, "ReleaseRestartLease").await?;
+        super::lease::release(&self.state, &certname, request.get_ref())
+            .await
+            .map(Response::new)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod catalog;
 pub mod content;
 pub mod enrollment;
+pub mod lease;
 
 use std::sync::Arc;
 

@@ -116,3 +116,18 @@ pub struct ArtifactRecord {
     /// Import time, Unix ms.
     pub imported_at_ms: i64,
 }
+
+/// A node's restart lease: its server may be down for a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    /// The group (cluster).
+    pub group: String,
+    /// The holder.
+    pub certname: String,
+    /// The service it restarts.
+    pub service: String,
+    /// When granted (renewals keep the first time), Unix ms.
+    pub acquired_at_ms: i64,
+    /// When it lapses unless given back or renewed, Unix ms.
+    pub expires_at_ms: i64,
+}

@@ -10,8 +10,8 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    ArtifactRecord, CatalogRecord, CertRecord, NodeRecord, ReportSummary, StoreError, TokenRecord,
-    TreeRecord,
+    ArtifactRecord, CatalogRecord, CertRecord, LeaseRecord, NodeRecord, ReportSummary, StoreError,
+    TokenRecord, TreeRecord,
 };
 
 const SCHEMA: &[&str] = &[
@@ -65,6 +65,13 @@ const SCHEMA: &[&str] = &[
         size BIGINT NOT NULL,
         imported_at_ms BIGINT NOT NULL,
         PRIMARY KEY (name, version, level))",
+    "CREATE TABLE IF NOT EXISTS restart_leases (
+        lease_group TEXT NOT NULL,
+        certname TEXT NOT NULL,
+        service TEXT NOT NULL,
+        acquired_at_ms BIGINT NOT NULL,
+        expires_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (lease_group, certname))",
     "CREATE TABLE IF NOT EXISTS artifacts (
         name TEXT PRIMARY KEY,
         digest TEXT NOT NULL,
@@ -472,6 +479,104 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Grants `lease` unless `max_down` other nodes of its group hold an
+    /// unexpired lease; a node asking again renews its own. Atomic: one
+    /// immediate transaction. Returns whether it was granted and the
+    /// holders afterwards.
+    pub async fn acquire_lease(
+        &self,
+        lease: &LeaseRecord,
+        max_down: u32,
+    ) -> Result<(bool, Vec<LeaseRecord>), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql("begin a lease transaction"))?;
+        sqlx::query("DELETE FROM restart_leases WHERE lease_group = ? AND expires_at_ms <= ?")
+            .bind(&lease.group)
+            .bind(lease.acquired_at_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("expire leases"))?;
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM restart_leases WHERE lease_group = ? AND certname != ?",
+        )
+        .bind(&lease.group)
+        .bind(&lease.certname)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql("count leases"))?;
+        let granted = others < i64::from(max_down);
+        if granted {
+            sqlx::query(
+                "INSERT INTO restart_leases (lease_group, certname, service, acquired_at_ms, expires_at_ms)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (lease_group, certname) DO UPDATE SET
+                   service = excluded.service, expires_at_ms = excluded.expires_at_ms",
+            )
+            .bind(&lease.group)
+            .bind(&lease.certname)
+            .bind(&lease.service)
+            .bind(lease.acquired_at_ms)
+            .bind(lease.expires_at_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("grant a lease"))?;
+        }
+        let holders = leases_in(&mut tx, Some(&lease.group)).await?;
+        tx.commit().await.map_err(sql("commit a lease"))?;
+        Ok((granted, holders))
+    }
+
+    /// Gives back a node's lease of a group; returns whether it held one.
+    pub async fn release_lease(&self, group: &str, certname: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM restart_leases WHERE lease_group = ? AND certname = ?")
+            .bind(group)
+            .bind(certname)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("release a lease"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Unexpired leases, by group and acquisition time.
+    pub async fn leases(&self, now_ms: i64) -> Result<Vec<LeaseRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(sql("list leases"))?;
+        let all = leases_in(&mut conn, None).await?;
+        Ok(all
+            .into_iter()
+            .filter(|l| l.expires_at_ms > now_ms)
+            .collect())
+    }
+}
+
+async fn leases_in(
+    conn: &mut sqlx::SqliteConnection,
+    group: Option<&str>,
+) -> Result<Vec<LeaseRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT lease_group, certname, service, acquired_at_ms, expires_at_ms FROM restart_leases
+         WHERE ? IS NULL OR lease_group = ? ORDER BY lease_group, acquired_at_ms",
+    )
+    .bind(group)
+    .bind(group)
+    .fetch_all(conn)
+    .await
+    .map_err(sql("read leases"))?;
+    Ok(rows
+        .iter()
+        .map(|r| LeaseRecord {
+            group: r.get(0),
+            certname: r.get(1),
+            service: r.get(2),
+            acquired_at_ms: r.get(3),
+            expires_at_ms: r.get(4),
+        })
+        .collect())
+}
+
 fn tree_from_row(r: &sqlx::sqlite::SqliteRow) -> TreeRecord {
     TreeRecord {
         name: r.get(0),
@@ -531,6 +636,48 @@ mod tests {
             "used-up token consumed"
         );
         assert!(!store.consume_token("unknown", 10).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_group_grants_max_down_leases_and_expired_ones_do_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
+        let lease = |node: &str, at: i64| LeaseRecord {
+            group: "c1".into(),
+            certname: node.into(),
+            service: "wso2is".into(),
+            acquired_at_ms: at,
+            expires_at_ms: at + 1_000,
+        };
+        let (granted, holders) = store.acquire_lease(&lease("a", 0), 1).await.unwrap();
+        assert!(granted);
+        assert_eq!(holders.len(), 1);
+        let (granted, holders) = store.acquire_lease(&lease("b", 10), 1).await.unwrap();
+        assert!(!granted, "two nodes of one group down at once");
+        assert_eq!(holders[0].certname, "a");
+        assert!(
+            store.acquire_lease(&lease("a", 20), 1).await.unwrap().0,
+            "renewal"
+        );
+        assert!(
+            store.acquire_lease(&lease("b", 30), 2).await.unwrap().0,
+            "max_down 2"
+        );
+        assert!(store.release_lease("c1", "b").await.unwrap());
+        assert!(!store.release_lease("c1", "b").await.unwrap());
+        // a's renewed lease lapses at 1020: then b gets it.
+        assert!(!store.acquire_lease(&lease("b", 1_019), 1).await.unwrap().0);
+        let (granted, holders) = store.acquire_lease(&lease("b", 1_020), 1).await.unwrap();
+        assert!(granted);
+        assert_eq!(
+            holders
+                .iter()
+                .map(|l| l.certname.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert_eq!(store.leases(1_500).await.unwrap().len(), 1);
+        assert!(store.leases(5_000).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -4,7 +4,8 @@
 //! listens on the node's own IP (`[server] node_ip`) at 9763+offset (HTTP)
 //! and 9443+offset, answers the health URLs, serves `/rigger/hostname`
 //! (the configured host name, so tests see new values after a restart) and
-//! writes `wso2carbon.pid`.
+//! writes `wso2carbon.pid`. `RIGGER_SAMPLE_STARTUP_MS` delays its start
+//! the way a real server's start-up does.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -56,6 +57,13 @@ fn main() -> ExitCode {
         .and_then(|v| v.as_str())
         .unwrap_or("localhost")
         .to_string();
+    // WSO2 takes a while to come up: `RIGGER_SAMPLE_STARTUP_MS` plays that.
+    if let Some(ms) = std::env::var("RIGGER_SAMPLE_STARTUP_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let _ = std::fs::write(
         home.join("wso2carbon.pid"),
         format!("{}\n", std::process::id()),

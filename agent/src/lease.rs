@@ -1,0 +1,127 @@
+//! The cluster's restart leases, asked of the master over gRPC: a node
+//! takes its group's lease before it takes a running server down and gives
+//! it back once the server is ready, so that a cluster keeps serving
+//! through every change (see `rpc/lease.rs` on the master).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rigger_common::catalog::ServiceSpec;
+use rigger_common::proto::RestartLeaseRequest;
+use rigger_common::proto::catalog_service_client::CatalogServiceClient;
+use tonic::transport::Channel;
+
+use crate::resources::{ResourceError, RestartLeases};
+
+/// How often a waiting node asks again.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Restart leases from the master, for the blocking apply thread.
+#[derive(Debug)]
+pub struct MasterLeases {
+    client: CatalogServiceClient<Channel>,
+    runtime: tokio::runtime::Handle,
+    /// Services whose lease this run holds.
+    held: Mutex<HashSet<String>>,
+}
+
+impl MasterLeases {
+    /// Leases over `channel`, driven by `runtime` (the apply thread blocks on it).
+    pub fn new(channel: Channel, runtime: tokio::runtime::Handle) -> Self {
+        Self {
+            client: CatalogServiceClient::new(channel),
+            runtime,
+            held: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn request(spec: &ServiceSpec) -> RestartLeaseRequest {
+        RestartLeaseRequest {
+            service: spec.name.clone(),
+            // Long enough to stop, start and become ready, with a margin.
+            ttl_secs: spec.stop_grace_secs + spec.ready_timeout_secs + 60,
+        }
+    }
+}
+
+impl RestartLeases for MasterLeases {
+    fn acquire(&self, spec: &ServiceSpec) -> Result<Option<String>, ResourceError> {
+        let Some(lease) = &spec.restart_lease else {
+            return Ok(None);
+        };
+        if self.held.lock().expect("lease set").contains(&spec.name) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(lease.wait_secs);
+        let mut waited_for: Vec<String> = Vec::new();
+        loop {
+            let mut client = self.client.clone();
+            let reply = self
+                .runtime
+                .block_on(client.acquire_restart_lease(Self::request(spec)))
+                .map_err(|status| {
+                    ResourceError::Other(format!(
+                        "cannot ask the master for the restart lease of cluster {}: {}; the server keeps running and the restart stays pending",
+                        lease.group,
+                        status.message()
+                    ))
+                })?
+                .into_inner();
+            if reply.granted {
+                self.held
+                    .lock()
+                    .expect("lease set")
+                    .insert(spec.name.clone());
+                tracing::info!(service = %spec.name, group = %reply.group, "restart lease taken");
+                return Ok((!waited_for.is_empty()).then(|| {
+                    format!(
+                        "waited {} s for the restart lease of cluster {} (held by {})",
+                        started.elapsed().as_secs(),
+                        reply.group,
+                        waited_for.join(", ")
+                    )
+                }));
+            }
+            let holders: Vec<String> = reply.holders.iter().map(|h| h.certname.clone()).collect();
+            if holders != waited_for {
+                tracing::info!(
+                    service = %spec.name,
+                    group = %reply.group,
+                    max_down = reply.max_down,
+                    held_by = %holders.join(", "),
+                    "waiting for the cluster's restart lease"
+                );
+                for holder in &holders {
+                    if !waited_for.contains(holder) {
+                        waited_for.push(holder.clone());
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ResourceError::Other(format!(
+                    "the restart lease of cluster {} stayed with {} for {} s (restart.wait_secs): the server keeps running and the restart stays pending for the next run",
+                    reply.group,
+                    holders.join(", "),
+                    lease.wait_secs
+                )));
+            }
+            std::thread::sleep(POLL.min(deadline - now));
+        }
+    }
+
+    fn release(&self, spec: &ServiceSpec) {
+        if !self.held.lock().expect("lease set").remove(&spec.name) {
+            return;
+        }
+        let mut client = self.client.clone();
+        if let Err(status) = self
+            .runtime
+            .block_on(client.release_restart_lease(Self::request(spec)))
+        {
+            tracing::warn!(service = %spec.name, error = %status.message(), "cannot give the restart lease back; it lapses on its own");
+        }
+    }
+}

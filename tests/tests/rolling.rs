@@ -1,0 +1,206 @@
+//! One node of a cluster at a time: a change that restarts every server of
+//! a cluster goes through the master's restart lease, so that one node
+//! keeps serving while the other restarts.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rigger_tests::imds::Instance;
+use rigger_tests::{FakeImds, TestAgent, TestMaster, wait_for};
+
+fn get(addr: &str, path: &str) -> Option<String> {
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split("\r\n\r\n").nth(1).map(str::to_string)
+}
+
+fn up(addr: &str) -> bool {
+    get(addr, "/carbon/admin/login.jsp").as_deref() == Some("ok")
+}
+
+/// Two `is` nodes of one cluster with their servers running, each knowing
+/// the other; `extra_role_data` is appended to the role.
+fn cluster(
+    master: &TestMaster,
+    extra_role_data: &str,
+    nodes: [(&str, &str); 2],
+) -> [(TestAgent, FakeImds); 2] {
+    master.edit_site("roles/is.toml", |t| {
+        format!("{t}\n[service]\nenabled = true\n\n{extra_role_data}")
+    });
+    let fp = master.fingerprint();
+    let nodes = nodes.map(|(name, ip)| {
+        let node = TestAgent::new(name);
+        let imds = FakeImds::start(Instance::at(&format!("i-{name}"), ip));
+        let token = master.token(&["--role", "is"]);
+        let url = imds.url();
+        let args = [
+            "--imds-endpoint",
+            &url,
+            "--token",
+            &token,
+            "--ca-fingerprint",
+            &fp,
+        ];
+        let out = node.once(&master.url(), &args);
+        assert_eq!(out.code, 2, "{}", out.all());
+        (node, imds)
+    });
+    // The first learns of the second: a peer-only change, no restart.
+    let (first, imds) = &nodes[0];
+    let out = first.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    nodes
+}
+
+#[test]
+fn a_cluster_restarts_one_node_at_a_time_and_keeps_serving() {
+    let master = TestMaster::start();
+    let [(a, imds_a), (b, imds_b)] = cluster(
+        &master,
+        "",
+        [("roll-a", "127.0.0.21"), ("roll-b", "127.0.0.22")],
+    );
+    let (url_a, url_b) = (imds_a.url(), imds_b.url());
+    for (node, url) in [(&a, &url_a), (&b, &url_b)] {
+        let out = node.once(&master.url(), &["--imds-endpoint", url]);
+        assert_eq!(out.code, 0, "{}", out.all());
+    }
+    let (pid_a, pid_b) = (
+        a.service_pid("wso2is").unwrap(),
+        b.service_pid("wso2is").unwrap(),
+    );
+    assert!(up("127.0.0.21:9763") && up("127.0.0.22:9763"));
+
+    // A value every node's server reads changes: both must restart, and
+    // each server takes seconds to come up.
+    master.edit_site("environments/demo.toml", |t| {
+        t.replace("is.demo.example.com", "login.example.com")
+    });
+    let slow = [("RIGGER_SAMPLE_STARTUP_MS", "3000")];
+    let done = AtomicBool::new(false);
+    let (out_a, out_b, samples) = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut samples: Vec<(bool, bool)> = Vec::new();
+            // Bounded: at most ~3 minutes of samples.
+            for _ in 0..4000 {
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                samples.push((up("127.0.0.21:9763"), up("127.0.0.22:9763")));
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            samples
+        });
+        let run_a = s.spawn(|| a.once_with_env(&master.url(), &["--imds-endpoint", &url_a], &slow));
+        // b starts while a's server is down for its restart, so b must wait.
+        wait_for("a's server to go down", Duration::from_secs(60), || {
+            (!up("127.0.0.21:9763")).then_some(())
+        });
+        let run_b = s.spawn(|| b.once_with_env(&master.url(), &["--imds-endpoint", &url_b], &slow));
+        let out_a = run_a.join().unwrap();
+        let out_b = run_b.join().unwrap();
+        done.store(true, Ordering::SeqCst);
+        (out_a, out_b, watcher.join().unwrap())
+    });
+    assert_eq!(out_a.code, 2, "{}", out_a.all());
+    assert_eq!(out_b.code, 2, "{}", out_b.all());
+    assert!(
+        out_b
+            .stdout
+            .contains("for the restart lease of cluster is-demo (held by roll-a)"),
+        "b did not wait for a: {}",
+        out_b.all()
+    );
+    let both_down = samples.iter().filter(|(x, y)| !x && !y).count();
+    assert_eq!(
+        both_down,
+        0,
+        "both servers were down at once in {both_down} of {} samples",
+        samples.len()
+    );
+    assert!(samples.iter().any(|(x, _)| !x), "a never restarted");
+    assert!(samples.iter().any(|(_, y)| !y), "b never restarted");
+    assert_ne!(a.service_pid("wso2is"), Some(pid_a));
+    assert_ne!(b.service_pid("wso2is"), Some(pid_b));
+    for addr in ["127.0.0.21:9763", "127.0.0.22:9763"] {
+        assert_eq!(
+            get(addr, "/rigger/hostname").as_deref(),
+            Some("login.example.com")
+        );
+    }
+    // Both leases were given back.
+    let leases = master.ctl(&["lease", "list"]);
+    assert!(
+        leases.stdout.contains("no node holds a restart lease"),
+        "{}",
+        leases.all()
+    );
+}
+
+#[test]
+fn a_restart_that_cannot_get_the_lease_stays_pending_and_the_server_keeps_serving() {
+    let master = TestMaster::start();
+    let [(a, imds_a), (b, imds_b)] = cluster(
+        &master,
+        "[restart]\nwait_secs = 2\n",
+        [("pending-a", "127.0.0.23"), ("pending-b", "127.0.0.24")],
+    );
+    let (url_a, url_b) = (imds_a.url(), imds_b.url());
+    let pid_a = a.service_pid("wso2is").unwrap();
+
+    master.edit_site("environments/demo.toml", |t| {
+        t.replace("is.demo.example.com", "login.example.com")
+    });
+    let slow = [("RIGGER_SAMPLE_STARTUP_MS", "8000")];
+    std::thread::scope(|s| {
+        // b restarts slowly and holds the cluster's lease meanwhile.
+        let run_b = s.spawn(|| b.once_with_env(&master.url(), &["--imds-endpoint", &url_b], &slow));
+        wait_for("b's server to go down", Duration::from_secs(60), || {
+            (!up("127.0.0.24:9763")).then_some(())
+        });
+        let waited = a.once(&master.url(), &["--imds-endpoint", &url_a]);
+        assert_eq!(waited.code, 6, "changes and a failure: {}", waited.all());
+        assert!(
+            waited
+                .all()
+                .contains("the restart lease of cluster is-demo stayed with pending-b for 2 s"),
+            "{}",
+            waited.all()
+        );
+        assert_eq!(
+            a.service_pid("wso2is"),
+            Some(pid_a),
+            "a restarted without the lease"
+        );
+        assert_eq!(
+            get("127.0.0.23:9763", "/rigger/hostname").as_deref(),
+            Some("is.demo.example.com"),
+            "a stopped serving while it waited"
+        );
+        let out_b = run_b.join().unwrap();
+        assert_eq!(out_b.code, 2, "{}", out_b.all());
+    });
+    // The configuration is on disk already; the restart it needs is not lost.
+    let pending = a.once(&master.url(), &["--imds-endpoint", &url_a]);
+    assert_eq!(pending.code, 2, "{}", pending.all());
+    assert!(
+        pending.stdout.contains(
+            "restart service wso2is (a change of an earlier run is still waiting for it)"
+        ),
+        "{}",
+        pending.all()
+    );
+    assert_ne!(a.service_pid("wso2is"), Some(pid_a));
+    assert_eq!(
+        get("127.0.0.23:9763", "/rigger/hostname").as_deref(),
+        Some("login.example.com")
+    );
+    let converged = a.once(&master.url(), &["--imds-endpoint", &url_a]);
+    assert_eq!(converged.code, 0, "{}", converged.all());
+}
