@@ -340,7 +340,8 @@ pub struct ServiceSpec {
     /// Open-files limit (WSO2 wants 65535).
     #[serde(default = "default_nofile")]
     pub nofile: u64,
-    /// Readiness: `tcp://HOST:PORT` or an `http://` URL answering 2xx/3xx.
+    /// Readiness: `tcp://HOST:PORT`, or an `http://` or `https://` URL
+    /// answering 2xx/3xx (any certificate: WSO2's own is self-signed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
     /// How long to wait for readiness after a (re)start.

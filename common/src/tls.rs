@@ -145,6 +145,21 @@ pub fn discovery_client_config() -> Result<ClientConfig, TlsError> {
     Ok(config)
 }
 
+/// A client config for readiness probes of a node's own server over HTTPS:
+/// WSO2 servers come with a self-signed certificate, and the probe asks
+/// whether the server answers, not who it is, so any certificate is taken.
+/// TLS 1.2 and 1.3 (older JDKs speak only 1.2); HTTP/1.1.
+pub fn health_check_client_config() -> Result<ClientConfig, TlsError> {
+    let provider = provider();
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// Accepts any certificate but still checks the handshake signatures.
 #[derive(Debug)]
 struct AcceptAnyServerCert(Arc<CryptoProvider>);

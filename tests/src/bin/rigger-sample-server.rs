@@ -87,15 +87,32 @@ fn main() -> ExitCode {
             .await
             .ok();
         println!(
-            "sample server for {hostname} listening on {ip}:{} (pid {})",
+            "sample server for {hostname} listening on {ip}:{} and https://{ip}:{} (pid {})",
             9763 + offset,
+            9443 + offset,
             std::process::id()
         );
         if let Some(https) = https {
+            // HTTPS with a self-signed certificate, as a fresh WSO2 pack has.
+            let acceptor = match tls_acceptor(&ip) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("sample server: cannot set up TLS: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let hostname = hostname.clone();
             tokio::spawn(async move {
-                // Accepts and closes: enough for TCP readiness checks.
-                while let Ok((stream, _)) = https.accept().await {
-                    drop(stream);
+                loop {
+                    let Ok((stream, _)) = https.accept().await else {
+                        continue;
+                    };
+                    let (acceptor, hostname) = (acceptor.clone(), hostname.clone());
+                    tokio::spawn(async move {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serve(stream, hostname).await;
+                        }
+                    });
                 }
             });
         }
@@ -103,26 +120,45 @@ fn main() -> ExitCode {
             let Ok((stream, _)) = http.accept().await else {
                 continue;
             };
-            let hostname = hostname.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let body = match req.uri().path() {
-                        "/rigger/hostname" => hostname.clone(),
-                        _ => "ok".to_string(),
-                    };
-                    async move {
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(StatusCode::OK)
-                                .body(Full::new(Bytes::from(body)))
-                                .expect("response"),
-                        )
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            tokio::spawn(serve(stream, hostname.clone()));
         }
     })
+}
+
+/// Answers HTTP/1.1 on one connection: `/rigger/hostname` gives the
+/// configured host name, every other path "ok".
+async fn serve<S>(stream: S, hostname: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let body = match req.uri().path() {
+            "/rigger/hostname" => hostname.clone(),
+            _ => "ok".to_string(),
+        };
+        async move {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .body(Full::new(Bytes::from(body)))
+                    .expect("response"),
+            )
+        }
+    });
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// A TLS acceptor with a fresh self-signed certificate for `ip`.
+fn tls_acceptor(ip: &str) -> Result<tokio_rustls::TlsAcceptor, Box<dyn std::error::Error>> {
+    let certified = rcgen::generate_simple_self_signed(vec![ip.to_string(), "localhost".into()])?;
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
