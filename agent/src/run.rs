@@ -413,6 +413,7 @@ impl Agent {
                 if !crate::resources::service::supervised(&spec, &ctx) {
                     continue;
                 }
+                crate::resources::service::rotate_log(&spec, &ctx);
                 if crate::resources::service::is_running(&spec, &ctx)
                     .map_err(|e| error_chain(&e))?
                 {

@@ -328,6 +328,12 @@ pub struct ServiceSpec {
     pub working_dir: String,
     /// Where its output goes (absolute).
     pub log_file: String,
+    /// The output log is rotated once larger than this (0: never).
+    #[serde(default = "default_log_max_bytes")]
+    pub log_max_bytes: u64,
+    /// Rotated copies kept (`console.log.1` …).
+    #[serde(default = "default_log_keep")]
+    pub log_keep: u32,
     /// Run as this user (name or uid); `None`: the agent's user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -373,6 +379,14 @@ pub struct RestartLeaseSpec {
 
 fn default_provider() -> String {
     "process".into()
+}
+
+fn default_log_max_bytes() -> u64 {
+    50 * 1024 * 1024
+}
+
+fn default_log_keep() -> u32 {
+    5
 }
 
 fn default_nofile() -> u64 {

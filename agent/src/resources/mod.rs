@@ -6,6 +6,7 @@ pub mod account;
 pub mod directory;
 pub mod exec;
 pub mod file;
+pub mod logrotate;
 pub mod mount;
 pub mod owner;
 pub mod package;

@@ -99,6 +99,7 @@ impl ServiceManager for ProcessManager {
         if let Some(parent) = log_path.parent() {
             fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
         }
+        rotate_log(spec, ctx);
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -188,6 +189,22 @@ impl ServiceManager for ProcessManager {
         let _ = fs::remove_file(pidfile(spec, ctx));
         tracing::info!(service = %spec.name, pid, "service stopped");
         Ok(())
+    }
+}
+
+/// Rotates the service's output log when it grew past its limit (the
+/// process provider's; systemd units log to the journal and the server's
+/// own files). Failures are logged, never fatal.
+pub fn rotate_log(spec: &ServiceSpec, ctx: &ApplyContext) {
+    let log = ctx.paths.resolve(&spec.log_file);
+    match super::logrotate::rotate_if_larger(&log, spec.log_max_bytes, spec.log_keep) {
+        Ok(true) => {
+            tracing::info!(service = %spec.name, log = %log.display(), "output log rotated")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(service = %spec.name, log = %log.display(), error = %e, "cannot rotate the output log")
+        }
     }
 }
 
@@ -640,6 +657,8 @@ mod tests {
             args: vec![],
             working_dir: working_dir.into(),
             log_file: "/var/log/wso2/wso2is/console.log".into(),
+            log_max_bytes: 1024,
+            log_keep: 2,
             user: Some("wso2carbon".into()),
             group: Some("wso2".into()),
             environment: [("JAVA_HOME".to_string(), "/opt/java".to_string())].into(),
