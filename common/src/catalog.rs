@@ -432,6 +432,13 @@ pub struct TreeSpec {
     /// test-only jars).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    /// The release's folders and files belong to this user (the product's
+    /// service user, as WSO2 asks); `None` or empty: the agent's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// And to this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl TreeSpec {

@@ -207,12 +207,41 @@ fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
         uid_line.split_whitespace().skip(1).all(|id| id == "802"),
         "{uid_line}"
     );
+    // The release belongs to the service user, so the server could write
+    // its pid file into CARBON_HOME; rendered secrets stay root's, read
+    // through the service group.
+    use std::os::unix::fs::MetadataExt;
+    let home = node.path("/opt/wso2/wso2is-5.11.0");
+    for relative in [
+        ".",
+        "bin/wso2server.sh",
+        "repository/logs",
+        "wso2carbon.pid",
+    ] {
+        let meta = std::fs::metadata(home.join(relative)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (802, 802), "{relative}");
+    }
+    let toml = std::fs::metadata(home.join("repository/conf/deployment.toml")).unwrap();
+    assert_eq!(
+        (toml.uid(), toml.gid(), toml.mode() & 0o777),
+        (0, 802, 0o640)
+    );
     assert_eq!(
         get("127.0.0.7:9763", "/carbon/admin/login.jsp").as_deref(),
         Some("ok")
     );
     let again = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
     assert_eq!(again.code, 0, "{}", again.all());
+
+    // Someone gives the release to root: the next run gives it back.
+    let release = std::fs::canonicalize(&home).unwrap();
+    std::os::unix::fs::chown(&release, Some(0), Some(0)).unwrap();
+    std::os::unix::fs::lchown(release.join("bin/wso2server.sh"), Some(0), Some(0)).unwrap();
+    let fixed = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert_eq!(fixed.code, 2, "{}", fixed.all());
+    assert!(fixed.stdout.contains("give release"), "{}", fixed.all());
+    let script = std::fs::metadata(home.join("bin/wso2server.sh")).unwrap();
+    assert_eq!((script.uid(), script.gid()), (802, 802));
 }
 
 #[test]

@@ -23,6 +23,7 @@ use rigger_common::manifest::{Entry, EntryKind, Manifest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::owner::DesiredOwner;
 use super::{ApplyContext, Change, ResourceError};
 
 /// The failpoint environment variable (`materialize-after-files:N` aborts
@@ -107,6 +108,25 @@ pub fn check(
                 &overlay_paths(spec, content),
                 &l.release,
             );
+            let (owner, pending) = DesiredOwner::resolve_for_check(
+                &ctx.paths,
+                spec.owner.as_deref(),
+                spec.group.as_deref(),
+            );
+            let meta =
+                fs::metadata(&l.release).map_err(super::io_error("cannot stat", &l.release))?;
+            if let Some(change) = pending.or_else(|| {
+                (!owner.changes(&meta).is_empty()).then(|| {
+                    Change::new(format!(
+                        "give release {} to {}:{}",
+                        spec.release_id(),
+                        spec.owner.as_deref().unwrap_or_default(),
+                        spec.group.as_deref().unwrap_or_default()
+                    ))
+                })
+            }) {
+                return Ok(vec![change]);
+            }
             if damaged.is_empty() {
                 Ok(vec![])
             } else {
@@ -156,6 +176,7 @@ pub fn apply(
             if !damaged.is_empty() {
                 repair(spec, ctx, &l.release, &damaged, marker)?;
             }
+            give_to_owner(spec, ctx, &manifest, &l.release)?;
         }
         None => materialize(spec, ctx, &manifest, &l)?,
     }
@@ -332,6 +353,7 @@ fn materialize(
             symlink(target, &path).map_err(super::io_error("cannot create symlink", &path))?;
         }
     }
+    give_to_owner(spec, ctx, manifest, &tmp)?;
     let marker = ReleaseMarker {
         product: spec.product.clone(),
         version: spec.version.clone(),
@@ -356,6 +378,34 @@ fn materialize(
     ))?;
     rigger_common::fsutil::sync_dir(&l.releases)
         .map_err(super::io_error("cannot fsync", &l.releases))?;
+    Ok(())
+}
+
+/// Gives the release's folders, files and links to the spec's owner and
+/// group (when it names them and they differ). Rendered files placed
+/// afterwards keep their own owner.
+fn give_to_owner(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+    manifest: &Manifest,
+    release: &Path,
+) -> Result<(), ResourceError> {
+    let owner = DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
+    if !owner.is_managed() {
+        return Ok(());
+    }
+    owner.apply(release)?;
+    for e in manifest
+        .entries
+        .iter()
+        .filter(|e| !spec.is_excluded(&e.path))
+    {
+        let path = release.join(&e.path);
+        // Runtime paths may be gone (the server removed them): skip those.
+        if fs::symlink_metadata(&path).is_ok() {
+            owner.apply(&path)?;
+        }
+    }
     Ok(())
 }
 
@@ -637,6 +687,8 @@ mod tests {
             runtime_paths: vec![],
             keep: 1,
             exclude: vec!["samples".into()],
+            owner: None,
+            group: None,
         };
         let content = CatalogContent {
             role: "r".into(),
