@@ -232,6 +232,14 @@ pub struct SharedDirsSpec {
     /// Release-relative folder → folder name on the share
     /// (`repository/deployment` → `Deployment`).
     pub dirs: BTreeMap<String, String>,
+    /// How long a node waits for another node's seeding before the run
+    /// gives up (and retries on the next).
+    #[serde(default = "default_share_lock_wait")]
+    pub lock_wait_secs: u64,
+}
+
+fn default_share_lock_wait() -> u64 {
+    600
 }
 
 /// A mount.

@@ -443,3 +443,97 @@ fn two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down(
         "the server runs without its share"
     );
 }
+
+#[test]
+fn a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed() {
+    if !root_or_skip("a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed") {
+        return;
+    }
+    let master = TestMaster::start();
+    master.edit_site("roles/is.toml", |t| {
+        format!(
+            "{t}\n[service]\nenabled = true\n\n[shared_fs]\nenabled = true\ntype = \"bind\"\nsource = \"/srv/efs-export\"\nmount_point = \"/mnt/efs\"\n"
+        )
+    });
+    let efs = tempfile::tempdir().unwrap();
+    let node = TestAgent::new("resync-1");
+    std::fs::create_dir_all(node.path("/srv")).unwrap();
+    std::os::unix::fs::symlink(efs.path(), node.path("/srv/efs-export")).unwrap();
+    let imds = FakeImds::start(Instance::at("i-resync", "127.0.0.25"));
+    let url = imds.url();
+    let token = master.token(&["--role", "is"]);
+    let fp = master.fingerprint();
+    let first = node.once(
+        &master.url(),
+        &[
+            "--imds-endpoint",
+            &url,
+            "--token",
+            &token,
+            "--ca-fingerprint",
+            &fp,
+        ],
+    );
+    assert_eq!(first.code, 2, "{}", first.all());
+    let marker =
+        || std::fs::read_to_string(efs.path().join("Deployment/.rigger-seed.json")).unwrap();
+    assert!(marker().contains("\"level\": 0"), "{}", marker());
+
+    // A webapp of the pack (file 3 is under repository/deployment), and an
+    // artifact an operator deployed onto the share.
+    let ga = rigger_tests::pack::SamplePack::new(40, 256 << 10);
+    let webapp = rigger_tests::pack::SamplePack::file_path(3);
+    let on_share = efs
+        .path()
+        .join("Deployment")
+        .join(webapp.strip_prefix("repository/deployment/").unwrap());
+    assert_eq!(std::fs::read(&on_share).unwrap(), ga.content(3));
+    let operators = efs.path().join("Deployment/server/carbonapps/orders.car");
+    std::fs::create_dir_all(operators.parent().unwrap()).unwrap();
+    std::fs::write(&operators, "deployed by an operator").unwrap();
+    let pid = node.service_pid("wso2is").unwrap();
+
+    // Update level 1 changes every file of the pack, that webapp included.
+    let update = ga.at_level(1, 1000);
+    assert!(update.changes(3));
+    assert_eq!(master.import_update(&update).code, 0);
+    let out = node.once(&master.url(), &["--imds-endpoint", &url]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("re-sync /mnt/efs/Deployment from level 0 to 1"),
+        "{}",
+        out.all()
+    );
+    assert!(marker().contains("\"level\": 1"), "{}", marker());
+    assert_eq!(
+        std::fs::read(&on_share).unwrap(),
+        update.content(3),
+        "the webapp was not re-synced"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&operators).unwrap(),
+        "deployed by an operator",
+        "the operator's artifact was lost"
+    );
+    // The server runs on the new release, through the link to the share.
+    let new_pid = node.service_pid("wso2is").unwrap();
+    assert_ne!(new_pid, pid);
+    assert!(!alive(pid));
+    assert_eq!(
+        std::fs::read_link(node.path("/opt/wso2/wso2is-5.11.0/repository/deployment")).unwrap(),
+        node.path("/mnt/efs/Deployment")
+    );
+    assert!(
+        std::fs::read_link(node.path("/opt/wso2/wso2is-5.11.0"))
+            .unwrap()
+            .to_string_lossy()
+            .contains("-L1-")
+    );
+    assert_eq!(
+        get("127.0.0.25:9763", "/carbon/admin/login.jsp").as_deref(),
+        Some("ok")
+    );
+    let again = node.once(&master.url(), &["--imds-endpoint", &url]);
+    assert_eq!(again.code, 0, "{}", again.all());
+}

@@ -120,6 +120,21 @@ pub fn apply_catalog(
                 !(peer_only.contains(s) && matches!(resource.spec, ResourceSpec::Service(_)))
             })
             .collect();
+        // Planned before anything changed: a resource whose requirements
+        // changed this run looks again (a shared folder sees the new release).
+        let plan = match plan {
+            Ok(changes)
+                if changes.is_empty()
+                    && !noop
+                    && resource
+                        .requires
+                        .iter()
+                        .any(|r| changed.contains(r.as_str())) =>
+            {
+                check(resource, ctx, content)
+            }
+            plan => plan,
+        };
         let outcome = step(resource, plan, ctx, content, noop, &blocked, &notified_by);
         match outcome.status {
             Status::Failed | Status::Skipped => {
@@ -503,6 +518,39 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(tmp.path().join("app.conf")).unwrap(),
             "a"
+        );
+    }
+
+    #[test]
+    fn a_resource_whose_requirement_changed_is_checked_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = ApplyContext::new(Paths::new(tmp.path()));
+        // /current points at release a, which has the file already.
+        std::fs::create_dir_all(tmp.path().join("a")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("b")).unwrap();
+        std::fs::write(tmp.path().join("a/app.conf"), "v").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("a"), tmp.path().join("current")).unwrap();
+        let switch = Resource {
+            id: "switch".into(),
+            requires: vec![],
+            notifies: vec![],
+            spec: ResourceSpec::Symlink(rigger_common::catalog::SymlinkSpec {
+                path: "/current".into(),
+                target: "/b".into(),
+            }),
+        };
+        let c = content(vec![
+            switch,
+            file("conf", "/current/app.conf", "v", &["switch"], &[]),
+        ]);
+        let report = apply_catalog(&c, &ctx, false, |_| {}).unwrap();
+        assert_eq!(
+            statuses(&report),
+            vec![("switch", Status::Changed), ("conf", Status::Changed)]
+        );
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("b/app.conf")).unwrap(),
+            "v"
         );
     }
 

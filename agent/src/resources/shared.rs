@@ -117,7 +117,10 @@ pub fn apply(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<(), ResourceEr
         .values()
         .any(|name| read_marker(&l.share.join(name)).is_none_or(|m| m.level < l.identity.2));
     if needs_seed {
-        let _lock = lock_share(&l.share)?;
+        let _lock = lock_share(
+            &l.share,
+            std::time::Duration::from_secs(spec.lock_wait_secs),
+        )?;
         for (relative, name) in &spec.dirs {
             seed(&l, relative, name)?;
         }
@@ -141,30 +144,111 @@ pub fn apply(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<(), ResourceEr
     Ok(())
 }
 
-/// Holds the share-wide lock; a lease file names the holder for operators.
-fn lock_share(share: &Path) -> Result<nix::fcntl::Flock<fs::File>, ResourceError> {
+/// The lease file beside the lock: who seeds, and until when at most.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SeedLease {
+    /// Host name of the holder.
+    pub holder: String,
+    /// Its agent's pid.
+    pub pid: u32,
+    /// When it took the lock, Unix ms.
+    pub since_ms: i64,
+    /// When its seeding should be over, Unix ms. A lock held past that
+    /// belongs to a holder that died or hangs.
+    pub expires_ms: i64,
+}
+
+/// How long seeding may take before the lease says the holder is stuck.
+const LEASE_SECS: i64 = 600;
+
+/// Takes the share-wide lock (an fcntl/flock lock, which NFSv4 honours
+/// across clients), waiting at most `wait`; then writes the lease file
+/// naming this node and removes what dead holders left behind.
+fn lock_share(
+    share: &Path,
+    wait: std::time::Duration,
+) -> Result<nix::fcntl::Flock<fs::File>, ResourceError> {
+    use nix::fcntl::{Flock, FlockArg};
     let path = share.join(LOCK);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(super::io_error("cannot open the share lock", &path))?;
-    let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| err(format!("cannot lock {}: {e}", path.display())))?;
-    let holder = format!(
-        "{{\"holder\": \"{}\", \"pid\": {}, \"since_ms\": {}}}\n",
-        hostname(),
-        std::process::id(),
-        rigger_common::time::now_ms()
-    );
-    write_atomic(
-        &share.join(LEASE),
-        holder.as_bytes(),
-        0o644,
-        Ownership::default(),
-    )?;
+    let deadline = std::time::Instant::now() + wait;
+    let mut reported = None;
+    let lock = loop {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(super::io_error("cannot open the share lock", &path))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => break lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
+            Err((_, e)) => return Err(err(format!("cannot lock {}: {e}", path.display()))),
+        }
+        let lease = read_lease(share);
+        let holder = describe_holder(lease.as_ref());
+        if reported.as_deref() != Some(holder.as_str()) {
+            tracing::info!(share = %share.display(), "waiting for the share's seeding lock: {holder}");
+            reported = Some(holder.clone());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(err(format!(
+                "the share's seeding lock {} is still held after {} s: {holder}; the next run tries again",
+                path.display(),
+                wait.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let now = rigger_common::time::now_ms();
+    let lease = SeedLease {
+        holder: hostname(),
+        pid: std::process::id(),
+        since_ms: now,
+        expires_ms: now + LEASE_SECS * 1000,
+    };
+    let bytes = serde_json::to_vec_pretty(&lease).expect("lease serializes");
+    write_atomic(&share.join(LEASE), &bytes, 0o644, Ownership::default())?;
+    remove_abandoned_seeds(share);
     Ok(lock)
+}
+
+fn read_lease(share: &Path) -> Option<SeedLease> {
+    serde_json::from_slice(&fs::read(share.join(LEASE)).ok()?).ok()
+}
+
+/// Who holds the lock, in words, and whether its lease has run out.
+fn describe_holder(lease: Option<&SeedLease>) -> String {
+    let Some(lease) = lease else {
+        return "held by a node that wrote no lease yet".into();
+    };
+    let who = format!(
+        "held by {} (agent pid {}) since {}",
+        lease.holder,
+        lease.pid,
+        rigger_common::time::format_ms(lease.since_ms)
+    );
+    if lease.expires_ms <= rigger_common::time::now_ms() {
+        format!(
+            "{who}, whose lease ran out at {}: that node died or hangs while seeding; the NFS server frees its lock when the client's own lease lapses, or stop its agent",
+            rigger_common::time::format_ms(lease.expires_ms)
+        )
+    } else {
+        who
+    }
+}
+
+/// Under the lock: temporary seed folders are those of holders that died
+/// before renaming them into place; nobody else can be writing them.
+fn remove_abandoned_seeds(share: &Path) {
+    let Ok(entries) = fs::read_dir(share) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            tracing::warn!(path = %entry.path().display(), "removing a seed a dead holder left behind");
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn hostname() -> String {
@@ -239,4 +323,51 @@ fn copy_tree(from: &Path, to: &Path, overwrite: bool) -> Result<(), ResourceErro
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_held_lock_is_waited_for_within_bounds_and_a_dead_holders_leftovers_go() {
+        let share = tempfile::tempdir().unwrap();
+        let held = lock_share(share.path(), Duration::from_secs(1)).unwrap();
+        let lease = read_lease(share.path()).unwrap();
+        assert_eq!(lease.pid, std::process::id());
+        assert!(lease.expires_ms > lease.since_ms);
+
+        // A holder whose lease ran out: the waiting node says so, and gives
+        // up after its wait instead of hanging.
+        let stale = SeedLease {
+            holder: "ip-10-0-1-5".into(),
+            pid: 4242,
+            since_ms: 1_000,
+            expires_ms: 2_000,
+        };
+        write_atomic(
+            &share.path().join(LEASE),
+            &serde_json::to_vec(&stale).unwrap(),
+            0o644,
+            Ownership::default(),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let e = lock_share(share.path(), Duration::from_millis(500)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let text = e.to_string();
+        assert!(
+            text.contains("held by ip-10-0-1-5 (agent pid 4242)") && text.contains("lease ran out"),
+            "{text}"
+        );
+
+        // The holder died mid-seed: its lock is gone, its temporary folder
+        // is not; the next holder removes it.
+        fs::create_dir_all(share.path().join(".tmp-Deployment-4242/webapps")).unwrap();
+        drop(held);
+        let _lock = lock_share(share.path(), Duration::from_secs(1)).unwrap();
+        assert!(!share.path().join(".tmp-Deployment-4242").exists());
+        assert_eq!(read_lease(share.path()).unwrap().pid, std::process::id());
+    }
 }
