@@ -327,25 +327,38 @@ fn wait_ready_returns_once_the_first_catalog_is_applied_and_the_server_answers()
     );
 }
 
-#[test]
-fn two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down() {
-    if !root_or_skip("two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down")
-    {
-        return;
-    }
+/// A master whose `is` role runs the server with a bind-mounted "EFS" at
+/// /mnt/efs (from each node's /srv/efs-export).
+fn master_with_bind_share() -> TestMaster {
     let master = TestMaster::start();
     master.edit_site("roles/is.toml", |t| {
         format!(
             "{t}\n[service]\nenabled = true\n\n[shared_fs]\nenabled = true\ntype = \"bind\"\nsource = \"/srv/efs-export\"\nmount_point = \"/mnt/efs\"\n"
         )
     });
+    master
+}
+
+/// A node whose /srv/efs-export is the shared directory `efs`.
+fn node_on_share(name: &str, efs: &std::path::Path) -> TestAgent {
+    let node = TestAgent::new(name);
+    std::fs::create_dir_all(node.path("/srv")).unwrap();
+    std::os::unix::fs::symlink(efs, node.path("/srv/efs-export")).unwrap();
+    node
+}
+
+#[test]
+fn two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down() {
+    if !root_or_skip("two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down")
+    {
+        return;
+    }
+    let master = master_with_bind_share();
     // The "EFS": one directory both nodes bind-mount (through a link in each root).
     let efs = tempfile::tempdir().unwrap();
     let nodes: Vec<(TestAgent, FakeImds)> = (9..=10)
         .map(|n| {
-            let agent = TestAgent::new(&format!("share-{n}"));
-            std::fs::create_dir_all(agent.path("/srv")).unwrap();
-            std::os::unix::fs::symlink(efs.path(), agent.path("/srv/efs-export")).unwrap();
+            let agent = node_on_share(&format!("share-{n}"), efs.path());
             let imds = FakeImds::start(Instance::at(
                 &format!("i-share-{n}"),
                 &format!("127.0.0.{n}"),
@@ -449,16 +462,9 @@ fn a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed() {
     if !root_or_skip("a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed") {
         return;
     }
-    let master = TestMaster::start();
-    master.edit_site("roles/is.toml", |t| {
-        format!(
-            "{t}\n[service]\nenabled = true\n\n[shared_fs]\nenabled = true\ntype = \"bind\"\nsource = \"/srv/efs-export\"\nmount_point = \"/mnt/efs\"\n"
-        )
-    });
+    let master = master_with_bind_share();
     let efs = tempfile::tempdir().unwrap();
-    let node = TestAgent::new("resync-1");
-    std::fs::create_dir_all(node.path("/srv")).unwrap();
-    std::os::unix::fs::symlink(efs.path(), node.path("/srv/efs-export")).unwrap();
+    let node = node_on_share("resync-1", efs.path());
     let imds = FakeImds::start(Instance::at("i-resync", "127.0.0.25"));
     let url = imds.url();
     let token = master.token(&["--role", "is"]);
