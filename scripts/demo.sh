@@ -27,12 +27,13 @@ bin="$PWD/target/release"
 work=$(mktemp -d -t rigger-demo.XXXXXX)
 master_pid=""
 agent_pid=""
+imds_pid=""
 cleanup() {
   # The servers the agent started (their process groups), then the daemons.
   for pidfile in "$work"/node/var/lib/rigger/agent/services/*.pid; do
     [ -f "$pidfile" ] && kill -TERM -- "-$(cut -d' ' -f1 "$pidfile")" 2>/dev/null || true
   done
-  for pid in $agent_pid $master_pid; do
+  for pid in $agent_pid $master_pid $imds_pid; do
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -75,10 +76,17 @@ echo "==> importing a sample wso2is 5.11.0 pack (300 files, 16 MB)"
 "$bin/sample-pack" "$work/wso2is-5.11.0.zip" 300 16
 "${masterctl[@]}" product import "$work/wso2is-5.11.0.zip"
 
+# The node's EC2 metadata: a fake IMDS on 127.0.0.1 giving it the private
+# IP 127.0.0.2, so that its server (and everything else) stays on loopback.
+"$bin/rigger-fake-imds" 127.0.0.2 i-0demo >"$work/imds.url" 2>"$work/imds.log" &
+imds_pid=$!
+for _ in $(seq 1 50); do [ -s "$work/imds.url" ] && break; sleep 0.1; done
+imds=$(cat "$work/imds.url")
+
 node="$work/node"
-echo "==> starting the agent (node root $node)"
+echo "==> starting the agent (node root $node, private IP 127.0.0.2 from the fake IMDS at $imds)"
 "$bin/rigger-agent" --root "$node" --master "https://$addr" --ca-fingerprint "$fingerprint" \
-  --token "$token" --certname demo-is-1 --imds-endpoint off --run-interval 5m --splay 30s \
+  --token "$token" --certname demo-is-1 --imds-endpoint "$imds" --run-interval 5m --splay 30s \
   >"$work/agent.log" 2>&1 &
 agent_pid=$!
 agentctl=("$bin/agentctl" --root "$node")
