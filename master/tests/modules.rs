@@ -542,3 +542,88 @@ fn apim_analytics_worker_pair_and_dashboard_render() {
     let dashboard = compile("apim_analytics_dashboard", "ad-1", "10.0.1.72", inventory);
     yaml_of(&dashboard, "deployment_yaml");
 }
+
+#[test]
+fn every_profile_runs_its_server_through_the_node_runtime() {
+    let compiler = compiler();
+    for role in compiler.site_roles() {
+        let content = compile(&role, "runtime-node", "10.0.9.9", vec![]);
+        let find = |id: &str| {
+            content
+                .resources
+                .iter()
+                .find(|r| r.id == id)
+                .unwrap_or_else(|| panic!("{role}: no {id}"))
+        };
+        let ResourceSpec::Service(server) = &find("server").spec else {
+            panic!("{role}: server is not a service")
+        };
+        let health = server.health.as_deref().unwrap_or_default();
+        assert!(health.contains("://10.0.9.9:"), "{role}: {health}");
+        assert_eq!(server.user.as_deref(), Some("wso2carbon"), "{role}");
+        assert_eq!(server.nofile, 65535, "{role}");
+        assert!(
+            server
+                .restart_lease
+                .as_ref()
+                .is_some_and(|l| l.max_down == 1),
+            "{role}: restarts are not coordinated"
+        );
+        let ResourceSpec::Tree(product) = &find("product").spec else {
+            panic!("{role}: product is not a tree")
+        };
+        assert_eq!(product.owner.as_deref(), Some("wso2carbon"), "{role}");
+        assert!(
+            find("product").notifies.contains(&"server".to_string()),
+            "{role}: a new release would not restart the server"
+        );
+        assert!(
+            find("service_user")
+                .requires
+                .contains(&"service_group".to_string())
+        );
+        assert!(
+            matches!(&find("shared_fs").spec, ResourceSpec::Mount(m) if m.fstype == "nfs4"),
+            "{role}"
+        );
+        // Every rendered configuration file restarts the server when it changes.
+        for r in &content.resources {
+            if let ResourceSpec::File(f) = &r.spec {
+                if f.path.contains("/conf/") {
+                    assert!(
+                        r.notifies.contains(&"server".to_string()),
+                        "{role}: {} does not restart the server",
+                        r.id
+                    );
+                }
+            }
+        }
+        match role.as_str() {
+            "apim_gateway" => {
+                assert_eq!(server.start, "bin/api-manager.sh");
+                assert_eq!(server.args, ["-Dprofile=gateway-worker"]);
+                assert_eq!(health, "https://10.0.9.9:9443/services/Version");
+                let ResourceSpec::SharedDirs(shared) = &find("shared_dirs").spec else {
+                    panic!("not shared_dirs")
+                };
+                assert_eq!(
+                    shared
+                        .dirs
+                        .get("repository/deployment/server/synapse-configs")
+                        .map(String::as_str),
+                    Some("SynapseConfigs")
+                );
+            }
+            "mi" => {
+                assert_eq!(server.start, "bin/micro-integrator.sh");
+                assert_eq!(health, "http://10.0.9.9:9201/healthz");
+            }
+            "is" => {
+                assert_eq!(server.start, "bin/wso2server.sh");
+                assert!(server.args.is_empty());
+                assert_eq!(health, "https://10.0.9.9:9443/carbon/admin/login.jsp");
+            }
+            _ => {}
+        }
+    }
+}

@@ -322,7 +322,12 @@ impl Compiler {
             profile_name.to_string(),
             serde_json::json!([{"certname": node.certname, "ip": "192.0.2.10"}]),
         );
-        let context = render::context(data, &role, &node, Value::Object(peers));
+        let mut context = render::context(data, &role, &node, Value::Object(peers));
+        render::add_runtime(
+            &mut context,
+            profile.service.as_ref(),
+            &module.manifest_path(),
+        )?;
         let resources = render::resources(
             module,
             profile,
@@ -417,7 +422,12 @@ impl Compiler {
         let peers = self.peers(&site, &role, node)?;
         let secrets = site.secrets(&node.role, &role, &node.certname)?;
         let lease = restart_lease(&role, &data, &self.site)?;
-        let context = render::context(data, &role, node, peers);
+        let mut context = render::context(data, &role, node, peers);
+        render::add_runtime(
+            &mut context,
+            profile.service.as_ref(),
+            &module.manifest_path(),
+        )?;
         let mut resources = render::resources(&module, profile, &context, products, &secrets)?;
         for resource in &mut resources {
             if let rigger_common::catalog::ResourceSpec::Service(service) = &mut resource.spec {

@@ -21,6 +21,10 @@ pub struct Module {
     pub description: String,
     /// Profiles by name.
     pub profiles: BTreeMap<String, Profile>,
+    /// Library modules (beside this one) whose profiles this one's extend
+    /// as `extends = "<library>/<profile>"`; their default data comes
+    /// beneath this module's.
+    pub libraries: Vec<PathBuf>,
 }
 
 /// One profile of a module: the resources a node of that profile gets.
@@ -35,7 +39,9 @@ pub struct Profile {
     #[serde(default)]
     pub resources: Vec<Table>,
     /// A profile whose resources come first (profiles named `_…` are only
-    /// bases, never roles' profiles on their own).
+    /// bases, never roles' profiles on their own); `<library>/<profile>`
+    /// names a profile of a library module beside this one (the node
+    /// runtime, `wso2-runtime/_runtime`).
     #[serde(default)]
     pub extends: Option<String>,
     /// How the product runs: start script and arguments, ports, health
@@ -44,7 +50,9 @@ pub struct Profile {
     pub service: Option<ServiceInfo>,
 }
 
-/// How a profile's server runs.
+/// How a profile's server runs; the node runtime (`wso2-runtime`) turns
+/// it into the `service` resource. Strings are templates, rendered with
+/// the node's context (`runtime.*` in resource declarations).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceInfo {
@@ -53,36 +61,13 @@ pub struct ServiceInfo {
     /// Arguments (`-Dprofile=gateway-worker`).
     #[serde(default)]
     pub args: Vec<String>,
-    /// Ports the server listens on (before `ports_offset`).
+    /// Ports the server listens on (before `ports_offset`), for operators.
     #[serde(default)]
     pub ports: Vec<u16>,
-    /// Readiness URL (`https://localhost:9443/carbon/admin/login.jsp`).
-    #[serde(default)]
+    /// Readiness URL, e.g.
+    /// `https://{{ self.ip }}:{{ 9443 + server.ports_offset }}/carbon/admin/login.jsp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_url: Option<String>,
-    /// CARBON_HOME-relative folders kept on the shared file system.
-    #[serde(default)]
-    pub shared_dirs: Vec<String>,
-    /// Service user and group with their fixed ids.
-    #[serde(default = "default_user")]
-    pub user: String,
-    /// Service group.
-    #[serde(default = "default_group")]
-    pub group: String,
-    /// Uid and gid of the user and group.
-    #[serde(default = "default_id")]
-    pub id: u32,
-}
-
-fn default_user() -> String {
-    "wso2carbon".into()
-}
-
-fn default_group() -> String {
-    "wso2".into()
-}
-
-fn default_id() -> u32 {
-    802
 }
 
 #[derive(Deserialize)]
@@ -104,6 +89,12 @@ struct ModuleHeader {
 impl Module {
     /// Loads `dir/module.toml`.
     pub fn load(dir: &Path) -> Result<Self, CompileError> {
+        Self::load_as(dir, true)
+    }
+
+    /// Loads a module; a library (`may_use_libraries` false) may not extend
+    /// other modules' profiles itself.
+    fn load_as(dir: &Path, may_use_libraries: bool) -> Result<Self, CompileError> {
         let path = dir.join("module.toml");
         let text = std::fs::read_to_string(&path).map_err(|source| CompileError::Read {
             path: path.clone(),
@@ -114,6 +105,7 @@ impl Module {
             message: e.to_string().trim_end().to_string(),
         })?;
         let mut profiles = file.profiles;
+        let mut libraries: Vec<PathBuf> = Vec::new();
         // Resolve `extends` chains from the profiles as written (cycles refused).
         let original = profiles.clone();
         for (name, own) in &original {
@@ -128,16 +120,40 @@ impl Module {
                         message: format!("profile {name:?}: `extends` forms a cycle through {b:?}"),
                     });
                 }
-                let parent = original.get(&b).ok_or_else(|| CompileError::Toml {
-                    path: path.clone(),
-                    message: format!("profile {name:?} extends {b:?}, which does not exist"),
-                })?;
+                let library;
+                let parent = match b.split_once('/') {
+                    Some((library_name, profile)) => {
+                        if !may_use_libraries {
+                            return Err(CompileError::Toml {
+                                path,
+                                message: format!(
+                                    "profile {name:?} of a library extends {b:?}: libraries extend only their own profiles"
+                                ),
+                            });
+                        }
+                        let library_dir = dir.parent().unwrap_or(Path::new(".")).join(library_name);
+                        library = Self::load_as(&library_dir, false)?;
+                        if !libraries.contains(&library_dir) {
+                            libraries.push(library_dir);
+                        }
+                        library.profile(profile)?
+                    }
+                    None => original.get(&b).ok_or_else(|| CompileError::Toml {
+                        path: path.clone(),
+                        message: format!("profile {name:?} extends {b:?}, which does not exist"),
+                    })?,
+                };
                 let mut merged = parent.resources.clone();
                 merged.extend(resources);
                 resources = merged;
                 service = service.or_else(|| parent.service.clone());
                 chain.push(b.clone());
-                base = parent.extends.clone();
+                // A library's profile comes with its own bases resolved.
+                base = if b.contains('/') {
+                    None
+                } else {
+                    parent.extends.clone()
+                };
             }
             let profile = profiles.get_mut(name).expect("profile exists");
             profile.resources = resources;
@@ -148,6 +164,7 @@ impl Module {
             dir: dir.to_path_buf(),
             description: file.module.description,
             profiles,
+            libraries,
         })
     }
 
@@ -167,13 +184,18 @@ impl Module {
             })
     }
 
-    /// Default data files: `data/defaults.toml`, then `data/<profile>.toml`.
+    /// Default data files: each library's `data/defaults.toml`, then
+    /// `data/defaults.toml`, then `data/<profile>.toml`.
     pub fn default_layers(&self, profile: &str) -> Vec<PathBuf> {
         let data_dir = self.dir.join("data");
-        vec![
-            data_dir.join("defaults.toml"),
-            data_dir.join(format!("{profile}.toml")),
-        ]
+        let mut layers: Vec<PathBuf> = self
+            .libraries
+            .iter()
+            .map(|library| library.join("data/defaults.toml"))
+            .collect();
+        layers.push(data_dir.join("defaults.toml"));
+        layers.push(data_dir.join(format!("{profile}.toml")));
+        layers
     }
 
     /// Profiles a role may name (bases, named `_…`, left out).

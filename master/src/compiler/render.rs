@@ -7,7 +7,7 @@ use rigger_common::catalog::Resource;
 use serde_json::{Map, Value};
 use toml::Table;
 
-use super::module::{Module, Profile};
+use super::module::{Module, Profile, ServiceInfo};
 use super::{CompileError, NodeContext, Products, RoleSpec};
 
 /// The template context: the merged data at top level, plus `self` (the
@@ -31,6 +31,37 @@ pub fn context(data: Table, role: &RoleSpec, node: &NodeContext, peers: Value) -
     root.insert("facts".into(), node.facts.clone());
     root.insert("peers".into(), peers);
     Value::Object(root)
+}
+
+/// Adds `runtime` to the context: the profile's `[service]` metadata with
+/// its strings rendered (`runtime.start_script`, `runtime.args`,
+/// `runtime.health_url`, null when the profile has none). Absent when the
+/// profile declares no service.
+pub fn add_runtime(
+    context: &mut Value,
+    service: Option<&ServiceInfo>,
+    manifest: &std::path::Path,
+) -> Result<(), CompileError> {
+    let Some(service) = service else {
+        return Ok(());
+    };
+    let env = environment();
+    let declared = toml::Value::try_from(service).map_err(|e| CompileError::Template {
+        file: manifest.to_path_buf(),
+        message: format!("[service]: {e}"),
+    })?;
+    let mut runtime =
+        render_value(&env, &declared, context).map_err(|e| CompileError::Template {
+            file: manifest.to_path_buf(),
+            message: format!("[service]: {}", describe(&e)),
+        })?;
+    if let Value::Object(map) = &mut runtime {
+        map.entry("health_url").or_insert(Value::Null);
+    }
+    if let Value::Object(root) = context {
+        root.insert("runtime".into(), runtime);
+    }
+    Ok(())
 }
 
 /// The auto-escape mode of `*.xml.j2` templates: XML's five entities
