@@ -45,16 +45,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "==> not root: the demo runs everything under $work; once modules create"
-  echo "    the service user (wso2carbon) or mount EFS, those steps are skipped"
-fi
-
 # The example site, with the server run as a service (the sample pack's
 # start script runs a stand-in WSO2 server).
 cp -r examples/site "$work/site"
 chmod -R go= "$work/site/secrets"
 printf '\n[service]\nenabled = true\n' >> "$work/site/roles/is.toml"
+if [ "$(id -u)" -eq 0 ]; then
+  # The server runs as wso2carbon (uid 802, created in the node's own
+  # etc/passwd), which must reach its release under the node root.
+  chmod 755 "$work"
+else
+  echo "==> not root: the server runs as $(id -un) instead of the service user wso2carbon"
+  printf 'user = ""\ngroup = ""\n' >> "$work/site/roles/is.toml"
+fi
 export RIGGER_SAMPLE_SERVER="$bin/rigger-sample-server"
 
 echo "==> starting the master (data in $work/master)"

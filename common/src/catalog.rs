@@ -236,6 +236,13 @@ pub struct SharedDirsSpec {
     /// gives up (and retries on the next).
     #[serde(default = "default_share_lock_wait")]
     pub lock_wait_secs: u64,
+    /// What a seed or re-sync copies belongs to this user (the service
+    /// user, which writes there: hot deployment); `None`: the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// And to this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 fn default_share_lock_wait() -> u64 {

@@ -116,6 +116,20 @@ impl TestMaster {
         master
     }
 
+    /// Runs the `is` role's server as a service (then `extra` role data).
+    /// As root, as the module's service user (wso2carbon); otherwise as
+    /// the agent's own user, which is all a non-root agent can do.
+    pub fn enable_service(&self, extra: &str) {
+        let user = if nix::unistd::geteuid().is_root() {
+            ""
+        } else {
+            "user = \"\"\ngroup = \"\"\n"
+        };
+        self.edit_site("roles/is.toml", |t| {
+            format!("{t}\n[service]\nenabled = true\n{user}\n{extra}")
+        });
+    }
+
     /// Writes `pack` as a zip into this master's directory and returns its path.
     pub fn write_pack(&self, pack: &SamplePack) -> PathBuf {
         let dir = self.dir.path().join("packs");
@@ -299,10 +313,14 @@ pub struct TestAgent {
 }
 
 impl TestAgent {
-    /// A fresh node named `certname`.
+    /// A fresh node named `certname`. Its root is world-searchable, so that
+    /// the service user (802) reaches its release, as on a real node.
     pub fn new(certname: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         Self {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             certname: certname.to_string(),
             daemon: None,
         }

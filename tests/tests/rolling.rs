@@ -30,9 +30,7 @@ fn cluster(
     extra_role_data: &str,
     nodes: [(&str, &str); 2],
 ) -> [(TestAgent, FakeImds); 2] {
-    master.edit_site("roles/is.toml", |t| {
-        format!("{t}\n[service]\nenabled = true\n\n{extra_role_data}")
-    });
+    master.enable_service(extra_role_data);
     let fp = master.fingerprint();
     let nodes = nodes.map(|(name, ip)| {
         let node = TestAgent::new(name);

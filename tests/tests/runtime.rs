@@ -24,9 +24,7 @@ fn alive(pid: i32) -> bool {
 #[test]
 fn the_server_starts_once_restarts_only_on_change_and_comes_back_when_it_dies() {
     let master = TestMaster::start();
-    master.edit_site("roles/is.toml", |t| {
-        format!("{t}\n[service]\nenabled = true\n")
-    });
+    master.enable_service("");
     let imds = FakeImds::start(Instance::at("i-runtime", "127.0.0.6"));
     let node = TestAgent::new("rt-1");
     let token = master.token(&["--role", "is"]);
@@ -174,9 +172,6 @@ fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
     });
     let imds = FakeImds::start(Instance::at("i-user", "127.0.0.7"));
     let node = TestAgent::new("rt-user");
-    // The service user must be able to reach its release under the test root.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(node.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let token = master.token(&["--role", "is"]);
     let fp = master.fingerprint();
     let out = node.once(
@@ -247,9 +242,7 @@ fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
 #[test]
 fn wait_ready_returns_once_the_first_catalog_is_applied_and_the_server_answers() {
     let master = TestMaster::start();
-    master.edit_site("roles/is.toml", |t| {
-        format!("{t}\n[service]\nenabled = true\n")
-    });
+    master.enable_service("");
     let imds = FakeImds::start(Instance::at("i-ready", "127.0.0.8"));
     let mut node = TestAgent::new("rt-ready");
     let token = master.token(&["--role", "is"]);
@@ -331,11 +324,9 @@ fn wait_ready_returns_once_the_first_catalog_is_applied_and_the_server_answers()
 /// /mnt/efs (from each node's /srv/efs-export).
 fn master_with_bind_share() -> TestMaster {
     let master = TestMaster::start();
-    master.edit_site("roles/is.toml", |t| {
-        format!(
-            "{t}\n[service]\nenabled = true\n\n[shared_fs]\nenabled = true\ntype = \"bind\"\nsource = \"/srv/efs-export\"\nmount_point = \"/mnt/efs\"\n"
-        )
-    });
+    master.enable_service(
+        "[shared_fs]\nenabled = true\ntype = \"bind\"\nsource = \"/srv/efs-export\"\nmount_point = \"/mnt/efs\"\n",
+    );
     master
 }
 
@@ -412,6 +403,12 @@ fn two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down(
         let link = std::fs::read_link(agent.path("/opt/wso2/wso2is-5.11.0/repository/deployment"))
             .unwrap();
         assert_eq!(link, agent.path("/mnt/efs/Deployment"));
+    }
+    // The server (wso2carbon) deploys into the shared folders: they are its.
+    use std::os::unix::fs::MetadataExt;
+    for folder in ["Deployment", "Deployment/server", "Tenants"] {
+        let meta = std::fs::metadata(efs.path().join(folder)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (802, 802), "{folder}");
     }
     // What one node deploys, the other sees.
     std::fs::write(

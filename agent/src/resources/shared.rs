@@ -18,6 +18,7 @@ use rigger_common::catalog::SharedDirsSpec;
 use rigger_common::fsutil::{Ownership, replace_symlink, write_atomic};
 use serde::{Deserialize, Serialize};
 
+use super::owner::DesiredOwner;
 use super::{ApplyContext, Change, ResourceError};
 
 const MARKER: &str = ".rigger-seed.json";
@@ -117,12 +118,14 @@ pub fn apply(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<(), ResourceEr
         .values()
         .any(|name| read_marker(&l.share.join(name)).is_none_or(|m| m.level < l.identity.2));
     if needs_seed {
+        let owner =
+            DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
         let _lock = lock_share(
             &l.share,
             std::time::Duration::from_secs(spec.lock_wait_secs),
         )?;
         for (relative, name) in &spec.dirs {
-            seed(&l, relative, name)?;
+            seed(&l, relative, name, owner)?;
         }
         let _ = fs::remove_file(l.share.join(LEASE));
     }
@@ -261,7 +264,7 @@ fn hostname() -> String {
 /// Under the lock: seeds the share folder from the release (first time),
 /// or re-syncs the product's files (higher level); never loses what the
 /// share already holds.
-fn seed(l: &Layout, relative: &str, name: &str) -> Result<(), ResourceError> {
+fn seed(l: &Layout, relative: &str, name: &str, owner: DesiredOwner) -> Result<(), ResourceError> {
     let target = l.share.join(name);
     let source = l.release.join(relative);
     let marker = SeedMarker {
@@ -290,13 +293,35 @@ fn seed(l: &Layout, relative: &str, name: &str) -> Result<(), ResourceError> {
             if source.is_dir() && !source.is_symlink() {
                 copy_tree(&source, &tmp, true)?;
             }
+            give_tree(&tmp, owner)?;
             fs::rename(&tmp, &target)
                 .map_err(super::io_error("cannot move the seed into", &target))?;
         }
     }
+    // Re-synced and adopted folders: what is there belongs to the server.
+    give_tree(&target, owner)?;
     let bytes = serde_json::to_vec_pretty(&marker).expect("marker serializes");
     write_atomic(&target.join(MARKER), &bytes, 0o644, Ownership::default())?;
     tracing::info!(share = %target.display(), level = marker.level, "shared folder seeded");
+    Ok(())
+}
+
+/// Gives a folder and everything under it to `owner` (when it names one).
+fn give_tree(dir: &Path, owner: DesiredOwner) -> Result<(), ResourceError> {
+    if !owner.is_managed() {
+        return Ok(());
+    }
+    owner.apply(dir)?;
+    let entries = fs::read_dir(dir).map_err(super::io_error("cannot read", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(super::io_error("cannot read", dir))?;
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir {
+            give_tree(&entry.path(), owner)?;
+        } else {
+            owner.apply(&entry.path())?;
+        }
+    }
     Ok(())
 }
 
