@@ -96,6 +96,7 @@ pub async fn run(
                 Event::Control(ControlRequest::Status(reply)) => {
                     let mut status = status_of(&agent, last.as_ref(), running.is_some(), next_run);
                     status.supervisor = supervisor_note.clone();
+                    status.activity = agent.activity();
                     let _ = reply.send(status);
                 }
                 Event::Supervised(outcome) => {

@@ -17,6 +17,21 @@ use crate::resources::{ResourceError, RestartLeases};
 /// How often a waiting node asks again.
 const POLL: Duration = Duration::from_secs(1);
 
+/// What a run is waiting for, shared with `agentctl status`.
+#[derive(Debug, Clone, Default)]
+pub struct Activity(std::sync::Arc<Mutex<String>>);
+
+impl Activity {
+    /// The current text ("" when the run waits for nothing).
+    pub fn get(&self) -> String {
+        self.0.lock().expect("activity").clone()
+    }
+
+    fn set(&self, text: String) {
+        *self.0.lock().expect("activity") = text;
+    }
+}
+
 /// Restart leases from the master, for the blocking apply thread.
 #[derive(Debug)]
 pub struct MasterLeases {
@@ -24,15 +39,18 @@ pub struct MasterLeases {
     runtime: tokio::runtime::Handle,
     /// Services whose lease this run holds.
     held: Mutex<HashSet<String>>,
+    activity: Activity,
 }
 
 impl MasterLeases {
     /// Leases over `channel`, driven by `runtime` (the apply thread blocks on it).
-    pub fn new(channel: Channel, runtime: tokio::runtime::Handle) -> Self {
+    /// While it waits, `activity` says for whom.
+    pub fn new(channel: Channel, runtime: tokio::runtime::Handle, activity: Activity) -> Self {
         Self {
             client: CatalogServiceClient::new(channel),
             runtime,
             held: Mutex::new(HashSet::new()),
+            activity,
         }
     }
 
@@ -47,6 +65,27 @@ impl MasterLeases {
 
 impl RestartLeases for MasterLeases {
     fn acquire(&self, spec: &ServiceSpec) -> Result<Option<String>, ResourceError> {
+        let result = self.wait_for_lease(spec);
+        self.activity.set(String::new());
+        result
+    }
+
+    fn release(&self, spec: &ServiceSpec) {
+        if !self.held.lock().expect("lease set").remove(&spec.name) {
+            return;
+        }
+        let mut client = self.client.clone();
+        if let Err(status) = self
+            .runtime
+            .block_on(client.release_restart_lease(Self::request(spec)))
+        {
+            tracing::warn!(service = %spec.name, error = %status.message(), "cannot give the restart lease back; it lapses on its own");
+        }
+    }
+}
+
+impl MasterLeases {
+    fn wait_for_lease(&self, spec: &ServiceSpec) -> Result<Option<String>, ResourceError> {
         let Some(lease) = &spec.restart_lease else {
             return Ok(None);
         };
@@ -86,6 +125,13 @@ impl RestartLeases for MasterLeases {
             }
             let holders: Vec<String> = reply.holders.iter().map(|h| h.certname.clone()).collect();
             if holders != waited_for {
+                self.activity.set(format!(
+                    "restarting {} waits for the restart lease of cluster {} (held by {}; {} node(s) at a time)",
+                    spec.name,
+                    reply.group,
+                    holders.join(", "),
+                    reply.max_down
+                ));
                 tracing::info!(
                     service = %spec.name,
                     group = %reply.group,
@@ -109,19 +155,6 @@ impl RestartLeases for MasterLeases {
                 )));
             }
             std::thread::sleep(POLL.min(deadline - now));
-        }
-    }
-
-    fn release(&self, spec: &ServiceSpec) {
-        if !self.held.lock().expect("lease set").remove(&spec.name) {
-            return;
-        }
-        let mut client = self.client.clone();
-        if let Err(status) = self
-            .runtime
-            .block_on(client.release_restart_lease(Self::request(spec)))
-        {
-            tracing::warn!(service = %spec.name, error = %status.message(), "cannot give the restart lease back; it lapses on its own");
         }
     }
 }

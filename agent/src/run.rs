@@ -61,6 +61,8 @@ pub struct Agent {
     /// State directory.
     pub state: StateDir,
     identity: tokio::sync::OnceCell<Identity>,
+    /// What the run in progress waits for (shown by `agentctl status`).
+    activity: crate::lease::Activity,
 }
 
 /// What a catalog fetch produced.
@@ -83,7 +85,13 @@ impl Agent {
             paths,
             state,
             identity: tokio::sync::OnceCell::new(),
+            activity: crate::lease::Activity::default(),
         }
+    }
+
+    /// What the run in progress is waiting for ("" when nothing).
+    pub fn activity(&self) -> String {
+        self.activity.get()
     }
 
     /// The node's identity, enrolling on first use.
@@ -203,6 +211,7 @@ impl Agent {
             ctx.leases = Some(Arc::new(crate::lease::MasterLeases::new(
                 channel.clone(),
                 tokio::runtime::Handle::current(),
+                self.activity.clone(),
             )));
         }
         match self

@@ -384,10 +384,17 @@ impl TestAgent {
 
     /// Starts the agent daemon and waits for its control socket.
     pub fn start_daemon(&mut self, master_url: &str, args: &[&str]) {
+        self.start_daemon_with_env(master_url, args, &[]);
+    }
+
+    /// Like [`TestAgent::start_daemon`], with extra environment for the
+    /// agent (and the servers it starts).
+    pub fn start_daemon_with_env(&mut self, master_url: &str, args: &[&str], env: &[(&str, &str)]) {
         let log = std::fs::File::create(self.root().join("agent.log")).unwrap();
         let child = self
             .command(master_url, args)
             .env("RIGGER_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

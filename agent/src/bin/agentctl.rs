@@ -205,6 +205,7 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
         "fetched_bytes": s.fetched_bytes,
         "supervisor": s.supervisor,
         "failures": s.failures,
+        "activity": s.activity,
     })
 }
 
@@ -273,6 +274,9 @@ fn print_status(s: &AgentStatus) {
         for failure in &s.failures {
             println!("failed:    {failure}");
         }
+    }
+    if !s.activity.is_empty() {
+        println!("now:       {}", s.activity);
     }
     if !s.supervisor.is_empty() {
         println!("supervisor: {}", s.supervisor);
