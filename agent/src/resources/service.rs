@@ -454,8 +454,9 @@ pub fn check(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Reso
         ))]),
         Some(_) => Ok(vec![]),
         None if pidfile(spec, ctx).exists() => Ok(vec![Change::new(format!(
-            "start service {} (it had exited since the last run)",
-            spec.name
+            "start service {} (it had exited since the last run; its last output:\n{})",
+            spec.name,
+            log_tail(&ctx.paths.resolve(&spec.log_file))
         ))]),
         None => Ok(vec![Change::new(format!("start service {}", spec.name))]),
     }
