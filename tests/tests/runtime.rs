@@ -478,9 +478,43 @@ fn a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed() {
         ],
     );
     assert_eq!(first.code, 2, "{}", first.all());
+    // One run from a fresh root: the service user, the pack, the "EFS"
+    // mounted and seeded, both links, the server running as wso2carbon.
+    assert!(
+        std::fs::read_to_string(node.path("/etc/passwd"))
+            .unwrap()
+            .contains("wso2carbon:x:802:802:")
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount_point = node.path("/mnt/efs").display().to_string();
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(mount_point.as_str())),
+        "/mnt/efs is not mounted"
+    );
     let marker =
         || std::fs::read_to_string(efs.path().join("Deployment/.rigger-seed.json")).unwrap();
     assert!(marker().contains("\"level\": 0"), "{}", marker());
+    for (relative, share) in [("deployment", "Deployment"), ("tenants", "Tenants")] {
+        assert_eq!(
+            std::fs::read_link(
+                node.path(&format!("/opt/wso2/wso2is-5.11.0/repository/{relative}"))
+            )
+            .unwrap(),
+            node.path(&format!("/mnt/efs/{share}"))
+        );
+    }
+    let first_pid = node.service_pid("wso2is").unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{first_pid}/status")).unwrap();
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:\t802\t")),
+        "{status}"
+    );
+    // A second run changes nothing and keeps the same server.
+    let second = node.once(&master.url(), &["--imds-endpoint", &url]);
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert_eq!(node.service_pid("wso2is"), Some(first_pid));
 
     // A webapp of the pack (file 3 is under repository/deployment), and an
     // artifact an operator deployed onto the share.
