@@ -195,12 +195,55 @@ pub struct Peer {
 pub struct Compiler {
     module_paths: Vec<PathBuf>,
     site: PathBuf,
+    /// Parsed modules, kept while their `module.toml` files (and their
+    /// libraries') are unchanged on disk.
+    modules: std::sync::Arc<std::sync::Mutex<ModuleCache>>,
+}
+
+/// Module folder → the stamps of the files it was parsed from, and the module.
+type ModuleCache = std::collections::HashMap<PathBuf, (Vec<FileStamp>, Module)>;
+
+/// What tells a file changed: its path, size and modification time.
+type FileStamp = (PathBuf, u64, Option<std::time::SystemTime>);
+
+fn stamp(path: PathBuf) -> FileStamp {
+    let meta = std::fs::metadata(&path).ok();
+    let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
+    let modified = meta.and_then(|m| m.modified().ok());
+    (path, size, modified)
+}
+
+fn stamps_of(module: &Module) -> Vec<FileStamp> {
+    std::iter::once(module.manifest_path())
+        .chain(module.libraries.iter().map(|l| l.join("module.toml")))
+        .map(stamp)
+        .collect()
 }
 
 impl Compiler {
     /// A compiler over `module_paths` (searched in order) and `site`.
     pub fn new(module_paths: Vec<PathBuf>, site: PathBuf) -> Self {
-        Self { module_paths, site }
+        Self {
+            module_paths,
+            site,
+            modules: Default::default(),
+        }
+    }
+
+    /// Loads a module folder, or takes it from the cache when none of its
+    /// files changed since.
+    fn load_module(&self, dir: &Path) -> Result<Module, CompileError> {
+        if let Some((stamps, module)) = self.modules.lock().expect("module cache").get(dir) {
+            if stamps.iter().all(|s| stamp(s.0.clone()) == *s) {
+                return Ok(module.clone());
+            }
+        }
+        let module = Module::load(dir)?;
+        self.modules
+            .lock()
+            .expect("module cache")
+            .insert(dir.to_path_buf(), (stamps_of(&module), module.clone()));
+        Ok(module)
     }
 
     /// The site directory.
@@ -218,7 +261,7 @@ impl Compiler {
         for dir in &self.module_paths {
             let candidate = dir.join(name);
             if candidate.join("module.toml").is_file() {
-                return Module::load(&candidate);
+                return self.load_module(&candidate);
             }
         }
         Err(CompileError::UnknownModule {
@@ -457,6 +500,46 @@ mod tests {
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn an_edited_module_is_loaded_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().join("modules");
+        let site = dir.path().join("site");
+        let module = |content: &str| {
+            write(
+                &modules.join("app/module.toml"),
+                &format!(
+                    "[module]\nname = \"app\"\n[profiles.p]\n[[profiles.p.resources]]\nid = \"f\"\nkind = \"file\"\npath = \"/etc/app.conf\"\ncontent = \"{content}\"\n"
+                ),
+            )
+        };
+        write(
+            &site.join("roles/r.toml"),
+            "[role]\nmodule = \"app\"\nprofile = \"p\"\n",
+        );
+        let compiler = Compiler::new(vec![modules.clone()], site);
+        let node = NodeContext {
+            certname: "n1".into(),
+            role: "r".into(),
+            facts: serde_json::json!({}),
+            inventory: vec![],
+        };
+        let content_of = |c: &CatalogContent| match &c.resources[0].spec {
+            rigger_common::catalog::ResourceSpec::File(f) => f.content.clone(),
+            _ => unreachable!(),
+        };
+        module("one");
+        let first = compiler.compile(&node, &Products::default()).unwrap();
+        assert_eq!(content_of(&first), "one");
+        assert_eq!(
+            content_of(&compiler.compile(&node, &Products::default()).unwrap()),
+            "one"
+        );
+        module("three");
+        let edited = compiler.compile(&node, &Products::default()).unwrap();
+        assert_eq!(content_of(&edited), "three", "the cached module was used");
     }
 
     #[test]
