@@ -344,7 +344,13 @@ impl Compiler {
         profile_name: &str,
     ) -> Result<CatalogContent, CompileError> {
         let profile = module.profile(profile_name)?;
-        let data = module.defaults(profile_name)?;
+        let mut data = module.defaults(profile_name)?;
+        // What a site may switch on is checked too: the node runtime.
+        let runtime_on: toml::Table = toml::from_str(
+            "[service]\nenabled = true\n[shared_fs]\nenabled = true\nsource = \"fs-0123456789abcdef0.efs.us-east-1.amazonaws.com:/\"\n",
+        )
+        .expect("valid TOML");
+        data::merge(&mut data, runtime_on);
         let version = data
             .get("version")
             .and_then(toml::Value::as_str)
@@ -500,6 +506,62 @@ mod tests {
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn a_library_profile_brings_its_resources_and_defaults_and_module_check_renders_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().join("modules");
+        write(
+            &modules.join("lib/module.toml"),
+            r#"
+[module]
+name = "lib"
+[profiles._run]
+[[profiles._run.resources]]
+id = "server"
+kind = "service"
+when = "{{ service.enabled }}"
+name = "app"
+start = "{{ runtime.start_script }}"
+working_dir = "/opt/app"
+log_file = "/var/log/app.log"
+health = "{{ runtime.health_url }}"
+"#,
+        );
+        write(
+            &modules.join("lib/data/defaults.toml"),
+            "[service]\nenabled = false\nport = 9443\n",
+        );
+        let app = |health: &str| {
+            write(
+                &modules.join("app/module.toml"),
+                &format!(
+                    "[module]\nname = \"app\"\n[profiles.p]\nextends = \"lib/_run\"\n[profiles.p.service]\nstart_script = \"bin/start.sh\"\nhealth_url = \"{health}\"\n"
+                ),
+            );
+        };
+        app("https://{{ self.ip }}:{{ service.port }}/");
+        let compiler = Compiler::new(vec![modules.clone()], dir.path().join("site"));
+        let module = compiler.module("app", "r").unwrap();
+        // The library's defaults lie beneath the module's; module check
+        // switches the runtime on and renders the server.
+        let content = compiler.check_profile(&module, "p").unwrap();
+        let rigger_common::catalog::ResourceSpec::Service(server) = &content.resources[0].spec
+        else {
+            panic!("not a service")
+        };
+        assert_eq!(server.start, "bin/start.sh");
+        assert_eq!(server.health.as_deref(), Some("https://192.0.2.10:9443/"));
+
+        app("https://{{ self.ip }}:{{ service.no_such_port }}/");
+        let module = compiler.module("app", "r").unwrap();
+        let e = compiler.check_profile(&module, "p").unwrap_err();
+        let text = rigger_common::error_chain(&e);
+        assert!(
+            text.contains("app/module.toml") && text.contains("[service]"),
+            "{text}"
+        );
     }
 
     #[test]
