@@ -562,6 +562,20 @@ health = "{{ runtime.health_url }}"
             text.contains("app/module.toml") && text.contains("[service]"),
             "{text}"
         );
+
+        // An error in a library's resource names the library's file.
+        app("https://{{ self.ip }}:{{ service.port }}/");
+        let library = std::fs::read_to_string(modules.join("lib/module.toml")).unwrap();
+        write(
+            &modules.join("lib/module.toml"),
+            &library.replace("/var/log/app.log", "{{ no_such_root }}/app.log"),
+        );
+        let module = compiler.module("app", "r").unwrap();
+        let text = rigger_common::error_chain(&compiler.check_profile(&module, "p").unwrap_err());
+        assert!(
+            text.contains("lib/module.toml") && text.contains("\"server\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct Profile {
     /// URL, shared folders and service user (used by the node runtime).
     #[serde(default)]
     pub service: Option<ServiceInfo>,
+    /// The file that declares each resource (the module's own
+    /// `module.toml`, or a library's), for error messages.
+    #[serde(skip)]
+    pub origins: Vec<PathBuf>,
 }
 
 /// How a profile's server runs; the node runtime (`wso2-runtime`) turns
@@ -105,12 +109,16 @@ impl Module {
             message: e.to_string().trim_end().to_string(),
         })?;
         let mut profiles = file.profiles;
+        for profile in profiles.values_mut() {
+            profile.origins = vec![path.clone(); profile.resources.len()];
+        }
         let mut libraries: Vec<PathBuf> = Vec::new();
         // Resolve `extends` chains from the profiles as written (cycles refused).
         let original = profiles.clone();
         for (name, own) in &original {
             let mut chain = vec![name.clone()];
             let mut resources = own.resources.clone();
+            let mut origins = vec![path.clone(); resources.len()];
             let mut service = own.service.clone();
             let mut base = own.extends.clone();
             while let Some(b) = base {
@@ -146,6 +154,13 @@ impl Module {
                 let mut merged = parent.resources.clone();
                 merged.extend(resources);
                 resources = merged;
+                let mut merged_origins = if b.contains('/') {
+                    parent.origins.clone()
+                } else {
+                    vec![path.clone(); parent.resources.len()]
+                };
+                merged_origins.extend(origins);
+                origins = merged_origins;
                 service = service.or_else(|| parent.service.clone());
                 chain.push(b.clone());
                 // A library's profile comes with its own bases resolved.
@@ -157,6 +172,7 @@ impl Module {
             }
             let profile = profiles.get_mut(name).expect("profile exists");
             profile.resources = resources;
+            profile.origins = origins;
             profile.service = service;
         }
         Ok(Self {

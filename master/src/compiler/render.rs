@@ -136,6 +136,7 @@ pub fn resources(
             .and_then(toml::Value::as_str)
             .unwrap_or_default()
             .to_string();
+        let origin = profile.origins.get(index).unwrap_or(&manifest);
         if let Some(condition) = declaration.get("when") {
             match render_value(&env, condition, context) {
                 Ok(value) if !is_true(&value) => {
@@ -145,7 +146,7 @@ pub fn resources(
                 Ok(_) => {}
                 Err(e) => {
                     errors.push(CompileError::Resource {
-                        file: manifest.clone(),
+                        file: origin.clone(),
                         id: id.clone(),
                         message: format!("field \"when\": {}", describe(&e)),
                     });
@@ -157,7 +158,7 @@ pub fn resources(
         let declared = Declared {
             env: &env,
             module,
-            manifest: &manifest,
+            manifest: origin,
             index,
             table: declaration,
             products,
