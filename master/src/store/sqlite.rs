@@ -447,6 +447,12 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(sql("revoke certificates"))?;
+        // A removed node restarts nothing any more: its cluster may go on.
+        sqlx::query("DELETE FROM restart_leases WHERE certname = ?")
+            .bind(certname)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("free its restart leases"))?;
         tx.commit().await.map_err(sql("commit node removal"))?;
         Ok(removed == 1)
     }
@@ -678,6 +684,9 @@ mod tests {
         );
         assert_eq!(store.leases(1_500).await.unwrap().len(), 1);
         assert!(store.leases(5_000).await.unwrap().is_empty());
+        // Removing a node frees its lease.
+        store.remove_node("b").await.unwrap();
+        assert!(store.leases(1_500).await.unwrap().is_empty());
     }
 
     #[tokio::test]
