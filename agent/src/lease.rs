@@ -94,7 +94,9 @@ impl MasterLeases {
         }
         let started = Instant::now();
         let deadline = started + Duration::from_secs(lease.wait_secs);
+        // Every node waited for, and the holders last reported.
         let mut waited_for: Vec<String> = Vec::new();
+        let mut last_holders: Vec<String> = Vec::new();
         loop {
             let mut client = self.client.clone();
             let reply = self
@@ -124,7 +126,7 @@ impl MasterLeases {
                 }));
             }
             let holders: Vec<String> = reply.holders.iter().map(|h| h.certname.clone()).collect();
-            if holders != waited_for {
+            if holders != last_holders {
                 self.activity.set(format!(
                     "restarting {} waits for the restart lease of cluster {} (held by {}; {} node(s) at a time)",
                     spec.name,
@@ -144,6 +146,7 @@ impl MasterLeases {
                         waited_for.push(holder.clone());
                     }
                 }
+                last_holders = holders.clone();
             }
             let now = Instant::now();
             if now >= deadline {
