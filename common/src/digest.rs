@@ -21,6 +21,22 @@ impl Digest {
         Self(Sha256::digest(bytes).into())
     }
 
+    /// The digest of a file's content, read in 256 KiB pieces.
+    pub fn of_file(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(Self(hasher.finalize().into()))
+    }
+
     /// A digest from its raw bytes (e.g. a finished hasher).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)

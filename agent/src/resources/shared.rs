@@ -4,17 +4,21 @@
 //! Each share folder is seeded from a release exactly once across all
 //! nodes: under a lock on the share (flock, which Linux's NFS client maps
 //! to NFSv4 locks), into a temporary folder renamed into place, with a
-//! marker naming the product, version and update level that seeded it. The
-//! first node on a higher update level re-syncs the product's files into
-//! it (files operators deployed there are kept). Then the release's folder
+//! marker naming the product, version and update level that seeded it and
+//! the product files it put there (with their sha256). The first node on a
+//! higher update level re-syncs: it replaces the files still as seeded,
+//! removes those the product dropped if unchanged, and keeps everything
+//! operators deployed or edited there. Then the release's folder
 //! becomes a symlink to the share. A share that is not mounted stops the
 //! resource (and the server that requires it) with a clear error, so a
 //! server never starts on empty local folders.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use rigger_common::catalog::SharedDirsSpec;
+use rigger_common::digest::Digest;
 use rigger_common::fsutil::{Ownership, replace_symlink, write_atomic};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +40,10 @@ pub struct SeedMarker {
     pub level: u32,
     /// Which node (host name and pid) did it.
     pub by: String,
+    /// The product's files it put there (folder-relative path → sha256):
+    /// a later level replaces or removes only those still as they were.
+    #[serde(default)]
+    pub files: BTreeMap<String, Digest>,
 }
 
 fn err(message: String) -> ResourceError {
@@ -267,22 +275,39 @@ fn hostname() -> String {
 fn seed(l: &Layout, relative: &str, name: &str, owner: DesiredOwner) -> Result<(), ResourceError> {
     let target = l.share.join(name);
     let source = l.release.join(relative);
+    let has_source = source.is_dir() && !source.is_symlink();
+    let files = if has_source {
+        product_files(&source)?
+    } else {
+        BTreeMap::new()
+    };
     let marker = SeedMarker {
         product: l.identity.0.clone(),
         version: l.identity.1.clone(),
         level: l.identity.2,
         by: format!("{} pid {}", hostname(), std::process::id()),
+        files,
     };
     match read_marker(&target) {
         Some(m) if m.level >= marker.level => return Ok(()), // another node did it meanwhile
-        Some(_) => {
-            if source.is_dir() && !source.is_symlink() {
-                copy_tree(&source, &target, true)?;
+        Some(seeded) => {
+            if has_source {
+                let done = resync(&source, &target, &seeded.files, &marker.files)?;
+                tracing::info!(share = %target.display(), from = seeded.level, to = marker.level, copied = done.copied, removed = done.removed, "shared folder re-synced");
+                if !done.kept.is_empty() {
+                    tracing::warn!(
+                        share = %target.display(),
+                        release = %source.display(),
+                        "kept {} file(s) changed on the share that the new level also changes (the level's own versions are in the release): {}",
+                        done.kept.len(),
+                        done.kept.join(", ")
+                    );
+                }
             }
         }
         None if target.exists() => {
             // A folder someone made before Rigger: adopt it, add what is missing.
-            if source.is_dir() && !source.is_symlink() {
+            if has_source {
                 copy_tree(&source, &target, false)?;
             }
         }
@@ -290,7 +315,7 @@ fn seed(l: &Layout, relative: &str, name: &str, owner: DesiredOwner) -> Result<(
             let tmp = l.share.join(format!(".tmp-{name}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&tmp);
             fs::create_dir_all(&tmp).map_err(super::io_error("cannot create", &tmp))?;
-            if source.is_dir() && !source.is_symlink() {
+            if has_source {
                 copy_tree(&source, &tmp, true)?;
             }
             give_tree(&tmp, owner)?;
@@ -304,6 +329,97 @@ fn seed(l: &Layout, relative: &str, name: &str, owner: DesiredOwner) -> Result<(
     write_atomic(&target.join(MARKER), &bytes, 0o644, Ownership::default())?;
     tracing::info!(share = %target.display(), level = marker.level, "shared folder seeded");
     Ok(())
+}
+
+/// The regular files under `dir`, by relative path, with their sha256.
+fn product_files(dir: &Path) -> Result<BTreeMap<String, Digest>, ResourceError> {
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        out: &mut BTreeMap<String, Digest>,
+    ) -> Result<(), ResourceError> {
+        for entry in fs::read_dir(dir).map_err(super::io_error("cannot read", dir))? {
+            let entry = entry.map_err(super::io_error("cannot read", dir))?;
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .map_err(super::io_error("cannot stat", &path))?;
+            if kind.is_dir() {
+                walk(root, &path, out)?;
+            } else if kind.is_file() {
+                let digest =
+                    Digest::of_file(&path).map_err(super::io_error("cannot read", &path))?;
+                let relative = path.strip_prefix(root).unwrap_or(&path);
+                out.insert(relative.to_string_lossy().into_owned(), digest);
+            }
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out)?;
+    Ok(out)
+}
+
+/// What a re-sync did.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Resync {
+    copied: usize,
+    removed: usize,
+    /// Files changed on the share that the new level changes too: kept.
+    kept: Vec<String>,
+}
+
+/// Brings a share folder to a new level's product files: copies what the
+/// share lacks, replaces files still exactly as the earlier seed left them,
+/// removes files the product no longer ships if nobody changed them, and
+/// keeps everything else (operators' own artifacts and edits). A marker
+/// from before files were recorded (`seeded` empty) replaces product files.
+fn resync(
+    source: &Path,
+    target: &Path,
+    seeded: &BTreeMap<String, Digest>,
+    files: &BTreeMap<String, Digest>,
+) -> Result<Resync, ResourceError> {
+    let mut done = Resync::default();
+    for (relative, digest) in files {
+        let (from, to) = (source.join(relative), target.join(relative));
+        let current = match fs::symlink_metadata(&to) {
+            Ok(_) => Some(Digest::of_file(&to).map_err(super::io_error("cannot read", &to))?),
+            Err(_) => None,
+        };
+        let replace = match current {
+            None => true,
+            Some(current) if current == *digest => false,
+            Some(current) => seeded.is_empty() || seeded.get(relative) == Some(&current),
+        };
+        if replace {
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+            }
+            let tmp = to.with_file_name(format!(
+                ".rigger-{}",
+                to.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            fs::copy(&from, &tmp).map_err(super::io_error("cannot copy to", &tmp))?;
+            fs::rename(&tmp, &to).map_err(super::io_error("cannot replace", &to))?;
+            done.copied += 1;
+        } else if current != Some(*digest) {
+            done.kept.push(relative.clone());
+        }
+    }
+    // Folders and links the level adds.
+    copy_tree(source, target, false)?;
+    for (relative, digest) in seeded {
+        if files.contains_key(relative) {
+            continue;
+        }
+        let path = target.join(relative);
+        if Digest::of_file(&path).ok() == Some(*digest) {
+            fs::remove_file(&path).map_err(super::io_error("cannot remove", &path))?;
+            done.removed += 1;
+        }
+    }
+    Ok(done)
 }
 
 /// Gives a folder and everything under it to `owner` (when it names one).
@@ -354,6 +470,83 @@ fn copy_tree(from: &Path, to: &Path, overwrite: bool) -> Result<(), ResourceErro
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_resync_replaces_and_removes_only_what_nobody_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new, share) = (
+            dir.path().join("old"),
+            dir.path().join("new"),
+            dir.path().join("share"),
+        );
+        let put = |root: &Path, relative: &str, text: &str| {
+            let path = root.join(relative);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        };
+        // Level 1 as seeded.
+        for (f, t) in [
+            ("webapps/a.war", "a1"),
+            ("webapps/b.war", "b1"),
+            ("webapps/gone.war", "g1"),
+            ("webapps/edited.war", "e1"),
+            ("webapps/gone-edited.war", "x1"),
+        ] {
+            put(&old, f, t);
+            put(&share, f, t);
+        }
+        let seeded = product_files(&old).unwrap();
+        // Operators change two product files and deploy their own.
+        put(&share, "webapps/edited.war", "operator's edit");
+        put(&share, "webapps/gone-edited.war", "operator's edit");
+        put(&share, "carbonapps/orders.car", "operator's own");
+        // Level 2: a and edited change, gone and gone-edited go, c comes.
+        for (f, t) in [
+            ("webapps/a.war", "a2"),
+            ("webapps/b.war", "b1"),
+            ("webapps/edited.war", "e2"),
+            ("webapps/c.war", "c2"),
+        ] {
+            put(&new, f, t);
+        }
+        let files = product_files(&new).unwrap();
+        let done = resync(&new, &share, &seeded, &files).unwrap();
+        let read = |f: &str| fs::read_to_string(share.join(f)).ok();
+        assert_eq!(read("webapps/a.war").as_deref(), Some("a2"));
+        assert_eq!(read("webapps/b.war").as_deref(), Some("b1"));
+        assert_eq!(read("webapps/c.war").as_deref(), Some("c2"));
+        assert_eq!(
+            read("webapps/gone.war"),
+            None,
+            "a file the product dropped stayed"
+        );
+        assert_eq!(
+            read("webapps/edited.war").as_deref(),
+            Some("operator's edit")
+        );
+        assert_eq!(
+            read("webapps/gone-edited.war").as_deref(),
+            Some("operator's edit")
+        );
+        assert_eq!(
+            read("carbonapps/orders.car").as_deref(),
+            Some("operator's own")
+        );
+        assert_eq!(
+            done,
+            Resync {
+                copied: 2,
+                removed: 1,
+                kept: vec!["webapps/edited.war".into()],
+            }
+        );
+        let leftovers: Vec<_> = fs::read_dir(share.join("webapps"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".rigger-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 
     #[test]
     fn a_held_lock_is_waited_for_within_bounds_and_a_dead_holders_leftovers_go() {

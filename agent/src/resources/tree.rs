@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +20,6 @@ use rigger_common::digest::Digest;
 use rigger_common::fsutil::{Ownership, replace_symlink, write_atomic};
 use rigger_common::manifest::{Entry, EntryKind, Manifest};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use super::owner::DesiredOwner;
 use super::{ApplyContext, Change, ResourceError};
@@ -446,20 +444,6 @@ fn copy_from_cache(ctx: &ApplyContext, entry: &Entry, dest: &Path) -> Result<(),
     Ok(())
 }
 
-fn hash_file(path: &Path) -> Option<Digest> {
-    let mut file = fs::File::open(path).ok()?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Some(Digest::from_bytes(hasher.finalize().into()))
-}
-
 /// Enforced files that differ from the manifest: by the index (size, mtime,
 /// inode) and a re-hash of those that moved, or by a full re-hash when
 /// verifying.
@@ -500,7 +484,7 @@ fn damaged_files<'a>(
                     if unchanged && !ctx.full_verify {
                         return false;
                     }
-                    hash_file(&path).as_ref() != Some(digest)
+                    Digest::of_file(&path).ok().as_ref() != Some(digest)
                 }
             }
         })
