@@ -40,17 +40,24 @@ pub struct MasterLeases {
     /// Services whose lease this run holds.
     held: Mutex<HashSet<String>>,
     activity: Activity,
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl MasterLeases {
     /// Leases over `channel`, driven by `runtime` (the apply thread blocks on it).
-    /// While it waits, `activity` says for whom.
-    pub fn new(channel: Channel, runtime: tokio::runtime::Handle, activity: Activity) -> Self {
+    /// While it waits, `activity` says for whom; `stopping` ends the wait.
+    pub fn new(
+        channel: Channel,
+        runtime: tokio::runtime::Handle,
+        activity: Activity,
+        stopping: tokio_util::sync::CancellationToken,
+    ) -> Self {
         Self {
             client: CatalogServiceClient::new(channel),
             runtime,
             held: Mutex::new(HashSet::new()),
             activity,
+            stopping,
         }
     }
 
@@ -147,6 +154,12 @@ impl MasterLeases {
                     }
                 }
                 last_holders = holders.clone();
+            }
+            if self.stopping.is_cancelled() {
+                return Err(ResourceError::Other(
+                    "the agent is stopping: the server keeps running and the restart stays pending"
+                        .into(),
+                ));
             }
             let now = Instant::now();
             if now >= deadline {

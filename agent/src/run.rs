@@ -63,6 +63,8 @@ pub struct Agent {
     identity: tokio::sync::OnceCell<Identity>,
     /// What the run in progress waits for (shown by `agentctl status`).
     activity: crate::lease::Activity,
+    /// Cancelled when the agent stops (SIGTERM): long waits give up.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 /// What a catalog fetch produced.
@@ -86,7 +88,13 @@ impl Agent {
             state,
             identity: tokio::sync::OnceCell::new(),
             activity: crate::lease::Activity::default(),
+            stopping: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// Cancelled when the agent is stopping; runs in progress end early.
+    pub fn stopping(&self) -> &tokio_util::sync::CancellationToken {
+        &self.stopping
     }
 
     /// What the run in progress is waiting for ("" when nothing).
@@ -200,6 +208,7 @@ impl Agent {
 
         let mut ctx = ApplyContext::new(self.paths.clone());
         ctx.full_verify = verify;
+        ctx.stopping = self.stopping.clone();
         ctx.previous = self
             .state
             .cached_catalog()
@@ -212,6 +221,7 @@ impl Agent {
                 channel.clone(),
                 tokio::runtime::Handle::current(),
                 self.activity.clone(),
+                self.stopping.clone(),
             )));
         }
         match self

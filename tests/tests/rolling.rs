@@ -223,3 +223,54 @@ fn a_restart_that_cannot_get_the_lease_stays_pending_and_the_server_keeps_servin
     let converged = a.once(&master.url(), &["--imds-endpoint", &url_a]);
     assert_eq!(converged.code, 0, "{}", converged.all());
 }
+
+#[test]
+fn an_agent_stopped_while_it_waits_for_the_lease_leaves_the_server_running() {
+    let master = TestMaster::start();
+    let [(a, imds_a), (mut b, imds_b)] = cluster(
+        &master,
+        "",
+        [("stop-a", "127.0.0.26"), ("stop-b", "127.0.0.27")],
+    );
+    let (url_a, url_b) = (imds_a.url(), imds_b.url());
+    let pid_b = b.service_pid("wso2is").unwrap();
+    master.edit_site("environments/demo.toml", |t| {
+        t.replace("is.demo.example.com", "login.example.com")
+    });
+    let slow = [("RIGGER_SAMPLE_STARTUP_MS", "6000")];
+    std::thread::scope(|s| {
+        // a holds the cluster's lease while its server starts slowly.
+        let run_a = s.spawn(|| a.once_with_env(&master.url(), &["--imds-endpoint", &url_a], &slow));
+        wait_for("a's server to go down", Duration::from_secs(60), || {
+            (!up("127.0.0.26:9763")).then_some(())
+        });
+        b.start_daemon(&master.url(), &["--imds-endpoint", &url_b, "--splay", "0s"]);
+        wait_for("b to wait for the lease", Duration::from_secs(60), || {
+            let status = b.status();
+            status["activity"]
+                .as_str()
+                .is_some_and(|a| a.contains("held by stop-a"))
+                .then_some(())
+        });
+        // SIGTERM while it waits: the agent stops without waiting out its
+        // turn, and b's server is not touched.
+        b.stop_daemon();
+        let log = b.log();
+        assert!(
+            log.contains(
+                "the agent is stopping: the server keeps running and the restart stays pending"
+            ),
+            "{log}"
+        );
+        assert!(log.contains("agent stopped"), "the agent was killed: {log}");
+        assert_eq!(b.service_pid("wso2is"), Some(pid_b));
+        assert!(up("127.0.0.27:9763"), "b stopped serving");
+        assert!(
+            b.path("/var/lib/rigger/agent/services/wso2is.restart-pending")
+                .exists(),
+            "the restart b still owes was forgotten"
+        );
+        let out_a = run_a.join().unwrap();
+        assert_eq!(out_a.code, 2, "{}", out_a.all());
+    });
+}

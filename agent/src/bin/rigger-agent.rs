@@ -15,7 +15,6 @@ use rigger_agent::run::{Agent, detailed_exit_code};
 use rigger_common::exit;
 use rigger_common::logging::{self, LogFormat};
 use rigger_common::proto::agent_control_service_server::AgentControlServiceServer;
-use tokio_util::sync::CancellationToken;
 
 /// The Rigger agent: converges this node to the catalog its master compiles for it.
 #[derive(Parser, Debug)]
@@ -182,7 +181,8 @@ async fn daemon(agent: Arc<Agent>) -> anyhow::Result<()> {
     let socket = agent.paths.socket();
     let listener = rigger_common::grpc::bind_private_socket(&socket)
         .with_context(|| format!("cannot bind control socket {}", socket.display()))?;
-    let shutdown = CancellationToken::new();
+    // The agent's own token: a run in progress ends its long waits too.
+    let shutdown = agent.stopping().clone();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let server = tonic::transport::Server::builder()
         .add_service(AgentControlServiceServer::new(Control::new(tx.clone())))

@@ -33,6 +33,9 @@ pub struct ApplyContext {
     pub previous: Option<std::sync::Arc<rigger_common::catalog::CatalogContent>>,
     /// The cluster's restart leases (`None`: no master to ask this run).
     pub leases: Option<std::sync::Arc<dyn RestartLeases>>,
+    /// Cancelled when the agent is stopping: long waits (readiness, the
+    /// cluster's lease) give up instead of holding the agent.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Coordinates restarts of running servers across a cluster: a node takes
@@ -59,6 +62,7 @@ impl ApplyContext {
             full_verify: false,
             previous: None,
             leases: None,
+            stopping: tokio_util::sync::CancellationToken::new(),
         }
     }
 }

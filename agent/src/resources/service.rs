@@ -537,6 +537,12 @@ fn wait_ready(
     };
     let deadline = Instant::now() + Duration::from_secs(spec.ready_timeout_secs.max(1));
     loop {
+        if ctx.stopping.is_cancelled() {
+            return Err(err(format!(
+                "the agent is stopping before {} was ready: the next run checks it again",
+                spec.name
+            )));
+        }
         if manager.running(spec, ctx).is_none() {
             return Err(err(format!(
                 "{} exited before it was ready; last output:\n{}",
