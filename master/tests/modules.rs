@@ -586,7 +586,9 @@ fn every_profile_runs_its_server_through_the_node_runtime() {
             matches!(&find("shared_fs").spec, ResourceSpec::Mount(m) if m.fstype == "nfs4"),
             "{role}"
         );
-        // Every rendered configuration file restarts the server when it changes.
+        // Every rendered configuration file restarts the server when it
+        // changes, and the server (wso2carbon:wso2) can read every file
+        // rendered into its release.
         for r in &content.resources {
             if let ResourceSpec::File(f) = &r.spec {
                 if f.path.contains("/conf/") {
@@ -594,6 +596,16 @@ fn every_profile_runs_its_server_through_the_node_runtime() {
                         r.notifies.contains(&"server".to_string()),
                         "{role}: {} does not restart the server",
                         r.id
+                    );
+                }
+                if f.path.starts_with(&server.working_dir) {
+                    let mode = f.mode.unwrap_or(0o644);
+                    let readable = mode & 0o004 != 0
+                        || (mode & 0o040 != 0 && f.group.as_deref() == Some("wso2"));
+                    assert!(
+                        readable,
+                        "{role}: {} ({:04o}, group {:?}) is unreadable by the server",
+                        r.id, mode, f.group
                     );
                 }
             }

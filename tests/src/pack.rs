@@ -125,6 +125,12 @@ impl SamplePack {
         )
         .map_err(io)?;
         zip.write_all(script.as_bytes())?;
+        // The other products' start scripts run the same stand-in.
+        for other in ["api-manager.sh", "micro-integrator.sh", "integrator.sh"] {
+            zip.start_file(format!("{top}/bin/{other}"), text.unix_permissions(0o755))
+                .map_err(io)?;
+            zip.write_all(b"#!/bin/sh\nexec \"$(dirname \"$0\")/wso2server.sh\" \"$@\"\n")?;
+        }
         zip.start_file(format!("{top}/repository/conf/deployment.toml"), text)
             .map_err(io)?;
         zip.write_all(self.default_config().as_bytes())?;

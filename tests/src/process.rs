@@ -120,12 +120,17 @@ impl TestMaster {
     /// As root, as the module's service user (wso2carbon); otherwise as
     /// the agent's own user, which is all a non-root agent can do.
     pub fn enable_service(&self, extra: &str) {
+        self.enable_service_of("is", extra);
+    }
+
+    /// [`TestMaster::enable_service`] for another role.
+    pub fn enable_service_of(&self, role: &str, extra: &str) {
         let user = if nix::unistd::geteuid().is_root() {
             ""
         } else {
             "user = \"\"\ngroup = \"\"\n"
         };
-        self.edit_site("roles/is.toml", |t| {
+        self.edit_site(&format!("roles/{role}.toml"), |t| {
             format!("{t}\n[service]\nenabled = true\n{user}\n{extra}")
         });
     }
@@ -380,6 +385,24 @@ impl TestAgent {
         let token = master.token(token_args);
         let fp = master.fingerprint();
         self.once(&master.url(), &["--token", &token, "--ca-fingerprint", &fp])
+    }
+
+    /// Enrolls with a fresh token for `role`, its EC2 metadata from `imds`
+    /// (its private IP), and applies.
+    pub fn enroll_at(&self, master: &TestMaster, role: &str, imds: &str) -> Output {
+        let token = master.token(&["--role", role]);
+        let fp = master.fingerprint();
+        self.once(
+            &master.url(),
+            &[
+                "--imds-endpoint",
+                imds,
+                "--token",
+                &token,
+                "--ca-fingerprint",
+                &fp,
+            ],
+        )
     }
 
     /// Starts the agent daemon and waits for its control socket.

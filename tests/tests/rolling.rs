@@ -31,21 +31,10 @@ fn cluster(
     nodes: [(&str, &str); 2],
 ) -> [(TestAgent, FakeImds); 2] {
     master.enable_service(extra_role_data);
-    let fp = master.fingerprint();
     let nodes = nodes.map(|(name, ip)| {
         let node = TestAgent::new(name);
         let imds = FakeImds::start(Instance::at(&format!("i-{name}"), ip));
-        let token = master.token(&["--role", "is"]);
-        let url = imds.url();
-        let args = [
-            "--imds-endpoint",
-            &url,
-            "--token",
-            &token,
-            "--ca-fingerprint",
-            &fp,
-        ];
-        let out = node.once(&master.url(), &args);
+        let out = node.enroll_at(master, "is", &imds.url());
         assert_eq!(out.code, 2, "{}", out.all());
         (node, imds)
     });

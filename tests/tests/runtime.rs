@@ -172,19 +172,7 @@ fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
     });
     let imds = FakeImds::start(Instance::at("i-user", "127.0.0.7"));
     let node = TestAgent::new("rt-user");
-    let token = master.token(&["--role", "is"]);
-    let fp = master.fingerprint();
-    let out = node.once(
-        &master.url(),
-        &[
-            "--imds-endpoint",
-            &imds.url(),
-            "--token",
-            &token,
-            "--ca-fingerprint",
-            &fp,
-        ],
-    );
+    let out = node.enroll_at(&master, "is", &imds.url());
     let console =
         std::fs::read_to_string(node.path("/var/log/wso2/wso2is/console.log")).unwrap_or_default();
     assert_eq!(out.code, 2, "{}\nconsole.log:\n{console}", out.all());
@@ -464,19 +452,7 @@ fn a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed() {
     let node = node_on_share("resync-1", efs.path());
     let imds = FakeImds::start(Instance::at("i-resync", "127.0.0.25"));
     let url = imds.url();
-    let token = master.token(&["--role", "is"]);
-    let fp = master.fingerprint();
-    let first = node.once(
-        &master.url(),
-        &[
-            "--imds-endpoint",
-            &url,
-            "--token",
-            &token,
-            "--ca-fingerprint",
-            &fp,
-        ],
-    );
+    let first = node.enroll_at(&master, "is", &url);
     assert_eq!(first.code, 2, "{}", first.all());
     // One run from a fresh root: the service user, the pack, the "EFS"
     // mounted and seeded, both links, the server running as wso2carbon.
@@ -573,4 +549,45 @@ fn a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed() {
     );
     let again = node.once(&master.url(), &["--imds-endpoint", &url]);
     assert_eq!(again.code, 0, "{}", again.all());
+}
+
+#[test]
+fn an_api_manager_gateway_runs_through_the_same_node_runtime() {
+    let master = TestMaster::start_empty();
+    let mut pack = rigger_tests::pack::SamplePack::new(20, 64 << 10);
+    pack.name = "wso2am".into();
+    pack.version = "4.2.0".into();
+    let out = master.import_pack(&pack);
+    assert_eq!(out.code, 0, "{}", out.all());
+    master.edit_site("roles/gw.toml", |_| {
+        "[role]\nmodule = \"wso2am\"\nprofile = \"apim_gateway\"\nversion = \"4.2.0\"\nenvironment = \"demo\"\ncluster = \"apim-demo\"\n".into()
+    });
+    master.enable_service_of("gw", "");
+    let imds = FakeImds::start(Instance::at("i-gw", "127.0.0.28"));
+    let node = TestAgent::new("gw-1");
+    let url = imds.url();
+    let first = node.enroll_at(&master, "gw", &url);
+    assert_eq!(first.code, 2, "{}", first.all());
+    assert!(
+        first.stdout.contains("server: start service wso2am"),
+        "{}",
+        first.all()
+    );
+    // bin/api-manager.sh -Dprofile=gateway-worker started it, and the run
+    // waited for https://127.0.0.28:9443/services/Version.
+    let pid = node.service_pid("wso2am").expect("pidfile");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("rigger-sample-server"),
+        "{cmdline:?}"
+    );
+    assert_eq!(
+        get("127.0.0.28:9763", "/services/Version").as_deref(),
+        Some("ok")
+    );
+    let log = std::fs::read_to_string(node.path("/var/log/wso2/wso2am/console.log")).unwrap();
+    assert!(log.contains("listening on 127.0.0.28:9763"), "{log}");
+    let again = node.once(&master.url(), &["--imds-endpoint", &url]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(node.service_pid("wso2am"), Some(pid));
 }
