@@ -78,9 +78,12 @@ impl RestartLeases for MasterLeases {
     }
 
     fn release(&self, spec: &ServiceSpec) {
-        if !self.held.lock().expect("lease set").remove(&spec.name) {
+        if spec.restart_lease.is_none() {
             return;
         }
+        // Also when this run did not take it: an earlier run whose server
+        // did not come back kept it (the master ignores a lease not held).
+        self.held.lock().expect("lease set").remove(&spec.name);
         let mut client = self.client.clone();
         if let Err(status) = self
             .runtime

@@ -263,3 +263,67 @@ fn an_agent_stopped_while_it_waits_for_the_lease_leaves_the_server_running() {
         assert_eq!(out_a.code, 2, "{}", out_a.all());
     });
 }
+
+#[test]
+fn a_change_that_breaks_the_first_node_stops_there_and_the_cluster_keeps_serving() {
+    let master = TestMaster::start();
+    let [(a, imds_a), (b, imds_b)] = cluster(
+        &master,
+        "[restart]\nwait_secs = 2\n",
+        [("halt-a", "127.0.0.29"), ("halt-b", "127.0.0.30")],
+    );
+    let (url_a, url_b) = (imds_a.url(), imds_b.url());
+    let pid_b = b.service_pid("wso2is").unwrap();
+    let set_hostname = |name: &str| {
+        master.edit_site("environments/demo.toml", |t| {
+            let line = t
+                .lines()
+                .find(|l| l.starts_with("hostname = "))
+                .unwrap()
+                .to_string();
+            t.replace(&line, &format!("hostname = \"{name}\""))
+        });
+    };
+
+    // A broken value: a's server does not come back, and a keeps the
+    // cluster's lease, so b does not take its server down into the same
+    // failure; b keeps serving the old configuration.
+    set_hostname("");
+    let broken = a.once(&master.url(), &["--imds-endpoint", &url_a]);
+    assert_eq!(broken.code, 6, "{}", broken.all());
+    assert!(
+        broken.stderr.contains("[server] hostname is empty"),
+        "the run does not show the server's own error: {}",
+        broken.all()
+    );
+    let leases = master.ctl(&["lease", "list"]);
+    assert!(leases.stdout.contains("halt-a"), "{}", leases.all());
+    let held = b.once(&master.url(), &["--imds-endpoint", &url_b]);
+    assert_eq!(held.code, 6, "{}", held.all());
+    assert!(held.all().contains("stayed with halt-a"), "{}", held.all());
+    assert_eq!(b.service_pid("wso2is"), Some(pid_b));
+    assert_eq!(
+        get("127.0.0.30:9763", "/rigger/hostname").as_deref(),
+        Some("is.demo.example.com")
+    );
+
+    // The operator fixes the value: a comes back (its restart was pending),
+    // gives the lease back, and b follows.
+    set_hostname("login.example.com");
+    let fixed = a.once(&master.url(), &["--imds-endpoint", &url_a]);
+    assert_eq!(fixed.code, 2, "{}", fixed.all());
+    let follows = b.once(&master.url(), &["--imds-endpoint", &url_b]);
+    assert_eq!(follows.code, 2, "{}", follows.all());
+    for addr in ["127.0.0.29:9763", "127.0.0.30:9763"] {
+        assert_eq!(
+            get(addr, "/rigger/hostname").as_deref(),
+            Some("login.example.com")
+        );
+    }
+    let leases = master.ctl(&["lease", "list"]);
+    assert!(
+        leases.stdout.contains("no node holds a restart lease"),
+        "{}",
+        leases.all()
+    );
+}

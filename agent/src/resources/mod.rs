@@ -48,7 +48,8 @@ pub trait RestartLeases: Send + Sync + std::fmt::Debug {
         &self,
         service: &rigger_common::catalog::ServiceSpec,
     ) -> Result<Option<String>, ResourceError>;
-    /// Gives the lease back (a no-op when this run holds none).
+    /// Gives the node's lease back, whichever run took it (a no-op when
+    /// the node holds none).
     fn release(&self, service: &rigger_common::catalog::ServiceSpec);
 }
 

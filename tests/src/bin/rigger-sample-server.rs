@@ -4,8 +4,10 @@
 //! listens on the node's own IP (`[server] node_ip`) at 9763+offset (HTTP)
 //! and 9443+offset, answers the health URLs, serves `/rigger/hostname`
 //! (the configured host name, so tests see new values after a restart) and
-//! writes `wso2carbon.pid`. `RIGGER_SAMPLE_STARTUP_MS` delays its start
-//! the way a real server's start-up does.
+//! writes `wso2carbon.pid`. An empty `[server] hostname` is an invalid
+//! configuration: it exits with an error, as WSO2 would not start.
+//! `RIGGER_SAMPLE_STARTUP_MS` delays its start the way a real server's
+//! start-up does.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -57,6 +59,13 @@ fn main() -> ExitCode {
         .and_then(|v| v.as_str())
         .unwrap_or("localhost")
         .to_string();
+    if hostname.trim().is_empty() {
+        eprintln!(
+            "sample server: invalid {}: [server] hostname is empty",
+            conf.display()
+        );
+        return ExitCode::from(1);
+    }
     // WSO2 takes a while to come up: `RIGGER_SAMPLE_STARTUP_MS` plays that.
     if let Some(ms) = std::env::var("RIGGER_SAMPLE_STARTUP_MS")
         .ok()
