@@ -45,6 +45,23 @@ fn cluster(
     nodes
 }
 
+/// Both servers serve the new host name, and every lease was given back.
+fn rolled_out(master: &TestMaster, servers: [&str; 2]) {
+    for addr in servers {
+        assert_eq!(
+            get(addr, "/rigger/hostname").as_deref(),
+            Some("login.example.com"),
+            "{addr}"
+        );
+    }
+    let leases = master.ctl(&["lease", "list"]);
+    assert!(
+        leases.stdout.contains("no node holds a restart lease"),
+        "{}",
+        leases.all()
+    );
+}
+
 #[test]
 fn a_cluster_restarts_one_node_at_a_time_and_keeps_serving() {
     let master = TestMaster::start();
@@ -136,19 +153,7 @@ fn a_cluster_restarts_one_node_at_a_time_and_keeps_serving() {
     assert!(samples.iter().any(|(_, y)| !y), "b never restarted");
     assert_ne!(a.service_pid("wso2is"), Some(pid_a));
     assert_ne!(b.service_pid("wso2is"), Some(pid_b));
-    for addr in ["127.0.0.21:9763", "127.0.0.22:9763"] {
-        assert_eq!(
-            get(addr, "/rigger/hostname").as_deref(),
-            Some("login.example.com")
-        );
-    }
-    // Both leases were given back.
-    let leases = master.ctl(&["lease", "list"]);
-    assert!(
-        leases.stdout.contains("no node holds a restart lease"),
-        "{}",
-        leases.all()
-    );
+    rolled_out(&master, ["127.0.0.21:9763", "127.0.0.22:9763"]);
 }
 
 #[test]
@@ -314,16 +319,5 @@ fn a_change_that_breaks_the_first_node_stops_there_and_the_cluster_keeps_serving
     assert_eq!(fixed.code, 2, "{}", fixed.all());
     let follows = b.once(&master.url(), &["--imds-endpoint", &url_b]);
     assert_eq!(follows.code, 2, "{}", follows.all());
-    for addr in ["127.0.0.29:9763", "127.0.0.30:9763"] {
-        assert_eq!(
-            get(addr, "/rigger/hostname").as_deref(),
-            Some("login.example.com")
-        );
-    }
-    let leases = master.ctl(&["lease", "list"]);
-    assert!(
-        leases.stdout.contains("no node holds a restart lease"),
-        "{}",
-        leases.all()
-    );
+    rolled_out(&master, ["127.0.0.29:9763", "127.0.0.30:9763"]);
 }
