@@ -217,8 +217,12 @@ pub struct ExecSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackageSpec {
-    /// Package name (`nfs-common`; on RPM systems the module names `nfs-utils`).
+    /// Package name (`nfs-common`).
     pub name: String,
+    /// Its name on RPM systems (dnf/yum: Amazon Linux, RHEL), when it
+    /// differs (`nfs-utils`); `None` or empty: `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm_name: Option<String>,
 }
 
 /// Folders of a release kept on the shared file system.

@@ -146,7 +146,7 @@ fn is_pattern_1_lists_both_nodes_and_uses_rds_and_the_alb() {
             .unwrap_or_else(|| panic!("no {id}"))
     };
     assert!(
-        matches!(&by_id("nfs_client").spec, ResourceSpec::Package(p) if p.name == "nfs-common")
+        matches!(&by_id("nfs_client").spec, ResourceSpec::Package(p) if p.name == "nfs-common" && p.rpm_name.as_deref() == Some("nfs-utils"))
     );
     let ResourceSpec::Mount(mount) = &by_id("shared_fs").spec else {
         panic!("not a mount")

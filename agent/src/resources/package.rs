@@ -120,6 +120,14 @@ impl PackageManager {
     }
 }
 
+/// The package's name for this package manager.
+pub fn name_for<'s>(spec: &'s PackageSpec, manager: &PackageManager) -> &'s str {
+    match (manager, spec.rpm_name.as_deref()) {
+        (PackageManager::Rpm { .. }, Some(rpm)) if !rpm.is_empty() => rpm,
+        _ => &spec.name,
+    }
+}
+
 /// What would change.
 pub fn check(spec: &PackageSpec, _ctx: &ApplyContext) -> Result<Vec<Change>, ResourceError> {
     check_with(spec, &PackageManager::detect()?)
@@ -130,10 +138,11 @@ pub fn check_with(
     spec: &PackageSpec,
     manager: &PackageManager,
 ) -> Result<Vec<Change>, ResourceError> {
-    Ok(if manager.installed(&spec.name)? {
+    let name = name_for(spec, manager);
+    Ok(if manager.installed(name)? {
         vec![]
     } else {
-        vec![Change::new(format!("install package {}", spec.name))]
+        vec![Change::new(format!("install package {name}"))]
     })
 }
 
@@ -144,10 +153,11 @@ pub fn apply(spec: &PackageSpec, _ctx: &ApplyContext) -> Result<(), ResourceErro
 
 /// [`apply`] with a given package manager.
 pub fn apply_with(spec: &PackageSpec, manager: &PackageManager) -> Result<(), ResourceError> {
-    if manager.installed(&spec.name)? {
+    let name = name_for(spec, manager);
+    if manager.installed(name)? {
         return Ok(());
     }
-    manager.install(&spec.name)
+    manager.install(name)
 }
 
 #[cfg(test)]
@@ -160,6 +170,33 @@ mod tests {
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         path
+    }
+
+    #[test]
+    fn dnf_installs_the_rpm_name_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        // Fakes: rpm -q answers from a state file; dnf records its calls.
+        let query = script(dir.path(), "rpm", &format!("[ -f {d}/installed-$2 ]"));
+        let install = script(
+            dir.path(),
+            "dnf",
+            &format!("echo \"$*\" >> {d}/calls\ntouch {d}/installed-$3"),
+        );
+        let manager = PackageManager::Rpm { query, install };
+        let spec = PackageSpec {
+            name: "nfs-common".into(),
+            rpm_name: Some("nfs-utils".into()),
+        };
+        assert_eq!(
+            check_with(&spec, &manager).unwrap()[0].summary,
+            "install package nfs-utils"
+        );
+        apply_with(&spec, &manager).unwrap();
+        assert!(check_with(&spec, &manager).unwrap().is_empty());
+        apply_with(&spec, &manager).unwrap();
+        let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+        assert_eq!(calls, "install -y nfs-utils\n");
     }
 
     #[test]
@@ -183,6 +220,7 @@ mod tests {
         let manager = PackageManager::Apt { query, install };
         let spec = PackageSpec {
             name: "nfs-common".into(),
+            rpm_name: Some("nfs-utils".into()),
         };
         assert_eq!(check_with(&spec, &manager).unwrap().len(), 1);
         apply_with(&spec, &manager).unwrap();
@@ -208,6 +246,7 @@ mod tests {
         };
         let spec = PackageSpec {
             name: "hello".into(),
+            rpm_name: None,
         };
         apply_with(&spec, &manager).unwrap();
         assert!(check_with(&spec, &manager).unwrap().is_empty());
