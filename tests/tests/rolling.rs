@@ -45,6 +45,16 @@ fn cluster(
     nodes
 }
 
+/// Every restart lease was given back.
+fn assert_no_leases(master: &TestMaster) {
+    let leases = master.ctl(&["lease", "list"]);
+    assert!(
+        leases.stdout.contains("no node holds a restart lease"),
+        "{}",
+        leases.all()
+    );
+}
+
 /// Both servers serve the new host name, and every lease was given back.
 fn rolled_out(master: &TestMaster, servers: [&str; 2]) {
     for addr in servers {
@@ -54,12 +64,7 @@ fn rolled_out(master: &TestMaster, servers: [&str; 2]) {
             "{addr}"
         );
     }
-    let leases = master.ctl(&["lease", "list"]);
-    assert!(
-        leases.stdout.contains("no node holds a restart lease"),
-        "{}",
-        leases.all()
-    );
+    assert_no_leases(master);
 }
 
 #[test]
@@ -320,4 +325,54 @@ fn a_change_that_breaks_the_first_node_stops_there_and_the_cluster_keeps_serving
     let follows = b.once(&master.url(), &["--imds-endpoint", &url_b]);
     assert_eq!(follows.code, 2, "{}", follows.all());
     rolled_out(&master, ["127.0.0.29:9763", "127.0.0.30:9763"]);
+}
+
+#[test]
+fn an_update_level_rolls_out_one_node_at_a_time() {
+    let master = TestMaster::start();
+    let [(a, imds_a), (b, imds_b)] = cluster(
+        &master,
+        "",
+        [("up-a", "127.0.0.31"), ("up-b", "127.0.0.32")],
+    );
+    let (url_a, url_b) = (imds_a.url(), imds_b.url());
+    // The same pack TestMaster imports, at level 1.
+    let update = rigger_tests::pack::SamplePack::new(40, 256 << 10).at_level(1, 50);
+    let out = master.import_update(&update);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let slow = [("RIGGER_SAMPLE_STARTUP_MS", "3000")];
+    let (out_a, out_b) = std::thread::scope(|s| {
+        let run_a = s.spawn(|| a.once_with_env(&master.url(), &["--imds-endpoint", &url_a], &slow));
+        wait_for("a's server to go down", Duration::from_secs(60), || {
+            (!up("127.0.0.31:9763")).then_some(())
+        });
+        // b's release switch waits until a is back.
+        let out_b = b.once_with_env(&master.url(), &["--imds-endpoint", &url_b], &slow);
+        (run_a.join().unwrap(), out_b)
+    });
+    assert_eq!(out_a.code, 2, "{}", out_a.all());
+    assert_eq!(out_b.code, 2, "{}", out_b.all());
+    assert!(
+        out_a.stdout.contains("level 1") && out_a.stdout.contains("(wso2is stopped first)"),
+        "{}",
+        out_a.all()
+    );
+    assert!(
+        out_b
+            .stdout
+            .contains("wso2is stopped first, after it waited")
+            && out_b.stdout.contains("(held by up-a)"),
+        "b switched while a was down: {}",
+        out_b.all()
+    );
+    for (node, addr) in [(&a, "127.0.0.31:9763"), (&b, "127.0.0.32:9763")] {
+        let release = std::fs::read_link(node.path("/opt/wso2/wso2is-5.11.0")).unwrap();
+        assert!(
+            release.to_string_lossy().contains("-L1-"),
+            "{}",
+            release.display()
+        );
+        assert!(up(addr), "{addr} is down");
+    }
+    assert_no_leases(&master);
 }

@@ -228,7 +228,7 @@ fn step(
             }
         };
         return match apply(resource, ctx, content) {
-            Ok(()) => outcome(Status::Changed, summary, diff),
+            Ok(()) => outcome(Status::Changed, summary + &stopped.suffix(), diff),
             Err(e) => {
                 // The switch did not happen: the previous release serves again.
                 let restored = start_again(&stopped, ctx);
@@ -341,8 +341,8 @@ fn stop_before_switch<'c>(
     resource: &Resource,
     ctx: &ApplyContext,
     content: &'c CatalogContent,
-) -> Result<Vec<&'c ServiceSpec>, (ResourceError, Vec<&'c ServiceSpec>)> {
-    let mut stopped = Vec::new();
+) -> Result<Stopped<'c>, (ResourceError, Stopped<'c>)> {
+    let mut stopped = Stopped::default();
     if !matches!(resource.spec, ResourceSpec::Tree(_)) {
         return Ok(stopped);
     }
@@ -357,11 +357,12 @@ fn stop_before_switch<'c>(
             .and_then(|running| Ok((running, resources::service::stop_for_switch(service, ctx)?)))
         {
             Ok((was_running, note)) => {
-                if let Some(note) = note {
-                    tracing::info!(service = %service.name, "{note}");
-                }
                 if was_running {
-                    stopped.push(service);
+                    stopped.services.push(service);
+                    stopped.notes.push(match note {
+                        Some(note) => format!("{} stopped first, after it {note}", service.name),
+                        None => format!("{} stopped first", service.name),
+                    });
                 }
             }
             Err(e) => return Err((e, stopped)),
@@ -370,10 +371,29 @@ fn stop_before_switch<'c>(
     Ok(stopped)
 }
 
+/// The servers stopped before a switch, and what to say about it.
+#[derive(Default)]
+struct Stopped<'c> {
+    services: Vec<&'c ServiceSpec>,
+    notes: Vec<String>,
+}
+
+impl Stopped<'_> {
+    /// " (wso2is stopped first, …)" for the outcome, or "".
+    fn suffix(&self) -> String {
+        if self.notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.notes.join("; "))
+        }
+    }
+}
+
 /// Starts servers stopped for a switch that did not happen; a sentence
 /// for the failure message.
-fn start_again(stopped: &[&ServiceSpec], ctx: &ApplyContext) -> String {
+fn start_again(stopped: &Stopped<'_>, ctx: &ApplyContext) -> String {
     stopped
+        .services
         .iter()
         .map(|service| match resources::service::apply(service, ctx) {
             Ok(()) => format!("; {} runs on the previous release again", service.name),
