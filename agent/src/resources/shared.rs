@@ -571,9 +571,7 @@ mod tests {
             Ownership::default(),
         )
         .unwrap();
-        let started = std::time::Instant::now();
         let e = lock_share(share.path(), Duration::from_millis(500)).unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(5));
         let text = e.to_string();
         assert!(
             text.contains("held by ip-10-0-1-5 (agent pid 4242)") && text.contains("lease ran out"),
