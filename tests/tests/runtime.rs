@@ -225,6 +225,18 @@ fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
     assert!(fixed.stdout.contains("give release"), "{}", fixed.all());
     let script = std::fs::metadata(home.join("bin/wso2server.sh")).unwrap();
     assert_eq!((script.uid(), script.gid()), (802, 802));
+
+    // One file given away: found by the converged run's stat pass.
+    std::os::unix::fs::lchown(release.join("bin/wso2server.sh"), Some(0), Some(0)).unwrap();
+    let repaired = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert_eq!(repaired.code, 2, "{}", repaired.all());
+    assert!(
+        repaired.stdout.contains("repair 1 modified file(s)"),
+        "{}",
+        repaired.all()
+    );
+    let script = std::fs::metadata(home.join("bin/wso2server.sh")).unwrap();
+    assert_eq!((script.uid(), script.gid()), (802, 802));
 }
 
 #[test]

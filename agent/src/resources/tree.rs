@@ -98,6 +98,11 @@ pub fn check(
     match (current.as_deref() == Some(l.release.as_path()), installed) {
         (true, Some(marker)) => {
             let manifest = manifest(spec, ctx)?;
+            let (owner, pending) = DesiredOwner::resolve_for_check(
+                &ctx.paths,
+                spec.owner.as_deref(),
+                spec.group.as_deref(),
+            );
             let damaged = damaged_files(
                 spec,
                 ctx,
@@ -105,11 +110,7 @@ pub fn check(
                 &marker,
                 &overlay_paths(spec, content),
                 &l.release,
-            );
-            let (owner, pending) = DesiredOwner::resolve_for_check(
-                &ctx.paths,
-                spec.owner.as_deref(),
-                spec.group.as_deref(),
+                &owner,
             );
             let meta =
                 fs::metadata(&l.release).map_err(super::io_error("cannot stat", &l.release))?;
@@ -170,7 +171,10 @@ pub fn apply(
     let overlays = overlay_paths(spec, content);
     match read_marker(&l.release).filter(|m| m.tree == spec.tree) {
         Some(marker) => {
-            let damaged = damaged_files(spec, ctx, &manifest, &marker, &overlays, &l.release);
+            let owner =
+                DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
+            let damaged =
+                damaged_files(spec, ctx, &manifest, &marker, &overlays, &l.release, &owner);
             if !damaged.is_empty() {
                 repair(spec, ctx, &l.release, &damaged, marker)?;
             }
@@ -446,7 +450,7 @@ fn copy_from_cache(ctx: &ApplyContext, entry: &Entry, dest: &Path) -> Result<(),
 
 /// Enforced files that differ from the manifest: by the index (size, mtime,
 /// inode) and a re-hash of those that moved, or by a full re-hash when
-/// verifying.
+/// verifying; also files given to someone else than the release's owner.
 fn damaged_files<'a>(
     spec: &TreeSpec,
     ctx: &ApplyContext,
@@ -454,6 +458,7 @@ fn damaged_files<'a>(
     marker: &ReleaseMarker,
     overlays: &HashSet<String>,
     release: &Path,
+    owner: &DesiredOwner,
 ) -> Vec<&'a Entry> {
     manifest
         .entries
@@ -477,6 +482,7 @@ fn damaged_files<'a>(
                     if !meta.is_file()
                         || meta.len() != *size
                         || meta.permissions().mode() & 0o7777 != e.mode
+                        || !owner.changes(&meta).is_empty()
                     {
                         return true;
                     }
