@@ -155,11 +155,7 @@ impl AgentConfig {
             splay,
             timeout,
         };
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError { problems })
-        }
+        ConfigError::check(problems, config)
     }
 }
 

@@ -14,6 +14,15 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// `value` when `problems` is empty, else an error listing them.
+    pub fn check<T>(problems: Vec<String>, value: T) -> Result<T, Self> {
+        if problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(Self { problems })
+        }
+    }
+
     /// An error with one problem.
     pub fn one(problem: String) -> Self {
         Self {

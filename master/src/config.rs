@@ -122,11 +122,7 @@ impl MasterConfig {
                 config.site.display()
             ));
         }
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError { problems })
-        }
+        ConfigError::check(problems, config)
     }
 }
 

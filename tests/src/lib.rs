@@ -12,7 +12,20 @@ pub mod process;
 pub use imds::FakeImds;
 pub use process::{Output, TestAgent, TestMaster, bin, repo_root};
 
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
+
+/// `GET path` from `addr` (HTTP/1.0 on loopback): the body, or `None` if
+/// nothing answers within a few seconds.
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split("\r\n\r\n").nth(1).map(str::to_string)
+}
 
 /// Polls `check` every 50 ms until it returns `Some`, panicking with `what`
 /// after `timeout`.

@@ -491,20 +491,12 @@ impl TestAgent {
             return;
         };
         for entry in entries.flatten() {
-            // "PID START_TIME": only the process that is still that one
-            // (a reused pid may belong to another test's server).
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            let mut fields = text.split_whitespace();
-            let pid = fields.next().and_then(|p| p.parse::<i32>().ok());
-            let recorded = fields.next().map(str::to_string);
-            let started = pid.and_then(|p| {
-                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-                let after_name = &stat[stat.rfind(')')? + 2..];
-                after_name.split_whitespace().nth(19).map(str::to_string)
-            });
-            if let (Some(pid), true) = (pid, started.is_some() && started == recorded) {
+            // Only the process the pidfile names (a reused pid may belong
+            // to another test's server).
+            let pidfile = rigger_agent::resources::service::pidfile_process(&entry.path());
+            if let Some((pid, true)) = pidfile {
                 let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
+                    nix::unistd::Pid::from_raw(pid as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }

@@ -2,22 +2,13 @@
 //! a cluster goes through the master's restart lease, so that one node
 //! keeps serving while the other restarts.
 
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rigger_tests::imds::Instance;
 use rigger_tests::{FakeImds, TestAgent, TestMaster, wait_for};
 
-fn get(addr: &str, path: &str) -> Option<String> {
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split("\r\n\r\n").nth(1).map(str::to_string)
-}
+use rigger_tests::http_get as get;
 
 fn up(addr: &str) -> bool {
     get(addr, "/carbon/admin/login.jsp").as_deref() == Some("ok")

@@ -2,20 +2,12 @@
 //! (re)started only when something it depends on changed, and is started
 //! again when it died. The stand-in server (tests/src/bin) plays WSO2.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use rigger_tests::imds::Instance;
 use rigger_tests::{FakeImds, TestAgent, TestMaster, wait_for};
 
-fn get(addr: &str, path: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split("\r\n\r\n").nth(1).map(str::to_string)
-}
+use rigger_tests::http_get as get;
 
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))

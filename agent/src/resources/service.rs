@@ -76,20 +76,25 @@ fn resolve(spec_path: &str, ctx: &ApplyContext, working_dir: &std::path::Path) -
     }
 }
 
+/// What a process provider pidfile (`PID START_TIME`) says: the pid, and
+/// whether that process still runs (the same process: a reused pid has
+/// another start time). `None` for a missing or unreadable pidfile.
+pub fn pidfile_process(pidfile: &std::path::Path) -> Option<(u32, bool)> {
+    let text = fs::read_to_string(pidfile).ok()?;
+    let mut parts = text.split_whitespace();
+    let pid: u32 = parts.next()?.parse().ok()?;
+    let recorded: u64 = parts.next()?.parse().ok()?;
+    Some((pid, start_time(pid) == Some(recorded)))
+}
+
 impl ServiceManager for ProcessManager {
     fn running(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Option<u32> {
-        let text = fs::read_to_string(pidfile(spec, ctx)).ok()?;
-        let mut parts = text.split_whitespace();
-        let pid: u32 = parts.next()?.parse().ok()?;
-        let recorded: u64 = parts.next()?.parse().ok()?;
-        match start_time(pid) {
-            Some(started) => (started == recorded).then_some(pid),
-            None => {
-                // Exited: if it was our child, collect it rather than leave a zombie.
-                reap(pid);
-                None
-            }
+        let (pid, alive) = pidfile_process(&pidfile(spec, ctx))?;
+        if !alive && start_time(pid).is_none() {
+            // Exited: if it was our child, collect it rather than leave a zombie.
+            reap(pid);
         }
+        alive.then_some(pid)
     }
 
     fn start(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Result<u32, ResourceError> {

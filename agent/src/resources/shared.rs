@@ -275,25 +275,22 @@ fn hostname() -> String {
 fn seed(l: &Layout, relative: &str, name: &str, owner: DesiredOwner) -> Result<(), ResourceError> {
     let target = l.share.join(name);
     let source = l.release.join(relative);
+    let level = l.identity.2;
+    let seeded = read_marker(&target);
+    if seeded.as_ref().is_some_and(|m| m.level >= level) {
+        return Ok(()); // another node did it meanwhile
+    }
     let has_source = source.is_dir() && !source.is_symlink();
     let files = if has_source {
         product_files(&source)?
     } else {
         BTreeMap::new()
     };
-    let marker = SeedMarker {
-        product: l.identity.0.clone(),
-        version: l.identity.1.clone(),
-        level: l.identity.2,
-        by: format!("{} pid {}", hostname(), std::process::id()),
-        files,
-    };
-    match read_marker(&target) {
-        Some(m) if m.level >= marker.level => return Ok(()), // another node did it meanwhile
+    match seeded {
         Some(seeded) => {
             if has_source {
-                let done = resync(&source, &target, &seeded.files, &marker.files)?;
-                tracing::info!(share = %target.display(), from = seeded.level, to = marker.level, copied = done.copied, removed = done.removed, "shared folder re-synced");
+                let done = resync(&source, &target, &seeded.files, &files)?;
+                tracing::info!(share = %target.display(), from = seeded.level, to = level, copied = done.copied, removed = done.removed, "shared folder re-synced");
                 if !done.kept.is_empty() {
                     tracing::warn!(
                         share = %target.display(),
@@ -304,12 +301,15 @@ fn seed(l: &Layout, relative: &str, name: &str, owner: DesiredOwner) -> Result<(
                     );
                 }
             }
+            // What is there belongs to the server.
+            give_tree(&target, owner)?;
         }
         None if target.exists() => {
             // A folder someone made before Rigger: adopt it, add what is missing.
             if has_source {
                 copy_tree(&source, &target, false)?;
             }
+            give_tree(&target, owner)?;
         }
         None => {
             let tmp = l.share.join(format!(".tmp-{name}-{}", std::process::id()));
@@ -323,11 +323,16 @@ fn seed(l: &Layout, relative: &str, name: &str, owner: DesiredOwner) -> Result<(
                 .map_err(super::io_error("cannot move the seed into", &target))?;
         }
     }
-    // Re-synced and adopted folders: what is there belongs to the server.
-    give_tree(&target, owner)?;
+    let marker = SeedMarker {
+        product: l.identity.0.clone(),
+        version: l.identity.1.clone(),
+        level,
+        by: format!("{} pid {}", hostname(), std::process::id()),
+        files,
+    };
     let bytes = serde_json::to_vec_pretty(&marker).expect("marker serializes");
     write_atomic(&target.join(MARKER), &bytes, 0o644, Ownership::default())?;
-    tracing::info!(share = %target.display(), level = marker.level, "shared folder seeded");
+    tracing::info!(share = %target.display(), level, "shared folder seeded");
     Ok(())
 }
 

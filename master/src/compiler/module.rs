@@ -113,6 +113,8 @@ impl Module {
             profile.origins = vec![path.clone(); profile.resources.len()];
         }
         let mut libraries: Vec<PathBuf> = Vec::new();
+        // Each library is read once, whichever profiles extend it.
+        let mut loaded: std::collections::HashMap<PathBuf, Module> = Default::default();
         // Resolve `extends` chains from the profiles as written (cycles refused).
         let original = profiles.clone();
         for (name, own) in &original {
@@ -128,7 +130,6 @@ impl Module {
                         message: format!("profile {name:?}: `extends` forms a cycle through {b:?}"),
                     });
                 }
-                let library;
                 let parent = match b.split_once('/') {
                     Some((library_name, profile)) => {
                         if !may_use_libraries {
@@ -140,11 +141,12 @@ impl Module {
                             });
                         }
                         let library_dir = dir.parent().unwrap_or(Path::new(".")).join(library_name);
-                        library = Self::load_as(&library_dir, false)?;
-                        if !libraries.contains(&library_dir) {
-                            libraries.push(library_dir);
+                        if !loaded.contains_key(&library_dir) {
+                            let library = Self::load_as(&library_dir, false)?;
+                            loaded.insert(library_dir.clone(), library);
+                            libraries.push(library_dir.clone());
                         }
-                        library.profile(profile)?
+                        loaded[&library_dir].profile(profile)?
                     }
                     None => original.get(&b).ok_or_else(|| CompileError::Toml {
                         path: path.clone(),
