@@ -1,19 +1,18 @@
 //! The control socket: `agentctl` talks gRPC over a root-only Unix socket;
-//! each request becomes an [`Event`] for the daemon's loop.
+//! each request becomes an [`Event`] for the daemon's loop, and its domain
+//! reply is converted to the wire here.
 
 use rigger_common::proto::agent_control_service_server::AgentControlService;
-use rigger_common::proto::{
-    AgentStatus, GetStatusRequest, ResourceEvent, RunEvent, RunSummary as RunSummaryMsg,
-    TriggerRunRequest, run_event,
-};
+use rigger_common::proto::{self, GetStatusRequest, TriggerRunRequest, run_event};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
-use crate::apply::{Outcome, Status as OutcomeStatus};
-use crate::daemon::{ControlRequest, Event, RunEventSender};
+use crate::apply::Status as OutcomeStatus;
+use crate::daemon::{ControlRequest, Event};
 use crate::state::RunSummary;
+use crate::status::{AgentStatus, RunEvent};
 
 /// The control service; forwards requests to the daemon loop.
 pub struct Control {
@@ -36,74 +35,105 @@ impl AgentControlService for Control {
     async fn get_status(
         &self,
         request: Request<GetStatusRequest>,
-    ) -> Result<Response<AgentStatus>, Status> {
+    ) -> Result<Response<proto::AgentStatus>, Status> {
         rigger_common::grpc::check_local_peer(request.extensions().get::<UdsConnectInfo>())?;
         let (tx, rx) = oneshot::channel();
         self.inbox
             .send(Event::Control(ControlRequest::Status(tx)))
             .await
             .map_err(|_| gone())?;
-        Ok(Response::new(rx.await.map_err(|_| gone())?))
+        let status = rx.await.map_err(|_| gone())?;
+        Ok(Response::new(status_message(status)))
     }
 
-    type TriggerRunStream = ReceiverStream<Result<RunEvent, Status>>;
+    type TriggerRunStream = ReceiverStream<Result<proto::RunEvent, Status>>;
 
     async fn trigger_run(
         &self,
         request: Request<TriggerRunRequest>,
     ) -> Result<Response<Self::TriggerRunStream>, Status> {
         rigger_common::grpc::check_local_peer(request.extensions().get::<UdsConnectInfo>())?;
-        let (tx, rx) = mpsc::channel(64);
+        let (events, mut domain) = mpsc::channel(64);
         let req = request.into_inner();
         self.inbox
             .send(Event::Control(ControlRequest::Run {
                 noop: req.noop,
                 verify: req.verify,
-                events: tx,
+                events,
             }))
             .await
             .map_err(|_| gone())?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            while let Some(event) = domain.recv().await {
+                let Some(message) = event_message(event) else {
+                    continue;
+                };
+                if tx.send(Ok(message)).await.is_err() {
+                    return;
+                }
+            }
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
-/// Forwards a run's outcomes to an `agentctl run` stream (unchanged ones left out).
-pub async fn run_event_stream(
-    mut outcomes: mpsc::UnboundedReceiver<Outcome>,
-    sink: RunEventSender,
-) {
-    while let Some(o) = outcomes.recv().await {
-        if o.status == OutcomeStatus::Unchanged {
-            continue;
-        }
-        let event = RunEvent {
-            event: Some(run_event::Event::Resource(ResourceEvent {
-                id: o.id,
-                status: o.status.as_str().to_string(),
-                message: o.message,
-                diff: o.diff.unwrap_or_default(),
-            })),
-        };
-        if sink.send(Ok(event)).await.is_err() {
-            return;
-        }
+fn status_message(status: AgentStatus) -> proto::AgentStatus {
+    let mut message = proto::AgentStatus {
+        certname: status.certname,
+        master: status.master,
+        running: status.running,
+        next_run_at_ms: status.next_run_at_ms,
+        supervisor: status.supervisor,
+        activity: status.activity,
+        ..Default::default()
+    };
+    if let Some(s) = status.last_run {
+        message.master_reachable = s.master_reachable;
+        message.master_error = s.master_error;
+        message.last_run_at_ms = s.started_at_ms;
+        message.last_run_duration_ms = s.duration_ms;
+        message.last_run_result = s.result;
+        message.catalog_version = s.catalog_version;
+        message.catalog_digest = s.catalog_digest;
+        message.changed = s.changed;
+        message.failed = s.failed;
+        message.skipped = s.skipped;
+        message.used_cached_catalog = s.used_cached_catalog;
+        message.last_error = s.error;
+        message.fetched_blobs = s.fetched_blobs;
+        message.fetched_bytes = s.fetched_bytes;
+        message.failures = s.failures;
     }
+    message
 }
 
-/// The final event of a streamed run.
-pub fn summary_event(summary: &RunSummary) -> RunEvent {
-    RunEvent {
-        event: Some(run_event::Event::Summary(RunSummaryMsg {
-            catalog_version: summary.catalog_version,
-            changed: summary.changed,
-            failed: summary.failed,
-            skipped: summary.skipped,
-            duration_ms: summary.duration_ms,
-            used_cached_catalog: summary.used_cached_catalog,
-            error: summary.error.clone(),
-            noop: summary.noop,
-            fetched_blobs: summary.fetched_blobs,
-            fetched_bytes: summary.fetched_bytes,
-        })),
+/// The wire form of a run event; unchanged resources are left out.
+fn event_message(event: RunEvent) -> Option<proto::RunEvent> {
+    let event = match event {
+        RunEvent::Resource(o) if o.status == OutcomeStatus::Unchanged => return None,
+        RunEvent::Resource(o) => run_event::Event::Resource(proto::ResourceEvent {
+            id: o.id,
+            status: o.status.as_str().to_string(),
+            message: o.message,
+            diff: o.diff.unwrap_or_default(),
+        }),
+        RunEvent::Summary(summary) => run_event::Event::Summary(summary_message(&summary)),
+    };
+    Some(proto::RunEvent { event: Some(event) })
+}
+
+fn summary_message(summary: &RunSummary) -> proto::RunSummary {
+    proto::RunSummary {
+        catalog_version: summary.catalog_version,
+        changed: summary.changed,
+        failed: summary.failed,
+        skipped: summary.skipped,
+        duration_ms: summary.duration_ms,
+        used_cached_catalog: summary.used_cached_catalog,
+        error: summary.error.clone(),
+        noop: summary.noop,
+        fetched_blobs: summary.fetched_blobs,
+        fetched_bytes: summary.fetched_bytes,
     }
 }

@@ -10,24 +10,19 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rigger_common::proto::{AgentStatus, RunEvent};
 use rigger_common::time::now_ms;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
-use crate::control::run_event_stream;
 use crate::run::Agent;
 use crate::state::RunSummary;
+use crate::status::{AgentStatus, RunEvent, RunEventSender};
 
 /// First retry delay after a failed run; doubles up to the run interval.
 const BACKOFF_START: Duration = Duration::from_secs(5);
 /// How long shutdown waits for a run in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// Sink for a requested run's streamed events.
-pub type RunEventSender = mpsc::Sender<Result<RunEvent, Status>>;
 
 /// A request from `agentctl`, carrying its reply channel.
 pub enum ControlRequest {
@@ -164,15 +159,27 @@ async fn start_run(
     let (tx, rx) = mpsc::unbounded_channel();
     let forward = events
         .clone()
-        .map(|sink| tokio::spawn(run_event_stream(rx, sink)));
+        .map(|sink| tokio::spawn(forward_outcomes(rx, sink)));
     let summary = agent.run_once(noop, verify, Some(tx)).await;
     if let Some(forward) = forward {
         let _ = forward.await;
     }
     if let Some(sink) = events {
-        let _ = sink.send(Ok(crate::control::summary_event(&summary))).await;
+        let _ = sink.send(RunEvent::Summary(summary.clone())).await;
     }
     let _ = inbox.send(Event::RunFinished(summary)).await;
+}
+
+/// Forwards a run's outcomes to the requester as they happen.
+async fn forward_outcomes(
+    mut outcomes: mpsc::UnboundedReceiver<crate::apply::Outcome>,
+    sink: RunEventSender,
+) {
+    while let Some(outcome) = outcomes.recv().await {
+        if sink.send(RunEvent::Resource(outcome)).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Exponential backoff with jitter (50–100 % of the step), capped at the interval.
@@ -190,38 +197,85 @@ fn status_of(
     running: bool,
     next_run: Instant,
 ) -> AgentStatus {
-    let certname = agent.certname().unwrap_or_default().to_string();
     let until_next = next_run.saturating_duration_since(Instant::now());
-    let mut status = AgentStatus {
-        certname,
+    AgentStatus {
+        certname: agent.certname().unwrap_or_default().to_string(),
         master: agent.config.master.to_string(),
         running,
         next_run_at_ms: now_ms() + until_next.as_millis() as i64,
+        last_run: last.cloned(),
         ..Default::default()
-    };
-    if let Some(s) = last {
-        status.master_reachable = s.master_reachable;
-        status.master_error = s.master_error.clone();
-        status.last_run_at_ms = s.started_at_ms;
-        status.last_run_duration_ms = s.duration_ms;
-        status.last_run_result = s.result.clone();
-        status.catalog_version = s.catalog_version;
-        status.catalog_digest = s.catalog_digest.clone();
-        status.changed = s.changed;
-        status.failed = s.failed;
-        status.skipped = s.skipped;
-        status.used_cached_catalog = s.used_cached_catalog;
-        status.last_error = s.error.clone();
-        status.fetched_blobs = s.fetched_blobs;
-        status.fetched_bytes = s.fetched_bytes;
-        status.failures = s.failures.clone();
     }
-    status
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::fake::{FakeConnector, FakeMaster};
+
+    #[tokio::test]
+    async fn the_loop_runs_at_start_and_answers_status_and_run_requests() {
+        let root = tempfile::tempdir().unwrap();
+        let master = FakeMaster::new("node1");
+        master.publish(
+            2,
+            rigger_common::catalog::CatalogContent {
+                role: "is".into(),
+                profile: "test/test".into(),
+                resources: vec![],
+            },
+        );
+        let config = crate::config::AgentConfig::resolve(
+            root.path().to_path_buf(),
+            Default::default(),
+            crate::config::AgentConfigFile {
+                master: Some("https://127.0.0.1:9".into()),
+                imds_endpoint: Some("off".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        let agent = Arc::new(Agent::with_connector(
+            config,
+            Arc::new(FakeConnector(master.clone())),
+        ));
+        master.enroll_into(&agent.paths.ssl_dir());
+        let (tx, rx) = mpsc::channel(8);
+        let shutdown = CancellationToken::new();
+        let daemon = tokio::spawn(run(agent, tx.clone(), rx, shutdown.clone()));
+
+        let (events, mut received) = mpsc::channel(8);
+        tx.send(Event::Control(ControlRequest::Run {
+            noop: true,
+            verify: false,
+            events,
+        }))
+        .await
+        .unwrap();
+        let mut summary = None;
+        while let Some(event) = received.recv().await {
+            if let RunEvent::Summary(s) = event {
+                summary = Some(s);
+            }
+        }
+        let summary = summary.expect("a summary ends the run");
+        assert_eq!((summary.catalog_version, summary.noop), (2, true));
+
+        let (reply, status) = oneshot::channel();
+        tx.send(Event::Control(ControlRequest::Status(reply)))
+            .await
+            .unwrap();
+        let status = status.await.unwrap();
+        assert_eq!(status.certname, "node1");
+        assert_eq!(status.last_run.map(|r| r.catalog_version), Some(2));
+        assert!(
+            master.reports().iter().any(|r| r.noop),
+            "the requested run was reported"
+        );
+        shutdown.cancel();
+        daemon.await.unwrap();
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -6,17 +6,15 @@
 //! kubeadm's discovery hash does). Keys and certificates are stored 0600.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{CertificateParams, DnType, KeyPair};
 use rigger_common::digest::Digest;
 use rigger_common::fsutil::{Ownership, write_atomic};
-use rigger_common::grpc::{MasterAddress, tls_channel};
-use rigger_common::proto::enrollment_service_client::EnrollmentServiceClient;
-use rigger_common::proto::{EnrollRequest, GetCaCertificateRequest};
+use rigger_common::grpc::MasterAddress;
 use rigger_common::tls::{self, ClientIdentity};
-use tonic::transport::Channel;
+
+use crate::client::{GrpcMaster, MasterError};
 
 /// Everything the agent needs to talk to its master.
 #[derive(Clone)]
@@ -89,17 +87,11 @@ pub enum IdentityError {
     )]
     CaChanged,
     /// The master could not be reached.
-    #[error("cannot connect to the master at {master}")]
-    Connect {
-        /// The master.
-        master: String,
-        /// Why.
-        #[source]
-        source: tonic::transport::Error,
-    },
+    #[error(transparent)]
+    Connect(MasterError),
     /// The master refused.
     #[error("the master refused enrollment: {0}")]
-    Refused(String),
+    Refused(MasterError),
     /// Key or CSR generation failed.
     #[error("cannot generate the node key or CSR")]
     Key(#[from] rcgen::Error),
@@ -198,10 +190,9 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
 
     let reply = enrollment_client(settings, tls::client_config(&ca_pem, None)?)
         .await?
-        .enroll(EnrollRequest { csr_pem, token })
+        .enroll(csr_pem, token)
         .await
-        .map_err(|s| IdentityError::Refused(s.message().to_string()))?
-        .into_inner();
+        .map_err(IdentityError::Refused)?;
     if reply.ca_cert_pem.trim() != ca_pem.trim() {
         return Err(IdentityError::CaChanged);
     }
@@ -236,14 +227,10 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
 async fn enrollment_client(
     settings: &EnrollSettings,
     config: rustls::ClientConfig,
-) -> Result<EnrollmentServiceClient<Channel>, IdentityError> {
-    let channel = tls_channel(&settings.master, Arc::new(config), settings.timeout)
+) -> Result<GrpcMaster, IdentityError> {
+    GrpcMaster::connect(&settings.master, config, settings.timeout)
         .await
-        .map_err(|source| IdentityError::Connect {
-            master: settings.master.to_string(),
-            source,
-        })?;
-    Ok(EnrollmentServiceClient::new(channel))
+        .map_err(IdentityError::Connect)
 }
 
 async fn trusted_ca(ssl_dir: &Path, settings: &EnrollSettings) -> Result<String, IdentityError> {
@@ -270,11 +257,9 @@ async fn discover_ca(
 ) -> Result<String, IdentityError> {
     let pem = enrollment_client(settings, tls::discovery_client_config()?)
         .await?
-        .get_ca_certificate(GetCaCertificateRequest {})
+        .ca_certificate()
         .await
-        .map_err(|s| IdentityError::Refused(s.message().to_string()))?
-        .into_inner()
-        .ca_cert_pem;
+        .map_err(IdentityError::Refused)?;
     let der = tls::certs_from_pem(&pem, "the master's CA certificate")?;
     let actual = tls::fingerprint(&der[0]);
     if &actual != expected || der.len() != 1 {

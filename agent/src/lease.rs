@@ -1,17 +1,15 @@
-//! The cluster's restart leases, asked of the master over gRPC: a node
+//! The cluster's restart leases, asked of the master: a node
 //! takes its group's lease before it takes a running server down and gives
 //! it back once the server is ready, so that a cluster keeps serving
 //! through every change (see `rpc/lease.rs` on the master).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rigger_common::catalog::ServiceSpec;
-use rigger_common::proto::RestartLeaseRequest;
-use rigger_common::proto::catalog_service_client::CatalogServiceClient;
-use tonic::transport::Channel;
 
+use crate::client::{LeaseRequest, MasterClient};
 use crate::resources::{ResourceError, RestartLeases};
 
 /// How often a waiting node asks again.
@@ -35,7 +33,7 @@ impl Activity {
 /// Restart leases from the master, for the blocking apply thread.
 #[derive(Debug)]
 pub struct MasterLeases {
-    client: CatalogServiceClient<Channel>,
+    master: Arc<dyn MasterClient>,
     runtime: tokio::runtime::Handle,
     /// Services whose lease this run holds.
     held: Mutex<HashSet<String>>,
@@ -44,16 +42,16 @@ pub struct MasterLeases {
 }
 
 impl MasterLeases {
-    /// Leases over `channel`, driven by `runtime` (the apply thread blocks on it).
+    /// Leases from `master`, driven by `runtime` (the apply thread blocks on it).
     /// While it waits, `activity` says for whom; `stopping` ends the wait.
     pub fn new(
-        channel: Channel,
+        master: Arc<dyn MasterClient>,
         runtime: tokio::runtime::Handle,
         activity: Activity,
         stopping: tokio_util::sync::CancellationToken,
     ) -> Self {
         Self {
-            client: CatalogServiceClient::new(channel),
+            master,
             runtime,
             held: Mutex::new(HashSet::new()),
             activity,
@@ -61,8 +59,8 @@ impl MasterLeases {
         }
     }
 
-    fn request(spec: &ServiceSpec) -> RestartLeaseRequest {
-        RestartLeaseRequest {
+    fn request(spec: &ServiceSpec) -> LeaseRequest {
+        LeaseRequest {
             service: spec.name.clone(),
             // Long enough to stop, start and become ready, with a margin.
             ttl_secs: spec.stop_grace_secs + spec.ready_timeout_secs + 60,
@@ -84,12 +82,11 @@ impl RestartLeases for MasterLeases {
         // Also when this run did not take it: an earlier run whose server
         // did not come back kept it (the master ignores a lease not held).
         self.held.lock().expect("lease set").remove(&spec.name);
-        let mut client = self.client.clone();
-        if let Err(status) = self
+        if let Err(e) = self
             .runtime
-            .block_on(client.release_restart_lease(Self::request(spec)))
+            .block_on(self.master.release_lease(Self::request(spec)))
         {
-            tracing::warn!(service = %spec.name, error = %status.message(), "cannot give the restart lease back; it lapses on its own");
+            tracing::warn!(service = %spec.name, error = %e, "cannot give the restart lease back; it lapses on its own");
         }
     }
 }
@@ -108,18 +105,15 @@ impl MasterLeases {
         let mut waited_for: Vec<String> = Vec::new();
         let mut last_holders: Vec<String> = Vec::new();
         loop {
-            let mut client = self.client.clone();
             let reply = self
                 .runtime
-                .block_on(client.acquire_restart_lease(Self::request(spec)))
-                .map_err(|status| {
-                    ResourceError::Other(format!(
-                        "cannot ask the master for the restart lease of cluster {}: {}; the server keeps running and the restart stays pending",
+                .block_on(self.master.acquire_lease(Self::request(spec)))
+                .map_err(|e| {
+                    ResourceError::LeaseUnavailable(format!(
+                        "cannot ask the master for the restart lease of cluster {}: {e}",
                         lease.group,
-                        status.message()
                     ))
-                })?
-                .into_inner();
+                })?;
             if reply.granted {
                 self.held
                     .lock()
@@ -135,7 +129,7 @@ impl MasterLeases {
                     )
                 }));
             }
-            let holders: Vec<String> = reply.holders.iter().map(|h| h.certname.clone()).collect();
+            let holders = reply.holders.clone();
             if holders != last_holders {
                 self.activity.set(format!(
                     "restarting {} waits for the restart lease of cluster {} (held by {}; {} node(s) at a time)",
@@ -159,15 +153,15 @@ impl MasterLeases {
                 last_holders = holders.clone();
             }
             if self.stopping.is_cancelled() {
-                return Err(ResourceError::Other(
+                return Err(ResourceError::Stopping(
                     "the agent is stopping: the server keeps running and the restart stays pending"
                         .into(),
                 ));
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(ResourceError::Other(format!(
-                    "the restart lease of cluster {} stayed with {} for {} s (restart.wait_secs): the server keeps running and the restart stays pending for the next run",
+                return Err(ResourceError::LeaseUnavailable(format!(
+                    "the restart lease of cluster {} stayed with {} for {} s (restart.wait_secs)",
                     reply.group,
                     holders.join(", "),
                     lease.wait_secs

@@ -6,6 +6,7 @@
 //! [`apply::apply_catalog`] (the engine), [`config::AgentConfig`].
 
 pub mod apply;
+pub mod client;
 pub mod config;
 pub mod content;
 pub mod control;
@@ -14,6 +15,8 @@ pub mod facts;
 pub mod identity;
 pub mod lease;
 pub mod paths;
+pub mod release;
 pub mod resources;
 pub mod run;
 pub mod state;
+pub mod status;

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use rigger_common::fsutil::{Ownership, write_atomic};
-use rigger_common::proto::SignedCatalog;
+use rigger_common::signing::SignedCatalog;
 use serde::{Deserialize, Serialize};
 
 /// Summary of one run, as `agentctl status` shows it.
@@ -192,7 +192,11 @@ impl StateDir {
             }
         }
         let chosen = rand::random::<u64>() % max_ms;
-        if let Err(e) = self.write_json("splay.json", &chosen) {
+        // The daemon asks before the first run has created the directory.
+        if let Err(e) = self
+            .ensure()
+            .and_then(|()| self.write_json("splay.json", &chosen))
+        {
             tracing::warn!(error = %e, "cannot persist the splay");
         }
         chosen
@@ -230,10 +234,12 @@ mod tests {
     #[test]
     fn splay_is_persistent_and_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let sd = StateDir::new(dir.path().to_path_buf());
+        // Not created yet, as on a node's first start.
+        let sd = StateDir::new(dir.path().join("var/lib/rigger/agent"));
         let first = sd.splay_ms(60_000);
         assert!(first < 60_000);
         assert_eq!(sd.splay_ms(60_000), first);
+        assert!(sd.path().join("splay.json").is_file());
         assert_eq!(sd.splay_ms(0), 0);
     }
 

@@ -260,7 +260,7 @@ pub struct MountSpec {
     /// Mount point (absolute).
     pub path: String,
     /// `nfs4`, `efs` (amazon-efs-utils), `bind` or `tmpfs`.
-    pub fstype: String,
+    pub fstype: FsType,
     /// What to mount: `fs-0123.efs.us-east-1.amazonaws.com:/`, a directory
     /// for `bind`, anything for `tmpfs`.
     pub source: String,
@@ -278,19 +278,75 @@ impl MountSpec {
         if !self.options.is_empty() {
             return self.options.clone();
         }
-        match self.fstype.as_str() {
-            "nfs4" => {
+        match self.fstype {
+            FsType::Nfs4 => {
                 "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport".into()
             }
-            "efs" => "tls".into(),
-            "bind" => "bind".into(),
-            _ => "defaults".into(),
+            FsType::Efs => "tls".into(),
+            FsType::Bind => "bind".into(),
+            FsType::Tmpfs => "defaults".into(),
         }
     }
 
     /// Whether it is a network file system (needs `_netdev`, health probes).
     pub fn is_network(&self) -> bool {
-        matches!(self.fstype.as_str(), "nfs4" | "efs")
+        matches!(self.fstype, FsType::Nfs4 | FsType::Efs)
+    }
+}
+
+/// The kinds of mount a catalog may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsType {
+    /// NFS 4.1 (EFS mounted with AWS's options).
+    Nfs4,
+    /// EFS through amazon-efs-utils (`mount -t efs`, TLS).
+    Efs,
+    /// A bind mount of a directory (tests, local shares).
+    Bind,
+    /// A memory file system.
+    Tmpfs,
+}
+
+impl FsType {
+    /// The name as a catalog and mount(8) spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nfs4 => "nfs4",
+            Self::Efs => "efs",
+            Self::Bind => "bind",
+            Self::Tmpfs => "tmpfs",
+        }
+    }
+}
+
+impl std::fmt::Display for FsType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who runs a server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceProvider {
+    /// The agent supervises the process itself.
+    #[default]
+    Process,
+    /// A systemd unit.
+    Systemd,
+    /// systemd where it is the init system, else the agent.
+    Auto,
+}
+
+impl ServiceProvider {
+    /// The name as a catalog spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Systemd => "systemd",
+            Self::Auto => "auto",
+        }
     }
 }
 
@@ -335,9 +391,9 @@ fn default_shell() -> String {
 pub struct ServiceSpec {
     /// Service name (`wso2is`).
     pub name: String,
-    /// `process` (the agent supervises it) or `systemd`.
-    #[serde(default = "default_provider")]
-    pub provider: String,
+    /// `process` (the agent supervises it), `systemd` or `auto`.
+    #[serde(default)]
+    pub provider: ServiceProvider,
     /// Program, absolute or relative to `working_dir` (`bin/wso2server.sh`).
     pub start: String,
     /// Its arguments.
@@ -394,10 +450,6 @@ pub struct RestartLeaseSpec {
     /// How long a node waits for the lease before the run gives up (the
     /// restart stays pending for the next run).
     pub wait_secs: u64,
-}
-
-fn default_provider() -> String {
-    "process".into()
 }
 
 fn default_log_max_bytes() -> u64 {

@@ -7,7 +7,6 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
 use crate::catalog::{self, Catalog};
 use crate::fsutil::{Ownership, write_atomic};
-use crate::proto::SignedCatalog;
 
 /// Loading or storing a signing key failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +86,16 @@ fn parse_key(path: &Path, text: &str) -> Result<SigningKey, KeyError> {
         .try_into()
         .map_err(|_| malformed())?;
     Ok(SigningKey::from_bytes(&bytes))
+}
+
+/// A catalog as the master signed it: the exact JSON bytes and their
+/// ed25519 signature. The agent caches it verbatim and verifies it on use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCatalog {
+    /// The JSON form of [`Catalog`], byte for byte as signed.
+    pub catalog_json: Vec<u8>,
+    /// ed25519 signature over `catalog_json`.
+    pub signature: Vec<u8>,
 }
 
 /// Serializes and signs a catalog.

@@ -151,7 +151,7 @@ fn is_pattern_1_lists_both_nodes_and_uses_rds_and_the_alb() {
     let ResourceSpec::Mount(mount) = &by_id("shared_fs").spec else {
         panic!("not a mount")
     };
-    assert_eq!(mount.fstype, "nfs4");
+    assert_eq!(mount.fstype.as_str(), "nfs4");
     assert_eq!(
         mount.source,
         "fs-0123456789abcdef0.efs.us-east-1.amazonaws.com:/"
@@ -583,7 +583,7 @@ fn every_profile_runs_its_server_through_the_node_runtime() {
                 .contains(&"service_group".to_string())
         );
         assert!(
-            matches!(&find("shared_fs").spec, ResourceSpec::Mount(m) if m.fstype == "nfs4"),
+            matches!(&find("shared_fs").spec, ResourceSpec::Mount(m) if m.fstype.as_str() == "nfs4"),
             "{role}"
         );
         // Every rendered configuration file restarts the server when it

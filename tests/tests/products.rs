@@ -197,7 +197,7 @@ fn a_crash_while_materialising_never_switches_to_an_incomplete_release() {
             "off",
             "--once",
         ])
-        .env("RIGGER_FAILPOINT", "materialize-after-files:100")
+        .env("FAILPOINTS", "materialize-file=100*off->return")
         .output()
         .unwrap();
     assert_ne!(crashed.status.code(), Some(0), "the failpoint did not fire");

@@ -74,6 +74,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // Crash tests only: a build with the `failpoints` feature reads FAILPOINTS.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let cli: Cli = exit::parse_args();
     logging::init(cli.log_format, if cli.once { "warn" } else { "info" });
     let config = match rigger_common::cli::checked_config(

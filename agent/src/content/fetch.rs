@@ -3,14 +3,14 @@
 //! An interrupted fetch resumes from the blobs already cached.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use rigger_common::digest::Digest;
-use rigger_common::proto::FetchBlobsRequest;
-use rigger_common::proto::content_service_client::ContentServiceClient;
 use sha2::{Digest as _, Sha256};
-use tonic::transport::Channel;
+use tokio_stream::StreamExt;
 
 use super::ContentCache;
+use crate::client::MasterClient;
 
 /// Streams run in parallel.
 const STREAMS: usize = 4;
@@ -26,7 +26,7 @@ pub struct FetchStats {
 
 /// Fetches `digests` (those not yet cached) into the cache.
 pub async fn fetch_blobs(
-    channel: &Channel,
+    master: &Arc<dyn MasterClient>,
     cache: &ContentCache,
     digests: &[Digest],
 ) -> Result<FetchStats, String> {
@@ -43,9 +43,9 @@ pub async fn fetch_blobs(
     }
     let mut tasks = tokio::task::JoinSet::new();
     for group in groups {
-        let client = ContentServiceClient::new(channel.clone());
+        let master = master.clone();
         let cache = cache.clone();
-        tasks.spawn(async move { fetch_group(client, &cache, group).await });
+        tasks.spawn(async move { fetch_group(master.as_ref(), &cache, group).await });
     }
     let mut total = FetchStats::default();
     let mut first_error = None;
@@ -77,26 +77,19 @@ struct Partial {
 }
 
 async fn fetch_group(
-    mut client: ContentServiceClient<Channel>,
+    master: &dyn MasterClient,
     cache: &ContentCache,
     digests: Vec<Digest>,
 ) -> Result<FetchStats, String> {
-    let request = FetchBlobsRequest {
-        digests: digests.iter().map(ToString::to_string).collect(),
-    };
-    let mut stream = client
-        .fetch_blobs(request)
+    let mut stream = master
+        .fetch_blobs(digests.clone())
         .await
-        .map_err(|s| format!("the master refused the blobs: {}", s.message()))?
-        .into_inner();
+        .map_err(|e| format!("the master refused the blobs: {e}"))?;
     let mut stats = FetchStats::default();
     let mut current: Option<Partial> = None;
-    while let Some(chunk) = stream
-        .message()
-        .await
-        .map_err(|s| format!("blob stream failed: {}", s.message()))?
-    {
-        let digest = Digest::parse(&chunk.digest).map_err(|e| e.to_string())?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("blob stream failed: {e}"))?;
+        let digest = chunk.digest;
         let partial = match &mut current {
             Some(p) if p.digest == digest => p,
             _ => {

@@ -36,6 +36,28 @@ pub struct ApplyContext {
     /// Cancelled when the agent is stopping: long waits (readiness, the
     /// cluster's lease) give up instead of holding the agent.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// The host programs resources run (tests put recording fakes here).
+    pub host: Host,
+}
+
+/// The host's programs a resource runs instead of making a system call:
+/// one value, set by whoever builds the context, never read from the
+/// environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// `systemctl`, for the systemd provider.
+    pub systemctl: PathBuf,
+    /// `mount(8)`, for NFS and EFS mounts (the kernel mounts bind and tmpfs).
+    pub mount: PathBuf,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Self {
+            systemctl: PathBuf::from("systemctl"),
+            mount: PathBuf::from("mount"),
+        }
+    }
 }
 
 /// Coordinates restarts of running servers across a cluster: a node takes
@@ -64,6 +86,7 @@ impl ApplyContext {
             previous: None,
             leases: None,
             stopping: tokio_util::sync::CancellationToken::new(),
+            host: Host::default(),
         }
     }
 }
@@ -104,6 +127,24 @@ pub enum ResourceError {
     /// An atomic write failed.
     #[error(transparent)]
     Write(#[from] rigger_common::fsutil::WriteError),
+    /// The server must not go down: the cluster's restart lease could not
+    /// be had (no master to ask, or it stayed with other nodes). The server
+    /// keeps running and the restart stays pending.
+    #[error("{0}; the server keeps running and the restart stays pending")]
+    LeaseUnavailable(String),
+    /// The agent is stopping: a long wait gave up (the whole message).
+    #[error("{0}")]
+    Stopping(String),
+    /// A started server did not become ready.
+    #[error("{service} {reason}; last output:\n{log_tail}")]
+    NotReady {
+        /// The service.
+        service: String,
+        /// What went wrong ("exited before it was ready", "was not ready after 600s …").
+        reason: String,
+        /// The last lines of its console log.
+        log_tail: String,
+    },
     /// Anything else, already worded for the operator.
     #[error("{0}")]
     Other(String),

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::mount::{MsFlags, mount};
-use rigger_common::catalog::MountSpec;
+use rigger_common::catalog::{FsType, MountSpec};
 use rigger_common::fsutil::{Ownership, write_atomic};
 
 use super::{ApplyContext, Change, ResourceError};
@@ -66,17 +66,17 @@ pub fn mounted_at(point: &Path) -> Option<Mounted> {
         .rfind(|m| m.point == point)
 }
 
-fn expected_fstype(spec: &MountSpec) -> &str {
-    match spec.fstype.as_str() {
+fn expected_fstype(spec: &MountSpec) -> &'static str {
+    match spec.fstype {
         // EFS mounts show up as nfs4 (the efs helper wraps NFS in TLS).
-        "efs" => "nfs4",
-        other => other,
+        FsType::Efs => "nfs4",
+        other => other.as_str(),
     }
 }
 
 /// Whether an existing mount is the one the catalog wants.
 fn matches(spec: &MountSpec, ctx: &ApplyContext, m: &Mounted) -> bool {
-    if spec.fstype == "bind" {
+    if spec.fstype == FsType::Bind {
         // A bind mount shows its backing file system; its root is the source.
         let source = ctx.paths.resolve(&spec.source);
         let source = std::fs::canonicalize(&source).unwrap_or(source);
@@ -85,10 +85,12 @@ fn matches(spec: &MountSpec, ctx: &ApplyContext, m: &Mounted) -> bool {
     if m.fstype != expected_fstype(spec) {
         return false;
     }
-    match spec.fstype.as_str() {
-        "tmpfs" => true,
-        "efs" => m.source.starts_with("127.0.0.1:") || m.source == spec.source,
-        _ => m.source == spec.source || ctx.paths.root() != Path::new("/"),
+    match spec.fstype {
+        FsType::Tmpfs => true,
+        FsType::Efs => m.source.starts_with("127.0.0.1:") || m.source == spec.source,
+        FsType::Nfs4 | FsType::Bind => {
+            m.source == spec.source || ctx.paths.root() != Path::new("/")
+        }
     }
 }
 
@@ -98,10 +100,9 @@ pub fn fstab_line(spec: &MountSpec) -> String {
     if spec.is_network() {
         options.push_str(",_netdev");
     }
-    let fstype = if spec.fstype == "bind" {
-        "none"
-    } else {
-        spec.fstype.as_str()
+    let fstype = match spec.fstype {
+        FsType::Bind => "none",
+        other => other.as_str(),
     };
     format!("{} {} {fstype} {options} 0 0", spec.source, spec.path)
 }
@@ -188,8 +189,7 @@ pub fn check(spec: &MountSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Resour
 /// Mounts (if not mounted) and writes the fstab line (replacing any other
 /// line for the same mount point, so it is there exactly once).
 pub fn apply(spec: &MountSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
-    let helper = std::env::var_os("RIGGER_MOUNT").unwrap_or_else(|| "mount".into());
-    apply_with(spec, ctx, Path::new(&helper))
+    apply_with(spec, ctx, &ctx.host.mount)
 }
 
 /// [`apply`] with an explicit mount(8) helper for network file systems.
@@ -232,8 +232,8 @@ fn do_mount(
     point: &Path,
     helper: &Path,
 ) -> Result<(), ResourceError> {
-    match spec.fstype.as_str() {
-        "tmpfs" => mount(
+    match spec.fstype {
+        FsType::Tmpfs => mount(
             Some("tmpfs"),
             point,
             Some("tmpfs"),
@@ -241,7 +241,7 @@ fn do_mount(
             None::<&str>,
         )
         .map_err(|e| err(format!("cannot mount tmpfs at {}: {e}", point.display()))),
-        "bind" => {
+        FsType::Bind => {
             let source = ctx.paths.resolve(&spec.source);
             mount(
                 Some(&source),
@@ -258,11 +258,11 @@ fn do_mount(
                 ))
             })
         }
-        "nfs4" | "efs" => {
+        FsType::Nfs4 | FsType::Efs => {
             let out = Command::new(helper)
                 .args([
                     "-t",
-                    &spec.fstype,
+                    spec.fstype.as_str(),
                     "-o",
                     &spec.effective_options(),
                     &spec.source,
@@ -282,9 +282,6 @@ fn do_mount(
                 )))
             }
         }
-        other => Err(err(format!(
-            "mount type {other:?} is not supported (nfs4, efs, bind, tmpfs)"
-        ))),
     }
 }
 
@@ -296,7 +293,7 @@ mod tests {
     fn spec(fstype: &str, source: &str) -> MountSpec {
         MountSpec {
             path: "/mnt/efs".into(),
-            fstype: fstype.into(),
+            fstype: serde_json::from_value(fstype.into()).unwrap(),
             source: source.into(),
             options: String::new(),
             fstab: true,

@@ -72,7 +72,7 @@ fn layout(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<Layout, ResourceE
     let link = ctx.paths.resolve(&spec.link);
     let release = fs::read_link(&link)
         .map_err(|_| err(format!("{} is not a release link yet", link.display())))?;
-    let identity = super::tree::release_identity(&release)
+    let identity = crate::release::release_identity(&release)
         .ok_or_else(|| err(format!("{} is not a complete release", release.display())))?;
     Ok(Layout {
         share,

@@ -9,63 +9,28 @@
 //! Invariant: a converged run stats files against an index (size, mtime,
 //! inode) instead of re-hashing them; `verify` re-hashes everything.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rigger_common::catalog::{CatalogContent, Resource, ResourceSpec, TreeSpec};
 use rigger_common::digest::Digest;
-use rigger_common::fsutil::{Ownership, replace_symlink, write_atomic};
+use rigger_common::fsutil::replace_symlink;
 use rigger_common::manifest::{Entry, EntryKind, Manifest};
-use serde::{Deserialize, Serialize};
 
 use super::owner::DesiredOwner;
 use super::{ApplyContext, Change, ResourceError};
+use crate::release::{Release, ReleaseMarker, StatIndex, read_marker, stat_key, write_marker};
 
-/// The failpoint environment variable (`materialize-after-files:N` aborts
-/// the process after N files were copied).
-pub const FAILPOINT_ENV: &str = "RIGGER_FAILPOINT";
-/// Marker and index file inside every complete release.
-const MARKER: &str = ".rigger-release.json";
+pub use crate::release::{kept_trees, release_identity};
+
 /// Room kept free beyond the release's size.
 const DISK_MARGIN: u64 = 64 << 20;
 
-/// What a release directory records about itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ReleaseMarker {
-    product: String,
-    version: String,
-    level: u32,
-    tree: Digest,
-    installed_at_ms: i64,
-    /// path → (size, mtime ns, inode) of every enforced file when written.
-    index: BTreeMap<String, (u64, i128, u64)>,
-}
-
 fn err(message: String) -> ResourceError {
     ResourceError::Other(message)
-}
-
-struct Layout {
-    link: PathBuf,
-    releases: PathBuf,
-    release: PathBuf,
-}
-
-fn layout(spec: &TreeSpec, ctx: &ApplyContext) -> Layout {
-    let releases = ctx.paths.resolve(&spec.releases_dir);
-    Layout {
-        link: ctx.paths.resolve(&spec.link),
-        release: releases.join(spec.release_id()),
-        releases,
-    }
-}
-
-fn read_marker(release: &Path) -> Option<ReleaseMarker> {
-    let bytes = fs::read(release.join(MARKER)).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 fn manifest(spec: &TreeSpec, ctx: &ApplyContext) -> Result<Manifest, ResourceError> {
@@ -83,7 +48,7 @@ pub fn check(
     ctx: &ApplyContext,
     content: &CatalogContent,
 ) -> Result<Vec<Change>, ResourceError> {
-    let l = layout(spec, ctx);
+    let l = Release::of(spec, &ctx.paths);
     let current = match fs::symlink_metadata(&l.link) {
         Ok(m) if m.file_type().is_symlink() => fs::read_link(&l.link).ok(),
         Ok(_) => {
@@ -166,7 +131,7 @@ pub fn apply(
     ctx: &ApplyContext,
     content: &CatalogContent,
 ) -> Result<(), ResourceError> {
-    let l = layout(spec, ctx);
+    let l = Release::of(spec, &ctx.paths);
     let manifest = manifest(spec, ctx)?;
     let overlays = overlay_paths(spec, content);
     match read_marker(&l.release).filter(|m| m.tree == spec.tree) {
@@ -186,7 +151,7 @@ pub fn apply(
     fs::create_dir_all(l.link.parent().unwrap_or(Path::new("/")))
         .map_err(super::io_error("cannot create the parent of", &l.link))?;
     replace_symlink(&l.link, &l.release)?;
-    prune(spec, &l)
+    l.prune(spec)
 }
 
 /// Paths (release-relative) that other catalog resources manage inside the link.
@@ -262,25 +227,15 @@ fn place_overlays(
     Ok(())
 }
 
-fn failpoint_after_files() -> Option<usize> {
-    let value = std::env::var(FAILPOINT_ENV).ok()?;
-    value.strip_prefix("materialize-after-files:")?.parse().ok()
-}
-
-fn stat_key(meta: &fs::Metadata) -> (u64, i128, u64) {
-    let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
-    (meta.len(), mtime, meta.ino())
-}
-
 /// Builds the release in a temporary directory and renames it into place.
 fn materialize(
     spec: &TreeSpec,
     ctx: &ApplyContext,
     manifest: &Manifest,
-    l: &Layout,
+    l: &Release,
 ) -> Result<(), ResourceError> {
     fs::create_dir_all(&l.releases).map_err(super::io_error("cannot create", &l.releases))?;
-    remove_stale_temporaries(&l.releases);
+    l.remove_stale_temporaries();
     check_disk_space(&l.releases, manifest.total_size())?;
     let missing = ctx.cache.missing(&needed_blobs(spec, manifest));
     if let Some(d) = missing.first() {
@@ -289,9 +244,7 @@ fn materialize(
             missing.len()
         )));
     }
-    let tmp = l
-        .releases
-        .join(format!(".tmp-{}-{}", spec.release_id(), std::process::id()));
+    let tmp = l.temporary();
     fs::create_dir_all(&tmp).map_err(super::io_error("cannot create", &tmp))?;
     // Runtime paths are copied like the rest; they are only exempt from
     // enforcement afterwards.
@@ -314,7 +267,6 @@ fn materialize(
         .filter(|e| matches!(e.kind, EntryKind::File { .. }))
         .collect();
     let copied = AtomicUsize::new(0);
-    let failpoint = failpoint_after_files();
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
@@ -328,10 +280,12 @@ fn materialize(
                     for e in part {
                         copy_from_cache(ctx, e, &tmp.join(&e.path))?;
                         let n = copied.fetch_add(1, Ordering::SeqCst) + 1;
-                        if failpoint.is_some_and(|limit| n >= limit) {
-                            eprintln!("failpoint materialize-after-files:{n}: aborting");
-                            std::process::abort();
-                        }
+                        // Crash tests: `FAILPOINTS=materialize-file=100*off->return`
+                        // kills the agent after 100 files (feature `failpoints` only).
+                        fail::fail_point!("materialize-file", |_| -> Result<(), ResourceError> {
+                            eprintln!("failpoint materialize-file after {n} files: aborting");
+                            std::process::abort()
+                        });
                     }
                     Ok(())
                 })
@@ -411,7 +365,7 @@ fn give_to_owner(
     Ok(())
 }
 
-fn index_of(root: &Path, files: &[&Entry]) -> BTreeMap<String, (u64, i128, u64)> {
+fn index_of(root: &Path, files: &[&Entry]) -> StatIndex {
     files
         .iter()
         .filter_map(|e| {
@@ -420,16 +374,6 @@ fn index_of(root: &Path, files: &[&Entry]) -> BTreeMap<String, (u64, i128, u64)>
                 .map(|m| (e.path.clone(), stat_key(&m)))
         })
         .collect()
-}
-
-fn write_marker(release: &Path, marker: &ReleaseMarker) -> Result<(), ResourceError> {
-    let bytes = serde_json::to_vec(marker).expect("marker serializes");
-    Ok(write_atomic(
-        &release.join(MARKER),
-        &bytes,
-        0o644,
-        Ownership::default(),
-    )?)
 }
 
 fn copy_from_cache(ctx: &ApplyContext, entry: &Entry, dest: &Path) -> Result<(), ResourceError> {
@@ -532,18 +476,6 @@ fn repair(
     write_marker(release, &marker)
 }
 
-fn remove_stale_temporaries(releases: &Path) {
-    let Ok(entries) = fs::read_dir(releases) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-            tracing::warn!(path = %entry.path().display(), "removing an incomplete release left by an interrupted run");
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
 fn check_disk_space(dir: &Path, needed: u64) -> Result<(), ResourceError> {
     let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| {
         err(format!(
@@ -564,30 +496,6 @@ fn check_disk_space(dir: &Path, needed: u64) -> Result<(), ResourceError> {
     Ok(())
 }
 
-/// Deletes this product version's releases beyond the `keep` most recent
-/// ones that are not current.
-fn prune(spec: &TreeSpec, l: &Layout) -> Result<(), ResourceError> {
-    let Ok(entries) = fs::read_dir(&l.releases) else {
-        return Ok(());
-    };
-    let mut others: Vec<(i64, PathBuf)> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| *p != l.release)
-        .filter_map(|p| {
-            let m = read_marker(&p)?;
-            (m.product == spec.product && m.version == spec.version)
-                .then_some((m.installed_at_ms, p))
-        })
-        .collect();
-    others.sort_by_key(|o| std::cmp::Reverse(o.0));
-    for (_, old) in others.into_iter().skip(spec.keep as usize) {
-        tracing::info!(release = %old.display(), "removing an old release");
-        fs::remove_dir_all(&old).map_err(super::io_error("cannot remove old release", &old))?;
-    }
-    Ok(())
-}
-
 /// The file blobs a release of `spec` needs (excluded paths left out).
 pub fn needed_blobs(spec: &TreeSpec, manifest: &Manifest) -> Vec<Digest> {
     let mut digests: Vec<Digest> = manifest
@@ -604,28 +512,11 @@ pub fn needed_blobs(spec: &TreeSpec, manifest: &Manifest) -> Vec<Digest> {
     digests
 }
 
-/// Product, version and update level of the release at `dir`, if it is one.
-pub fn release_identity(dir: &Path) -> Option<(String, String, u32)> {
-    read_marker(dir).map(|m| (m.product, m.version, m.level))
-}
-
-/// Tree and manifest digests of every complete release under `releases`
-/// (what the cache must keep).
-pub fn kept_trees(releases: &Path) -> Vec<Digest> {
-    let Ok(entries) = fs::read_dir(releases) else {
-        return vec![];
-    };
-    entries
-        .flatten()
-        .filter_map(|e| read_marker(&e.path()))
-        .map(|m| m.tree)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::paths::Paths;
+    use std::collections::BTreeMap;
 
     struct Fixture {
         _dir: tempfile::TempDir,

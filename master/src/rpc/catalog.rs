@@ -7,7 +7,7 @@ use rigger_common::proto::{
     GetCatalogRequest, Report, RestartLeaseReply, RestartLeaseRequest, SignedCatalog,
     SubmitReportResponse,
 };
-use rigger_common::signing::sign_catalog;
+use rigger_common::signing::{self, sign_catalog};
 use rigger_common::time::now_ms;
 use serde_json::Value;
 use tonic::{Request, Response, Status};
@@ -160,7 +160,7 @@ pub async fn catalog_for(
     certname: &str,
     role: &str,
     facts: Value,
-) -> Result<SignedCatalog, Status> {
+) -> Result<signing::SignedCatalog, Status> {
     let content = match state.store.pin(certname).await? {
         Some(pinned) => pinned_content(state, certname, pinned).await?,
         None => compile(state, certname, role, facts).await?,
@@ -171,7 +171,7 @@ pub async fn catalog_for(
     let latest = state.store.catalog(certname, None).await?;
     if let Some(latest) = &latest {
         if latest.digest == digest.to_string() {
-            return Ok(SignedCatalog {
+            return Ok(signing::SignedCatalog {
                 catalog_json: latest.catalog_json.clone(),
                 signature: latest.signature.clone(),
             });
@@ -241,7 +241,7 @@ impl CatalogService for Catalogs {
             )
             .await?;
         let signed = catalog_for(state, &certname, &role, facts).await?;
-        Ok(Response::new(signed))
+        Ok(Response::new(signed.into()))
     }
 
     #[tracing::instrument(skip_all)]

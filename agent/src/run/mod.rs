@@ -1,27 +1,36 @@
 //! One agent run: take the run lock, gather facts, fetch and verify the
 //! catalog (or fall back to the cached one when the master is unreachable),
 //! apply it, remember it and report to the master.
+//!
+//! Rooms: [`lock`] (the run lock), [`content`] (what a catalog needs fetched,
+//! and the cache's garbage), [`supervise`] (exited servers between runs).
+
+pub mod content;
+pub mod lock;
+mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rigger_common::catalog::Catalog;
 use rigger_common::error_chain;
-use rigger_common::proto::catalog_service_client::CatalogServiceClient;
-use rigger_common::proto::{GetCatalogRequest, Report, ResourceOutcome, SignedCatalog};
-use rigger_common::signing::verify_catalog;
+use rigger_common::signing::{SignedCatalog, verify_catalog};
 use rigger_common::time::now_ms;
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
 
 use crate::apply::{self, ApplyReport, Outcome};
+use crate::client::{
+    CatalogRequest, Connector, GrpcConnector, MasterClient, MasterError, ReportedOutcome, RunReport,
+};
 use crate::config::AgentConfig;
-use crate::content::{FetchStats, fetch_blobs};
 use crate::facts;
 use crate::identity::{self, EnrollSettings, Identity};
 use crate::paths::Paths;
 use crate::resources::ApplyContext;
 use crate::state::{RunSummary, StateDir};
+use lock::{LockError, RunLock};
 
 /// How long a run waits for another run (e.g. `--once` beside the daemon).
 const LOCK_WAIT: Duration = Duration::from_secs(600);
@@ -41,15 +50,12 @@ pub enum RunError {
     /// No catalog: master unreachable and nothing cached.
     #[error("no catalog to apply: {0}")]
     NoCatalog(String),
-    /// Another run holds the lock.
-    #[error("another run still holds {} after {}s", path.display(), LOCK_WAIT.as_secs())]
-    Locked {
-        /// The lock file.
-        path: std::path::PathBuf,
-    },
-    /// Anything else.
-    #[error("{0}")]
-    Other(String),
+    /// Another run holds the lock, or it cannot be taken.
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    /// The apply thread died.
+    #[error("apply task failed: {0}")]
+    ApplyTask(String),
 }
 
 /// The agent: configuration, paths and (once enrolled) identity.
@@ -61,6 +67,8 @@ pub struct Agent {
     /// State directory.
     pub state: StateDir,
     identity: tokio::sync::OnceCell<Identity>,
+    /// Opens the connection to the master for each run.
+    connector: Arc<dyn Connector>,
     /// What the run in progress waits for (shown by `agentctl status`).
     activity: crate::lease::Activity,
     /// Cancelled when the agent stops (SIGTERM): long waits give up.
@@ -71,15 +79,24 @@ pub struct Agent {
 struct Fetched {
     signed: SignedCatalog,
     from_cache: bool,
-    channel: Option<Channel>,
-    client: Option<CatalogServiceClient<Channel>>,
+    master: Option<Arc<dyn MasterClient>>,
     master_error: String,
     master_reachable: bool,
 }
 
 impl Agent {
-    /// An agent for `config`.
+    /// An agent for `config`, talking gRPC to its configured master.
     pub fn new(config: AgentConfig) -> Self {
+        let connector = Arc::new(GrpcConnector {
+            master: config.master.clone(),
+            timeout: config.timeout,
+        });
+        Self::with_connector(config, connector)
+    }
+
+    /// An agent whose runs reach their master through `connector` (tests
+    /// pass an in-memory master).
+    pub fn with_connector(config: AgentConfig, connector: Arc<dyn Connector>) -> Self {
         let paths = Paths::new(&config.root);
         let state = StateDir::new(paths.state_dir());
         Self {
@@ -87,6 +104,7 @@ impl Agent {
             paths,
             state,
             identity: tokio::sync::OnceCell::new(),
+            connector,
             activity: crate::lease::Activity::default(),
             stopping: tokio_util::sync::CancellationToken::new(),
         }
@@ -184,7 +202,7 @@ impl Agent {
         summary: &mut RunSummary,
     ) -> Result<(), RunError> {
         let identity = self.identity().await?.clone();
-        let _lock = self.lock().await?;
+        let _lock = RunLock::acquire(&RunLock::path_in(self.state.path()), LOCK_WAIT).await?;
         let facts = facts::gather(&self.config.imds).await;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -209,25 +227,16 @@ impl Agent {
         let mut ctx = ApplyContext::new(self.paths.clone());
         ctx.full_verify = verify;
         ctx.stopping = self.stopping.clone();
-        ctx.previous = self
-            .state
-            .cached_catalog()
-            .ok()
-            .flatten()
-            .and_then(|signed| serde_json::from_slice::<Catalog>(&signed.catalog_json).ok())
-            .map(|c| std::sync::Arc::new(c.content));
-        if let (Some(channel), false) = (&fetched.channel, noop) {
+        ctx.previous = self.verified_cached_catalog().map(|c| Arc::new(c.content));
+        if let (Some(master), false) = (&fetched.master, noop) {
             ctx.leases = Some(Arc::new(crate::lease::MasterLeases::new(
-                channel.clone(),
+                master.clone(),
                 tokio::runtime::Handle::current(),
                 self.activity.clone(),
                 self.stopping.clone(),
             )));
         }
-        match self
-            .prepare_content(&catalog, &ctx, fetched.channel.as_ref(), noop)
-            .await
-        {
+        match content::prepare(&catalog, &ctx, fetched.master.as_ref(), noop).await {
             Ok(stats) => {
                 summary.fetched_blobs = stats.blobs;
                 summary.fetched_bytes = stats.bytes;
@@ -253,7 +262,7 @@ impl Agent {
             })
         })
         .await
-        .map_err(|e| RunError::Other(format!("apply task failed: {e}")))?
+        .map_err(|e| RunError::ApplyTask(e.to_string()))?
         .map_err(|e| RunError::Refused(e.to_string()))?;
         summary.changed = report.changed();
         summary.failed = report.failed();
@@ -285,7 +294,7 @@ impl Agent {
                 .any(|o| o.status == apply::Status::Changed && is_tree(&o.id));
             // Releases and the cache only change when a tree did.
             if tree_changed {
-                collect_garbage(&gc_ctx, &catalog);
+                content::collect_garbage(&gc_ctx, &catalog);
             }
             tracing::debug!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
@@ -298,33 +307,14 @@ impl Agent {
             persisted.applied_digest = catalog.digest.to_string();
             self.state.save(&persisted)?;
         }
-        if let Some(mut client) = fetched.client {
+        if let Some(master) = fetched.master {
             summary.duration_ms = started.elapsed().as_millis() as u64;
             let report = to_report(summary, &report, noop);
-            if let Err(status) = client.submit_report(report).await {
-                tracing::warn!(error = %status.message(), "cannot submit the run report");
+            if let Err(e) = master.report(report).await {
+                tracing::warn!(error = %e, "cannot submit the run report");
             }
         }
         Ok(())
-    }
-
-    async fn connect(&self, identity: &Identity) -> Result<Channel, String> {
-        let config = rigger_common::tls::client_config(&identity.ca_pem, Some(&identity.client))
-            .map_err(|e| error_chain(&e))?;
-        let channel = rigger_common::grpc::tls_channel(
-            &self.config.master,
-            Arc::new(config),
-            self.config.timeout,
-        )
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot connect to {}: {}",
-                self.config.master,
-                error_chain(&e)
-            )
-        })?;
-        Ok(channel)
     }
 
     async fn fetch(
@@ -332,192 +322,58 @@ impl Agent {
         identity: &Identity,
         facts: &serde_json::Value,
     ) -> Result<Fetched, RunError> {
-        let request = GetCatalogRequest {
-            facts_json: facts.to_string(),
-            role: self.config.role.clone().unwrap_or_default(),
+        let request = CatalogRequest {
+            facts: facts.clone(),
+            role: self.config.role.clone(),
         };
-        let (channel, client, error, reachable) = match self.connect(identity).await {
-            Ok(channel) => match CatalogServiceClient::new(channel.clone())
-                .get_catalog(request)
-                .await
-            {
-                Ok(reply) => {
+        let (master, error) = match self.connector.connect(identity).await {
+            Ok(master) => match master.catalog(request).await {
+                Ok(signed) => {
                     return Ok(Fetched {
-                        signed: reply.into_inner(),
+                        signed,
                         from_cache: false,
-                        client: Some(CatalogServiceClient::new(channel.clone())),
-                        channel: Some(channel),
+                        master: Some(master),
                         master_error: String::new(),
                         master_reachable: true,
                     });
                 }
-                Err(status) => {
-                    let transport = std::error::Error::source(&status).is_some();
-                    let reachable = !transport
-                        && !matches!(
-                            status.code(),
-                            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-                        );
-                    let message = if transport {
-                        format!(
-                            "the connection to the master failed during the request ({}); if it persists, check the master's log: it refuses certificates it did not issue",
-                            error_chain(&status)
-                        )
-                    } else {
-                        format!("the master gave no catalog: {}", status.message())
-                    };
-                    (
-                        Some(channel.clone()),
-                        Some(CatalogServiceClient::new(channel)),
-                        message,
-                        reachable,
-                    )
-                }
+                Err(e) => (Some(master), e),
             },
-            Err(e) => (None, None, e, false),
+            Err(e) => (None, e),
+        };
+        let message = match &error {
+            MasterError::Unavailable(m) | MasterError::Refused(m) => {
+                format!("the master gave no catalog: {m}")
+            }
+            other => other.to_string(),
         };
         match self.state.cached_catalog()? {
             Some(signed) => Ok(Fetched {
                 signed,
                 from_cache: true,
-                channel,
-                client,
-                master_error: error,
-                master_reachable: reachable,
+                master,
+                master_error: message,
+                master_reachable: error.master_answered(),
             }),
-            None => Err(RunError::NoCatalog(error)),
+            None => Err(RunError::NoCatalog(message)),
         }
     }
 
-    /// Between runs: starts again every server of the last applied catalog
-    /// that the agent supervises (the `process` provider) and that has
-    /// exited. Returns what it did; an error when a server would not come back.
-    pub async fn supervise(&self) -> Result<Vec<String>, String> {
-        let Some(signed) = self.state.cached_catalog().map_err(|e| e.to_string())? else {
-            return Ok(vec![]);
+    /// The cached catalog of the last applied run, verified again with the
+    /// master's pinned key (`None` when there is none or it does not verify).
+    pub fn verified_cached_catalog(&self) -> Option<Catalog> {
+        let signing_key = match self.identity.get() {
+            Some(identity) => identity.signing_key.clone(),
+            None => identity::load(&self.paths.ssl_dir()).ok()??.signing_key,
         };
-        let Ok(catalog) = serde_json::from_slice::<Catalog>(&signed.catalog_json) else {
-            return Ok(vec![]);
-        };
-        let services: Vec<rigger_common::catalog::ServiceSpec> = catalog
-            .content
-            .resources
-            .iter()
-            .filter_map(|r| match &r.spec {
-                rigger_common::catalog::ResourceSpec::Service(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect();
-        if services.is_empty() {
-            return Ok(vec![]);
-        }
-        // Never while a run holds the lock: the run decides then.
-        let path = self.state.path().join("run.lock");
-        let Ok(file) = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-        else {
-            return Ok(vec![]);
-        };
-        let Ok(_lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        else {
-            return Ok(vec![]);
-        };
-        let ctx = ApplyContext::new(self.paths.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut done = Vec::new();
-            for spec in services {
-                if !crate::resources::service::supervised(&spec, &ctx) {
-                    continue;
-                }
-                crate::resources::service::rotate_log(&spec, &ctx);
-                if crate::resources::service::is_running(&spec, &ctx)
-                    .map_err(|e| error_chain(&e))?
-                {
-                    continue;
-                }
-                crate::resources::service::apply(&spec, &ctx).map_err(|e| {
-                    format!(
-                        "{} exited and did not come back: {}",
-                        spec.name,
-                        error_chain(&e)
-                    )
-                })?;
-                let note = format!(
-                    "{} had exited; started again at {}",
-                    spec.name,
-                    rigger_common::time::format_ms(rigger_common::time::now_ms())
-                );
-                tracing::warn!(service = %spec.name, "{note}");
-                done.push(note);
-            }
-            Ok(done)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    }
-
-    /// Fetches what the catalog's trees need and the cache lacks: each
-    /// tree's manifest, and (unless planning only, or the release is
-    /// already on disk) its files.
-    async fn prepare_content(
-        &self,
-        catalog: &Catalog,
-        ctx: &ApplyContext,
-        channel: Option<&Channel>,
-        noop: bool,
-    ) -> Result<FetchStats, String> {
-        let mut total = FetchStats::default();
-        let sources = file_sources(catalog);
-        if !noop && !sources.is_empty() {
-            if let Some(channel) = channel {
-                total = fetch_blobs(channel, &ctx.cache, &sources).await?;
+        let signed = self.state.cached_catalog().ok()??;
+        match verify_catalog(&signing_key, &signed) {
+            Ok(catalog) => Some(catalog),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "the cached catalog does not verify; ignoring it");
+                None
             }
         }
-        for tree in trees(catalog) {
-            let mut need = vec![tree.tree];
-            if ctx.cache.has(&tree.tree) {
-                need.clear();
-            }
-            if let Some(channel) = channel {
-                let stats = fetch_blobs(channel, &ctx.cache, &need).await?;
-                total.blobs += stats.blobs;
-                total.bytes += stats.bytes;
-            }
-            let release = self
-                .paths
-                .resolve(&tree.releases_dir)
-                .join(tree.release_id());
-            if noop || release.is_dir() {
-                continue;
-            }
-            let Some(manifest) = ctx.cache.manifest(&tree.tree)? else {
-                return Err(format!(
-                    "manifest {} is not available (master unreachable)",
-                    tree.tree
-                ));
-            };
-            let missing = ctx
-                .cache
-                .missing(&crate::resources::tree::needed_blobs(tree, &manifest));
-            if missing.is_empty() {
-                continue;
-            }
-            let Some(channel) = channel else {
-                return Err(format!(
-                    "{} blobs of {} are missing and the master is unreachable",
-                    missing.len(),
-                    tree.release_id()
-                ));
-            };
-            tracing::info!(release = %tree.release_id(), blobs = missing.len(), "fetching content");
-            let stats = fetch_blobs(channel, &ctx.cache, &missing).await?;
-            total.blobs += stats.blobs;
-            total.bytes += stats.bytes;
-        }
-        Ok(total)
     }
 
     /// Checks signature, node and version.
@@ -543,81 +399,6 @@ impl Agent {
         }
         Ok(catalog)
     }
-
-    async fn lock(&self) -> Result<nix::fcntl::Flock<std::fs::File>, RunError> {
-        let path = self.state.path().join("run.lock");
-        let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| RunError::Other(format!("cannot open {}: {e}", path.display())))?;
-            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(lock),
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Err(RunError::Locked { path }),
-                Err((_, e)) => {
-                    return Err(RunError::Other(format!(
-                        "cannot lock {}: {e}",
-                        path.display()
-                    )));
-                }
-            }
-        }
-    }
-}
-
-fn trees(catalog: &Catalog) -> impl Iterator<Item = &rigger_common::catalog::TreeSpec> {
-    catalog
-        .content
-        .resources
-        .iter()
-        .filter_map(|r| match &r.spec {
-            rigger_common::catalog::ResourceSpec::Tree(t) => Some(t),
-            _ => None,
-        })
-}
-
-/// Blobs that file resources take their content from (artifacts).
-fn file_sources(catalog: &Catalog) -> Vec<rigger_common::digest::Digest> {
-    catalog
-        .content
-        .resources
-        .iter()
-        .filter_map(|r| match &r.spec {
-            rigger_common::catalog::ResourceSpec::File(f) => f.source,
-            _ => None,
-        })
-        .collect()
-}
-
-/// Drops cached blobs that neither the catalog (its trees and file
-/// sources) nor any kept release needs.
-fn collect_garbage(ctx: &ApplyContext, catalog: &Catalog) {
-    let mut keep: std::collections::HashSet<_> = file_sources(catalog).into_iter().collect();
-    let mut roots: Vec<rigger_common::digest::Digest> = trees(catalog).map(|t| t.tree).collect();
-    for tree in trees(catalog) {
-        roots.extend(crate::resources::tree::kept_trees(
-            &ctx.paths.resolve(&tree.releases_dir),
-        ));
-    }
-    for root in roots {
-        keep.insert(root);
-        match ctx.cache.manifest(&root) {
-            Ok(Some(m)) => keep.extend(m.file_digests()),
-            // Without the manifest we cannot tell what it needs: keep everything.
-            _ => return,
-        }
-    }
-    match ctx.cache.retain(&keep) {
-        Ok((0, _)) => {}
-        Ok((blobs, bytes)) => tracing::info!(blobs, bytes, "removed unused blobs from the cache"),
-        Err(e) => tracing::warn!(error = %e, "cannot clean the content cache"),
-    }
 }
 
 fn log_outcomes(report: &ApplyReport, noop: bool) {
@@ -632,8 +413,8 @@ fn log_outcomes(report: &ApplyReport, noop: bool) {
     }
 }
 
-fn to_report(summary: &RunSummary, report: &ApplyReport, noop: bool) -> Report {
-    Report {
+fn to_report(summary: &RunSummary, report: &ApplyReport, noop: bool) -> RunReport {
+    RunReport {
         catalog_version: summary.catalog_version,
         catalog_digest: summary.catalog_digest.clone(),
         started_at_ms: summary.started_at_ms,
@@ -647,7 +428,7 @@ fn to_report(summary: &RunSummary, report: &ApplyReport, noop: bool) -> Report {
             .outcomes
             .iter()
             .filter(|o| o.status != apply::Status::Unchanged)
-            .map(|o| ResourceOutcome {
+            .map(|o| ReportedOutcome {
                 id: o.id.clone(),
                 status: o.status.as_str().to_string(),
                 message: o.message.clone(),

@@ -1,0 +1,213 @@
+//! [`MasterClient`] over gRPC (TLS 1.3, the node's client certificate), and
+//! the enrollment calls made before the node has one. Generated types are
+//! converted here and go no further.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rigger_common::digest::Digest;
+use rigger_common::error_chain;
+use rigger_common::grpc::{MasterAddress, tls_channel};
+use rigger_common::proto;
+use rigger_common::proto::catalog_service_client::CatalogServiceClient;
+use rigger_common::proto::content_service_client::ContentServiceClient;
+use rigger_common::proto::enrollment_service_client::EnrollmentServiceClient;
+use rigger_common::signing::SignedCatalog;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+use super::{
+    BlobChunk, BlobStream, CatalogRequest, Connector, Enrolled, LeaseReply, LeaseRequest,
+    MasterClient, MasterError, RunReport,
+};
+use crate::identity::Identity;
+
+/// A connection to the master.
+#[derive(Debug, Clone)]
+pub struct GrpcMaster {
+    channel: Channel,
+}
+
+impl GrpcMaster {
+    /// Connects to `master` with `config` (with or without a client certificate).
+    pub async fn connect(
+        master: &MasterAddress,
+        config: rustls::ClientConfig,
+        timeout: Duration,
+    ) -> Result<Self, MasterError> {
+        let channel = tls_channel(master, Arc::new(config), timeout)
+            .await
+            .map_err(|e| MasterError::Connect {
+                master: master.to_string(),
+                message: error_chain(&e),
+            })?;
+        Ok(Self { channel })
+    }
+
+    /// The master's CA certificate (PEM), asked without trusting it yet.
+    pub async fn ca_certificate(&self) -> Result<String, MasterError> {
+        let reply = EnrollmentServiceClient::new(self.channel.clone())
+            .get_ca_certificate(proto::GetCaCertificateRequest {})
+            .await
+            .map_err(error_of)?;
+        Ok(reply.into_inner().ca_cert_pem)
+    }
+
+    /// Exchanges a CSR and a bootstrap token for a certificate.
+    pub async fn enroll(&self, csr_pem: String, token: String) -> Result<Enrolled, MasterError> {
+        let reply = EnrollmentServiceClient::new(self.channel.clone())
+            .enroll(proto::EnrollRequest { csr_pem, token })
+            .await
+            .map_err(error_of)?
+            .into_inner();
+        Ok(Enrolled {
+            cert_pem: reply.cert_pem,
+            ca_cert_pem: reply.ca_cert_pem,
+            catalog_signing_key: reply.catalog_signing_key,
+        })
+    }
+
+    fn catalogs(&self) -> CatalogServiceClient<Channel> {
+        CatalogServiceClient::new(self.channel.clone())
+    }
+}
+
+/// Sorts a failed call: the connection broke, the master could not serve,
+/// or it answered with a refusal.
+fn error_of(status: tonic::Status) -> MasterError {
+    if std::error::Error::source(&status).is_some() {
+        MasterError::Transport(error_chain(&status))
+    } else if matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+    ) {
+        MasterError::Unavailable(status.message().to_string())
+    } else {
+        MasterError::Refused(status.message().to_string())
+    }
+}
+
+fn lease_request(request: LeaseRequest) -> proto::RestartLeaseRequest {
+    proto::RestartLeaseRequest {
+        service: request.service,
+        ttl_secs: request.ttl_secs,
+    }
+}
+
+fn lease_reply(reply: proto::RestartLeaseReply) -> LeaseReply {
+    LeaseReply {
+        granted: reply.granted,
+        group: reply.group,
+        max_down: reply.max_down,
+        holders: reply.holders.into_iter().map(|h| h.certname).collect(),
+    }
+}
+
+fn chunk_of(chunk: proto::BlobChunk) -> Result<BlobChunk, MasterError> {
+    let digest = Digest::parse(&chunk.digest)
+        .map_err(|e| MasterError::Malformed(format!("blob chunk: {e}")))?;
+    Ok(BlobChunk {
+        digest,
+        offset: chunk.offset,
+        data: chunk.data,
+        last: chunk.last,
+    })
+}
+
+#[tonic::async_trait]
+impl MasterClient for GrpcMaster {
+    async fn catalog(&self, request: CatalogRequest) -> Result<SignedCatalog, MasterError> {
+        let request = proto::GetCatalogRequest {
+            facts_json: request.facts.to_string(),
+            role: request.role.unwrap_or_default(),
+        };
+        let reply = self
+            .catalogs()
+            .get_catalog(request)
+            .await
+            .map_err(error_of)?;
+        Ok(reply.into_inner().into())
+    }
+
+    async fn report(&self, report: RunReport) -> Result<(), MasterError> {
+        let report = proto::Report {
+            catalog_version: report.catalog_version,
+            catalog_digest: report.catalog_digest,
+            started_at_ms: report.started_at_ms,
+            duration_ms: report.duration_ms,
+            changed: report.changed,
+            failed: report.failed,
+            skipped: report.skipped,
+            noop: report.noop,
+            used_cached_catalog: report.used_cached_catalog,
+            resources: report
+                .resources
+                .into_iter()
+                .map(|o| proto::ResourceOutcome {
+                    id: o.id,
+                    status: o.status,
+                    message: o.message,
+                })
+                .collect(),
+        };
+        self.catalogs()
+            .submit_report(report)
+            .await
+            .map_err(error_of)?;
+        Ok(())
+    }
+
+    async fn fetch_blobs(&self, digests: Vec<Digest>) -> Result<BlobStream, MasterError> {
+        let request = proto::FetchBlobsRequest {
+            digests: digests.iter().map(ToString::to_string).collect(),
+        };
+        let stream = ContentServiceClient::new(self.channel.clone())
+            .fetch_blobs(request)
+            .await
+            .map_err(error_of)?
+            .into_inner();
+        Ok(Box::pin(
+            stream.map(|item| item.map_err(error_of).and_then(chunk_of)),
+        ))
+    }
+
+    async fn acquire_lease(&self, request: LeaseRequest) -> Result<LeaseReply, MasterError> {
+        let reply = self
+            .catalogs()
+            .acquire_restart_lease(lease_request(request))
+            .await
+            .map_err(error_of)?;
+        Ok(lease_reply(reply.into_inner()))
+    }
+
+    async fn release_lease(&self, request: LeaseRequest) -> Result<LeaseReply, MasterError> {
+        let reply = self
+            .catalogs()
+            .release_restart_lease(lease_request(request))
+            .await
+            .map_err(error_of)?;
+        Ok(lease_reply(reply.into_inner()))
+    }
+}
+
+/// Connects to one master address over mutually authenticated TLS.
+#[derive(Debug, Clone)]
+pub struct GrpcConnector {
+    /// The master.
+    pub master: MasterAddress,
+    /// Connect and request timeout.
+    pub timeout: Duration,
+}
+
+#[tonic::async_trait]
+impl Connector for GrpcConnector {
+    async fn connect(&self, identity: &Identity) -> Result<Arc<dyn MasterClient>, MasterError> {
+        let config = rigger_common::tls::client_config(&identity.ca_pem, Some(&identity.client))
+            .map_err(|e| MasterError::Connect {
+                master: self.master.to_string(),
+                message: error_chain(&e),
+            })?;
+        let master = GrpcMaster::connect(&self.master, config, self.timeout).await?;
+        Ok(Arc::new(master))
+    }
+}

@@ -1,0 +1,170 @@
+//! The release layout on a node, in one place: where a product's releases
+//! live (`releases_dir/<product>-<version>-L<level>-<hash>`), the link that
+//! names the current one (CARBON_HOME), the temporary directory a release
+//! is built in, the marker and stat index a complete release records about
+//! itself, and pruning of old ones. `tree` builds releases, `shared_dirs`
+//! links their folders onto the share, the run asks whether one is on disk.
+//!
+//! Invariant: a release has its final name only once complete, and only a
+//! complete release carries a marker.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rigger_common::catalog::TreeSpec;
+use rigger_common::digest::Digest;
+use rigger_common::fsutil::{Ownership, write_atomic};
+use serde::{Deserialize, Serialize};
+
+use crate::paths::Paths;
+use crate::resources::{ResourceError, io_error};
+
+/// Marker and index file inside every complete release.
+const MARKER: &str = ".rigger-release.json";
+/// Prefix of a release being built.
+const TEMPORARY_PREFIX: &str = ".tmp-";
+
+/// Size, modification time (ns) and inode of a file when it was written.
+pub type StatKey = (u64, i128, u64);
+/// Release-relative path → its [`StatKey`], for every enforced file.
+pub type StatIndex = BTreeMap<String, StatKey>;
+
+/// The stat key of a file's metadata.
+pub fn stat_key(meta: &fs::Metadata) -> StatKey {
+    let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+    (meta.len(), mtime, meta.ino())
+}
+
+/// What a release directory records about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseMarker {
+    /// Product name.
+    pub product: String,
+    /// Product version.
+    pub version: String,
+    /// Update level.
+    pub level: u32,
+    /// The tree it was built from.
+    pub tree: Digest,
+    /// When it was completed, Unix ms.
+    pub installed_at_ms: i64,
+    /// Every enforced file when written.
+    pub index: StatIndex,
+}
+
+/// Where one tree's release, its siblings and its link live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The link naming the current release (CARBON_HOME).
+    pub link: PathBuf,
+    /// The directory holding every release of the product.
+    pub releases: PathBuf,
+    /// This tree's release directory.
+    pub release: PathBuf,
+}
+
+impl Release {
+    /// The layout of `spec`'s release under the agent's root.
+    pub fn of(spec: &TreeSpec, paths: &Paths) -> Self {
+        let releases = paths.resolve(&spec.releases_dir);
+        Self {
+            link: paths.resolve(&spec.link),
+            release: releases.join(spec.release_id()),
+            releases,
+        }
+    }
+
+    /// Whether the release directory exists (complete: it has its final name).
+    pub fn is_on_disk(&self) -> bool {
+        self.release.is_dir()
+    }
+
+    /// The directory this process builds the release in before renaming it.
+    pub fn temporary(&self) -> PathBuf {
+        let name = self
+            .release
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.releases
+            .join(format!("{TEMPORARY_PREFIX}{name}-{}", std::process::id()))
+    }
+
+    /// Removes releases an interrupted run left half-built.
+    pub fn remove_stale_temporaries(&self) {
+        let Ok(entries) = fs::read_dir(&self.releases) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(TEMPORARY_PREFIX)
+            {
+                tracing::warn!(path = %entry.path().display(), "removing an incomplete release left by an interrupted run");
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// Deletes this product version's releases beyond the `keep` most
+    /// recent ones that are not this one.
+    pub fn prune(&self, spec: &TreeSpec) -> Result<(), ResourceError> {
+        let Ok(entries) = fs::read_dir(&self.releases) else {
+            return Ok(());
+        };
+        let mut others: Vec<(i64, PathBuf)> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| *p != self.release)
+            .filter_map(|p| {
+                let m = read_marker(&p)?;
+                (m.product == spec.product && m.version == spec.version)
+                    .then_some((m.installed_at_ms, p))
+            })
+            .collect();
+        others.sort_by_key(|o| std::cmp::Reverse(o.0));
+        for (_, old) in others.into_iter().skip(spec.keep as usize) {
+            tracing::info!(release = %old.display(), "removing an old release");
+            fs::remove_dir_all(&old).map_err(io_error("cannot remove old release", &old))?;
+        }
+        Ok(())
+    }
+}
+
+/// The marker of the release at `dir`, if it is a complete release.
+pub fn read_marker(dir: &Path) -> Option<ReleaseMarker> {
+    let bytes = fs::read(dir.join(MARKER)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes the marker that makes `dir` a complete release.
+pub fn write_marker(dir: &Path, marker: &ReleaseMarker) -> Result<(), ResourceError> {
+    let bytes = serde_json::to_vec(marker).expect("marker serializes");
+    Ok(write_atomic(
+        &dir.join(MARKER),
+        &bytes,
+        0o644,
+        Ownership::default(),
+    )?)
+}
+
+/// Product, version and update level of the release at `dir`, if it is one.
+pub fn release_identity(dir: &Path) -> Option<(String, String, u32)> {
+    read_marker(dir).map(|m| (m.product, m.version, m.level))
+}
+
+/// Tree digests of every complete release under `releases` (what the
+/// content cache must keep).
+pub fn kept_trees(releases: &Path) -> Vec<Digest> {
+    let Ok(entries) = fs::read_dir(releases) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| read_marker(&e.path()))
+        .map(|m| m.tree)
+        .collect()
+}

@@ -1,0 +1,266 @@
+//! `service`: a long-running server, behind [`ServiceManager`] with two
+//! providers: [`process`] (the agent supervises the server itself) and
+//! [`systemd`] (a unit file). Readiness probes are in [`readiness`]; this
+//! module decides when a server starts, restarts or stops for a release
+//! switch, takes the cluster's restart lease first and keeps a restart that
+//! could not happen pending.
+//!
+//! A converged run never restarts a server; a change to something that
+//! notifies it does (see the apply engine's refresh).
+
+pub mod process;
+pub mod readiness;
+pub mod systemd;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rigger_common::catalog::{ServiceProvider, ServiceSpec};
+use rigger_common::fsutil::{Ownership, write_atomic};
+
+pub use process::{ProcessManager, pidfile_process};
+pub use systemd::{SystemdManager, unit_file};
+
+use super::{ApplyContext, Change, ResourceError};
+use process::pidfile;
+use readiness::probe;
+use systemd::systemd_is_init;
+
+/// Starts, stops and inspects servers.
+pub trait ServiceManager {
+    /// The pid of the running server, if it runs.
+    fn running(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Option<u32>;
+    /// Starts the server (not waiting for readiness); returns its pid.
+    fn start(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Result<u32, ResourceError>;
+    /// Stops the server: SIGTERM to its group, SIGKILL after the grace.
+    fn stop(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceError>;
+    /// Whether the provider's own definition (a systemd unit) is out of date.
+    fn definition_outdated(&self, _spec: &ServiceSpec, _ctx: &ApplyContext) -> bool {
+        false
+    }
+    /// Brings that definition up to date; returns whether it changed.
+    fn install(&self, _spec: &ServiceSpec, _ctx: &ApplyContext) -> Result<bool, ResourceError> {
+        Ok(false)
+    }
+}
+
+pub(super) fn err(message: String) -> ResourceError {
+    ResourceError::Other(message)
+}
+
+/// Rotates the service's output log when it grew past its limit (the
+/// process provider's; systemd units log to the journal and the server's
+/// own files). Failures are logged, never fatal.
+pub fn rotate_log(spec: &ServiceSpec, ctx: &ApplyContext) {
+    let log = ctx.paths.resolve(&spec.log_file);
+    match super::logrotate::rotate_if_larger(&log, spec.log_max_bytes, spec.log_keep) {
+        Ok(true) => {
+            tracing::info!(service = %spec.name, log = %log.display(), "output log rotated")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(service = %spec.name, log = %log.display(), error = %e, "cannot rotate the output log")
+        }
+    }
+}
+
+fn provider(spec: &ServiceSpec, ctx: &ApplyContext) -> Box<dyn ServiceManager> {
+    let systemd = || -> Box<dyn ServiceManager> {
+        Box::new(SystemdManager {
+            systemctl: ctx.host.systemctl.clone(),
+        })
+    };
+    match spec.provider {
+        ServiceProvider::Process => Box::new(ProcessManager),
+        ServiceProvider::Systemd => systemd(),
+        ServiceProvider::Auto if systemd_is_init() => systemd(),
+        ServiceProvider::Auto => Box::new(ProcessManager),
+    }
+}
+
+/// Whether the agent itself supervises this service (the process
+/// provider; systemd restarts its own units).
+pub fn supervised(spec: &ServiceSpec, _ctx: &ApplyContext) -> bool {
+    match spec.provider {
+        ServiceProvider::Process => true,
+        ServiceProvider::Auto => !systemd_is_init(),
+        ServiceProvider::Systemd => false,
+    }
+}
+
+/// Whether the server runs now.
+pub fn is_running(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<bool, ResourceError> {
+    Ok(provider(spec, ctx).running(spec, ctx).is_some())
+}
+
+/// Marks a restart as due until it has happened, so that a restart that
+/// failed or had to wait for the cluster's lease is not forgotten when the
+/// change that asked for it is already on disk.
+fn pending_marker(spec: &ServiceSpec, ctx: &ApplyContext) -> PathBuf {
+    ctx.paths
+        .state_dir()
+        .join("services")
+        .join(format!("{}.restart-pending", spec.name))
+}
+
+fn mark_pending(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
+    let marker = pending_marker(spec, ctx);
+    if marker.exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(marker.parent().expect("marker has a parent"))
+        .map_err(super::io_error("cannot create", &marker))?;
+    write_atomic(&marker, b"", 0o644, Ownership::default())?;
+    Ok(())
+}
+
+/// The server is up with everything applied: the restart is done and the
+/// cluster's lease goes back.
+fn finish(spec: &ServiceSpec, ctx: &ApplyContext) {
+    let _ = fs::remove_file(pending_marker(spec, ctx));
+    if let Some(leases) = &ctx.leases {
+        leases.release(spec);
+    }
+}
+
+/// What would change: a server that is not running would be started; one
+/// whose restart is still due would be restarted.
+pub fn check(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<Vec<Change>, ResourceError> {
+    let manager = provider(spec, ctx);
+    let manager = manager.as_ref();
+    if manager.definition_outdated(spec, ctx) {
+        return Ok(vec![Change::new(format!(
+            "write unit {}.service and (re)start it",
+            spec.name
+        ))]);
+    }
+    match manager.running(spec, ctx) {
+        Some(_) if pending_marker(spec, ctx).exists() => Ok(vec![Change::new(format!(
+            "restart service {} (a change of an earlier run is still waiting for it)",
+            spec.name
+        ))]),
+        Some(_) => Ok(vec![]),
+        None if pidfile(spec, ctx).exists() => Ok(vec![Change::new(format!(
+            "start service {} (it had exited since the last run; its last output:\n{})",
+            spec.name,
+            log_tail(&ctx.paths.resolve(&spec.log_file))
+        ))]),
+        None => Ok(vec![Change::new(format!("start service {}", spec.name))]),
+    }
+}
+
+/// Starts the server (restarts it when its unit changed or a restart is
+/// still due) and waits until it is ready.
+pub fn apply(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
+    let manager = provider(spec, ctx);
+    let manager = manager.as_ref();
+    let unit_changed = manager.install(spec, ctx)?;
+    if manager.running(spec, ctx).is_some() && (unit_changed || pending_marker(spec, ctx).exists())
+    {
+        restart(spec, ctx)?;
+        return Ok(());
+    }
+    if manager.running(spec, ctx).is_none() {
+        manager.start(spec, ctx)?;
+    }
+    wait_ready(spec, ctx, manager)?;
+    finish(spec, ctx);
+    Ok(())
+}
+
+/// Restarts the server (something it depends on changed) and waits until
+/// ready. Returns a note when the node had to wait for its turn.
+pub fn restart(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<Option<String>, ResourceError> {
+    mark_pending(spec, ctx)?;
+    let manager = provider(spec, ctx);
+    let manager = manager.as_ref();
+    let note = take_down(spec, ctx, manager)?;
+    manager.start(spec, ctx)?;
+    wait_ready(spec, ctx, manager)?;
+    finish(spec, ctx);
+    Ok(note)
+}
+
+/// Before its release is switched: the server stops (after taking the
+/// cluster's lease), so that it never runs from a release changing under
+/// it; the restart that follows starts it on the new one.
+pub fn stop_for_switch(
+    spec: &ServiceSpec,
+    ctx: &ApplyContext,
+) -> Result<Option<String>, ResourceError> {
+    mark_pending(spec, ctx)?;
+    take_down(spec, ctx, provider(spec, ctx).as_ref())
+}
+
+/// Stops a running server, first taking the cluster's restart lease when
+/// its restarts are coordinated.
+fn take_down(
+    spec: &ServiceSpec,
+    ctx: &ApplyContext,
+    manager: &dyn ServiceManager,
+) -> Result<Option<String>, ResourceError> {
+    if manager.running(spec, ctx).is_none() {
+        return Ok(None);
+    }
+    let note = match (&spec.restart_lease, &ctx.leases) {
+        (None, _) => None,
+        (Some(_), Some(leases)) => leases.acquire(spec)?,
+        (Some(lease), None) => {
+            return Err(ResourceError::LeaseUnavailable(format!(
+                "restarting {} needs the restart lease of cluster {}, and the master cannot be asked now",
+                spec.name, lease.group
+            )));
+        }
+    };
+    manager.stop(spec, ctx)?;
+    Ok(note)
+}
+
+fn wait_ready(
+    spec: &ServiceSpec,
+    ctx: &ApplyContext,
+    manager: &dyn ServiceManager,
+) -> Result<(), ResourceError> {
+    let Some(health) = &spec.health else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + Duration::from_secs(spec.ready_timeout_secs.max(1));
+    loop {
+        if ctx.stopping.is_cancelled() {
+            return Err(ResourceError::Stopping(format!(
+                "the agent is stopping before {} was ready: the next run checks it again",
+                spec.name
+            )));
+        }
+        if manager.running(spec, ctx).is_none() {
+            return Err(ResourceError::NotReady {
+                service: spec.name.clone(),
+                reason: "exited before it was ready".into(),
+                log_tail: log_tail(&ctx.paths.resolve(&spec.log_file)),
+            });
+        }
+        let last = match probe(health) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(ResourceError::NotReady {
+                service: spec.name.clone(),
+                reason: format!(
+                    "was not ready after {}s ({health}: {last})",
+                    spec.ready_timeout_secs
+                ),
+                log_tail: log_tail(&ctx.paths.resolve(&spec.log_file)),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The last lines of a log, for failure messages.
+pub fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}

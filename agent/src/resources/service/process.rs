@@ -1,0 +1,180 @@
+//! The `process` provider: the agent starts the server itself — its own
+//! process group, the service user, CARBON_HOME as working directory, the
+//! open-files limit, output appended to a log file — and keeps a pidfile
+//! holding the pid and its start time, so that an agent restart re-adopts
+//! the running server instead of starting a second one.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use rigger_common::catalog::ServiceSpec;
+use rigger_common::fsutil::{Ownership, write_atomic};
+
+use super::{ServiceManager, err, log_tail, rotate_log};
+use crate::resources::owner::DesiredOwner;
+use crate::resources::{ApplyContext, ResourceError, io_error};
+
+/// The agent supervises the process itself.
+pub struct ProcessManager;
+
+pub(super) fn pidfile(spec: &ServiceSpec, ctx: &ApplyContext) -> PathBuf {
+    ctx.paths
+        .state_dir()
+        .join("services")
+        .join(format!("{}.pid", spec.name))
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of
+/// /proc/PID/stat), which tells a re-used pid from the original.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+fn resolve(spec_path: &str, ctx: &ApplyContext, working_dir: &Path) -> PathBuf {
+    if spec_path.starts_with('/') {
+        ctx.paths.resolve(spec_path)
+    } else {
+        working_dir.join(spec_path)
+    }
+}
+
+/// What a process provider pidfile (`PID START_TIME`) says: the pid, and
+/// whether that process still runs (the same process: a reused pid has
+/// another start time). `None` for a missing or unreadable pidfile.
+pub fn pidfile_process(pidfile: &Path) -> Option<(u32, bool)> {
+    let text = fs::read_to_string(pidfile).ok()?;
+    let mut parts = text.split_whitespace();
+    let pid: u32 = parts.next()?.parse().ok()?;
+    let recorded: u64 = parts.next()?.parse().ok()?;
+    Some((pid, start_time(pid) == Some(recorded)))
+}
+
+impl ServiceManager for ProcessManager {
+    fn running(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Option<u32> {
+        let (pid, alive) = pidfile_process(&pidfile(spec, ctx))?;
+        if !alive && start_time(pid).is_none() {
+            // Exited: if it was our child, collect it rather than leave a zombie.
+            reap(pid);
+        }
+        alive.then_some(pid)
+    }
+
+    fn start(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Result<u32, ResourceError> {
+        let working_dir = ctx.paths.resolve(&spec.working_dir);
+        let program = resolve(&spec.start, ctx, &working_dir);
+        let log_path = ctx.paths.resolve(&spec.log_file);
+        if let Some(parent) = log_path.parent() {
+            fs::create_dir_all(parent).map_err(io_error("cannot create", parent))?;
+        }
+        rotate_log(spec, ctx);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_error("cannot open the service log", &log_path))?;
+        let named = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+        let owner = DesiredOwner::resolve(
+            &ctx.paths,
+            named(&spec.user).as_deref(),
+            named(&spec.group).as_deref(),
+        )?;
+        if owner.is_managed() {
+            std::os::unix::fs::fchown(&log, owner.uid, owner.gid).map_err(io_error(
+                "cannot hand the service log to the service user",
+                &log_path,
+            ))?;
+        }
+        let mut command = Command::new("/bin/sh");
+        // The shell sets the open-files limit, then becomes the server.
+        command
+            .arg("-c")
+            .arg("ulimit -n \"$RIGGER_NOFILE\" 2>/dev/null || true; exec \"$0\" \"$@\"")
+            .arg(&program)
+            .args(&spec.args)
+            .current_dir(&working_dir)
+            .env("RIGGER_NOFILE", spec.nofile.to_string())
+            .env("CARBON_HOME", &working_dir)
+            .envs(&spec.environment)
+            .stdin(Stdio::null())
+            .stdout(
+                log.try_clone()
+                    .map_err(io_error("cannot open", &log_path))?,
+            )
+            .stderr(log)
+            .process_group(0);
+        if let Some(gid) = owner.gid {
+            command.gid(gid);
+        }
+        if let Some(uid) = owner.uid {
+            command.uid(uid);
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| err(format!("cannot start {}: {e}", program.display())))?;
+        let pid = child.id();
+        // The child is not waited for here: it outlives this run (the
+        // reaper is whoever inherits it); the pidfile is how we find it.
+        std::mem::forget(child);
+        let started = start_time(pid).ok_or_else(|| {
+            err(format!(
+                "{} exited at once; last output:\n{}",
+                spec.name,
+                log_tail(&log_path)
+            ))
+        })?;
+        let pidfile = pidfile(spec, ctx);
+        fs::create_dir_all(pidfile.parent().expect("pidfile has a parent"))
+            .map_err(io_error("cannot create", &pidfile))?;
+        write_atomic(
+            &pidfile,
+            format!("{pid} {started}\n").as_bytes(),
+            0o644,
+            Ownership::default(),
+        )?;
+        tracing::info!(service = %spec.name, pid, "service started");
+        Ok(pid)
+    }
+
+    fn stop(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
+        let Some(pid) = self.running(spec, ctx) else {
+            let _ = fs::remove_file(pidfile(spec, ctx));
+            return Ok(());
+        };
+        let group = Pid::from_raw(pid as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(spec.stop_grace_secs.max(1));
+        while start_time(pid).is_some() && Instant::now() < deadline {
+            reap(pid);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if start_time(pid).is_some() {
+            tracing::warn!(service = %spec.name, pid, "did not stop in time; killing it");
+            let _ = killpg(group, Signal::SIGKILL);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        reap(pid);
+        let _ = fs::remove_file(pidfile(spec, ctx));
+        tracing::info!(service = %spec.name, pid, "service stopped");
+        Ok(())
+    }
+}
+
+/// Collects the exit status of our own child, so that it does not linger
+/// as a zombie (ignored when it is not our child).
+fn reap(pid: u32) {
+    let _ = nix::sys::wait::waitpid(
+        Pid::from_raw(pid as i32),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
+}

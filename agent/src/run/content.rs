@@ -1,0 +1,112 @@
+//! The content a run needs before it applies: the manifests of the
+//! catalog's trees, the files of releases not yet on disk and the blobs file
+//! resources take their content from; afterwards, what the cache no longer
+//! needs is dropped.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rigger_common::catalog::{Catalog, ResourceSpec, TreeSpec};
+use rigger_common::digest::Digest;
+
+use crate::client::MasterClient;
+use crate::content::{FetchStats, fetch_blobs};
+use crate::release::{Release, kept_trees};
+use crate::resources::ApplyContext;
+use crate::resources::tree;
+
+/// The catalog's product trees.
+pub fn trees(catalog: &Catalog) -> impl Iterator<Item = &TreeSpec> {
+    catalog
+        .content
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            ResourceSpec::Tree(t) => Some(t),
+            _ => None,
+        })
+}
+
+/// Blobs that file resources take their content from (artifacts).
+pub fn file_sources(catalog: &Catalog) -> Vec<Digest> {
+    catalog
+        .content
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            ResourceSpec::File(f) => f.source,
+            _ => None,
+        })
+        .collect()
+}
+
+/// Fetches what the catalog's trees need and the cache lacks: each tree's
+/// manifest, and (unless planning only, or the release is already on disk)
+/// its files. Without a master, only what is cached can be used.
+pub async fn prepare(
+    catalog: &Catalog,
+    ctx: &ApplyContext,
+    master: Option<&Arc<dyn MasterClient>>,
+    noop: bool,
+) -> Result<FetchStats, String> {
+    let mut total = FetchStats::default();
+    let mut add = |stats: FetchStats| {
+        total.blobs += stats.blobs;
+        total.bytes += stats.bytes;
+    };
+    let sources = file_sources(catalog);
+    if let (false, false, Some(master)) = (noop, sources.is_empty(), master) {
+        add(fetch_blobs(master, &ctx.cache, &sources).await?);
+    }
+    for tree in trees(catalog) {
+        if let Some(master) = master {
+            add(fetch_blobs(master, &ctx.cache, &[tree.tree]).await?);
+        }
+        if noop || Release::of(tree, &ctx.paths).is_on_disk() {
+            continue;
+        }
+        let Some(manifest) = ctx.cache.manifest(&tree.tree)? else {
+            return Err(format!(
+                "manifest {} is not available (master unreachable)",
+                tree.tree
+            ));
+        };
+        let missing = ctx.cache.missing(&tree::needed_blobs(tree, &manifest));
+        if missing.is_empty() {
+            continue;
+        }
+        let Some(master) = master else {
+            return Err(format!(
+                "{} blobs of {} are missing and the master is unreachable",
+                missing.len(),
+                tree.release_id()
+            ));
+        };
+        tracing::info!(release = %tree.release_id(), blobs = missing.len(), "fetching content");
+        add(fetch_blobs(master, &ctx.cache, &missing).await?);
+    }
+    Ok(total)
+}
+
+/// Drops cached blobs that neither the catalog (its trees and file
+/// sources) nor any kept release needs.
+pub fn collect_garbage(ctx: &ApplyContext, catalog: &Catalog) {
+    let mut keep: HashSet<_> = file_sources(catalog).into_iter().collect();
+    let mut roots: Vec<Digest> = trees(catalog).map(|t| t.tree).collect();
+    for tree in trees(catalog) {
+        roots.extend(kept_trees(&ctx.paths.resolve(&tree.releases_dir)));
+    }
+    for root in roots {
+        keep.insert(root);
+        match ctx.cache.manifest(&root) {
+            Ok(Some(m)) => keep.extend(m.file_digests()),
+            // Without the manifest we cannot tell what it needs: keep everything.
+            _ => return,
+        }
+    }
+    match ctx.cache.retain(&keep) {
+        Ok((0, _)) => {}
+        Ok((blobs, bytes)) => tracing::info!(blobs, bytes, "removed unused blobs from the cache"),
+        Err(e) => tracing::warn!(error = %e, "cannot clean the content cache"),
+    }
+}

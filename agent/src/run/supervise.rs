@@ -1,0 +1,74 @@
+//! The supervisor between runs: servers of the last applied catalog that
+//! the agent supervises itself (the `process` provider) and that exited are
+//! started again, under the run lock so that a run is never raced.
+
+use rigger_common::catalog::{Catalog, ResourceSpec, ServiceSpec};
+use rigger_common::error_chain;
+use rigger_common::time::{format_ms, now_ms};
+
+use super::Agent;
+use super::lock::RunLock;
+use crate::resources::{ApplyContext, service};
+
+impl Agent {
+    /// Starts again every supervised server of the last applied catalog
+    /// that has exited. Returns what it did; an error when a server would
+    /// not come back.
+    pub async fn supervise(&self) -> Result<Vec<String>, String> {
+        let Some(catalog) = self.verified_cached_catalog() else {
+            return Ok(vec![]);
+        };
+        let services = services(&catalog);
+        if services.is_empty() {
+            return Ok(vec![]);
+        }
+        // Never while a run holds the lock: the run decides then.
+        let Ok(Some(_lock)) = RunLock::try_acquire(&RunLock::path_in(self.state.path())) else {
+            return Ok(vec![]);
+        };
+        let ctx = ApplyContext::new(self.paths.clone());
+        tokio::task::spawn_blocking(move || restart_exited(services, &ctx))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+}
+
+fn services(catalog: &Catalog) -> Vec<ServiceSpec> {
+    catalog
+        .content
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            ResourceSpec::Service(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn restart_exited(services: Vec<ServiceSpec>, ctx: &ApplyContext) -> Result<Vec<String>, String> {
+    let mut done = Vec::new();
+    for spec in services {
+        if !service::supervised(&spec, ctx) {
+            continue;
+        }
+        service::rotate_log(&spec, ctx);
+        if service::is_running(&spec, ctx).map_err(|e| error_chain(&e))? {
+            continue;
+        }
+        service::apply(&spec, ctx).map_err(|e| {
+            format!(
+                "{} exited and did not come back: {}",
+                spec.name,
+                error_chain(&e)
+            )
+        })?;
+        let note = format!(
+            "{} had exited; started again at {}",
+            spec.name,
+            format_ms(now_ms())
+        );
+        tracing::warn!(service = %spec.name, "{note}");
+        done.push(note);
+    }
+    Ok(done)
+}

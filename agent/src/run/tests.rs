@@ -1,0 +1,168 @@
+//! The run against an in-memory master: what it applies, what it reports
+//! and what it says when the master refuses or is out of reach.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rigger_common::catalog::{CatalogContent, FileSpec, Resource, ResourceSpec};
+use rigger_common::grpc::MasterAddress;
+
+use super::Agent;
+use crate::client::fake::{FakeConnector, FakeMaster};
+use crate::config::AgentConfig;
+use crate::facts::ImdsSetting;
+
+fn config(root: &std::path::Path) -> AgentConfig {
+    AgentConfig {
+        root: root.to_path_buf(),
+        master: MasterAddress {
+            host: "127.0.0.1".into(),
+            port: 9,
+        },
+        ca_cert: None,
+        ca_fingerprint: None,
+        token: None,
+        certname: None,
+        role: Some("is".into()),
+        imds: ImdsSetting::Off,
+        run_interval: Duration::from_secs(1800),
+        splay: Duration::ZERO,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+fn file(id: &str, path: &str, spec: impl FnOnce(&mut FileSpec)) -> Resource {
+    let mut file = FileSpec {
+        path: path.into(),
+        content: String::new(),
+        source: None,
+        mode: None,
+        owner: None,
+        group: None,
+        secret: false,
+        restart_key: None,
+    };
+    spec(&mut file);
+    Resource {
+        id: id.into(),
+        requires: vec![],
+        notifies: vec![],
+        spec: ResourceSpec::File(file),
+    }
+}
+
+fn content(resources: Vec<Resource>) -> CatalogContent {
+    CatalogContent {
+        role: "is".into(),
+        profile: "test/test".into(),
+        resources,
+    }
+}
+
+/// An enrolled agent under a temporary root, talking to `master`.
+fn agent(root: &std::path::Path, master: &Arc<FakeMaster>) -> Agent {
+    let agent = Agent::with_connector(config(root), Arc::new(FakeConnector(master.clone())));
+    master.enroll_into(&agent.paths.ssl_dir());
+    for dir in ["etc", "opt/lib"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    agent
+}
+
+#[tokio::test]
+async fn a_run_applies_the_masters_catalog_and_reports_it() {
+    let root = tempfile::tempdir().unwrap();
+    let master = FakeMaster::new("node1");
+    let jar = master.add_blob(b"driver bytes");
+    master.publish(
+        3,
+        content(vec![
+            file("conf", "/etc/demo.conf", |f| f.content = "a = 1\n".into()),
+            file("jar", "/opt/lib/driver.jar", |f| f.source = Some(jar)),
+        ]),
+    );
+    let agent = agent(root.path(), &master);
+
+    let first = agent.run_once(false, false, None).await;
+    assert_eq!(first.error, "");
+    assert_eq!(
+        (first.result.as_str(), first.changed),
+        ("changed", 2),
+        "{first:?}"
+    );
+    assert_eq!((first.catalog_version, first.fetched_blobs), (3, 1));
+    let conf = std::fs::read_to_string(root.path().join("etc/demo.conf")).unwrap();
+    assert_eq!(conf, "a = 1\n");
+    let jar = std::fs::read(root.path().join("opt/lib/driver.jar")).unwrap();
+    assert_eq!(jar, b"driver bytes");
+
+    let second = agent.run_once(false, false, None).await;
+    assert_eq!((second.result.as_str(), second.changed), ("unchanged", 0));
+
+    let reports = master.reports();
+    assert_eq!(reports.len(), 2);
+    assert_eq!((reports[0].changed, reports[0].catalog_version), (2, 3));
+    assert_eq!(reports[0].resources.len(), 2);
+    assert_eq!(reports[1].changed, 0);
+    let requests = master.requests();
+    assert_eq!(requests[0].role.as_deref(), Some("is"));
+    assert!(requests[0].facts.is_object());
+}
+
+#[tokio::test]
+async fn a_refusal_is_told_apart_from_an_unreachable_master() {
+    let root = tempfile::tempdir().unwrap();
+    let master = FakeMaster::new("node1");
+    master.publish(1, content(vec![file("conf", "/etc/demo.conf", |_| {})]));
+    let agent = agent(root.path(), &master);
+    assert_eq!(agent.run_once(false, false, None).await.error, "");
+
+    master.refuse(Some("cannot compile the catalog of node1: unknown module"));
+    let refused = agent.run_once(false, false, None).await;
+    assert!(refused.used_cached_catalog);
+    assert!(refused.master_reachable);
+    assert_eq!(
+        refused.master_error,
+        "the master gave no catalog: cannot compile the catalog of node1: unknown module"
+    );
+
+    master.set_down(true);
+    let down = agent.run_once(false, false, None).await;
+    assert!(down.used_cached_catalog);
+    assert!(!down.master_reachable);
+    assert!(down.master_error.contains("cannot connect"), "{down:?}");
+    // The cached catalog is still enforced: the node stays converged.
+    assert_eq!((down.error.as_str(), down.failed), ("", 0), "{down:?}");
+}
+
+#[tokio::test]
+async fn a_catalog_signed_by_another_key_is_refused_and_nothing_applied() {
+    let root = tempfile::tempdir().unwrap();
+    let pinned = FakeMaster::new("node1");
+    let agent = agent(root.path(), &pinned);
+    let impostor = FakeMaster::with_key("node1", 7);
+    impostor.publish(1, content(vec![file("conf", "/etc/demo.conf", |_| {})]));
+    let agent = Agent::with_connector(agent.config.clone(), Arc::new(FakeConnector(impostor)));
+
+    let summary = agent.run_once(false, false, None).await;
+    assert!(summary.error.contains("signature"), "{summary:?}");
+    assert_eq!(summary.result, "failed");
+    assert!(!root.path().join("etc/demo.conf").exists());
+}
+
+#[tokio::test]
+async fn an_older_version_than_the_applied_one_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let master = FakeMaster::new("node1");
+    master.publish(5, content(vec![]));
+    let agent = agent(root.path(), &master);
+    assert_eq!(agent.run_once(false, false, None).await.error, "");
+    master.publish(4, content(vec![file("conf", "/etc/demo.conf", |_| {})]));
+
+    let summary = agent.run_once(false, false, None).await;
+    assert!(
+        summary.error.contains("older than the applied version 5"),
+        "{summary:?}"
+    );
+    assert!(!root.path().join("etc/demo.conf").exists());
+}

@@ -1,0 +1,39 @@
+//! What the daemon tells `agentctl`, in domain types: the agent's status and
+//! the events of a requested run. The control socket converts them at its
+//! own door.
+
+use tokio::sync::mpsc;
+
+use crate::apply::Outcome;
+use crate::state::RunSummary;
+
+/// The agent as `agentctl status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentStatus {
+    /// The node's certname ("" before enrollment).
+    pub certname: String,
+    /// The master's address.
+    pub master: String,
+    /// Whether a run is in progress.
+    pub running: bool,
+    /// When the next periodic run starts, Unix ms.
+    pub next_run_at_ms: i64,
+    /// What the supervisor did last between runs (or why a server stays down).
+    pub supervisor: String,
+    /// What the run in progress waits for ("" when nothing).
+    pub activity: String,
+    /// The last run, if any.
+    pub last_run: Option<RunSummary>,
+}
+
+/// An event of a run requested over the control socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    /// A resource's outcome, as it happens.
+    Resource(Outcome),
+    /// The run's summary, last.
+    Summary(RunSummary),
+}
+
+/// Where a requested run's events go.
+pub type RunEventSender = mpsc::Sender<RunEvent>;
