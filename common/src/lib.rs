@@ -3,6 +3,7 @@
 //! channel helpers, atomic file writes and the process conventions (logging,
 //! exit codes) both sides follow.
 
+pub mod blob_layout;
 pub mod catalog;
 pub mod cli;
 pub mod config;

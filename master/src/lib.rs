@@ -2,14 +2,21 @@
 //! per-node catalogs from modules and site data, keeps the inventory and
 //! catalog history, and serves the admin API `masterctl` uses.
 //!
-//! Entry points: [`server::Master`] (the daemon), [`compiler::Compiler`]
-//! (catalogs), [`config::MasterConfig`].
+//! Entry points: [`server::Master`] (the daemon), [`catalogs::publish`]
+//! (a node's signed catalog), [`compiler::Compiler`], [`config::MasterConfig`].
+//! The gRPC handlers in [`rpc`] authenticate, convert and call the domain
+//! modules ([`catalogs`], [`enrollment`], [`leases`], [`content`]).
 
 pub mod ca;
+pub mod catalogs;
 pub mod compiler;
 pub mod config;
 pub mod content;
+pub mod enrollment;
+pub mod error;
+pub mod leases;
 pub mod rpc;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod tokens;

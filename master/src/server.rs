@@ -85,12 +85,12 @@ impl Master {
             }
         })?;
         let state = Arc::new(MasterState {
-            store,
+            store: Arc::new(store),
             ca,
             signing_key,
             compiler,
             catalog_lock: Mutex::new(()),
-            blobs,
+            blobs: Arc::new(blobs),
             import_lock: Mutex::new(()),
             peer_timeout: config.peer_timeout,
         });

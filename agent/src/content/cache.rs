@@ -4,30 +4,32 @@ use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rigger_common::blob_layout::BlobLayout;
 use rigger_common::digest::Digest;
 use rigger_common::manifest::Manifest;
 
 /// The node's content cache.
 #[derive(Debug, Clone)]
 pub struct ContentCache {
-    root: PathBuf,
+    layout: BlobLayout,
 }
 
 impl ContentCache {
     /// A cache rooted at `root`.
     pub fn new(root: PathBuf) -> Self {
-        Self { root }
+        Self {
+            layout: BlobLayout::new(root),
+        }
     }
 
     /// Where a blob lives.
     pub fn path_of(&self, digest: &Digest) -> PathBuf {
-        let hex = hex::encode(digest.as_bytes());
-        self.root.join("sha256").join(&hex[..2]).join(&hex[2..])
+        self.layout.path_of(digest)
     }
 
     /// The directory for partial downloads.
     pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.layout.tmp_dir()
     }
 
     /// Whether the blob is cached.
@@ -54,28 +56,12 @@ impl ContentCache {
     /// Deletes every cached blob not in `keep`; returns (blobs, bytes) removed.
     pub fn retain(&self, keep: &HashSet<Digest>) -> io::Result<(u64, u64)> {
         let mut removed = (0, 0);
-        let dir = self.root.join("sha256");
-        let Ok(prefixes) = std::fs::read_dir(&dir) else {
-            return Ok(removed);
-        };
-        for prefix in prefixes {
-            let prefix = prefix?;
-            for blob in std::fs::read_dir(prefix.path())? {
-                let blob = blob?;
-                let name = format!(
-                    "sha256:{}{}",
-                    prefix.file_name().to_string_lossy(),
-                    blob.file_name().to_string_lossy()
-                );
-                let Ok(digest) = Digest::parse(&name) else {
-                    continue;
-                };
-                if !keep.contains(&digest) {
-                    let size = blob.metadata().map(|m| m.len()).unwrap_or(0);
-                    std::fs::remove_file(blob.path())?;
-                    removed.0 += 1;
-                    removed.1 += size;
-                }
+        for blob in self.layout.files()? {
+            if !keep.contains(&blob.digest) {
+                let size = std::fs::metadata(&blob.path).map_or(0, |m| m.len());
+                std::fs::remove_file(&blob.path)?;
+                removed.0 += 1;
+                removed.1 += size;
             }
         }
         Ok(removed)
@@ -83,6 +69,6 @@ impl ContentCache {
 
     /// The cache root.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.layout.root()
     }
 }

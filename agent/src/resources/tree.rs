@@ -13,7 +13,6 @@ use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rigger_common::catalog::{CatalogContent, Resource, ResourceSpec, TreeSpec};
 use rigger_common::digest::Digest;
@@ -266,7 +265,6 @@ fn materialize(
         .copied()
         .filter(|e| matches!(e.kind, EntryKind::File { .. }))
         .collect();
-    let copied = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
@@ -275,15 +273,14 @@ fn materialize(
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                let (tmp, copied) = (&tmp, &copied);
+                let tmp = &tmp;
                 scope.spawn(move || {
                     for e in part {
                         copy_from_cache(ctx, e, &tmp.join(&e.path))?;
-                        let n = copied.fetch_add(1, Ordering::SeqCst) + 1;
                         // Crash tests: `FAILPOINTS=materialize-file=100*off->return`
                         // kills the agent after 100 files (feature `failpoints` only).
                         fail::fail_point!("materialize-file", |_| -> Result<(), ResourceError> {
-                            eprintln!("failpoint materialize-file after {n} files: aborting");
+                            eprintln!("failpoint materialize-file: aborting");
                             std::process::abort()
                         });
                     }

@@ -20,8 +20,10 @@ pub struct TreeRef {
     pub size: u64,
 }
 
-/// A snapshot of the imported products and artifacts.
-#[derive(Debug, Clone, Default)]
+/// A snapshot of the imported products and artifacts. It also keeps the
+/// secret files a compile resolved (their bytes by digest), so the caller
+/// stores exactly those without reading and hashing them again.
+#[derive(Debug, Default)]
 pub struct Products {
     levels: BTreeMap<(String, String), BTreeMap<u32, TreeRef>>,
     artifacts: BTreeMap<String, Digest>,
@@ -29,6 +31,8 @@ pub struct Products {
     permissive: bool,
     /// The site's `secrets/files/` (keystores and other secret files).
     secret_files: Option<std::path::PathBuf>,
+    /// Secret files resolved so far, by digest.
+    resolved_secrets: std::sync::Mutex<BTreeMap<Digest, Vec<u8>>>,
 }
 
 impl Products {
@@ -36,25 +40,21 @@ impl Products {
     pub fn from_records(records: &[TreeRecord]) -> Self {
         let mut levels: BTreeMap<(String, String), BTreeMap<u32, TreeRef>> = BTreeMap::new();
         for r in records {
-            if let Ok(digest) = Digest::parse(&r.digest) {
-                levels
-                    .entry((r.name.clone(), r.version.clone()))
-                    .or_default()
-                    .insert(
-                        r.level,
-                        TreeRef {
-                            digest,
-                            files: r.files,
-                            size: r.size,
-                        },
-                    );
-            }
+            levels
+                .entry((r.name.clone(), r.version.clone()))
+                .or_default()
+                .insert(
+                    r.level,
+                    TreeRef {
+                        digest: r.digest,
+                        files: r.files,
+                        size: r.size,
+                    },
+                );
         }
         Self {
             levels,
-            artifacts: BTreeMap::new(),
-            permissive: false,
-            secret_files: None,
+            ..Self::default()
         }
     }
 
@@ -69,10 +69,7 @@ impl Products {
 
     /// Adds the imported artifacts.
     pub fn with_artifacts(mut self, records: &[ArtifactRecord]) -> Self {
-        self.artifacts = records
-            .iter()
-            .filter_map(|a| Some((a.name.clone(), Digest::parse(&a.digest).ok()?)))
-            .collect();
+        self.artifacts = records.iter().map(|a| (a.name.clone(), a.digest)).collect();
         self
     }
 
@@ -105,12 +102,23 @@ impl Products {
                 let path = dir.join(&name);
                 let bytes = std::fs::read(&path)
                     .map_err(|e| format!("secret file {} cannot be read: {e}", path.display()))?;
-                Digest::of(&bytes)
+                let digest = Digest::of(&bytes);
+                self.resolved_secrets
+                    .lock()
+                    .expect("secret files")
+                    .insert(digest, bytes);
+                digest
             }
         };
         rendered.insert("source".into(), Value::String(digest.to_string()));
         rendered.insert("secret".into(), Value::Bool(true));
         Ok(())
+    }
+
+    /// The secret files compiles with this snapshot resolved (bytes by
+    /// digest), taken out.
+    pub fn take_resolved_secret_files(&self) -> BTreeMap<Digest, Vec<u8>> {
+        std::mem::take(&mut *self.resolved_secrets.lock().expect("secret files"))
     }
 
     /// Replaces a rendered file declaration's `artifact` (a name) with the
@@ -228,7 +236,7 @@ mod tests {
             name: "wso2is".into(),
             version: "5.11.0".into(),
             level,
-            digest: Digest::of(content).to_string(),
+            digest: Digest::of(content),
             files: 1,
             size: 1,
             imported_at_ms: 0,

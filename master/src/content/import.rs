@@ -1,331 +1,280 @@
-//! Importing a product pack (GA or a full updated pack) or an update bundle
-//! into a tree: every file stored once by digest, the manifest stored as a
-//! blob whose digest names the tree.
+//! Imports as operations: a product pack, an update level (full pack or
+//! bundle) over the latest imported level, a single artifact. Archives are
+//! read on blocking threads (`pack.rs`), the result recorded in the
+//! metadata store; an update names the changed files a module renders.
+//!
+//! Invariant: a level is recorded only after every blob of its tree is
+//! stored and flushed; the same level with other content is refused.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 
 use rigger_common::digest::Digest;
-use rigger_common::manifest::{Entry, EntryKind, Manifest, ManifestError, clean_path};
+use rigger_common::error_chain;
+use rigger_common::manifest::{Entry, EntryKind, Manifest};
+use rigger_common::time::now_ms;
 
-use super::archive::{ArchiveError, RawKind, for_each_entry_part, parallel_parts};
-use super::blobs::BlobStore;
+use super::blobs::BlockingBlobs;
+use super::pack::{self, ImportedTree};
+use crate::error::{Error, Result};
+use crate::state::MasterState;
+use crate::store::{ArtifactRecord, TreeInsert, TreeRecord};
 
-/// The descriptor at the root of an update bundle.
-pub const BUNDLE_DESCRIPTOR: &str = "rigger-update.toml";
-
-/// An import that failed; nothing is recorded for it.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    /// The archive could not be read or holds an unsafe entry.
-    #[error(transparent)]
-    Archive(#[from] ArchiveError),
-    /// The resulting tree is not valid.
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
-    /// Storing a blob failed.
-    #[error("cannot store content")]
-    Store(#[source] std::io::Error),
-    /// Name or version could not be read from the pack.
-    #[error(
-        "cannot tell the product name and version of {0}: its top folder is not NAME-VERSION (give --name and --version)"
-    )]
-    NameVersion(String),
-    /// The update bundle's descriptor is missing or wrong.
-    #[error("update bundle {file}: {message}")]
-    Bundle {
-        /// The bundle.
-        file: String,
-        /// What is wrong.
-        message: String,
-    },
+/// A changed file of an update that a module template also renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateReview {
+    /// Product-relative path.
+    pub path: String,
+    /// The module.
+    pub module: String,
+    /// The template (`templates/…`).
+    pub template: String,
+    /// The pack's own change to the file, unified.
+    pub diff: String,
 }
 
-/// A tree read from an archive.
-#[derive(Debug, Clone)]
-pub struct ImportedTree {
-    /// Product name (from the top folder unless given).
-    pub name: Option<String>,
-    /// Product version (idem).
-    pub version: Option<String>,
-    /// Update level from `updates/config.json`, if the pack has one.
-    pub level: Option<u32>,
-    /// The manifest.
-    pub manifest: Manifest,
-    /// Its digest (the tree id); the manifest JSON is stored under it.
-    pub digest: Digest,
-    /// Bytes of blobs that were not in the store before.
+/// What an import recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// Product name.
+    pub name: String,
+    /// Product version.
+    pub version: String,
+    /// Update level.
+    pub level: u32,
+    /// The tree.
+    pub tree: Digest,
+    /// Files in it.
+    pub files: u64,
+    /// Their bytes.
+    pub size: u64,
+    /// Bytes the blob store did not have before.
     pub new_bytes: u64,
+    /// False when the same content was imported at this level already.
+    pub created: bool,
+    /// Paths that differ from the previous level (updates only).
+    pub changed_paths: Vec<String>,
+    /// The level the update was applied over (updates only).
+    pub previous_level: u32,
+    /// Changed files a module renders: review their templates.
+    pub reviews: Vec<TemplateReview>,
 }
 
-/// Reads a product archive into the store; strips the single top folder
-/// (`wso2is-5.11.0/`) and reads name and version from it.
-pub fn import_pack(store: &dyn BlobStore, archive: &Path) -> Result<ImportedTree, ImportError> {
-    pack_from(store, read_entries(store, archive)?)
+fn blocking(state: &MasterState) -> BlockingBlobs {
+    BlockingBlobs::new(state.blobs.clone(), tokio::runtime::Handle::current())
 }
 
-/// Whether the archive read is an update bundle (has the descriptor at its root).
-pub fn is_bundle(read: &ReadEntries) -> bool {
-    read.entries.contains_key(BUNDLE_DESCRIPTOR)
-}
-
-/// Turns entries read from a full pack into a tree.
-pub fn pack_from(store: &dyn BlobStore, read: ReadEntries) -> Result<ImportedTree, ImportError> {
-    let top = single_top_folder(&read.entries);
-    let (name, version) = top.as_deref().and_then(split_name_version).unzip();
-    let mut entries = BTreeMap::new();
-    for (path, mut entry) in read.entries {
-        let relative = match &top {
-            Some(t) if path == *t => continue,
-            Some(t) => path[t.len() + 1..].to_string(),
-            None => path,
-        };
-        entry.path = relative.clone();
-        entries.insert(relative, entry);
-    }
-    let level = entries
-        .get("updates/config.json")
-        .and_then(|e| match e.kind {
-            EntryKind::File { digest, .. } => store.read(&digest).ok(),
-            _ => None,
-        })
-        .and_then(|bytes| update_level_of(&bytes));
-    finish(store, entries, name, version, level, read.new_bytes)
-}
-
-/// Applies an update bundle (changed files under their product-relative
-/// paths plus `rigger-update.toml` naming `level` and `removed` files) over
-/// `base`, returning the new tree and the bundle's level.
-pub fn bundle_from(
-    store: &dyn BlobStore,
-    base: &Manifest,
-    archive: &Path,
-    read: ReadEntries,
-) -> Result<(ImportedTree, Option<u32>), ImportError> {
-    let bundle_err = |message: String| ImportError::Bundle {
-        file: archive.display().to_string(),
-        message,
-    };
-    let descriptor = match read.entries.get(BUNDLE_DESCRIPTOR).map(|e| &e.kind) {
-        Some(EntryKind::File { digest, .. }) => store.read(digest).map_err(ImportError::Store)?,
-        _ => return Err(bundle_err(format!("no {BUNDLE_DESCRIPTOR} at its root"))),
-    };
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Descriptor {
-        level: Option<u32>,
-        #[serde(default)]
-        removed: Vec<String>,
-    }
-    let descriptor: Descriptor = toml::from_str(&String::from_utf8_lossy(&descriptor))
-        .map_err(|e| bundle_err(format!("{BUNDLE_DESCRIPTOR}: {}", e.message())))?;
-    let mut entries: BTreeMap<String, Entry> = base
-        .entries
-        .iter()
-        .map(|e| (e.path.clone(), e.clone()))
-        .collect();
-    for removed in &descriptor.removed {
-        let path = clean_path(removed)?;
-        if entries.remove(&path).is_none() {
-            return Err(bundle_err(format!(
-                "removes {path}, which the base level does not have"
-            )));
-        }
-        let prefix = format!("{path}/");
-        entries.retain(|p, _| !p.starts_with(&prefix));
-    }
-    for (path, entry) in read.entries {
-        if path != BUNDLE_DESCRIPTOR {
-            entries.insert(path, entry);
-        }
-    }
-    let tree = finish(store, entries, None, None, descriptor.level, read.new_bytes)?;
-    Ok((tree, descriptor.level))
-}
-
-/// Every entry of an archive, file content already in the store.
-pub struct ReadEntries {
-    entries: BTreeMap<String, Entry>,
-    new_bytes: u64,
-}
-
-/// Reads every entry of an archive, storing file content as it streams;
-/// a zip is read by several threads at once (inflate and sha256 on every core).
-pub fn read_entries(store: &dyn BlobStore, archive: &Path) -> Result<ReadEntries, ImportError> {
-    let parts = parallel_parts(archive);
-    let results: Vec<Result<ReadEntries, ImportError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..parts)
-            .map(|part| scope.spawn(move || read_part(store, archive, part, parts)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(ImportError::Store(std::io::Error::other(
-                        "import thread panicked",
-                    )))
-                })
-            })
-            .collect()
-    });
-    let mut all = ReadEntries {
-        entries: BTreeMap::new(),
-        new_bytes: 0,
-    };
-    for result in results {
-        let read = result?;
-        all.entries.extend(read.entries);
-        all.new_bytes += read.new_bytes;
-    }
-    Ok(all)
-}
-
-fn read_part(
-    store: &dyn BlobStore,
-    archive: &Path,
-    part: usize,
-    parts: usize,
-) -> Result<ReadEntries, ImportError> {
-    let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
-    let mut new_bytes = 0u64;
-    for_each_entry_part(archive, part, parts, |raw_path, mode, kind| {
-        let path = clean_path(raw_path).map_err(|e| e.to_string())?;
-        let kind = match kind {
-            RawKind::Dir => EntryKind::Dir,
-            RawKind::Symlink(target) => EntryKind::Symlink { target },
-            RawKind::File(reader) => {
-                let stored = store
-                    .ingest(reader)
-                    .map_err(|e| format!("cannot store: {e}"))?;
-                if stored.new {
-                    new_bytes += stored.size;
-                }
-                EntryKind::File {
-                    size: stored.size,
-                    digest: stored.digest,
-                }
-            }
-            RawKind::Hardlink(target) => {
-                let target = clean_path(&target).map_err(|e| e.to_string())?;
-                match entries.get(&target).map(|e| e.kind.clone()) {
-                    Some(kind @ EntryKind::File { .. }) => kind,
-                    _ => {
-                        return Err(format!(
-                            "hard link to {target}, which is not an earlier file"
-                        ));
-                    }
-                }
-            }
-        };
-        entries.insert(path.clone(), Entry { path, mode, kind });
-        Ok(())
-    })?;
-    Ok(ReadEntries { entries, new_bytes })
-}
-
-fn finish(
-    store: &dyn BlobStore,
-    entries: BTreeMap<String, Entry>,
+/// Imports a GA (or full) pack; name and version from its top folder
+/// unless given.
+pub async fn import_product(
+    state: &MasterState,
+    path: &str,
     name: Option<String>,
     version: Option<String>,
+) -> Result<ImportOutcome> {
+    let _guard = state.import_lock.lock().await;
+    let blobs = blocking(state);
+    let archive = PathBuf::from(path);
+    let tree = tokio::task::spawn_blocking(move || pack::import_pack(&blobs, &archive))
+        .await
+        .map_err(Error::internal)?
+        .map_err(|e| Error::InvalidArgument(format!("{path}: {}", error_chain(&e))))?;
+    let name = name.or(tree.name.clone());
+    let version = version.or(tree.version.clone());
+    let (Some(name), Some(version)) = (name, version) else {
+        return Err(Error::InvalidArgument(format!(
+            "cannot tell the product name and version of {path}: its top folder is not NAME-VERSION (give --name and --version)"
+        )));
+    };
+    let level = tree.level.unwrap_or(0);
+    record(state, &name, &version, level, &tree, vec![], 0).await
+}
+
+/// Imports an update level of `product` (`NAME@VERSION`) from a full
+/// updated pack or an update bundle, over the latest imported level; the
+/// level comes from the pack unless given.
+pub async fn import_update(
+    state: &MasterState,
+    product: &str,
+    path: &str,
     level: Option<u32>,
-    new_bytes: u64,
-) -> Result<ImportedTree, ImportError> {
-    let manifest = Manifest::from_entries(entries)?;
-    let stored = store.put(&manifest.to_json()).map_err(ImportError::Store)?;
-    // Every blob must be durable before the tree is recorded.
-    store.sync().map_err(ImportError::Store)?;
-    Ok(ImportedTree {
-        name,
-        version,
-        level,
-        digest: stored.digest,
-        manifest,
-        new_bytes,
+) -> Result<ImportOutcome> {
+    let (name, version) = product.split_once('@').ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "product {product:?} must be NAME@VERSION, e.g. wso2is@5.11.0"
+        ))
+    })?;
+    let (name, version) = (name.to_string(), version.to_string());
+    let _guard = state.import_lock.lock().await;
+    let base = state
+        .store
+        .trees()
+        .await?
+        .into_iter()
+        .filter(|t| t.name == name && t.version == version)
+        .max_by_key(|t| t.level)
+        .ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "{name} {version} is not imported: import its GA pack first with `masterctl product import`"
+            ))
+        })?;
+    let blobs = blocking(state);
+    let archive = PathBuf::from(path);
+    let base_digest = base.digest;
+    let (tree, base_manifest) = tokio::task::spawn_blocking(move || {
+        let base_manifest =
+            Manifest::from_json(&blobs.read(&base_digest).map_err(|e| error_chain(&e))?)
+                .map_err(|e| e.to_string())?;
+        let read = pack::read_entries(&blobs, &archive).map_err(|e| error_chain(&e))?;
+        let tree = if pack::is_bundle(&read) {
+            pack::bundle_from(&blobs, &base_manifest, &archive, read).map(|(t, _)| t)
+        } else {
+            pack::pack_from(&blobs, read)
+        };
+        tree.map(|t| (t, base_manifest))
+            .map_err(|e| error_chain(&e))
     })
-}
-
-fn single_top_folder(entries: &BTreeMap<String, Entry>) -> Option<String> {
-    let mut tops = entries.keys().map(|p| p.split('/').next().unwrap_or(""));
-    let first = tops.next()?.to_string();
-    if tops.all(|t| t == first) && entries.keys().any(|p| p.contains('/')) {
-        Some(first)
-    } else {
-        None
+    .await
+    .map_err(Error::internal)?
+    .map_err(|e| Error::InvalidArgument(format!("{path}: {e}")))?;
+    let level = level.or(tree.level).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "cannot tell the update level of {path}: it has no updates/config.json \"update-level\" (give --level)"
+        ))
+    })?;
+    let changed = pack::changed_paths(&base_manifest, &tree.manifest);
+    let reviews = reviews(state, &name, &base_manifest, &tree.manifest, &changed).await;
+    for review in &reviews {
+        tracing::warn!(product = %name, level, path = %review.path, template = %review.template, "the update changes a file the module renders: review the template");
     }
+    let mut outcome = record(state, &name, &version, level, &tree, changed, base.level).await?;
+    outcome.reviews = reviews;
+    Ok(outcome)
 }
 
-/// Paths whose entry differs between two trees (added, changed or removed).
-pub fn changed_paths(old: &Manifest, new: &Manifest) -> Vec<String> {
+/// Imports a single file (a JDBC driver) that modules reference by `name`.
+pub async fn import_artifact(
+    state: &MasterState,
+    path: &str,
+    name: &str,
+) -> Result<ArtifactRecord> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::InvalidArgument(format!(
+            "artifact name {name:?} is not valid"
+        )));
+    }
+    let blobs = blocking(state);
+    let file = PathBuf::from(path);
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut reader = std::fs::File::open(&file).map_err(|e| e.to_string())?;
+        let stored = blobs.ingest(&mut reader).map_err(|e| error_chain(&e))?;
+        blobs.sync().map_err(|e| error_chain(&e))?;
+        Ok::<_, String>(stored)
+    })
+    .await
+    .map_err(Error::internal)?
+    .map_err(|e| Error::InvalidArgument(format!("cannot import {path}: {e}")))?;
+    let record = ArtifactRecord {
+        name: name.to_string(),
+        digest: stored.digest,
+        size: stored.size,
+        imported_at_ms: now_ms(),
+    };
+    state.store.upsert_artifact(&record).await?;
+    tracing::info!(artifact = %record.name, digest = %record.digest, size = record.size, "artifact imported");
+    Ok(record)
+}
+
+/// The changed files a module also renders, with the pack's own diff.
+async fn reviews(
+    state: &MasterState,
+    module: &str,
+    old: &Manifest,
+    new: &Manifest,
+    changed: &[String],
+) -> Vec<TemplateReview> {
     let (old, new) = (old.by_path(), new.by_path());
-    let mut changed: Vec<String> = new
-        .iter()
-        .filter(|(path, entry)| {
-            old.get(*path)
-                .is_none_or(|o| o.kind != entry.kind || o.mode != entry.mode)
-        })
-        .map(|(path, _)| path.to_string())
-        .collect();
-    changed.extend(
-        old.keys()
-            .filter(|p| !new.contains_key(*p))
-            .map(|p| p.to_string()),
-    );
-    changed.sort();
-    changed
-}
-
-/// `wso2is-5.11.0` → (`wso2is`, `5.11.0`); `wso2am-3.2.0+1602172186640.full` → (`wso2am`, `3.2.0`).
-pub fn split_name_version(folder: &str) -> Option<(String, String)> {
-    let (name, rest) = folder.split_once('-')?;
-    let version: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let version = version.trim_end_matches('.');
-    if name.is_empty() || version.is_empty() || !version.starts_with(|c: char| c.is_ascii_digit()) {
-        return None;
-    }
-    Some((name.to_string(), version.to_string()))
-}
-
-/// `"update-level"` of an `updates/config.json` (a number or a numeric string).
-pub fn update_level_of(config_json: &[u8]) -> Option<u32> {
-    let value: serde_json::Value = serde_json::from_slice(config_json).ok()?;
-    match value.get("update-level")? {
-        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_versions_come_from_the_top_folder() {
-        let cases = [
-            ("wso2is-5.11.0", Some(("wso2is", "5.11.0"))),
-            ("wso2am-3.2.0+1602172186640.full", Some(("wso2am", "3.2.0"))),
-            ("jdk-17.0.6+10", Some(("jdk", "17.0.6"))),
-            ("product", None),
-            ("x-beta", None),
-        ];
-        for (folder, expected) in cases {
-            let got = split_name_version(folder);
-            assert_eq!(
-                got.as_ref().map(|(n, v)| (n.as_str(), v.as_str())),
-                expected,
-                "{folder}"
-            );
+    let mut reviews = Vec::new();
+    for (path, template) in state.compiler.templated_files(module) {
+        if !changed.contains(&path) {
+            continue;
         }
+        let before = text_of(state, old.get(path.as_str())).await;
+        let after = text_of(state, new.get(path.as_str())).await;
+        let diff = similar::TextDiff::from_lines(&before, &after)
+            .unified_diff()
+            .context_radius(3)
+            .header(&path, &path)
+            .to_string();
+        reviews.push(TemplateReview {
+            path,
+            module: module.to_string(),
+            template: format!("templates/{template}"),
+            diff,
+        });
     }
+    reviews
+}
 
-    #[test]
-    fn update_levels_parse_as_numbers_or_strings() {
-        assert_eq!(update_level_of(br#"{"update-level": 42}"#), Some(42));
-        assert_eq!(update_level_of(br#"{"update-level": "7"}"#), Some(7));
-        assert_eq!(update_level_of(br#"{"other": 1}"#), None);
+async fn text_of(state: &MasterState, entry: Option<&&Entry>) -> String {
+    match entry.map(|e| &e.kind) {
+        Some(EntryKind::File { digest, .. }) => state
+            .blobs
+            .read(digest)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
     }
+}
+
+/// Records an imported tree.
+async fn record(
+    state: &MasterState,
+    name: &str,
+    version: &str,
+    level: u32,
+    tree: &ImportedTree,
+    changed_paths: Vec<String>,
+    previous_level: u32,
+) -> Result<ImportOutcome> {
+    let files = tree
+        .manifest
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+        .count() as u64;
+    let record = TreeRecord {
+        name: name.to_string(),
+        version: version.to_string(),
+        level,
+        digest: tree.digest,
+        files,
+        size: tree.manifest.total_size(),
+        imported_at_ms: now_ms(),
+    };
+    let created = match state.store.insert_tree(&record, now_ms()).await? {
+        TreeInsert::New => true,
+        TreeInsert::Same => false,
+        TreeInsert::Conflict(existing) => {
+            return Err(Error::AlreadyExists(format!(
+                "level {level} of {name} {version} is already imported with other content (tree {existing})"
+            )));
+        }
+    };
+    if created {
+        tracing::info!(product = name, version, level, tree = %tree.digest, files, new_bytes = tree.new_bytes, "product level imported");
+    }
+    Ok(ImportOutcome {
+        name: name.to_string(),
+        version: version.to_string(),
+        level,
+        tree: tree.digest,
+        files,
+        size: record.size,
+        new_bytes: tree.new_bytes,
+        created,
+        changed_paths,
+        previous_level,
+        reviews: Vec::new(),
+    })
 }

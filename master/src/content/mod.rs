@@ -1,8 +1,11 @@
-//! Content: blobs stored once by sha256, archives read safely, products and
-//! their update levels imported as trees.
+//! Content: blobs stored once by sha256 (behind [`BlobStore`]), archives
+//! read safely, products and their update levels imported as trees, and
+//! which blobs a node may fetch.
 
+pub mod access;
 pub mod archive;
 pub mod blobs;
 pub mod import;
+pub mod pack;
 
 pub use blobs::{BlobStore, LocalBlobStore};

@@ -1,11 +1,9 @@
-//! `ContentService`: streams blobs to nodes, but only the blobs (tree
-//! manifests and their files) that the node's latest catalog references.
+//! `ContentService`: streams blobs to nodes, through the [`BlobStore`]
+//! trait, once [`access`] says the node's latest catalog references them.
+//!
+//! [`BlobStore`]: crate::content::BlobStore
 
-use std::collections::HashSet;
-
-use rigger_common::catalog::{Catalog, ResourceSpec};
 use rigger_common::digest::Digest;
-use rigger_common::manifest::Manifest;
 use rigger_common::proto::content_service_server::ContentService;
 use rigger_common::proto::{BlobChunk, FetchBlobsRequest};
 use tokio::io::AsyncReadExt;
@@ -14,7 +12,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{MasterState, SharedState, authenticated_node};
-use crate::content::BlobStore;
+use crate::content::access;
+use crate::content::blobs::BlobError;
 
 /// Size of one streamed chunk.
 const CHUNK: usize = 1 << 20;
@@ -29,33 +28,6 @@ impl Content {
     pub fn new(state: SharedState) -> Self {
         Self { state }
     }
-}
-
-/// The blobs the node's latest catalog references: each tree's manifest
-/// and every file in it.
-pub async fn allowed_blobs(state: &MasterState, certname: &str) -> Result<HashSet<Digest>, Status> {
-    let mut allowed = HashSet::new();
-    let Some(record) = state.store.catalog(certname, None).await? else {
-        return Ok(allowed);
-    };
-    let catalog: Catalog = serde_json::from_slice(&record.catalog_json)
-        .map_err(|e| Status::internal(format!("stored catalog does not decode: {e}")))?;
-    for resource in &catalog.content.resources {
-        if let ResourceSpec::File(file) = &resource.spec {
-            allowed.extend(file.source);
-        }
-        if let ResourceSpec::Tree(tree) = &resource.spec {
-            let json = state
-                .blobs
-                .read(&tree.tree)
-                .map_err(|e| Status::internal(format!("manifest {} unreadable: {e}", tree.tree)))?;
-            let manifest =
-                Manifest::from_json(&json).map_err(|e| Status::internal(e.to_string()))?;
-            allowed.insert(tree.tree);
-            allowed.extend(manifest.file_digests());
-        }
-    }
-    Ok(allowed)
 }
 
 #[tonic::async_trait]
@@ -74,13 +46,7 @@ impl ContentService for Content {
             .iter()
             .map(|d| Digest::parse(d).map_err(|e| Status::invalid_argument(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        let allowed = allowed_blobs(&self.state, &certname).await?;
-        if let Some(refused) = wanted.iter().find(|d| !allowed.contains(d)) {
-            tracing::warn!(node = %certname, blob = %refused, "blob request refused");
-            return Err(Status::permission_denied(format!(
-                "blob {refused} is not referenced by the catalog of node {certname}"
-            )));
-        }
+        access::check_fetch(&self.state, &certname, &wanted).await?;
         let (tx, rx) = mpsc::channel(4);
         let state = self.state.clone();
         tokio::spawn(async move {
@@ -100,16 +66,18 @@ async fn send_blob(
     digest: Digest,
     tx: &mpsc::Sender<Result<BlobChunk, Status>>,
 ) -> Result<(), Status> {
-    let path = state.blobs.path_of(&digest);
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| Status::not_found(format!("blob {digest} is missing from the store: {e}")))?;
+    let mut blob = state.blobs.open(&digest).await.map_err(|e| match e {
+        BlobError::Missing(_) => {
+            Status::not_found(format!("blob {digest} is missing from the store"))
+        }
+        other => Status::internal(super::error_chain(&other)),
+    })?;
     let mut offset = 0u64;
     loop {
         let mut data = vec![0u8; CHUNK];
         let mut filled = 0;
         while filled < CHUNK {
-            let n = file
+            let n = blob
                 .read(&mut data[filled..])
                 .await
                 .map_err(|e| Status::internal(format!("reading blob {digest}: {e}")))?;

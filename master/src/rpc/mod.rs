@@ -1,50 +1,43 @@
-//! gRPC handlers: enrollment (no client certificate needed), catalogs and
-//! reports (client certificate required), and the admin API (Unix socket).
+//! gRPC handlers: the master's door to the wire. Each handler
+//! authenticates the caller, converts the request to domain types, calls a
+//! domain module and converts the answer back; [`Error`] kinds map to gRPC
+//! statuses here, in one place. Enrollment needs no client certificate;
+//! catalogs, reports, leases and content do; the admin API is served on a
+//! root-only Unix socket.
 
 pub mod admin;
 pub mod catalog;
 pub mod content;
 pub mod enrollment;
-pub mod lease;
 
-use std::sync::Arc;
-
-use ed25519_dalek::SigningKey;
 use rigger_common::tls::PeerIdentity;
-use tokio::sync::Mutex;
 use tonic::{Request, Status};
 
-use crate::ca::CertificateAuthority;
-use crate::compiler::Compiler;
-use crate::store::{SqliteStore, StoreError};
+use crate::error::Error;
+pub use crate::state::{MasterState, SharedState};
+use crate::store::StoreError;
 
-/// Everything the handlers share.
-pub struct MasterState {
-    /// Metadata store.
-    pub store: SqliteStore,
-    /// The CA.
-    pub ca: CertificateAuthority,
-    /// Catalog signing key.
-    pub signing_key: SigningKey,
-    /// Catalog compiler.
-    pub compiler: Compiler,
-    /// Serialises catalog version assignment.
-    pub catalog_lock: Mutex<()>,
-    /// Content store (product files, manifests).
-    pub blobs: crate::content::LocalBlobStore,
-    /// Serialises imports (level numbering).
-    pub import_lock: Mutex<()>,
-    /// Nodes not seen for this long leave their peers' lists.
-    pub peer_timeout: std::time::Duration,
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        let text = error_chain(&err);
+        match err {
+            Error::Unauthenticated(_) => Status::unauthenticated(text),
+            Error::PermissionDenied(_) => Status::permission_denied(text),
+            Error::InvalidArgument(_) => Status::invalid_argument(text),
+            Error::FailedPrecondition(_) => Status::failed_precondition(text),
+            Error::NotFound(_) => Status::not_found(text),
+            Error::AlreadyExists(_) => Status::already_exists(text),
+            Error::Store(_) | Error::Blobs(_) | Error::Internal(_) => {
+                tracing::error!(error = %text, "internal failure");
+                Status::internal(text)
+            }
+        }
+    }
 }
-
-/// Shared handle to the state.
-pub type SharedState = Arc<MasterState>;
 
 impl From<StoreError> for Status {
     fn from(err: StoreError) -> Self {
-        tracing::error!(error = %error_chain(&err), "metadata store failed");
-        Status::internal(error_chain(&err))
+        Error::Store(err).into()
     }
 }
 

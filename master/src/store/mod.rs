@@ -1,9 +1,20 @@
 //! The master's metadata: tokens, certificates, node inventory, catalog
-//! history and reports. SQLite in the data directory now; the SQL is kept
-//! portable for PostgreSQL.
+//! history, reports, imported trees and artifacts, restart leases. Behind
+//! the [`MetaStore`] trait; [`SqliteStore`] is the embedded default, and
+//! every backend passes the one conformance suite (`conformance.rs`).
+//! Records come back decoded (digests as [`Digest`], catalogs as signed
+//! bytes with their typed digest): a row that does not decode is an error.
 
+#[cfg(test)]
+pub mod conformance;
+mod meta;
 mod sqlite;
 
+use rigger_common::digest::Digest;
+use rigger_common::signing::SignedCatalog;
+use serde::{Deserialize, Serialize};
+
+pub use meta::MetaStore;
 pub use sqlite::SqliteStore;
 
 /// A store operation that failed.
@@ -18,6 +29,32 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The schema could not be brought up to date.
+    #[error("metadata store: cannot migrate the schema")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A stored value does not decode (a damaged or foreign database).
+    #[error("metadata store: {what} is corrupt: {message}")]
+    Corrupt {
+        /// What was read ("the digest of tree wso2is 5.11.0 level 2").
+        what: String,
+        /// Why it does not decode.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// A stored value that does not decode.
+    pub fn corrupt(what: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Self::Corrupt {
+            what: what.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Parses a stored digest, naming what it belongs to when it does not parse.
+pub fn stored_digest(text: &str, what: impl FnOnce() -> String) -> Result<Digest, StoreError> {
+    Digest::parse(text).map_err(|e| StoreError::corrupt(what(), e))
 }
 
 /// A bootstrap token as stored (only its hash is kept).
@@ -68,12 +105,78 @@ pub struct NodeRecord {
 pub struct CatalogRecord {
     /// Version.
     pub version: u64,
-    /// Content digest (`sha256:…`).
-    pub digest: String,
-    /// The signed JSON bytes.
-    pub catalog_json: Vec<u8>,
-    /// Signature over `catalog_json`.
-    pub signature: Vec<u8>,
+    /// Content digest.
+    pub digest: Digest,
+    /// The catalog as signed (JSON bytes and signature).
+    pub signed: SignedCatalog,
+}
+
+impl CatalogRecord {
+    /// The catalog itself, decoded from the signed bytes.
+    pub fn catalog(&self) -> Result<rigger_common::catalog::Catalog, StoreError> {
+        serde_json::from_slice(&self.signed.catalog_json)
+            .map_err(|e| StoreError::corrupt(format!("catalog version {}", self.version), e))
+    }
+}
+
+/// One resource's outcome in a stored report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedResource {
+    /// Resource id.
+    pub id: String,
+    /// "changed", "failed", "skipped" or "pending".
+    pub status: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A run report as the master keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRecord {
+    /// Catalog version the run applied (or planned).
+    pub catalog_version: u64,
+    /// Its digest, as the agent reported it.
+    pub catalog_digest: String,
+    /// Start, Unix ms.
+    pub started_at_ms: i64,
+    /// Duration.
+    pub duration_ms: u64,
+    /// Resources changed (pending, in noop).
+    pub changed: u32,
+    /// Resources failed.
+    pub failed: u32,
+    /// Resources skipped.
+    pub skipped: u32,
+    /// Whether the run only planned.
+    pub noop: bool,
+    /// The agent enforced its cached catalog.
+    pub used_cached_catalog: bool,
+    /// The resources that did not stay unchanged.
+    pub resources: Vec<ReportedResource>,
+}
+
+impl ReportRecord {
+    /// The run's overall status: "failed", "changed" or "unchanged".
+    pub fn status(&self) -> &'static str {
+        if self.failed > 0 {
+            "failed"
+        } else if self.changed > 0 {
+            "changed"
+        } else {
+            "unchanged"
+        }
+    }
+}
+
+/// What recording an imported tree did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeInsert {
+    /// A new level was recorded.
+    New,
+    /// The same content was recorded at that level already.
+    Same,
+    /// That level holds other content (its digest): nothing was recorded.
+    Conflict(Digest),
 }
 
 /// Summary of a node's last report.
@@ -94,8 +197,8 @@ pub struct TreeRecord {
     pub version: String,
     /// Update level (0 = GA).
     pub level: u32,
-    /// Tree digest (`sha256:…` of the manifest).
-    pub digest: String,
+    /// Tree digest (of the manifest).
+    pub digest: Digest,
     /// Number of files.
     pub files: u64,
     /// Total file bytes.
@@ -109,8 +212,8 @@ pub struct TreeRecord {
 pub struct ArtifactRecord {
     /// The name modules refer to it by.
     pub name: String,
-    /// Content digest (`sha256:…`).
-    pub digest: String,
+    /// Content digest.
+    pub digest: Digest,
     /// Size in bytes.
     pub size: u64,
     /// Import time, Unix ms.

@@ -9,75 +9,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use rigger_common::signing::SignedCatalog;
+
 use super::{
-    ArtifactRecord, CatalogRecord, CertRecord, LeaseRecord, NodeRecord, ReportSummary, StoreError,
-    TokenRecord, TreeRecord,
+    ArtifactRecord, CatalogRecord, CertRecord, LeaseRecord, MetaStore, NodeRecord, ReportRecord,
+    ReportSummary, StoreError, TokenRecord, TreeInsert, TreeRecord, stored_digest,
 };
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS tokens (
-        hash TEXT PRIMARY KEY,
-        role TEXT,
-        expires_at_ms BIGINT NOT NULL,
-        uses_left BIGINT NOT NULL,
-        created_at_ms BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS certs (
-        serial TEXT PRIMARY KEY,
-        certname TEXT NOT NULL,
-        issued_at_ms BIGINT NOT NULL,
-        not_after_ms BIGINT NOT NULL,
-        revoked INTEGER NOT NULL DEFAULT 0)",
-    "CREATE INDEX IF NOT EXISTS certs_by_name ON certs (certname)",
-    "CREATE TABLE IF NOT EXISTS nodes (
-        certname TEXT PRIMARY KEY,
-        bound_role TEXT,
-        role TEXT,
-        enrolled_at_ms BIGINT NOT NULL,
-        last_seen_ms BIGINT NOT NULL DEFAULT 0,
-        ip TEXT,
-        facts_json TEXT,
-        pinned_version BIGINT)",
-    "CREATE TABLE IF NOT EXISTS catalogs (
-        certname TEXT NOT NULL,
-        version BIGINT NOT NULL,
-        digest TEXT NOT NULL,
-        catalog_json BLOB NOT NULL,
-        signature BLOB NOT NULL,
-        created_at_ms BIGINT NOT NULL,
-        PRIMARY KEY (certname, version))",
-    "CREATE TABLE IF NOT EXISTS reports (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        certname TEXT NOT NULL,
-        catalog_version BIGINT NOT NULL,
-        received_at_ms BIGINT NOT NULL,
-        status TEXT NOT NULL,
-        changed BIGINT NOT NULL,
-        failed BIGINT NOT NULL,
-        duration_ms BIGINT NOT NULL,
-        report_json TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS reports_by_node ON reports (certname, id)",
-    "CREATE TABLE IF NOT EXISTS trees (
-        name TEXT NOT NULL,
-        version TEXT NOT NULL,
-        level BIGINT NOT NULL,
-        digest TEXT NOT NULL,
-        files BIGINT NOT NULL,
-        size BIGINT NOT NULL,
-        imported_at_ms BIGINT NOT NULL,
-        PRIMARY KEY (name, version, level))",
-    "CREATE TABLE IF NOT EXISTS restart_leases (
-        lease_group TEXT NOT NULL,
-        certname TEXT NOT NULL,
-        service TEXT NOT NULL,
-        acquired_at_ms BIGINT NOT NULL,
-        expires_at_ms BIGINT NOT NULL,
-        PRIMARY KEY (lease_group, certname))",
-    "CREATE TABLE IF NOT EXISTS artifacts (
-        name TEXT PRIMARY KEY,
-        digest TEXT NOT NULL,
-        size BIGINT NOT NULL,
-        imported_at_ms BIGINT NOT NULL)",
-];
+/// The SQLite schema's history, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Sql { context, source }
@@ -104,17 +44,15 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(sql("open the database"))?;
-        for statement in SCHEMA {
-            sqlx::query(statement)
-                .execute(&pool)
-                .await
-                .map_err(sql("create the schema"))?;
-        }
+        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Self { pool })
     }
+}
 
+#[async_trait::async_trait]
+impl MetaStore for SqliteStore {
     /// Stores a new token by hash.
-    pub async fn insert_token(
+    async fn insert_token(
         &self,
         hash: &str,
         record: &TokenRecord,
@@ -133,7 +71,7 @@ impl SqliteStore {
     }
 
     /// Looks a token up by hash.
-    pub async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+    async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query("SELECT role, expires_at_ms, uses_left FROM tokens WHERE hash = ?")
             .bind(hash)
             .fetch_optional(&self.pool)
@@ -148,7 +86,7 @@ impl SqliteStore {
 
     /// Consumes one use of a token if it is unexpired and not used up;
     /// returns whether it did (atomic against concurrent enrollments).
-    pub async fn consume_token(&self, hash: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn consume_token(&self, hash: &str, now_ms: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE tokens SET uses_left = uses_left - 1 WHERE hash = ? AND uses_left > 0 AND expires_at_ms > ?",
         )
@@ -161,7 +99,7 @@ impl SqliteStore {
     }
 
     /// Records an issued certificate and enrolls (or re-binds) its node.
-    pub async fn record_enrollment(
+    async fn record_enrollment(
         &self,
         cert: &CertRecord,
         bound_role: Option<&str>,
@@ -189,7 +127,7 @@ impl SqliteStore {
     }
 
     /// Certificates, newest first.
-    pub async fn certs(&self) -> Result<Vec<CertRecord>, StoreError> {
+    async fn certs(&self) -> Result<Vec<CertRecord>, StoreError> {
         let rows = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked FROM certs ORDER BY issued_at_ms DESC")
             .fetch_all(&self.pool)
             .await
@@ -198,7 +136,7 @@ impl SqliteStore {
     }
 
     /// The certificate with this serial.
-    pub async fn cert(&self, serial: &str) -> Result<Option<CertRecord>, StoreError> {
+    async fn cert(&self, serial: &str) -> Result<Option<CertRecord>, StoreError> {
         let row = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked FROM certs WHERE serial = ?")
             .bind(serial)
             .fetch_optional(&self.pool)
@@ -208,7 +146,7 @@ impl SqliteStore {
     }
 
     /// Whether `certname` holds an unrevoked, unexpired certificate.
-    pub async fn has_valid_cert(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn has_valid_cert(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) FROM certs WHERE certname = ? AND revoked = 0 AND not_after_ms > ?",
         )
@@ -221,7 +159,7 @@ impl SqliteStore {
     }
 
     /// The node's inventory record.
-    pub async fn node(&self, certname: &str) -> Result<Option<NodeRecord>, StoreError> {
+    async fn node(&self, certname: &str) -> Result<Option<NodeRecord>, StoreError> {
         let row = sqlx::query("SELECT certname, bound_role, role, enrolled_at_ms, last_seen_ms, ip FROM nodes WHERE certname = ?")
             .bind(certname)
             .fetch_optional(&self.pool)
@@ -231,7 +169,7 @@ impl SqliteStore {
     }
 
     /// Every node, by name.
-    pub async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
         let rows = sqlx::query("SELECT certname, bound_role, role, enrolled_at_ms, last_seen_ms, ip FROM nodes ORDER BY certname")
             .fetch_all(&self.pool)
             .await
@@ -240,18 +178,18 @@ impl SqliteStore {
     }
 
     /// Records that a node asked for its catalog with these facts.
-    pub async fn touch_node(
+    async fn touch_node(
         &self,
         certname: &str,
         role: &str,
         ip: Option<&str>,
-        facts_json: &str,
+        facts: &serde_json::Value,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE nodes SET role = ?, ip = ?, facts_json = ?, last_seen_ms = ? WHERE certname = ?")
             .bind(role)
             .bind(ip)
-            .bind(facts_json)
+            .bind(facts.to_string())
             .bind(now_ms)
             .bind(certname)
             .execute(&self.pool)
@@ -261,7 +199,7 @@ impl SqliteStore {
     }
 
     /// The node's latest catalog, or the given version.
-    pub async fn catalog(
+    async fn catalog(
         &self,
         certname: &str,
         version: Option<u64>,
@@ -277,16 +215,24 @@ impl SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(sql("look up a catalog"))?;
-        Ok(row.map(|r| CatalogRecord {
-            version: r.get::<i64, _>(0) as u64,
-            digest: r.get(1),
-            catalog_json: r.get(2),
-            signature: r.get(3),
-        }))
+        row.map(|r| {
+            let version = r.get::<i64, _>(0) as u64;
+            Ok(CatalogRecord {
+                version,
+                digest: stored_digest(r.get(1), || {
+                    format!("the digest of catalog version {version} of {certname}")
+                })?,
+                signed: SignedCatalog {
+                    catalog_json: r.get(2),
+                    signature: r.get(3),
+                },
+            })
+        })
+        .transpose()
     }
 
     /// Appends a catalog version to the node's history.
-    pub async fn insert_catalog(
+    async fn insert_catalog(
         &self,
         certname: &str,
         record: &CatalogRecord,
@@ -295,9 +241,9 @@ impl SqliteStore {
         sqlx::query("INSERT INTO catalogs (certname, version, digest, catalog_json, signature, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(certname)
             .bind(record.version as i64)
-            .bind(&record.digest)
-            .bind(&record.catalog_json)
-            .bind(&record.signature)
+            .bind(record.digest.to_string())
+            .bind(&record.signed.catalog_json)
+            .bind(&record.signed.signature)
             .bind(now_ms)
             .execute(&self.pool)
             .await
@@ -305,28 +251,22 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Stores a run report.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn insert_report(
+    async fn insert_report(
         &self,
         certname: &str,
-        catalog_version: u64,
-        status: &str,
-        changed: u32,
-        failed: u32,
-        duration_ms: u64,
-        report_json: &str,
+        report: &ReportRecord,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(report).expect("a report serializes");
         sqlx::query("INSERT INTO reports (certname, catalog_version, received_at_ms, status, changed, failed, duration_ms, report_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(certname)
-            .bind(catalog_version as i64)
+            .bind(report.catalog_version as i64)
             .bind(now_ms)
-            .bind(status)
-            .bind(i64::from(changed))
-            .bind(i64::from(failed))
-            .bind(duration_ms as i64)
-            .bind(report_json)
+            .bind(report.status())
+            .bind(i64::from(report.changed))
+            .bind(i64::from(report.failed))
+            .bind(report.duration_ms as i64)
+            .bind(json)
             .execute(&self.pool)
             .await
             .map_err(sql("store a report"))?;
@@ -334,7 +274,7 @@ impl SqliteStore {
     }
 
     /// The node's last report.
-    pub async fn last_report(&self, certname: &str) -> Result<Option<ReportSummary>, StoreError> {
+    async fn last_report(&self, certname: &str) -> Result<Option<ReportSummary>, StoreError> {
         let row = sqlx::query("SELECT status, received_at_ms FROM reports WHERE certname = ? ORDER BY id DESC LIMIT 1")
             .bind(certname)
             .fetch_optional(&self.pool)
@@ -345,39 +285,31 @@ impl SqliteStore {
             received_at_ms: r.get(1),
         }))
     }
-}
 
-impl SqliteStore {
-    /// Records an imported tree. Re-importing the same content is a no-op
-    /// (`Ok(false)`); the same level with other content is refused.
-    pub async fn insert_tree(
-        &self,
-        tree: &TreeRecord,
-        now_ms: i64,
-    ) -> Result<Result<bool, String>, StoreError> {
+    async fn insert_tree(&self, tree: &TreeRecord, now_ms: i64) -> Result<TreeInsert, StoreError> {
         if let Some(existing) = self.tree(&tree.name, &tree.version, tree.level).await? {
             return Ok(if existing.digest == tree.digest {
-                Ok(false)
+                TreeInsert::Same
             } else {
-                Err(existing.digest)
+                TreeInsert::Conflict(existing.digest)
             });
         }
         sqlx::query("INSERT INTO trees (name, version, level, digest, files, size, imported_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(&tree.name)
             .bind(&tree.version)
             .bind(i64::from(tree.level))
-            .bind(&tree.digest)
+            .bind(tree.digest.to_string())
             .bind(tree.files as i64)
             .bind(tree.size as i64)
             .bind(now_ms)
             .execute(&self.pool)
             .await
             .map_err(sql("store a tree"))?;
-        Ok(Ok(true))
+        Ok(TreeInsert::New)
     }
 
     /// One level of a product version.
-    pub async fn tree(
+    async fn tree(
         &self,
         name: &str,
         version: &str,
@@ -390,11 +322,11 @@ impl SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(sql("look up a tree"))?;
-        Ok(row.as_ref().map(tree_from_row))
+        row.as_ref().map(tree_from_row).transpose()
     }
 
     /// Pins a node to the content of one of its catalog versions (`None` unpins).
-    pub async fn set_pin(&self, certname: &str, version: Option<u64>) -> Result<bool, StoreError> {
+    async fn set_pin(&self, certname: &str, version: Option<u64>) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE nodes SET pinned_version = ? WHERE certname = ?")
             .bind(version.map(|v| v as i64))
             .bind(certname)
@@ -405,7 +337,7 @@ impl SqliteStore {
     }
 
     /// The catalog version a node is pinned to, if any.
-    pub async fn pin(&self, certname: &str) -> Result<Option<u64>, StoreError> {
+    async fn pin(&self, certname: &str) -> Result<Option<u64>, StoreError> {
         let row = sqlx::query("SELECT pinned_version FROM nodes WHERE certname = ?")
             .bind(certname)
             .fetch_optional(&self.pool)
@@ -417,13 +349,13 @@ impl SqliteStore {
     }
 
     /// Records (or replaces) a named artifact.
-    pub async fn upsert_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError> {
+    async fn upsert_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO artifacts (name, digest, size, imported_at_ms) VALUES (?, ?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET digest = excluded.digest, size = excluded.size, imported_at_ms = excluded.imported_at_ms",
         )
         .bind(&artifact.name)
-        .bind(&artifact.digest)
+        .bind(artifact.digest.to_string())
         .bind(artifact.size as i64)
         .bind(artifact.imported_at_ms)
         .execute(&self.pool)
@@ -434,7 +366,7 @@ impl SqliteStore {
 
     /// Removes a node from the inventory and revokes its certificates;
     /// returns whether it was there. Its catalog history is kept.
-    pub async fn remove_node(&self, certname: &str) -> Result<bool, StoreError> {
+    async fn remove_node(&self, certname: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(sql("begin node removal"))?;
         let removed = sqlx::query("DELETE FROM nodes WHERE certname = ?")
             .bind(certname)
@@ -458,39 +390,39 @@ impl SqliteStore {
     }
 
     /// Every artifact, by name.
-    pub async fn artifacts(&self) -> Result<Vec<ArtifactRecord>, StoreError> {
+    async fn artifacts(&self) -> Result<Vec<ArtifactRecord>, StoreError> {
         let rows =
             sqlx::query("SELECT name, digest, size, imported_at_ms FROM artifacts ORDER BY name")
                 .fetch_all(&self.pool)
                 .await
                 .map_err(sql("list artifacts"))?;
-        Ok(rows
-            .iter()
-            .map(|r| ArtifactRecord {
-                name: r.get(0),
-                digest: r.get(1),
-                size: r.get::<i64, _>(2) as u64,
-                imported_at_ms: r.get(3),
+        rows.iter()
+            .map(|r| {
+                let name: String = r.get(0);
+                Ok(ArtifactRecord {
+                    digest: stored_digest(r.get(1), || format!("the digest of artifact {name}"))?,
+                    name,
+                    size: r.get::<i64, _>(2) as u64,
+                    imported_at_ms: r.get(3),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Every imported tree, by name, version and level.
-    pub async fn trees(&self) -> Result<Vec<TreeRecord>, StoreError> {
+    async fn trees(&self) -> Result<Vec<TreeRecord>, StoreError> {
         let rows = sqlx::query("SELECT name, version, level, digest, files, size, imported_at_ms FROM trees ORDER BY name, version, level")
             .fetch_all(&self.pool)
             .await
             .map_err(sql("list trees"))?;
-        Ok(rows.iter().map(tree_from_row).collect())
+        rows.iter().map(tree_from_row).collect()
     }
-}
 
-impl SqliteStore {
     /// Grants `lease` unless `max_down` other nodes of its group hold an
     /// unexpired lease; a node asking again renews its own. Atomic: one
     /// immediate transaction. Returns whether it was granted and the
     /// holders afterwards.
-    pub async fn acquire_lease(
+    async fn acquire_lease(
         &self,
         lease: &LeaseRecord,
         max_down: u32,
@@ -537,7 +469,7 @@ impl SqliteStore {
     }
 
     /// Gives back a node's lease of a group; returns whether it held one.
-    pub async fn release_lease(&self, group: &str, certname: &str) -> Result<bool, StoreError> {
+    async fn release_lease(&self, group: &str, certname: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM restart_leases WHERE lease_group = ? AND certname = ?")
             .bind(group)
             .bind(certname)
@@ -548,7 +480,7 @@ impl SqliteStore {
     }
 
     /// Unexpired leases, by group and acquisition time.
-    pub async fn leases(&self, now_ms: i64) -> Result<Vec<LeaseRecord>, StoreError> {
+    async fn leases(&self, now_ms: i64) -> Result<Vec<LeaseRecord>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(sql("list leases"))?;
         let all = leases_in(&mut conn, None).await?;
         Ok(all
@@ -583,16 +515,19 @@ async fn leases_in(
         .collect())
 }
 
-fn tree_from_row(r: &sqlx::sqlite::SqliteRow) -> TreeRecord {
-    TreeRecord {
-        name: r.get(0),
-        version: r.get(1),
-        level: r.get::<i64, _>(2) as u32,
-        digest: r.get(3),
+fn tree_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TreeRecord, StoreError> {
+    let (name, version, level): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+    Ok(TreeRecord {
+        digest: stored_digest(r.get(3), || {
+            format!("the digest of tree {name} {version} level {level}")
+        })?,
+        name,
+        version,
+        level: level as u32,
         files: r.get::<i64, _>(4) as u64,
         size: r.get::<i64, _>(5) as u64,
         imported_at_ms: r.get(6),
-    }
+    })
 }
 
 fn cert_from_row(r: &sqlx::sqlite::SqliteRow) -> CertRecord {
@@ -620,94 +555,50 @@ fn node_from_row(r: &sqlx::sqlite::SqliteRow) -> NodeRecord {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn token_uses_are_limited_and_expire() {
+    async fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
-        let rec = TokenRecord {
-            role: Some("is".into()),
-            expires_at_ms: 1_000,
-            uses_left: 2,
-        };
-        store.insert_token("h", &rec, 0).await.unwrap();
-        assert_eq!(store.token("h").await.unwrap(), Some(rec));
-        assert!(store.consume_token("h", 10).await.unwrap());
-        assert!(
-            !store.consume_token("h", 2_000).await.unwrap(),
-            "expired token consumed"
-        );
-        assert!(store.consume_token("h", 10).await.unwrap());
-        assert!(
-            !store.consume_token("h", 10).await.unwrap(),
-            "used-up token consumed"
-        );
-        assert!(!store.consume_token("unknown", 10).await.unwrap());
+        (dir, store)
+    }
+
+    crate::meta_store_conformance!(open);
+
+    #[tokio::test]
+    async fn a_database_from_before_migrations_adopts_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE tokens (hash TEXT PRIMARY KEY, role TEXT, expires_at_ms BIGINT NOT NULL, uses_left BIGINT NOT NULL, created_at_ms BIGINT NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO tokens VALUES ('h', NULL, 10, 1, 0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(store.token("h").await.unwrap().is_some());
+        // Opening again applies nothing twice.
+        drop(store);
+        SqliteStore::open(&path).await.unwrap();
     }
 
     #[tokio::test]
-    async fn a_group_grants_max_down_leases_and_expired_ones_do_not_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
-        let lease = |node: &str, at: i64| LeaseRecord {
-            group: "c1".into(),
-            certname: node.into(),
-            service: "wso2is".into(),
-            acquired_at_ms: at,
-            expires_at_ms: at + 1_000,
-        };
-        let (granted, holders) = store.acquire_lease(&lease("a", 0), 1).await.unwrap();
-        assert!(granted);
-        assert_eq!(holders.len(), 1);
-        let (granted, holders) = store.acquire_lease(&lease("b", 10), 1).await.unwrap();
-        assert!(!granted, "two nodes of one group down at once");
-        assert_eq!(holders[0].certname, "a");
-        assert!(
-            store.acquire_lease(&lease("a", 20), 1).await.unwrap().0,
-            "renewal"
-        );
-        assert!(
-            store.acquire_lease(&lease("b", 30), 2).await.unwrap().0,
-            "max_down 2"
-        );
-        assert!(store.release_lease("c1", "b").await.unwrap());
-        assert!(!store.release_lease("c1", "b").await.unwrap());
-        // a's renewed lease lapses at 1020: then b gets it.
-        assert!(!store.acquire_lease(&lease("b", 1_019), 1).await.unwrap().0);
-        let (granted, holders) = store.acquire_lease(&lease("b", 1_020), 1).await.unwrap();
-        assert!(granted);
-        assert_eq!(
-            holders
-                .iter()
-                .map(|l| l.certname.as_str())
-                .collect::<Vec<_>>(),
-            ["b"]
-        );
-        assert_eq!(store.leases(1_500).await.unwrap().len(), 1);
-        assert!(store.leases(5_000).await.unwrap().is_empty());
-        // Removing a node frees its lease.
-        store.remove_node("b").await.unwrap();
-        assert!(store.leases(1_500).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn catalog_history_returns_latest_or_given_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
-        for v in 1..=3u64 {
-            let rec = CatalogRecord {
-                version: v,
-                digest: format!("d{v}"),
-                catalog_json: vec![v as u8],
-                signature: vec![],
-            };
-            store.insert_catalog("n", &rec, 0).await.unwrap();
-        }
-        assert_eq!(store.catalog("n", None).await.unwrap().unwrap().version, 3);
-        assert_eq!(
-            store.catalog("n", Some(2)).await.unwrap().unwrap().digest,
-            "d2"
-        );
-        assert!(store.catalog("n", Some(9)).await.unwrap().is_none());
-        assert!(store.catalog("other", None).await.unwrap().is_none());
+    async fn a_digest_that_does_not_parse_is_an_error_naming_the_row() {
+        let (_dir, store) = open().await;
+        sqlx::query("INSERT INTO artifacts VALUES ('mysql.jar', 'sha256:nothex', 1, 0)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = store.artifacts().await.unwrap_err().to_string();
+        assert!(err.contains("artifact mysql.jar"), "{err}");
     }
 }

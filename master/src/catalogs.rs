@@ -1,0 +1,318 @@
+//! Publishing a node's catalog: classify the node, gather its peers from
+//! the inventory, compile (or take the content it is pinned to), put the
+//! secret files it references into the blob store, then either return the
+//! stored version (same content digest) or sign and store version N+1.
+//! Also the report a node sends after a run.
+//!
+//! Invariant: same compiled content → same digest → same version; versions
+//! only grow.
+
+use std::collections::{BTreeMap, HashSet};
+
+use rigger_common::catalog::{self, Catalog, CatalogContent, ResourceSpec};
+use rigger_common::digest::Digest;
+use rigger_common::error_chain;
+use rigger_common::signing::{SignedCatalog, sign_catalog};
+use rigger_common::time::now_ms;
+use serde_json::Value;
+
+use crate::compiler::{NodeContext, Peer, Products};
+use crate::error::{Error, Result};
+use crate::state::MasterState;
+use crate::store::{CatalogRecord, ReportRecord};
+
+/// The EC2 tag that names a node's role when its token bound none.
+pub const ROLE_TAG: &str = "rigger:role";
+
+/// Picks the node's role: the one bound by its enrollment token wins; a node
+/// asking for another is refused. Otherwise the role it asks for, else its
+/// EC2 `rigger:role` tag.
+pub fn classify(
+    certname: &str,
+    bound: Option<&str>,
+    asked: Option<&str>,
+    facts: &Value,
+) -> Result<String> {
+    let tagged = facts
+        .pointer("/ec2/tags")
+        .and_then(|tags| tags.get(ROLE_TAG))
+        .and_then(Value::as_str);
+    match (bound, asked) {
+        (Some(bound), Some(asked)) if bound != asked => Err(Error::PermissionDenied(format!(
+            "node {certname} was enrolled with role {bound:?} and may not ask for role {asked:?}"
+        ))),
+        (Some(bound), _) => Ok(bound.to_string()),
+        (None, Some(asked)) => Ok(asked.to_string()),
+        (None, None) => tagged.map(str::to_string).ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "node {certname} has no role: bind one to its token (`masterctl token create --role`), pass `--role` to the agent, or tag the instance {ROLE_TAG}"
+            ))
+        }),
+    }
+}
+
+/// The catalog for a node that asks for one: its facts (a JSON object,
+/// or empty) and the role it asks for are checked, the inventory records
+/// the request, and the current signed version is returned.
+pub async fn requested(
+    state: &MasterState,
+    certname: &str,
+    facts_json: &str,
+    asked_role: Option<&str>,
+) -> Result<SignedCatalog> {
+    let facts: Value = if facts_json.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_str(facts_json)
+            .map_err(|e| Error::InvalidArgument(format!("facts are not valid JSON: {e}")))?
+    };
+    if !facts.is_object() {
+        return Err(Error::InvalidArgument("facts must be a JSON object".into()));
+    }
+    let node = state.store.node(certname).await?.ok_or_else(|| {
+        Error::PermissionDenied(format!("node {certname} is not in the inventory"))
+    })?;
+    let role = classify(certname, node.bound_role.as_deref(), asked_role, &facts)?;
+    let ip = facts.get("ip").and_then(Value::as_str).map(str::to_string);
+    state
+        .store
+        .touch_node(certname, &role, ip.as_deref(), &facts, now_ms())
+        .await?;
+    publish(state, certname, &role, facts).await
+}
+
+/// Compiles the node's catalog (or takes its pinned content) and returns
+/// the stored signed version: the latest one if the content is unchanged,
+/// else a new version.
+pub async fn publish(
+    state: &MasterState,
+    certname: &str,
+    role: &str,
+    facts: Value,
+) -> Result<SignedCatalog> {
+    let content = match state.store.pin(certname).await? {
+        Some(pinned) => {
+            let content = pinned_content(state, certname, pinned).await?;
+            store_secret_files_from_site(state, &content).await?;
+            content
+        }
+        None => {
+            let (content, secrets) = compile(state, certname, role, facts).await?;
+            store_secret_files(state, secrets).await?;
+            content
+        }
+    };
+    let digest = content.digest();
+    let _guard = state.catalog_lock.lock().await;
+    let latest = state.store.catalog(certname, None).await?;
+    if let Some(latest) = &latest {
+        if latest.digest == digest {
+            return Ok(latest.signed.clone());
+        }
+    }
+    let version = latest.map_or(1, |l| l.version + 1);
+    let now = now_ms();
+    let catalog = Catalog {
+        format: catalog::FORMAT,
+        node: certname.to_string(),
+        version,
+        digest,
+        compiled_at_ms: now,
+        content,
+    };
+    let signed = sign_catalog(&state.signing_key, &catalog);
+    let record = CatalogRecord {
+        version,
+        digest,
+        signed: signed.clone(),
+    };
+    state.store.insert_catalog(certname, &record, now).await?;
+    tracing::info!(node = %certname, role, version, %digest, "new catalog version");
+    Ok(signed)
+}
+
+/// Pins a node to the content of its version `to_version` and publishes
+/// that content as a new, higher version (agents never go back a version).
+pub async fn roll_back(state: &MasterState, certname: &str, to_version: u64) -> Result<Catalog> {
+    if state
+        .store
+        .catalog(certname, Some(to_version))
+        .await?
+        .is_none()
+    {
+        return Err(Error::NotFound(format!(
+            "node {certname} has no catalog version {to_version}"
+        )));
+    }
+    state.store.set_pin(certname, Some(to_version)).await?;
+    let signed = publish(state, certname, "", Value::Object(Default::default())).await?;
+    let catalog: Catalog = serde_json::from_slice(&signed.catalog_json).map_err(Error::internal)?;
+    tracing::info!(node = %certname, to = to_version, version = catalog.version, "catalog pinned to an earlier version's content");
+    Ok(catalog)
+}
+
+/// The node's stored catalog (latest, or `version`), decoded.
+pub async fn stored(state: &MasterState, certname: &str, version: Option<u64>) -> Result<Catalog> {
+    let record = state
+        .store
+        .catalog(certname, version)
+        .await?
+        .ok_or_else(|| match version {
+            Some(v) => Error::NotFound(format!("node {certname} has no catalog version {v}")),
+            None => Error::NotFound(format!("node {certname} has no catalog yet")),
+        })?;
+    Ok(record.catalog()?)
+}
+
+/// Records a node's run report.
+pub async fn record_report(
+    state: &MasterState,
+    certname: &str,
+    report: &ReportRecord,
+) -> Result<()> {
+    state
+        .store
+        .insert_report(certname, report, now_ms())
+        .await?;
+    tracing::info!(node = %certname, version = report.catalog_version, status = report.status(), changed = report.changed, failed = report.failed, "report received");
+    Ok(())
+}
+
+/// The content of one of the node's stored catalog versions.
+async fn pinned_content(
+    state: &MasterState,
+    certname: &str,
+    version: u64,
+) -> Result<CatalogContent> {
+    let record = state
+        .store
+        .catalog(certname, Some(version))
+        .await?
+        .ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "node {certname} is pinned to catalog version {version}, which does not exist"
+            ))
+        })?;
+    Ok(record.catalog()?.content)
+}
+
+/// Compiles with the live inventory as peers; returns the content and the
+/// secret files the compiler resolved.
+async fn compile(
+    state: &MasterState,
+    certname: &str,
+    role: &str,
+    facts: Value,
+) -> Result<(CatalogContent, BTreeMap<Digest, Vec<u8>>)> {
+    let compiler = state.compiler.clone();
+    let since = now_ms() - state.peer_timeout.as_millis() as i64;
+    let inventory = state
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .filter(|n| n.last_seen_ms >= since)
+        .filter_map(|n| {
+            Some(Peer {
+                role: n.role?,
+                ip: n.ip.unwrap_or_default(),
+                certname: n.certname,
+            })
+        })
+        .collect();
+    let node = NodeContext {
+        certname: certname.to_string(),
+        role: role.to_string(),
+        facts,
+        inventory,
+    };
+    let products = Products::from_records(&state.store.trees().await?)
+        .with_artifacts(&state.store.artifacts().await?)
+        .with_secret_files(state.compiler.site().join("secrets/files"));
+    tokio::task::spawn_blocking(move || {
+        let content = compiler.compile(&node, &products)?;
+        Ok((content, products.take_resolved_secret_files()))
+    })
+    .await
+    .map_err(Error::internal)?
+    .map_err(|e: crate::compiler::CompileError| {
+        let text = error_chain(&e);
+        tracing::error!(node = %certname, role, error = %text, "catalog compilation failed");
+        Error::FailedPrecondition(format!("cannot compile the catalog of {certname}: {text}"))
+    })
+}
+
+/// Puts the secret files a compile resolved into the blob store (those it
+/// lacks), so that FetchBlobs can serve them to this node.
+async fn store_secret_files(state: &MasterState, files: BTreeMap<Digest, Vec<u8>>) -> Result<()> {
+    let mut stored_any = false;
+    for (digest, bytes) in files {
+        if !state.blobs.has(&digest).await? {
+            state.blobs.put(bytes).await?;
+            stored_any = true;
+        }
+    }
+    if stored_any {
+        state.blobs.sync().await?;
+    }
+    Ok(())
+}
+
+/// For pinned content (not compiled now): the secret files it references
+/// that the blob store lacks, found by digest in the site's `secrets/files/`.
+async fn store_secret_files_from_site(state: &MasterState, content: &CatalogContent) -> Result<()> {
+    let mut wanted = HashSet::new();
+    for digest in content.resources.iter().filter_map(|r| match &r.spec {
+        ResourceSpec::File(f) if f.secret => f.source,
+        _ => None,
+    }) {
+        if !state.blobs.has(&digest).await? {
+            wanted.insert(digest);
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let dir = state.compiler.site().join("secrets/files");
+    let found =
+        tokio::task::spawn_blocking(move || -> std::io::Result<BTreeMap<Digest, Vec<u8>>> {
+            let mut found = BTreeMap::new();
+            for entry in std::fs::read_dir(&dir)?.flatten() {
+                let bytes = std::fs::read(entry.path())?;
+                let digest = Digest::of(&bytes);
+                if wanted.contains(&digest) {
+                    found.insert(digest, bytes);
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(Error::internal)?
+        .map_err(|e| Error::Internal(format!("cannot read the site's secret files: {e}")))?;
+    store_secret_files(state, found).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn classification_follows_token_then_request_then_tag() {
+        let tagged = json!({"ec2": {"tags": {"rigger:role": "apim"}}});
+        let none = json!({});
+        let check = |bound, asked, facts: &Value| classify("n1", bound, asked, facts);
+        assert_eq!(check(Some("is"), None, &tagged).unwrap(), "is");
+        assert_eq!(check(Some("is"), Some("is"), &none).unwrap(), "is");
+        assert!(matches!(
+            check(Some("is"), Some("apim"), &none),
+            Err(Error::PermissionDenied(_))
+        ));
+        assert_eq!(check(None, Some("mi"), &tagged).unwrap(), "mi");
+        assert_eq!(check(None, None, &tagged).unwrap(), "apim");
+        assert!(matches!(
+            check(None, None, &none),
+            Err(Error::FailedPrecondition(_))
+        ));
+    }
+}

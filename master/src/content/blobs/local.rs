@@ -1,0 +1,155 @@
+//! Blobs as files under a directory, in the layout the agent's cache shares
+//! ([`BlobLayout`]): written to `tmp/`, hashed on the way, renamed into
+//! place. Durability comes from [`BlobStore::sync`] once per import, not an
+//! fsync per blob.
+
+use std::path::Path;
+
+use rigger_common::blob_layout::BlobLayout;
+use rigger_common::digest::Digest;
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{BlobError, BlobReader, BlobStore, Stored};
+
+/// Size of the buffer a blob is streamed through.
+const BUFFER: usize = 256 * 1024;
+
+/// Blobs on the local disk.
+#[derive(Debug, Clone)]
+pub struct LocalBlobStore {
+    layout: BlobLayout,
+}
+
+impl LocalBlobStore {
+    /// A store rooted at `root` (created if missing).
+    pub fn open(root: &Path) -> std::io::Result<Self> {
+        let layout = BlobLayout::new(root);
+        std::fs::create_dir_all(layout.tmp_dir())?;
+        std::fs::create_dir_all(root.join("sha256"))?;
+        Ok(Self { layout })
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for LocalBlobStore {
+    async fn has(&self, digest: &Digest) -> Result<bool, BlobError> {
+        tokio::fs::try_exists(self.layout.path_of(digest))
+            .await
+            .map_err(BlobError::io(format!("look for blob {digest}")))
+    }
+
+    async fn put_stream(&self, mut body: BlobReader) -> Result<Stored, BlobError> {
+        let tmp_dir = self.layout.tmp_dir();
+        let tmp = tokio::task::spawn_blocking(move || tempfile::NamedTempFile::new_in(tmp_dir))
+            .await
+            .map_err(|e| BlobError::io("create a temporary blob")(std::io::Error::other(e)))?
+            .map_err(BlobError::io("create a temporary blob"))?;
+        let (file, tmp_path) = tmp.into_parts();
+        let mut file = tokio::fs::File::from_std(file);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; BUFFER];
+        loop {
+            let n = body
+                .read(&mut buf)
+                .await
+                .map_err(BlobError::io("read the blob being stored"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])
+                .await
+                .map_err(BlobError::io("write a temporary blob"))?;
+            size += n as u64;
+        }
+        file.flush()
+            .await
+            .map_err(BlobError::io("write a temporary blob"))?;
+        drop(file);
+        let digest = Digest::from_bytes(hasher.finalize().into());
+        let target = self.layout.path_of(&digest);
+        if self.has(&digest).await? {
+            return Ok(Stored {
+                digest,
+                size,
+                new: false,
+            });
+        }
+        let parent = target
+            .parent()
+            .expect("blob path has a parent")
+            .to_path_buf();
+        tokio::fs::create_dir_all(&parent)
+            .await
+            .map_err(BlobError::io(format!("create {}", parent.display())))?;
+        tokio::task::spawn_blocking(move || tmp_path.persist(&target).map_err(|e| e.error))
+            .await
+            .map_err(|e| BlobError::io("store a blob")(std::io::Error::other(e)))?
+            .map_err(BlobError::io(format!("store blob {digest}")))?;
+        Ok(Stored {
+            digest,
+            size,
+            new: true,
+        })
+    }
+
+    async fn open(&self, digest: &Digest) -> Result<BlobReader, BlobError> {
+        match tokio::fs::File::open(self.layout.path_of(digest)).await {
+            Ok(file) => Ok(Box::pin(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::Missing(*digest)),
+            Err(e) => Err(BlobError::io(format!("open blob {digest}"))(e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<Digest>, BlobError> {
+        let layout = self.layout.clone();
+        let files = tokio::task::spawn_blocking(move || layout.files())
+            .await
+            .map_err(|e| BlobError::io("list blobs")(std::io::Error::other(e)))?
+            .map_err(BlobError::io("list blobs"))?;
+        Ok(files.into_iter().map(|f| f.digest).collect())
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<bool, BlobError> {
+        match tokio::fs::remove_file(self.layout.path_of(digest)).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(BlobError::io(format!("delete blob {digest}"))(e)),
+        }
+    }
+
+    async fn sync(&self) -> Result<(), BlobError> {
+        let root = self.layout.root().to_path_buf();
+        tokio::task::spawn_blocking(move || rigger_common::fsutil::sync_filesystem(&root))
+            .await
+            .map_err(|e| BlobError::io("flush the blob store")(std::io::Error::other(e)))?
+            .map_err(BlobError::io("flush the blob store"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn open() -> (tempfile::TempDir, LocalBlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    crate::blob_store_conformance!(open);
+
+    #[tokio::test]
+    async fn a_damaged_file_is_refused_when_read() {
+        let (dir, store) = open().await;
+        let stored = store.put(b"manifest".to_vec()).await.unwrap();
+        let path = BlobLayout::new(dir.path()).path_of(&stored.digest);
+        std::fs::write(&path, b"tampered").unwrap();
+        assert!(matches!(
+            store.read(&stored.digest).await,
+            Err(BlobError::Damaged { .. })
+        ));
+    }
+}

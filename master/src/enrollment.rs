@@ -1,0 +1,187 @@
+//! Enrollment: a node's CSR is signed in exchange for one use of a valid
+//! bootstrap token, and the node enters the inventory with the role the
+//! token binds. Also the creation of those tokens.
+
+use std::time::Duration;
+
+use rigger_common::time::{format_ms, now_ms};
+
+use crate::error::{Error, Result};
+use crate::state::MasterState;
+use crate::store::{CertRecord, TokenRecord};
+use crate::tokens;
+
+/// Longest a token may live.
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What a node gets back from enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolled {
+    /// Its certificate, PEM.
+    pub cert_pem: String,
+    /// The CA, PEM.
+    pub ca_cert_pem: String,
+    /// The raw ed25519 key that signs every catalog.
+    pub catalog_signing_key: Vec<u8>,
+}
+
+/// A new bootstrap token, shown once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    /// The token.
+    pub token: String,
+    /// When it expires, Unix ms.
+    pub expires_at_ms: i64,
+}
+
+/// Checks a certname: lower-case letters, digits, `.`, `-` and `_`, not
+/// starting with `.` or `-`, at most 253 characters.
+pub fn validate_certname(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
+        && !name.starts_with(['.', '-']);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "certname {name:?} is not valid: use lower-case letters, digits, '.', '-' and '_'"
+        )))
+    }
+}
+
+/// Creates a token for `uses` enrollments within `ttl`, binding `role` (if
+/// any, and it must exist) to the nodes enrolled with it.
+pub async fn create_token(
+    state: &MasterState,
+    ttl: Duration,
+    uses: u32,
+    role: Option<String>,
+) -> Result<NewToken> {
+    if ttl.is_zero() || ttl > MAX_TOKEN_TTL {
+        return Err(Error::InvalidArgument(
+            "token lifetime must be between 1 second and 30 days".into(),
+        ));
+    }
+    if uses == 0 {
+        return Err(Error::InvalidArgument(
+            "a token needs at least one use".into(),
+        ));
+    }
+    if let Some(role) = &role {
+        state
+            .compiler
+            .role(role)
+            .map_err(|e| Error::InvalidArgument(rigger_common::error_chain(&e)))?;
+    }
+    let token = tokens::generate();
+    let expires_at_ms = now_ms() + ttl.as_millis() as i64;
+    let record = TokenRecord {
+        role: role.clone(),
+        expires_at_ms,
+        uses_left: i64::from(uses),
+    };
+    state
+        .store
+        .insert_token(&tokens::hash(&token), &record, now_ms())
+        .await?;
+    tracing::info!(role = ?role, uses, ttl_secs = ttl.as_secs(), "bootstrap token created");
+    Ok(NewToken {
+        token,
+        expires_at_ms,
+    })
+}
+
+/// Signs `csr_pem` for the node it names in exchange for one use of
+/// `token`; `remote` (the peer address) is only logged.
+pub async fn enroll(
+    state: &MasterState,
+    csr_pem: &str,
+    token: &str,
+    remote: &str,
+) -> Result<Enrolled> {
+    let now = now_ms();
+    let hash = tokens::hash(token);
+    let used_up = || {
+        Error::Unauthenticated(
+            "bootstrap token has been used up: create a new one with `masterctl token create`"
+                .into(),
+        )
+    };
+    let record = state.store.token(&hash).await?.ok_or_else(|| {
+        tracing::warn!(%remote, "enrollment refused: unknown token");
+        Error::Unauthenticated("bootstrap token is not valid".into())
+    })?;
+    if record.expires_at_ms <= now {
+        tracing::warn!(%remote, "enrollment refused: expired token");
+        return Err(Error::Unauthenticated(format!(
+            "bootstrap token expired at {}",
+            format_ms(record.expires_at_ms)
+        )));
+    }
+    if record.uses_left <= 0 {
+        tracing::warn!(%remote, "enrollment refused: used-up token");
+        return Err(used_up());
+    }
+    let certname = crate::ca::csr_common_name(csr_pem)
+        .map_err(|e| Error::InvalidArgument(format!("invalid CSR: {e}")))?;
+    validate_certname(&certname)?;
+    if state.store.has_valid_cert(&certname, now).await? {
+        return Err(Error::AlreadyExists(format!(
+            "node {certname} already holds a valid certificate; remove the node first or enroll under another certname"
+        )));
+    }
+    if !state.store.consume_token(&hash, now).await? {
+        return Err(used_up());
+    }
+    let issued = state
+        .ca
+        .sign_node_csr(csr_pem, &certname)
+        .map_err(|e| Error::InvalidArgument(rigger_common::error_chain(&e)))?;
+    let cert = CertRecord {
+        serial: issued.serial.clone(),
+        certname: certname.clone(),
+        issued_at_ms: now,
+        not_after_ms: issued.not_after_ms,
+        revoked: false,
+    };
+    state
+        .store
+        .record_enrollment(&cert, record.role.as_deref())
+        .await?;
+    tracing::info!(node = %certname, serial = %issued.serial, role = ?record.role, %remote, "node enrolled");
+    Ok(Enrolled {
+        cert_pem: issued.pem,
+        ca_cert_pem: state.ca.cert_pem().to_string(),
+        catalog_signing_key: state.signing_key.verifying_key().to_bytes().to_vec(),
+    })
+}
+
+/// Removes a node: it leaves the inventory, its certificates are revoked
+/// and its restart leases freed.
+pub async fn remove_node(state: &MasterState, certname: &str) -> Result<()> {
+    if !state.store.remove_node(certname).await? {
+        return Err(Error::NotFound(format!(
+            "node {certname} is not in the inventory"
+        )));
+    }
+    tracing::info!(node = %certname, "node removed and its certificate revoked");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certnames_are_checked() {
+        for good in ["node1", "ip-10-0-1-5.ec2.internal", "i-0abc_1"] {
+            validate_certname(good).unwrap();
+        }
+        for bad in ["", "Node1", "-a", ".a", "a/b", "a b", &"a".repeat(254)] {
+            assert!(validate_certname(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! What the master's domain operations share: the stores (as trait
+//! objects), the CA, the signing key, the compiler and the locks that
+//! serialise version assignment and imports on this master.
+
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use tokio::sync::Mutex;
+
+use crate::ca::CertificateAuthority;
+use crate::compiler::Compiler;
+use crate::content::blobs::BlobStore;
+use crate::store::MetaStore;
+
+/// Everything the master's operations share.
+pub struct MasterState {
+    /// Metadata store.
+    pub store: Arc<dyn MetaStore>,
+    /// Content store (product files, manifests, artifacts, secret files).
+    pub blobs: Arc<dyn BlobStore>,
+    /// The CA.
+    pub ca: CertificateAuthority,
+    /// Catalog signing key.
+    pub signing_key: SigningKey,
+    /// Catalog compiler.
+    pub compiler: Compiler,
+    /// Serialises catalog version assignment.
+    pub catalog_lock: Mutex<()>,
+    /// Serialises imports (level numbering).
+    pub import_lock: Mutex<()>,
+    /// Nodes not seen for this long leave their peers' lists.
+    pub peer_timeout: std::time::Duration,
+}
+
+/// Shared handle to the state.
+pub type SharedState = Arc<MasterState>;

@@ -1,0 +1,326 @@
+//! The conformance suite every [`MetaStore`] backend runs: each behaviour
+//! the master relies on, written once. A backend's tests call
+//! [`meta_store_conformance!`](crate::meta_store_conformance) with a
+//! function that opens an empty store (and returns a guard keeping its
+//! files alive).
+
+use rigger_common::digest::Digest;
+use rigger_common::signing::SignedCatalog;
+
+use super::{
+    ArtifactRecord, CatalogRecord, CertRecord, LeaseRecord, MetaStore, ReportRecord, TokenRecord,
+    TreeInsert, TreeRecord,
+};
+
+/// One test per behaviour for the backend that `$open().await` returns
+/// as `(guard, store)`.
+#[macro_export]
+macro_rules! meta_store_conformance {
+    ($open:path) => {
+        $crate::meta_store_conformance!(@cases $open;
+            tokens_are_limited_and_expire,
+            enrollment_records_the_certificate_and_binds_the_node,
+            nodes_remember_their_last_request_and_pin,
+            catalog_history_keeps_every_version_once,
+            the_last_report_is_the_newest,
+            a_tree_level_is_recorded_once_and_never_rewritten,
+            artifacts_are_replaced_by_name,
+            a_group_grants_max_down_leases_and_expired_ones_do_not_count,
+            removing_a_node_revokes_it_and_frees_its_lease,
+        );
+    };
+    (@cases $open:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (_guard, store) = $open().await;
+                $crate::store::conformance::$case(&store).await;
+            }
+        )*
+    };
+}
+
+fn cert(serial: &str, certname: &str, not_after_ms: i64) -> CertRecord {
+    CertRecord {
+        serial: serial.into(),
+        certname: certname.into(),
+        issued_at_ms: 100,
+        not_after_ms,
+        revoked: false,
+    }
+}
+
+fn catalog(version: u64) -> CatalogRecord {
+    CatalogRecord {
+        version,
+        digest: Digest::of(&version.to_be_bytes()),
+        signed: SignedCatalog {
+            catalog_json: format!("{{\"version\":{version}}}").into_bytes(),
+            signature: vec![version as u8; 64],
+        },
+    }
+}
+
+fn tree(level: u32, content: &[u8]) -> TreeRecord {
+    TreeRecord {
+        name: "wso2is".into(),
+        version: "5.11.0".into(),
+        level,
+        digest: Digest::of(content),
+        files: 3042,
+        size: 200 << 20,
+        imported_at_ms: 5,
+    }
+}
+
+fn lease(node: &str, at: i64) -> LeaseRecord {
+    LeaseRecord {
+        group: "c1".into(),
+        certname: node.into(),
+        service: "wso2is".into(),
+        acquired_at_ms: at,
+        expires_at_ms: at + 1_000,
+    }
+}
+
+/// A token is used at most `uses` times and never after it expired.
+pub async fn tokens_are_limited_and_expire(store: &dyn MetaStore) {
+    let rec = TokenRecord {
+        role: Some("is".into()),
+        expires_at_ms: 1_000,
+        uses_left: 2,
+    };
+    store.insert_token("h", &rec, 0).await.unwrap();
+    assert_eq!(store.token("h").await.unwrap(), Some(rec));
+    assert!(store.token("other").await.unwrap().is_none());
+    assert!(store.consume_token("h", 10).await.unwrap());
+    assert!(
+        !store.consume_token("h", 2_000).await.unwrap(),
+        "expired token consumed"
+    );
+    assert!(store.consume_token("h", 10).await.unwrap());
+    assert!(
+        !store.consume_token("h", 10).await.unwrap(),
+        "used-up token consumed"
+    );
+    assert_eq!(store.token("h").await.unwrap().unwrap().uses_left, 0);
+    assert!(!store.consume_token("unknown", 10).await.unwrap());
+}
+
+/// Enrollment stores the certificate and the node with its bound role;
+/// a valid certificate is one unrevoked and unexpired.
+pub async fn enrollment_records_the_certificate_and_binds_the_node(store: &dyn MetaStore) {
+    store
+        .record_enrollment(&cert("0a", "n1", 10_000), Some("is"))
+        .await
+        .unwrap();
+    let node = store.node("n1").await.unwrap().expect("enrolled node");
+    assert_eq!(node.bound_role.as_deref(), Some("is"));
+    assert_eq!((node.enrolled_at_ms, node.last_seen_ms), (100, 0));
+    assert_eq!(store.cert("0a").await.unwrap().unwrap().certname, "n1");
+    assert!(store.cert("0b").await.unwrap().is_none());
+    assert!(store.has_valid_cert("n1", 5_000).await.unwrap());
+    assert!(
+        !store.has_valid_cert("n1", 20_000).await.unwrap(),
+        "expired"
+    );
+    assert!(!store.has_valid_cert("n2", 5_000).await.unwrap());
+    // Enrolling again (after the first certificate expired) re-binds.
+    let mut second = cert("0b", "n1", 50_000);
+    second.issued_at_ms = 200;
+    store.record_enrollment(&second, None).await.unwrap();
+    assert_eq!(store.node("n1").await.unwrap().unwrap().bound_role, None);
+    let serials: Vec<String> = store
+        .certs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.serial)
+        .collect();
+    assert_eq!(serials, ["0b", "0a"], "newest first");
+}
+
+/// A node's catalog request records role, address, facts and time; a pin
+/// is set and cleared.
+pub async fn nodes_remember_their_last_request_and_pin(store: &dyn MetaStore) {
+    for name in ["b", "a"] {
+        store
+            .record_enrollment(&cert(name, name, 10_000), None)
+            .await
+            .unwrap();
+    }
+    let facts = serde_json::json!({"ip": "10.0.0.5"});
+    store
+        .touch_node("a", "is", Some("10.0.0.5"), &facts, 777)
+        .await
+        .unwrap();
+    let a = store.node("a").await.unwrap().unwrap();
+    assert_eq!(
+        (a.role.as_deref(), a.ip.as_deref(), a.last_seen_ms),
+        (Some("is"), Some("10.0.0.5"), 777)
+    );
+    let names: Vec<String> = store
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.certname)
+        .collect();
+    assert_eq!(names, ["a", "b"], "by name");
+    assert_eq!(store.pin("a").await.unwrap(), None);
+    assert!(store.set_pin("a", Some(3)).await.unwrap());
+    assert_eq!(store.pin("a").await.unwrap(), Some(3));
+    assert!(store.set_pin("a", None).await.unwrap());
+    assert_eq!(store.pin("a").await.unwrap(), None);
+    assert!(!store.set_pin("nobody", Some(1)).await.unwrap());
+}
+
+/// The latest version or a given one comes back as stored; a version is
+/// never stored twice.
+pub async fn catalog_history_keeps_every_version_once(store: &dyn MetaStore) {
+    assert!(store.catalog("n", None).await.unwrap().is_none());
+    for v in 1..=3u64 {
+        store.insert_catalog("n", &catalog(v), 0).await.unwrap();
+    }
+    assert_eq!(store.catalog("n", None).await.unwrap(), Some(catalog(3)));
+    assert_eq!(store.catalog("n", Some(2)).await.unwrap(), Some(catalog(2)));
+    assert!(store.catalog("n", Some(9)).await.unwrap().is_none());
+    assert!(store.catalog("other", None).await.unwrap().is_none());
+    assert!(
+        store.insert_catalog("n", &catalog(3), 0).await.is_err(),
+        "a version was rewritten"
+    );
+    assert_eq!(store.catalog("n", Some(3)).await.unwrap(), Some(catalog(3)));
+}
+
+/// Reports are kept; the last one is the newest received.
+pub async fn the_last_report_is_the_newest(store: &dyn MetaStore) {
+    assert!(store.last_report("n").await.unwrap().is_none());
+    let changed = ReportRecord {
+        catalog_version: 1,
+        changed: 2,
+        ..Default::default()
+    };
+    let failed = ReportRecord {
+        catalog_version: 2,
+        failed: 1,
+        ..Default::default()
+    };
+    store.insert_report("n", &changed, 10).await.unwrap();
+    store.insert_report("n", &failed, 20).await.unwrap();
+    store
+        .insert_report("other", &ReportRecord::default(), 30)
+        .await
+        .unwrap();
+    let last = store.last_report("n").await.unwrap().unwrap();
+    assert_eq!((last.status.as_str(), last.received_at_ms), ("failed", 20));
+    let other = store.last_report("other").await.unwrap().unwrap();
+    assert_eq!(other.status, "unchanged");
+}
+
+/// A level is recorded once; the same content again changes nothing, other
+/// content at that level is refused and reported.
+pub async fn a_tree_level_is_recorded_once_and_never_rewritten(store: &dyn MetaStore) {
+    assert_eq!(
+        store.insert_tree(&tree(1, b"l1"), 0).await.unwrap(),
+        TreeInsert::New
+    );
+    assert_eq!(
+        store.insert_tree(&tree(0, b"ga"), 0).await.unwrap(),
+        TreeInsert::New
+    );
+    assert_eq!(
+        store.insert_tree(&tree(1, b"l1"), 9).await.unwrap(),
+        TreeInsert::Same
+    );
+    assert_eq!(
+        store.insert_tree(&tree(1, b"other"), 9).await.unwrap(),
+        TreeInsert::Conflict(Digest::of(b"l1"))
+    );
+    let stored = store.tree("wso2is", "5.11.0", 1).await.unwrap().unwrap();
+    assert_eq!(stored.digest, Digest::of(b"l1"));
+    assert_eq!((stored.files, stored.size), (3042, 200 << 20));
+    assert!(store.tree("wso2is", "5.11.0", 2).await.unwrap().is_none());
+    let levels: Vec<u32> = store
+        .trees()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.level)
+        .collect();
+    assert_eq!(levels, [0, 1]);
+}
+
+/// An artifact imported again under its name replaces the old one.
+pub async fn artifacts_are_replaced_by_name(store: &dyn MetaStore) {
+    let artifact = |name: &str, content: &[u8]| ArtifactRecord {
+        name: name.into(),
+        digest: Digest::of(content),
+        size: content.len() as u64,
+        imported_at_ms: 1,
+    };
+    store
+        .upsert_artifact(&artifact("mysql.jar", b"v1"))
+        .await
+        .unwrap();
+    store
+        .upsert_artifact(&artifact("h2.jar", b"h2"))
+        .await
+        .unwrap();
+    store
+        .upsert_artifact(&artifact("mysql.jar", b"v2!"))
+        .await
+        .unwrap();
+    let all = store.artifacts().await.unwrap();
+    assert_eq!(
+        all,
+        [artifact("h2.jar", b"h2"), artifact("mysql.jar", b"v2!")]
+    );
+}
+
+/// No more than `max_down` nodes of a group hold a lease; renewals keep
+/// it; expired ones count for nothing.
+pub async fn a_group_grants_max_down_leases_and_expired_ones_do_not_count(store: &dyn MetaStore) {
+    let (granted, holders) = store.acquire_lease(&lease("a", 0), 1).await.unwrap();
+    assert!(granted);
+    assert_eq!(holders.len(), 1);
+    let (granted, holders) = store.acquire_lease(&lease("b", 10), 1).await.unwrap();
+    assert!(!granted, "two nodes of one group down at once");
+    assert_eq!(holders[0].certname, "a");
+    assert!(
+        store.acquire_lease(&lease("a", 20), 1).await.unwrap().0,
+        "renewal"
+    );
+    assert!(
+        store.acquire_lease(&lease("b", 30), 2).await.unwrap().0,
+        "max_down 2"
+    );
+    assert!(store.release_lease("c1", "b").await.unwrap());
+    assert!(!store.release_lease("c1", "b").await.unwrap());
+    // a's renewed lease lapses at 1020: then b gets it.
+    assert!(!store.acquire_lease(&lease("b", 1_019), 1).await.unwrap().0);
+    let (granted, holders) = store.acquire_lease(&lease("b", 1_020), 1).await.unwrap();
+    assert!(granted);
+    let names: Vec<&str> = holders.iter().map(|l| l.certname.as_str()).collect();
+    assert_eq!(names, ["b"]);
+    assert_eq!(store.leases(1_500).await.unwrap().len(), 1);
+    assert!(store.leases(5_000).await.unwrap().is_empty());
+}
+
+/// Removing a node revokes its certificates and frees its leases; its
+/// catalog history stays.
+pub async fn removing_a_node_revokes_it_and_frees_its_lease(store: &dyn MetaStore) {
+    store
+        .record_enrollment(&cert("0c", "b", 10_000), None)
+        .await
+        .unwrap();
+    store.insert_catalog("b", &catalog(1), 0).await.unwrap();
+    assert!(store.acquire_lease(&lease("b", 0), 1).await.unwrap().0);
+    assert!(store.remove_node("b").await.unwrap());
+    assert!(!store.remove_node("b").await.unwrap());
+    assert!(store.node("b").await.unwrap().is_none());
+    assert!(store.cert("0c").await.unwrap().unwrap().revoked);
+    assert!(!store.has_valid_cert("b", 5_000).await.unwrap());
+    assert!(store.leases(500).await.unwrap().is_empty());
+    assert!(store.catalog("b", None).await.unwrap().is_some());
+}

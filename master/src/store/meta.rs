@@ -1,0 +1,118 @@
+//! The metadata store's interface. Every write that several masters could
+//! race on (token uses, catalog versions, leases) is one atomic operation
+//! here, so that a backend can implement it with a transaction.
+
+use super::{
+    ArtifactRecord, CatalogRecord, CertRecord, LeaseRecord, NodeRecord, ReportRecord,
+    ReportSummary, StoreError, TokenRecord, TreeInsert, TreeRecord,
+};
+
+/// Tokens, certificates, inventory, catalog history, reports, trees,
+/// artifacts and restart leases.
+#[async_trait::async_trait]
+pub trait MetaStore: Send + Sync {
+    /// Stores a new token by hash.
+    async fn insert_token(
+        &self,
+        hash: &str,
+        record: &TokenRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Looks a token up by hash.
+    async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Consumes one use of a token if it is unexpired and not used up;
+    /// returns whether it did (atomic against concurrent enrollments).
+    async fn consume_token(&self, hash: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// Records an issued certificate and enrolls (or re-binds) its node, atomically.
+    async fn record_enrollment(
+        &self,
+        cert: &CertRecord,
+        bound_role: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Certificates, newest first.
+    async fn certs(&self) -> Result<Vec<CertRecord>, StoreError>;
+    /// The certificate with this serial.
+    async fn cert(&self, serial: &str) -> Result<Option<CertRecord>, StoreError>;
+    /// Whether `certname` holds an unrevoked, unexpired certificate.
+    async fn has_valid_cert(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// The node's inventory record.
+    async fn node(&self, certname: &str) -> Result<Option<NodeRecord>, StoreError>;
+    /// Every node, by name.
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
+    /// Records that a node asked for its catalog with these facts.
+    async fn touch_node(
+        &self,
+        certname: &str,
+        role: &str,
+        ip: Option<&str>,
+        facts: &serde_json::Value,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Removes a node, revokes its certificates and frees its restart
+    /// leases, atomically; returns whether it was there. Its catalog
+    /// history is kept.
+    async fn remove_node(&self, certname: &str) -> Result<bool, StoreError>;
+    /// Pins a node to the content of one of its catalog versions (`None`
+    /// unpins); returns whether the node exists.
+    async fn set_pin(&self, certname: &str, version: Option<u64>) -> Result<bool, StoreError>;
+    /// The catalog version a node is pinned to, if any.
+    async fn pin(&self, certname: &str) -> Result<Option<u64>, StoreError>;
+
+    /// The node's latest catalog, or the given version.
+    async fn catalog(
+        &self,
+        certname: &str,
+        version: Option<u64>,
+    ) -> Result<Option<CatalogRecord>, StoreError>;
+    /// Appends a catalog version to the node's history; a version that
+    /// exists already is an error (versions are never rewritten).
+    async fn insert_catalog(
+        &self,
+        certname: &str,
+        record: &CatalogRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a run report.
+    async fn insert_report(
+        &self,
+        certname: &str,
+        report: &ReportRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// The node's last report.
+    async fn last_report(&self, certname: &str) -> Result<Option<ReportSummary>, StoreError>;
+
+    /// Records an imported tree. Re-importing the same content changes
+    /// nothing; the same level with other content is refused.
+    async fn insert_tree(&self, tree: &TreeRecord, now_ms: i64) -> Result<TreeInsert, StoreError>;
+    /// One level of a product version.
+    async fn tree(
+        &self,
+        name: &str,
+        version: &str,
+        level: u32,
+    ) -> Result<Option<TreeRecord>, StoreError>;
+    /// Every imported tree, by name, version and level.
+    async fn trees(&self) -> Result<Vec<TreeRecord>, StoreError>;
+
+    /// Records (or replaces) a named artifact.
+    async fn upsert_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError>;
+    /// Every artifact, by name.
+    async fn artifacts(&self) -> Result<Vec<ArtifactRecord>, StoreError>;
+
+    /// Grants `lease` unless `max_down` other nodes of its group hold an
+    /// unexpired lease; a node asking again renews its own. Atomic.
+    /// Returns whether it was granted and the group's holders afterwards.
+    async fn acquire_lease(
+        &self,
+        lease: &LeaseRecord,
+        max_down: u32,
+    ) -> Result<(bool, Vec<LeaseRecord>), StoreError>;
+    /// Gives back a node's lease of a group; returns whether it held one.
+    async fn release_lease(&self, group: &str, certname: &str) -> Result<bool, StoreError>;
+    /// Unexpired leases, by group and acquisition time.
+    async fn leases(&self, now_ms: i64) -> Result<Vec<LeaseRecord>, StoreError>;
+}
