@@ -12,6 +12,7 @@ pub mod catalogs;
 pub mod compiler;
 pub mod config;
 pub mod content;
+pub mod ctl;
 pub mod enrollment;
 pub mod error;
 pub mod leases;

@@ -137,3 +137,20 @@ template = "c.conf.j2"
     assert!(stderr.contains("bad_syntax"), "{stderr}");
     assert!(stderr.contains("c.conf.j2"), "{stderr}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_masterctl_quietly() {
+    let modules = concat!(env!("CARGO_MANIFEST_DIR"), "/../modules");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_masterctl"))
+        .args(["module", "check", "--modules", modules])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `masterctl … | head -0`: the reader is gone before anything is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -1,0 +1,45 @@
+//! `masterctl artifact import | list`.
+
+use std::path::Path;
+
+use rigger_common::proto::{ImportArtifactRequest, ListArtifactsRequest};
+use rigger_common::time::format_ms;
+
+use super::{Ctl, absolute, render, status, table};
+
+/// Imports a file under a name modules refer to.
+pub async fn import(ctl: &Ctl, file: &Path, name: &str) -> anyhow::Result<String> {
+    let reply = ctl
+        .client()
+        .import_artifact(ImportArtifactRequest {
+            path: absolute(file)?,
+            name: name.to_string(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    Ok(format!(
+        "artifact {}: {} ({} bytes)\n",
+        reply.name, reply.digest, reply.size
+    ))
+}
+
+/// Imported artifacts.
+pub async fn list(ctl: &Ctl) -> anyhow::Result<String> {
+    let reply = ctl
+        .client()
+        .list_artifacts(ListArtifactsRequest {})
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut t = table(&["NAME", "BYTES", "IMPORTED", "DIGEST"]);
+    for a in reply.artifacts {
+        t.add_row(vec![
+            a.name,
+            a.size.to_string(),
+            format_ms(a.imported_at_ms),
+            a.digest,
+        ]);
+    }
+    Ok(render(t, &[1]))
+}

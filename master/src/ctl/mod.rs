@@ -1,0 +1,127 @@
+//! `masterctl`'s commands, one module per noun. Each command talks to the
+//! master's admin socket and returns the text to print; the binary only
+//! parses arguments and writes that text (a closed pipe ends it quietly).
+
+pub mod artifact;
+pub mod ca;
+pub mod catalog;
+pub mod cert;
+pub mod lease;
+pub mod lookup;
+pub mod module;
+pub mod node;
+pub mod product;
+pub mod token;
+pub mod update;
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+use rigger_common::proto::admin_service_client::AdminServiceClient;
+use tonic::transport::Channel;
+
+/// What a command prints: on stdout, and notes on stderr.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// For stdout (what scripts read).
+    pub stdout: String,
+    /// For stderr (notes for the operator).
+    pub stderr: String,
+}
+
+impl From<String> for Output {
+    fn from(stdout: String) -> Self {
+        Self {
+            stdout,
+            stderr: String::new(),
+        }
+    }
+}
+
+/// A connection to the master's admin API.
+pub struct Ctl {
+    client: AdminServiceClient<Channel>,
+}
+
+impl Ctl {
+    /// Connects to the admin socket.
+    pub async fn connect(socket: &Path) -> anyhow::Result<Self> {
+        let channel = rigger_common::grpc::unix_channel(socket)
+            .await
+            .with_context(|| format!("cannot reach the master's admin socket {} (is rigger-master running, and are you root?)", socket.display()))?;
+        Ok(Self {
+            client: AdminServiceClient::new(channel),
+        })
+    }
+
+    /// The admin client (generated calls take `&mut`).
+    fn client(&self) -> AdminServiceClient<Channel> {
+        self.client.clone()
+    }
+}
+
+/// The master's refusal, as the operator reads it.
+fn status(e: tonic::Status) -> anyhow::Error {
+    anyhow!("{}", e.message())
+}
+
+/// A table with a header, columns two spaces apart, never wrapped or cut:
+/// long names widen their column instead of breaking the rows.
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    table
+}
+
+/// Right-aligns the columns at `columns` and finishes the table's text.
+fn render(mut table: Table, right_aligned: &[usize]) -> String {
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, 2));
+        if right_aligned.contains(&i) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut text: String = table
+        .trim_fmt()
+        .lines()
+        .map(|l| format!("{}\n", l.trim_end()))
+        .collect();
+    if text.is_empty() {
+        text.push('\n');
+    }
+    text
+}
+
+/// The absolute path of a file the master must read (it has another cwd).
+fn absolute(file: &Path) -> anyhow::Result<String> {
+    let path =
+        std::fs::canonicalize(file).with_context(|| format!("cannot open {}", file.display()))?;
+    Ok(path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_name_widens_its_column_and_keeps_the_rows_whole() {
+        let mut t = table(&["NAME", "SIZE"]);
+        let long = "ip-10-0-1-5.eu-west-1.compute.internal-with-a-long-suffix";
+        t.add_row(vec![long, "12"]);
+        t.add_row(vec!["a", "3456"]);
+        let text = render(t, &[1]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[1].starts_with(long) && lines[1].ends_with("  12"),
+            "{text}"
+        );
+        let column = lines[0].find("SIZE").unwrap();
+        assert!(column > long.len(), "{text}");
+        assert!(lines[2].ends_with("3456"), "{text}");
+    }
+}

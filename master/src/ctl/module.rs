@@ -1,0 +1,94 @@
+//! `masterctl module check`: every profile of every module, then every
+//! role of the site when given; all errors at once. Needs no master.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use rigger_common::error_chain;
+
+use crate::compiler::Compiler;
+
+/// What a check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// One line per profile or role checked ("ok …" or "FAIL …").
+    pub report: String,
+    /// Every problem, with file and line where the compiler knows them.
+    pub problems: Vec<String>,
+}
+
+impl Checked {
+    /// The problems as one error (none: `Ok`).
+    pub fn into_result(self) -> anyhow::Result<()> {
+        if self.problems.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} problem(s):\n{}",
+            self.problems.len(),
+            self.problems.join("\n")
+        )
+    }
+}
+
+/// Checks every profile (and role); an error only when nothing was found to check.
+pub fn check(modules: Vec<PathBuf>, site: Option<PathBuf>) -> anyhow::Result<Checked> {
+    let site_dir = site
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/nonexistent-site"));
+    let compiler = Compiler::new(modules, site_dir);
+    let mut out = String::new();
+    let mut errors = Vec::new();
+    let mut checked = 0;
+    for module in compiler.modules() {
+        let module = match module {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(error_chain(&e));
+                continue;
+            }
+        };
+        for profile in module.concrete_profiles() {
+            checked += 1;
+            match compiler.check_profile(&module, profile) {
+                Ok(content) => {
+                    let _ = writeln!(
+                        out,
+                        "ok    {}/{profile}: {} resources",
+                        module.name,
+                        content.resources.len()
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "FAIL  {}/{profile}", module.name);
+                    errors.push(format!("{}/{profile}: {}", module.name, error_chain(&e)));
+                }
+            }
+        }
+    }
+    if site.is_some() {
+        for role in compiler.site_roles() {
+            checked += 1;
+            match compiler.check_role(&role) {
+                Ok(content) => {
+                    let _ = writeln!(
+                        out,
+                        "ok    role {role}: {} resources",
+                        content.resources.len()
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "FAIL  role {role}");
+                    errors.push(format!("role {role}: {}", error_chain(&e)));
+                }
+            }
+        }
+    }
+    if checked == 0 {
+        anyhow::bail!("no module found on the module paths");
+    }
+    Ok(Checked {
+        report: out,
+        problems: errors,
+    })
+}
