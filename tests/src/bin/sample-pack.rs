@@ -1,33 +1,65 @@
-//! `sample-pack OUT.zip [FILES] [MEGABYTES] [LEVEL] [PER_MILLE_CHANGED]`:
-//! writes a deterministic WSO2-like sample pack (used by the demo and the
-//! benchmarks).
+//! `sample-pack OUT.zip [FILES] [MEGABYTES] [LEVEL] [PER_MILLE_CHANGED]
+//! [--product NAME --version VERSION]`: writes a deterministic WSO2-like
+//! sample pack (used by the demo and the benchmarks).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
 use rigger_tests::pack::SamplePack;
 
+/// The products the shipped modules install.
+const PRODUCTS: [&str; 4] = ["wso2is", "wso2am", "wso2mi", "wso2ei"];
+
+/// Write a deterministic WSO2-like sample product pack.
+#[derive(Parser, Debug)]
+#[command(name = "sample-pack")]
+struct Cli {
+    /// The zip to write.
+    out: PathBuf,
+    /// Files in the pack.
+    #[arg(default_value_t = 200)]
+    files: usize,
+    /// Total size in MiB.
+    #[arg(default_value_t = 4)]
+    megabytes: u64,
+    /// Update level (0 = GA).
+    #[arg(default_value_t = 0)]
+    level: u32,
+    /// Files changed by the level, per mille.
+    #[arg(default_value_t = 20)]
+    per_mille_changed: u32,
+    /// Product (wso2is, wso2am, wso2mi or wso2ei).
+    #[arg(long, default_value = "wso2is", value_parser = clap::builder::PossibleValuesParser::new(PRODUCTS))]
+    product: String,
+    /// Product version, e.g. 5.11.0, 4.2.0, 6.6.0.
+    #[arg(long = "version", id = "product_version", value_name = "VERSION", default_value = "5.11.0", value_parser = version)]
+    product_version: String,
+}
+
+fn version(text: &str) -> Result<String, String> {
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        Ok(text.to_string())
+    } else {
+        Err(format!("{text:?} is not a version like 5.11.0"))
+    }
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage =
-        "usage: sample-pack OUT.zip [FILES=200] [MEGABYTES=4] [LEVEL=0] [PER_MILLE_CHANGED=20]";
-    let Some(out) = args.first() else {
-        eprintln!("{usage}");
-        return ExitCode::from(64);
-    };
-    let number = |i: usize, default: u64| -> Option<u64> {
-        args.get(i).map_or(Some(default), |a| a.parse().ok())
-    };
-    let (Some(files), Some(mb), Some(level), Some(per_mille)) =
-        (number(1, 200), number(2, 4), number(3, 0), number(4, 20))
-    else {
-        eprintln!("{usage}");
-        return ExitCode::from(64);
-    };
-    let pack = SamplePack::new(files as usize, mb << 20).at_level(level as u32, per_mille as u32);
-    match pack.write_zip(std::path::Path::new(out)) {
+    let cli: Cli = rigger_common::exit::parse_args();
+    let mut pack =
+        SamplePack::new(cli.files, cli.megabytes << 20).at_level(cli.level, cli.per_mille_changed);
+    pack.name = cli.product;
+    pack.version = cli.product_version;
+    match pack.write_zip(&cli.out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sample-pack: cannot write {out}: {e}");
+            eprintln!("sample-pack: cannot write {}: {e}", cli.out.display());
             ExitCode::FAILURE
         }
     }

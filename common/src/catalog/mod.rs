@@ -1,0 +1,389 @@
+//! The catalog: everything a node must look like, fully rendered by the
+//! master. The agent never templates; it only checks and applies resources.
+//!
+//! Invariant: `Catalog::digest` is the sha256 of the JSON of
+//! [`CatalogContent`]; same content, same digest, same version.
+
+mod spec;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+
+pub use spec::*;
+
+/// Version of the catalog format; an agent refuses formats it does not know.
+pub const FORMAT: u32 = 1;
+
+/// Text shown instead of secret content in diffs, reports and `catalog show`.
+pub const REDACTED: &str = "<redacted>";
+
+/// A compiled, versioned catalog for one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Catalog format ([`FORMAT`]).
+    pub format: u32,
+    /// Certname of the node this catalog is for.
+    pub node: String,
+    /// Per-node version; increases whenever the content changes.
+    pub version: u64,
+    /// Digest of [`Catalog::content`].
+    pub digest: Digest,
+    /// When the master compiled this version (Unix ms).
+    pub compiled_at_ms: i64,
+    /// What the node must look like.
+    pub content: CatalogContent,
+}
+
+/// The part of a catalog that its digest covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogContent {
+    /// Role the node was classified into.
+    pub role: String,
+    /// Module and profile that produced the resources (`wso2is/is`).
+    pub profile: String,
+    /// Resources in the order the module declared them.
+    pub resources: Vec<Resource>,
+}
+
+impl CatalogContent {
+    /// The content digest: sha256 of this content's JSON.
+    pub fn digest(&self) -> Digest {
+        Digest::of(&serde_json::to_vec(self).expect("catalog content serializes"))
+    }
+}
+
+/// One managed thing on the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    /// Unique id within the catalog (`file:deployment_toml`).
+    pub id: String,
+    /// Resources that must be applied (successfully) before this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    /// Resources refreshed when this one changes (e.g. an exec re-run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifies: Vec<String>,
+    /// What kind of resource and its desired state.
+    #[serde(flatten)]
+    pub spec: ResourceSpec,
+}
+
+/// The desired state of a resource, by kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ResourceSpec {
+    /// A directory (parents created as needed).
+    Directory(DirectorySpec),
+    /// A regular file with inline content.
+    File(FileSpec),
+    /// A symbolic link.
+    Symlink(SymlinkSpec),
+    /// A command, guarded so that a converged node does not run it.
+    Exec(ExecSpec),
+    /// A product release: a tree materialised under `releases_dir` with
+    /// `link` (CARBON_HOME) switched to it atomically.
+    Tree(TreeSpec),
+    /// A long-running server the agent keeps running (restarted only when
+    /// something it depends on changed).
+    Service(ServiceSpec),
+    /// A system group with a fixed gid.
+    Group(GroupSpec),
+    /// A system user with a fixed uid and no login shell.
+    User(UserSpec),
+    /// A mounted file system (EFS over NFS 4.1, or bind/tmpfs), persisted
+    /// in /etc/fstab exactly once.
+    Mount(MountSpec),
+    /// Release folders kept on the shared file system: seeded once across
+    /// all nodes under a lock, then linked from the release.
+    SharedDirs(SharedDirsSpec),
+    /// An OS package, through the system's package manager.
+    Package(PackageSpec),
+}
+
+impl ResourceSpec {
+    /// The kind's name as written in catalogs and modules.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Directory(_) => "directory",
+            Self::File(_) => "file",
+            Self::Symlink(_) => "symlink",
+            Self::Exec(_) => "exec",
+            Self::Tree(_) => "tree",
+            Self::Service(_) => "service",
+            Self::Group(_) => "group",
+            Self::User(_) => "user",
+            Self::Mount(_) => "mount",
+            Self::SharedDirs(_) => "shared_dirs",
+            Self::Package(_) => "package",
+        }
+    }
+}
+
+/// A catalog that cannot be applied as it stands.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CatalogError {
+    /// Two resources share an id.
+    #[error("resource id {0:?} is used more than once")]
+    DuplicateId(String),
+    /// A `requires` or `notifies` names no resource.
+    #[error("resource {from:?} {relation} {to:?}, which is not in the catalog")]
+    UnknownReference {
+        /// The resource holding the reference.
+        from: String,
+        /// `requires` or `notifies`.
+        relation: &'static str,
+        /// The missing id.
+        to: String,
+    },
+    /// A path is not absolute or climbs with `..`.
+    #[error("resource {id:?}: path {path:?} must be absolute and free of `..`")]
+    BadPath {
+        /// The resource.
+        id: String,
+        /// The offending path.
+        path: String,
+    },
+    /// The `requires`/`notifies` edges form a cycle.
+    #[error("dependency cycle through resources {0:?}")]
+    Cycle(Vec<String>),
+    /// An empty or non-printable id.
+    #[error("resource id {0:?} is empty or contains control characters")]
+    BadId(String),
+}
+
+impl CatalogContent {
+    /// Checks ids, references and paths and returns the resources' indexes in
+    /// an order where every resource comes after what it requires and before
+    /// what it notifies (ties keep declaration order).
+    pub fn apply_order(&self) -> Result<Vec<usize>, CatalogError> {
+        let mut index = HashMap::new();
+        for (i, r) in self.resources.iter().enumerate() {
+            if r.id.is_empty() || r.id.chars().any(char::is_control) {
+                return Err(CatalogError::BadId(r.id.clone()));
+            }
+            if index.insert(r.id.as_str(), i).is_some() {
+                return Err(CatalogError::DuplicateId(r.id.clone()));
+            }
+            for path in r.paths() {
+                if !is_clean_absolute(path) {
+                    return Err(CatalogError::BadPath {
+                        id: r.id.clone(),
+                        path: path.to_string(),
+                    });
+                }
+            }
+        }
+        // edges[a] = resources that must come after a.
+        let mut edges = vec![Vec::new(); self.resources.len()];
+        let mut indegree = vec![0usize; self.resources.len()];
+        for (i, r) in self.resources.iter().enumerate() {
+            let lookup = |to: &String, relation| {
+                index
+                    .get(to.as_str())
+                    .copied()
+                    .ok_or_else(|| CatalogError::UnknownReference {
+                        from: r.id.clone(),
+                        relation,
+                        to: to.clone(),
+                    })
+            };
+            for req in &r.requires {
+                let j = lookup(req, "requires")?;
+                edges[j].push(i);
+                indegree[i] += 1;
+            }
+            for n in &r.notifies {
+                let j = lookup(n, "notifies")?;
+                edges[i].push(j);
+                indegree[j] += 1;
+            }
+        }
+        // Kahn's algorithm, always taking the lowest ready index.
+        let mut ready: std::collections::BTreeSet<usize> =
+            (0..indegree.len()).filter(|&i| indegree[i] == 0).collect();
+        let mut order = Vec::with_capacity(self.resources.len());
+        while let Some(i) = ready.pop_first() {
+            order.push(i);
+            for &j in &edges[i] {
+                indegree[j] -= 1;
+                if indegree[j] == 0 {
+                    ready.insert(j);
+                }
+            }
+        }
+        if order.len() != self.resources.len() {
+            let stuck = (0..indegree.len())
+                .filter(|&i| indegree[i] > 0)
+                .map(|i| self.resources[i].id.clone())
+                .collect();
+            return Err(CatalogError::Cycle(stuck));
+        }
+        Ok(order)
+    }
+
+    /// A copy with every secret file's content replaced by [`REDACTED`].
+    pub fn redacted(&self) -> Self {
+        let mut copy = self.clone();
+        for r in &mut copy.resources {
+            if let ResourceSpec::File(f) = &mut r.spec {
+                if f.secret {
+                    f.content = REDACTED.to_string();
+                }
+            }
+        }
+        copy
+    }
+}
+
+impl Resource {
+    /// Every path this resource names, for validation.
+    pub fn paths(&self) -> Vec<&str> {
+        match &self.spec {
+            ResourceSpec::Directory(d) => vec![d.path.as_str()],
+            ResourceSpec::File(f) => vec![f.path.as_str()],
+            ResourceSpec::Symlink(s) => vec![s.path.as_str()],
+            ResourceSpec::Exec(e) => e
+                .cwd
+                .iter()
+                .chain(e.creates.iter())
+                .map(String::as_str)
+                .collect(),
+            ResourceSpec::Tree(t) => vec![t.link.as_str(), t.releases_dir.as_str()],
+            ResourceSpec::Service(s) => vec![s.working_dir.as_str(), s.log_file.as_str()],
+            ResourceSpec::Group(_) => vec![],
+            ResourceSpec::User(u) => vec![u.home.as_str()],
+            ResourceSpec::Mount(m) => vec![m.path.as_str()],
+            ResourceSpec::SharedDirs(s) => vec![s.share.as_str(), s.link.as_str()],
+            ResourceSpec::Package(_) => vec![],
+        }
+    }
+}
+
+fn is_clean_absolute(path: &str) -> bool {
+    path.starts_with('/') && !path.split('/').any(|c| c == "..") && !path.contains('\0')
+}
+
+impl Catalog {
+    /// A copy with secret content redacted, for display.
+    pub fn redacted(&self) -> Self {
+        Self {
+            content: self.content.redacted(),
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(id: &str, path: &str, requires: &[&str]) -> Resource {
+        Resource {
+            id: id.into(),
+            requires: requires.iter().map(|s| s.to_string()).collect(),
+            notifies: vec![],
+            spec: ResourceSpec::Directory(DirectorySpec {
+                path: path.into(),
+                mode: None,
+                owner: None,
+                group: None,
+            }),
+        }
+    }
+
+    fn content(resources: Vec<Resource>) -> CatalogContent {
+        CatalogContent {
+            role: "is".into(),
+            profile: "wso2is/is".into(),
+            resources,
+        }
+    }
+
+    #[test]
+    fn order_puts_requirements_first() {
+        let c = content(vec![
+            dir("b", "/b", &["a"]),
+            dir("a", "/a", &[]),
+            dir("c", "/c", &[]),
+        ]);
+        assert_eq!(c.apply_order().unwrap(), vec![1, 0, 2]);
+    }
+
+    #[test]
+    fn notified_resources_come_after_their_source() {
+        let mut src = dir("src", "/src", &[]);
+        src.notifies = vec!["dst".into()];
+        let c = content(vec![dir("dst", "/dst", &[]), src]);
+        assert_eq!(c.apply_order().unwrap(), vec![1, 0]);
+    }
+
+    #[test]
+    fn invalid_catalogs_are_refused() {
+        let cases = vec![
+            (
+                content(vec![dir("a", "/a", &[]), dir("a", "/b", &[])]),
+                CatalogError::DuplicateId("a".into()),
+            ),
+            (
+                content(vec![dir("a", "/a", &["zz"])]),
+                CatalogError::UnknownReference {
+                    from: "a".into(),
+                    relation: "requires",
+                    to: "zz".into(),
+                },
+            ),
+            (
+                content(vec![dir("a", "relative", &[])]),
+                CatalogError::BadPath {
+                    id: "a".into(),
+                    path: "relative".into(),
+                },
+            ),
+            (
+                content(vec![dir("a", "/x/../etc", &[])]),
+                CatalogError::BadPath {
+                    id: "a".into(),
+                    path: "/x/../etc".into(),
+                },
+            ),
+            (
+                content(vec![dir("a", "/a", &["b"]), dir("b", "/b", &["a"])]),
+                CatalogError::Cycle(vec!["a".into(), "b".into()]),
+            ),
+        ];
+        for (c, expected) in cases {
+            assert_eq!(c.apply_order().unwrap_err(), expected);
+        }
+    }
+
+    #[test]
+    fn json_round_trips_and_digest_is_stable() {
+        let c = content(vec![Resource {
+            id: "f".into(),
+            requires: vec![],
+            notifies: vec![],
+            spec: ResourceSpec::File(FileSpec {
+                path: "/f".into(),
+                content: "x = 1\n".into(),
+                source: None,
+                mode: Some(0o640),
+                owner: None,
+                group: None,
+                secret: true,
+                restart_key: None,
+            }),
+        }]);
+        let json = serde_json::to_string(&c).unwrap();
+        let back: CatalogContent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.digest(), c.digest());
+        let redacted = c.redacted();
+        assert_ne!(redacted.digest(), c.digest());
+        assert!(serde_json::to_string(&redacted).unwrap().contains(REDACTED));
+    }
+}

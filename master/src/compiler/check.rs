@@ -1,0 +1,120 @@
+//! Checks without a master (`masterctl module check`): every profile
+//! rendered against its module's defaults with the node runtime switched
+//! on, every site role compiled for a placeholder node, and `lookup`'s
+//! explanation of where a data key's value comes from.
+
+use rigger_common::catalog::CatalogContent;
+use serde_json::Value;
+
+use super::{
+    CompileError, Compiler, Explained, Module, NodeContext, Peer, Products, RoleSpec, SiteData,
+    data, render,
+};
+
+pub(super) fn check_node(name: &str) -> NodeContext {
+    NodeContext {
+        certname: format!("module-check-{name}"),
+        role: name.to_string(),
+        facts: serde_json::json!({"hostname": "module-check", "ip": "192.0.2.10"}),
+        inventory: vec![Peer {
+            certname: format!("module-check-{name}"),
+            role: name.to_string(),
+            ip: "192.0.2.10".into(),
+        }],
+    }
+}
+
+impl Compiler {
+    /// Renders one profile of a module against the module's default data
+    /// alone (no site), with a placeholder node, for `masterctl module check`.
+    pub fn check_profile(
+        &self,
+        module: &Module,
+        profile_name: &str,
+    ) -> Result<CatalogContent, CompileError> {
+        let profile = module.profile(profile_name)?;
+        let mut data = module.defaults(profile_name)?;
+        // What a site may switch on is checked too: the node runtime.
+        let runtime_on: toml::Table = toml::from_str(
+            "[service]\nenabled = true\n[shared_fs]\nenabled = true\nsource = \"fs-0123456789abcdef0.efs.us-east-1.amazonaws.com:/\"\n",
+        )
+        .expect("valid TOML");
+        data::merge(&mut data, runtime_on);
+        let version = data
+            .get("version")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("0.0.0")
+            .to_string();
+        let role = RoleSpec {
+            module: module.name.clone(),
+            profile: profile_name.to_string(),
+            version: Some(version),
+            pattern: None,
+            environment: None,
+            cluster: Some("check".into()),
+            update_level: None,
+        };
+        let node = check_node(profile_name);
+        let mut peers = serde_json::Map::new();
+        peers.insert(
+            profile_name.to_string(),
+            serde_json::json!([{"certname": node.certname, "ip": "192.0.2.10"}]),
+        );
+        let mut context = render::context(data, &role, &node, Value::Object(peers));
+        render::add_runtime(
+            &mut context,
+            profile.service.as_ref(),
+            &module.manifest_path(),
+        )?;
+        let resources = render::resources(
+            module,
+            profile,
+            &context,
+            &Products::permissive(),
+            &toml::Table::new(),
+        )?;
+        let content = CatalogContent {
+            role: profile_name.to_string(),
+            profile: format!("{}/{profile_name}", module.name),
+            resources,
+        };
+        content
+            .apply_order()
+            .map_err(|source| CompileError::Catalog {
+                module: module.name.clone(),
+                profile: profile_name.to_string(),
+                source,
+            })?;
+        Ok(content)
+    }
+
+    /// Compiles a site role for a placeholder node, with any imported
+    /// product accepted, for `masterctl module check --site`.
+    pub fn check_role(&self, role: &str) -> Result<CatalogContent, CompileError> {
+        let mut node = check_node(role);
+        node.role = role.to_string();
+        self.compile(&node, &Products::permissive())
+    }
+
+    /// Names of the site's roles.
+    pub fn site_roles(&self) -> Vec<String> {
+        SiteData::new(&self.site).role_names()
+    }
+
+    /// Explains a data key for a node of `role_name`: the merged value and
+    /// the files that set it, most specific first.
+    pub fn explain(
+        &self,
+        role_name: &str,
+        certname: &str,
+        key: &str,
+    ) -> Result<Explained, CompileError> {
+        let site = SiteData::new(&self.site);
+        let role = site.role(role_name)?;
+        let module = self.module(&role.module, role_name)?;
+        let merged = site.merged_data(&module, role_name, &role, certname)?;
+        let value = data::lookup(&merged, key).cloned();
+        let sources = site.explain(&module, role_name, &role, certname, key)?;
+        Ok(Explained { value, sources })
+    }
+}
