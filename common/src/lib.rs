@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod logging;
 pub mod manifest;
 pub mod proto;
+pub mod report;
 pub mod signing;
 pub mod time;
 pub mod tls;

@@ -22,3 +22,53 @@ impl From<SignedCatalog> for crate::signing::SignedCatalog {
         }
     }
 }
+
+impl From<crate::report::RunReport> for Report {
+    fn from(report: crate::report::RunReport) -> Self {
+        Self {
+            catalog_version: report.catalog_version,
+            catalog_digest: report.catalog_digest,
+            started_at_ms: report.started_at_ms,
+            duration_ms: report.duration_ms,
+            changed: report.changed,
+            failed: report.failed,
+            skipped: report.skipped,
+            noop: report.noop,
+            used_cached_catalog: report.used_cached_catalog,
+            resources: report
+                .resources
+                .into_iter()
+                .map(|o| ResourceOutcome {
+                    id: o.id,
+                    status: o.status,
+                    message: o.message,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<Report> for crate::report::RunReport {
+    fn from(report: Report) -> Self {
+        Self {
+            catalog_version: report.catalog_version,
+            catalog_digest: report.catalog_digest,
+            started_at_ms: report.started_at_ms,
+            duration_ms: report.duration_ms,
+            changed: report.changed,
+            failed: report.failed,
+            skipped: report.skipped,
+            noop: report.noop,
+            used_cached_catalog: report.used_cached_catalog,
+            resources: report
+                .resources
+                .into_iter()
+                .map(|o| crate::report::ReportedOutcome {
+                    id: o.id,
+                    status: o.status,
+                    message: o.message,
+                })
+                .collect(),
+        }
+    }
+}

@@ -130,26 +130,7 @@ impl MasterClient for GrpcMaster {
     }
 
     async fn report(&self, report: RunReport) -> Result<(), MasterError> {
-        let report = proto::Report {
-            catalog_version: report.catalog_version,
-            catalog_digest: report.catalog_digest,
-            started_at_ms: report.started_at_ms,
-            duration_ms: report.duration_ms,
-            changed: report.changed,
-            failed: report.failed,
-            skipped: report.skipped,
-            noop: report.noop,
-            used_cached_catalog: report.used_cached_catalog,
-            resources: report
-                .resources
-                .into_iter()
-                .map(|o| proto::ResourceOutcome {
-                    id: o.id,
-                    status: o.status,
-                    message: o.message,
-                })
-                .collect(),
-        };
+        let report: proto::Report = report.into();
         self.catalogs()
             .submit_report(report)
             .await

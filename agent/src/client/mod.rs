@@ -18,6 +18,7 @@ use rigger_common::signing::SignedCatalog;
 use tokio_stream::Stream;
 
 pub use grpc::{GrpcConnector, GrpcMaster};
+pub use rigger_common::report::{ReportedOutcome, RunReport};
 
 use crate::identity::Identity;
 
@@ -28,42 +29,6 @@ pub struct CatalogRequest {
     pub facts: serde_json::Value,
     /// The role the agent asks for (`--role`), if any.
     pub role: Option<String>,
-}
-
-/// One resource's outcome in a run report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportedOutcome {
-    /// Resource id.
-    pub id: String,
-    /// "changed", "failed", "skipped" or "pending" (noop).
-    pub status: String,
-    /// What happened.
-    pub message: String,
-}
-
-/// A run as the master records it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunReport {
-    /// Catalog version applied (or planned).
-    pub catalog_version: u64,
-    /// Its digest.
-    pub catalog_digest: String,
-    /// Start, Unix ms.
-    pub started_at_ms: i64,
-    /// Duration.
-    pub duration_ms: u64,
-    /// Resources changed (pending, in noop).
-    pub changed: u32,
-    /// Resources failed.
-    pub failed: u32,
-    /// Resources skipped.
-    pub skipped: u32,
-    /// Whether the run only planned.
-    pub noop: bool,
-    /// The cached catalog was enforced.
-    pub used_cached_catalog: bool,
-    /// Every resource that did not stay unchanged.
-    pub resources: Vec<ReportedOutcome>,
 }
 
 /// A restart lease asked for (or given back) for one service.

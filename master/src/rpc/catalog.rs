@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::{SharedState, authenticated_node};
 use crate::leases::LeaseAnswer;
-use crate::store::{ReportRecord, ReportedResource};
+use crate::store::ReportRecord;
 use crate::{catalogs, leases};
 
 /// The catalog service.
@@ -22,29 +22,6 @@ impl Catalogs {
     /// A service over the shared state.
     pub fn new(state: SharedState) -> Self {
         Self { state }
-    }
-}
-
-fn report_record(report: Report) -> ReportRecord {
-    ReportRecord {
-        catalog_version: report.catalog_version,
-        catalog_digest: report.catalog_digest,
-        started_at_ms: report.started_at_ms,
-        duration_ms: report.duration_ms,
-        changed: report.changed,
-        failed: report.failed,
-        skipped: report.skipped,
-        noop: report.noop,
-        used_cached_catalog: report.used_cached_catalog,
-        resources: report
-            .resources
-            .into_iter()
-            .map(|r| ReportedResource {
-                id: r.id,
-                status: r.status,
-                message: r.message,
-            })
-            .collect(),
     }
 }
 
@@ -86,7 +63,7 @@ impl CatalogService for Catalogs {
         request: Request<Report>,
     ) -> Result<Response<SubmitReportResponse>, Status> {
         let certname = authenticated_node(&self.state, &request, "SubmitReport").await?;
-        let report = report_record(request.into_inner());
+        let report: ReportRecord = request.into_inner().into();
         catalogs::record_report(&self.state, &certname, &report).await?;
         Ok(Response::new(SubmitReportResponse {}))
     }

@@ -12,7 +12,6 @@ mod sqlite;
 
 use rigger_common::digest::Digest;
 use rigger_common::signing::SignedCatalog;
-use serde::{Deserialize, Serialize};
 
 pub use meta::MetaStore;
 pub use sqlite::SqliteStore;
@@ -119,54 +118,8 @@ impl CatalogRecord {
     }
 }
 
-/// One resource's outcome in a stored report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportedResource {
-    /// Resource id.
-    pub id: String,
-    /// "changed", "failed", "skipped" or "pending".
-    pub status: String,
-    /// What happened.
-    pub message: String,
-}
-
-/// A run report as the master keeps it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportRecord {
-    /// Catalog version the run applied (or planned).
-    pub catalog_version: u64,
-    /// Its digest, as the agent reported it.
-    pub catalog_digest: String,
-    /// Start, Unix ms.
-    pub started_at_ms: i64,
-    /// Duration.
-    pub duration_ms: u64,
-    /// Resources changed (pending, in noop).
-    pub changed: u32,
-    /// Resources failed.
-    pub failed: u32,
-    /// Resources skipped.
-    pub skipped: u32,
-    /// Whether the run only planned.
-    pub noop: bool,
-    /// The agent enforced its cached catalog.
-    pub used_cached_catalog: bool,
-    /// The resources that did not stay unchanged.
-    pub resources: Vec<ReportedResource>,
-}
-
-impl ReportRecord {
-    /// The run's overall status: "failed", "changed" or "unchanged".
-    pub fn status(&self) -> &'static str {
-        if self.failed > 0 {
-            "failed"
-        } else if self.changed > 0 {
-            "changed"
-        } else {
-            "unchanged"
-        }
-    }
-}
+/// A run report as the master keeps it (the agent's report, as sent).
+pub type ReportRecord = rigger_common::report::RunReport;
 
 /// What recording an imported tree did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,54 @@
+//! A run report: what an agent tells its master after a run and what the
+//! master keeps. One type for both sides; the wire form converts in
+//! `proto.rs`.
+
+use serde::{Deserialize, Serialize};
+
+/// One resource's outcome in a report (resources that stayed unchanged are left out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedOutcome {
+    /// Resource id.
+    pub id: String,
+    /// "changed", "failed", "skipped" or "pending" (noop).
+    pub status: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A run as the agent reports it and the master records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Catalog version applied (or planned).
+    pub catalog_version: u64,
+    /// Its digest, as the agent saw it.
+    pub catalog_digest: String,
+    /// Start, Unix ms.
+    pub started_at_ms: i64,
+    /// Duration.
+    pub duration_ms: u64,
+    /// Resources changed (pending, in noop).
+    pub changed: u32,
+    /// Resources failed.
+    pub failed: u32,
+    /// Resources skipped.
+    pub skipped: u32,
+    /// Whether the run only planned.
+    pub noop: bool,
+    /// The agent enforced its cached catalog.
+    pub used_cached_catalog: bool,
+    /// Every resource that did not stay unchanged.
+    pub resources: Vec<ReportedOutcome>,
+}
+
+impl RunReport {
+    /// The run's overall status: "failed", "changed" or "unchanged".
+    pub fn status(&self) -> &'static str {
+        if self.failed > 0 {
+            "failed"
+        } else if self.changed > 0 {
+            "changed"
+        } else {
+            "unchanged"
+        }
+    }
+}
