@@ -2,7 +2,9 @@
 //! each request becomes an [`Event`] for the daemon's loop, and its domain
 //! reply is converted to the wire here.
 
-use rigger_common::proto::agent_control_service_server::AgentControlService;
+use rigger_common::proto::agent_control_service_server::{
+    AgentControlService, AgentControlServiceServer,
+};
 use rigger_common::proto::{self, GetStatusRequest, TriggerRunRequest, run_event};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -13,6 +15,22 @@ use crate::apply::Status as OutcomeStatus;
 use crate::daemon::{ControlRequest, Event};
 use crate::state::RunSummary;
 use crate::status::{AgentStatus, RunEvent};
+
+/// Serves the control API on `listener` until `shutdown`, forwarding each
+/// request to the daemon loop's `inbox`.
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    inbox: mpsc::Sender<Event>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(AgentControlServiceServer::new(Control::new(inbox)))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await
+}
 
 /// The control service; forwards requests to the daemon loop.
 pub struct Control {

@@ -116,6 +116,14 @@ impl CertificateAuthority {
         &self.cert_pem
     }
 
+    /// The sha256 fingerprint nodes pin the CA by (`--ca-fingerprint`).
+    pub fn fingerprint(
+        &self,
+    ) -> Result<rigger_common::digest::Digest, rigger_common::tls::TlsError> {
+        let der = rigger_common::tls::certs_from_pem(&self.cert_pem, "the CA certificate")?;
+        Ok(rigger_common::tls::fingerprint(&der[0]))
+    }
+
     /// Issues the master's TLS server certificate for `names` (DNS names or
     /// IP addresses). Returns the certificate and its new key, both PEM.
     pub fn issue_server_cert(&self, names: &[String]) -> Result<(IssuedCert, String), CaError> {

@@ -9,12 +9,10 @@ use anyhow::Context;
 use clap::Parser;
 use rigger_agent::apply::{Outcome, Status};
 use rigger_agent::config::{AgentConfig, AgentConfigFile};
-use rigger_agent::control::Control;
 use rigger_agent::paths::Paths;
 use rigger_agent::run::{Agent, detailed_exit_code};
 use rigger_common::exit;
 use rigger_common::logging::{self, LogFormat};
-use rigger_common::proto::agent_control_service_server::AgentControlServiceServer;
 
 /// The Rigger agent: converges this node to the catalog its master compiles for it.
 #[derive(Parser, Debug)]
@@ -187,13 +185,11 @@ async fn daemon(agent: Arc<Agent>) -> anyhow::Result<()> {
     // The agent's own token: a run in progress ends its long waits too.
     let shutdown = agent.stopping().clone();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let server = tonic::transport::Server::builder()
-        .add_service(AgentControlServiceServer::new(Control::new(tx.clone())))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::UnixListenerStream::new(listener),
-            shutdown.clone().cancelled_owned(),
-        );
-    let server = tokio::spawn(server);
+    let server = tokio::spawn(rigger_agent::control::serve(
+        listener,
+        tx.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(rigger_common::cli::cancel_on_signal(shutdown.clone()));
     tracing::info!(master = %agent.config.master, root = %agent.paths.root().display(), "agent started");
     rigger_agent::daemon::run(agent, tx, rx, shutdown.clone()).await;

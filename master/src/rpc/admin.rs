@@ -24,7 +24,7 @@ use tonic::{Request, Response, Status};
 use super::{SharedState, error_chain};
 use crate::content::import::{self, ImportOutcome};
 use crate::store::ArtifactRecord;
-use crate::{catalogs, enrollment, leases};
+use crate::{catalogs, enrollment, inventory, leases};
 
 /// The admin service.
 pub struct Admin {
@@ -64,12 +64,14 @@ impl AdminService for Admin {
         request: Request<ShowCaRequest>,
     ) -> Result<Response<ShowCaResponse>, Status> {
         local_peer(&request)?;
-        let pem = self.state.ca.cert_pem().to_string();
-        let der = rigger_common::tls::certs_from_pem(&pem, "the CA certificate")
+        let fingerprint = self
+            .state
+            .ca
+            .fingerprint()
             .map_err(|e| Status::internal(error_chain(&e)))?;
         Ok(Response::new(ShowCaResponse {
-            fingerprint: rigger_common::tls::fingerprint(&der[0]).to_string(),
-            ca_cert_pem: pem,
+            fingerprint: fingerprint.to_string(),
+            ca_cert_pem: self.state.ca.cert_pem().to_string(),
         }))
     }
 
@@ -100,28 +102,20 @@ impl AdminService for Admin {
         request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
         local_peer(&request)?;
-        let store = &self.state.store;
-        let mut nodes = Vec::new();
-        for n in store.nodes().await? {
-            let version = store
-                .catalog(&n.certname, None)
-                .await?
-                .map_or(0, |c| c.version);
-            let report = store.last_report(&n.certname).await?;
-            nodes.push(NodeInfo {
-                role: n.role.or(n.bound_role).unwrap_or_default(),
+        let nodes = inventory::nodes(&self.state)
+            .await?
+            .into_iter()
+            .map(|n| NodeInfo {
+                certname: n.certname,
+                role: n.role,
                 enrolled_at_ms: n.enrolled_at_ms,
                 last_seen_ms: n.last_seen_ms,
-                catalog_version: version,
-                last_run_status: report
-                    .as_ref()
-                    .map(|r| r.status.clone())
-                    .unwrap_or_default(),
-                last_report_ms: report.map_or(0, |r| r.received_at_ms),
-                ip: n.ip.unwrap_or_default(),
-                certname: n.certname,
-            });
-        }
+                catalog_version: n.catalog_version,
+                last_run_status: n.last_run_status,
+                last_report_ms: n.last_report_ms,
+                ip: n.ip,
+            })
+            .collect();
         Ok(Response::new(ListNodesResponse { nodes }))
     }
 
@@ -222,29 +216,15 @@ impl AdminService for Admin {
     ) -> Result<Response<LookupResponse>, Status> {
         local_peer(&request)?;
         let req = request.into_inner();
-        let node = self.state.store.node(&req.certname).await?.ok_or_else(|| {
-            Status::not_found(format!("node {} is not in the inventory", req.certname))
-        })?;
-        let role = node.role.or(node.bound_role).ok_or_else(|| {
-            Status::failed_precondition(format!("node {} has no role yet", req.certname))
-        })?;
-        let explained = self
-            .state
-            .compiler
-            .explain(&role, &req.certname, &req.key)
-            .map_err(|e| Status::failed_precondition(error_chain(&e)))?;
-        let show = |v: &toml::Value| toml_text(v);
+        let found = inventory::lookup(&self.state, &req.certname, &req.key).await?;
         Ok(Response::new(LookupResponse {
-            role,
-            found: explained.value.is_some(),
-            value: explained.value.as_ref().map(show).unwrap_or_default(),
-            sources: explained
+            role: found.role,
+            found: found.value.is_some(),
+            value: found.value.unwrap_or_default(),
+            sources: found
                 .sources
-                .iter()
-                .map(|(file, value)| LookupSource {
-                    file: file.display().to_string(),
-                    value: show(value),
-                })
+                .into_iter()
+                .map(|(file, value)| LookupSource { file, value })
                 .collect(),
         }))
     }
@@ -313,17 +293,6 @@ impl AdminService for Admin {
             })
             .collect();
         Ok(Response::new(ListProductsResponse { levels }))
-    }
-}
-
-/// A TOML value as it would be written in a data file.
-fn toml_text(value: &toml::Value) -> String {
-    match value {
-        toml::Value::Table(t) => toml::to_string(t)
-            .unwrap_or_default()
-            .trim_end()
-            .to_string(),
-        other => other.to_string(),
     }
 }
 

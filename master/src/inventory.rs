@@ -1,0 +1,101 @@
+//! The inventory as operators see it: every node with its catalog version
+//! and last run, and where a node's data value comes from (`lookup`).
+
+use crate::error::{Error, Result};
+use crate::state::MasterState;
+
+/// One node, for `masterctl node list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeSummary {
+    /// Certname.
+    pub certname: String,
+    /// Role of its latest catalog (else the one its token bound).
+    pub role: String,
+    /// Private IP from its last facts.
+    pub ip: String,
+    /// Enrollment, Unix ms.
+    pub enrolled_at_ms: i64,
+    /// Last catalog request, Unix ms.
+    pub last_seen_ms: i64,
+    /// Its latest catalog version (0: none).
+    pub catalog_version: u64,
+    /// Its last report's status ("" before the first).
+    pub last_run_status: String,
+    /// When that report came, Unix ms.
+    pub last_report_ms: i64,
+}
+
+/// Every node, by name.
+pub async fn nodes(state: &MasterState) -> Result<Vec<NodeSummary>> {
+    let store = &state.store;
+    let mut nodes = Vec::new();
+    for n in store.nodes().await? {
+        let catalog_version = store
+            .catalog(&n.certname, None)
+            .await?
+            .map_or(0, |c| c.version);
+        let report = store.last_report(&n.certname).await?;
+        nodes.push(NodeSummary {
+            role: n.role.or(n.bound_role).unwrap_or_default(),
+            ip: n.ip.unwrap_or_default(),
+            enrolled_at_ms: n.enrolled_at_ms,
+            last_seen_ms: n.last_seen_ms,
+            catalog_version,
+            last_run_status: report
+                .as_ref()
+                .map(|r| r.status.clone())
+                .unwrap_or_default(),
+            last_report_ms: report.map_or(0, |r| r.received_at_ms),
+            certname: n.certname,
+        });
+    }
+    Ok(nodes)
+}
+
+/// A data key explained for one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The node's role.
+    pub role: String,
+    /// The merged value as TOML text (`None`: not set).
+    pub value: Option<String>,
+    /// The files that set it, most specific first, with their values.
+    pub sources: Vec<(String, String)>,
+}
+
+/// Where `key`'s value for `certname` comes from.
+pub async fn lookup(state: &MasterState, certname: &str, key: &str) -> Result<Lookup> {
+    let node = state
+        .store
+        .node(certname)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("node {certname} is not in the inventory")))?;
+    let role = node
+        .role
+        .or(node.bound_role)
+        .ok_or_else(|| Error::FailedPrecondition(format!("node {certname} has no role yet")))?;
+    let explained = state
+        .compiler
+        .explain(&role, certname, key)
+        .map_err(|e| Error::FailedPrecondition(rigger_common::error_chain(&e)))?;
+    Ok(Lookup {
+        role,
+        value: explained.value.as_ref().map(toml_text),
+        sources: explained
+            .sources
+            .iter()
+            .map(|(file, value)| (file.display().to_string(), toml_text(value)))
+            .collect(),
+    })
+}
+
+/// A TOML value as it would be written in a data file.
+fn toml_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::Table(t) => toml::to_string(t)
+            .unwrap_or_default()
+            .trim_end()
+            .to_string(),
+        other => other.to_string(),
+    }
+}
