@@ -154,3 +154,48 @@ fn a_reader_that_goes_away_ends_masterctl_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn a_typo_in_a_closed_set_names_the_file_the_resource_and_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("typo");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(
+        module.join("module.toml"),
+        r#"
+[module]
+name = "typo"
+
+[profiles.p]
+[[profiles.p.resources]]
+id = "efs"
+kind = "mount"
+path = "/mnt/efs"
+fstype = "nfs"
+source = "fs-1:/"
+
+[[profiles.p.resources]]
+id = "server"
+kind = "service"
+name = "wso2is"
+provider = "systemdd"
+start = "bin/wso2server.sh"
+working_dir = "/opt/wso2is"
+log_file = "/var/log/wso2is.log"
+"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
+        .args(["module", "check", "--modules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "module.toml: resource \"efs\": unknown variant `nfs`, expected one of `nfs4`",
+        "module.toml: resource \"server\": unknown variant `systemdd`, expected one of `process`",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
+    }
+}
