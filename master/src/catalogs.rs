@@ -151,6 +151,21 @@ pub async fn roll_back(state: &MasterState, certname: &str, to_version: u64) -> 
     Ok(catalog)
 }
 
+/// Lets a pinned node's catalog follow the site again; returns whether it
+/// was pinned.
+pub async fn unpin(state: &MasterState, certname: &str) -> Result<bool> {
+    let was_pinned = state.store.pin(certname).await?.is_some();
+    if !state.store.set_pin(certname, None).await? {
+        return Err(Error::NotFound(format!(
+            "node {certname} is not in the inventory"
+        )));
+    }
+    if was_pinned {
+        tracing::info!(node = %certname, "catalog unpinned: it follows the site again");
+    }
+    Ok(was_pinned)
+}
+
 /// The node's stored catalog (latest, or `version`), decoded.
 pub async fn stored(state: &MasterState, certname: &str, version: Option<u64>) -> Result<Catalog> {
     let record = state

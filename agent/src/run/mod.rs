@@ -249,13 +249,13 @@ impl Agent {
             }
         }
         let gc_ctx = ctx.clone();
-        let content = catalog.content.clone();
+        let desired = catalog.content.clone();
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "content prepared"
         );
         let report = tokio::task::spawn_blocking(move || {
-            apply::apply_catalog(&content, &ctx, noop, |o| {
+            apply::apply_catalog(&desired, &ctx, noop, |o| {
                 if let Some(tx) = &outcomes {
                     let _ = tx.send(o.clone());
                 }

@@ -173,14 +173,8 @@ impl AdminService for Admin {
         request: Request<UnpinCatalogRequest>,
     ) -> Result<Response<UnpinCatalogResponse>, Status> {
         local_peer(&request)?;
-        let req = request.into_inner();
-        let was_pinned = self.state.store.pin(&req.certname).await?.is_some();
-        if !self.state.store.set_pin(&req.certname, None).await? {
-            return Err(Status::not_found(format!(
-                "node {} is not in the inventory",
-                req.certname
-            )));
-        }
+        let certname = request.into_inner().certname;
+        let was_pinned = catalogs::unpin(&self.state, &certname).await?;
         Ok(Response::new(UnpinCatalogResponse { was_pinned }))
     }
 
