@@ -199,3 +199,47 @@ log_file = "/var/log/wso2is.log"
         assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
     }
 }
+
+/// Copies a directory tree (the example site, to change one file of it).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_shared_folder_that_climbs_out_of_the_share_fails_module_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    copy_tree(&root.join("examples/site"), &site);
+    let mut common = std::fs::read_to_string(site.join("common.toml")).unwrap();
+    common.push_str(
+        "\n[shared_fs]\nenabled = true\nsource = \"fs-0123456789abcdef0.efs.us-east-1.amazonaws.com:/\"\n\n[shared_fs.dirs]\n\"repository/deployment\" = \"../../etc\"\n",
+    );
+    std::fs::write(site.join("common.toml"), common).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
+        .args(["module", "check", "--modules"])
+        .arg(root.join("modules"))
+        .arg("--site")
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("role is:")
+            && stderr.contains("wso2is/module.toml")
+            && stderr.contains(
+                "resource \"shared_dirs\": dirs \"../../etc\" must be a relative path free of `..`"
+            ),
+        "{stderr}"
+    );
+}

@@ -376,7 +376,7 @@ impl Agent {
         }
     }
 
-    /// Checks signature, node and version.
+    /// Checks signature, node, version and the catalog's structure and paths.
     fn verify(
         &self,
         identity: &Identity,
@@ -397,6 +397,13 @@ impl Agent {
                 catalog.version
             )));
         }
+        // Structure and every path-like value, before anything is fetched
+        // or applied: a signed catalog from a compromised or buggy master
+        // still may not name paths outside what they are relative to.
+        catalog
+            .content
+            .apply_order()
+            .map_err(|e| RunError::Refused(e.to_string()))?;
         Ok(catalog)
     }
 }

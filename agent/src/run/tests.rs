@@ -166,3 +166,43 @@ async fn an_older_version_than_the_applied_one_is_refused() {
     );
     assert!(!root.path().join("etc/demo.conf").exists());
 }
+
+#[tokio::test]
+async fn a_signed_catalog_whose_shared_folder_climbs_out_is_refused_before_anything_happens() {
+    let root = tempfile::tempdir().unwrap();
+    let master = FakeMaster::new("node1");
+    let jar = master.add_blob(b"driver bytes");
+    let climbing: Resource = Resource {
+        id: "shared_dirs".into(),
+        requires: vec![],
+        notifies: vec![],
+        spec: serde_json::from_value(serde_json::json!({
+            "kind": "shared_dirs", "share": "/mnt/efs", "link": "/opt/wso2/is",
+            "dirs": {"repository/deployment": "../../etc"},
+        }))
+        .unwrap(),
+    };
+    master.publish(
+        1,
+        content(vec![
+            file("jar", "/opt/lib/driver.jar", |f| f.source = Some(jar)),
+            climbing,
+        ]),
+    );
+    let agent = agent(root.path(), &master);
+
+    let summary = agent.run_once(false, false, None).await;
+    assert!(
+        summary.error.contains("catalog refused")
+            && summary
+                .error
+                .contains("dirs \"../../etc\" must be a relative path"),
+        "{summary:?}"
+    );
+    assert_eq!(
+        (summary.result.as_str(), summary.fetched_blobs),
+        ("failed", 0)
+    );
+    assert!(!root.path().join("opt/lib/driver.jar").exists());
+    assert_eq!(agent.state.load().unwrap().applied_version, 0);
+}

@@ -140,13 +140,18 @@ pub enum CatalogError {
         /// The missing id.
         to: String,
     },
-    /// A path is not absolute or climbs with `..`.
-    #[error("resource {id:?}: path {path:?} must be absolute and free of `..`")]
+    /// A path-like value does not have the form its field needs (it is
+    /// not absolute, not relative, or it climbs with `..`).
+    #[error("resource {id:?}: {field} {path:?} must be {form}")]
     BadPath {
         /// The resource.
         id: String,
-        /// The offending path.
+        /// The field it is in (`path`, `dirs`, `target`, …).
+        field: &'static str,
+        /// The offending value.
         path: String,
+        /// What the field needs.
+        form: PathForm,
     },
     /// The `requires`/`notifies` edges form a cycle.
     #[error("dependency cycle through resources {0:?}")]
@@ -169,11 +174,13 @@ impl CatalogContent {
             if index.insert(r.id.as_str(), i).is_some() {
                 return Err(CatalogError::DuplicateId(r.id.clone()));
             }
-            for path in r.paths() {
-                if !is_clean_absolute(path) {
+            for (field, path, form) in r.path_fields() {
+                if !form.admits(path) {
                     return Err(CatalogError::BadPath {
                         id: r.id.clone(),
+                        field,
                         path: path.to_string(),
+                        form,
                     });
                 }
             }
@@ -241,7 +248,38 @@ impl CatalogContent {
 }
 
 impl Resource {
-    /// Every path this resource names, for validation.
+    /// Every path-like value this resource holds, with its field and the
+    /// form it must have: what validation checks before anything applies.
+    pub fn path_fields(&self) -> Vec<(&'static str, &str, PathForm)> {
+        use PathForm::{Absolute, AbsoluteOrRelative, Relative};
+        let mut fields: Vec<(&'static str, &str, PathForm)> = self
+            .paths()
+            .into_iter()
+            .map(|p| ("path", p, Absolute))
+            .collect();
+        match &self.spec {
+            ResourceSpec::Symlink(s) => fields.push(("target", &s.target, AbsoluteOrRelative)),
+            ResourceSpec::Service(s) => fields.push(("start", &s.start, AbsoluteOrRelative)),
+            ResourceSpec::Tree(t) => {
+                fields.extend(
+                    t.runtime_paths
+                        .iter()
+                        .map(|p| ("runtime_paths", p.as_str(), Relative)),
+                );
+                fields.extend(t.exclude.iter().map(|p| ("exclude", p.as_str(), Relative)));
+            }
+            ResourceSpec::SharedDirs(s) => {
+                for (release_dir, share_dir) in &s.dirs {
+                    fields.push(("dirs", release_dir.as_str(), Relative));
+                    fields.push(("dirs", share_dir.as_str(), Relative));
+                }
+            }
+            _ => {}
+        }
+        fields
+    }
+
+    /// Every absolute path this resource names.
     pub fn paths(&self) -> Vec<&str> {
         match &self.spec {
             ResourceSpec::Directory(d) => vec![d.path.as_str()],
@@ -264,8 +302,54 @@ impl Resource {
     }
 }
 
+/// The form a path-like value of a resource must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathForm {
+    /// Absolute, no `..` component (it resolves under the agent's `--root`).
+    Absolute,
+    /// Relative and normal: no leading `/`, no empty, `.` or `..` component
+    /// (it stays beneath what it is relative to).
+    Relative,
+    /// Either of the two.
+    AbsoluteOrRelative,
+}
+
+impl PathForm {
+    /// Whether `path` has this form (never with a NUL byte or a control character).
+    pub fn admits(self, path: &str) -> bool {
+        if path.chars().any(char::is_control) {
+            return false;
+        }
+        match self {
+            Self::Absolute => is_clean_absolute(path),
+            Self::Relative => is_normal_relative(path),
+            Self::AbsoluteOrRelative => is_clean_absolute(path) || is_normal_relative(path),
+        }
+    }
+}
+
+impl std::fmt::Display for PathForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Absolute => "an absolute path free of `..`",
+            Self::Relative => "a relative path free of `..`, `.` and empty parts",
+            Self::AbsoluteOrRelative => {
+                "an absolute path free of `..`, or a relative one free of `..`, `.` and empty parts"
+            }
+        })
+    }
+}
+
 fn is_clean_absolute(path: &str) -> bool {
-    path.starts_with('/') && !path.split('/').any(|c| c == "..") && !path.contains('\0')
+    path.starts_with('/') && !path.split('/').any(|c| c == "..")
+}
+
+fn is_normal_relative(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 impl Catalog {
@@ -301,6 +385,79 @@ mod tests {
             role: "is".into(),
             profile: "wso2is/is".into(),
             resources,
+        }
+    }
+
+    /// A resource from its catalog JSON (`{"kind": …, fields…}`).
+    fn resource(id: &str, spec: serde_json::Value) -> Resource {
+        Resource {
+            id: id.into(),
+            requires: vec![],
+            notifies: vec![],
+            spec: serde_json::from_value(spec).unwrap(),
+        }
+    }
+
+    #[test]
+    fn path_like_data_must_stay_beneath_its_root() {
+        use serde_json::json;
+        let shared = |release: &str, share: &str| {
+            resource(
+                "shared",
+                json!({"kind": "shared_dirs", "share": "/mnt/efs", "link": "/opt/wso2/is",
+                       "dirs": {release: share}}),
+            )
+        };
+        let link = |target: &str| {
+            resource(
+                "logs",
+                json!({"kind": "symlink", "path": "/opt/wso2/is/repository/logs", "target": target}),
+            )
+        };
+        let fine = [
+            shared("repository/deployment", "Deployment"),
+            link("/var/log/wso2/is"),
+            link("conf/x"),
+        ];
+        for r in fine {
+            content(vec![r]).apply_order().unwrap();
+        }
+        let refused = [
+            (
+                shared("repository/deployment", "../../etc"),
+                "dirs",
+                "../../etc",
+            ),
+            (
+                shared("../../root/.ssh", "Deployment"),
+                "dirs",
+                "../../root/.ssh",
+            ),
+            (shared("repository/deployment", "/etc"), "dirs", "/etc"),
+            (
+                shared("repository//deployment", "D"),
+                "dirs",
+                "repository//deployment",
+            ),
+            (link("/var/log/../../etc"), "target", "/var/log/../../etc"),
+            (link("../../../etc"), "target", "../../../etc"),
+            (
+                resource(
+                    "server",
+                    json!({"kind": "service", "name": "s", "start": "../../bin/sh",
+                           "working_dir": "/opt/s", "log_file": "/var/log/s.log"}),
+                ),
+                "start",
+                "../../bin/sh",
+            ),
+            (dir("d", "/opt/a\nb", &[]), "path", "/opt/a\nb"),
+        ];
+        for (r, field, path) in refused {
+            let err = content(vec![r]).apply_order().unwrap_err();
+            assert!(
+                matches!(&err, CatalogError::BadPath { field: f, path: p, .. } if *f == field && p == path),
+                "{field} {path:?}: {err}"
+            );
         }
     }
 
@@ -341,14 +498,18 @@ mod tests {
                 content(vec![dir("a", "relative", &[])]),
                 CatalogError::BadPath {
                     id: "a".into(),
+                    field: "path",
                     path: "relative".into(),
+                    form: PathForm::Absolute,
                 },
             ),
             (
                 content(vec![dir("a", "/x/../etc", &[])]),
                 CatalogError::BadPath {
                     id: "a".into(),
+                    field: "path",
                     path: "/x/../etc".into(),
+                    form: PathForm::Absolute,
                 },
             ),
             (

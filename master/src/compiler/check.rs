@@ -81,6 +81,7 @@ impl Compiler {
         content
             .apply_order()
             .map_err(|source| CompileError::Catalog {
+                file: module.manifest_path(),
                 module: module.name.clone(),
                 profile: profile_name.to_string(),
                 source,

@@ -99,9 +99,12 @@ pub enum CompileError {
     /// More than one of the above.
     #[error("{} errors:\n  {}", .0.len(), .0.iter().map(|e| rigger_common::error_chain(e)).collect::<Vec<_>>().join("\n  "))]
     Several(Vec<CompileError>),
-    /// The resources do not form a valid catalog.
-    #[error("module {module:?} profile {profile:?} produced an invalid catalog")]
+    /// The resources do not form a valid catalog (a bad path from the
+    /// module or from site data, a reference to no resource, a cycle).
+    #[error("{}: profile {profile:?} of module {module:?} produced an invalid catalog", file.display())]
     Catalog {
+        /// The module's `module.toml`.
+        file: PathBuf,
         /// The module.
         module: String,
         /// The profile.
@@ -386,6 +389,7 @@ impl Compiler {
         content
             .apply_order()
             .map_err(|source| CompileError::Catalog {
+                file: module.manifest_path(),
                 module: module.name.clone(),
                 profile: role.profile.clone(),
                 source,
