@@ -84,7 +84,7 @@ impl Compiler {
                 file: module.manifest_path(),
                 module: module.name.clone(),
                 profile: profile_name.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(content)
     }

@@ -111,7 +111,7 @@ pub enum CompileError {
         profile: String,
         /// Why.
         #[source]
-        source: CatalogError,
+        source: Box<CatalogError>,
     },
 }
 
@@ -392,7 +392,7 @@ impl Compiler {
                 file: module.manifest_path(),
                 module: module.name.clone(),
                 profile: role.profile.clone(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(content)
     }
