@@ -44,6 +44,27 @@ impl BlobLayout {
         self.root.join("tmp")
     }
 
+    /// Removes every partial write in the temporary directory (call it when
+    /// no write is under way); returns how many.
+    pub fn remove_temporaries(&self) -> io::Result<usize> {
+        let entries = match std::fs::read_dir(self.tmp_dir()) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Every blob on disk; files whose names are not digests are left out.
     pub fn files(&self) -> io::Result<Vec<BlobFile>> {
         let mut found = Vec::new();
@@ -92,5 +113,20 @@ mod tests {
         std::fs::write(&path, b"x").unwrap();
         std::fs::write(path.parent().unwrap().join("not-a-digest"), b"").unwrap();
         assert_eq!(layout.files().unwrap(), [BlobFile { digest, path }]);
+    }
+
+    #[test]
+    fn partial_writes_are_removed_and_blobs_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = BlobLayout::new(dir.path());
+        assert_eq!(layout.remove_temporaries().unwrap(), 0);
+        std::fs::create_dir_all(layout.tmp_dir()).unwrap();
+        std::fs::write(layout.tmp_dir().join(".tmpA"), b"half").unwrap();
+        let digest = Digest::of(b"x");
+        std::fs::create_dir_all(layout.path_of(&digest).parent().unwrap()).unwrap();
+        std::fs::write(layout.path_of(&digest), b"x").unwrap();
+        assert_eq!(layout.remove_temporaries().unwrap(), 1);
+        assert_eq!(std::fs::read_dir(layout.tmp_dir()).unwrap().count(), 0);
+        assert_eq!(layout.files().unwrap().len(), 1);
     }
 }

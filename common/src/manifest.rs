@@ -67,9 +67,103 @@ pub enum ManifestError {
         /// Its target.
         target: String,
     },
+    /// An entry lies beneath a file or a symlink (writing it would follow
+    /// the link, or the file would need children).
+    #[error("{path:?} lies beneath {parent:?}, which is not a directory")]
+    BeneathNonDirectory {
+        /// The entry.
+        path: String,
+        /// The ancestor that is a file or a symlink.
+        parent: String,
+    },
     /// The JSON does not decode.
     #[error("manifest does not decode: {0}")]
     Decode(String),
+}
+
+/// Links followed at most while resolving one path (Linux's MAXSYMLINKS).
+const MAX_LINK_HOPS: usize = 40;
+
+/// Resolves `target` of the link at `path` against the tree's own links,
+/// as the kernel would once the tree is on disk: `..` climbs from what a
+/// link really points to, not from its name. False when the resolution
+/// leaves the tree at any step, or follows more than [`MAX_LINK_HOPS`] links.
+fn resolves_inside(links: &BTreeMap<&str, &str>, path: &str, target: &str) -> bool {
+    // The real (link-free) components of where we are: the link's directory.
+    let mut at: Vec<String> = path.split('/').map(str::to_string).collect();
+    at.pop();
+    let mut pending: Vec<String> = Vec::new();
+    let mut hops = 0;
+    push_target(&mut pending, target);
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "" | "." => {}
+            ".." => {
+                if at.pop().is_none() {
+                    return false;
+                }
+            }
+            name => {
+                at.push(name.to_string());
+                if let Some(next) = links.get(at.join("/").as_str()) {
+                    hops += 1;
+                    if hops > MAX_LINK_HOPS || next.starts_with('/') || next.is_empty() {
+                        return false;
+                    }
+                    at.pop();
+                    push_target(&mut pending, next);
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Queues a link target's components so that `pop` yields them in order.
+fn push_target(pending: &mut Vec<String>, target: &str) {
+    pending.extend(target.split('/').rev().map(str::to_string));
+}
+
+/// Checks what a tree may not hold: a symlink that escapes it (alone or by
+/// a chain of its links), an entry beneath a file or a link.
+fn check_tree<'a>(entries: impl Iterator<Item = &'a Entry> + Clone) -> Result<(), ManifestError> {
+    let kinds: BTreeMap<&str, &EntryKind> = entries
+        .clone()
+        .map(|e| (e.path.as_str(), &e.kind))
+        .collect();
+    let links: BTreeMap<&str, &str> = kinds
+        .iter()
+        .filter_map(|(path, kind)| match kind {
+            EntryKind::Symlink { target } => Some((*path, target.as_str())),
+            _ => None,
+        })
+        .collect();
+    for entry in entries {
+        let mut parent = entry.path.as_str();
+        while let Some((dir, _)) = parent.rsplit_once('/') {
+            if matches!(
+                kinds.get(dir),
+                Some(EntryKind::File { .. } | EntryKind::Symlink { .. })
+            ) {
+                return Err(ManifestError::BeneathNonDirectory {
+                    path: entry.path.clone(),
+                    parent: dir.to_string(),
+                });
+            }
+            parent = dir;
+        }
+        if let EntryKind::Symlink { target } = &entry.kind {
+            if !symlink_stays_inside(&entry.path, target)
+                || !resolves_inside(&links, &entry.path, target)
+            {
+                return Err(ManifestError::SymlinkEscape {
+                    path: entry.path.clone(),
+                    target: target.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Normalises an archive path (`./a//b/` → `a/b`) and refuses unsafe ones.
@@ -129,16 +223,7 @@ impl Manifest {
                 parent = dir;
             }
         }
-        for entry in entries.values() {
-            if let EntryKind::Symlink { target } = &entry.kind {
-                if !symlink_stays_inside(&entry.path, target) {
-                    return Err(ManifestError::SymlinkEscape {
-                        path: entry.path.clone(),
-                        target: target.clone(),
-                    });
-                }
-            }
-        }
+        check_tree(entries.values())?;
         Ok(Self {
             entries: entries.into_values().collect(),
         })
@@ -157,15 +242,8 @@ impl Manifest {
             if clean_path(&entry.path).as_deref() != Ok(entry.path.as_str()) {
                 return Err(ManifestError::UnsafePath(entry.path.clone()));
             }
-            if let EntryKind::Symlink { target } = &entry.kind {
-                if !symlink_stays_inside(&entry.path, target) {
-                    return Err(ManifestError::SymlinkEscape {
-                        path: entry.path.clone(),
-                        target: target.clone(),
-                    });
-                }
-            }
         }
+        check_tree(manifest.entries.iter())?;
         Ok(manifest)
     }
 
@@ -255,6 +333,89 @@ mod tests {
         assert_eq!(back.digest(), m.digest());
         assert_eq!(m.file_digests().len(), 2);
         assert_eq!(m.total_size(), 2);
+    }
+
+    fn link(path: &str, target: &str) -> (String, Entry) {
+        (
+            path.to_string(),
+            Entry {
+                path: path.to_string(),
+                mode: 0o777,
+                kind: EntryKind::Symlink {
+                    target: target.to_string(),
+                },
+            },
+        )
+    }
+
+    fn dir(path: &str) -> (String, Entry) {
+        (
+            path.to_string(),
+            Entry {
+                path: path.to_string(),
+                mode: 0o755,
+                kind: EntryKind::Dir,
+            },
+        )
+    }
+
+    /// The hostile pack: every link points "inside" on its own, but
+    /// `lib/e1 -> ..` makes `lib/e1/e2/..` climb from the root.
+    #[test]
+    fn a_chain_of_links_that_climbs_out_is_refused() {
+        let chain = BTreeMap::from([
+            dir("lib"),
+            link("lib/e1", ".."),
+            link("e2", ".."),
+            link("bin", "lib/e1/e2/OUTSIDE"),
+        ]);
+        let err = Manifest::from_entries(chain.clone()).unwrap_err();
+        assert_eq!(
+            err,
+            ManifestError::SymlinkEscape {
+                path: "bin".into(),
+                target: "lib/e1/e2/OUTSIDE".into()
+            }
+        );
+        // The same entries as a manifest a (compromised) master sends.
+        let json = serde_json::to_vec(&Manifest {
+            entries: chain.into_values().collect(),
+        })
+        .unwrap();
+        assert!(matches!(
+            Manifest::from_json(&json),
+            Err(ManifestError::SymlinkEscape { .. })
+        ));
+        // A loop never resolves.
+        let looping = BTreeMap::from([link("a", "b/x"), link("b", "a")]);
+        assert!(Manifest::from_entries(looping).is_err());
+        // Links through links that stay inside are fine.
+        let fine = BTreeMap::from([
+            dir("lib"),
+            link("lib/current", "v2"),
+            file("lib/v2/a.jar", b"a"),
+            link("bin/a.jar", "../lib/current/a.jar"),
+        ]);
+        Manifest::from_entries(fine).unwrap();
+    }
+
+    #[test]
+    fn an_entry_beneath_a_file_or_a_link_is_refused() {
+        let under_link = BTreeMap::from([link("conf", "/etc"), file("conf/passwd", b"x")]);
+        assert!(Manifest::from_entries(under_link).is_err(), "absolute link");
+        let under_link = BTreeMap::from([dir("d"), link("conf", "d"), file("conf/x", b"x")]);
+        assert_eq!(
+            Manifest::from_entries(under_link).unwrap_err(),
+            ManifestError::BeneathNonDirectory {
+                path: "conf/x".into(),
+                parent: "conf".into()
+            }
+        );
+        let under_file = BTreeMap::from([file("a", b"x"), file("a/b", b"y")]);
+        assert!(matches!(
+            Manifest::from_entries(under_file),
+            Err(ManifestError::BeneathNonDirectory { .. })
+        ));
     }
 
     #[test]

@@ -45,6 +45,7 @@ fn main() {
             admin_socket: dir.path().join("admin.sock"),
             sans: vec![],
             peer_timeout: std::time::Duration::from_secs(5400),
+            import_limits: Default::default(),
         };
         let master = rigger_master::server::Master::open(config)
             .await

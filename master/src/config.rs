@@ -28,6 +28,13 @@ pub struct MasterConfigFile {
     /// Nodes not seen for this long leave their peers' lists (`90m`: three
     /// default agent run intervals).
     pub peer_timeout: Option<String>,
+    /// Bytes an imported archive may expand to, in all (4 GiB).
+    pub import_max_bytes: Option<u64>,
+    /// How many times its compressed size an archive entry over 1 MiB may
+    /// expand to (200).
+    pub import_max_ratio: Option<u64>,
+    /// Entries an imported archive may hold (200000).
+    pub import_max_entries: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -47,6 +54,8 @@ pub struct MasterConfig {
     pub sans: Vec<String>,
     /// Peer list timeout.
     pub peer_timeout: std::time::Duration,
+    /// What an imported archive may hold.
+    pub import_limits: crate::content::archive::ArchiveLimits,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -85,8 +94,33 @@ impl MasterConfig {
             ));
             std::time::Duration::from_secs(90 * 60)
         });
+        let defaults = crate::content::archive::ArchiveLimits::default();
+        let import_limits = crate::content::archive::ArchiveLimits {
+            max_bytes: overrides
+                .import_max_bytes
+                .or(file.import_max_bytes)
+                .unwrap_or(defaults.max_bytes),
+            max_ratio: overrides
+                .import_max_ratio
+                .or(file.import_max_ratio)
+                .unwrap_or(defaults.max_ratio),
+            max_entries: overrides
+                .import_max_entries
+                .or(file.import_max_entries)
+                .unwrap_or(defaults.max_entries),
+        };
+        for (key, value) in [
+            ("import_max_bytes", import_limits.max_bytes),
+            ("import_max_ratio", import_limits.max_ratio),
+            ("import_max_entries", import_limits.max_entries),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be at least 1"));
+            }
+        }
         let config = Self {
             peer_timeout,
+            import_limits,
             data_dir: overrides
                 .data_dir
                 .or(file.data_dir)
@@ -142,8 +176,16 @@ mod tests {
             admin_socket: Some("/run/rigger/master.sock".into()),
             san: Some(vec![]),
             peer_timeout: Some("90m".into()),
+            import_max_bytes: Some(4 << 30),
+            import_max_ratio: Some(200),
+            import_max_entries: Some(200_000),
         };
         assert_eq!(file, expected);
+        let limits = crate::content::archive::ArchiveLimits::default();
+        assert_eq!(
+            (limits.max_bytes, limits.max_ratio, limits.max_entries),
+            (4 << 30, 200, 200_000)
+        );
     }
 
     #[test]

@@ -93,6 +93,7 @@ impl Master {
             blobs: Arc::new(blobs),
             import_lock: Mutex::new(()),
             peer_timeout: config.peer_timeout,
+            import_limits: config.import_limits,
         });
         Ok(Self { state, config })
     }

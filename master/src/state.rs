@@ -30,6 +30,8 @@ pub struct MasterState {
     pub import_lock: Mutex<()>,
     /// Nodes not seen for this long leave their peers' lists.
     pub peer_timeout: std::time::Duration,
+    /// What an imported archive may hold.
+    pub import_limits: crate::content::archive::ArchiveLimits,
 }
 
 /// Shared handle to the state.

@@ -32,6 +32,18 @@ impl ContentCache {
         self.layout.tmp_dir()
     }
 
+    /// Removes partial downloads an interrupted fetch left (under the run
+    /// lock, when no fetch is under way).
+    pub fn remove_temporaries(&self) {
+        match self.layout.remove_temporaries() {
+            Ok(0) => {}
+            Ok(files) => {
+                tracing::info!(files, "removed partial downloads an interrupted fetch left")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot clean the cache's partial downloads"),
+        }
+    }
+
     /// Whether the blob is cached.
     pub fn has(&self, digest: &Digest) -> bool {
         self.path_of(digest).is_file()

@@ -225,6 +225,7 @@ impl Agent {
         }
 
         let mut ctx = ApplyContext::new(self.paths.clone());
+        ctx.cache.remove_temporaries();
         ctx.full_verify = verify;
         ctx.stopping = self.stopping.clone();
         ctx.previous = self.verified_cached_catalog().map(|c| Arc::new(c.content));

@@ -40,6 +40,15 @@ struct Cli {
     /// Nodes not seen for this long leave their peers' lists (e.g. 90m).
     #[arg(long, env = "RIGGER_PEER_TIMEOUT")]
     peer_timeout: Option<String>,
+    /// Bytes an imported archive may expand to, in all.
+    #[arg(long, env = "RIGGER_IMPORT_MAX_BYTES")]
+    import_max_bytes: Option<u64>,
+    /// How far an archive entry over 1 MiB may expand (N:1).
+    #[arg(long, env = "RIGGER_IMPORT_MAX_RATIO")]
+    import_max_ratio: Option<u64>,
+    /// Entries an imported archive may hold.
+    #[arg(long, env = "RIGGER_IMPORT_MAX_ENTRIES")]
+    import_max_entries: Option<u64>,
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -79,6 +88,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
         admin_socket: cli.admin_socket.clone(),
         san: Some(cli.san.clone()),
         peer_timeout: cli.peer_timeout.clone(),
+        import_max_bytes: cli.import_max_bytes,
+        import_max_ratio: cli.import_max_ratio,
+        import_max_entries: cli.import_max_entries,
     };
     Ok(MasterConfig::resolve(file, overrides)?)
 }

@@ -1,10 +1,104 @@
 //! Reading product archives (zip, tar.gz) entry by entry, streaming file
 //! content, so that a pack of hundreds of megabytes is never held in memory.
-//! Paths are checked by the caller (`manifest::clean_path`).
+//! Paths are checked by the caller (`manifest::clean_path`); what an archive
+//! may hold at all is bounded here ([`ArchiveLimits`]): entries, path and
+//! name lengths, link targets, the bytes it expands to and how much one
+//! entry may expand. Devices and fifos are refused, never dropped.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The longest path (and link target) an entry may have (Linux's PATH_MAX).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// The longest name one path component may have (NAME_MAX).
+pub const MAX_NAME_BYTES: usize = 255;
+/// Entries smaller than this are never refused for their compression ratio.
+const RATIO_FLOOR_BYTES: u64 = 1 << 20;
+
+/// What one archive may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveLimits {
+    /// Bytes all its files expand to, in all (default 4 GiB).
+    pub max_bytes: u64,
+    /// How many times its compressed size an entry over 1 MiB may expand to
+    /// (default 200); for a tar.gz, the whole stream.
+    pub max_ratio: u64,
+    /// Entries (default 200,000).
+    pub max_entries: u64,
+}
+
+impl Default for ArchiveLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 4 << 30,
+            max_ratio: 200,
+            max_entries: 200_000,
+        }
+    }
+}
+
+/// The running totals of one archive read, shared by the threads reading it.
+#[derive(Debug, Default)]
+pub struct Totals {
+    bytes: AtomicU64,
+    entries: AtomicU64,
+}
+
+/// A file entry's reader that counts what it expands to and stops at a limit.
+struct Bounded<'a, R> {
+    inner: R,
+    totals: &'a Totals,
+    limits: ArchiveLimits,
+    /// The entry's compressed size, when the format says (zip).
+    compressed: Option<u64>,
+    read: u64,
+}
+
+impl<R: Read> Read for Bounded<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        let total = self.totals.bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if total > self.limits.max_bytes {
+            return Err(io::Error::other(format!(
+                "the archive expands to more than {} bytes (import.max_bytes)",
+                self.limits.max_bytes
+            )));
+        }
+        if let Some(compressed) = self.compressed {
+            if self.read > RATIO_FLOOR_BYTES
+                && self.read > compressed.max(1) * self.limits.max_ratio
+            {
+                return Err(io::Error::other(format!(
+                    "the entry expands more than {}:1 ({compressed} compressed bytes; import.max_ratio)",
+                    self.limits.max_ratio
+                )));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Refuses a path or link target over the length limits.
+fn check_lengths(name: &str, link: Option<&str>) -> Result<(), String> {
+    if name.len() > MAX_PATH_BYTES {
+        return Err(format!("its path is longer than {MAX_PATH_BYTES} bytes"));
+    }
+    if let Some(part) = name.split('/').find(|p| p.len() > MAX_NAME_BYTES) {
+        let start: String = part.chars().take(32).collect();
+        return Err(format!(
+            "its name {start:?}… is longer than {MAX_NAME_BYTES} bytes"
+        ));
+    }
+    if link.is_some_and(|l| l.len() > MAX_PATH_BYTES) {
+        return Err(format!(
+            "its link target is longer than {MAX_PATH_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
 
 /// What an archive entry is.
 pub enum RawKind<'a> {
@@ -54,12 +148,14 @@ pub enum ArchiveError {
 /// The visitor's answer for an entry.
 pub type VisitResult = Result<(), String>;
 
-/// Calls `visit(path, mode, kind)` for every entry of the zip or tar.gz at `path`.
+/// Calls `visit(path, mode, kind)` for every entry of the zip or tar.gz at
+/// `path`, within the default limits.
 pub fn for_each_entry(
     path: &Path,
     visit: impl FnMut(&str, u32, RawKind<'_>) -> VisitResult,
 ) -> Result<(), ArchiveError> {
-    for_each_entry_part(path, 0, 1, visit)
+    let totals = Totals::default();
+    for_each_entry_part(path, 0, 1, ArchiveLimits::default(), &totals, visit)
 }
 
 /// How many parts [`for_each_entry_part`] can split this archive into: a
@@ -85,6 +181,8 @@ pub fn for_each_entry_part(
     path: &Path,
     part: usize,
     parts: usize,
+    limits: ArchiveLimits,
+    totals: &Totals,
     mut visit: impl FnMut(&str, u32, RawKind<'_>) -> VisitResult,
 ) -> Result<(), ArchiveError> {
     let io_err = |source| ArchiveError::Io {
@@ -99,6 +197,19 @@ pub fn for_each_entry_part(
         entry: entry.to_string(),
         message,
     };
+    let count = |name: &str| -> Result<(), ArchiveError> {
+        if totals.entries.fetch_add(1, Ordering::Relaxed) >= limits.max_entries {
+            return Err(entry_err(
+                name,
+                format!(
+                    "the archive has more than {} entries (import.max_entries)",
+                    limits.max_entries
+                ),
+            ));
+        }
+        Ok(())
+    };
+
     if n >= 4 && magic == *b"PK\x03\x04" {
         let corrupt = |e: zip::result::ZipError| ArchiveError::Corrupt {
             path: path.to_path_buf(),
@@ -108,18 +219,37 @@ pub fn for_each_entry_part(
         for i in (part..zip.len()).step_by(parts.max(1)) {
             let mut entry = zip.by_index(i).map_err(corrupt)?;
             let name = entry.name().to_string();
+            count(&name)?;
+            check_lengths(&name, None).map_err(|m| entry_err(&name, m))?;
             let mode = entry
                 .unix_mode()
                 .unwrap_or(if entry.is_dir() { 0o755 } else { 0o644 })
                 & 0o7777;
+            let file_type = mode_type(entry.unix_mode());
             let result = if entry.is_dir() {
                 visit(&name, mode, RawKind::Dir)
             } else if entry.is_symlink() {
-                let mut target = String::new();
-                entry.read_to_string(&mut target).map_err(io_err)?;
-                visit(&name, mode, RawKind::Symlink(target))
+                // Read at most one byte more than a target may have.
+                let mut target = Vec::new();
+                (&mut entry)
+                    .take(MAX_PATH_BYTES as u64 + 1)
+                    .read_to_end(&mut target)
+                    .map_err(io_err)?;
+                let target = String::from_utf8_lossy(&target).into_owned();
+                check_lengths(&name, Some(&target))
+                    .and_then(|()| visit(&name, mode, RawKind::Symlink(target)))
+            } else if file_type.is_some_and(|t| t != S_IFREG) {
+                Err("it is a device, fifo or socket: a product pack holds files, folders and links only".into())
             } else {
-                visit(&name, mode, RawKind::File(&mut entry))
+                let compressed = entry.compressed_size();
+                let mut reader = Bounded {
+                    inner: &mut entry,
+                    totals,
+                    limits,
+                    compressed: Some(compressed),
+                    read: 0,
+                };
+                visit(&name, mode, RawKind::File(&mut reader))
             };
             result.map_err(|m| entry_err(&name, m))?;
         }
@@ -129,11 +259,20 @@ pub fn for_each_entry_part(
         if part > 0 {
             return Ok(());
         }
+        let compressed = file.metadata().map_err(io_err)?.len();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
         for entry in tar.entries().map_err(io_err)? {
             let mut entry = entry.map_err(io_err)?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let kind = entry.header().entry_type();
+            if matches!(
+                kind,
+                tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+            ) {
+                continue;
+            }
+            count(&name)?;
+            check_lengths(&name, None).map_err(|m| entry_err(&name, m))?;
             // Some tools leave the mode of links empty.
             let default_mode = if kind.is_symlink() { 0o777 } else { 0o644 };
             let mode = entry.header().mode().unwrap_or(default_mode) & 0o7777;
@@ -147,19 +286,47 @@ pub fn for_each_entry_part(
                 visit(&name, mode, RawKind::Dir)
             } else if kind.is_symlink() {
                 let target = link();
-                visit(&name, mode, RawKind::Symlink(target))
+                check_lengths(&name, Some(&target))
+                    .and_then(|()| visit(&name, mode, RawKind::Symlink(target)))
             } else if kind.is_hard_link() {
                 let target = link();
-                visit(&name, mode, RawKind::Hardlink(target))
+                check_lengths(&name, Some(&target))
+                    .and_then(|()| visit(&name, mode, RawKind::Hardlink(target)))
             } else if kind.is_file() {
-                visit(&name, mode, RawKind::File(&mut entry))
+                let mut reader = Bounded {
+                    inner: &mut entry,
+                    totals,
+                    limits,
+                    compressed: None,
+                    read: 0,
+                };
+                visit(&name, mode, RawKind::File(&mut reader))
             } else {
-                // pax headers, fifos, devices: nothing a product needs.
-                Ok(())
+                Err(format!(
+                    "it is a {kind:?} entry: a product pack holds files, folders and links only"
+                ))
             };
             result.map_err(|m| entry_err(&name, m))?;
+            let expanded = totals.bytes.load(Ordering::Relaxed);
+            if expanded > RATIO_FLOOR_BYTES && expanded > compressed.max(1) * limits.max_ratio {
+                return Err(entry_err(
+                    &name,
+                    format!(
+                        "the archive expands more than {}:1 ({compressed} compressed bytes; import.max_ratio)",
+                        limits.max_ratio
+                    ),
+                ));
+            }
         }
         return Ok(());
     }
     Err(ArchiveError::UnknownFormat(path.to_path_buf()))
+}
+
+/// The regular-file type bits of a Unix mode.
+const S_IFREG: u32 = 0o100000;
+
+/// The file type bits of a zip entry's Unix mode, when it has them.
+fn mode_type(mode: Option<u32>) -> Option<u32> {
+    mode.map(|m| m & 0o170000).filter(|t| *t != 0)
 }

@@ -74,7 +74,8 @@ pub async fn import_product(
     let _guard = state.import_lock.lock().await;
     let blobs = blocking(state);
     let archive = PathBuf::from(path);
-    let tree = tokio::task::spawn_blocking(move || pack::import_pack(&blobs, &archive))
+    let limits = state.import_limits;
+    let tree = tokio::task::spawn_blocking(move || pack::import_pack(&blobs, &archive, limits))
         .await
         .map_err(Error::internal)?
         .map_err(|e| Error::InvalidArgument(format!("{path}: {}", error_chain(&e))))?;
@@ -120,11 +121,12 @@ pub async fn import_update(
     let blobs = blocking(state);
     let archive = PathBuf::from(path);
     let base_digest = base.digest;
+    let limits = state.import_limits;
     let (tree, base_manifest) = tokio::task::spawn_blocking(move || {
         let base_manifest =
             Manifest::from_json(&blobs.read(&base_digest).map_err(|e| error_chain(&e))?)
                 .map_err(|e| e.to_string())?;
-        let read = pack::read_entries(&blobs, &archive).map_err(|e| error_chain(&e))?;
+        let read = pack::read_entries(&blobs, &archive, limits).map_err(|e| error_chain(&e))?;
         let tree = if pack::is_bundle(&read) {
             pack::bundle_from(&blobs, &base_manifest, &archive, read).map(|(t, _)| t)
         } else {
@@ -162,6 +164,9 @@ pub async fn import_artifact(
             "artifact name {name:?} is not valid"
         )));
     }
+    // Imports are serialised: a refused pack removes the blobs it stored,
+    // which must not be ones another import just recorded.
+    let _guard = state.import_lock.lock().await;
     let blobs = blocking(state);
     let file = PathBuf::from(path);
     let stored = tokio::task::spawn_blocking(move || {

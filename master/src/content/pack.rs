@@ -9,8 +9,12 @@ use std::path::Path;
 use rigger_common::digest::Digest;
 use rigger_common::manifest::{Entry, EntryKind, Manifest, ManifestError, clean_path};
 
-use super::archive::{ArchiveError, RawKind, for_each_entry_part, parallel_parts};
-use super::blobs::{BlobError, BlockingBlobs};
+use std::sync::Mutex;
+
+use super::archive::{
+    ArchiveError, ArchiveLimits, RawKind, Totals, for_each_entry_part, parallel_parts,
+};
+use super::blobs::{BlobError, BlockingBlobs, IngestError};
 
 /// The descriptor at the root of an update bundle.
 pub const BUNDLE_DESCRIPTOR: &str = "rigger-update.toml";
@@ -61,8 +65,12 @@ pub struct ImportedTree {
 
 /// Reads a product archive into the store; strips the single top folder
 /// (`wso2is-5.11.0/`) and reads name and version from it.
-pub fn import_pack(store: &BlockingBlobs, archive: &Path) -> Result<ImportedTree, ImportError> {
-    pack_from(store, read_entries(store, archive)?)
+pub fn import_pack(
+    store: &BlockingBlobs,
+    archive: &Path,
+    limits: ArchiveLimits,
+) -> Result<ImportedTree, ImportError> {
+    pack_from(store, read_entries(store, archive, limits)?)
 }
 
 /// Whether the archive read is an update bundle (has the descriptor at its root).
@@ -71,7 +79,13 @@ pub fn is_bundle(read: &ReadEntries) -> bool {
 }
 
 /// Turns entries read from a full pack into a tree.
+/// (A refused tree removes the blobs its read stored.)
 pub fn pack_from(store: &BlockingBlobs, read: ReadEntries) -> Result<ImportedTree, ImportError> {
+    let new_digests = read.new_digests.clone();
+    or_discard(store, &new_digests, || tree_of_pack(store, read))
+}
+
+fn tree_of_pack(store: &BlockingBlobs, read: ReadEntries) -> Result<ImportedTree, ImportError> {
     let top = single_top_folder(&read.entries);
     let (name, version) = top.as_deref().and_then(split_name_version).unzip();
     let mut entries = BTreeMap::new();
@@ -97,7 +111,20 @@ pub fn pack_from(store: &BlockingBlobs, read: ReadEntries) -> Result<ImportedTre
 /// Applies an update bundle (changed files under their product-relative
 /// paths plus `rigger-update.toml` naming `level` and `removed` files) over
 /// `base`, returning the new tree and the bundle's level.
+/// (A refused tree removes the blobs its read stored.)
 pub fn bundle_from(
+    store: &BlockingBlobs,
+    base: &Manifest,
+    archive: &Path,
+    read: ReadEntries,
+) -> Result<(ImportedTree, Option<u32>), ImportError> {
+    let new_digests = read.new_digests.clone();
+    or_discard(store, &new_digests, || {
+        tree_of_bundle(store, base, archive, read)
+    })
+}
+
+fn tree_of_bundle(
     store: &BlockingBlobs,
     base: &Manifest,
     archive: &Path,
@@ -148,15 +175,64 @@ pub fn bundle_from(
 pub struct ReadEntries {
     entries: BTreeMap<String, Entry>,
     new_bytes: u64,
+    /// Blobs this read stored that the store did not have: removed again
+    /// when the import is refused.
+    new_digests: Vec<Digest>,
+}
+
+/// Removes the blobs a refused import stored (best effort: a blob that
+/// cannot be removed is only unreferenced content).
+fn discard(store: &BlockingBlobs, digests: &[Digest]) {
+    let mut removed = 0;
+    for digest in digests {
+        match store.delete(digest) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(blob = %digest, error = %e, "cannot remove a blob of a refused import")
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            blobs = removed,
+            "removed the content a refused import had stored"
+        );
+    }
+}
+
+/// Runs `build` over what was read; when it fails, the blobs the read
+/// stored go again.
+fn or_discard<T>(
+    store: &BlockingBlobs,
+    new_digests: &[Digest],
+    build: impl FnOnce() -> Result<T, ImportError>,
+) -> Result<T, ImportError> {
+    let result = build();
+    if result.is_err() {
+        discard(store, new_digests);
+    }
+    result
 }
 
 /// Reads every entry of an archive, storing file content as it streams;
 /// a zip is read by several threads at once (inflate and sha256 on every core).
-pub fn read_entries(store: &BlockingBlobs, archive: &Path) -> Result<ReadEntries, ImportError> {
+pub fn read_entries(
+    store: &BlockingBlobs,
+    archive: &Path,
+    limits: ArchiveLimits,
+) -> Result<ReadEntries, ImportError> {
     let parts = parallel_parts(archive);
+    let totals = Totals::default();
+    let stored_new = Mutex::new(Vec::new());
     let results: Vec<Result<ReadEntries, ImportError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..parts)
-            .map(|part| scope.spawn(move || read_part(store, archive, part, parts)))
+            .map(|part| {
+                let (totals, stored_new) = (&totals, &stored_new);
+                scope.spawn(move || {
+                    read_part(store, archive, (part, parts), limits, totals, stored_new)
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -169,59 +245,92 @@ pub fn read_entries(store: &BlockingBlobs, archive: &Path) -> Result<ReadEntries
             })
             .collect()
     });
-    let mut all = ReadEntries {
-        entries: BTreeMap::new(),
-        new_bytes: 0,
-    };
-    for result in results {
-        let read = result?;
-        all.entries.extend(read.entries);
-        all.new_bytes += read.new_bytes;
-    }
-    Ok(all)
+    let new_digests = stored_new.into_inner().expect("stored blobs");
+    or_discard(store, &new_digests, || {
+        let mut all = ReadEntries {
+            entries: BTreeMap::new(),
+            new_bytes: 0,
+            new_digests: new_digests.clone(),
+        };
+        for result in results {
+            let read = result?;
+            for (path, entry) in read.entries {
+                if all.entries.insert(path.clone(), entry).is_some() {
+                    return Err(duplicate(&path));
+                }
+            }
+            all.new_bytes += read.new_bytes;
+        }
+        Ok(all)
+    })
+}
+
+fn duplicate(path: &str) -> ImportError {
+    ImportError::Archive(ArchiveError::Entry {
+        entry: path.to_string(),
+        message: "the archive holds this path more than once".into(),
+    })
 }
 
 fn read_part(
     store: &BlockingBlobs,
     archive: &Path,
-    part: usize,
-    parts: usize,
+    (part, parts): (usize, usize),
+    limits: ArchiveLimits,
+    totals: &Totals,
+    stored_new: &Mutex<Vec<Digest>>,
 ) -> Result<ReadEntries, ImportError> {
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     let mut new_bytes = 0u64;
-    for_each_entry_part(archive, part, parts, |raw_path, mode, kind| {
-        let path = clean_path(raw_path).map_err(|e| e.to_string())?;
-        let kind = match kind {
-            RawKind::Dir => EntryKind::Dir,
-            RawKind::Symlink(target) => EntryKind::Symlink { target },
-            RawKind::File(reader) => {
-                let stored = store
-                    .ingest(reader)
-                    .map_err(|e| format!("cannot store: {e}"))?;
-                if stored.new {
-                    new_bytes += stored.size;
-                }
-                EntryKind::File {
-                    size: stored.size,
-                    digest: stored.digest,
-                }
-            }
-            RawKind::Hardlink(target) => {
-                let target = clean_path(&target).map_err(|e| e.to_string())?;
-                match entries.get(&target).map(|e| e.kind.clone()) {
-                    Some(kind @ EntryKind::File { .. }) => kind,
-                    _ => {
-                        return Err(format!(
-                            "hard link to {target}, which is not an earlier file"
-                        ));
+    for_each_entry_part(
+        archive,
+        part,
+        parts,
+        limits,
+        totals,
+        |raw_path, mode, kind| {
+            let path = clean_path(raw_path).map_err(|e| e.to_string())?;
+            let kind = match kind {
+                RawKind::Dir => EntryKind::Dir,
+                RawKind::Symlink(target) => EntryKind::Symlink { target },
+                RawKind::File(reader) => {
+                    let stored = store.ingest(reader).map_err(|e| match e {
+                        IngestError::Read(e) => e.to_string(),
+                        store_error => rigger_common::error_chain(&store_error),
+                    })?;
+                    if stored.new {
+                        new_bytes += stored.size;
+                        stored_new.lock().expect("stored blobs").push(stored.digest);
+                    }
+                    EntryKind::File {
+                        size: stored.size,
+                        digest: stored.digest,
                     }
                 }
+                RawKind::Hardlink(target) => {
+                    let target = clean_path(&target).map_err(|e| e.to_string())?;
+                    match entries.get(&target).map(|e| e.kind.clone()) {
+                        Some(kind @ EntryKind::File { .. }) => kind,
+                        _ => {
+                            return Err(format!(
+                                "hard link to {target}, which is not an earlier file"
+                            ));
+                        }
+                    }
+                }
+            };
+            if entries.contains_key(&path) {
+                return Err("the archive holds this path more than once".into());
             }
-        };
-        entries.insert(path.clone(), Entry { path, mode, kind });
-        Ok(())
-    })?;
-    Ok(ReadEntries { entries, new_bytes })
+            entries.insert(path.clone(), Entry { path, mode, kind });
+            Ok(())
+        },
+    )?;
+    Ok(ReadEntries {
+        entries,
+        new_bytes,
+        new_digests: Vec::new(),
+    })
 }
 
 fn finish(

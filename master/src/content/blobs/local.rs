@@ -22,11 +22,20 @@ pub struct LocalBlobStore {
 }
 
 impl LocalBlobStore {
-    /// A store rooted at `root` (created if missing).
+    /// A store rooted at `root` (created if missing). Partial blobs an
+    /// interrupted import left in `tmp/` are removed: open it before any
+    /// import runs.
     pub fn open(root: &Path) -> std::io::Result<Self> {
         let layout = BlobLayout::new(root);
         std::fs::create_dir_all(layout.tmp_dir())?;
         std::fs::create_dir_all(root.join("sha256"))?;
+        let removed = layout.remove_temporaries()?;
+        if removed > 0 {
+            tracing::info!(
+                files = removed,
+                "removed partial blobs an interrupted import left"
+            );
+        }
         Ok(Self { layout })
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use rigger_common::digest::Digest;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-pub use blocking::BlockingBlobs;
+pub use blocking::{BlockingBlobs, IngestError};
 pub use local::LocalBlobStore;
 
 /// A blob's bytes, read as they come.
