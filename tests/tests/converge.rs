@@ -85,6 +85,20 @@ fn enrolls_applies_and_the_second_run_changes_nothing() {
     );
     let out = master.ctl(&["lookup", "is-node-1", "no.such.key"]);
     assert!(out.stdout.contains("is not set"), "{}", out.all());
+    // A secret is shown by where it comes from, never by its value.
+    for key in ["databases.identity_db.password", "databases.identity_db"] {
+        let out = master.ctl(&["lookup", "is-node-1", key]);
+        assert_eq!(out.code, 0, "{}", out.all());
+        assert!(
+            !out.stdout.contains("change-me")
+                && out.stdout.contains("<redacted>")
+                && out.stdout.contains("secrets/roles/is.toml"),
+            "{key}: {}",
+            out.all()
+        );
+    }
+    let table = master.ctl(&["lookup", "is-node-1", "databases.identity_db"]);
+    assert!(table.stdout.contains("WSO2IS_IDENTITY_DB"), "{}", table.all());
 }
 
 #[test]

@@ -114,8 +114,63 @@ impl Compiler {
         let role = site.role(role_name)?;
         let module = self.module(&role.module, role_name)?;
         let merged = site.merged_data(&module, role_name, &role, certname)?;
-        let value = data::lookup(&merged, key).cloned();
-        let sources = site.explain(&module, role_name, &role, certname, key)?;
+        let secrets = site.secrets(role_name, &role, certname)?;
+        let mut value = data::lookup(&merged, key).cloned();
+        if let (Some(value), Some(secret)) = (&mut value, data::lookup(&secrets, key)) {
+            mask(value, secret);
+        }
+        // Secrets lie over the data: they come first, shown by source only.
+        let mut sources: Vec<(std::path::PathBuf, toml::Value)> = site
+            .explain_secrets(role_name, &role, certname, key)?
+            .into_iter()
+            .map(|(file, mut secret)| {
+                let shape = secret.clone();
+                mask(&mut secret, &shape);
+                (file, secret)
+            })
+            .collect();
+        sources.extend(site.explain(&module, role_name, &role, certname, key)?);
         Ok(Explained { value, sources })
+    }
+}
+
+/// Replaces every value of `value` that `secret` sets (leaf by leaf, for
+/// tables) with [`REDACTED`](rigger_common::catalog::REDACTED).
+fn mask(value: &mut toml::Value, secret: &toml::Value) {
+    match (value, secret) {
+        (toml::Value::Table(value), toml::Value::Table(secret)) => {
+            for (key, secret) in secret {
+                if let Some(value) = value.get_mut(key) {
+                    mask(value, secret);
+                }
+            }
+        }
+        (value, _) => {
+            *value = toml::Value::String(rigger_common::catalog::REDACTED.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_masked_leaf_by_leaf() {
+        let mut value: toml::Value = toml::from_str::<toml::Table>(
+            "url = \"jdbc:mysql://db/IDENTITY\"\nusername = \"wso2\"\npassword = \"s3cret\"\n",
+        )
+        .unwrap()
+        .into();
+        let secret: toml::Value = toml::from_str::<toml::Table>("password = \"s3cret\"\n")
+            .unwrap()
+            .into();
+        mask(&mut value, &secret);
+        let text = value.to_string();
+        assert!(!text.contains("s3cret") && text.contains("<redacted>"), "{text}");
+        assert!(text.contains("jdbc:mysql://db/IDENTITY"), "{text}");
+        let mut leaf = toml::Value::String("s3cret".into());
+        mask(&mut leaf, &toml::Value::String("s3cret".into()));
+        assert_eq!(leaf.as_str(), Some("<redacted>"));
     }
 }

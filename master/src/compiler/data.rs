@@ -149,17 +149,8 @@ impl<'a> SiteData<'a> {
         role: &RoleSpec,
         certname: &str,
     ) -> Result<Table, CompileError> {
-        let dir = self.dir.join("secrets");
-        let mut layers = vec![dir.join("common.toml")];
-        if let Some(env) = role.environment.as_deref().filter(|e| is_safe_name(e)) {
-            layers.push(dir.join("environments").join(format!("{env}.toml")));
-        }
-        layers.push(dir.join("roles").join(format!("{role_name}.toml")));
-        if is_safe_name(certname) {
-            layers.push(dir.join("nodes").join(format!("{certname}.toml")));
-        }
         let mut secrets = Table::new();
-        for layer in layers {
+        for layer in self.secret_layers(role_name, role, certname) {
             if let Ok(meta) = std::fs::metadata(&layer) {
                 use std::os::unix::fs::PermissionsExt;
                 if meta.permissions().mode() & 0o077 != 0 {
@@ -171,6 +162,40 @@ impl<'a> SiteData<'a> {
             }
         }
         Ok(secrets)
+    }
+
+    /// The secrets files of a node, least specific first.
+    fn secret_layers(&self, role_name: &str, role: &RoleSpec, certname: &str) -> Vec<PathBuf> {
+        let dir = self.dir.join("secrets");
+        let mut layers = vec![dir.join("common.toml")];
+        if let Some(env) = role.environment.as_deref().filter(|e| is_safe_name(e)) {
+            layers.push(dir.join("environments").join(format!("{env}.toml")));
+        }
+        layers.push(dir.join("roles").join(format!("{role_name}.toml")));
+        if is_safe_name(certname) {
+            layers.push(dir.join("nodes").join(format!("{certname}.toml")));
+        }
+        layers
+    }
+
+    /// The secrets files that set a dotted key, most specific first, with
+    /// their values (for `lookup`, which shows where, never what).
+    pub fn explain_secrets(
+        &self,
+        role_name: &str,
+        role: &RoleSpec,
+        certname: &str,
+        key: &str,
+    ) -> Result<Vec<(PathBuf, toml::Value)>, CompileError> {
+        let mut found = Vec::new();
+        for layer in self.secret_layers(role_name, role, certname).into_iter().rev() {
+            if let Some(table) = read_table(&layer)? {
+                if let Some(value) = lookup(&table, key) {
+                    found.push((layer, value.clone()));
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Where a dotted key's value comes from: the files that set it, most
