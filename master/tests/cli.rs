@@ -243,3 +243,52 @@ fn a_shared_folder_that_climbs_out_of_the_share_fails_module_check() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_missing_or_broken_site_is_not_ok() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
+        .args(["module", "check", "--modules"])
+        .arg(root.join("modules"))
+        .args(["--site", "/nonexistent/site"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("site /nonexistent/site is not a directory")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    copy_tree(&root.join("examples/site"), &site);
+    let role = site.join("roles/is.toml");
+    let mut text = std::fs::read_to_string(&role).unwrap();
+    text.push_str("\n[broken\n");
+    std::fs::write(&role, text).unwrap();
+    let out = master()
+        .arg("--site")
+        .arg(&site)
+        .arg("--modules")
+        .arg(root.join("modules"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--check-config")
+        .env_remove("RIGGER_MASTER_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("roles/is.toml: TOML parse error at line"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
+        .args(["module", "check", "--modules"])
+        .arg(root.join("modules"))
+        .arg("--site")
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("roles/is.toml: TOML parse error"));
+}

@@ -98,7 +98,11 @@ fn enrolls_applies_and_the_second_run_changes_nothing() {
         );
     }
     let table = master.ctl(&["lookup", "is-node-1", "databases.identity_db"]);
-    assert!(table.stdout.contains("WSO2IS_IDENTITY_DB"), "{}", table.all());
+    assert!(
+        table.stdout.contains("WSO2IS_IDENTITY_DB"),
+        "{}",
+        table.all()
+    );
 }
 
 #[test]

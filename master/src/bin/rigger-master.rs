@@ -60,11 +60,22 @@ struct Cli {
 fn main() -> ExitCode {
     let cli: Cli = exit::parse_args();
     logging::init(cli.log_format, "info");
-    let config = match rigger_common::cli::checked_config(
-        "rigger-master",
-        load_config(&cli),
-        cli.check_config,
-    ) {
+    // `--check-config` also parses every file of the site.
+    let loaded = load_config(&cli).and_then(|config| {
+        if cli.check_config {
+            let problems = rigger_master::compiler::SiteData::new(&config.site).file_problems();
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "{} problem(s) in the site:\n{}",
+                    problems.len(),
+                    problems.join("\n")
+                );
+            }
+        }
+        Ok(config)
+    });
+    let config = match rigger_common::cli::checked_config("rigger-master", loaded, cli.check_config)
+    {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -167,7 +167,10 @@ mod tests {
             .into();
         mask(&mut value, &secret);
         let text = value.to_string();
-        assert!(!text.contains("s3cret") && text.contains("<redacted>"), "{text}");
+        assert!(
+            !text.contains("s3cret") && text.contains("<redacted>"),
+            "{text}"
+        );
         assert!(text.contains("jdbc:mysql://db/IDENTITY"), "{text}");
         let mut leaf = toml::Value::String("s3cret".into());
         mask(&mut leaf, &toml::Value::String("s3cret".into()));

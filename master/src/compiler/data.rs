@@ -51,6 +51,34 @@ impl<'a> SiteData<'a> {
         self.dir.join("roles").join(format!("{role}.toml"))
     }
 
+    /// Every TOML file of the site that does not parse (or cannot be read),
+    /// as "file: problem", and a site that is not a directory at all.
+    pub fn file_problems(&self) -> Vec<String> {
+        if !self.dir.is_dir() {
+            return vec![format!("site {} is not a directory", self.dir.display())];
+        }
+        let mut problems = Vec::new();
+        let mut pending = vec![self.dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                problems.push(format!("cannot read {}", dir.display()));
+                continue;
+            };
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths {
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "toml") {
+                    if let Err(e) = read_table(&path) {
+                        problems.push(rigger_common::error_chain(&e));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
     /// Names of every role the site defines (`roles/*.toml`).
     pub fn role_names(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(self.dir.join("roles")) else {
@@ -188,7 +216,11 @@ impl<'a> SiteData<'a> {
         key: &str,
     ) -> Result<Vec<(PathBuf, toml::Value)>, CompileError> {
         let mut found = Vec::new();
-        for layer in self.secret_layers(role_name, role, certname).into_iter().rev() {
+        for layer in self
+            .secret_layers(role_name, role, certname)
+            .into_iter()
+            .rev()
+        {
             if let Some(table) = read_table(&layer)? {
                 if let Some(value) = lookup(&table, key) {
                     found.push((layer, value.clone()));

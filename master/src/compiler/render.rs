@@ -72,6 +72,8 @@ const XML_ESCAPE: AutoEscape = AutoEscape::Custom("xml");
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Errors carry the template source, so they can name what is undefined.
+    env.set_debug(true);
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(|name| {
         if name.trim_end_matches(".j2").ends_with(".xml") {
@@ -446,6 +448,18 @@ fn describe(err: &minijinja::Error) -> String {
         Some(line) => format!("line {line}: {}", err.kind()),
         None => err.kind().to_string(),
     };
+    // Name the expression that is undefined (`db.url`), not only the line.
+    let expression = err
+        .template_source()
+        .zip(err.range())
+        .and_then(|(source, range)| source.get(range))
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    if let (minijinja::ErrorKind::UndefinedError, Some(expression)) = (err.kind(), expression) {
+        text.push_str(&format!(
+            ": `{expression}` is not set by any data layer (`masterctl lookup NODE KEY` shows where a value comes from)"
+        ));
+    }
     if let Some(detail) = err.detail() {
         text.push_str(": ");
         text.push_str(detail);
@@ -483,5 +497,6 @@ mod tests {
         let text = describe(&err);
         assert!(text.contains("line 2"), "{text}");
         assert!(text.contains("undefined"), "{text}");
+        assert!(text.contains("`missing.value` is not set"), "{text}");
     }
 }

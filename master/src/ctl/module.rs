@@ -36,9 +36,13 @@ pub fn check(modules: Vec<PathBuf>, site: Option<PathBuf>) -> anyhow::Result<Che
     let site_dir = site
         .clone()
         .unwrap_or_else(|| PathBuf::from("/nonexistent-site"));
+    let mut errors = Vec::new();
+    if let Some(site) = &site {
+        // A site that is missing or does not parse is a problem, not "ok".
+        errors.extend(crate::compiler::SiteData::new(site).file_problems());
+    }
     let compiler = Compiler::new(modules, site_dir);
     let mut out = String::new();
-    let mut errors = Vec::new();
     let mut checked = 0;
     for module in compiler.modules() {
         let module = match module {
