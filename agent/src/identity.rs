@@ -179,9 +179,51 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
         }
         return Ok(identity);
     }
-    let token = settings.token.clone().ok_or(IdentityError::NoToken)?;
+    let files = Files::in_dir(ssl_dir);
+    // A key without a certificate is an enrollment whose reply was lost:
+    // asking again with that key gets the same certificate, without a token.
+    let pending = match std::fs::read_to_string(&files.key) {
+        Ok(pem) => Some(KeyPair::from_pem(&pem).map_err(|e| IdentityError::Damaged {
+            dir: ssl_dir.to_path_buf(),
+            message: format!("node.key: {e}"),
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(IdentityError::Read {
+                path: files.key.clone(),
+                source,
+            });
+        }
+    };
+    let token = match (&settings.token, &pending) {
+        (Some(token), _) => token.clone(),
+        (None, Some(_)) => String::new(),
+        (None, None) => return Err(IdentityError::NoToken),
+    };
     let ca_pem = trusted_ca(ssl_dir, settings).await?;
-    let key = KeyPair::generate()?;
+    let create = || -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(ssl_dir)?;
+        std::fs::set_permissions(ssl_dir, std::fs::Permissions::from_mode(0o700))
+    };
+    create().map_err(|source| IdentityError::Read {
+        path: ssl_dir.to_path_buf(),
+        source,
+    })?;
+    let own = Ownership::default();
+    let key = match pending {
+        Some(key) => {
+            tracing::info!(certname = %settings.certname, "resuming an enrollment with the key it made");
+            key
+        }
+        None => {
+            let key = KeyPair::generate()?;
+            // The key is on disk before the CSR leaves: a lost reply never
+            // leaves a certificate without its key.
+            write_atomic(&files.key, key.serialize_pem().as_bytes(), 0o600, own)?;
+            key
+        }
+    };
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
@@ -196,18 +238,6 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
     if reply.ca_cert_pem.trim() != ca_pem.trim() {
         return Err(IdentityError::CaChanged);
     }
-    let create = || -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(ssl_dir)?;
-        std::fs::set_permissions(ssl_dir, std::fs::Permissions::from_mode(0o700))
-    };
-    create().map_err(|source| IdentityError::Read {
-        path: ssl_dir.to_path_buf(),
-        source,
-    })?;
-    let files = Files::in_dir(ssl_dir);
-    let own = Ownership::default();
-    write_atomic(&files.key, key.serialize_pem().as_bytes(), 0o600, own)?;
     write_atomic(&files.ca, ca_pem.as_bytes(), 0o644, own)?;
     write_atomic(
         &files.signing_key,

@@ -231,6 +231,23 @@ pub fn csr_common_name(csr_pem: &str) -> Result<String, String> {
     cn.as_str().map(str::to_string).map_err(|e| e.to_string())
 }
 
+/// Whether the CSR asks for the same public key the certificate (PEM)
+/// carries: a node repeating an enrollment whose reply it lost.
+pub fn csr_has_key_of(csr_pem: &str, cert_pem: &str) -> Result<bool, String> {
+    let der = rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(csr_pem.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(der.as_ref())
+            .map_err(|e| e.to_string())?;
+    let Ok(cert_der) = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()) else {
+        return Ok(false);
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert_der.as_ref()) else {
+        return Ok(false);
+    };
+    Ok(csr.certification_request_info.subject_pki.raw == cert.public_key().raw)
+}
+
 /// The serial number of a certificate (DER), lower-case hex.
 pub fn serial_of(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;

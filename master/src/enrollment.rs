@@ -103,6 +103,19 @@ pub async fn enroll(
     remote: &str,
 ) -> Result<Enrolled> {
     let now = now_ms();
+    let certname = crate::ca::csr_common_name(csr_pem)
+        .map_err(|e| Error::InvalidArgument(format!("invalid CSR: {e}")))?;
+    validate_certname(&certname)?;
+    // A node whose enrollment reply was lost asks again with the key it
+    // kept: it gets the same certificate (public anyway), using no token.
+    if let Some(existing) = state.store.valid_cert(&certname, now).await? {
+        if crate::ca::csr_has_key_of(csr_pem, &existing.cert_pem)
+            .map_err(|e| Error::InvalidArgument(format!("invalid CSR: {e}")))?
+        {
+            tracing::info!(node = %certname, serial = %existing.serial, %remote, "enrollment repeated with the enrolled key: the issued certificate is sent again");
+            return Ok(enrolled(state, existing.cert_pem));
+        }
+    }
     let hash = tokens::hash(token);
     let used_up = || {
         Error::Unauthenticated(
@@ -125,12 +138,9 @@ pub async fn enroll(
         tracing::warn!(%remote, "enrollment refused: used-up token");
         return Err(used_up());
     }
-    let certname = crate::ca::csr_common_name(csr_pem)
-        .map_err(|e| Error::InvalidArgument(format!("invalid CSR: {e}")))?;
-    validate_certname(&certname)?;
     if state.store.has_valid_cert(&certname, now).await? {
         return Err(Error::AlreadyExists(format!(
-            "node {certname} already holds a valid certificate; remove the node first or enroll under another certname"
+            "node {certname} already holds a valid certificate for another key; remove the node first or enroll under another certname"
         )));
     }
     if !state.store.consume_token(&hash, now).await? {
@@ -146,17 +156,22 @@ pub async fn enroll(
         issued_at_ms: now,
         not_after_ms: issued.not_after_ms,
         revoked: false,
+        cert_pem: issued.pem.clone(),
     };
     state
         .store
         .record_enrollment(&cert, record.role.as_deref())
         .await?;
     tracing::info!(node = %certname, serial = %issued.serial, role = ?record.role, %remote, "node enrolled");
-    Ok(Enrolled {
-        cert_pem: issued.pem,
+    Ok(enrolled(state, issued.pem))
+}
+
+fn enrolled(state: &MasterState, cert_pem: String) -> Enrolled {
+    Enrolled {
+        cert_pem,
         ca_cert_pem: state.ca.cert_pem().to_string(),
         catalog_signing_key: state.signing_key.verifying_key().to_bytes().to_vec(),
-    })
+    }
 }
 
 /// Removes a node: it leaves the inventory, its certificates are revoked

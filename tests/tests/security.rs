@@ -228,3 +228,77 @@ fn an_older_catalog_version_is_refused() {
         std::fs::read_to_string(node.path("/opt/wso2/wso2is-5.11.0/bin/rigger-env.sh")).unwrap();
     assert!(env.contains("-Xmx3g"), "{env}");
 }
+
+/// The files enrollment writes once the master answered.
+const ANSWERED: [&str; 3] = ["node.crt", "ca.crt", "catalog-signing.pub"];
+
+#[test]
+fn a_lost_enrollment_reply_never_locks_the_node_out() {
+    let master = TestMaster::start();
+    let token = master.token(&["--role", "is", "--uses", "1"]);
+    let fp = master.fingerprint();
+    let node = TestAgent::new("lost-reply");
+    let args = ["--token", token.as_str(), "--ca-fingerprint", fp.as_str()];
+    assert_eq!(node.once(&master.url(), &args).code, 2);
+    let ssl = node.path("/var/lib/rigger/agent/ssl");
+    let issued = std::fs::read_to_string(ssl.join("node.crt")).unwrap();
+
+    // The reply is lost: only the key the agent made is on disk. Asking
+    // again with that key needs no token (this one is used up) and gets
+    // the same certificate.
+    for retry in [&args[..], &["--ca-fingerprint", fp.as_str()][..]] {
+        for file in ANSWERED {
+            std::fs::remove_file(ssl.join(file)).unwrap();
+        }
+        let out = node.once(&master.url(), retry);
+        assert_eq!(out.code, 0, "{}", out.all());
+        assert_eq!(
+            std::fs::read_to_string(ssl.join("node.crt")).unwrap(),
+            issued
+        );
+    }
+    let certs = master.ctl(&["cert", "list"]);
+    assert_eq!(
+        certs.stdout.matches("lost-reply").count(),
+        1,
+        "{}",
+        certs.all()
+    );
+
+    // Another key under the same name is not that node.
+    for file in ANSWERED.iter().chain(&["node.key"]) {
+        std::fs::remove_file(ssl.join(file)).unwrap();
+    }
+    let out = node.once(&master.url(), &args);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("used up"), "{}", out.all());
+    let fresh = master.token(&["--role", "is"]);
+    let out = node.once(&master.url(), &["--token", &fresh, "--ca-fingerprint", &fp]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("already holds a valid certificate for another key"),
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn two_first_runs_on_one_root_enroll_once() {
+    let master = TestMaster::start();
+    let token = master.token(&["--role", "is", "--uses", "2"]);
+    let fp = master.fingerprint();
+    let node = TestAgent::new("twice");
+    let url = master.url();
+    let outs: Vec<_> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| node.once(&url, &["--token", &token, "--ca-fingerprint", &fp])))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut codes: Vec<i32> = outs.iter().map(|o| o.code).collect();
+    codes.sort();
+    assert_eq!(codes, [0, 2], "{}\n{}", outs[0].all(), outs[1].all());
+    let certs = master.ctl(&["cert", "list"]);
+    assert_eq!(certs.stdout.matches("twice").count(), 1, "{}", certs.all());
+}

@@ -201,8 +201,11 @@ impl Agent {
         started: Instant,
         summary: &mut RunSummary,
     ) -> Result<(), RunError> {
-        let identity = self.identity().await?.clone();
+        // Enrollment too happens under the run lock: two first runs on one
+        // root never enroll twice.
+        self.state.ensure()?;
         let _lock = RunLock::acquire(&RunLock::path_in(self.state.path()), LOCK_WAIT).await?;
+        let identity = self.identity().await?.clone();
         let facts = facts::gather(&self.config.imds).await;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,

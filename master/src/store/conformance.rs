@@ -47,6 +47,7 @@ fn cert(serial: &str, certname: &str, not_after_ms: i64) -> CertRecord {
         issued_at_ms: 100,
         not_after_ms,
         revoked: false,
+        cert_pem: format!("PEM of {serial}"),
     }
 }
 
@@ -138,6 +139,8 @@ pub async fn enrollment_records_the_certificate_and_binds_the_node(store: &dyn M
         .map(|c| c.serial)
         .collect();
     assert_eq!(serials, ["0b", "0a"], "newest first");
+    let newest = store.valid_cert("n1", 5_000).await.unwrap().unwrap();
+    assert_eq!(newest.serial, "0b", "the newest valid certificate");
 }
 
 /// A node's catalog request records role, address, facts and time; a pin
@@ -321,6 +324,7 @@ pub async fn removing_a_node_revokes_it_and_frees_its_lease(store: &dyn MetaStor
     assert!(store.node("b").await.unwrap().is_none());
     assert!(store.cert("0c").await.unwrap().unwrap().revoked);
     assert!(!store.has_valid_cert("b", 5_000).await.unwrap());
+    assert!(store.valid_cert("b", 5_000).await.unwrap().is_none());
     assert!(store.leases(500).await.unwrap().is_empty());
     assert!(store.catalog("b", None).await.unwrap().is_some());
 }

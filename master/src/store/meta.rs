@@ -34,6 +34,12 @@ pub trait MetaStore: Send + Sync {
     async fn certs(&self) -> Result<Vec<CertRecord>, StoreError>;
     /// The certificate with this serial.
     async fn cert(&self, serial: &str) -> Result<Option<CertRecord>, StoreError>;
+    /// The newest unrevoked, unexpired certificate of `certname`.
+    async fn valid_cert(
+        &self,
+        certname: &str,
+        now_ms: i64,
+    ) -> Result<Option<CertRecord>, StoreError>;
     /// Whether `certname` holds an unrevoked, unexpired certificate.
     async fn has_valid_cert(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError>;
 

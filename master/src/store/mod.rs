@@ -80,6 +80,8 @@ pub struct CertRecord {
     pub not_after_ms: i64,
     /// Revoked certificates are refused.
     pub revoked: bool,
+    /// The certificate, PEM ("" for certificates issued before it was kept).
+    pub cert_pem: String,
 }
 
 /// A node in the inventory.

@@ -105,11 +105,12 @@ impl MetaStore for SqliteStore {
         bound_role: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(sql("begin enrollment"))?;
-        sqlx::query("INSERT INTO certs (serial, certname, issued_at_ms, not_after_ms, revoked) VALUES (?, ?, ?, ?, 0)")
+        sqlx::query("INSERT INTO certs (serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem) VALUES (?, ?, ?, ?, 0, ?)")
             .bind(&cert.serial)
             .bind(&cert.certname)
             .bind(cert.issued_at_ms)
             .bind(cert.not_after_ms)
+            .bind(&cert.cert_pem)
             .execute(&mut *tx)
             .await
             .map_err(sql("store a certificate"))?;
@@ -128,7 +129,7 @@ impl MetaStore for SqliteStore {
 
     /// Certificates, newest first.
     async fn certs(&self) -> Result<Vec<CertRecord>, StoreError> {
-        let rows = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked FROM certs ORDER BY issued_at_ms DESC")
+        let rows = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem FROM certs ORDER BY issued_at_ms DESC")
             .fetch_all(&self.pool)
             .await
             .map_err(sql("list certificates"))?;
@@ -137,11 +138,28 @@ impl MetaStore for SqliteStore {
 
     /// The certificate with this serial.
     async fn cert(&self, serial: &str) -> Result<Option<CertRecord>, StoreError> {
-        let row = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked FROM certs WHERE serial = ?")
+        let row = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem FROM certs WHERE serial = ?")
             .bind(serial)
             .fetch_optional(&self.pool)
             .await
             .map_err(sql("look up a certificate"))?;
+        Ok(row.as_ref().map(cert_from_row))
+    }
+
+    async fn valid_cert(
+        &self,
+        certname: &str,
+        now_ms: i64,
+    ) -> Result<Option<CertRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem FROM certs
+             WHERE certname = ? AND revoked = 0 AND not_after_ms > ? ORDER BY issued_at_ms DESC LIMIT 1",
+        )
+        .bind(certname)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql("look up a valid certificate"))?;
         Ok(row.as_ref().map(cert_from_row))
     }
 
@@ -537,6 +555,7 @@ fn cert_from_row(r: &sqlx::sqlite::SqliteRow) -> CertRecord {
         issued_at_ms: r.get(2),
         not_after_ms: r.get(3),
         revoked: r.get::<i64, _>(4) != 0,
+        cert_pem: r.get(5),
     }
 }
 
