@@ -73,6 +73,14 @@ pub async fn requested(
         Error::PermissionDenied(format!("node {certname} is not in the inventory"))
     })?;
     let role = classify(certname, node.bound_role.as_deref(), asked_role, &facts)?;
+    if node.bound_role.is_none() {
+        let by = if asked_role.is_some() {
+            "--role"
+        } else {
+            "its rigger:role tag"
+        };
+        tracing::warn!(node = %certname, role, by, "unbound node classified by what it says");
+    }
     let ip = facts.get("ip").and_then(Value::as_str).map(str::to_string);
     state
         .store

@@ -52,14 +52,21 @@ pub fn validate_certname(name: &str) -> Result<()> {
     }
 }
 
-/// Creates a token for `uses` enrollments within `ttl`, binding `role` (if
-/// any, and it must exist) to the nodes enrolled with it.
+/// Creates a token for `uses` enrollments within `ttl`, binding `role`
+/// (which must exist) to the nodes enrolled with it. A token without a role
+/// must say so (`unbound`): its nodes choose their role, and its secrets.
 pub async fn create_token(
     state: &MasterState,
     ttl: Duration,
     uses: u32,
     role: Option<String>,
+    unbound: bool,
 ) -> Result<NewToken> {
+    if role.is_none() && !unbound {
+        return Err(Error::InvalidArgument(
+            "a token binds a role (--role ROLE); to let its nodes choose theirs by --role or their rigger:role tag, and get that role's secrets, say --unbound".into(),
+        ));
+    }
     if ttl.is_zero() || ttl > MAX_TOKEN_TTL {
         return Err(Error::InvalidArgument(
             "token lifetime must be between 1 second and 30 days".into(),
@@ -87,7 +94,15 @@ pub async fn create_token(
         .store
         .insert_token(&tokens::hash(&token), &record, now_ms())
         .await?;
-    tracing::info!(role = ?role, uses, ttl_secs = ttl.as_secs(), "bootstrap token created");
+    if role.is_none() {
+        tracing::warn!(
+            uses,
+            ttl_secs = ttl.as_secs(),
+            "unbound bootstrap token created: its nodes choose their role"
+        );
+    } else {
+        tracing::info!(role = ?role, uses, ttl_secs = ttl.as_secs(), "bootstrap token created");
+    }
     Ok(NewToken {
         token,
         expires_at_ms,

@@ -17,7 +17,7 @@ fn ec2_facts_name_the_node_give_its_ip_and_classify_it_by_tag() {
         tags: BTreeMap::from([("rigger:role".to_string(), "is".to_string())]),
     });
     let node = TestAgent::new("");
-    let token = master.token(&[]);
+    let token = master.token(&["--unbound"]);
     let out = std::process::Command::new(rigger_tests::process::bin("rigger-agent"))
         .arg("--root")
         .arg(node.root())

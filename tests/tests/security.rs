@@ -302,3 +302,20 @@ fn two_first_runs_on_one_root_enroll_once() {
     let certs = master.ctl(&["cert", "list"]);
     assert_eq!(certs.stdout.matches("twice").count(), 1, "{}", certs.all());
 }
+
+#[test]
+fn a_token_binds_a_role_unless_the_operator_says_unbound() {
+    let master = TestMaster::start();
+    let out = master.ctl(&["token", "create"]);
+    assert_eq!(out.code, 64, "{}", out.all());
+    assert!(
+        out.stderr.contains("--role") && out.stderr.contains("--unbound"),
+        "{}",
+        out.all()
+    );
+    let out = master.ctl(&["token", "create", "--role", "is", "--unbound"]);
+    assert_eq!(out.code, 64, "{}", out.all());
+    let out = master.ctl(&["token", "create", "--unbound"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(out.stdout.trim().len(), 64, "{}", out.all());
+}

@@ -148,6 +148,7 @@ enum UpdateCommand {
 #[derive(Subcommand, Debug)]
 enum TokenCommand {
     /// Create a token and print it alone on stdout.
+    #[command(group(clap::ArgGroup::new("binding").required(true).args(["role", "unbound"])))]
     Create {
         /// Lifetime, e.g. 30m, 1h, 2d.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
@@ -158,6 +159,10 @@ enum TokenCommand {
         /// Role bound to every node enrolled with it.
         #[arg(long)]
         role: Option<String>,
+        /// Bind no role: nodes enrolled with it pick theirs (`--role`, or the
+        /// EC2 tag rigger:role), and with it that role's secrets.
+        #[arg(long)]
+        unbound: bool,
     },
 }
 
@@ -259,8 +264,13 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
     }
     let c = Ctl::connect(&cli.socket).await?;
     let text = match cli.command {
-        Command::Token(TokenCommand::Create { ttl, uses, role }) => {
-            return ctl::token::create(&c, ttl, uses, role).await;
+        Command::Token(TokenCommand::Create {
+            ttl,
+            uses,
+            role,
+            unbound,
+        }) => {
+            return ctl::token::create(&c, ttl, uses, role, unbound).await;
         }
         Command::Ca(CaCommand::Show) => ctl::ca::show(&c).await?,
         Command::Cert(CertCommand::List) => ctl::cert::list(&c).await?,

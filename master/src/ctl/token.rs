@@ -13,6 +13,7 @@ pub async fn create(
     ttl: Duration,
     uses: u32,
     role: Option<String>,
+    unbound: bool,
 ) -> anyhow::Result<Output> {
     let reply = ctl
         .client()
@@ -20,6 +21,7 @@ pub async fn create(
             ttl_seconds: ttl.as_secs().max(1),
             uses,
             role: role.unwrap_or_default(),
+            unbound,
         })
         .await
         .map_err(status)?

@@ -52,7 +52,8 @@ impl AdminService for Admin {
         let req = request.into_inner();
         let role = Some(req.role).filter(|r| !r.is_empty());
         let ttl = Duration::from_secs(req.ttl_seconds);
-        let created = enrollment::create_token(&self.state, ttl, req.uses, role).await?;
+        let created =
+            enrollment::create_token(&self.state, ttl, req.uses, role, req.unbound).await?;
         Ok(Response::new(CreateTokenResponse {
             token: created.token,
             expires_at_ms: created.expires_at_ms,
