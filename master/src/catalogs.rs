@@ -37,6 +37,27 @@ pub fn classify(
         .pointer("/ec2/tags")
         .and_then(|tags| tags.get(ROLE_TAG))
         .and_then(Value::as_str);
+    let named = |role: &str, how: &str| -> Result<()> {
+        let fine = !role.is_empty()
+            && role.len() <= 64
+            && role
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if fine {
+            Ok(())
+        } else {
+            let shown: String = role.escape_debug().take(80).collect();
+            Err(Error::InvalidArgument(format!(
+                "node {certname} asks for role \"{shown}\" ({how}): a role is named with letters, digits, '-' and '_'"
+            )))
+        }
+    };
+    if let Some(asked) = asked {
+        named(asked, "--role")?;
+    }
+    if let (None, None, Some(tagged)) = (bound, asked, tagged) {
+        named(tagged, "its rigger:role tag")?;
+    }
     match (bound, asked) {
         (Some(bound), Some(asked)) if bound != asked => Err(Error::PermissionDenied(format!(
             "node {certname} was enrolled with role {bound:?} and may not ask for role {asked:?}"
@@ -60,15 +81,9 @@ pub async fn requested(
     facts_json: &str,
     asked_role: Option<&str>,
 ) -> Result<SignedCatalog> {
-    let facts: Value = if facts_json.is_empty() {
-        Value::Object(Default::default())
-    } else {
-        serde_json::from_str(facts_json)
-            .map_err(|e| Error::InvalidArgument(format!("facts are not valid JSON: {e}")))?
-    };
-    if !facts.is_object() {
-        return Err(Error::InvalidArgument("facts must be a JSON object".into()));
-    }
+    let facts = crate::facts::parse(facts_json).inspect_err(|e| {
+        tracing::warn!(node = %certname, error = %e, "facts refused");
+    })?;
     let node = state.store.node(certname).await?.ok_or_else(|| {
         Error::PermissionDenied(format!("node {certname} is not in the inventory"))
     })?;
@@ -336,6 +351,15 @@ mod tests {
         assert!(matches!(
             check(None, None, &none),
             Err(Error::FailedPrecondition(_))
+        ));
+        // A role name from the node is a name, not text for the screens.
+        let err = check(None, Some("is\u{1b}[2J"), &none).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        assert!(!err.to_string().contains('\u{1b}'), "{err}");
+        let tagged_badly = json!({"ec2": {"tags": {"rigger:role": "../is"}}});
+        assert!(matches!(
+            check(None, None, &tagged_badly),
+            Err(Error::InvalidArgument(_))
         ));
     }
 }

@@ -15,6 +15,7 @@ pub mod content;
 pub mod ctl;
 pub mod enrollment;
 pub mod error;
+pub mod facts;
 pub mod inventory;
 pub mod leases;
 pub mod rpc;

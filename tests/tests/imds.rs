@@ -82,3 +82,37 @@ fn an_unreachable_imds_is_not_fatal() {
     );
     assert_eq!(out.code, 2, "{}", out.all());
 }
+
+#[test]
+fn a_node_whose_facts_inject_text_gets_no_catalog() {
+    let master = TestMaster::start();
+    let imds = FakeImds::start(Instance {
+        instance_id: "i-0injected".into(),
+        private_ip: "10.9.9.9:4000\"]\n\n[super_admin.injected]".into(),
+        availability_zone: "us-east-1a".into(),
+        tags: BTreeMap::new(),
+    });
+    let node = TestAgent::new("injector");
+    let token = master.token(&["--role", "is"]);
+    let out = node.once(
+        &master.url(),
+        &[
+            "--imds-endpoint",
+            &imds.url(),
+            "--token",
+            &token,
+            "--ca-fingerprint",
+            &master.fingerprint(),
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all().contains("fact ip = ") && out.all().contains("is not an IP address"),
+        "{}",
+        out.all()
+    );
+    assert!(!node.path("/opt").exists(), "something was applied");
+    let nodes = master.nodes();
+    let me = &nodes.as_array().unwrap()[0];
+    assert_eq!(me["ip"], "", "the injected address reached the inventory");
+}
