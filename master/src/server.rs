@@ -77,7 +77,9 @@ impl Master {
         let signing_key =
             rigger_common::signing::load_or_create_key(&dir.join("catalog-signing.key"))?;
         let store = SqliteStore::open(&dir.join("master.db")).await?;
-        let compiler = Compiler::new(config.modules.clone(), config.site.clone());
+        let restart_key = crate::compiler::RestartKey::load_or_create(&dir.join("restart-key"))?;
+        let compiler = Compiler::new(config.modules.clone(), config.site.clone())
+            .with_restart_key(restart_key);
         let blobs = crate::content::LocalBlobStore::open(&dir.join("blobs")).map_err(|source| {
             ServerError::DataDir {
                 path: dir.join("blobs"),

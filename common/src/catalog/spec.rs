@@ -51,7 +51,9 @@ pub struct FileSpec {
     /// Content holds secrets: never shown in diffs, reports or logs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secret: bool,
-    /// Digest of the content rendered without peers: when only the peer
+    /// Keyed digest (HMAC-SHA256 under a key only the master holds, so it
+    /// says nothing of a secret file's content) of the content rendered
+    /// without peers: when only the peer
     /// lists changed (same key as before), the file is rewritten but the
     /// resources it notifies (the server) are not restarted. `None`: any
     /// change notifies (the module marked the file as needing a restart).

@@ -70,8 +70,8 @@ impl Compiler {
             module,
             profile,
             &context,
-            &Products::permissive(),
-            &toml::Table::new(),
+            (&Products::permissive(), &toml::Table::new()),
+            &self.restart_key,
         )?;
         let content = CatalogContent {
             role: profile_name.to_string(),

@@ -9,6 +9,7 @@ mod data;
 mod module;
 mod products;
 mod render;
+mod restart_key;
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ use serde_json::Value;
 pub use data::{RoleSpec, SiteData};
 pub use module::Module;
 pub use products::{Products, TreeRef};
+pub use restart_key::RestartKey;
 
 /// Why a catalog could not be compiled. Every variant names the file (and
 /// where possible the line or resource) to fix.
@@ -189,6 +191,8 @@ pub struct Compiler {
     /// Parsed modules, kept while their `module.toml` files (and their
     /// libraries') are unchanged on disk.
     modules: std::sync::Arc<std::sync::Mutex<ModuleCache>>,
+    /// What files' restart keys are made with.
+    restart_key: RestartKey,
 }
 
 /// Module folder → the stamps of the files it was parsed from, and the module.
@@ -218,7 +222,14 @@ impl Compiler {
             module_paths,
             site,
             modules: Default::default(),
+            restart_key: RestartKey::for_checks(),
         }
+    }
+
+    /// Makes files' restart keys with the master's own key.
+    pub fn with_restart_key(mut self, key: RestartKey) -> Self {
+        self.restart_key = key;
+        self
     }
 
     /// Loads a module folder, or takes it from the cache when none of its
@@ -375,7 +386,13 @@ impl Compiler {
             profile.service.as_ref(),
             &module.manifest_path(),
         )?;
-        let mut resources = render::resources(&module, profile, &context, products, &secrets)?;
+        let mut resources = render::resources(
+            &module,
+            profile,
+            &context,
+            (products, &secrets),
+            &self.restart_key,
+        )?;
         for resource in &mut resources {
             if let rigger_common::catalog::ResourceSpec::Service(service) = &mut resource.spec {
                 service.restart_lease = lease.clone();

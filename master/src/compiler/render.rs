@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use toml::Table;
 
 use super::module::{Module, Profile, ServiceInfo};
-use super::{CompileError, NodeContext, Products, RoleSpec};
+use super::{CompileError, NodeContext, Products, RestartKey, RoleSpec};
 
 /// The template context: the merged data at top level, plus `self` (the
 /// node: certname, hostname, ip), `role` and `facts`.
@@ -118,8 +118,8 @@ pub fn resources(
     module: &Module,
     profile: &Profile,
     context: &Value,
-    products: &Products,
-    secrets: &Table,
+    (products, secrets): (&Products, &Table),
+    restart_key: &RestartKey,
 ) -> Result<Vec<Resource>, CompileError> {
     let env = environment();
     let manifest = module.manifest_path();
@@ -170,7 +170,7 @@ pub fn resources(
                 if let Some(masked) = &masked {
                     mark_secret(&declared, masked, &mut resource);
                 }
-                set_restart_key(&declared, &no_peers, &mut resource);
+                set_restart_key(&declared, &no_peers, restart_key, &mut resource);
                 rendered_resources.push(resource)
             }
             Err(e) => errors.push(e),
@@ -255,10 +255,15 @@ impl Declared<'_> {
     }
 }
 
-/// Gives a file the digest of its rendering without peers, unless the
-/// module says a peer change needs a restart (`restart_on_peer_change`).
+/// Gives a file the keyed digest of its rendering without peers, unless
+/// the module says a peer change needs a restart (`restart_on_peer_change`).
 /// A template that cannot render without peers gets no key: any change restarts.
-fn set_restart_key(declared: &Declared<'_>, no_peers: &Value, resource: &mut Resource) {
+fn set_restart_key(
+    declared: &Declared<'_>,
+    no_peers: &Value,
+    key: &RestartKey,
+    resource: &mut Resource,
+) {
     let rigger_common::catalog::ResourceSpec::File(file) = &mut resource.spec else {
         return;
     };
@@ -270,9 +275,9 @@ fn set_restart_key(declared: &Declared<'_>, no_peers: &Value, resource: &mut Res
     if restarts {
         return;
     }
-    file.restart_key = declared.file_under(no_peers).map(|o| {
-        o.source
-            .unwrap_or_else(|| rigger_common::digest::Digest::of(o.content.as_bytes()))
+    file.restart_key = declared.file_under(no_peers).map(|o| match o.source {
+        Some(source) => key.of(source.as_bytes()),
+        None => key.of(o.content.as_bytes()),
     });
 }
 
