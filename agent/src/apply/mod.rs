@@ -153,9 +153,13 @@ pub fn apply_catalog(
         let mut outcome = outcome;
         if matches!(outcome.status, Status::Changed | Status::Pending) && peers_only(resource, ctx)
         {
-            outcome
-                .message
-                .push_str(" (only peer lists changed: no server restart)");
+            // Say what happened: the catalog did not change this file, so
+            // it was edited on the node; or only its peer lists changed.
+            outcome.message.push_str(if same_as_before(resource, ctx) {
+                " (restored: the file had been edited on the node; no server restart, it runs with what it read when it started)"
+            } else {
+                " (only peer lists changed: no server restart)"
+            });
         }
         on_outcome(&outcome);
         report.outcomes.push(outcome);
@@ -272,6 +276,20 @@ fn peers_only(resource: &Resource, ctx: &ApplyContext) -> bool {
         previous.resources.iter().any(|r| {
             r.id == resource.id
                 && matches!(&r.spec, ResourceSpec::File(old) if old.restart_key == Some(key))
+        })
+    })
+}
+
+/// Whether the previously applied catalog wanted this file exactly so
+/// (a rewrite then repairs a local edit, not a catalog change).
+fn same_as_before(resource: &Resource, ctx: &ApplyContext) -> bool {
+    let ResourceSpec::File(new) = &resource.spec else {
+        return false;
+    };
+    ctx.previous.as_ref().is_some_and(|previous| {
+        previous.resources.iter().any(|r| {
+            r.id == resource.id
+                && matches!(&r.spec, ResourceSpec::File(old) if old.content == new.content && old.source == new.source)
         })
     })
 }
@@ -506,6 +524,37 @@ mod tests {
             std::fs::read_to_string(tmp.path().join("good/f")).unwrap(),
             "z"
         );
+    }
+
+    #[test]
+    fn a_restored_hand_edit_is_not_called_a_peer_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut ctx = ApplyContext::new(Paths::new(tmp.path()));
+        let keyed = |text: &str, key: &[u8]| {
+            let mut r = file("conf", "/deployment.toml", text, &[], &[]);
+            if let ResourceSpec::File(f) = &mut r.spec {
+                f.restart_key = Some(rigger_common::digest::Digest::of(key));
+            }
+            content(vec![r])
+        };
+        let applied = keyed("members = [a]\n", b"k");
+        apply_catalog(&applied, &ctx, false, |_| {}).unwrap();
+        ctx.previous = Some(std::sync::Arc::new(applied.clone()));
+
+        // An operator edits the file; the catalog did not change.
+        std::fs::write(tmp.path().join("deployment.toml"), "edited\n").unwrap();
+        let restored = apply_catalog(&applied, &ctx, false, |_| {}).unwrap();
+        let message = &restored.outcomes[0].message;
+        assert!(
+            message.contains("restored: the file had been edited on the node"),
+            "{message}"
+        );
+        assert!(!message.contains("peer lists"), "{message}");
+
+        // The peer lists change, the restart key stays.
+        let peers = apply_catalog(&keyed("members = [a, b]\n", b"k"), &ctx, false, |_| {}).unwrap();
+        let message = &peers.outcomes[0].message;
+        assert!(message.contains("only peer lists changed"), "{message}");
     }
 
     #[test]
