@@ -21,6 +21,10 @@ use crate::error::{Error, Result};
 use crate::state::MasterState;
 use crate::store::{CatalogRecord, ReportRecord};
 
+/// The largest catalog a node is sent (its gRPC message must stay under
+/// the 4 MiB a client decodes).
+pub const MAX_CATALOG_BYTES: usize = 3 << 20;
+
 /// The EC2 tag that names a node's role when its token bound none.
 pub const ROLE_TAG: &str = "rigger:role";
 
@@ -144,6 +148,12 @@ pub async fn publish(
         content,
     };
     let signed = sign_catalog(&state.signing_key, &catalog);
+    if signed.catalog_json.len() > MAX_CATALOG_BYTES {
+        return Err(Error::FailedPrecondition(format!(
+            "the catalog of {certname} is {} bytes, more than the {MAX_CATALOG_BYTES} a node receives: move large files into the pack or artifacts",
+            signed.catalog_json.len()
+        )));
+    }
     let record = CatalogRecord {
         version,
         digest,

@@ -292,3 +292,41 @@ fn a_missing_or_broken_site_is_not_ok() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("roles/is.toml: TOML parse error"));
 }
+
+#[test]
+fn a_rendering_over_the_size_limit_fails_module_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("big");
+    std::fs::create_dir_all(module.join("templates")).unwrap();
+    std::fs::write(
+        module.join("module.toml"),
+        r#"
+[module]
+name = "big"
+
+[profiles.p]
+[[profiles.p.resources]]
+id = "huge"
+kind = "file"
+path = "/opt/huge.xml"
+template = "huge.xml.j2"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        module.join("templates/huge.xml.j2"),
+        "{% for i in range(1000) %}{% for j in range(300) %}<x/>{% endfor %}{% endfor %}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
+        .args(["module", "check", "--modules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("resource \"huge\": renders 1200001 bytes, more than the 1048576"),
+        "{stderr}"
+    );
+}

@@ -166,6 +166,16 @@ pub fn resources(
             products,
         };
         match declared.render(context) {
+            Ok(resource) if rendered_size(&resource) > MAX_RENDERED_BYTES => {
+                errors.push(CompileError::Resource {
+                    file: origin.clone(),
+                    id: id.clone(),
+                    message: format!(
+                        "renders {} bytes, more than the {MAX_RENDERED_BYTES} a rendered file may have (ship large files in the pack or as an artifact)",
+                        rendered_size(&resource)
+                    ),
+                });
+            }
             Ok(mut resource) => {
                 if let Some(masked) = &masked {
                     mark_secret(&declared, masked, &mut resource);
@@ -252,6 +262,18 @@ impl Declared<'_> {
             rigger_common::catalog::ResourceSpec::File(f) => Some(f),
             _ => None,
         }
+    }
+}
+
+/// The most a rendered file may hold: catalogs travel in one gRPC message
+/// (4 MiB), and large content belongs in the pack or an artifact.
+pub const MAX_RENDERED_BYTES: usize = 1 << 20;
+
+/// The inline content a resource carries.
+fn rendered_size(resource: &Resource) -> usize {
+    match &resource.spec {
+        rigger_common::catalog::ResourceSpec::File(f) => f.content.len(),
+        _ => 0,
     }
 }
 
