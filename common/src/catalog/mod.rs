@@ -317,7 +317,12 @@ pub enum PathForm {
 impl PathForm {
     /// Whether `path` has this form (never with a NUL byte or a control character).
     pub fn admits(self, path: &str) -> bool {
-        if path.chars().any(char::is_control) {
+        let control = if path.is_ascii() {
+            path.bytes().any(|b| b.is_ascii_control())
+        } else {
+            path.chars().any(char::is_control)
+        };
+        if control {
             return false;
         }
         match self {
@@ -341,7 +346,7 @@ impl std::fmt::Display for PathForm {
 }
 
 fn is_clean_absolute(path: &str) -> bool {
-    path.starts_with('/') && !path.split('/').any(|c| c == "..")
+    path.starts_with('/') && !path.split('/').any(is_dot_dot)
 }
 
 fn is_normal_relative(path: &str) -> bool {
@@ -349,7 +354,12 @@ fn is_normal_relative(path: &str) -> bool {
         && !path.starts_with('/')
         && path
             .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
+            .all(|c| !c.is_empty() && c != "." && !is_dot_dot(c))
+}
+
+/// `..`, checked by length first (this runs for every path of every run).
+fn is_dot_dot(component: &str) -> bool {
+    component.len() == 2 && component.as_bytes() == b".."
 }
 
 impl Catalog {
