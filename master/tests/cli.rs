@@ -7,6 +7,16 @@ fn master() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rigger-master"))
 }
 
+/// `masterctl module check --modules MODULES [--site SITE]`.
+fn module_check(modules: &std::path::Path, site: Option<&std::path::Path>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_masterctl"));
+    cmd.args(["module", "check", "--modules"]).arg(modules);
+    if let Some(site) = site {
+        cmd.arg("--site").arg(site);
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
 fn usage_errors_exit_64() {
     let out = master().arg("--no-such-flag").output().unwrap();
@@ -65,13 +75,7 @@ fn check_config_accepts_the_example_site() {
 #[test]
 fn module_check_passes_the_shipped_modules_and_site() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
-        .args(["module", "check", "--modules"])
-        .arg(root.join("modules"))
-        .arg("--site")
-        .arg(root.join("examples/site"))
-        .output()
-        .unwrap();
+    let out = module_check(&root.join("modules"), Some(&root.join("examples/site")));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -122,11 +126,7 @@ template = "c.conf.j2"
         "ok\nok\nvalue = {{ db.url }}\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
-        .args(["module", "check", "--modules"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = module_check(dir.path(), None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("3 errors"), "{stderr}");
@@ -185,11 +185,7 @@ log_file = "/var/log/wso2is.log"
 "#,
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
-        .args(["module", "check", "--modules"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = module_check(dir.path(), None);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for expected in [
@@ -225,13 +221,7 @@ fn a_shared_folder_that_climbs_out_of_the_share_fails_module_check() {
         "\n[shared_fs]\nenabled = true\nsource = \"fs-0123456789abcdef0.efs.us-east-1.amazonaws.com:/\"\n\n[shared_fs.dirs]\n\"repository/deployment\" = \"../../etc\"\n",
     );
     std::fs::write(site.join("common.toml"), common).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
-        .args(["module", "check", "--modules"])
-        .arg(root.join("modules"))
-        .arg("--site")
-        .arg(&site)
-        .output()
-        .unwrap();
+    let out = module_check(&root.join("modules"), Some(&site));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -247,12 +237,10 @@ fn a_shared_folder_that_climbs_out_of_the_share_fails_module_check() {
 #[test]
 fn a_missing_or_broken_site_is_not_ok() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
-        .args(["module", "check", "--modules"])
-        .arg(root.join("modules"))
-        .args(["--site", "/nonexistent/site"])
-        .output()
-        .unwrap();
+    let out = module_check(
+        &root.join("modules"),
+        Some(std::path::Path::new("/nonexistent/site")),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("site /nonexistent/site is not a directory")
@@ -282,13 +270,7 @@ fn a_missing_or_broken_site_is_not_ok() {
         stderr.contains("roles/is.toml: TOML parse error at line"),
         "{stderr}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
-        .args(["module", "check", "--modules"])
-        .arg(root.join("modules"))
-        .arg("--site")
-        .arg(&site)
-        .output()
-        .unwrap();
+    let out = module_check(&root.join("modules"), Some(&site));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("roles/is.toml: TOML parse error"));
 }
@@ -318,11 +300,7 @@ template = "huge.xml.j2"
         "{% for i in range(1000) %}{% for j in range(300) %}<x/>{% endfor %}{% endfor %}\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_masterctl"))
-        .args(["module", "check", "--modules"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = module_check(dir.path(), None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

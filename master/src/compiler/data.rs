@@ -215,19 +215,7 @@ impl<'a> SiteData<'a> {
         certname: &str,
         key: &str,
     ) -> Result<Vec<(PathBuf, toml::Value)>, CompileError> {
-        let mut found = Vec::new();
-        for layer in self
-            .secret_layers(role_name, role, certname)
-            .into_iter()
-            .rev()
-        {
-            if let Some(table) = read_table(&layer)? {
-                if let Some(value) = lookup(&table, key) {
-                    found.push((layer, value.clone()));
-                }
-            }
-        }
-        Ok(found)
+        setting(self.secret_layers(role_name, role, certname), key)
     }
 
     /// Where a dotted key's value comes from: the files that set it, most
@@ -241,21 +229,23 @@ impl<'a> SiteData<'a> {
         certname: &str,
         key: &str,
     ) -> Result<Vec<(PathBuf, toml::Value)>, CompileError> {
-        let mut found = Vec::new();
-        for layer in self
-            .layers(module, role_name, role, certname)
-            .into_iter()
-            .rev()
-        {
-            if let Some(mut table) = read_table(&layer)? {
-                table.remove("role");
-                if let Some(value) = lookup(&table, key) {
-                    found.push((layer, value.clone()));
-                }
+        setting(self.layers(module, role_name, role, certname), key)
+    }
+}
+
+/// The layers (least specific first) that set `key`, most specific first,
+/// with their values; a layer's `[role]` table is not data.
+fn setting(layers: Vec<PathBuf>, key: &str) -> Result<Vec<(PathBuf, toml::Value)>, CompileError> {
+    let mut found = Vec::new();
+    for layer in layers.into_iter().rev() {
+        if let Some(mut table) = read_table(&layer)? {
+            table.remove("role");
+            if let Some(value) = lookup(&table, key) {
+                found.push((layer, value.clone()));
             }
         }
-        Ok(found)
     }
+    Ok(found)
 }
 
 /// Reads a TOML file as a table; a missing file is `None`.
