@@ -177,7 +177,7 @@ impl Agent {
             }
         }
         summary.duration_ms = started.elapsed().as_millis() as u64;
-        summary.result = if !summary.error.is_empty() || summary.failed > 0 {
+        summary.result = if !summary.error.is_empty() || summary.failed > 0 || refused(&summary) {
             "failed"
         } else if summary.changed > 0 {
             "changed"
@@ -448,13 +448,20 @@ fn to_report(summary: &RunSummary, report: &ApplyReport, noop: bool) -> RunRepor
     }
 }
 
+/// Whether the master answered but gave no catalog (it refused, or sent
+/// one this agent could not receive): the cached catalog was enforced, and
+/// the run is not a success — unlike a master out of reach.
+fn refused(summary: &RunSummary) -> bool {
+    summary.used_cached_catalog && summary.master_reachable
+}
+
 /// The `--detailed-exitcodes` code of a run (Puppet's convention).
 pub fn detailed_exit_code(summary: &RunSummary) -> u8 {
     use rigger_common::exit;
     if !summary.error.is_empty() {
         return exit::FAILURE;
     }
-    match (summary.changed > 0, summary.failed > 0) {
+    match (summary.changed > 0, summary.failed > 0 || refused(summary)) {
         (false, false) => exit::OK,
         (true, false) => exit::CHANGES,
         (false, true) => exit::FAILURES,

@@ -125,14 +125,22 @@ async fn a_refusal_is_told_apart_from_an_unreachable_master() {
         refused.master_error,
         "the master gave no catalog: cannot compile the catalog of node1: unknown module"
     );
+    // Enforcing the cache because the master refused is not a success.
+    assert_eq!(refused.result, "failed");
+    assert_eq!(super::detailed_exit_code(&refused), 4);
 
     master.set_down(true);
     let down = agent.run_once(false, false, None).await;
     assert!(down.used_cached_catalog);
     assert!(!down.master_reachable);
     assert!(down.master_error.contains("cannot connect"), "{down:?}");
-    // The cached catalog is still enforced: the node stays converged.
+    // The cached catalog is still enforced: the node stays converged, and
+    // a master out of reach is not the node's failure.
     assert_eq!((down.error.as_str(), down.failed), ("", 0), "{down:?}");
+    assert_eq!(
+        (down.result.as_str(), super::detailed_exit_code(&down)),
+        ("unchanged", 0)
+    );
 }
 
 #[tokio::test]
