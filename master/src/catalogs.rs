@@ -212,12 +212,46 @@ pub async fn stored(state: &MasterState, certname: &str, version: Option<u64>) -
     Ok(record.catalog()?)
 }
 
-/// Records a node's run report.
+/// The most resources one report may list.
+pub const MAX_REPORTED_RESOURCES: usize = 100_000;
+/// The longest message kept for one resource (longer ones are cut).
+pub const MAX_REPORTED_MESSAGE: usize = 8 * 1024;
+
+/// A report within its limits: too many resources is refused, an over-long
+/// message is cut (with a mark), so one node cannot fill the database.
+pub fn bounded_report(mut report: ReportRecord) -> Result<ReportRecord> {
+    if report.resources.len() > MAX_REPORTED_RESOURCES {
+        return Err(Error::InvalidArgument(format!(
+            "the report lists {} resources, more than {MAX_REPORTED_RESOURCES}",
+            report.resources.len()
+        )));
+    }
+    for resource in &mut report.resources {
+        for text in [
+            &mut resource.message,
+            &mut resource.id,
+            &mut resource.status,
+        ] {
+            if text.len() > MAX_REPORTED_MESSAGE {
+                let mut cut = MAX_REPORTED_MESSAGE;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push_str(" … (cut)");
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Records a node's run report (within its limits).
 pub async fn record_report(
     state: &MasterState,
     certname: &str,
     report: &ReportRecord,
 ) -> Result<()> {
+    let report = &bounded_report(report.clone())?;
     state
         .store
         .insert_report(certname, report, now_ms())
@@ -344,6 +378,30 @@ async fn store_secret_files_from_site(state: &MasterState, content: &CatalogCont
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_report_is_bounded() {
+        let resource = |message: String| rigger_common::report::ReportedOutcome {
+            id: "conf".into(),
+            status: "changed".into(),
+            message,
+        };
+        let report = ReportRecord {
+            resources: vec![resource("é".repeat(MAX_REPORTED_MESSAGE))],
+            ..Default::default()
+        };
+        let bounded = bounded_report(report).unwrap();
+        let message = &bounded.resources[0].message;
+        assert!(message.len() < MAX_REPORTED_MESSAGE + 16 && message.ends_with("(cut)"));
+        let flood = ReportRecord {
+            resources: vec![resource(String::new()); MAX_REPORTED_RESOURCES + 1],
+            ..Default::default()
+        };
+        assert!(matches!(
+            bounded_report(flood),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
 
     #[test]
     fn classification_follows_token_then_request_then_tag() {

@@ -157,7 +157,14 @@ impl MasterClient for FakeMaster {
         self.reachable()?;
         let inner = self.inner.lock().unwrap();
         let mut chunks = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for digest in digests {
+            // As the real master: each blob once per request.
+            if !seen.insert(digest) {
+                return Err(MasterError::Refused(format!(
+                    "a fetch asks for blob {digest} more than once"
+                )));
+            }
             let data = inner
                 .blobs
                 .get(&digest)

@@ -30,7 +30,11 @@ pub async fn fetch_blobs(
     cache: &ContentCache,
     digests: &[Digest],
 ) -> Result<FetchStats, String> {
-    let missing = cache.missing(digests);
+    // Each blob once (two files may take the same artifact): the master
+    // refuses a request that names one twice.
+    let mut missing = cache.missing(digests);
+    missing.sort();
+    missing.dedup();
     if missing.is_empty() {
         return Ok(FetchStats::default());
     }

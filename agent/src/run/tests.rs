@@ -79,6 +79,8 @@ async fn a_run_applies_the_masters_catalog_and_reports_it() {
         content(vec![
             file("conf", "/etc/demo.conf", |f| f.content = "a = 1\n".into()),
             file("jar", "/opt/lib/driver.jar", |f| f.source = Some(jar)),
+            // The same artifact twice is fetched once.
+            file("jar2", "/etc/driver.jar", |f| f.source = Some(jar)),
         ]),
     );
     let agent = agent(root.path(), &master);
@@ -87,7 +89,7 @@ async fn a_run_applies_the_masters_catalog_and_reports_it() {
     assert_eq!(first.error, "");
     assert_eq!(
         (first.result.as_str(), first.changed),
-        ("changed", 2),
+        ("changed", 3),
         "{first:?}"
     );
     assert_eq!((first.catalog_version, first.fetched_blobs), (3, 1));
@@ -101,8 +103,12 @@ async fn a_run_applies_the_masters_catalog_and_reports_it() {
 
     let reports = master.reports();
     assert_eq!(reports.len(), 2);
-    assert_eq!((reports[0].changed, reports[0].catalog_version), (2, 3));
-    assert_eq!(reports[0].resources.len(), 2);
+    assert_eq!(
+        (reports[0].changed, reports[0].catalog_version),
+        (3, 3),
+        "{reports:?}"
+    );
+    assert_eq!(reports[0].resources.len(), 3);
     assert_eq!(reports[1].changed, 0);
     let requests = master.requests();
     assert_eq!(requests[0].role.as_deref(), Some("is"));

@@ -35,8 +35,31 @@ pub async fn allowed_blobs(state: &MasterState, certname: &str) -> Result<HashSe
     Ok(allowed)
 }
 
+/// The most digests one fetch may ask for (a release of a large product
+/// has a few thousand files; agents ask in four streams).
+pub const MAX_FETCH_DIGESTS: usize = 100_000;
+
+/// A fetch request's own shape: not empty of sense, not oversized, no
+/// digest twice (a node asks for what it lacks, once).
+pub fn check_request(wanted: &[Digest]) -> Result<()> {
+    if wanted.len() > MAX_FETCH_DIGESTS {
+        return Err(Error::InvalidArgument(format!(
+            "a fetch asks for {} blobs, more than {MAX_FETCH_DIGESTS}",
+            wanted.len()
+        )));
+    }
+    let mut seen = HashSet::with_capacity(wanted.len());
+    if let Some(again) = wanted.iter().find(|d| !seen.insert(**d)) {
+        return Err(Error::InvalidArgument(format!(
+            "a fetch asks for blob {again} more than once"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that `certname` may fetch every blob in `wanted`.
 pub async fn check_fetch(state: &MasterState, certname: &str, wanted: &[Digest]) -> Result<()> {
+    check_request(wanted)?;
     let allowed = allowed_blobs(state, certname).await?;
     if let Some(refused) = wanted.iter().find(|d| !allowed.contains(d)) {
         tracing::warn!(node = %certname, blob = %refused, "blob request refused");
@@ -45,4 +68,24 @@ pub async fn check_fetch(state: &MasterState, certname: &str, wanted: &[Digest])
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fetch_asks_for_each_blob_once_and_not_too_many() {
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        check_request(&[a, b]).unwrap();
+        let err = check_request(&[a, b, a]).unwrap_err().to_string();
+        assert!(err.contains("more than once"), "{err}");
+        let many = vec![a; MAX_FETCH_DIGESTS + 1];
+        assert!(
+            check_request(&many)
+                .unwrap_err()
+                .to_string()
+                .contains("more than 100000")
+        );
+    }
 }
