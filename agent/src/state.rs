@@ -172,6 +172,13 @@ impl StateDir {
         }))
     }
 
+    /// When the cached catalog was last written (`None`: no cache).
+    pub fn cached_catalog_modified(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.dir.join("catalog.json"))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
     /// Caches a signed catalog exactly as received.
     pub fn cache_catalog(&self, signed: &SignedCatalog) -> Result<(), StateError> {
         let cached = CachedCatalog {

@@ -249,9 +249,9 @@ pub fn bounded_report(mut report: ReportRecord) -> Result<ReportRecord> {
 pub async fn record_report(
     state: &MasterState,
     certname: &str,
-    report: &ReportRecord,
+    report: ReportRecord,
 ) -> Result<()> {
-    let report = &bounded_report(report.clone())?;
+    let report = &bounded_report(report)?;
     state
         .store
         .insert_report(certname, report, now_ms())

@@ -93,18 +93,7 @@ fn a_node_whose_facts_inject_text_gets_no_catalog() {
         tags: BTreeMap::new(),
     });
     let node = TestAgent::new("injector");
-    let token = master.token(&["--role", "is"]);
-    let out = node.once(
-        &master.url(),
-        &[
-            "--imds-endpoint",
-            &imds.url(),
-            "--token",
-            &token,
-            "--ca-fingerprint",
-            &master.fingerprint(),
-        ],
-    );
+    let out = node.enroll_at(&master, "is", &imds.url());
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
         out.all().contains("fact ip = ") && out.all().contains("is not an IP address"),

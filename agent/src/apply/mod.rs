@@ -7,7 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rigger_common::catalog::{CatalogContent, CatalogError, Resource, ResourceSpec, ServiceSpec};
+use rigger_common::catalog::{
+    CatalogContent, CatalogError, FileSpec, Resource, ResourceSpec, ServiceSpec,
+};
 use rigger_common::error_chain;
 
 use crate::resources::{self, ApplyContext, Change, ResourceError};
@@ -263,21 +265,26 @@ fn step(
     outcome(Status::Unchanged, String::new(), None)
 }
 
+/// The same file resource in the previously applied catalog.
+fn previous_file<'c>(resource: &Resource, ctx: &'c ApplyContext) -> Option<&'c FileSpec> {
+    ctx.previous
+        .as_ref()?
+        .resources
+        .iter()
+        .find_map(|r| match &r.spec {
+            ResourceSpec::File(old) if r.id == resource.id => Some(old),
+            _ => None,
+        })
+}
+
 /// Whether a file changed only in its peer lists: same restart key as in
 /// the previously applied catalog.
 fn peers_only(resource: &Resource, ctx: &ApplyContext) -> bool {
     let ResourceSpec::File(new) = &resource.spec else {
         return false;
     };
-    let Some(key) = new.restart_key else {
-        return false;
-    };
-    ctx.previous.as_ref().is_some_and(|previous| {
-        previous.resources.iter().any(|r| {
-            r.id == resource.id
-                && matches!(&r.spec, ResourceSpec::File(old) if old.restart_key == Some(key))
-        })
-    })
+    new.restart_key.is_some()
+        && previous_file(resource, ctx).is_some_and(|old| old.restart_key == new.restart_key)
 }
 
 /// Whether the previously applied catalog wanted this file exactly so
@@ -286,12 +293,8 @@ fn same_as_before(resource: &Resource, ctx: &ApplyContext) -> bool {
     let ResourceSpec::File(new) = &resource.spec else {
         return false;
     };
-    ctx.previous.as_ref().is_some_and(|previous| {
-        previous.resources.iter().any(|r| {
-            r.id == resource.id
-                && matches!(&r.spec, ResourceSpec::File(old) if old.content == new.content && old.source == new.source)
-        })
-    })
+    previous_file(resource, ctx)
+        .is_some_and(|old| old.content == new.content && old.source == new.source)
 }
 
 /// Kinds that react to a notification.

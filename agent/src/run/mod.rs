@@ -67,6 +67,10 @@ pub struct Agent {
     /// State directory.
     pub state: StateDir,
     identity: tokio::sync::OnceCell<Identity>,
+    /// The cached catalog as last verified, with the cache file's
+    /// modification time: runs and supervisor ticks verify it again only
+    /// when the file changed (another run, e.g. `--once`, may write it).
+    applied: std::sync::Mutex<Option<(std::time::SystemTime, Arc<Catalog>)>>,
     /// Opens the connection to the master for each run.
     connector: Arc<dyn Connector>,
     /// What the run in progress waits for (shown by `agentctl status`).
@@ -104,6 +108,7 @@ impl Agent {
             paths,
             state,
             identity: tokio::sync::OnceCell::new(),
+            applied: std::sync::Mutex::new(None),
             connector,
             activity: crate::lease::Activity::default(),
             stopping: tokio_util::sync::CancellationToken::new(),
@@ -231,7 +236,9 @@ impl Agent {
         ctx.cache.remove_temporaries();
         ctx.full_verify = verify;
         ctx.stopping = self.stopping.clone();
-        ctx.previous = self.verified_cached_catalog().map(|c| Arc::new(c.content));
+        ctx.previous = self
+            .verified_cached_catalog()
+            .map(|c| Arc::new(c.content.clone()));
         if let (Some(master), false) = (&fetched.master, noop) {
             ctx.leases = Some(Arc::new(crate::lease::MasterLeases::new(
                 master.clone(),
@@ -363,16 +370,27 @@ impl Agent {
         }
     }
 
-    /// The cached catalog of the last applied run, verified again with the
-    /// master's pinned key (`None` when there is none or it does not verify).
-    pub fn verified_cached_catalog(&self) -> Option<Catalog> {
+    /// The cached catalog of the last applied run, verified with the
+    /// master's pinned key when the cache file changed since it last was
+    /// (`None` when there is none or it does not verify).
+    pub fn verified_cached_catalog(&self) -> Option<Arc<Catalog>> {
+        let modified = self.state.cached_catalog_modified()?;
+        if let Some((at, catalog)) = &*self.applied.lock().expect("applied catalog") {
+            if *at == modified {
+                return Some(catalog.clone());
+            }
+        }
         let signing_key = match self.identity.get() {
             Some(identity) => identity.signing_key.clone(),
             None => identity::load(&self.paths.ssl_dir()).ok()??.signing_key,
         };
         let signed = self.state.cached_catalog().ok()??;
         match verify_catalog(&signing_key, &signed) {
-            Ok(catalog) => Some(catalog),
+            Ok(catalog) => {
+                let catalog = Arc::new(catalog);
+                *self.applied.lock().expect("applied catalog") = Some((modified, catalog.clone()));
+                Some(catalog)
+            }
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "the cached catalog does not verify; ignoring it");
                 None

@@ -257,8 +257,8 @@ fn write_out(output: &Output) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<Output> {
     if let Command::Module(ModuleCommand::Check { modules, site }) = cli.command {
-        let checked = ctl::module::check(modules, site)?;
-        write_out(&checked.report.clone().into())?;
+        let mut checked = ctl::module::check(modules, site)?;
+        write_out(&Output::from(std::mem::take(&mut checked.report)))?;
         checked.into_result()?;
         return Ok(Output::default());
     }

@@ -64,7 +64,7 @@ impl CatalogService for Catalogs {
     ) -> Result<Response<SubmitReportResponse>, Status> {
         let certname = authenticated_node(&self.state, &request, "SubmitReport").await?;
         let report: ReportRecord = request.into_inner().into();
-        catalogs::record_report(&self.state, &certname, &report).await?;
+        catalogs::record_report(&self.state, &certname, report).await?;
         Ok(Response::new(SubmitReportResponse {}))
     }
 

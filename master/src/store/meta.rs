@@ -41,7 +41,9 @@ pub trait MetaStore: Send + Sync {
         now_ms: i64,
     ) -> Result<Option<CertRecord>, StoreError>;
     /// Whether `certname` holds an unrevoked, unexpired certificate.
-    async fn has_valid_cert(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError>;
+    async fn has_valid_cert(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.valid_cert(certname, now_ms).await?.is_some())
+    }
 
     /// The node's inventory record.
     async fn node(&self, certname: &str) -> Result<Option<NodeRecord>, StoreError>;

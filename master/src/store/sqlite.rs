@@ -163,19 +163,6 @@ impl MetaStore for SqliteStore {
         Ok(row.as_ref().map(cert_from_row))
     }
 
-    /// Whether `certname` holds an unrevoked, unexpired certificate.
-    async fn has_valid_cert(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM certs WHERE certname = ? AND revoked = 0 AND not_after_ms > ?",
-        )
-        .bind(certname)
-        .bind(now_ms)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(sql("check certificates"))?;
-        Ok(row.get::<i64, _>(0) > 0)
-    }
-
     /// The node's inventory record.
     async fn node(&self, certname: &str) -> Result<Option<NodeRecord>, StoreError> {
         let row = sqlx::query("SELECT certname, bound_role, role, enrolled_at_ms, last_seen_ms, ip FROM nodes WHERE certname = ?")
