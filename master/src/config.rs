@@ -212,6 +212,20 @@ mod tests {
         };
         let err = MasterConfig::resolve(bad, MasterConfigFile::default()).unwrap_err();
         assert_eq!(err.problems.len(), 3, "{err}");
+
+        // A typo'd limit (0 would refuse every pack) is a problem, named.
+        let zero = MasterConfigFile {
+            site: Some(dir.path().into()),
+            modules: Some(vec![dir.path().into()]),
+            import_max_entries: Some(0),
+            ..Default::default()
+        };
+        let err = MasterConfig::resolve(zero, MasterConfigFile::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("import_max_entries: must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]
