@@ -1,6 +1,7 @@
 //! gRPC transports: TLS over TCP between node and master, Unix sockets for
 //! the local admin tools (`masterctl`, `agentctl`).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -17,13 +18,12 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use crate::connections::{Admission, ConnectionTable};
 use crate::tls::PeerIdentity;
-
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a master is: host (name or IP) and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,10 +120,65 @@ pub async fn unix_channel(path: &Path) -> Result<Channel, tonic::transport::Erro
         .await
 }
 
-/// A server-side TLS connection carrying its [`PeerIdentity`].
+/// A server-side TLS connection carrying its [`PeerIdentity`]. It ends (a
+/// read fails) when its table closes it to make room, or when no RPC
+/// started within the first-RPC deadline after its handshake.
 pub struct TlsConnection {
     stream: tokio_rustls::server::TlsStream<TcpStream>,
     identity: PeerIdentity,
+    admission: Admission,
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    first_rpc_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl TlsConnection {
+    fn new(
+        stream: tokio_rustls::server::TlsStream<TcpStream>,
+        remote: SocketAddr,
+        admission: Admission,
+    ) -> Self {
+        let certs = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect::<Vec<_>>()));
+        if certs.is_some() {
+            admission.authenticated();
+        }
+        let identity = PeerIdentity {
+            remote,
+            certs,
+            activity: Some(admission.activity().clone()),
+        };
+        Self {
+            stream,
+            identity,
+            closed: Box::pin(admission.closed().clone().cancelled_owned()),
+            first_rpc_deadline: Some(Box::pin(tokio::time::sleep(
+                admission.limits().first_rpc_timeout,
+            ))),
+            admission,
+        }
+    }
+
+    /// Why the connection must end now, if it must.
+    fn ended(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        if self.closed.as_mut().poll(cx).is_ready() {
+            return Some(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "closed to admit another connection",
+            ));
+        }
+        if self.admission.activity().rpc_seen() {
+            self.first_rpc_deadline = None;
+        }
+        let deadline = self.first_rpc_deadline.as_mut()?;
+        deadline
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+            .then(|| io::Error::new(io::ErrorKind::TimedOut, "no RPC after the TLS handshake"))
+    }
 }
 
 impl Connected for TlsConnection {
@@ -139,6 +194,9 @@ impl AsyncRead for TlsConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(error) = self.ended(cx) {
+            return Poll::Ready(Err(error));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -159,15 +217,17 @@ impl AsyncWrite for TlsConnection {
     }
 }
 
-/// Accepts TCP connections and completes TLS handshakes concurrently (a slow
-/// or failed handshake never blocks the others). The stream ends when the
-/// server drops it.
+/// Accepts TCP connections that `table` admits and completes TLS
+/// handshakes concurrently (a slow or failed handshake never blocks the
+/// others). The stream ends when the server drops it.
 pub fn tls_incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    table: Arc<ConnectionTable>,
 ) -> ReceiverStream<io::Result<TlsConnection>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
+    let handshake_timeout = table.limits().handshake_timeout;
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -182,17 +242,27 @@ pub fn tls_incoming(
                     continue;
                 }
             };
+            let Some(admission) = table.admit(remote) else {
+                refused_log(&table, remote);
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let identity = identity_of(&stream, remote);
-                        let _ = tx.send(Ok(TlsConnection { stream, identity })).await;
+                let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp));
+                let closed = admission.closed().clone();
+                tokio::select! {
+                    () = closed.cancelled() => {
+                        tracing::debug!(%remote, "handshaking connection closed to admit another");
                     }
-                    Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake refused"),
-                    Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
+                    outcome = handshake => match outcome {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send(Ok(TlsConnection::new(stream, remote, admission))).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake refused"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    },
                 }
             });
         }
@@ -200,16 +270,27 @@ pub fn tls_incoming(
     ReceiverStream::new(rx)
 }
 
-fn identity_of(
-    stream: &tokio_rustls::server::TlsStream<TcpStream>,
-    remote: SocketAddr,
-) -> PeerIdentity {
-    let certs = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()));
-    PeerIdentity { remote, certs }
+/// Logs a refused connection, at most once per 1,024 refusals.
+fn refused_log(table: &ConnectionTable, remote: SocketAddr) {
+    let counts = table.counts();
+    if counts.refused % 1024 == 1 {
+        tracing::warn!(%remote, open = counts.open, refused = counts.refused, "connection refused: every place is taken by authenticated or busy connections");
+    }
+}
+
+/// Records the start of every RPC on the connection it arrives on, so that
+/// the connection is kept past its first-RPC deadline and counts as busy.
+pub fn record_rpc<B>(
+    request: tonic::codegen::http::Request<B>,
+) -> tonic::codegen::http::Request<B> {
+    if let Some(activity) = request
+        .extensions()
+        .get::<PeerIdentity>()
+        .and_then(|p| p.activity.as_ref())
+    {
+        activity.record_rpc();
+    }
+    request
 }
 
 /// Binds a Unix socket that only its owner (root for the daemons) can use:

@@ -7,6 +7,7 @@ pub mod blob_layout;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod digest;
 pub mod exit;
 pub mod fsutil;

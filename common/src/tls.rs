@@ -217,4 +217,6 @@ pub struct PeerIdentity {
     pub remote: std::net::SocketAddr,
     /// The verified client certificate chain, if the client sent one.
     pub certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// What the connection has done (its RPCs are recorded here).
+    pub activity: Option<Arc<crate::connections::Activity>>,
 }

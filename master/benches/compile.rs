@@ -46,6 +46,8 @@ fn main() {
             sans: vec![],
             peer_timeout: std::time::Duration::from_secs(5400),
             import_limits: Default::default(),
+            max_connections: None,
+            max_connections_per_address: None,
         };
         let master = rigger_master::server::Master::open(config)
             .await

@@ -35,6 +35,10 @@ pub struct MasterConfigFile {
     pub import_max_ratio: Option<u64>,
     /// Entries an imported archive may hold (200000).
     pub import_max_entries: Option<u64>,
+    /// Node connections open at once (the open-file limit less 128).
+    pub max_connections: Option<u64>,
+    /// Node connections open at once from one address (no cap).
+    pub max_connections_per_address: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -56,6 +60,10 @@ pub struct MasterConfig {
     pub peer_timeout: std::time::Duration,
     /// What an imported archive may hold.
     pub import_limits: crate::content::archive::ArchiveLimits,
+    /// Node connections open at once (`None`: from the open-file limit).
+    pub max_connections: Option<usize>,
+    /// Node connections open at once from one address (`None`: no cap).
+    pub max_connections_per_address: Option<usize>,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -109,18 +117,30 @@ impl MasterConfig {
                 .or(file.import_max_entries)
                 .unwrap_or(defaults.max_entries),
         };
+        let max_connections = overrides.max_connections.or(file.max_connections);
+        let max_connections_per_address = overrides
+            .max_connections_per_address
+            .or(file.max_connections_per_address);
         for (key, value) in [
             ("import_max_bytes", import_limits.max_bytes),
             ("import_max_ratio", import_limits.max_ratio),
             ("import_max_entries", import_limits.max_entries),
+            ("max_connections", max_connections.unwrap_or(1)),
+            (
+                "max_connections_per_address",
+                max_connections_per_address.unwrap_or(1),
+            ),
         ] {
             if value == 0 {
                 problems.push(format!("{key}: must be at least 1"));
             }
         }
+        let as_count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         let config = Self {
             peer_timeout,
             import_limits,
+            max_connections: max_connections.map(as_count),
+            max_connections_per_address: max_connections_per_address.map(as_count),
             data_dir: overrides
                 .data_dir
                 .or(file.data_dir)
@@ -179,6 +199,8 @@ mod tests {
             import_max_bytes: Some(4 << 30),
             import_max_ratio: Some(200),
             import_max_entries: Some(200_000),
+            max_connections: None,
+            max_connections_per_address: None,
         };
         assert_eq!(file, expected);
         let limits = crate::content::archive::ArchiveLimits::default();

@@ -2,6 +2,7 @@
 //! bootstrap token, and the node enters the inventory with the role the
 //! token binds. Also the creation of those tokens.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use rigger_common::time::{format_ms, now_ms};
@@ -110,13 +111,26 @@ pub async fn create_token(
 }
 
 /// Signs `csr_pem` for the node it names in exchange for one use of
-/// `token`; `remote` (the peer address) is only logged.
+/// `token`. `remote`, the peer address, has a budget of attempts
+/// ([`crate::throttle`]) and is logged.
 pub async fn enroll(
     state: &MasterState,
     csr_pem: &str,
     token: &str,
-    remote: &str,
+    remote: Option<SocketAddr>,
 ) -> Result<Enrolled> {
+    let throttle = &state.enroll_throttle;
+    let remote_ip = remote.map(|r| r.ip());
+    if let Some(ip) = remote_ip {
+        if let Err(over) = throttle.attempt(ip) {
+            throttle.log_refusal(remote_ip, "too many attempts from this address");
+            return Err(Error::ResourceExhausted(format!(
+                "too many enrollment attempts from {ip}: try again in {} s",
+                over.retry_after.as_secs().max(1)
+            )));
+        }
+    }
+    let remote = remote.map(|r| r.to_string()).unwrap_or_default();
     let now = now_ms();
     let certname = crate::ca::csr_common_name(csr_pem)
         .map_err(|e| Error::InvalidArgument(format!("invalid CSR: {e}")))?;
@@ -139,18 +153,18 @@ pub async fn enroll(
         )
     };
     let record = state.store.token(&hash).await?.ok_or_else(|| {
-        tracing::warn!(%remote, "enrollment refused: unknown token");
+        throttle.log_refusal(remote_ip, "unknown token");
         Error::Unauthenticated("bootstrap token is not valid".into())
     })?;
     if record.expires_at_ms <= now {
-        tracing::warn!(%remote, "enrollment refused: expired token");
+        throttle.log_refusal(remote_ip, "expired token");
         return Err(Error::Unauthenticated(format!(
             "bootstrap token expired at {}",
             format_ms(record.expires_at_ms)
         )));
     }
     if record.uses_left <= 0 {
-        tracing::warn!(%remote, "enrollment refused: used-up token");
+        throttle.log_refusal(remote_ip, "used-up token");
         return Err(used_up());
     }
     if state.store.has_valid_cert(&certname, now).await? {

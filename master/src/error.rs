@@ -26,6 +26,9 @@ pub enum Error {
     /// It exists already.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The caller asked too often (an enrollment flood).
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The metadata store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -22,4 +22,5 @@ pub mod rpc;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod tokens;

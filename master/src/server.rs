@@ -15,6 +15,8 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
+use rigger_common::connections::{ConnectionLimits, ConnectionTable};
+
 use crate::ca::{self, CaError, CertificateAuthority};
 use crate::compiler::Compiler;
 use crate::config::MasterConfig;
@@ -96,6 +98,7 @@ impl Master {
             import_lock: Mutex::new(()),
             peer_timeout: config.peer_timeout,
             import_limits: config.import_limits,
+            enroll_throttle: Default::default(),
         });
         Ok(Self { state, config })
     }
@@ -117,10 +120,15 @@ impl Master {
         let (server_cert, server_key) = self.state.ca.issue_server_cert(&names)?;
         let chain = format!("{}{}", server_cert.pem, self.state.ca.cert_pem());
         let tls = rigger_common::tls::server_config(&chain, &server_key, self.state.ca.cert_pem())?;
-        let incoming = rigger_common::grpc::tls_incoming(listener, Arc::new(tls));
-        tracing::info!(addr = %local, names = ?names, "master listening");
+        let limits = self.connection_limits();
+        let table = ConnectionTable::new(limits);
+        let incoming = rigger_common::grpc::tls_incoming(listener, Arc::new(tls), table);
+        tracing::info!(addr = %local, names = ?names, max_connections = limits.max_connections, max_per_address = ?limits.max_per_address, "master listening");
 
         let node_server = Server::builder()
+            .layer(tower::util::MapRequestLayer::new(
+                rigger_common::grpc::record_rpc::<tonic::body::Body>,
+            ))
             .add_service(EnrollmentServiceServer::new(Enrollment::new(
                 self.state.clone(),
             )))
@@ -139,6 +147,26 @@ impl Master {
         b?;
         tracing::info!("master stopped");
         Ok(())
+    }
+}
+
+impl Master {
+    /// The connection limits: the configured ones, else derived from the
+    /// open-file limit, first raised to its hard limit.
+    fn connection_limits(&self) -> ConnectionLimits {
+        let nofile = match rigger_common::connections::raise_nofile_limit() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read or raise the open-file limit: assuming 1024");
+                1024
+            }
+        };
+        let mut limits = ConnectionLimits::for_descriptors(nofile);
+        if let Some(max) = self.config.max_connections {
+            limits.max_connections = max;
+        }
+        limits.max_per_address = self.config.max_connections_per_address;
+        limits
     }
 }
 

@@ -32,6 +32,8 @@ pub struct MasterState {
     pub peer_timeout: std::time::Duration,
     /// What an imported archive may hold.
     pub import_limits: crate::content::archive::ArchiveLimits,
+    /// Budget of enrollment attempts per address, throttled refusal log.
+    pub enroll_throttle: crate::throttle::EnrollThrottle,
 }
 
 /// Shared handle to the state.

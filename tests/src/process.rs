@@ -97,6 +97,7 @@ pub struct TestMaster {
     dir: TempDir,
     child: Option<Child>,
     extra_args: Vec<String>,
+    open_file_limit: Option<u64>,
     /// `127.0.0.1:PORT` it listens on.
     pub addr: String,
 }
@@ -105,15 +106,18 @@ impl TestMaster {
     /// Starts a master on 127.0.0.1 with a copy of `examples/site` and a
     /// small sample wso2is 5.11.0 pack imported (GA).
     pub fn start() -> Self {
-        let master = Self::start_empty();
-        let out = master.import_pack(&SamplePack::new(40, 256 << 10));
+        Self::start_empty().with_sample_pack()
+    }
+
+    fn with_sample_pack(self) -> Self {
+        let out = self.import_pack(&SamplePack::new(40, 256 << 10));
         assert_eq!(
             out.code,
             0,
             "importing the sample pack failed: {}",
             out.all()
         );
-        master
+        self
     }
 
     /// Runs the `is` role's server as a service (then `extra` role data).
@@ -160,6 +164,25 @@ impl TestMaster {
         self.ctl(&["update", "import", &product, path.to_str().unwrap()])
     }
 
+    /// [`TestMaster::start`] for a master whose soft and hard open-file
+    /// limits are both `limit`.
+    pub fn start_with_open_file_limit(limit: u64) -> Self {
+        let master = Self::launched(&[], Some(limit));
+        let out = master.import_pack(&SamplePack::new(40, 256 << 10));
+        assert_eq!(
+            out.code,
+            0,
+            "importing the sample pack failed: {}",
+            out.all()
+        );
+        master
+    }
+
+    /// The master's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the master runs").id()
+    }
+
     /// Starts a master with nothing imported.
     pub fn start_empty() -> Self {
         Self::start_empty_with(&[])
@@ -167,12 +190,17 @@ impl TestMaster {
 
     /// Starts a master with nothing imported and extra `rigger-master` flags.
     pub fn start_empty_with(extra_args: &[&str]) -> Self {
+        Self::launched(extra_args, None)
+    }
+
+    fn launched(extra_args: &[&str], open_file_limit: Option<u64>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo_root().join("examples/site"), &dir.path().join("site"));
         let mut master = Self {
             dir,
             child: None,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            open_file_limit,
             addr: String::new(),
         };
         master.launch();
@@ -207,7 +235,23 @@ impl TestMaster {
             .append(true)
             .open(self.dir.path().join("master.log"))
             .unwrap();
-        let child = Command::new(bin("rigger-master"))
+        let mut command = Command::new(bin("rigger-master"));
+        if let Some(limit) = self.open_file_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches no memory
+            // of the parent.
+            unsafe {
+                command.pre_exec(move || {
+                    nix::sys::resource::setrlimit(
+                        nix::sys::resource::Resource::RLIMIT_NOFILE,
+                        limit,
+                        limit,
+                    )
+                    .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let child = command
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--listen", "127.0.0.1:0"])

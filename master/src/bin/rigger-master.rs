@@ -49,6 +49,12 @@ struct Cli {
     /// Entries an imported archive may hold.
     #[arg(long, env = "RIGGER_IMPORT_MAX_ENTRIES")]
     import_max_entries: Option<u64>,
+    /// Node connections open at once (default: the open-file limit less 128).
+    #[arg(long, env = "RIGGER_MAX_CONNECTIONS")]
+    max_connections: Option<u64>,
+    /// Node connections open at once from one address (default: no cap).
+    #[arg(long, env = "RIGGER_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<u64>,
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -102,6 +108,8 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
         import_max_bytes: cli.import_max_bytes,
         import_max_ratio: cli.import_max_ratio,
         import_max_entries: cli.import_max_entries,
+        max_connections: cli.max_connections,
+        max_connections_per_address: cli.max_connections_per_address,
     };
     Ok(MasterConfig::resolve(file, overrides)?)
 }

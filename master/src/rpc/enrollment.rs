@@ -41,10 +41,9 @@ impl EnrollmentService for Enrollment {
         let remote = request
             .extensions()
             .get::<rigger_common::tls::PeerIdentity>()
-            .map(|p| p.remote.to_string())
-            .unwrap_or_default();
+            .map(|p| p.remote);
         let req = request.into_inner();
-        let enrolled = enrollment::enroll(&self.state, &req.csr_pem, &req.token, &remote).await?;
+        let enrolled = enrollment::enroll(&self.state, &req.csr_pem, &req.token, remote).await?;
         Ok(Response::new(EnrollResponse {
             cert_pem: enrolled.cert_pem,
             ca_cert_pem: enrolled.ca_cert_pem,

@@ -27,6 +27,7 @@ impl From<Error> for Status {
             Error::FailedPrecondition(_) => Status::failed_precondition(text),
             Error::NotFound(_) => Status::not_found(text),
             Error::AlreadyExists(_) => Status::already_exists(text),
+            Error::ResourceExhausted(_) => Status::resource_exhausted(text),
             Error::Store(_) | Error::Blobs(_) | Error::Internal(_) => {
                 tracing::error!(error = %text, "internal failure");
                 Status::internal(text)
