@@ -58,7 +58,6 @@ else
   echo "==> not root: the server runs as $(id -un) instead of the service user wso2carbon"
   printf 'user = ""\ngroup = ""\n' >> "$work/site/roles/is.toml"
 fi
-export RIGGER_SAMPLE_SERVER="$bin/rigger-sample-server"
 
 echo "==> starting the master (data in $work/master)"
 "$bin/rigger-master" --data-dir "$work/master" --listen 127.0.0.1:0 \

@@ -260,7 +260,7 @@ pub fn tls_incoming(
                         Ok(Ok(stream)) => {
                             let _ = tx.send(Ok(TlsConnection::new(stream, remote, admission))).await;
                         }
-                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake refused"),
+                        Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake refused"),
                         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                     },
                 }

@@ -234,6 +234,43 @@ fn a_shared_folder_that_climbs_out_of_the_share_fails_module_check() {
     );
 }
 
+/// The typo'd site: a misspelt table (the node would fall back to the
+/// module's H2 database), a misspelt field and a string for a number.
+#[test]
+fn a_typo_in_site_data_fails_module_check_with_file_line_and_the_nearest_key() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    copy_tree(&root.join("examples/site"), &site);
+    let role = std::fs::read_to_string(site.join("roles/is.toml")).unwrap();
+    let role = role
+        .replace("[databases.shared_db]", "[databses.shared_db]")
+        .replace(
+            "username = \"wso2is\"\ndriver",
+            "usrname = \"wso2is\"\ndriver",
+        );
+    std::fs::write(site.join("roles/is.toml"), role).unwrap();
+    std::fs::write(
+        site.join("environments/demo.toml"),
+        "[server]\nhostname = \"is.demo.example.com\"\nports_offset = \"1\"\n",
+    )
+    .unwrap();
+    let out = module_check(&root.join("modules"), Some(&site));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let role_file = site.join("roles/is.toml").display().to_string();
+    let env_file = site.join("environments/demo.toml").display().to_string();
+    for expected in [
+        format!("{role_file}:24: databses: unknown key (did you mean `databases`?)"),
+        format!(
+            "{role_file}:21: databases.identity_db.usrname: unknown key (did you mean `databases.identity_db.username`?)"
+        ),
+        format!("{env_file}:3: server.ports_offset: expected a whole number, found a string"),
+    ] {
+        assert!(stderr.contains(&expected), "{expected}\nin:\n{stderr}");
+    }
+}
+
 #[test]
 fn a_missing_or_broken_site_is_not_ok() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -297,14 +334,14 @@ template = "huge.xml.j2"
     .unwrap();
     std::fs::write(
         module.join("templates/huge.xml.j2"),
-        "{% for i in range(1000) %}{% for j in range(300) %}<x/>{% endfor %}{% endfor %}\n",
+        "<r>{% for i in range(1000) %}{% for j in range(300) %}<x/>{% endfor %}{% endfor %}</r>\n",
     )
     .unwrap();
     let out = module_check(dir.path(), None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("resource \"huge\": renders 1200001 bytes, more than the 1048576"),
+        stderr.contains("resource \"huge\": renders 1200008 bytes, more than the 1048576"),
         "{stderr}"
     );
 }

@@ -4,7 +4,7 @@
 //! "update" changes exactly the files it says.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::{RngCore, SeedableRng};
 use zip::write::SimpleFileOptions;
@@ -25,6 +25,23 @@ pub struct SamplePack {
     /// Per mille of the binary files whose content this level changes
     /// (relative to level 0); the same files for every level.
     pub changed_per_mille: u32,
+    /// The stand-in server the start script runs (servers start with a
+    /// clean environment, so the script names it).
+    pub server: PathBuf,
+}
+
+/// `rigger-sample-server` of this build: beside the running program (the
+/// `sample-pack` tool), or one folder up (a test executable in `deps/`).
+fn sample_server() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let beside = exe.with_file_name("rigger-sample-server");
+    if beside.exists() {
+        return beside;
+    }
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("rigger-sample-server"))
+        .unwrap_or(beside)
 }
 
 impl SamplePack {
@@ -37,6 +54,7 @@ impl SamplePack {
             bytes,
             level: 0,
             changed_per_mille: 0,
+            server: sample_server(),
         }
     }
 
@@ -84,12 +102,14 @@ impl SamplePack {
         data
     }
 
-    /// `bin/wso2server.sh`: runs the stand-in server (tests and the demo
-    /// point `RIGGER_SAMPLE_SERVER` at `rigger-sample-server`).
+    /// `bin/wso2server.sh`: runs the stand-in server [`SamplePack::server`].
     pub fn start_script(&self) -> String {
         format!(
-            "#!/bin/sh\n# {}-{} start script (sample, level {})\nexec \"${{RIGGER_SAMPLE_SERVER:?the sample pack needs RIGGER_SAMPLE_SERVER}}\" \"${{CARBON_HOME:-$(cd \"$(dirname \"$0\")/..\" && pwd)}}\"\n",
-            self.name, self.version, self.level
+            "#!/bin/sh\n# {}-{} start script (sample, level {})\nexec '{}' \"${{CARBON_HOME:-$(cd \"$(dirname \"$0\")/..\" && pwd)}}\"\n",
+            self.name,
+            self.version,
+            self.level,
+            self.server.display().to_string().replace('\'', "'\\''")
         )
     }
 

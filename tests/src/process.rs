@@ -393,8 +393,6 @@ impl TestAgent {
             .args(args)
             .env_remove("RIGGER_AGENT_CONFIG")
             .env_remove("RIGGER_TOKEN")
-            // The sample pack's start script runs the stand-in server.
-            .env("RIGGER_SAMPLE_SERVER", bin("rigger-sample-server"))
             .env("RIGGER_LOG", "warn");
         if !args.contains(&"--imds-endpoint") {
             cmd.args(["--imds-endpoint", "off"]);
@@ -412,8 +410,8 @@ impl TestAgent {
         Output::from(out)
     }
 
-    /// Like [`TestAgent::once`], with extra environment for the agent (and
-    /// the servers it starts).
+    /// Like [`TestAgent::once`], with extra environment for the agent (the
+    /// servers it starts never see it).
     pub fn once_with_env(&self, master_url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         let out = self
             .command(master_url, args)
@@ -451,17 +449,10 @@ impl TestAgent {
 
     /// Starts the agent daemon and waits for its control socket.
     pub fn start_daemon(&mut self, master_url: &str, args: &[&str]) {
-        self.start_daemon_with_env(master_url, args, &[]);
-    }
-
-    /// Like [`TestAgent::start_daemon`], with extra environment for the
-    /// agent (and the servers it starts).
-    pub fn start_daemon_with_env(&mut self, master_url: &str, args: &[&str], env: &[(&str, &str)]) {
         let log = std::fs::File::create(self.root().join("agent.log")).unwrap();
         let child = self
             .command(master_url, args)
             .env("RIGGER_LOG", "info")
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -37,6 +37,17 @@ fn cluster(
 }
 
 /// Every restart lease was given back.
+/// Makes a node's server take `ms` to start from its next start: the
+/// stand-in reads `RIGGER_SAMPLE_STARTUP_MS`, which reaches it as an
+/// operator's would, through `[service.environment]` of the node's data.
+fn slow_start(master: &TestMaster, certname: &str, ms: u64) {
+    std::fs::write(
+        master.site().join(format!("nodes/{certname}.toml")),
+        format!("[service.environment]\nRIGGER_SAMPLE_STARTUP_MS = \"{ms}\"\n"),
+    )
+    .unwrap();
+}
+
 fn assert_no_leases(master: &TestMaster) {
     let leases = master.ctl(&["lease", "list"]);
     assert!(
@@ -82,7 +93,8 @@ fn a_cluster_restarts_one_node_at_a_time_and_keeps_serving() {
     master.edit_site("environments/demo.toml", |t| {
         t.replace("is.demo.example.com", "login.example.com")
     });
-    let slow = [("RIGGER_SAMPLE_STARTUP_MS", "3000")];
+    slow_start(&master, "roll-a", 3000);
+    slow_start(&master, "roll-b", 3000);
     let done = AtomicBool::new(false);
     let (out_a, b_log, samples) = std::thread::scope(|s| {
         let watcher = s.spawn(|| {
@@ -97,18 +109,14 @@ fn a_cluster_restarts_one_node_at_a_time_and_keeps_serving() {
             }
             samples
         });
-        let run_a = s.spawn(|| a.once_with_env(&master.url(), &["--imds-endpoint", &url_a], &slow));
+        let run_a = s.spawn(|| a.once(&master.url(), &["--imds-endpoint", &url_a]));
         // b starts while a's server is down for its restart, so b must wait.
         wait_for("a's server to go down", Duration::from_secs(60), || {
             (!up("127.0.0.21:9763")).then_some(())
         });
         // b's daemon runs at once; while it waits, `agentctl status` says for whom.
         let started_b = rigger_common::time::now_ms();
-        b.start_daemon_with_env(
-            &master.url(),
-            &["--imds-endpoint", &url_b, "--splay", "0s"],
-            &slow,
-        );
+        b.start_daemon(&master.url(), &["--imds-endpoint", &url_b, "--splay", "0s"]);
         let finished = |status: &serde_json::Value| {
             status["last_run_at_ms"].as_i64().unwrap_or(0) >= started_b
                 && status["running"] == false
@@ -166,10 +174,10 @@ fn a_restart_that_cannot_get_the_lease_stays_pending_and_the_server_keeps_servin
     master.edit_site("environments/demo.toml", |t| {
         t.replace("is.demo.example.com", "login.example.com")
     });
-    let slow = [("RIGGER_SAMPLE_STARTUP_MS", "8000")];
+    slow_start(&master, "pending-b", 8000);
     std::thread::scope(|s| {
         // b restarts slowly and holds the cluster's lease meanwhile.
-        let run_b = s.spawn(|| b.once_with_env(&master.url(), &["--imds-endpoint", &url_b], &slow));
+        let run_b = s.spawn(|| b.once(&master.url(), &["--imds-endpoint", &url_b]));
         wait_for("b's server to go down", Duration::from_secs(60), || {
             (!up("127.0.0.24:9763")).then_some(())
         });
@@ -227,10 +235,10 @@ fn an_agent_stopped_while_it_waits_for_the_lease_leaves_the_server_running() {
     master.edit_site("environments/demo.toml", |t| {
         t.replace("is.demo.example.com", "login.example.com")
     });
-    let slow = [("RIGGER_SAMPLE_STARTUP_MS", "6000")];
+    slow_start(&master, "stop-a", 6000);
     std::thread::scope(|s| {
         // a holds the cluster's lease while its server starts slowly.
-        let run_a = s.spawn(|| a.once_with_env(&master.url(), &["--imds-endpoint", &url_a], &slow));
+        let run_a = s.spawn(|| a.once(&master.url(), &["--imds-endpoint", &url_a]));
         wait_for("a's server to go down", Duration::from_secs(60), || {
             (!up("127.0.0.26:9763")).then_some(())
         });
@@ -331,14 +339,15 @@ fn an_update_level_rolls_out_one_node_at_a_time() {
     let update = rigger_tests::pack::SamplePack::new(40, 256 << 10).at_level(1, 50);
     let out = master.import_update(&update);
     assert_eq!(out.code, 0, "{}", out.all());
-    let slow = [("RIGGER_SAMPLE_STARTUP_MS", "3000")];
+    slow_start(&master, "up-a", 3000);
+    slow_start(&master, "up-b", 3000);
     let (out_a, out_b) = std::thread::scope(|s| {
-        let run_a = s.spawn(|| a.once_with_env(&master.url(), &["--imds-endpoint", &url_a], &slow));
+        let run_a = s.spawn(|| a.once(&master.url(), &["--imds-endpoint", &url_a]));
         wait_for("a's server to go down", Duration::from_secs(60), || {
             (!up("127.0.0.31:9763")).then_some(())
         });
         // b's release switch waits until a is back.
-        let out_b = b.once_with_env(&master.url(), &["--imds-endpoint", &url_b], &slow);
+        let out_b = b.once(&master.url(), &["--imds-endpoint", &url_b]);
         (run_a.join().unwrap(), out_b)
     });
     assert_eq!(out_a.code, 2, "{}", out_a.all());

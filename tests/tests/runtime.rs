@@ -153,6 +153,102 @@ fn root_or_skip(test: &str) -> bool {
     false
 }
 
+/// The home a node's server should get: the service user's (in the
+/// node's own `etc/passwd`) as root, else the agent's own account's.
+fn expected_home(node: &TestAgent) -> String {
+    if !nix::unistd::geteuid().is_root() {
+        let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .unwrap()
+            .unwrap();
+        return me.dir.display().to_string();
+    }
+    let passwd = std::fs::read_to_string(node.path("/etc/passwd")).unwrap();
+    let home = passwd
+        .lines()
+        .find(|l| l.starts_with("wso2carbon:"))
+        .and_then(|l| l.split(':').nth(5))
+        .expect("wso2carbon in the node's passwd");
+    node.path(home).display().to_string()
+}
+
+#[test]
+fn jvm_settings_reach_the_server_through_the_one_environment_file() {
+    let master = TestMaster::start();
+    // A hostile option must reach the JVM as text, never run.
+    master.enable_service("");
+    master.edit_site("roles/is.toml", |t| {
+        t.replace(
+            "xmx = \"2048m\"",
+            "xmx = \"2048m\"\nopts = \"-Dnote=\\\"$(touch pwned)\\\" `touch pwned`\"",
+        )
+    });
+    let imds = FakeImds::start(Instance::at("i-jvm", "127.0.0.8"));
+    let node = TestAgent::new("rt-jvm");
+    let token = master.token(&["--role", "is"]);
+    let fp = master.fingerprint();
+    let first = node.once_with_env(
+        &master.url(),
+        &[
+            "--imds-endpoint",
+            &imds.url(),
+            "--token",
+            &token,
+            "--ca-fingerprint",
+            &fp,
+        ],
+        &[("RIGGER_AGENT_ONLY", "must not leak")],
+    );
+    assert_eq!(first.code, 2, "{}", first.all());
+    let environment = get("127.0.0.8:9763", "/rigger/environment").expect("the server answers");
+    let lines: Vec<&str> = environment.lines().collect();
+    for expected in [
+        "JVM_MEM_OPTS=-Xms512m -Xmx2048m",
+        "JAVA_OPTS=-Xms512m -Xmx2048m -Dnote=\"$(touch pwned)\" `touch pwned`",
+        "JAVA_HOME=/opt/java",
+        &format!("HOME={}", expected_home(&node)),
+        &format!(
+            "CARBON_HOME={}",
+            node.path("/opt/wso2/wso2is-5.11.0").display()
+        ),
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} in:\n{environment}");
+    }
+    assert!(
+        !environment.contains("RIGGER_AGENT_ONLY") && !environment.contains("RIGGER_LOG"),
+        "the agent's own environment reached the server:\n{environment}"
+    );
+    let release = std::fs::canonicalize(node.path("/opt/wso2/wso2is-5.11.0")).unwrap();
+    assert!(
+        !release.join("pwned").exists() && !node.root().join("pwned").exists(),
+        "an option ran as a command"
+    );
+    let env_file = std::fs::read_to_string(release.join("bin/rigger-env.sh")).unwrap();
+    assert!(
+        env_file.contains("JVM_MEM_OPTS=\"-Xms512m -Xmx2048m\""),
+        "{env_file}"
+    );
+
+    // A new heap size restarts the server with it.
+    let pid = node.service_pid("wso2is").unwrap();
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("xmx = \"2048m\"", "xmx = \"3g\"")
+    });
+    let changed = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert_eq!(changed.code, 2, "{}", changed.all());
+    assert_ne!(
+        node.service_pid("wso2is"),
+        Some(pid),
+        "the server was not restarted"
+    );
+    let environment = get("127.0.0.8:9763", "/rigger/environment").unwrap();
+    assert!(
+        environment
+            .lines()
+            .any(|l| l == "JVM_MEM_OPTS=-Xms512m -Xmx3g"),
+        "{environment}"
+    );
+}
+
 #[test]
 fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
     if !root_or_skip("the_server_runs_as_the_service_user_created_in_the_nodes_root") {

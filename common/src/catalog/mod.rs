@@ -292,7 +292,11 @@ impl Resource {
                 .map(String::as_str)
                 .collect(),
             ResourceSpec::Tree(t) => vec![t.link.as_str(), t.releases_dir.as_str()],
-            ResourceSpec::Service(s) => vec![s.working_dir.as_str(), s.log_file.as_str()],
+            ResourceSpec::Service(s) => {
+                let mut paths = vec![s.working_dir.as_str(), s.log_file.as_str()];
+                paths.extend(s.environment_file.as_deref());
+                paths
+            }
             ResourceSpec::Group(_) => vec![],
             ResourceSpec::User(u) => vec![u.home.as_str()],
             ResourceSpec::Mount(m) => vec![m.path.as_str()],

@@ -306,7 +306,12 @@ pub struct ServiceSpec {
     /// Run with this group (name or gid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// Extra environment (JAVA_HOME, …).
+    /// A file of `KEY="value"` lines the server's environment is read from
+    /// at each start (absolute; `bin/rigger-env.sh`: JAVA_HOME,
+    /// JVM_MEM_OPTS, JAVA_OPTS); the systemd unit's `EnvironmentFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_file: Option<String>,
+    /// More environment, over the file's (site data `service.environment`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
     /// Open-files limit (WSO2 wants 65535).

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Table;
 
+use super::schema::{DataProblem, Schema};
 use super::{CompileError, Module};
 
 /// A role's definition: the `[role]` table of `roles/<role>.toml`.
@@ -129,7 +130,13 @@ impl<'a> SiteData<'a> {
         certname: &str,
     ) -> Vec<PathBuf> {
         let mut layers = module.default_layers(&role.profile);
-        layers.push(self.dir.join("common.toml"));
+        layers.extend(self.site_layers(role_name, role, certname));
+        layers
+    }
+
+    /// The site's own data files for a node, least specific first.
+    fn site_layers(&self, role_name: &str, role: &RoleSpec, certname: &str) -> Vec<PathBuf> {
+        let mut layers = vec![self.dir.join("common.toml")];
         if let Some(env) = role.environment.as_deref().filter(|e| is_safe_name(e)) {
             layers.push(self.dir.join("environments").join(format!("{env}.toml")));
         }
@@ -143,7 +150,9 @@ impl<'a> SiteData<'a> {
         layers
     }
 
-    /// The data for a node: every layer merged onto the module's defaults.
+    /// The data for a node: every layer merged onto the module's defaults,
+    /// after each site file (data and secrets) was checked against them
+    /// ([`Schema`]).
     pub fn merged_data(
         &self,
         module: &Module,
@@ -151,8 +160,19 @@ impl<'a> SiteData<'a> {
         role: &RoleSpec,
         certname: &str,
     ) -> Result<Table, CompileError> {
-        let mut data = Table::new();
-        for layer in self.layers(module, role_name, role, certname) {
+        let mut data = module.defaults(&role.profile)?;
+        let site_layers = self.site_layers(role_name, role, certname);
+        let secret_layers = self.secret_layers(role_name, role, certname);
+        let schema = Schema::new(&data, &module.open_maps);
+        let problems: Vec<DataProblem> = site_layers
+            .iter()
+            .chain(&secret_layers)
+            .flat_map(|layer| schema.check_file(layer))
+            .collect();
+        if !problems.is_empty() {
+            return Err(CompileError::SiteData(problems));
+        }
+        for layer in site_layers {
             if let Some(mut table) = read_table(&layer)? {
                 table.remove("role");
                 merge(&mut data, table);

@@ -6,10 +6,12 @@
 
 mod check;
 mod data;
+pub mod escape;
 mod module;
 mod products;
 mod render;
 mod restart_key;
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 
@@ -98,6 +100,10 @@ pub enum CompileError {
         /// What is wrong.
         message: String,
     },
+    /// Site files set keys the module does not define, or values of the
+    /// wrong type.
+    #[error("{} problem(s) in site data:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    SiteData(Vec<schema::DataProblem>),
     /// More than one of the above.
     #[error("{} errors:\n  {}", .0.len(), .0.iter().map(|e| rigger_common::error_chain(e)).collect::<Vec<_>>().join("\n  "))]
     Several(Vec<CompileError>),

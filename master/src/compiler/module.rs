@@ -1,7 +1,7 @@
 //! Product modules as data: `module.toml` (profiles and the resources each
 //! declares), `templates/` (minijinja) and `data/` (defaults).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -25,6 +25,9 @@ pub struct Module {
     /// as `extends = "<library>/<profile>"`; their default data comes
     /// beneath this module's.
     pub libraries: Vec<PathBuf>,
+    /// Data tables whose keys the site names (`databases`), this module's
+    /// and its libraries' ([`super::schema`]).
+    pub open_maps: BTreeSet<String>,
 }
 
 /// One profile of a module: the resources a node of that profile gets.
@@ -88,6 +91,8 @@ struct ModuleHeader {
     name: String,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    open_maps: Vec<String>,
 }
 
 impl Module {
@@ -177,12 +182,17 @@ impl Module {
             profile.origins = origins;
             profile.service = service;
         }
+        let mut open_maps: BTreeSet<String> = file.module.open_maps.into_iter().collect();
+        for library in loaded.values() {
+            open_maps.extend(library.open_maps.iter().cloned());
+        }
         Ok(Self {
             name: file.module.name,
             dir: dir.to_path_buf(),
             description: file.module.description,
             profiles,
             libraries,
+            open_maps,
         })
     }
 
@@ -234,19 +244,23 @@ impl Module {
 
     /// Reads a template file by its name under `templates/`.
     pub fn template_source(&self, name: &str) -> Result<(PathBuf, String), CompileError> {
-        let path = self.dir.join("templates").join(name);
-        if name.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(CompileError::Template {
-                file: self.manifest_path(),
-                message: format!(
-                    "template name {name:?} must be a relative path inside templates/"
-                ),
-            });
-        }
-        let source = std::fs::read_to_string(&path).map_err(|source| CompileError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        Ok((path, source))
+        template_source_in(&self.dir, name)
     }
+}
+
+/// Reads a template file by its name under `dir/templates/` (a module's or
+/// a library's folder).
+pub fn template_source_in(dir: &Path, name: &str) -> Result<(PathBuf, String), CompileError> {
+    let path = dir.join("templates").join(name);
+    if name.split('/').any(|c| c == ".." || c.is_empty()) {
+        return Err(CompileError::Template {
+            file: dir.join("module.toml"),
+            message: format!("template name {name:?} must be a relative path inside templates/"),
+        });
+    }
+    let source = std::fs::read_to_string(&path).map_err(|source| CompileError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((path, source))
 }

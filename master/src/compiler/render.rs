@@ -2,7 +2,9 @@
 //! declarations into catalog resources. Undefined values are errors
 //! (minijinja strict mode), never empty strings.
 
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use minijinja::{Environment, UndefinedBehavior};
+
+use super::escape::Format;
 use rigger_common::catalog::Resource;
 use serde_json::{Map, Value};
 use toml::Table;
@@ -64,11 +66,6 @@ pub fn add_runtime(
     Ok(())
 }
 
-/// The auto-escape mode of `*.xml.j2` templates: XML's five entities
-/// (minijinja's HTML mode would also escape `/`, which reads badly in
-/// JNDI names and paths).
-const XML_ESCAPE: AutoEscape = AutoEscape::Custom("xml");
-
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -76,41 +73,31 @@ fn environment() -> Environment<'static> {
     env.set_debug(true);
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(|name| {
-        if name.trim_end_matches(".j2").ends_with(".xml") {
-            XML_ESCAPE
-        } else {
-            minijinja::default_auto_escape_callback(name)
-        }
+        Format::of(name)
+            .map(Format::auto_escape)
+            .unwrap_or_else(|| minijinja::default_auto_escape_callback(name))
     });
     env.set_formatter(|out, state, value| {
-        if state.auto_escape() != XML_ESCAPE || value.is_safe() {
+        let Some(format) = Format::from_auto_escape(state.auto_escape()) else {
             return minijinja::escape_formatter(out, state, value);
-        }
+        };
         let text = if value.is_none() || value.is_undefined() {
             String::new()
         } else {
             value.to_string()
         };
-        out.write_str(&xml_escape(&text))
+        // Strings are escaped; numbers, booleans and safe text (`tojson`) are not.
+        let text = if value.as_str().is_some() && !value.is_safe() {
+            format
+                .escape(&text)
+                .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))?
+        } else {
+            text
+        };
+        out.write_str(&text)
             .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
     });
     env
-}
-
-/// Escapes text for XML content and attribute values.
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Renders every resource declaration of `profile`.
@@ -191,12 +178,66 @@ pub fn resources(
         1 => return Err(errors.remove(0)),
         _ => return Err(CompileError::Several(errors)),
     }
+    subscribe(profile, &manifest, &mut rendered_resources, &skipped)?;
     // Dependencies on resources left out by `when` are dropped with them.
     for resource in &mut rendered_resources {
         resource.requires.retain(|r| !skipped.contains(r));
         resource.notifies.retain(|r| !skipped.contains(r));
     }
     Ok(rendered_resources)
+}
+
+/// `subscribes = ["id", …]` (a resource refreshed when another changes,
+/// which may be declared by a library that does not know it): becomes a
+/// notification from each named resource. Naming a resource that does not
+/// exist is an error; one left out by `when` is no subscription.
+fn subscribe(
+    profile: &Profile,
+    manifest: &std::path::Path,
+    resources: &mut [Resource],
+    skipped: &[String],
+) -> Result<(), CompileError> {
+    for (index, declaration) in profile.resources.iter().enumerate() {
+        let Some(subscribes) = declaration.get("subscribes") else {
+            continue;
+        };
+        let id = declaration
+            .get("id")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let origin = profile.origins.get(index).map_or(manifest, |p| p.as_path());
+        let error = |message: String| CompileError::Resource {
+            file: origin.to_path_buf(),
+            id: id.clone(),
+            message,
+        };
+        if skipped.contains(&id) {
+            continue;
+        }
+        let names = subscribes
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .map(toml::Value::as_str)
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| error("field \"subscribes\" must be a list of resource ids".into()))?;
+        for name in names {
+            if skipped.iter().any(|s| s == name) {
+                continue;
+            }
+            let target = resources.iter_mut().find(|r| r.id == name).ok_or_else(|| {
+                error(format!(
+                    "subscribes to {name:?}, which is not a resource of this profile"
+                ))
+            })?;
+            if !target.notifies.contains(&id) {
+                target.notifies.push(id.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 const SECRET_MASK: &str = "\u{1}rigger-secret\u{1}";
@@ -355,7 +396,10 @@ fn render_resource(
     };
     let mut rendered = Map::new();
     for (key, value) in declaration {
-        if key == "template" || key == "when" || key == "restart_on_peer_change" {
+        if matches!(
+            key.as_str(),
+            "template" | "when" | "restart_on_peer_change" | "subscribes"
+        ) {
             continue;
         }
         let value = render_value(env, value, context)
@@ -366,7 +410,11 @@ fn render_resource(
         let name = name
             .as_str()
             .ok_or_else(|| resource_error("field \"template\" must be a string".into()))?;
-        let (path, source) = module.template_source(name)?;
+        // A library's resources name templates of the library.
+        let (path, source) = match manifest.parent() {
+            Some(dir) if dir != module.dir => super::module::template_source_in(dir, name)?,
+            _ => module.template_source(name)?,
+        };
         // `vars` (already rendered) extend the context of this template only.
         let local;
         let template_context = match rendered.remove("vars") {
@@ -384,9 +432,17 @@ fn render_resource(
         let content = env
             .render_named_str(name, &source, template_context)
             .map_err(|e| CompileError::Template {
-                file: path,
+                file: path.clone(),
                 message: describe(&e),
             })?;
+        if let Some(format) = Format::of(name) {
+            format
+                .check_rendered(name, &content)
+                .map_err(|message| CompileError::Template {
+                    file: path,
+                    message,
+                })?;
+        }
         rendered.insert("content".into(), Value::String(content));
     }
     match rendered.get("kind").and_then(Value::as_str) {

@@ -4,7 +4,8 @@
 //! listens on the node's own IP (`[server] node_ip`) at 9763+offset (HTTP)
 //! and 9443+offset, answers the health URLs, serves `/rigger/hostname`
 //! (the configured host name, so tests see new values after a restart) and
-//! writes `wso2carbon.pid`. An empty `[server] hostname` is an invalid
+//! `/rigger/environment` (its environment, `NAME=value` lines, sorted: the
+//! heap options it was started with, its HOME), and writes `wso2carbon.pid`. An empty `[server] hostname` is an invalid
 //! configuration: it exits with an error, as WSO2 would not start.
 //! `RIGGER_SAMPLE_STARTUP_MS` delays its start the way a real server's
 //! start-up does.
@@ -73,6 +74,14 @@ fn main() -> ExitCode {
     {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
+    let mut environment: Vec<String> = std::env::vars()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect();
+    environment.sort();
+    let answers = std::sync::Arc::new(Answers {
+        hostname: hostname.clone(),
+        environment: environment.concat(),
+    });
     let _ = std::fs::write(
         home.join("wso2carbon.pid"),
         format!("{}\n", std::process::id()),
@@ -110,16 +119,16 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let hostname = hostname.clone();
+            let answers = answers.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((stream, _)) = https.accept().await else {
                         continue;
                     };
-                    let (acceptor, hostname) = (acceptor.clone(), hostname.clone());
+                    let (acceptor, answers) = (acceptor.clone(), answers.clone());
                     tokio::spawn(async move {
                         if let Ok(stream) = acceptor.accept(stream).await {
-                            serve(stream, hostname).await;
+                            serve(stream, answers).await;
                         }
                     });
                 }
@@ -129,20 +138,28 @@ fn main() -> ExitCode {
             let Ok((stream, _)) = http.accept().await else {
                 continue;
             };
-            tokio::spawn(serve(stream, hostname.clone()));
+            tokio::spawn(serve(stream, answers.clone()));
         }
     })
 }
 
+/// What the server tells about itself.
+struct Answers {
+    hostname: String,
+    environment: String,
+}
+
 /// Answers HTTP/1.1 on one connection: `/rigger/hostname` gives the
-/// configured host name, every other path "ok".
-async fn serve<S>(stream: S, hostname: String)
+/// configured host name, `/rigger/environment` the environment, every other
+/// path "ok".
+async fn serve<S>(stream: S, answers: std::sync::Arc<Answers>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let body = match req.uri().path() {
-            "/rigger/hostname" => hostname.clone(),
+            "/rigger/hostname" => answers.hostname.clone(),
+            "/rigger/environment" => answers.environment.clone(),
             _ => "ok".to_string(),
         };
         async move {

@@ -16,6 +16,7 @@ use rigger_common::catalog::ServiceSpec;
 use rigger_common::fsutil::{Ownership, write_atomic};
 
 use super::{ServiceManager, err, log_tail, rotate_log};
+use crate::resources::account;
 use crate::resources::owner::DesiredOwner;
 use crate::resources::{ApplyContext, ResourceError, io_error};
 
@@ -95,14 +96,34 @@ impl ServiceManager for ProcessManager {
                 &log_path,
             ))?;
         }
+        let environment_file = spec
+            .environment_file
+            .as_deref()
+            .map(|f| ctx.paths.resolve(f));
+        if let Some(file) = &environment_file {
+            if !file.is_file() {
+                return Err(err(format!(
+                    "the environment file {} is missing",
+                    file.display()
+                )));
+            }
+        }
         let mut command = Command::new("/bin/sh");
-        // The shell sets the open-files limit, then becomes the server.
+        // The shell sets the open-files limit, loads the environment file
+        // (as systemd's EnvironmentFile does, its values win), then becomes
+        // the server.
         command
             .arg("-c")
-            .arg("ulimit -n \"$RIGGER_NOFILE\" 2>/dev/null || true; exec \"$0\" \"$@\"")
+            .arg(
+                "ulimit -n \"$RIGGER_NOFILE\" 2>/dev/null || true; \
+                 if [ -n \"$RIGGER_ENV_FILE\" ]; then set -a; . \"$RIGGER_ENV_FILE\" || exit 78; set +a; fi; \
+                 unset RIGGER_NOFILE RIGGER_ENV_FILE; exec \"$0\" \"$@\"",
+            )
             .arg(&program)
             .args(&spec.args)
             .current_dir(&working_dir)
+            .env_clear()
+            .envs(base_environment(ctx, named(&spec.user).as_deref()))
             .env("RIGGER_NOFILE", spec.nofile.to_string())
             .env("CARBON_HOME", &working_dir)
             .envs(&spec.environment)
@@ -113,6 +134,9 @@ impl ServiceManager for ProcessManager {
             )
             .stderr(log)
             .process_group(0);
+        if let Some(file) = &environment_file {
+            command.env("RIGGER_ENV_FILE", file);
+        }
         if let Some(gid) = owner.gid {
             command.gid(gid);
         }
@@ -168,6 +192,38 @@ impl ServiceManager for ProcessManager {
         tracing::info!(service = %spec.name, pid, "service stopped");
         Ok(())
     }
+}
+
+/// What a server's environment starts from — nothing of the agent's own:
+/// the service account's home, name and shell (the agent's own account when
+/// the server runs as the agent's user), a system PATH and a UTF-8 locale.
+fn base_environment(ctx: &ApplyContext, user: Option<&str>) -> Vec<(&'static str, String)> {
+    let (name, home) = match user {
+        Some(name) => (
+            name.to_string(),
+            account::user(&ctx.paths, name)
+                .map(|a| ctx.paths.resolve(&a.home).display().to_string())
+                .unwrap_or_else(|| "/".into()),
+        ),
+        None => match nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+        {
+            Some(own) => (own.name, own.dir.display().to_string()),
+            None => (nix::unistd::geteuid().to_string(), "/".into()),
+        },
+    };
+    vec![
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ),
+        ("HOME", home),
+        ("USER", name.clone()),
+        ("LOGNAME", name),
+        ("SHELL", "/bin/sh".into()),
+        ("LANG", "C.UTF-8".into()),
+    ]
 }
 
 /// Collects the exit status of our own child, so that it does not linger

@@ -60,13 +60,38 @@ pub fn unit_file(spec: &ServiceSpec) -> String {
         unit.push_str(&format!("Group={group}\n"));
     }
     for (key, value) in &spec.environment {
-        unit.push_str(&format!("Environment=\"{key}={value}\"\n"));
+        unit.push_str(&format!(
+            "Environment=\"{}={}\"\n",
+            unit_quoted(key),
+            unit_quoted(value)
+        ));
+    }
+    if let Some(file) = &spec.environment_file {
+        unit.push_str(&format!("EnvironmentFile={file}\n"));
     }
     unit.push_str(&format!(
         "LimitNOFILE={}\nRestart=on-failure\nRestartSec=10\nTimeoutStartSec={}\nTimeoutStopSec={}\n\n[Install]\nWantedBy=multi-user.target\n",
         spec.nofile, spec.ready_timeout_secs, spec.stop_grace_secs
     ));
     unit
+}
+
+/// Text for inside a double-quoted unit-file value: C-style escapes for
+/// quotes, backslashes and control characters, `%%` for a percent sign (a
+/// specifier otherwise).
+fn unit_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '%' => out.push_str("%%"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl SystemdManager {
@@ -187,7 +212,12 @@ mod tests {
             log_keep: 2,
             user: Some("wso2carbon".into()),
             group: Some("wso2".into()),
-            environment: [("JAVA_HOME".to_string(), "/opt/java".to_string())].into(),
+            environment: [
+                ("JAVA_HOME".to_string(), "/opt/java".to_string()),
+                ("NOTE".to_string(), "50% \"quoted\"".to_string()),
+            ]
+            .into(),
+            environment_file: Some("/opt/wso2/wso2is-5.11.0/bin/rigger-env.sh".into()),
             nofile: 65535,
             health: None,
             ready_timeout_secs: 600,
@@ -213,6 +243,8 @@ WorkingDirectory=/opt/wso2/wso2is-5.11.0
 User=wso2carbon
 Group=wso2
 Environment=\"JAVA_HOME=/opt/java\"
+Environment=\"NOTE=50%% \\\"quoted\\\"\"
+EnvironmentFile=/opt/wso2/wso2is-5.11.0/bin/rigger-env.sh
 LimitNOFILE=65535
 Restart=on-failure
 RestartSec=10
