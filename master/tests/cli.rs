@@ -271,6 +271,56 @@ fn a_typo_in_site_data_fails_module_check_with_file_line_and_the_nearest_key() {
     }
 }
 
+/// The missing secret: the identity database's password left out of
+/// secrets/, then the same site as a production environment.
+#[test]
+fn credentials_from_module_defaults_fail_module_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    copy_tree(&root.join("examples/site"), &site);
+    let secrets = site.join("secrets/roles/is.toml");
+    let text = std::fs::read_to_string(&secrets).unwrap();
+    std::fs::write(
+        &secrets,
+        text.replacen("[databases.identity_db]\npassword = \"change-me\"\n", "", 1),
+    )
+    .unwrap();
+    let out = module_check(&root.join("modules"), Some(&site));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("databases.identity_db.password: the password of a database that is not embedded comes from the module's defaults; set it in the site's secrets/roles/is.toml (or another secrets/ file): [databases.identity_db] password = \"…\""),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("keystore.password"),
+        "a development environment: {stderr}"
+    );
+
+    std::fs::write(&secrets, text).unwrap();
+    let environment = site.join("environments/demo.toml");
+    let demo = std::fs::read_to_string(&environment).unwrap();
+    std::fs::write(
+        &environment,
+        demo.replace("development = true", "development = false"),
+    )
+    .unwrap();
+    let out = module_check(&root.join("modules"), Some(&site));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "keystore.password",
+        "keystore.key_password",
+        "truststore.password",
+    ] {
+        assert!(
+            stderr.contains(&format!("{key}: a credential (outside an environment with `[environment] development = true`)")),
+            "{key}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_or_broken_site_is_not_ok() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -663,6 +663,11 @@ fn an_api_manager_gateway_runs_through_the_same_node_runtime() {
         "[role]\nmodule = \"wso2am\"\nprofile = \"apim_gateway\"\nversion = \"4.2.0\"\nenvironment = \"demo\"\ncluster = \"apim-demo\"\n".into()
     });
     master.enable_service_of("gw", "");
+    std::fs::write(
+        master.site().join("secrets/roles/gw.toml"),
+        "[super_admin]\npassword = \"gw-admin-secret\"\n",
+    )
+    .unwrap();
     let imds = FakeImds::start(Instance::at("i-gw", "127.0.0.28"));
     let node = TestAgent::new("gw-1");
     let url = imds.url();

@@ -5,6 +5,7 @@
 //! the role and the facts passed in; same inputs, same content digest.
 
 mod check;
+pub mod credentials;
 mod data;
 pub mod escape;
 mod module;
@@ -104,6 +105,9 @@ pub enum CompileError {
     /// wrong type.
     #[error("{} problem(s) in site data:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     SiteData(Vec<schema::DataProblem>),
+    /// Credentials the node would get from the module's defaults.
+    #[error("{} credential(s) must come from the site's secrets/:\n  {}", .0.len(), .0.join("\n  "))]
+    Credentials(Vec<String>),
     /// More than one of the above.
     #[error("{} errors:\n  {}", .0.len(), .0.iter().map(|e| rigger_common::error_chain(e)).collect::<Vec<_>>().join("\n  "))]
     Several(Vec<CompileError>),
@@ -121,6 +125,36 @@ pub enum CompileError {
         #[source]
         source: Box<CatalogError>,
     },
+}
+
+/// Refuses credentials the node would get from the module's defaults
+/// ([`credentials`]).
+fn check_credentials(
+    module: &Module,
+    profile: &module::Profile,
+    context: &Value,
+    products: &Products,
+    secrets: &toml::Table,
+    role: &str,
+) -> Result<(), CompileError> {
+    let Ok(data) = toml::Table::try_from(context) else {
+        return Ok(());
+    };
+    let defaulted = credentials::defaulted(&data, secrets);
+    if defaulted.is_empty() {
+        return Ok(());
+    }
+    let development = data::lookup(&data, "environment.development")
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(false);
+    let (marked, markers) = credentials::marked_context(context, &defaulted);
+    let used = render::used_markers(module, profile, &marked, products, &markers);
+    let problems = credentials::problems(&defaulted, &used, development, role);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CompileError::Credentials(problems))
+    }
 }
 
 /// The restart coordination of a role's services: one group per cluster;
@@ -392,6 +426,7 @@ impl Compiler {
             profile.service.as_ref(),
             &module.manifest_path(),
         )?;
+        check_credentials(&module, profile, &context, products, &secrets, &node.role)?;
         let mut resources = render::resources(
             &module,
             profile,

@@ -187,6 +187,47 @@ pub fn resources(
     Ok(rendered_resources)
 }
 
+/// The markers (of [`super::credentials::marked_context`]) that appear in
+/// what `profile` renders under `context`: the credentials the node's
+/// configuration uses. A declaration that does not render under the
+/// markers tells nothing.
+pub fn used_markers(
+    module: &Module,
+    profile: &Profile,
+    context: &Value,
+    products: &Products,
+    markers: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let env = environment();
+    let manifest = module.manifest_path();
+    let mut used = Vec::new();
+    for (index, declaration) in profile.resources.iter().enumerate() {
+        if let Some(condition) = declaration.get("when") {
+            if !render_value(&env, condition, context).is_ok_and(|v| is_true(&v)) {
+                continue;
+            }
+        }
+        let declared = Declared {
+            env: &env,
+            module,
+            manifest: profile.origins.get(index).unwrap_or(&manifest),
+            index,
+            table: declaration,
+            products,
+        };
+        let Ok(resource) = declared.render(context) else {
+            continue;
+        };
+        let text = serde_json::to_string(&resource).unwrap_or_default();
+        for (marker, key) in markers {
+            if text.contains(marker.as_str()) && !used.contains(key) {
+                used.push(key.clone());
+            }
+        }
+    }
+    used
+}
+
 /// `subscribes = ["id", …]` (a resource refreshed when another changes,
 /// which may be declared by a library that does not know it): becomes a
 /// notification from each named resource. Naming a resource that does not
