@@ -46,6 +46,7 @@ fn catalog() -> CatalogContent {
                 group: None,
                 secret: false,
                 restart_key: None,
+                redacted_content: None,
             }),
         });
     }

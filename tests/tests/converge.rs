@@ -187,6 +187,44 @@ fn noop_shows_the_diff_of_a_changed_value_and_writes_nothing() {
     );
 }
 
+/// A changed datasource URL in a file that holds passwords: the diff shows
+/// the URL line, the passwords masked.
+#[test]
+fn a_secret_file_diff_shows_the_changed_lines_with_secret_values_masked() {
+    let master = TestMaster::start();
+    let node = TestAgent::new("is-node-4");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("WSO2IS_SHARED_DB", "WSO2_SHARED")
+    });
+    let noop = node.once(&master.url(), &["--noop"]);
+    assert_eq!(noop.code, 2, "{}", noop.all());
+    assert!(
+        noop.stdout.contains(
+            "-url = \"jdbc:mysql://wso2-db.demo.internal:3306/WSO2IS_SHARED_DB?useSSL=true\""
+        ) && noop
+            .stdout
+            .contains("+url = \"jdbc:mysql://wso2-db.demo.internal:3306/WSO2_SHARED?useSSL=true\""),
+        "{}",
+        noop.all()
+    );
+    assert!(
+        !noop.all().contains("change-me"),
+        "secret leaked: {}",
+        noop.all()
+    );
+    assert_eq!(node.once(&master.url(), &[]).code, 2);
+    let diff = master.ctl(&["catalog", "diff", "is-node-4", "1", "2"]);
+    assert!(
+        diff.stdout
+            .contains("+url = \"jdbc:mysql://wso2-db.demo.internal:3306/WSO2_SHARED?useSSL=true\"")
+            && diff.stdout.contains("password = \"<redacted>\"")
+            && !diff.stdout.contains("change-me"),
+        "{}",
+        diff.all()
+    );
+}
+
 #[test]
 fn a_secret_file_diff_is_redacted() {
     let master = TestMaster::start();

@@ -319,7 +319,7 @@ fn check(
         ResourceSpec::SharedDirs(s) => resources::shared::check(s, ctx),
         ResourceSpec::Package(s) => resources::package::check(s, ctx),
         ResourceSpec::Directory(s) => resources::directory::check(s, ctx),
-        ResourceSpec::File(s) => resources::file::check(s, ctx),
+        ResourceSpec::File(s) => resources::file::check(s, previous_file(resource, ctx), ctx),
         ResourceSpec::Symlink(s) => resources::symlink::check(s, ctx),
         ResourceSpec::Exec(s) => resources::exec::check(s, ctx),
     }

@@ -18,6 +18,7 @@ fn file(id: &str, path: &str, content: &str, requires: &[&str], notifies: &[&str
             group: None,
             secret: false,
             restart_key: None,
+            redacted_content: None,
         }),
     }
 }

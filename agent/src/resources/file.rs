@@ -12,7 +12,13 @@ use super::owner::DesiredOwner;
 use super::{ApplyContext, Change, ResourceError, io_error, mode_string};
 
 /// What would change, with a unified diff of the content.
-pub fn check(spec: &FileSpec, ctx: &ApplyContext) -> Result<Vec<Change>, ResourceError> {
+/// What would change for a file; `previous` is the same resource in the
+/// catalog applied before (it says what a secret file on disk shows as).
+pub fn check(
+    spec: &FileSpec,
+    previous: Option<&FileSpec>,
+    ctx: &ApplyContext,
+) -> Result<Vec<Change>, ResourceError> {
     let path = ctx.paths.resolve(&spec.path);
     let (owner, pending) =
         DesiredOwner::resolve_for_check(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref());
@@ -24,7 +30,7 @@ pub fn check(spec: &FileSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Resourc
                     spec.path,
                     mode_string(spec.effective_mode())
                 ),
-                diff: diff(spec, ""),
+                diff: diff(spec, "", None),
             }]);
         }
         Err(e) => return Err(io_error("cannot stat", &path)(e)),
@@ -49,7 +55,7 @@ pub fn check(spec: &FileSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Resourc
         };
         changes.push(Change {
             summary,
-            diff: diff(spec, &String::from_utf8_lossy(&current)),
+            diff: diff(spec, &String::from_utf8_lossy(&current), previous),
         });
     }
     let mode = meta.permissions().mode() & 0o7777;
@@ -125,19 +131,54 @@ fn desired<'a>(
     Ok(bytes.into())
 }
 
-/// A unified diff of inline content (none for blobs); secrets redacted.
-fn diff(spec: &FileSpec, current: &str) -> Option<String> {
+/// A unified diff of inline content (none for blobs). A secret file shows
+/// its redacted content: each secret value masked, every other changed line
+/// visible. What is on disk shows as the previous catalog's redacted
+/// content when the file is what that catalog wrote; a file changed by
+/// hand is not shown at all.
+fn diff(spec: &FileSpec, current: &str, previous: Option<&FileSpec>) -> Option<String> {
     if spec.source.is_some() {
         return None;
     }
-    if spec.secret {
-        return Some(format!(
+    let whole = || {
+        Some(format!(
             "--- {0}\n+++ {0}\n{REDACTED} (secret content changed)\n",
             spec.path
-        ));
-    }
+        ))
+    };
+    let (old, new) = if spec.secret {
+        let Some(new) = spec.redacted_content.as_deref() else {
+            return whole();
+        };
+        let old = if current.is_empty() {
+            ""
+        } else {
+            match previous.filter(|p| p.path == spec.path && p.content == current) {
+                Some(p) if !p.secret => p.content.as_str(),
+                Some(p) => match p.redacted_content.as_deref() {
+                    Some(shown) => shown,
+                    None => return whole(),
+                },
+                None => {
+                    return Some(format!(
+                        "--- {0}\n+++ {0}\n{REDACTED} (the file on disk is not what Rigger wrote; its secret content is not shown)\n",
+                        spec.path
+                    ));
+                }
+            }
+        };
+        if old == new {
+            return Some(format!(
+                "--- {0}\n+++ {0}\n{REDACTED} (only secret values changed)\n",
+                spec.path
+            ));
+        }
+        (old, new)
+    } else {
+        (current, spec.content.as_str())
+    };
     Some(
-        similar::TextDiff::from_lines(current, spec.content.as_str())
+        similar::TextDiff::from_lines(old, new)
             .unified_diff()
             .context_radius(3)
             .header(&spec.path, &spec.path)
@@ -160,6 +201,7 @@ mod tests {
             group: None,
             secret,
             restart_key: None,
+            redacted_content: None,
         }
     }
 
@@ -169,11 +211,11 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
         let ctx = ApplyContext::new(Paths::new(dir.path()));
         let s = spec("a = 1\n", false);
-        assert_eq!(check(&s, &ctx).unwrap().len(), 1);
+        assert_eq!(check(&s, None, &ctx).unwrap().len(), 1);
         apply(&s, &ctx).unwrap();
-        assert!(check(&s, &ctx).unwrap().is_empty());
+        assert!(check(&s, None, &ctx).unwrap().is_empty());
         let changed = spec("a = 2\n", false);
-        let changes = check(&changed, &ctx).unwrap();
+        let changes = check(&changed, None, &ctx).unwrap();
         let diff = changes[0].diff.as_deref().unwrap();
         assert!(diff.contains("-a = 1") && diff.contains("+a = 2"), "{diff}");
     }
@@ -184,10 +226,53 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
         let ctx = ApplyContext::new(Paths::new(dir.path()));
         apply(&spec("password = old\n", true), &ctx).unwrap();
-        let changes = check(&spec("password = new\n", true), &ctx).unwrap();
+        let changes = check(&spec("password = new\n", true), None, &ctx).unwrap();
         let diff = changes[0].diff.as_deref().unwrap();
         assert!(
             diff.contains(REDACTED) && !diff.contains("new") && !diff.contains("old"),
+            "{diff}"
+        );
+    }
+
+    fn masked(content: &str, shown: &str) -> FileSpec {
+        FileSpec {
+            redacted_content: Some(shown.into()),
+            ..spec(content, true)
+        }
+    }
+
+    #[test]
+    fn secret_diffs_show_every_changed_line_with_the_secret_values_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
+        let old = masked(
+            "url = db-1\npassword = old-s3cret\n",
+            "url = db-1\npassword = <redacted>\n",
+        );
+        apply(&old, &ctx).unwrap();
+        let new = masked(
+            "url = db-2\npassword = new-s3cret\n",
+            "url = db-2\npassword = <redacted>\n",
+        );
+        let changes = check(&new, Some(&old), &ctx).unwrap();
+        let diff = changes[0].diff.as_deref().unwrap();
+        assert!(diff.contains("-url = db-1\n+url = db-2"), "{diff}");
+        assert!(
+            !diff.contains("s3cret") && !diff.contains("-password"),
+            "{diff}"
+        );
+
+        // Edited by hand: what is on disk is not shown.
+        std::fs::write(
+            dir.path().join("etc/app.conf"),
+            "password = typed-by-hand\n",
+        )
+        .unwrap();
+        let changes = check(&new, Some(&old), &ctx).unwrap();
+        let diff = changes[0].diff.as_deref().unwrap();
+        assert!(
+            diff.contains("not what Rigger wrote") && !diff.contains("typed-by-hand"),
             "{diff}"
         );
     }
@@ -197,7 +282,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc/app.conf")).unwrap();
         let ctx = ApplyContext::new(Paths::new(dir.path()));
-        assert!(check(&spec("x", false), &ctx).is_err());
+        assert!(check(&spec("x", false), None, &ctx).is_err());
     }
 
     #[test]
@@ -215,10 +300,10 @@ mod tests {
         apply(&s, &ctx).unwrap();
         let meta = std::fs::metadata(dir.path().join("etc/app.conf")).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
-        assert!(check(&s, &ctx).unwrap().is_empty());
+        assert!(check(&s, None, &ctx).unwrap().is_empty());
         // Ownership drift alone is detected and repaired without rewriting.
         std::os::unix::fs::chown(dir.path().join("etc/app.conf"), Some(0), Some(0)).unwrap();
-        let changes = check(&s, &ctx).unwrap();
+        let changes = check(&s, None, &ctx).unwrap();
         assert_eq!(changes.len(), 2, "{changes:?}");
         apply(&s, &ctx).unwrap();
         let meta = std::fs::metadata(dir.path().join("etc/app.conf")).unwrap();

@@ -41,6 +41,7 @@ fn file(id: &str, path: &str, spec: impl FnOnce(&mut FileSpec)) -> Resource {
         group: None,
         secret: false,
         restart_key: None,
+        redacted_content: None,
     };
     spec(&mut file);
     Resource {

@@ -233,13 +233,17 @@ impl CatalogContent {
         Ok(order)
     }
 
-    /// A copy with every secret file's content replaced by [`REDACTED`].
+    /// A copy with every secret file's content replaced by its redacted
+    /// content (each secret value masked), or by [`REDACTED`] whole.
     pub fn redacted(&self) -> Self {
         let mut copy = self.clone();
         for r in &mut copy.resources {
             if let ResourceSpec::File(f) = &mut r.spec {
                 if f.secret {
-                    f.content = REDACTED.to_string();
+                    f.content = f
+                        .redacted_content
+                        .take()
+                        .unwrap_or_else(|| REDACTED.to_string());
                 }
             }
         }
@@ -551,6 +555,7 @@ mod tests {
                 group: None,
                 secret: true,
                 restart_key: None,
+                redacted_content: None,
             }),
         }]);
         let json = serde_json::to_string(&c).unwrap();

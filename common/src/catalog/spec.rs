@@ -59,6 +59,11 @@ pub struct FileSpec {
     /// change notifies (the module marked the file as needing a restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_key: Option<Digest>,
+    /// A secret file's content with each secret value replaced by
+    /// [`super::REDACTED`]: what diffs, reports and `catalog show` print
+    /// (`None`: the content is shown as one redaction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted_content: Option<String>,
 }
 
 impl FileSpec {

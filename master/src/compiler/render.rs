@@ -5,7 +5,7 @@
 use minijinja::{Environment, UndefinedBehavior};
 
 use super::escape::Format;
-use rigger_common::catalog::Resource;
+use rigger_common::catalog::{REDACTED, Resource};
 use serde_json::{Map, Value};
 use toml::Table;
 
@@ -281,7 +281,9 @@ fn subscribe(
     Ok(())
 }
 
-const SECRET_MASK: &str = "\u{1}rigger-secret\u{1}";
+/// Stands in for every secret value in the masked rendering: plain text,
+/// so that no output format escapes it.
+const SECRET_MASK: &str = "rigger-secret-value-mask";
 
 /// The context with every value the secrets files set replaced by a mask.
 fn masked_secrets(context: &Value, secrets: &Table) -> Option<Value> {
@@ -386,18 +388,29 @@ fn set_restart_key(
 }
 
 /// Marks a file resource secret when its rendering depends on a secret (a
-/// rendering that fails with secrets masked counts as depending on one).
+/// rendering that fails with secrets masked counts as depending on one),
+/// and keeps the masked rendering, with [`REDACTED`] for each secret value,
+/// for diffs and screens.
 fn mark_secret(declared: &Declared<'_>, masked: &Value, resource: &mut Resource) {
     let rigger_common::catalog::ResourceSpec::File(file) = &mut resource.spec else {
         return;
     };
-    if file.secret {
+    if file.source.is_some() {
         return;
     }
-    let differs = declared
-        .file_under(masked)
-        .is_none_or(|o| o.content != file.content);
-    if differs {
+    let masked_content = declared.file_under(masked).map(|o| o.content);
+    match masked_content {
+        Some(content) if content == file.content => {}
+        Some(content) => {
+            file.redacted_content = Some(content.replace(SECRET_MASK, REDACTED));
+            mark(file);
+        }
+        None => mark(file),
+    }
+}
+
+fn mark(file: &mut rigger_common::catalog::FileSpec) {
+    if !file.secret {
         file.secret = true;
         if file.mode.is_none() {
             file.mode = Some(0o600);
