@@ -164,19 +164,27 @@ impl<'a> SiteData<'a> {
         let site_layers = self.site_layers(role_name, role, certname);
         let secret_layers = self.secret_layers(role_name, role, certname);
         let schema = Schema::new(&data, &module.open_maps);
-        let problems: Vec<DataProblem> = site_layers
-            .iter()
-            .chain(&secret_layers)
-            .flat_map(|layer| schema.check_file(layer))
-            .collect();
+        // Each site file is read once: checked, then parsed.
+        let mut texts = Vec::new();
+        let mut problems: Vec<DataProblem> = Vec::new();
+        for layer in site_layers {
+            if let Some(text) = read_text(&layer)? {
+                problems.extend(schema.check_text(&layer, &text));
+                texts.push((layer, text));
+            }
+        }
+        problems.extend(
+            secret_layers
+                .iter()
+                .flat_map(|layer| schema.check_file(layer)),
+        );
         if !problems.is_empty() {
             return Err(CompileError::SiteData(problems));
         }
-        for layer in site_layers {
-            if let Some(mut table) = read_table(&layer)? {
-                table.remove("role");
-                merge(&mut data, table);
-            }
+        for (layer, text) in texts {
+            let mut table = parse_table(&layer, &text)?;
+            table.remove("role");
+            merge(&mut data, table);
         }
         if let Some(level) = &role.update_level {
             data.insert("update_level".into(), level.clone());
@@ -270,22 +278,29 @@ fn setting(layers: Vec<PathBuf>, key: &str) -> Result<Vec<(PathBuf, toml::Value)
 
 /// Reads a TOML file as a table; a missing file is `None`.
 pub fn read_table(path: &Path) -> Result<Option<Table>, CompileError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(CompileError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    text.parse::<Table>()
-        .map(Some)
-        .map_err(|e| CompileError::Toml {
+    read_text(path)?
+        .map(|text| parse_table(path, &text))
+        .transpose()
+}
+
+/// Reads a file's text; a missing file is `None`.
+fn read_text(path: &Path) -> Result<Option<String>, CompileError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CompileError::Read {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
-        })
+            source,
+        }),
+    }
+}
+
+/// Parses the text of the TOML file at `path`.
+fn parse_table(path: &Path, text: &str) -> Result<Table, CompileError> {
+    text.parse::<Table>().map_err(|e| CompileError::Toml {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
 }
 
 /// The value at a dotted key (`databases.identity_db.url`).

@@ -127,29 +127,21 @@ pub enum CompileError {
     },
 }
 
-/// Refuses credentials the node would get from the module's defaults
-/// ([`credentials`]).
+/// Refuses the credentials in `defaulted` (those the node would get from
+/// the module's defaults, [`credentials`]) that it may not run with.
 fn check_credentials(
-    module: &Module,
-    profile: &module::Profile,
+    (module, profile): (&Module, &module::Profile),
     context: &Value,
     products: &Products,
-    secrets: &toml::Table,
+    (defaulted, development): (&[credentials::DefaultCredential], bool),
     role: &str,
 ) -> Result<(), CompileError> {
-    let Ok(data) = toml::Table::try_from(context) else {
-        return Ok(());
-    };
-    let defaulted = credentials::defaulted(&data, secrets);
     if defaulted.is_empty() {
         return Ok(());
     }
-    let development = data::lookup(&data, "environment.development")
-        .and_then(toml::Value::as_bool)
-        .unwrap_or(false);
-    let (marked, markers) = credentials::marked_context(context, &defaulted);
+    let (marked, markers) = credentials::marked_context(context, defaulted);
     let used = render::used_markers(module, profile, &marked, products, &markers);
-    let problems = credentials::problems(&defaulted, &used, development, role);
+    let problems = credentials::problems(defaulted, &used, development, role);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -420,13 +412,23 @@ impl Compiler {
         let peers = self.peers(&site, &role, node)?;
         let secrets = site.secrets(&node.role, &role, &node.certname)?;
         let lease = restart_lease(&role, &data, &self.site)?;
+        let defaulted = credentials::defaulted(&data, &secrets);
+        let development = data::lookup(&data, "environment.development")
+            .and_then(toml::Value::as_bool)
+            .unwrap_or(false);
         let mut context = render::context(data, &role, node, peers);
         render::add_runtime(
             &mut context,
             profile.service.as_ref(),
             &module.manifest_path(),
         )?;
-        check_credentials(&module, profile, &context, products, &secrets, &node.role)?;
+        check_credentials(
+            (&module, profile),
+            &context,
+            products,
+            (&defaulted, development),
+            &node.role,
+        )?;
         let mut resources = render::resources(
             &module,
             profile,
@@ -604,7 +606,7 @@ content = "heap = {{ heap }}"
         );
         write(
             &modules.join("app/data/defaults.toml"),
-            "heap = \"1g\"\n[db]\nurl = \"jdbc:x\"\npassword = \"default\"\n",
+            "heap = \"1g\"\n[environment]\ndevelopment = true\n[db]\nurl = \"jdbc:h2:x\"\npassword = \"default\"\n",
         );
         write(
             &site.join("roles/r.toml"),

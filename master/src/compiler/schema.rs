@@ -61,15 +61,20 @@ impl<'a> Schema<'a> {
     /// Checks one site file (missing files and files that do not parse are
     /// someone else's report); a `[role]` table is not data.
     pub fn check_file(&self, path: &Path) -> Vec<DataProblem> {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return Vec::new();
-        };
-        let Ok(parsed) = DeTable::parse(&text) else {
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.check_text(path, &text),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Checks the text of the site file at `path`.
+    pub fn check_text(&self, path: &Path, text: &str) -> Vec<DataProblem> {
+        let Ok(parsed) = DeTable::parse(text) else {
             return Vec::new();
         };
         let mut check = Check {
             file: path,
-            text: &text,
+            text,
             open_maps: self.open_maps,
             problems: Vec::new(),
         };
