@@ -13,13 +13,14 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use rigger_common::beneath::Beneath;
 use rigger_common::catalog::TreeSpec;
 use rigger_common::digest::Digest;
-use rigger_common::fsutil::{Ownership, write_atomic};
+use rigger_common::fsutil::Ownership;
 use serde::{Deserialize, Serialize};
 
 use crate::paths::Paths;
-use crate::resources::{ResourceError, io_error};
+use crate::resources::ResourceError;
 
 /// Marker and index file inside every complete release.
 const MARKER: &str = ".rigger-release.json";
@@ -93,7 +94,7 @@ impl Release {
     }
 
     /// Removes releases an interrupted run left half-built.
-    pub fn remove_stale_temporaries(&self) {
+    pub fn remove_stale_temporaries(&self, root: &Beneath) {
         let Ok(entries) = fs::read_dir(&self.releases) else {
             return;
         };
@@ -104,14 +105,14 @@ impl Release {
                 .starts_with(TEMPORARY_PREFIX)
             {
                 tracing::warn!(path = %entry.path().display(), "removing an incomplete release left by an interrupted run");
-                let _ = fs::remove_dir_all(entry.path());
+                let _ = root.remove_dir_all(&entry.path());
             }
         }
     }
 
     /// Deletes this product version's releases beyond the `keep` most
     /// recent ones that are not this one.
-    pub fn prune(&self, spec: &TreeSpec) -> Result<(), ResourceError> {
+    pub fn prune(&self, root: &Beneath, spec: &TreeSpec) -> Result<(), ResourceError> {
         let Ok(entries) = fs::read_dir(&self.releases) else {
             return Ok(());
         };
@@ -128,7 +129,7 @@ impl Release {
         others.sort_by_key(|o| std::cmp::Reverse(o.0));
         for (_, old) in others.into_iter().skip(spec.keep as usize) {
             tracing::info!(release = %old.display(), "removing an old release");
-            fs::remove_dir_all(&old).map_err(io_error("cannot remove old release", &old))?;
+            root.remove_dir_all(&old)?;
         }
         Ok(())
     }
@@ -140,15 +141,11 @@ pub fn read_marker(dir: &Path) -> Option<ReleaseMarker> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Writes the marker that makes `dir` a complete release.
-pub fn write_marker(dir: &Path, marker: &ReleaseMarker) -> Result<(), ResourceError> {
+/// Writes the marker that makes `release` (the confinement root of a
+/// release directory) a complete release.
+pub fn write_marker(release: &Beneath, marker: &ReleaseMarker) -> Result<(), ResourceError> {
     let bytes = serde_json::to_vec(marker).expect("marker serializes");
-    Ok(write_atomic(
-        &dir.join(MARKER),
-        &bytes,
-        0o644,
-        Ownership::default(),
-    )?)
+    Ok(release.write_atomic(Path::new(MARKER), &bytes, 0o644, Ownership::default())?)
 }
 
 /// Product, version and update level of the release at `dir`, if it is one.

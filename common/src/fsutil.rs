@@ -28,12 +28,28 @@ pub struct WriteError {
     source: io::Error,
 }
 
-fn ctx<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
-    move |source| WriteError {
-        action,
-        path: path.to_path_buf(),
-        source,
+impl WriteError {
+    /// A failure of `action` on `path`.
+    pub fn new(action: &'static str, path: &Path, source: io::Error) -> Self {
+        Self {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
     }
+
+    /// The underlying I/O error.
+    pub fn io_error(&self) -> &io::Error {
+        &self.source
+    }
+}
+
+/// Wraps an I/O error as a [`WriteError`] of `action` on `path`.
+pub(crate) fn ctx<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> WriteError + 'a {
+    move |source| WriteError::new(action, path, source)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same

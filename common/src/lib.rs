@@ -3,6 +3,7 @@
 //! channel helpers, atomic file writes and the process conventions (logging,
 //! exit codes) both sides follow.
 
+pub mod beneath;
 pub mod blob_layout;
 pub mod catalog;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod manifest;
 pub mod proto;
 pub mod report;
 pub mod signing;
+pub mod text;
 pub mod time;
 pub mod tls;
 

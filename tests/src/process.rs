@@ -385,6 +385,14 @@ impl TestAgent {
         self.root().join(absolute.trim_start_matches('/'))
     }
 
+    /// Where the node's link at `absolute` points, as an absolute path
+    /// (the agent writes its links relative under a test root).
+    pub fn link_target(&self, absolute: &str) -> PathBuf {
+        rigger_agent::paths::Paths::new(self.root())
+            .read_link(&self.path(absolute))
+            .unwrap_or_else(|| panic!("{absolute} is not a link on {}", self.certname))
+    }
+
     fn command(&self, master: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("rigger-agent"));
         cmd.arg("--root")

@@ -34,7 +34,7 @@ fn enrolls_applies_and_the_second_run_changes_nothing() {
         parsed["transport"]["https"]["properties"]["proxyPort"].as_integer(),
         Some(443)
     );
-    let link = std::fs::read_link(node.path("/opt/wso2/wso2is-5.11.0/repository/logs")).unwrap();
+    let link = node.link_target("/opt/wso2/wso2is-5.11.0/repository/logs");
     assert_eq!(link, node.path("/var/log/wso2/wso2is"));
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(node.path(DEPLOYMENT_TOML))

@@ -32,7 +32,7 @@ fn fetched(out: &Output) -> (u64, u64) {
 }
 
 fn current_release(node: &TestAgent) -> PathBuf {
-    std::fs::read_link(node.path(LINK)).expect("CARBON_HOME is a link")
+    node.link_target(LINK)
 }
 
 fn manifest_size(master: &TestMaster, level: u32) -> u64 {
@@ -102,7 +102,7 @@ fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
         rendered.contains("Managed by Rigger"),
         "the module's file replaces the pack's: {rendered}"
     );
-    let logs = std::fs::read_link(node.path(LINK).join("repository/logs")).unwrap();
+    let logs = node.link_target(&format!("{LINK}/repository/logs"));
     assert_eq!(logs, node.path("/var/log/wso2/wso2is"));
 
     let converged = node.once(&master.url(), &[]);

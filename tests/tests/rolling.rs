@@ -366,7 +366,7 @@ fn an_update_level_rolls_out_one_node_at_a_time() {
         out_b.all()
     );
     for (node, addr) in [(&a, "127.0.0.31:9763"), (&b, "127.0.0.32:9763")] {
-        let release = std::fs::read_link(node.path("/opt/wso2/wso2is-5.11.0")).unwrap();
+        let release = node.link_target("/opt/wso2/wso2is-5.11.0");
         assert!(
             release.to_string_lossy().contains("-L1-"),
             "{}",

@@ -488,8 +488,7 @@ fn two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down(
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     for (agent, _) in &nodes {
-        let link = std::fs::read_link(agent.path("/opt/wso2/wso2is-5.11.0/repository/deployment"))
-            .unwrap();
+        let link = agent.link_target("/opt/wso2/wso2is-5.11.0/repository/deployment");
         assert_eq!(link, agent.path("/mnt/efs/Deployment"));
     }
     // The server (wso2carbon) deploys into the shared folders: they are its.
@@ -540,6 +539,20 @@ fn two_nodes_seed_one_share_once_and_an_unavailable_share_keeps_the_server_down(
         get("127.0.0.9:9763", "/carbon/admin/login.jsp").is_none(),
         "the server runs without its share"
     );
+
+    // The share comes back: one run mounts it, looks at the shared folders
+    // again and starts the server, with no failure on the way.
+    std::os::unix::fs::symlink(efs.path(), agent.path("/srv/efs-export")).unwrap();
+    let back = agent.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert_eq!(back.code, 2, "{}", back.all());
+    assert!(!back.all().contains("FAILED"), "{}", back.all());
+    assert_eq!(
+        get("127.0.0.9:9763", "/carbon/admin/login.jsp").as_deref(),
+        Some("ok"),
+        "the server is back on its share"
+    );
+    let settled = agent.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert_eq!(settled.code, 0, "{}", settled.all());
 }
 
 #[test]
@@ -574,10 +587,7 @@ fn a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed() {
     assert!(marker().contains("\"level\": 0"), "{}", marker());
     for (relative, share) in [("deployment", "Deployment"), ("tenants", "Tenants")] {
         assert_eq!(
-            std::fs::read_link(
-                node.path(&format!("/opt/wso2/wso2is-5.11.0/repository/{relative}"))
-            )
-            .unwrap(),
+            node.link_target(&format!("/opt/wso2/wso2is-5.11.0/repository/{relative}")),
             node.path(&format!("/mnt/efs/{share}"))
         );
     }
@@ -634,12 +644,11 @@ fn a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed() {
     assert_ne!(new_pid, pid);
     assert!(!alive(pid));
     assert_eq!(
-        std::fs::read_link(node.path("/opt/wso2/wso2is-5.11.0/repository/deployment")).unwrap(),
+        node.link_target("/opt/wso2/wso2is-5.11.0/repository/deployment"),
         node.path("/mnt/efs/Deployment")
     );
     assert!(
-        std::fs::read_link(node.path("/opt/wso2/wso2is-5.11.0"))
-            .unwrap()
+        node.link_target("/opt/wso2/wso2is-5.11.0")
             .to_string_lossy()
             .contains("-L1-")
     );
@@ -649,6 +658,38 @@ fn a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed() {
     );
     let again = node.once(&master.url(), &["--imds-endpoint", &url]);
     assert_eq!(again.code, 0, "{}", again.all());
+
+    // Rolling the role back to level 0 takes the share back with it: the
+    // webapp is level 0's again, the operator's artifact stays.
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("update_level = \"latest\"", "update_level = 0")
+    });
+    let back = node.once(&master.url(), &["--imds-endpoint", &url]);
+    assert_eq!(back.code, 2, "{}", back.all());
+    assert!(
+        back.stdout
+            .contains("roll back /mnt/efs/Deployment from level 1 to 0"),
+        "{}",
+        back.all()
+    );
+    assert!(marker().contains("\"level\": 0"), "{}", marker());
+    assert_eq!(
+        std::fs::read(&on_share).unwrap(),
+        ga.content(3),
+        "the level-1 webapp stayed on the share"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&operators).unwrap(),
+        "deployed by an operator",
+        "the operator's artifact was lost"
+    );
+    assert!(
+        node.link_target("/opt/wso2/wso2is-5.11.0")
+            .to_string_lossy()
+            .contains("-L0-")
+    );
+    let settled = node.once(&master.url(), &["--imds-endpoint", &url]);
+    assert_eq!(settled.code, 0, "{}", settled.all());
 }
 
 #[test]
@@ -695,4 +736,86 @@ fn an_api_manager_gateway_runs_through_the_same_node_runtime() {
     let again = node.once(&master.url(), &["--imds-endpoint", &url]);
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(node.service_pid("wso2am"), Some(pid));
+}
+
+/// Fixture `small-disk`: the node's whole root is a 90 MiB file system.
+/// The GA release fits (8 MiB fetched, 8 MiB released, 64 MiB margin);
+/// update level 1, which changes every file, does not fit beside it.
+#[test]
+fn a_disk_too_small_for_an_update_never_takes_the_server_down() {
+    if !root_or_skip("a_disk_too_small_for_an_update_never_takes_the_server_down") {
+        return;
+    }
+    let master = TestMaster::start_empty();
+    let ga = rigger_tests::pack::SamplePack::new(40, 8 << 20);
+    assert_eq!(master.import_pack(&ga).code, 0);
+    master.enable_service("");
+    let node = TestAgent::new("small-disk");
+    nix::mount::mount(
+        Some("tmpfs"),
+        node.root(),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=90m,mode=0755"),
+    )
+    .unwrap();
+    let imds = FakeImds::start(Instance::at("i-small-disk", "127.0.0.41"));
+    let url = imds.url();
+    let first = node.enroll_at(&master, "is", &url);
+    assert_eq!(first.code, 2, "{}", first.all());
+    let pid = node.service_pid("wso2is").unwrap();
+    let free = || {
+        nix::sys::statvfs::statvfs(node.root())
+            .unwrap()
+            .blocks_available()
+    };
+    let free_before = free();
+
+    assert_eq!(master.import_update(&ga.at_level(1, 1000)).code, 0);
+    // Every run says why, fetches nothing and leaves the server alone.
+    for _ in 0..2 {
+        let out = node.once(&master.url(), &["--imds-endpoint", &url]);
+        assert_eq!(out.code & 4, 4, "{}", out.all());
+        assert!(
+            out.all().contains("not enough free disk space")
+                && out
+                    .all()
+                    .contains("nothing was fetched and the running release stays"),
+            "{}",
+            out.all()
+        );
+        assert!(
+            out.all()
+                .contains("not switched, the running release stays"),
+            "{}",
+            out.all()
+        );
+        assert_eq!(
+            node.service_pid("wso2is"),
+            Some(pid),
+            "the server was restarted: {}",
+            out.all()
+        );
+        assert_eq!(
+            get("127.0.0.41:9763", "/carbon/admin/login.jsp").as_deref(),
+            Some("ok")
+        );
+    }
+    assert!(
+        node.link_target("/opt/wso2/wso2is-5.11.0")
+            .to_string_lossy()
+            .contains("-L0-")
+    );
+    let releases: Vec<String> = std::fs::read_dir(node.path("/opt/wso2/releases"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-L1-"))
+        .collect();
+    assert!(releases.is_empty(), "{releases:?}");
+    // Nothing of level 1 was written (a manifest and logs at most).
+    let used = (free_before - free())
+        * nix::sys::statvfs::statvfs(node.root())
+            .unwrap()
+            .fragment_size();
+    assert!(used < 1 << 20, "the failed update used {used} bytes");
 }

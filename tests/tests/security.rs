@@ -12,6 +12,7 @@ use rigger_common::proto::catalog_service_client::CatalogServiceClient;
 use rigger_common::tls::{ClientIdentity, client_config};
 use rigger_tests::{TestAgent, TestMaster};
 
+const RELEASES: &str = "/opt/wso2/releases";
 const DEPLOYMENT_TOML: &str = "/opt/wso2/wso2is-5.11.0/repository/conf/deployment.toml";
 
 #[test]
@@ -318,4 +319,57 @@ fn a_token_binds_a_role_unless_the_operator_says_unbound() {
     let out = master.ctl(&["token", "create", "--unbound"]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(out.stdout.trim().len(), 64, "{}", out.all());
+}
+
+/// Fixture `planted-links`: links put on the node by something other than
+/// Rigger (an absolute one, and a `..` chain of links each "inside" alone)
+/// where the agent is about to install. The kernel resolves every write
+/// beneath `--root`: nothing reaches the directories they name outside it.
+#[test]
+fn links_planted_on_the_node_cannot_take_a_write_outside_the_root() {
+    let master = TestMaster::start();
+    let token = master.token(&["--role", "is", "--uses", "2"]);
+    let fp = master.fingerprint();
+    let outside = tempfile::tempdir().unwrap();
+    let outside_dir = outside.path().to_str().unwrap().to_string();
+
+    // The releases folder is an absolute link to a directory outside the root.
+    let absolute = TestAgent::new("planted-abs");
+    std::fs::create_dir_all(absolute.path("/opt/wso2")).unwrap();
+    std::os::unix::fs::symlink(&outside_dir, absolute.path(RELEASES)).unwrap();
+    // It is a relative chain: releases -> ../../lib/e1/../../…/OUT with
+    // lib/e1 -> .. (lib/e1 alone stays inside the root; the chain climbs out).
+    let chain = TestAgent::new("planted-chain");
+    std::fs::create_dir_all(chain.path("/lib")).unwrap();
+    std::fs::create_dir_all(chain.path("/opt/wso2")).unwrap();
+    std::os::unix::fs::symlink("..", chain.path("/lib/e1")).unwrap();
+    let depth = chain.root().components().count() + 2;
+    let climb = format!(
+        "../../lib/e1/{}{}",
+        "../".repeat(depth),
+        outside_dir.trim_start_matches('/')
+    );
+    std::os::unix::fs::symlink(&climb, chain.path(RELEASES)).unwrap();
+    assert!(
+        chain.path(RELEASES).canonicalize().unwrap() == outside.path().canonicalize().unwrap(),
+        "the fixture's chain must name the outside directory when followed"
+    );
+
+    for node in [&absolute, &chain] {
+        let out = node.once(&master.url(), &["--token", &token, "--ca-fingerprint", &fp]);
+        assert_eq!(out.code & 4, 4, "the run must fail: {}", out.all());
+        assert!(
+            out.all().contains("cannot open"),
+            "the error names what could not be opened: {}",
+            out.all()
+        );
+        let written: Vec<_> = std::fs::read_dir(outside.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            written.is_empty(),
+            "the agent wrote outside its root: {written:?}"
+        );
+    }
 }

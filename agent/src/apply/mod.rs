@@ -123,15 +123,15 @@ pub fn apply_catalog(
             })
             .collect();
         // Planned before anything changed: a resource whose requirements
-        // changed this run looks again (a shared folder sees the new release).
+        // changed this run looks again (a shared folder sees the new
+        // release; a share that was away is mounted again by now).
         let plan = match plan {
-            Ok(changes)
-                if changes.is_empty()
-                    && !noop
-                    && resource
-                        .requires
-                        .iter()
-                        .any(|r| changed.contains(r.as_str())) =>
+            Ok(changes) if !changes.is_empty() => Ok(changes),
+            _ if !noop
+                && resource
+                    .requires
+                    .iter()
+                    .any(|r| changed.contains(r.as_str())) =>
             {
                 check(resource, ctx, content)
             }
@@ -222,6 +222,21 @@ fn step(
         };
     }
     if !changes.is_empty() {
+        // A new release is built before any server goes down: one that
+        // cannot be built (too little disk, blobs missing) leaves the
+        // running release and its servers alone.
+        if let ResourceSpec::Tree(tree) = &resource.spec {
+            if let Err(e) = resources::tree::prepare(tree, ctx) {
+                return outcome(
+                    Status::Failed,
+                    format!(
+                        "not switched, the running release stays: {}",
+                        error_chain(&e)
+                    ),
+                    diff,
+                );
+            }
+        }
         let stopped = match stop_before_switch(resource, ctx, content) {
             Ok(stopped) => stopped,
             Err((e, stopped)) => {

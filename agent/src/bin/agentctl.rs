@@ -9,6 +9,7 @@ use rigger_agent::paths::Paths;
 use rigger_common::exit;
 use rigger_common::proto::agent_control_service_client::AgentControlServiceClient;
 use rigger_common::proto::{AgentStatus, GetStatusRequest, TriggerRunRequest, run_event};
+use rigger_common::text::printable;
 use rigger_common::time::{format_ms, now_ms};
 
 /// Talk to the Rigger agent on this node.
@@ -148,14 +149,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             {
                 match event.event {
                     Some(run_event::Event::Resource(r)) => {
-                        println!("{:<9} {}: {}", r.status, r.id, r.message);
+                        println!("{:<9} {}: {}", r.status, r.id, printable(&r.message));
                         if !r.diff.is_empty() {
-                            print!("{}", r.diff);
+                            print!("{}", printable(&r.diff));
                         }
                     }
                     Some(run_event::Event::Summary(s)) => {
                         if !s.error.is_empty() {
-                            eprintln!("run failed: {}", s.error);
+                            eprintln!("run failed: {}", printable(&s.error));
                             code = exit::FAILURE;
                         } else if s.failed > 0 {
                             code = exit::FAILURE;
@@ -218,8 +219,16 @@ fn ago(ms: i64) -> String {
     }
 }
 
+/// Prints the status, control characters from data escaped.
 fn print_status(s: &AgentStatus) {
-    println!(
+    let mut out = String::new();
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            out.push_str(&format!($($arg)*));
+            out.push('\n');
+        }};
+    }
+    say!(
         "node:      {}",
         if s.certname.is_empty() {
             "(not enrolled yet)"
@@ -234,14 +243,14 @@ fn print_status(s: &AgentStatus) {
     } else {
         format!("UNREACHABLE: {}", s.master_error)
     };
-    println!("master:    {} ({reach})", s.master);
+    say!("master:    {} ({reach})", s.master);
     if s.last_run_at_ms == 0 {
-        println!(
+        say!(
             "last run:  none yet{}",
             if s.running { " (running now)" } else { "" }
         );
     } else {
-        println!(
+        say!(
             "last run:  {} ({}), took {} ms{}",
             format_ms(s.last_run_at_ms),
             ago(s.last_run_at_ms),
@@ -252,34 +261,39 @@ fn print_status(s: &AgentStatus) {
                 ""
             }
         );
-        println!(
+        say!(
             "result:    {} ({} changed, {} failed, {} skipped)",
-            s.last_run_result, s.changed, s.failed, s.skipped
+            s.last_run_result,
+            s.changed,
+            s.failed,
+            s.skipped
         );
         if s.catalog_version > 0 {
-            println!(
+            say!(
                 "catalog:   version {} ({})",
-                s.catalog_version, s.catalog_digest
+                s.catalog_version,
+                s.catalog_digest
             );
         }
         if s.used_cached_catalog {
-            println!(
+            say!(
                 "WARNING:   enforcing the CACHED catalog: the master gave no fresh one ({})",
                 s.master_error
             );
         }
         if !s.last_error.is_empty() {
-            println!("error:     {}", s.last_error);
+            say!("error:     {}", s.last_error);
         }
         for failure in &s.failures {
-            println!("failed:    {failure}");
+            say!("failed:    {failure}");
         }
     }
     if !s.activity.is_empty() {
-        println!("now:       {}", s.activity);
+        say!("now:       {}", s.activity);
     }
     if !s.supervisor.is_empty() {
-        println!("supervisor: {}", s.supervisor);
+        say!("supervisor: {}", s.supervisor);
     }
-    println!("next run:  {}", format_ms(s.next_run_at_ms));
+    say!("next run:  {}", format_ms(s.next_run_at_ms));
+    print!("{}", printable(&out));
 }

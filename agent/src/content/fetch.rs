@@ -14,6 +14,8 @@ use crate::client::MasterClient;
 
 /// Streams run in parallel.
 const STREAMS: usize = 4;
+/// Free space under which a failed fetch gives back what it stored.
+const FULL_BELOW: u64 = 64 << 20;
 
 /// What a fetch transferred.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,11 +47,13 @@ pub async fn fetch_blobs(
     for (i, d) in missing.into_iter().enumerate() {
         groups[i % count].push(d);
     }
+    let stored = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = tokio::task::JoinSet::new();
     for group in groups {
         let master = master.clone();
         let cache = cache.clone();
-        tasks.spawn(async move { fetch_group(master.as_ref(), &cache, group).await });
+        let stored = stored.clone();
+        tasks.spawn(async move { fetch_group(master.as_ref(), &cache, group, &stored).await });
     }
     let mut total = FetchStats::default();
     let mut first_error = None;
@@ -68,9 +72,32 @@ pub async fn fetch_blobs(
     rigger_common::fsutil::sync_filesystem(cache.root())
         .map_err(|e| format!("cannot flush the cache {}: {e}", cache.root().display()))?;
     match first_error {
-        Some(e) => Err(e),
+        Some(e) => {
+            let stored = std::mem::take(&mut *stored.lock().expect("not poisoned"));
+            remove_when_disk_is_full(cache, &stored);
+            Err(e)
+        }
         None => Ok(total),
     }
+}
+
+/// After a failed fetch on a (nearly) full disk, removes the blobs it
+/// stored, so that the server and its logs keep their room; on a disk with
+/// room they stay, and the next run resumes from them.
+fn remove_when_disk_is_full(cache: &ContentCache, stored: &[Digest]) {
+    let full = nix::sys::statvfs::statvfs(cache.root())
+        .is_ok_and(|s| s.blocks_available().saturating_mul(s.fragment_size()) < FULL_BELOW);
+    if !full || stored.is_empty() {
+        return;
+    }
+    let removed = stored
+        .iter()
+        .filter(|d| std::fs::remove_file(cache.path_of(d)).is_ok())
+        .count();
+    tracing::warn!(
+        removed,
+        "the disk is full: removed the blobs the failed fetch stored"
+    );
 }
 
 struct Partial {
@@ -84,6 +111,7 @@ async fn fetch_group(
     master: &dyn MasterClient,
     cache: &ContentCache,
     digests: Vec<Digest>,
+    stored: &std::sync::Mutex<Vec<Digest>>,
 ) -> Result<FetchStats, String> {
     let mut stream = master
         .fetch_blobs(digests.clone())
@@ -138,6 +166,7 @@ async fn fetch_group(
             done.file
                 .persist(&target)
                 .map_err(|e| format!("cannot store blob {}: {}", done.digest, e.error))?;
+            stored.lock().expect("not poisoned").push(done.digest);
             stats.blobs += 1;
         }
     }

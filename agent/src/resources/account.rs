@@ -8,7 +8,7 @@ use std::process::Command;
 
 use nix::unistd::{Group, User};
 use rigger_common::catalog::{GroupSpec, UserSpec};
-use rigger_common::fsutil::{Ownership, write_atomic};
+use rigger_common::fsutil::Ownership;
 
 use super::{ApplyContext, Change, ResourceError};
 use crate::paths::Paths;
@@ -152,7 +152,12 @@ fn run(program: &str, args: &[String]) -> Result<(), ResourceError> {
 }
 
 /// Replaces (or appends) the line for `name` in an account file under the root.
-fn put_line(path: &std::path::Path, name: &str, line: &str) -> Result<(), ResourceError> {
+fn put_line(
+    ctx: &ApplyContext,
+    path: &std::path::Path,
+    name: &str,
+    line: &str,
+) -> Result<(), ResourceError> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut lines: Vec<String> = text
         .lines()
@@ -160,10 +165,11 @@ fn put_line(path: &std::path::Path, name: &str, line: &str) -> Result<(), Resour
         .map(str::to_string)
         .collect();
     lines.push(line.to_string());
+    let root = ctx.beneath()?;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+        root.create_dir_all(parent)?;
     }
-    write_atomic(
+    root.write_atomic(
         path,
         format!("{}\n", lines.join("\n")).as_bytes(),
         0o644,
@@ -176,6 +182,7 @@ fn put_line(path: &std::path::Path, name: &str, line: &str) -> Result<(), Resour
 pub fn apply_group(spec: &GroupSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
     match managed_root(&ctx.paths) {
         Some(root) => put_line(
+            ctx,
             &root.join("etc/group"),
             &spec.name,
             &format!("{}:x:{}:", spec.name, spec.gid),
@@ -208,6 +215,7 @@ pub fn apply_user(spec: &UserSpec, ctx: &ApplyContext) -> Result<(), ResourceErr
         .id;
     match managed_root(&ctx.paths) {
         Some(root) => put_line(
+            ctx,
             &root.join("etc/passwd"),
             &spec.name,
             &format!(

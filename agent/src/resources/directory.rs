@@ -43,10 +43,11 @@ pub fn check(spec: &DirectorySpec, ctx: &ApplyContext) -> Result<Vec<Change>, Re
 /// Creates the directory and sets mode and owner.
 pub fn apply(spec: &DirectorySpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
     let path = ctx.paths.resolve(&spec.path);
-    fs::create_dir_all(&path).map_err(io_error("cannot create directory", &path))?;
+    let root = ctx.beneath()?;
+    root.create_dir_all(&path)?;
     if let Some(mode) = spec.mode {
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-            .map_err(io_error("cannot set the mode of", &path))?;
+        root.set_mode(&path, mode)?;
     }
-    DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?.apply(&path)
+    DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?
+        .apply(root, &path)
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use rigger_common::catalog::{FileSpec, REDACTED};
 use rigger_common::digest::Digest;
-use rigger_common::fsutil::{Ownership, write_atomic};
+use rigger_common::fsutil::Ownership;
 
 use super::owner::DesiredOwner;
 use super::{ApplyContext, Change, ResourceError, io_error, mode_string};
@@ -75,11 +75,11 @@ pub fn check(
 pub fn apply(spec: &FileSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
     let path = ctx.paths.resolve(&spec.path);
     let owner = DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
+    let root = ctx.beneath()?;
     let content_matches = fs::read(&path).is_ok_and(|c| matches(spec, &c));
     if content_matches {
-        fs::set_permissions(&path, fs::Permissions::from_mode(spec.effective_mode()))
-            .map_err(io_error("cannot set the mode of", &path))?;
-        return owner.apply(&path);
+        root.set_mode(&path, spec.effective_mode())?;
+        return owner.apply(root, &path);
     }
     if owner.is_managed() && !nix::unistd::geteuid().is_root() {
         return Err(ResourceError::Other(format!(
@@ -88,7 +88,7 @@ pub fn apply(spec: &FileSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
         )));
     }
     let bytes = desired(spec, ctx)?;
-    write_atomic(
+    root.write_atomic(
         &path,
         &bytes,
         spec.effective_mode(),

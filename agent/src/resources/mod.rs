@@ -17,6 +17,8 @@ pub mod tree;
 
 use std::path::PathBuf;
 
+use rigger_common::beneath::Beneath;
+
 use crate::content::ContentCache;
 use crate::paths::Paths;
 
@@ -38,6 +40,8 @@ pub struct ApplyContext {
     pub stopping: tokio_util::sync::CancellationToken,
     /// The host programs resources run (tests put recording fakes here).
     pub host: Host,
+    /// The root every write resolves beneath (opened on first use).
+    root: std::sync::Arc<std::sync::OnceLock<Beneath>>,
 }
 
 /// The host's programs a resource runs instead of making a system call:
@@ -87,7 +91,21 @@ impl ApplyContext {
             leases: None,
             stopping: tokio_util::sync::CancellationToken::new(),
             host: Host::default(),
+            root: Default::default(),
         }
+    }
+
+    /// The agent's root as a confinement root: every write under `--root`
+    /// resolves beneath it in the kernel, whatever links lie on the way.
+    pub fn beneath(&self) -> Result<&Beneath, ResourceError> {
+        if let Some(root) = self.root.get() {
+            return Ok(root);
+        }
+        // The root itself is the operator's (`--root`), trusted as given.
+        let root = self.paths.root();
+        std::fs::create_dir_all(root).map_err(io_error("cannot create the root", root))?;
+        let opened = Beneath::open(root)?;
+        Ok(self.root.get_or_init(|| opened))
     }
 }
 

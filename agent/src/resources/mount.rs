@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::mount::{MsFlags, mount};
 use rigger_common::catalog::{FsType, MountSpec};
-use rigger_common::fsutil::{Ownership, write_atomic};
+use rigger_common::fsutil::Ownership;
 
 use super::{ApplyContext, Change, ResourceError};
 
@@ -199,8 +199,8 @@ pub fn apply_with(
     helper: &Path,
 ) -> Result<(), ResourceError> {
     let point = ctx.paths.resolve(&spec.path);
-    std::fs::create_dir_all(&point)
-        .map_err(super::io_error("cannot create mount point", &point))?;
+    let root = ctx.beneath()?;
+    root.create_dir_all(&point)?;
     if mounted_at(&point).is_none() {
         do_mount(spec, ctx, &point, helper)?;
     }
@@ -214,9 +214,9 @@ pub fn apply_with(
             .collect();
         lines.push(fstab_line(spec));
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+            root.create_dir_all(parent)?;
         }
-        write_atomic(
+        root.write_atomic(
             &path,
             format!("{}\n", lines.join("\n")).as_bytes(),
             0o644,

@@ -4,7 +4,9 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use nix::unistd::{Gid, Uid, geteuid};
+use nix::unistd::geteuid;
+use rigger_common::beneath::Beneath;
+use rigger_common::fsutil::Ownership;
 
 use super::account;
 use crate::paths::Paths;
@@ -88,8 +90,9 @@ impl DesiredOwner {
         self.uid.is_some() || self.gid.is_some()
     }
 
-    /// Sets owner and group on `path` (not following a final symlink) when they differ.
-    pub fn apply(&self, path: &Path) -> Result<(), ResourceError> {
+    /// Sets owner and group on `path` (not following a final symlink) when
+    /// they differ; `path` resolves beneath `root`.
+    pub fn apply(&self, root: &Beneath, path: &Path) -> Result<(), ResourceError> {
         let meta = std::fs::symlink_metadata(path).map_err(super::io_error("cannot stat", path))?;
         if self.changes(&meta).is_empty() {
             return Ok(());
@@ -100,18 +103,12 @@ impl DesiredOwner {
                 path.display()
             )));
         }
-        nix::unistd::fchownat(
-            nix::fcntl::AT_FDCWD,
+        Ok(root.set_owner(
             path,
-            self.uid.map(Uid::from_raw),
-            self.gid.map(Gid::from_raw),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| {
-            ResourceError::Other(format!(
-                "cannot change the owner of {}: {e}",
-                path.display()
-            ))
-        })
+            Ownership {
+                uid: self.uid,
+                gid: self.gid,
+            },
+        )?)
     }
 }

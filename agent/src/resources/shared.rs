@@ -8,7 +8,9 @@
 //! the product files it put there (with their sha256). The first node on a
 //! higher update level re-syncs: it replaces the files still as seeded,
 //! removes those the product dropped if unchanged, and keeps everything
-//! operators deployed or edited there. Then the release's folder
+//! operators deployed or edited there. A node whose update is rolled back
+//! (it ran a higher level before this run) takes the share back down the
+//! same way; a node that was simply not updated yet never does. Then the release's folder
 //! becomes a symlink to the share. A share that is not mounted stops the
 //! resource (and the server that requires it) with a clear error, so a
 //! server never starts on empty local folders.
@@ -17,9 +19,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rigger_common::catalog::SharedDirsSpec;
+use rigger_common::beneath::Beneath;
+use rigger_common::catalog::{ResourceSpec, SharedDirsSpec};
 use rigger_common::digest::Digest;
-use rigger_common::fsutil::{Ownership, replace_symlink, write_atomic};
+use rigger_common::fsutil::Ownership;
 use serde::{Deserialize, Serialize};
 
 use super::owner::DesiredOwner;
@@ -58,6 +61,34 @@ struct Layout {
     share: PathBuf,
     release: PathBuf,
     identity: (String, String, u32),
+    /// This node ran a higher level of the product before this run: its
+    /// update was rolled back, and the share goes back with it.
+    rolled_back_from: Option<u32>,
+}
+
+impl Layout {
+    /// Whether the share folder with `marker` must be (re)synced to this
+    /// release's level: never seeded, seeded by a lower level, or seeded by
+    /// a higher one this node is rolling back from. A node that simply has
+    /// not been updated yet never takes the share down a level.
+    fn needs_sync(&self, marker: Option<&SeedMarker>) -> bool {
+        let level = self.identity.2;
+        marker
+            .is_none_or(|m| m.level < level || (m.level > level && self.rolled_back_from.is_some()))
+    }
+}
+
+/// The higher level of the product behind `link` in the catalog this node
+/// applied before, if this run takes it to a lower `level`.
+fn rolled_back_from(link: &str, level: u32, ctx: &ApplyContext) -> Option<u32> {
+    ctx.previous
+        .as_ref()?
+        .resources
+        .iter()
+        .find_map(|r| match &r.spec {
+            ResourceSpec::Tree(t) if t.link == link && t.level > level => Some(t.level),
+            _ => None,
+        })
 }
 
 fn layout(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<Layout, ResourceError> {
@@ -70,13 +101,16 @@ fn layout(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<Layout, ResourceE
     }
     super::mount::probe(&share).map_err(err)?;
     let link = ctx.paths.resolve(&spec.link);
-    let release = fs::read_link(&link)
-        .map_err(|_| err(format!("{} is not a release link yet", link.display())))?;
+    let release = ctx
+        .paths
+        .read_link(&link)
+        .ok_or_else(|| err(format!("{} is not a release link yet", link.display())))?;
     let identity = crate::release::release_identity(&release)
         .ok_or_else(|| err(format!("{} is not a complete release", release.display())))?;
     Ok(Layout {
         share,
         release,
+        rolled_back_from: rolled_back_from(&spec.link, identity.2, ctx),
         identity,
     })
 }
@@ -102,13 +136,20 @@ pub fn check(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<Vec<Change>, R
                 "seed {}/{name} from the release",
                 spec.share
             ))),
-            Some(m) if m.level < l.identity.2 => changes.push(Change::new(format!(
-                "re-sync {}/{name} from level {} to {}",
-                spec.share, m.level, l.identity.2
+            Some(m) if l.needs_sync(Some(&m)) => changes.push(Change::new(format!(
+                "{} {}/{name} from level {} to {}",
+                if m.level > l.identity.2 {
+                    "roll back"
+                } else {
+                    "re-sync"
+                },
+                spec.share,
+                m.level,
+                l.identity.2
             ))),
             Some(_) => {}
         }
-        if fs::read_link(l.release.join(relative)).ok().as_deref() != Some(target.as_path()) {
+        if ctx.paths.read_link(&l.release.join(relative)).as_deref() != Some(target.as_path()) {
             changes.push(Change::new(format!(
                 "link {relative} → {}/{name}",
                 spec.share
@@ -121,36 +162,46 @@ pub fn check(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<Vec<Change>, R
 /// Seeds (once, under the share's lock), re-syncs on a higher level, links.
 pub fn apply(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
     let l = layout(spec, ctx)?;
+    // Everything written on the share stays beneath it, whatever links
+    // another node (or anyone with the share mounted) put there.
+    let on_share = Beneath::open(&l.share)?;
     let needs_seed = spec
         .dirs
         .values()
-        .any(|name| read_marker(&l.share.join(name)).is_none_or(|m| m.level < l.identity.2));
+        .any(|name| l.needs_sync(read_marker(&l.share.join(name)).as_ref()));
     if needs_seed {
         let owner =
             DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
         let _lock = lock_share(
-            &l.share,
+            &on_share,
             std::time::Duration::from_secs(spec.lock_wait_secs),
         )?;
         for (relative, name) in &spec.dirs {
-            seed(&l, relative, name, owner)?;
+            // A kept release (rolled back to) has its folder linked to the
+            // share already: its own files come from its manifest.
+            let shipped = shipped_folder(&l, relative, ctx)?;
+            let source = shipped
+                .as_ref()
+                .map_or_else(|| l.release.join(relative), |t| t.path().to_path_buf());
+            seed(&l, &on_share, &source, name, owner)?;
         }
-        let _ = fs::remove_file(l.share.join(LEASE));
+        let _ = on_share.remove_file(Path::new(LEASE));
     }
+    let root = ctx.beneath()?;
     for (relative, name) in &spec.dirs {
         let local = l.release.join(relative);
         let target = l.share.join(name);
-        if fs::read_link(&local).ok().as_deref() == Some(target.as_path()) {
+        if ctx.paths.read_link(&local).as_deref() == Some(target.as_path()) {
             continue;
         }
         if fs::symlink_metadata(&local).is_ok_and(|m| m.is_dir()) {
             // The release's copy is on the share now.
-            fs::remove_dir_all(&local).map_err(super::io_error("cannot replace", &local))?;
+            root.remove_dir_all(&local)?;
         }
         if let Some(parent) = local.parent() {
-            fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+            root.create_dir_all(parent)?;
         }
-        replace_symlink(&local, &target)?;
+        root.replace_symlink(&local, &ctx.paths.link_target(&local, &target))?;
     }
     Ok(())
 }
@@ -176,20 +227,16 @@ const LEASE_SECS: i64 = 600;
 /// across clients), waiting at most `wait`; then writes the lease file
 /// naming this node and removes what dead holders left behind.
 fn lock_share(
-    share: &Path,
+    on_share: &Beneath,
     wait: std::time::Duration,
 ) -> Result<nix::fcntl::Flock<fs::File>, ResourceError> {
     use nix::fcntl::{Flock, FlockArg};
+    let share = on_share.root();
     let path = share.join(LOCK);
     let deadline = std::time::Instant::now() + wait;
     let mut reported = None;
     let lock = loop {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(super::io_error("cannot open the share lock", &path))?;
+        let file = on_share.open_for_write(&path, 0o644, false)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => break lock,
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
@@ -218,8 +265,8 @@ fn lock_share(
         expires_ms: now + LEASE_SECS * 1000,
     };
     let bytes = serde_json::to_vec_pretty(&lease).expect("lease serializes");
-    write_atomic(&share.join(LEASE), &bytes, 0o644, Ownership::default())?;
-    remove_abandoned_seeds(share);
+    on_share.write_atomic(Path::new(LEASE), &bytes, 0o644, Ownership::default())?;
+    remove_abandoned_seeds(on_share);
     Ok(lock)
 }
 
@@ -250,14 +297,14 @@ fn describe_holder(lease: Option<&SeedLease>) -> String {
 
 /// Under the lock: temporary seed folders are those of holders that died
 /// before renaming them into place; nobody else can be writing them.
-fn remove_abandoned_seeds(share: &Path) {
-    let Ok(entries) = fs::read_dir(share) else {
+fn remove_abandoned_seeds(on_share: &Beneath) {
+    let Ok(entries) = fs::read_dir(on_share.root()) else {
         return;
     };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with(".tmp-") {
             tracing::warn!(path = %entry.path().display(), "removing a seed a dead holder left behind");
-            let _ = fs::remove_dir_all(entry.path());
+            let _ = on_share.remove_dir_all(&entry.path());
         }
     }
 }
@@ -272,55 +319,66 @@ fn hostname() -> String {
 /// Under the lock: seeds the share folder from the release (first time),
 /// or re-syncs the product's files (higher level); never loses what the
 /// share already holds.
-fn seed(l: &Layout, relative: &str, name: &str, owner: DesiredOwner) -> Result<(), ResourceError> {
+fn seed(
+    l: &Layout,
+    on_share: &Beneath,
+    source: &Path,
+    name: &str,
+    owner: DesiredOwner,
+) -> Result<(), ResourceError> {
     let target = l.share.join(name);
-    let source = l.release.join(relative);
     let level = l.identity.2;
     let seeded = read_marker(&target);
-    if seeded.as_ref().is_some_and(|m| m.level >= level) {
+    if !l.needs_sync(seeded.as_ref()) {
         return Ok(()); // another node did it meanwhile
     }
     let has_source = source.is_dir() && !source.is_symlink();
     let files = if has_source {
-        product_files(&source)?
+        product_files(source)?
     } else {
         BTreeMap::new()
     };
     match seeded {
         Some(seeded) => {
             if has_source {
-                let done = resync(&source, &target, &seeded.files, &files)?;
-                tracing::info!(share = %target.display(), from = seeded.level, to = level, copied = done.copied, removed = done.removed, "shared folder re-synced");
+                let done = resync(on_share, source, &target, &seeded.files, &files)?;
+                let verb = if seeded.level > level {
+                    "rolled back"
+                } else {
+                    "re-synced"
+                };
+                tracing::info!(share = %target.display(), from = seeded.level, to = level, copied = done.copied, removed = done.removed, "shared folder {verb}");
                 if !done.kept.is_empty() {
                     tracing::warn!(
                         share = %target.display(),
                         release = %source.display(),
-                        "kept {} file(s) changed on the share that the new level also changes (the level's own versions are in the release): {}",
+                        "level {} → {level}: kept {} file(s) that were changed on the share after level {} seeded them, and that level {level} ships differently (an operator's or a server's edit wins; the product's versions are in the release): {}",
+                        seeded.level,
                         done.kept.len(),
+                        seeded.level,
                         done.kept.join(", ")
                     );
                 }
             }
             // What is there belongs to the server.
-            give_tree(&target, owner)?;
+            give_tree(on_share, &target, owner)?;
         }
         None if target.exists() => {
             // A folder someone made before Rigger: adopt it, add what is missing.
             if has_source {
-                copy_tree(&source, &target, false)?;
+                copy_tree(on_share, source, &target, false)?;
             }
-            give_tree(&target, owner)?;
+            give_tree(on_share, &target, owner)?;
         }
         None => {
             let tmp = l.share.join(format!(".tmp-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&tmp);
-            fs::create_dir_all(&tmp).map_err(super::io_error("cannot create", &tmp))?;
+            on_share.remove_dir_all(&tmp)?;
+            on_share.create_dir_all(&tmp)?;
             if has_source {
-                copy_tree(&source, &tmp, true)?;
+                copy_tree(on_share, source, &tmp, true)?;
             }
-            give_tree(&tmp, owner)?;
-            fs::rename(&tmp, &target)
-                .map_err(super::io_error("cannot move the seed into", &target))?;
+            give_tree(on_share, &tmp, owner)?;
+            on_share.rename(&tmp, &target)?;
         }
     }
     let marker = SeedMarker {
@@ -331,9 +389,72 @@ fn seed(l: &Layout, relative: &str, name: &str, owner: DesiredOwner) -> Result<(
         files,
     };
     let bytes = serde_json::to_vec_pretty(&marker).expect("marker serializes");
-    write_atomic(&target.join(MARKER), &bytes, 0o644, Ownership::default())?;
+    on_share.write_atomic(&target.join(MARKER), &bytes, 0o644, Ownership::default())?;
     tracing::info!(share = %target.display(), level, "shared folder seeded");
     Ok(())
+}
+
+/// The release's folder `relative` as the product shipped it, built from
+/// the release's manifest and the node's cache into a temporary folder,
+/// when the release holds only the link to the share there (a kept
+/// release); `None` when the release has the folder itself.
+fn shipped_folder(
+    l: &Layout,
+    relative: &str,
+    ctx: &ApplyContext,
+) -> Result<Option<tempfile::TempDir>, ResourceError> {
+    use rigger_common::manifest::EntryKind;
+    if !fs::symlink_metadata(l.release.join(relative)).is_ok_and(|m| m.is_symlink()) {
+        return Ok(None);
+    }
+    let marker = crate::release::read_marker(&l.release)
+        .ok_or_else(|| err(format!("{} is not a complete release", l.release.display())))?;
+    let manifest = ctx
+        .cache
+        .manifest(&marker.tree)
+        .map_err(err)?
+        .ok_or_else(|| {
+            err(format!(
+                "the manifest of level {} is not in the cache: cannot bring the share back to it",
+                marker.level
+            ))
+        })?;
+    let state = ctx.paths.state_dir();
+    fs::create_dir_all(&state).map_err(super::io_error("cannot create", &state))?;
+    let folder = tempfile::Builder::new()
+        .prefix(".shipped-")
+        .tempdir_in(&state)
+        .map_err(super::io_error("cannot create a folder in", &state))?;
+    let prefix = format!("{}/", relative.trim_end_matches('/'));
+    for entry in &manifest.entries {
+        let Some(inner) = entry.path.strip_prefix(&prefix) else {
+            continue;
+        };
+        let path = folder.path().join(inner);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+        }
+        match &entry.kind {
+            EntryKind::Dir => {
+                fs::create_dir_all(&path).map_err(super::io_error("cannot create", &path))?
+            }
+            EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &path)
+                .map_err(super::io_error("cannot create symlink", &path))?,
+            EntryKind::File { digest, .. } => {
+                let blob = ctx.cache.path_of(digest);
+                fs::copy(&blob, &path).map_err(|e| {
+                    err(format!(
+                        "level {}'s {} is not in the cache ({e}): cannot bring the share back to it",
+                        marker.level, entry.path
+                    ))
+                })?;
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&path, fs::Permissions::from_mode(entry.mode))
+                    .map_err(super::io_error("cannot chmod", &path))?;
+            }
+        }
+    }
+    Ok(Some(folder))
 }
 
 /// The regular files under `dir`, by relative path, with their sha256.
@@ -380,6 +501,7 @@ struct Resync {
 /// keeps everything else (operators' own artifacts and edits). A marker
 /// from before files were recorded (`seeded` empty) replaces product files.
 fn resync(
+    on_share: &Beneath,
     source: &Path,
     target: &Path,
     seeded: &BTreeMap<String, Digest>,
@@ -399,48 +521,55 @@ fn resync(
         };
         if replace {
             if let Some(parent) = to.parent() {
-                fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+                on_share.create_dir_all(parent)?;
             }
             let tmp = to.with_file_name(format!(
                 ".rigger-{}",
                 to.file_name().unwrap_or_default().to_string_lossy()
             ));
-            fs::copy(&from, &tmp).map_err(super::io_error("cannot copy to", &tmp))?;
-            fs::rename(&tmp, &to).map_err(super::io_error("cannot replace", &to))?;
+            on_share.copy_file(&from, &tmp, mode_of(&from)?)?;
+            on_share.rename(&tmp, &to)?;
             done.copied += 1;
         } else if current != Some(*digest) {
             done.kept.push(relative.clone());
         }
     }
     // Folders and links the level adds.
-    copy_tree(source, target, false)?;
+    copy_tree(on_share, source, target, false)?;
     for (relative, digest) in seeded {
         if files.contains_key(relative) {
             continue;
         }
         let path = target.join(relative);
         if Digest::of_file(&path).ok() == Some(*digest) {
-            fs::remove_file(&path).map_err(super::io_error("cannot remove", &path))?;
+            on_share.remove_file(&path)?;
             done.removed += 1;
         }
     }
     Ok(done)
 }
 
+/// The permission bits of a file the share gets a copy of.
+fn mode_of(path: &Path) -> Result<u32, ResourceError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::metadata(path).map_err(super::io_error("cannot stat", path))?;
+    Ok(meta.permissions().mode() & 0o7777)
+}
+
 /// Gives a folder and everything under it to `owner` (when it names one).
-fn give_tree(dir: &Path, owner: DesiredOwner) -> Result<(), ResourceError> {
+fn give_tree(on_share: &Beneath, dir: &Path, owner: DesiredOwner) -> Result<(), ResourceError> {
     if !owner.is_managed() {
         return Ok(());
     }
-    owner.apply(dir)?;
+    owner.apply(on_share, dir)?;
     let entries = fs::read_dir(dir).map_err(super::io_error("cannot read", dir))?;
     for entry in entries {
         let entry = entry.map_err(super::io_error("cannot read", dir))?;
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if is_dir {
-            give_tree(&entry.path(), owner)?;
+            give_tree(on_share, &entry.path(), owner)?;
         } else {
-            owner.apply(&entry.path())?;
+            owner.apply(on_share, &entry.path())?;
         }
     }
     Ok(())
@@ -448,8 +577,13 @@ fn give_tree(dir: &Path, owner: DesiredOwner) -> Result<(), ResourceError> {
 
 /// Copies a folder tree; `overwrite` replaces files that exist (the
 /// product's own), otherwise only missing files are added.
-fn copy_tree(from: &Path, to: &Path, overwrite: bool) -> Result<(), ResourceError> {
-    fs::create_dir_all(to).map_err(super::io_error("cannot create", to))?;
+fn copy_tree(
+    on_share: &Beneath,
+    from: &Path,
+    to: &Path,
+    overwrite: bool,
+) -> Result<(), ResourceError> {
+    on_share.create_dir_all(to)?;
     for entry in fs::read_dir(from).map_err(super::io_error("cannot read", from))? {
         let entry = entry.map_err(super::io_error("cannot read", from))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
@@ -457,15 +591,15 @@ fn copy_tree(from: &Path, to: &Path, overwrite: bool) -> Result<(), ResourceErro
             .file_type()
             .map_err(super::io_error("cannot stat", &src))?;
         if kind.is_dir() {
-            copy_tree(&src, &dst, overwrite)?;
+            copy_tree(on_share, &src, &dst, overwrite)?;
         } else if kind.is_symlink() {
             if overwrite || fs::symlink_metadata(&dst).is_err() {
                 let target =
                     fs::read_link(&src).map_err(super::io_error("cannot read link", &src))?;
-                replace_symlink(&dst, &target)?;
+                on_share.replace_symlink(&dst, &target)?;
             }
-        } else if overwrite || !dst.exists() {
-            fs::copy(&src, &dst).map_err(super::io_error("cannot copy to", &dst))?;
+        } else if overwrite || fs::symlink_metadata(&dst).is_err() {
+            on_share.copy_file(&src, &dst, mode_of(&src)?)?;
         }
     }
     Ok(())
@@ -515,7 +649,14 @@ mod tests {
             put(&new, f, t);
         }
         let files = product_files(&new).unwrap();
-        let done = resync(&new, &share, &seeded, &files).unwrap();
+        let done = resync(
+            &Beneath::open(&share).unwrap(),
+            &new,
+            &share,
+            &seeded,
+            &files,
+        )
+        .unwrap();
         let read = |f: &str| fs::read_to_string(share.join(f)).ok();
         assert_eq!(read("webapps/a.war").as_deref(), Some("a2"));
         assert_eq!(read("webapps/b.war").as_deref(), Some("b1"));
@@ -555,9 +696,10 @@ mod tests {
 
     #[test]
     fn a_held_lock_is_waited_for_within_bounds_and_a_dead_holders_leftovers_go() {
-        let share = tempfile::tempdir().unwrap();
-        let held = lock_share(share.path(), Duration::from_secs(1)).unwrap();
-        let lease = read_lease(share.path()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let share = Beneath::open(dir.path()).unwrap();
+        let held = lock_share(&share, Duration::from_secs(1)).unwrap();
+        let lease = read_lease(share.root()).unwrap();
         assert_eq!(lease.pid, std::process::id());
         assert!(lease.expires_ms > lease.since_ms);
 
@@ -569,14 +711,14 @@ mod tests {
             since_ms: 1_000,
             expires_ms: 2_000,
         };
-        write_atomic(
-            &share.path().join(LEASE),
+        rigger_common::fsutil::write_atomic(
+            &share.root().join(LEASE),
             &serde_json::to_vec(&stale).unwrap(),
             0o644,
             Ownership::default(),
         )
         .unwrap();
-        let e = lock_share(share.path(), Duration::from_millis(500)).unwrap_err();
+        let e = lock_share(&share, Duration::from_millis(500)).unwrap_err();
         let text = e.to_string();
         assert!(
             text.contains("held by ip-10-0-1-5 (agent pid 4242)") && text.contains("lease ran out"),
@@ -585,10 +727,10 @@ mod tests {
 
         // The holder died mid-seed: its lock is gone, its temporary folder
         // is not; the next holder removes it.
-        fs::create_dir_all(share.path().join(".tmp-Deployment-4242/webapps")).unwrap();
+        fs::create_dir_all(share.root().join(".tmp-Deployment-4242/webapps")).unwrap();
         drop(held);
-        let _lock = lock_share(share.path(), Duration::from_secs(1)).unwrap();
-        assert!(!share.path().join(".tmp-Deployment-4242").exists());
-        assert_eq!(read_lease(share.path()).unwrap().pid, std::process::id());
+        let _lock = lock_share(&share, Duration::from_secs(1)).unwrap();
+        assert!(!share.root().join(".tmp-Deployment-4242").exists());
+        assert_eq!(read_lease(share.root()).unwrap().pid, std::process::id());
     }
 }

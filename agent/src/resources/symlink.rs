@@ -1,17 +1,20 @@
 //! `symlink`: a link pointing at the target, switched atomically.
-//! Absolute targets resolve under the agent's root.
+//! Absolute targets resolve under the agent's root (written relative to the
+//! link when the root is not `/`, see `Paths::link_target`).
 
 use std::fs;
 use std::path::PathBuf;
 
 use rigger_common::catalog::SymlinkSpec;
-use rigger_common::fsutil::replace_symlink;
 
 use super::{ApplyContext, Change, ResourceError, io_error};
 
 fn target(spec: &SymlinkSpec, ctx: &ApplyContext) -> PathBuf {
     if spec.target.starts_with('/') {
-        ctx.paths.resolve(&spec.target)
+        ctx.paths.link_target(
+            &ctx.paths.resolve(&spec.path),
+            &ctx.paths.resolve(&spec.target),
+        )
     } else {
         PathBuf::from(&spec.target)
     }
@@ -54,5 +57,5 @@ pub fn check(spec: &SymlinkSpec, ctx: &ApplyContext) -> Result<Vec<Change>, Reso
 /// Points the link at its target atomically.
 pub fn apply(spec: &SymlinkSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
     let path = ctx.paths.resolve(&spec.path);
-    Ok(replace_symlink(&path, &target(spec, ctx))?)
+    Ok(ctx.beneath()?.replace_symlink(&path, &target(spec, ctx))?)
 }

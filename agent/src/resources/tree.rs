@@ -11,12 +11,12 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use rigger_common::beneath::Beneath;
 use rigger_common::catalog::{CatalogContent, Resource, ResourceSpec, TreeSpec};
 use rigger_common::digest::Digest;
-use rigger_common::fsutil::replace_symlink;
 use rigger_common::manifest::{Entry, EntryKind, Manifest};
 
 use super::owner::DesiredOwner;
@@ -49,7 +49,7 @@ pub fn check(
 ) -> Result<Vec<Change>, ResourceError> {
     let l = Release::of(spec, &ctx.paths);
     let current = match fs::symlink_metadata(&l.link) {
-        Ok(m) if m.file_type().is_symlink() => fs::read_link(&l.link).ok(),
+        Ok(m) if m.file_type().is_symlink() => ctx.paths.read_link(&l.link),
         Ok(_) => {
             return Err(err(format!(
                 "{} is a real file or directory (an install Rigger does not manage?): refusing to replace it",
@@ -131,6 +131,7 @@ pub fn apply(
     content: &CatalogContent,
 ) -> Result<(), ResourceError> {
     let l = Release::of(spec, &ctx.paths);
+    let root = ctx.beneath()?;
     let manifest = manifest(spec, ctx)?;
     let overlays = overlay_paths(spec, content);
     match read_marker(&l.release).filter(|m| m.tree == spec.tree) {
@@ -139,18 +140,30 @@ pub fn apply(
                 DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
             let damaged =
                 damaged_files(spec, ctx, &manifest, &marker, &overlays, &l.release, &owner);
+            let release = Beneath::open(&l.release)?;
             if !damaged.is_empty() {
-                repair(spec, ctx, &l.release, &damaged, marker)?;
+                repair(spec, ctx, &release, &damaged, marker)?;
             }
-            give_to_owner(spec, ctx, &manifest, &l.release)?;
+            give_to_owner(spec, ctx, &manifest, &release)?;
         }
         None => materialize(spec, ctx, &manifest, &l)?,
     }
     place_overlays(spec, ctx, content, &l.release)?;
-    fs::create_dir_all(l.link.parent().unwrap_or(Path::new("/")))
-        .map_err(super::io_error("cannot create the parent of", &l.link))?;
-    replace_symlink(&l.link, &l.release)?;
-    l.prune(spec)
+    if let Some(parent) = l.link.parent() {
+        root.create_dir_all(parent)?;
+    }
+    root.replace_symlink(&l.link, &ctx.paths.link_target(&l.link, &l.release))?;
+    l.prune(root, spec)
+}
+
+/// Builds the release when it is not on disk yet, without touching the
+/// running one (the apply engine calls this before it stops any server).
+pub fn prepare(spec: &TreeSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
+    let l = Release::of(spec, &ctx.paths);
+    if read_marker(&l.release).is_some_and(|m| m.tree == spec.tree) {
+        return Ok(());
+    }
+    materialize(spec, ctx, &manifest(spec, ctx)?, &l)
 }
 
 /// Paths (release-relative) that other catalog resources manage inside the link.
@@ -192,12 +205,13 @@ fn place_overlays(
         spec.releases_dir.trim_end_matches('/'),
         spec.release_id()
     );
+    let root = ctx.beneath()?;
     let mut sorted = overlays(spec, content);
     sorted.sort_by_key(|(rel, _)| rel.matches('/').count());
     for (rel, resource) in sorted {
         let path = format!("{release_abs}/{rel}");
         if let Some(parent) = release.join(&rel).parent() {
-            fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+            root.create_dir_all(parent)?;
         }
         match &resource.spec {
             ResourceSpec::File(f) => {
@@ -208,8 +222,7 @@ fn place_overlays(
                 if target.is_dir() && !target.is_symlink() {
                     // The pack ships a real folder where the module wants a
                     // link (e.g. repository/logs): the link wins in a fresh release.
-                    fs::remove_dir_all(&target)
-                        .map_err(super::io_error("cannot replace", &target))?;
+                    root.remove_dir_all(&target)?;
                 }
                 super::symlink::apply(
                     &rigger_common::catalog::SymlinkSpec { path, ..s.clone() },
@@ -233,18 +246,22 @@ fn materialize(
     manifest: &Manifest,
     l: &Release,
 ) -> Result<(), ResourceError> {
-    fs::create_dir_all(&l.releases).map_err(super::io_error("cannot create", &l.releases))?;
-    l.remove_stale_temporaries();
-    check_disk_space(&l.releases, manifest.total_size())?;
+    let root = ctx.beneath()?;
+    root.create_dir_all(&l.releases)?;
+    l.remove_stale_temporaries(root);
+    check_disk_space(&l.releases, manifest.total_size(), "the release")?;
     let missing = ctx.cache.missing(&needed_blobs(spec, manifest));
     if let Some(d) = missing.first() {
         return Err(err(format!(
-            "{} of the release's blobs are not in the cache (e.g. {d}); the master could not be reached to fetch them",
+            "{} of the release's blobs are not in the cache (e.g. {d}): they could not be fetched (the run's fetch error says why)",
             missing.len()
         )));
     }
     let tmp = l.temporary();
-    fs::create_dir_all(&tmp).map_err(super::io_error("cannot create", &tmp))?;
+    root.create_dir_all(&tmp)?;
+    // The pack's own files, folders and links are written beneath the new
+    // release: none of its links can take a write out of it.
+    let release = Beneath::open(&tmp)?;
     // Runtime paths are copied like the rest; they are only exempt from
     // enforcement afterwards.
     let enforced: Vec<&Entry> = manifest
@@ -254,10 +271,9 @@ fn materialize(
         .collect();
     for e in &enforced {
         if matches!(e.kind, EntryKind::Dir) {
-            let dir = tmp.join(&e.path);
-            fs::create_dir_all(&dir).map_err(super::io_error("cannot create", &dir))?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(e.mode | 0o700))
-                .map_err(super::io_error("cannot chmod", &dir))?;
+            let dir = Path::new(&e.path);
+            release.create_dir_all(dir)?;
+            release.set_mode(dir, e.mode | 0o700)?;
         }
     }
     let files: Vec<&Entry> = enforced
@@ -273,10 +289,10 @@ fn materialize(
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                let tmp = &tmp;
+                let release = &release;
                 scope.spawn(move || {
                     for e in part {
-                        copy_from_cache(ctx, e, &tmp.join(&e.path))?;
+                        copy_from_cache(ctx, release, e)?;
                         // Crash tests: `FAILPOINTS=materialize-file=100*off->return`
                         // kills the agent after 100 files (feature `failpoints` only).
                         fail::fail_point!("materialize-file", |_| -> Result<(), ResourceError> {
@@ -297,16 +313,15 @@ fn materialize(
             .collect()
     });
     if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-        let _ = fs::remove_dir_all(&tmp);
+        let _ = root.remove_dir_all(&tmp);
         return Err(e);
     }
     for e in &enforced {
         if let EntryKind::Symlink { target } = &e.kind {
-            let path = tmp.join(&e.path);
-            symlink(target, &path).map_err(super::io_error("cannot create symlink", &path))?;
+            release.create_symlink(Path::new(&e.path), Path::new(target))?;
         }
     }
-    give_to_owner(spec, ctx, manifest, &tmp)?;
+    give_to_owner(spec, ctx, manifest, &release)?;
     let marker = ReleaseMarker {
         product: spec.product.clone(),
         version: spec.version.clone(),
@@ -322,15 +337,10 @@ fn materialize(
                 .collect::<Vec<_>>(),
         ),
     };
-    write_marker(&tmp, &marker)?;
+    write_marker(&release, &marker)?;
     // Every file of the release is on disk before it gets its final name.
     rigger_common::fsutil::sync_filesystem(&tmp).map_err(super::io_error("cannot flush", &tmp))?;
-    fs::rename(&tmp, &l.release).map_err(super::io_error(
-        "cannot move the new release into",
-        &l.release,
-    ))?;
-    rigger_common::fsutil::sync_dir(&l.releases)
-        .map_err(super::io_error("cannot fsync", &l.releases))?;
+    root.rename(&tmp, &l.release)?;
     Ok(())
 }
 
@@ -341,22 +351,27 @@ fn give_to_owner(
     spec: &TreeSpec,
     ctx: &ApplyContext,
     manifest: &Manifest,
-    release: &Path,
+    release: &Beneath,
 ) -> Result<(), ResourceError> {
     let owner = DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
     if !owner.is_managed() {
         return Ok(());
     }
-    owner.apply(release)?;
+    let top = release.root();
+    let meta = fs::symlink_metadata(top).map_err(super::io_error("cannot stat", top))?;
+    if !owner.changes(&meta).is_empty() {
+        // The release folder itself, from the agent's root.
+        owner.apply(ctx.beneath()?, top)?;
+    }
     for e in manifest
         .entries
         .iter()
         .filter(|e| !spec.is_excluded(&e.path))
     {
-        let path = release.join(&e.path);
+        let path = top.join(&e.path);
         // Runtime paths may be gone (the server removed them): skip those.
         if fs::symlink_metadata(&path).is_ok() {
-            owner.apply(&path)?;
+            owner.apply(release, &path)?;
         }
     }
     Ok(())
@@ -373,19 +388,20 @@ fn index_of(root: &Path, files: &[&Entry]) -> StatIndex {
         .collect()
 }
 
-fn copy_from_cache(ctx: &ApplyContext, entry: &Entry, dest: &Path) -> Result<(), ResourceError> {
+/// Copies an entry's blob from the cache into the release (beneath it).
+fn copy_from_cache(
+    ctx: &ApplyContext,
+    release: &Beneath,
+    entry: &Entry,
+) -> Result<(), ResourceError> {
     let EntryKind::File { digest, .. } = &entry.kind else {
         return Ok(());
     };
-    let source = ctx.cache.path_of(digest);
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
+    let dest = Path::new(&entry.path);
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        release.create_dir_all(parent)?;
     }
-    let _ = fs::remove_file(dest);
-    // std::fs::copy uses copy_file_range (reflinks where the file system can).
-    fs::copy(&source, dest).map_err(super::io_error("cannot copy from the cache to", dest))?;
-    fs::set_permissions(dest, fs::Permissions::from_mode(entry.mode))
-        .map_err(super::io_error("cannot chmod", dest))?;
+    release.copy_file(&ctx.cache.path_of(digest), dest, entry.mode)?;
     Ok(())
 }
 
@@ -441,17 +457,15 @@ fn damaged_files<'a>(
 fn repair(
     spec: &TreeSpec,
     ctx: &ApplyContext,
-    release: &Path,
+    release: &Beneath,
     damaged: &[&Entry],
     mut marker: ReleaseMarker,
 ) -> Result<(), ResourceError> {
     for e in damaged {
-        let path = release.join(&e.path);
+        let path = release.root().join(&e.path);
         match &e.kind {
-            EntryKind::Dir => {
-                fs::create_dir_all(&path).map_err(super::io_error("cannot create", &path))?
-            }
-            EntryKind::Symlink { target } => replace_symlink(&path, Path::new(target))?,
+            EntryKind::Dir => release.create_dir_all(&path)?,
+            EntryKind::Symlink { target } => release.replace_symlink(&path, Path::new(target))?,
             EntryKind::File { digest, .. } => {
                 if !ctx.cache.has(digest) {
                     return Err(err(format!(
@@ -460,9 +474,9 @@ fn repair(
                     )));
                 }
                 if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-                    fs::remove_dir_all(&path).map_err(super::io_error("cannot replace", &path))?;
+                    release.remove_dir_all(&path)?;
                 }
-                copy_from_cache(ctx, e, &path)?;
+                copy_from_cache(ctx, release, e)?;
                 if let Ok(meta) = fs::metadata(&path) {
                     marker.index.insert(e.path.clone(), stat_key(&meta));
                 }
@@ -473,7 +487,9 @@ fn repair(
     write_marker(release, &marker)
 }
 
-fn check_disk_space(dir: &Path, needed: u64) -> Result<(), ResourceError> {
+/// Fails when `dir`'s file system has less than `needed` bytes (plus a
+/// margin) free.
+pub fn check_disk_space(dir: &Path, needed: u64, what: &str) -> Result<(), ResourceError> {
     let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| {
         err(format!(
             "cannot read the free space of {}: {e}",
@@ -483,7 +499,7 @@ fn check_disk_space(dir: &Path, needed: u64) -> Result<(), ResourceError> {
     let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
     if free < needed + DISK_MARGIN {
         return Err(err(format!(
-            "not enough free disk space in {}: the release needs {} MB (+{} MB margin), {} MB are free",
+            "not enough free disk space in {}: {what} needs {} MB (+{} MB margin), {} MB are free",
             dir.display(),
             needed >> 20,
             DISK_MARGIN >> 20,

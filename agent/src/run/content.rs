@@ -3,11 +3,13 @@
 //! resources take their content from; afterwards, what the cache no longer
 //! needs is dropped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use rigger_common::catalog::{Catalog, ResourceSpec, TreeSpec};
 use rigger_common::digest::Digest;
+use rigger_common::manifest::{EntryKind, Manifest};
 
 use crate::client::MasterClient;
 use crate::content::{FetchStats, fetch_blobs};
@@ -82,10 +84,63 @@ pub async fn prepare(
                 tree.release_id()
             ));
         };
+        room_for_fetch(ctx, tree, &manifest, &missing)?;
         tracing::info!(release = %tree.release_id(), blobs = missing.len(), "fetching content");
         add(fetch_blobs(master, &ctx.cache, &missing).await?);
     }
     Ok(total)
+}
+
+/// Refuses a fetch the disk cannot hold before a byte of it is written:
+/// the missing blobs go to the cache, and the release built from them
+/// (counted on the same figure when the releases live on the same file
+/// system) must fit too.
+fn room_for_fetch(
+    ctx: &ApplyContext,
+    tree: &TreeSpec,
+    manifest: &Manifest,
+    missing: &[Digest],
+) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let sizes: HashMap<Digest, u64> = manifest
+        .entries
+        .iter()
+        .filter_map(|e| match e.kind {
+            EntryKind::File { digest, size } => Some((digest, size)),
+            _ => None,
+        })
+        .collect();
+    let blobs: u64 = missing.iter().filter_map(|d| sizes.get(d)).sum();
+    let cache = ctx.cache.root();
+    std::fs::create_dir_all(cache)
+        .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
+    let device = |path: &Path| {
+        path.ancestors()
+            .find_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.dev())
+    };
+    let releases = ctx.paths.resolve(&tree.releases_dir);
+    let release_here = device(cache) == device(&releases);
+    let needed = blobs
+        + if release_here {
+            manifest.total_size()
+        } else {
+            0
+        };
+    let what = format!(
+        "level {} of {} {} ({} MB to fetch{})",
+        tree.level,
+        tree.product,
+        tree.version,
+        blobs >> 20,
+        if release_here {
+            format!(", {} MB for its release", manifest.total_size() >> 20)
+        } else {
+            String::new()
+        }
+    );
+    tree::check_disk_space(cache, needed, &what)
+        .map_err(|e| format!("{e}; nothing was fetched and the running release stays"))
 }
 
 /// Drops cached blobs that neither the catalog (its trees and file

@@ -3,6 +3,8 @@
 //! modules in `rigger_master::ctl` return.
 
 use std::io::Write;
+
+use rigger_common::text::printable;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -240,18 +242,18 @@ fn main() -> ExitCode {
     })
 }
 
-/// Writes a command's output; a reader that went away (`masterctl … |
+/// Writes a command's output (control characters from data escaped); a reader that went away (`masterctl … |
 /// head`) is not an error.
 fn write_out(output: &Output) -> anyhow::Result<()> {
     let written = std::io::stdout()
         .lock()
-        .write_all(output.stdout.as_bytes())
+        .write_all(printable(&output.stdout).as_bytes())
         .and_then(|()| std::io::stdout().flush());
     match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
     }
-    let _ = std::io::stderr().write_all(output.stderr.as_bytes());
+    let _ = std::io::stderr().write_all(printable(&output.stderr).as_bytes());
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rigger_common::catalog::{ServiceProvider, ServiceSpec};
-use rigger_common::fsutil::{Ownership, write_atomic};
+use rigger_common::fsutil::Ownership;
 
 pub use process::{ProcessManager, pidfile_process};
 pub use systemd::{SystemdManager, unit_file};
@@ -109,16 +109,18 @@ fn mark_pending(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceEr
     if marker.exists() {
         return Ok(());
     }
-    fs::create_dir_all(marker.parent().expect("marker has a parent"))
-        .map_err(super::io_error("cannot create", &marker))?;
-    write_atomic(&marker, b"", 0o644, Ownership::default())?;
+    let root = ctx.beneath()?;
+    root.create_dir_all(marker.parent().expect("marker has a parent"))?;
+    root.write_atomic(&marker, b"", 0o644, Ownership::default())?;
     Ok(())
 }
 
 /// The server is up with everything applied: the restart is done and the
 /// cluster's lease goes back.
 fn finish(spec: &ServiceSpec, ctx: &ApplyContext) {
-    let _ = fs::remove_file(pending_marker(spec, ctx));
+    if let Ok(root) = ctx.beneath() {
+        let _ = root.remove_file(&pending_marker(spec, ctx));
+    }
     if let Some(leases) = &ctx.leases {
         leases.release(spec);
     }

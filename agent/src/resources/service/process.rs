@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use rigger_common::catalog::ServiceSpec;
-use rigger_common::fsutil::{Ownership, write_atomic};
+use rigger_common::fsutil::Ownership;
 
 use super::{ServiceManager, err, log_tail, rotate_log};
 use crate::resources::account;
@@ -32,6 +32,12 @@ pub(super) fn pidfile(spec: &ServiceSpec, ctx: &ApplyContext) -> PathBuf {
 
 /// Start time of a process in clock ticks since boot (field 22 of
 /// /proc/PID/stat), which tells a re-used pid from the original.
+fn remove_pidfile(spec: &ServiceSpec, ctx: &ApplyContext) {
+    if let Ok(root) = ctx.beneath() {
+        let _ = root.remove_file(&pidfile(spec, ctx));
+    }
+}
+
 fn start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 2..];
@@ -75,15 +81,12 @@ impl ServiceManager for ProcessManager {
         let working_dir = ctx.paths.resolve(&spec.working_dir);
         let program = resolve(&spec.start, ctx, &working_dir);
         let log_path = ctx.paths.resolve(&spec.log_file);
+        let root = ctx.beneath()?;
         if let Some(parent) = log_path.parent() {
-            fs::create_dir_all(parent).map_err(io_error("cannot create", parent))?;
+            root.create_dir_all(parent)?;
         }
         rotate_log(spec, ctx);
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io_error("cannot open the service log", &log_path))?;
+        let log = root.open_for_write(&log_path, 0o644, true)?;
         let named = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
         let owner = DesiredOwner::resolve(
             &ctx.paths,
@@ -158,9 +161,8 @@ impl ServiceManager for ProcessManager {
             ))
         })?;
         let pidfile = pidfile(spec, ctx);
-        fs::create_dir_all(pidfile.parent().expect("pidfile has a parent"))
-            .map_err(io_error("cannot create", &pidfile))?;
-        write_atomic(
+        root.create_dir_all(pidfile.parent().expect("pidfile has a parent"))?;
+        root.write_atomic(
             &pidfile,
             format!("{pid} {started}\n").as_bytes(),
             0o644,
@@ -172,7 +174,7 @@ impl ServiceManager for ProcessManager {
 
     fn stop(&self, spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
         let Some(pid) = self.running(spec, ctx) else {
-            let _ = fs::remove_file(pidfile(spec, ctx));
+            remove_pidfile(spec, ctx);
             return Ok(());
         };
         let group = Pid::from_raw(pid as i32);
@@ -188,7 +190,7 @@ impl ServiceManager for ProcessManager {
             std::thread::sleep(Duration::from_millis(100));
         }
         reap(pid);
-        let _ = fs::remove_file(pidfile(spec, ctx));
+        remove_pidfile(spec, ctx);
         tracing::info!(service = %spec.name, pid, "service stopped");
         Ok(())
     }

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rigger_common::catalog::ServiceSpec;
-use rigger_common::fsutil::{Ownership, write_atomic};
+use rigger_common::fsutil::Ownership;
 
 use super::{ServiceManager, err};
-use crate::resources::{ApplyContext, ResourceError, io_error};
+use crate::resources::{ApplyContext, ResourceError};
 
 /// Whether systemd runs this machine (PID 1).
 pub(super) fn systemd_is_init() -> bool {
@@ -138,10 +138,11 @@ impl SystemdManager {
             return Ok(false);
         }
         let path = self.unit_path(spec, ctx);
+        let root = ctx.beneath()?;
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(io_error("cannot create", parent))?;
+            root.create_dir_all(parent)?;
         }
-        write_atomic(
+        root.write_atomic(
             &path,
             unit_file(spec).as_bytes(),
             0o644,
