@@ -213,13 +213,7 @@ impl Beneath {
             let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
             return Err(failed("cannot write the new content of", path)(e));
         }
-        if let Err(e) = renameat(&dir, tmp.as_os_str(), &dir, name) {
-            let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
-            return Err(failed("cannot rename the new file over", path)(io(e)));
-        }
-        File::from(dir)
-            .sync_all()
-            .map_err(failed("cannot fsync the directory of", path))
+        rename_into_place(dir, &tmp, name, path, "cannot rename the new file over")
     }
 
     /// Copies the file at `source` (anywhere: it is only read) to `path`
@@ -267,13 +261,7 @@ impl Beneath {
         symlinkat(target, &dir, tmp.as_os_str())
             .map_err(io)
             .map_err(failed("cannot create a temporary symlink beside", path))?;
-        if let Err(e) = renameat(&dir, tmp.as_os_str(), &dir, name) {
-            let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
-            return Err(failed("cannot rename the new symlink over", path)(io(e)));
-        }
-        File::from(dir)
-            .sync_all()
-            .map_err(failed("cannot fsync the directory of", path))
+        rename_into_place(dir, &tmp, name, path, "cannot rename the new symlink over")
     }
 
     /// Creates a new symlink at `path` (nothing may be there). Not
@@ -370,6 +358,24 @@ impl Beneath {
             .sync_all()
             .map_err(failed("cannot fsync the directory of", to))
     }
+}
+
+/// Renames `tmp` over `name` in `dir` (removing `tmp` when that fails),
+/// then fsyncs `dir` so that the rename is durable.
+fn rename_into_place(
+    dir: OwnedFd,
+    tmp: &OsStr,
+    name: &OsStr,
+    path: &Path,
+    action: &'static str,
+) -> Result<(), WriteError> {
+    if let Err(e) = renameat(&dir, tmp, &dir, name) {
+        let _ = unlinkat(&dir, tmp, UnlinkatFlags::NoRemoveDir);
+        return Err(failed(action, path)(io(e)));
+    }
+    File::from(dir)
+        .sync_all()
+        .map_err(failed("cannot fsync the directory of", path))
 }
 
 /// `/proc/self/fd/N/name`: a path whose walk starts at an open descriptor.

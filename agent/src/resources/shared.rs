@@ -10,8 +10,8 @@
 //! removes those the product dropped if unchanged, and keeps everything
 //! operators deployed or edited there. A node whose update is rolled back
 //! (it ran a higher level before this run) takes the share back down the
-//! same way; a node that was simply not updated yet never does. Then the release's folder
-//! becomes a symlink to the share. A share that is not mounted stops the
+//! same way; a node that was simply not updated yet never does. Then the
+//! release's folder becomes a symlink to the share. A share that is not mounted stops the
 //! resource (and the server that requires it) with a clear error, so a
 //! server never starts on empty local folders.
 
@@ -403,7 +403,7 @@ fn shipped_folder(
     relative: &str,
     ctx: &ApplyContext,
 ) -> Result<Option<tempfile::TempDir>, ResourceError> {
-    use rigger_common::manifest::EntryKind;
+    use rigger_common::manifest::{Entry, EntryKind};
     if !fs::symlink_metadata(l.release.join(relative)).is_ok_and(|m| m.is_symlink()) {
         return Ok(None);
     }
@@ -419,40 +419,34 @@ fn shipped_folder(
                 marker.level
             ))
         })?;
+    let prefix = format!("{}/", relative.trim_end_matches('/'));
+    let entries: Vec<(&str, &Entry)> = manifest
+        .entries
+        .iter()
+        .filter_map(|e| e.path.strip_prefix(&prefix).map(|inner| (inner, e)))
+        .collect();
+    let blobs: Vec<Digest> = entries
+        .iter()
+        .filter_map(|(_, e)| match e.kind {
+            EntryKind::File { digest, .. } => Some(digest),
+            _ => None,
+        })
+        .collect();
+    if let Some(missing) = ctx.cache.missing(&blobs).first() {
+        return Err(err(format!(
+            "level {}'s files for the share are not in the cache (e.g. {missing}): cannot bring the share back to it",
+            marker.level
+        )));
+    }
     let state = ctx.paths.state_dir();
     fs::create_dir_all(&state).map_err(super::io_error("cannot create", &state))?;
     let folder = tempfile::Builder::new()
         .prefix(".shipped-")
         .tempdir_in(&state)
         .map_err(super::io_error("cannot create a folder in", &state))?;
-    let prefix = format!("{}/", relative.trim_end_matches('/'));
-    for entry in &manifest.entries {
-        let Some(inner) = entry.path.strip_prefix(&prefix) else {
-            continue;
-        };
-        let path = folder.path().join(inner);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(super::io_error("cannot create", parent))?;
-        }
-        match &entry.kind {
-            EntryKind::Dir => {
-                fs::create_dir_all(&path).map_err(super::io_error("cannot create", &path))?
-            }
-            EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &path)
-                .map_err(super::io_error("cannot create symlink", &path))?,
-            EntryKind::File { digest, .. } => {
-                let blob = ctx.cache.path_of(digest);
-                fs::copy(&blob, &path).map_err(|e| {
-                    err(format!(
-                        "level {}'s {} is not in the cache ({e}): cannot bring the share back to it",
-                        marker.level, entry.path
-                    ))
-                })?;
-                use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(&path, fs::Permissions::from_mode(entry.mode))
-                    .map_err(super::io_error("cannot chmod", &path))?;
-            }
-        }
+    let into = Beneath::open(folder.path())?;
+    for (inner, entry) in entries {
+        super::tree::place_entry(ctx, &into, Path::new(inner), entry)?;
     }
     Ok(Some(folder))
 }

@@ -292,7 +292,7 @@ fn materialize(
                 let release = &release;
                 scope.spawn(move || {
                     for e in part {
-                        copy_from_cache(ctx, release, e)?;
+                        place_entry(ctx, release, Path::new(&e.path), e)?;
                         // Crash tests: `FAILPOINTS=materialize-file=100*off->return`
                         // kills the agent after 100 files (feature `failpoints` only).
                         fail::fail_point!("materialize-file", |_| -> Result<(), ResourceError> {
@@ -357,12 +357,9 @@ fn give_to_owner(
     if !owner.is_managed() {
         return Ok(());
     }
+    // The release folder itself, from the agent's root.
     let top = release.root();
-    let meta = fs::symlink_metadata(top).map_err(super::io_error("cannot stat", top))?;
-    if !owner.changes(&meta).is_empty() {
-        // The release folder itself, from the agent's root.
-        owner.apply(ctx.beneath()?, top)?;
-    }
+    owner.apply(ctx.beneath()?, top)?;
     for e in manifest
         .entries
         .iter()
@@ -388,20 +385,28 @@ fn index_of(root: &Path, files: &[&Entry]) -> StatIndex {
         .collect()
 }
 
-/// Copies an entry's blob from the cache into the release (beneath it).
-fn copy_from_cache(
+/// Puts a manifest entry at `dest` beneath `root`: a folder, a link, or
+/// a file copied from the cache with the entry's mode (its blob must be
+/// cached).
+pub fn place_entry(
     ctx: &ApplyContext,
-    release: &Beneath,
+    root: &Beneath,
+    dest: &Path,
     entry: &Entry,
 ) -> Result<(), ResourceError> {
-    let EntryKind::File { digest, .. } = &entry.kind else {
-        return Ok(());
-    };
-    let dest = Path::new(&entry.path);
-    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        release.create_dir_all(parent)?;
+    if let EntryKind::Dir = entry.kind {
+        return Ok(root.create_dir_all(dest)?);
     }
-    release.copy_file(&ctx.cache.path_of(digest), dest, entry.mode)?;
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        root.create_dir_all(parent)?;
+    }
+    match &entry.kind {
+        EntryKind::Symlink { target } => root.replace_symlink(dest, Path::new(target))?,
+        EntryKind::File { digest, .. } => {
+            root.copy_file(&ctx.cache.path_of(digest), dest, entry.mode)?
+        }
+        EntryKind::Dir => {}
+    }
     Ok(())
 }
 
@@ -463,23 +468,21 @@ fn repair(
 ) -> Result<(), ResourceError> {
     for e in damaged {
         let path = release.root().join(&e.path);
-        match &e.kind {
-            EntryKind::Dir => release.create_dir_all(&path)?,
-            EntryKind::Symlink { target } => release.replace_symlink(&path, Path::new(target))?,
-            EntryKind::File { digest, .. } => {
-                if !ctx.cache.has(digest) {
-                    return Err(err(format!(
-                        "cannot repair {}: blob {digest} is not in the cache",
-                        e.path
-                    )));
-                }
-                if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-                    release.remove_dir_all(&path)?;
-                }
-                copy_from_cache(ctx, release, e)?;
-                if let Ok(meta) = fs::metadata(&path) {
-                    marker.index.insert(e.path.clone(), stat_key(&meta));
-                }
+        if let EntryKind::File { digest, .. } = &e.kind {
+            if !ctx.cache.has(digest) {
+                return Err(err(format!(
+                    "cannot repair {}: blob {digest} is not in the cache",
+                    e.path
+                )));
+            }
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                release.remove_dir_all(&path)?;
+            }
+        }
+        place_entry(ctx, release, &path, e)?;
+        if matches!(e.kind, EntryKind::File { .. }) {
+            if let Ok(meta) = fs::metadata(&path) {
+                marker.index.insert(e.path.clone(), stat_key(&meta));
             }
         }
     }

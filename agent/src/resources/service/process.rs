@@ -30,14 +30,15 @@ pub(super) fn pidfile(spec: &ServiceSpec, ctx: &ApplyContext) -> PathBuf {
         .join(format!("{}.pid", spec.name))
 }
 
-/// Start time of a process in clock ticks since boot (field 22 of
-/// /proc/PID/stat), which tells a re-used pid from the original.
+/// Removes the service's pidfile (beneath the agent's root).
 fn remove_pidfile(spec: &ServiceSpec, ctx: &ApplyContext) {
     if let Ok(root) = ctx.beneath() {
         let _ = root.remove_file(&pidfile(spec, ctx));
     }
 }
 
+/// Start time of a process in clock ticks since boot (field 22 of
+/// /proc/PID/stat), which tells a re-used pid from the original.
 fn start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 2..];
