@@ -7,6 +7,7 @@
 mod check;
 pub mod credentials;
 mod data;
+pub mod edit;
 pub mod escape;
 mod module;
 mod products;
