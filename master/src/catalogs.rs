@@ -8,6 +8,7 @@
 //! only grow.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use rigger_common::catalog::{self, Catalog, CatalogContent, ResourceSpec};
 use rigger_common::digest::Digest;
@@ -310,7 +311,8 @@ async fn compile(
     };
     let products = Products::from_records(&state.store.trees().await?)
         .with_artifacts(&state.store.artifacts().await?)
-        .with_secret_files(state.compiler.site().join("secrets/files"));
+        .with_secret_files(state.compiler.site().join("secrets/files"))
+        .with_pack_files(Arc::new(state.pack_files.clone()));
     tokio::task::spawn_blocking(move || {
         let content = compiler.compile(&node, &products)?;
         Ok((content, products.take_resolved_secret_files()))

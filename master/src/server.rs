@@ -88,13 +88,21 @@ impl Master {
                 source,
             }
         })?;
+        let blobs: Arc<dyn crate::content::blobs::BlobStore> = Arc::new(blobs);
+        let pack_files = crate::content::pack_files::ImportedPackFiles::new(
+            crate::content::blobs::BlockingBlobs::new(
+                blobs.clone(),
+                tokio::runtime::Handle::current(),
+            ),
+        );
         let state = Arc::new(MasterState {
             store: Arc::new(store),
             ca,
             signing_key,
             compiler,
             catalog_lock: Mutex::new(()),
-            blobs: Arc::new(blobs),
+            blobs,
+            pack_files,
             import_lock: Mutex::new(()),
             peer_timeout: config.peer_timeout,
             import_limits: config.import_limits,

@@ -24,6 +24,8 @@ pub struct MasterState {
     pub signing_key: SigningKey,
     /// Catalog compiler.
     pub compiler: Compiler,
+    /// The imported packs' own files, which edits apply to.
+    pub pack_files: crate::content::pack_files::ImportedPackFiles,
     /// Serialises catalog version assignment.
     pub catalog_lock: Mutex<()>,
     /// Serialises imports (level numbering).

@@ -7,7 +7,7 @@ use rigger_common::catalog::CatalogContent;
 use serde_json::Value;
 
 use super::{
-    CompileError, Compiler, Explained, Module, NodeContext, Peer, Products, RoleSpec, SiteData,
+    CompileError, Compiler, Explained, ReferenceFiles, Module, NodeContext, Peer, Products, RoleSpec, SiteData,
     data, render,
 };
 
@@ -70,7 +70,7 @@ impl Compiler {
             module,
             profile,
             &context,
-            (&Products::permissive(), &toml::Table::new()),
+            (&self.reference_products(), &toml::Table::new()),
             &self.restart_key,
         )?;
         let content = CatalogContent {
@@ -94,7 +94,15 @@ impl Compiler {
     pub fn check_role(&self, role: &str) -> Result<CatalogContent, CompileError> {
         let mut node = check_node(role);
         node.role = role.to_string();
-        self.compile(&node, &Products::permissive())
+        self.compile(&node, &self.reference_products())
+    }
+
+    /// Any product accepted, with edits applied to the modules' reference
+    /// files (there is no pack without a master).
+    fn reference_products(&self) -> Products {
+        Products::permissive().with_pack_files(std::sync::Arc::new(ReferenceFiles::new(
+            self.module_paths.clone(),
+        )))
     }
 
     /// Names of the site's roles.

@@ -11,6 +11,7 @@ pub mod edit;
 pub mod escape;
 mod module;
 mod products;
+mod reference;
 mod render;
 mod restart_key;
 pub mod schema;
@@ -22,7 +23,8 @@ use serde_json::Value;
 
 pub use data::{RoleSpec, SiteData};
 pub use module::Module;
-pub use products::{Products, TreeRef};
+pub use products::{PackFiles, Products, TreeFile, TreeRef};
+pub use reference::ReferenceFiles;
 pub use restart_key::RestartKey;
 
 /// Why a catalog could not be compiled. Every variant names the file (and

@@ -33,6 +33,46 @@ pub struct Products {
     secret_files: Option<std::path::PathBuf>,
     /// Secret files resolved so far, by digest.
     resolved_secrets: std::sync::Mutex<BTreeMap<Digest, Vec<u8>>>,
+    /// Where the product's own files are read from, for edits.
+    pack_files: Option<std::sync::Arc<dyn PackFiles>>,
+    /// Product files read so far, by tree and path.
+    read_files: std::sync::Mutex<BTreeMap<(Digest, String), std::sync::Arc<str>>>,
+}
+
+/// A file of an imported tree, as edits name it.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeFile<'a> {
+    /// Product name (`wso2is`).
+    pub product: &'a str,
+    /// Product version (`5.8.0`).
+    pub version: &'a str,
+    /// Update level.
+    pub level: u32,
+    /// The tree's manifest digest.
+    pub tree: Digest,
+    /// Path inside the tree (`repository/conf/carbon.xml`).
+    pub path: &'a str,
+}
+
+impl std::fmt::Display for TreeFile<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} {} level {}",
+            self.path, self.product, self.version, self.level
+        )
+    }
+}
+
+/// Reads the product's own files: the master's imported packs, or (for
+/// `module check` without a master) the modules' reference files.
+pub trait PackFiles: Send + Sync + std::fmt::Debug {
+    /// The file's bytes; `Ok(None)` when the tree has no such file.
+    fn read(&self, file: &TreeFile<'_>) -> Result<Option<Vec<u8>>, String>;
+
+    /// What the files are read from, for messages ("the imported pack",
+    /// "the reference files of modules/wso2is").
+    fn describe(&self, file: &TreeFile<'_>) -> String;
 }
 
 impl Products {
@@ -71,6 +111,43 @@ impl Products {
     pub fn with_artifacts(mut self, records: &[ArtifactRecord]) -> Self {
         self.artifacts = records.iter().map(|a| (a.name.clone(), a.digest)).collect();
         self
+    }
+
+    /// Where edited files of the product are read from.
+    pub fn with_pack_files(mut self, files: std::sync::Arc<dyn PackFiles>) -> Self {
+        self.pack_files = Some(files);
+        self
+    }
+
+    /// The text of a product file that edits apply to (read once per
+    /// snapshot). A file the tree lacks, or that is not UTF-8, is an error
+    /// naming it.
+    pub fn product_file(&self, file: &TreeFile<'_>) -> Result<std::sync::Arc<str>, String> {
+        let key = (file.tree, file.path.to_string());
+        if let Some(text) = self.read_files.lock().expect("product files").get(&key) {
+            return Ok(text.clone());
+        }
+        let reader = self.pack_files.as_ref().ok_or_else(|| {
+            format!("{file}: the product's files cannot be read here (no pack and no reference files)")
+        })?;
+        let bytes = reader
+            .read(file)?
+            .ok_or_else(|| format!("{file}: no such file in {}", reader.describe(file)))?;
+        let text: std::sync::Arc<str> = String::from_utf8(bytes)
+            .map_err(|_| format!("{file}: not UTF-8 text, so it cannot be edited"))?
+            .into();
+        self.read_files
+            .lock()
+            .expect("product files")
+            .insert(key, text.clone());
+        Ok(text)
+    }
+
+    /// What product files are read from, for messages.
+    pub fn describe_files(&self, file: &TreeFile<'_>) -> String {
+        self.pack_files
+            .as_ref()
+            .map_or_else(|| "nothing".into(), |r| r.describe(file))
     }
 
     /// Where `secret_file = "NAME"` resources take their content from.

@@ -5,7 +5,7 @@
 use minijinja::{Environment, UndefinedBehavior};
 
 use super::escape::Format;
-use rigger_common::catalog::{REDACTED, Resource};
+use rigger_common::catalog::{REDACTED, Resource, ResourceSpec, TreeSpec};
 use serde_json::{Map, Value};
 use toml::Table;
 
@@ -119,6 +119,7 @@ pub fn resources(
     // The same context without peers: a file whose rendering without them
     // is unchanged changed only because of its peer lists.
     let no_peers = without_peers(context);
+    let bases = tree_bases(&env, module, profile, context, products);
     for (index, declaration) in profile.resources.iter().enumerate() {
         let id = declaration
             .get("id")
@@ -151,6 +152,7 @@ pub fn resources(
             index,
             table: declaration,
             products,
+            bases: &bases,
         };
         match declared.render(context) {
             Ok(resource) if rendered_size(&resource) > MAX_RENDERED_BYTES => {
@@ -201,6 +203,7 @@ pub fn used_markers(
     let env = environment();
     let manifest = module.manifest_path();
     let mut used = Vec::new();
+    let bases = tree_bases(&env, module, profile, context, products);
     for (index, declaration) in profile.resources.iter().enumerate() {
         if let Some(condition) = declaration.get("when") {
             if !render_value(&env, condition, context).is_ok_and(|v| is_true(&v)) {
@@ -214,6 +217,7 @@ pub fn used_markers(
             index,
             table: declaration,
             products,
+            bases: &bases,
         };
         let Ok(resource) = declared.render(context) else {
             continue;
@@ -226,6 +230,49 @@ pub fn used_markers(
         }
     }
     used
+}
+
+/// The profile's trees (those `when` keeps) rendered by id: the bases of
+/// files edited `from` them. A tree that does not render is left out here;
+/// the main pass reports its error.
+fn tree_bases(
+    env: &Environment<'_>,
+    module: &Module,
+    profile: &Profile,
+    context: &Value,
+    products: &Products,
+) -> Bases {
+    let manifest = module.manifest_path();
+    let none = Bases::new();
+    let mut bases = Bases::new();
+    for (index, declaration) in profile.resources.iter().enumerate() {
+        if declaration.get("kind").and_then(toml::Value::as_str) != Some("tree") {
+            continue;
+        }
+        if let Some(condition) = declaration.get("when") {
+            if !render_value(env, condition, context).is_ok_and(|v| is_true(&v)) {
+                continue;
+            }
+        }
+        let declared = Declared {
+            env,
+            module,
+            manifest: profile.origins.get(index).unwrap_or(&manifest),
+            index,
+            table: declaration,
+            products,
+            bases: &none,
+        };
+        if let Ok(Resource {
+            id,
+            spec: ResourceSpec::Tree(tree),
+            ..
+        }) = declared.render(context)
+        {
+            bases.insert(id, tree);
+        }
+    }
+    bases
 }
 
 /// `subscribes = ["id", …]` (a resource refreshed when another changes,
@@ -325,19 +372,16 @@ struct Declared<'a> {
     index: usize,
     table: &'a Table,
     products: &'a Products,
+    /// The profile's trees by id, for files edited `from` one.
+    bases: &'a Bases,
 }
+
+/// The profile's rendered trees by resource id.
+type Bases = std::collections::BTreeMap<String, TreeSpec>;
 
 impl Declared<'_> {
     fn render(&self, context: &Value) -> Result<Resource, CompileError> {
-        render_resource(
-            self.env,
-            self.module,
-            self.manifest,
-            self.index,
-            self.table,
-            context,
-            self.products,
-        )
+        render_resource(self, context)
     }
 
     /// The file this declaration renders to under another context, if it renders.
@@ -429,15 +473,16 @@ fn is_true(value: &Value) -> bool {
     }
 }
 
-fn render_resource(
-    env: &Environment<'_>,
-    module: &Module,
-    manifest: &std::path::Path,
-    index: usize,
-    declaration: &Table,
-    context: &Value,
-    products: &Products,
-) -> Result<Resource, CompileError> {
+fn render_resource(declared: &Declared<'_>, context: &Value) -> Result<Resource, CompileError> {
+    let Declared {
+        env,
+        module,
+        manifest,
+        index,
+        table: declaration,
+        products,
+        ..
+    } = *declared;
     let id = declaration
         .get("id")
         .and_then(toml::Value::as_str)
@@ -452,7 +497,7 @@ fn render_resource(
     for (key, value) in declaration {
         if matches!(
             key.as_str(),
-            "template" | "when" | "restart_on_peer_change" | "subscribes"
+            "template" | "when" | "restart_on_peer_change" | "subscribes" | "edits"
         ) {
             continue;
         }
@@ -464,11 +509,7 @@ fn render_resource(
         let name = name
             .as_str()
             .ok_or_else(|| resource_error("field \"template\" must be a string".into()))?;
-        // A library's resources name templates of the library.
-        let (path, source) = match manifest.parent() {
-            Some(dir) if dir != module.dir => super::module::template_source_in(dir, name)?,
-            _ => module.template_source(name)?,
-        };
+        let (path, source) = template_of(module, manifest, name)?;
         // `vars` (already rendered) extend the context of this template only.
         let local;
         let template_context = match rendered.remove("vars") {
@@ -499,6 +540,22 @@ fn render_resource(
         }
         rendered.insert("content".into(), Value::String(content));
     }
+    if let Some(name) = declaration.get("edits") {
+        let name = name
+            .as_str()
+            .ok_or_else(|| resource_error("field \"edits\" must be a string".into()))?;
+        if rendered.contains_key("content") {
+            return Err(resource_error(
+                "a file has either a template or edits, not both".into(),
+            ));
+        }
+        let content = edited(declared, name, &mut rendered, context)?;
+        rendered.insert("content".into(), Value::String(content));
+    } else if rendered.contains_key("from") {
+        return Err(resource_error(
+            "field \"from\" names the tree whose file `edits` change: it needs `edits`".into(),
+        ));
+    }
     match rendered.get("kind").and_then(Value::as_str) {
         Some("tree") => products
             .resolve_into(&mut rendered)
@@ -513,6 +570,100 @@ fn render_resource(
         rendered.insert("mode".into(), parse_mode(&mode).map_err(resource_error)?);
     }
     serde_json::from_value(Value::Object(rendered)).map_err(|e| resource_error(e.to_string()))
+}
+
+/// A template of the module (a library's resources name templates of the library).
+fn template_of(
+    module: &Module,
+    manifest: &std::path::Path,
+    name: &str,
+) -> Result<(std::path::PathBuf, String), CompileError> {
+    match manifest.parent() {
+        Some(dir) if dir != module.dir => super::module::template_source_in(dir, name),
+        _ => module.template_source(name),
+    }
+}
+
+/// The content of a file declared with `edits = NAME` and `from = TREE`:
+/// the edits template rendered and parsed, applied to the file at the same
+/// place in the tree as the product ships it.
+fn edited(
+    declared: &Declared<'_>,
+    name: &str,
+    rendered: &mut Map<String, Value>,
+    context: &Value,
+) -> Result<String, CompileError> {
+    let id = rendered
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let resource_error = |message: String| CompileError::Resource {
+        file: declared.manifest.to_path_buf(),
+        id: id.clone(),
+        message,
+    };
+    let from = match rendered.remove("from") {
+        Some(Value::String(id)) => id,
+        _ => {
+            return Err(resource_error(
+                "a file with `edits` needs `from`, the id of the tree resource whose file it edits"
+                    .into(),
+            ));
+        }
+    };
+    let base = declared.bases.get(&from).ok_or_else(|| {
+        resource_error(format!(
+            "from = {from:?} names no tree resource of this profile"
+        ))
+    })?;
+    let path = rendered
+        .get("path")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let relative = path
+        .strip_prefix(base.link.trim_end_matches('/'))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|rest| !rest.is_empty())
+        .ok_or_else(|| {
+            resource_error(format!(
+                "path {path:?} is not inside the tree {from:?} ({})",
+                base.link
+            ))
+        })?
+        .to_string();
+    let format = super::edit::EditFormat::of(&relative).ok_or_else(|| {
+        resource_error(format!(
+            "{relative}: edits apply to XML, TOML and properties files"
+        ))
+    })?;
+    let (template_path, source) = template_of(declared.module, declared.manifest, name)?;
+    let template_error = |message: String| CompileError::Template {
+        file: template_path.clone(),
+        message,
+    };
+    let text = declared
+        .env
+        .render_named_str(name, &source, context)
+        .map_err(|e| template_error(describe(&e)))?;
+    let edits = super::edit::parse(&text).map_err(template_error)?;
+    let file = super::products::TreeFile {
+        product: &base.product,
+        version: &base.version,
+        level: base.level,
+        tree: base.tree,
+        path: &relative,
+    };
+    let original = declared
+        .products
+        .product_file(&file)
+        .map_err(resource_error)?;
+    super::edit::apply(format, &original, &edits).map_err(|e| {
+        template_error(format!(
+            "{e} in {file} ({})",
+            declared.products.describe_files(&file)
+        ))
+    })
 }
 
 fn render_value(

@@ -7,5 +7,6 @@ pub mod archive;
 pub mod blobs;
 pub mod import;
 pub mod pack;
+pub mod pack_files;
 
 pub use blobs::{BlobStore, LocalBlobStore};

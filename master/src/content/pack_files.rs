@@ -1,0 +1,85 @@
+//! The imported packs' own files, for edits: a tree's manifest (parsed once
+//! and kept by digest) names the blob of each path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use rigger_common::digest::Digest;
+use rigger_common::manifest::{EntryKind, Manifest};
+
+use super::blobs::BlockingBlobs;
+use crate::compiler::{PackFiles, TreeFile};
+
+/// Paths of a tree to their file digests.
+type FileIndex = Arc<BTreeMap<String, Digest>>;
+
+/// Reads files of imported trees from the blob store (from a blocking thread).
+#[derive(Clone)]
+pub struct ImportedPackFiles {
+    blobs: BlockingBlobs,
+    indexes: Arc<Mutex<HashMap<Digest, FileIndex>>>,
+}
+
+impl std::fmt::Debug for ImportedPackFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportedPackFiles").finish_non_exhaustive()
+    }
+}
+
+/// The most manifests kept parsed; past it the cache starts again.
+const MAX_INDEXES: usize = 64;
+
+impl ImportedPackFiles {
+    /// Over `blobs`, with a manifest cache shared by clones.
+    pub fn new(blobs: BlockingBlobs) -> Self {
+        Self {
+            blobs,
+            indexes: Default::default(),
+        }
+    }
+
+    fn index(&self, tree: &Digest) -> Result<FileIndex, String> {
+        if let Some(index) = self.indexes.lock().expect("indexes").get(tree) {
+            return Ok(index.clone());
+        }
+        let bytes = self
+            .blobs
+            .read(tree)
+            .map_err(|e| format!("the manifest of tree {tree} cannot be read: {e}"))?;
+        let manifest = Manifest::from_json(&bytes)
+            .map_err(|e| format!("the manifest of tree {tree} is not valid: {e}"))?;
+        let index: FileIndex = Arc::new(
+            manifest
+                .entries
+                .into_iter()
+                .filter_map(|e| match e.kind {
+                    EntryKind::File { digest, .. } => Some((e.path, digest)),
+                    _ => None,
+                })
+                .collect(),
+        );
+        let mut indexes = self.indexes.lock().expect("indexes");
+        if indexes.len() >= MAX_INDEXES {
+            indexes.clear();
+        }
+        indexes.insert(*tree, index.clone());
+        Ok(index)
+    }
+}
+
+impl PackFiles for ImportedPackFiles {
+    fn read(&self, file: &TreeFile<'_>) -> Result<Option<Vec<u8>>, String> {
+        let index = self.index(&file.tree)?;
+        let Some(digest) = index.get(file.path) else {
+            return Ok(None);
+        };
+        self.blobs
+            .read(digest)
+            .map(Some)
+            .map_err(|e| format!("{file}: its blob {digest} cannot be read: {e}"))
+    }
+
+    fn describe(&self, _file: &TreeFile<'_>) -> String {
+        "the imported pack".into()
+    }
+}
