@@ -8,6 +8,7 @@
 pub mod imds;
 pub mod pack;
 pub mod process;
+pub mod server_config;
 
 pub use imds::FakeImds;
 pub use process::{Output, TestAgent, TestMaster, bin, repo_root};

@@ -28,7 +28,22 @@ pub struct SamplePack {
     /// The stand-in server the start script runs (servers start with a
     /// clean environment, so the script names it).
     pub server: PathBuf,
+    /// The modules folder whose `*/reference/NAME-VERSION/` files (the
+    /// product's configuration files, as the modules know them) the pack
+    /// carries; `None` for none.
+    pub reference: Option<PathBuf>,
+    /// Files whose content a test replaces (path inside the top folder → content).
+    pub overrides: std::collections::BTreeMap<String, String>,
 }
+
+/// The repository's `modules/` folder (reference files of the products).
+fn modules_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules");
+    dir.is_dir().then_some(dir)
+}
+
+/// The file an update level changes in a pack whose configuration is XML.
+const XML_LEVEL_FILE: &str = "repository/conf/carbon.xml";
 
 /// `rigger-sample-server` of this build: beside the running program (the
 /// `sample-pack` tool), or one folder up (a test executable in `deps/`).
@@ -55,7 +70,85 @@ impl SamplePack {
             level: 0,
             changed_per_mille: 0,
             server: sample_server(),
+            reference: modules_dir(),
+            overrides: Default::default(),
         }
+    }
+
+    /// The same pack for another product and version.
+    pub fn of(&self, name: &str, version: &str) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The same pack with `path`'s content replaced.
+    pub fn with_file(&self, path: &str, content: &str) -> Self {
+        let mut pack = self.clone();
+        pack.overrides.insert(path.into(), content.into());
+        pack
+    }
+
+    /// The reference configuration files for this product and version
+    /// (path inside the pack → content), sorted.
+    pub fn reference_files(&self) -> Vec<(String, String)> {
+        let Some(modules) = &self.reference else {
+            return Vec::new();
+        };
+        let folder_name = format!("{}-{}", self.name, self.version);
+        let mut files = Vec::new();
+        let Ok(modules) = std::fs::read_dir(modules) else {
+            return files;
+        };
+        for module in modules.flatten() {
+            let root = module.path().join("reference").join(&folder_name);
+            collect(&root, &root, &mut files);
+        }
+        files.sort();
+        files
+    }
+
+    /// Whether the product is configured by XML files (IS 5.4–5.8, EI 6.x):
+    /// its reference files have a `carbon.xml` and no `deployment.toml`.
+    pub fn is_xml_era(&self) -> bool {
+        let files = self.reference_files();
+        files.iter().any(|(p, _)| p == XML_LEVEL_FILE)
+            && !files
+                .iter()
+                .any(|(p, _)| p == "repository/conf/deployment.toml")
+    }
+
+    /// The configuration file an update level changes, with its content at
+    /// this level: `carbon.xml` of an XML-era product (the level raises
+    /// `MaxThreadExecutionTime` by the level), else `deployment.toml`.
+    pub fn level_config(&self) -> (String, String) {
+        if self.is_xml_era() {
+            let original = self
+                .reference_files()
+                .into_iter()
+                .find(|(p, _)| p == XML_LEVEL_FILE)
+                .map(|(_, c)| c)
+                .unwrap_or_default();
+            let content = if self.level > 0 {
+                original.replace(
+                    "<MaxThreadExecutionTime>600</MaxThreadExecutionTime>",
+                    &format!(
+                        "<!-- changed by update level {0} -->\n    <MaxThreadExecutionTime>{1}</MaxThreadExecutionTime>",
+                        self.level,
+                        600 + self.level
+                    ),
+                )
+            } else {
+                original
+            };
+            return (XML_LEVEL_FILE.into(), content);
+        }
+        (
+            "repository/conf/deployment.toml".into(),
+            self.default_config(),
+        )
     }
 
     /// The same pack at update `level`, changing `per_mille` ‰ of its files.
@@ -151,9 +244,18 @@ impl SamplePack {
                 .map_err(io)?;
             zip.write_all(b"#!/bin/sh\nexec \"$(dirname \"$0\")/wso2server.sh\" \"$@\"\n")?;
         }
-        zip.start_file(format!("{top}/repository/conf/deployment.toml"), text)
-            .map_err(io)?;
-        zip.write_all(self.default_config().as_bytes())?;
+        // The product's configuration files; one of them changes with the level.
+        let (level_path, level_content) = self.level_config();
+        let mut configs: std::collections::BTreeMap<String, String> =
+            self.reference_files().into_iter().collect();
+        configs.insert(level_path, level_content);
+        for (path, content) in &self.overrides {
+            configs.insert(path.clone(), content.clone());
+        }
+        for (path, content) in configs {
+            zip.start_file(format!("{top}/{path}"), text).map_err(io)?;
+            zip.write_all(content.as_bytes())?;
+        }
         zip.start_file(format!("{top}/updates/config.json"), text)
             .map_err(io)?;
         zip.write_all(
@@ -174,6 +276,23 @@ impl SamplePack {
             zip.write_all(&self.content(i))?;
         }
         zip.finish().map_err(io)?.flush()
+    }
+}
+
+/// Every file under `dir` as (path relative to `root`, content).
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, out);
+        } else if let (Ok(relative), Ok(content)) =
+            (path.strip_prefix(root), std::fs::read_to_string(&path))
+        {
+            out.push((relative.to_string_lossy().into_owned(), content));
+        }
     }
 }
 

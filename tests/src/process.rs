@@ -98,6 +98,8 @@ pub struct TestMaster {
     child: Option<Child>,
     extra_args: Vec<String>,
     open_file_limit: Option<u64>,
+    /// The module path (the repository's `modules/` unless a test sets another).
+    modules: PathBuf,
     /// `127.0.0.1:PORT` it listens on.
     pub addr: String,
 }
@@ -201,6 +203,7 @@ impl TestMaster {
             child: None,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             open_file_limit,
+            modules: repo_root().join("modules"),
             addr: String::new(),
         };
         master.launch();
@@ -259,7 +262,7 @@ impl TestMaster {
             .arg("--site")
             .arg(self.site())
             .arg("--modules")
-            .arg(repo_root().join("modules"))
+            .arg(&self.modules)
             .arg("--admin-socket")
             .arg(self.socket())
             .env_remove("RIGGER_MASTER_CONFIG")
@@ -299,6 +302,12 @@ impl TestMaster {
     pub fn restart(&mut self) {
         self.stop();
         self.launch();
+    }
+
+    /// Restarts it with `modules` as its module path (a test's own copy).
+    pub fn restart_with_modules(&mut self, modules: &Path) {
+        self.modules = modules.to_path_buf();
+        self.restart();
     }
 
     /// Runs `masterctl` against this master.

@@ -138,7 +138,7 @@ fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
     let extra = [
         "{\"update-level\": \"1\", \"channel\": \"full\"}\n".len(),
         update.start_script().len(),
-        update.default_config().len(),
+        update.level_config().1.len(),
     ];
     let expected_bytes =
         changed_bytes + extra.iter().map(|n| *n as u64).sum::<u64>() + manifest_size(&master, 1);

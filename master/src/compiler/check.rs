@@ -7,8 +7,8 @@ use rigger_common::catalog::CatalogContent;
 use serde_json::Value;
 
 use super::{
-    CompileError, Compiler, Explained, ReferenceFiles, Module, NodeContext, Peer, Products, RoleSpec, SiteData,
-    data, render,
+    CompileError, Compiler, Explained, Module, NodeContext, Peer, Products, ReferenceFiles,
+    RoleSpec, SiteData, data, render,
 };
 
 pub(super) fn check_node(name: &str) -> NodeContext {
@@ -32,8 +32,51 @@ impl Compiler {
         module: &Module,
         profile_name: &str,
     ) -> Result<CatalogContent, CompileError> {
+        self.check_profile_at(module, profile_name, None)
+    }
+
+    /// The product versions a profile has reference files for (under the
+    /// module's `reference/<product>-<version>/`), sorted: `module check`
+    /// checks the profile's edits at each.
+    pub fn reference_versions(&self, module: &Module, profile_name: &str) -> Vec<String> {
+        let product = module.defaults(profile_name).ok().and_then(|d| {
+            d.get("product")
+                .and_then(toml::Value::as_str)
+                .map(str::to_string)
+        });
+        let (Some(product), Ok(entries)) =
+            (product, std::fs::read_dir(module.dir.join("reference")))
+        else {
+            return Vec::new();
+        };
+        let prefix = format!("{product}-");
+        let mut versions: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_prefix(&prefix)
+                    .map(str::to_string)
+            })
+            .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+            .collect();
+        versions.sort();
+        versions
+    }
+
+    /// [`Compiler::check_profile`] for product `version` (the module's
+    /// default version when `None`).
+    pub fn check_profile_at(
+        &self,
+        module: &Module,
+        profile_name: &str,
+        version: Option<&str>,
+    ) -> Result<CatalogContent, CompileError> {
         let profile = module.profile(profile_name)?;
         let mut data = module.defaults(profile_name)?;
+        if let Some(version) = version {
+            data.insert("version".into(), toml::Value::String(version.into()));
+        }
         // What a site may switch on is checked too: the node runtime.
         let runtime_on: toml::Table = toml::from_str(
             "[service]\nenabled = true\n[shared_fs]\nenabled = true\nsource = \"fs-0123456789abcdef0.efs.us-east-1.amazonaws.com:/\"\n",

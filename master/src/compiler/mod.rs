@@ -14,6 +14,7 @@ mod products;
 mod reference;
 mod render;
 mod restart_key;
+mod review;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,19 @@ pub use module::Module;
 pub use products::{PackFiles, Products, TreeFile, TreeRef};
 pub use reference::ReferenceFiles;
 pub use restart_key::RestartKey;
+pub use review::LevelReview;
+
+impl CompileError {
+    /// Whether the error (or one of several) is about the product's own
+    /// files: an edit that does not apply, a file the pack lacks.
+    pub fn is_about_product_files(&self) -> bool {
+        match self {
+            Self::Edit { .. } => true,
+            Self::Several(errors) => errors.iter().any(Self::is_about_product_files),
+            _ => false,
+        }
+    }
+}
 
 /// Why a catalog could not be compiled. Every variant names the file (and
 /// where possible the line or resource) to fix.
@@ -111,6 +125,15 @@ pub enum CompileError {
     /// Credentials the node would get from the module's defaults.
     #[error("{} credential(s) must come from the site's secrets/:\n  {}", .0.len(), .0.join("\n  "))]
     Credentials(Vec<String>),
+    /// A module's edits do not apply to the product's own file (a target
+    /// the level removed or renamed, a file the pack lacks).
+    #[error("{}: {message}", file.display())]
+    Edit {
+        /// The edits file.
+        file: PathBuf,
+        /// Which edit, what it found, in which file of which level.
+        message: String,
+    },
     /// More than one of the above.
     #[error("{} errors:\n  {}", .0.len(), .0.iter().map(|e| rigger_common::error_chain(e)).collect::<Vec<_>>().join("\n  "))]
     Several(Vec<CompileError>),
@@ -354,6 +377,17 @@ impl Compiler {
     /// Files (product-relative path, template) that the module named
     /// `module` renders into the product, for update reviews.
     pub fn templated_files(&self, module: &str) -> Vec<(String, String)> {
+        self.declared_files(module, "template")
+    }
+
+    /// Files (product-relative path, edits) that the module named `module`
+    /// makes by editing the product's own file, for update reviews.
+    pub fn edited_files(&self, module: &str) -> Vec<(String, String)> {
+        self.declared_files(module, "edits")
+    }
+
+    /// (product-relative path, `key`'s value) of the module's file declarations with `key`.
+    fn declared_files(&self, module: &str, key: &str) -> Vec<(String, String)> {
         let Ok(module) = self.module(module, "") else {
             return Vec::new();
         };
@@ -362,7 +396,7 @@ impl Compiler {
             .values()
             .flat_map(|p| p.resources.iter())
             .filter_map(|r| {
-                let template = r.get("template")?.as_str()?;
+                let template = r.get(key)?.as_str()?;
                 let path = r.get("path")?.as_str()?;
                 let (_, relative) = path.rsplit_once("}}/")?;
                 (!relative.contains("{{")).then(|| (relative.to_string(), template.to_string()))

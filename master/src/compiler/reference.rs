@@ -31,7 +31,9 @@ impl ReferenceFiles {
             let mut modules: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
             modules.sort();
             for module in modules {
-                let folder = module.join("reference").join(format!("{product}-{version}"));
+                let folder = module
+                    .join("reference")
+                    .join(format!("{product}-{version}"));
                 if folder.is_dir() {
                     found.push(folder);
                 }
@@ -43,7 +45,11 @@ impl ReferenceFiles {
 
 impl PackFiles for ReferenceFiles {
     fn read(&self, file: &TreeFile<'_>) -> Result<Option<Vec<u8>>, String> {
-        if file.path.split('/').any(|part| part == ".." || part.is_empty()) {
+        if file
+            .path
+            .split('/')
+            .any(|part| part == ".." || part.is_empty())
+        {
             return Err(format!("{file}: not a path inside the pack"));
         }
         for folder in self.folders(file.product, file.version) {

@@ -77,6 +77,9 @@ fn environment() -> Environment<'static> {
             .map(Format::auto_escape)
             .unwrap_or_else(|| minijinja::default_auto_escape_callback(name))
     });
+    // `{{ value | xml }}`: a value inside an XML fragment of an edits file
+    // (the edits file's own format, TOML, is escaped on top).
+    env.add_filter("xml", |value: String| super::edit::escape_xml(&value));
     env.set_formatter(|out, state, value| {
         let Some(format) = Format::from_auto_escape(state.auto_escape()) else {
             return minijinja::escape_formatter(out, state, value);
@@ -657,12 +660,16 @@ fn edited(
     let original = declared
         .products
         .product_file(&file)
-        .map_err(resource_error)?;
-    super::edit::apply(format, &original, &edits).map_err(|e| {
-        template_error(format!(
+        .map_err(|message| CompileError::Edit {
+            file: template_path.clone(),
+            message,
+        })?;
+    super::edit::apply(format, &original, &edits).map_err(|e| CompileError::Edit {
+        file: template_path.clone(),
+        message: format!(
             "{e} in {file} ({})",
             declared.products.describe_files(&file)
-        ))
+        ),
     })
 }
 

@@ -7,6 +7,7 @@
 //! stored and flushed; the same level with other content is refused.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rigger_common::digest::Digest;
 use rigger_common::error_chain;
@@ -15,6 +16,7 @@ use rigger_common::time::now_ms;
 
 use super::blobs::BlockingBlobs;
 use super::pack::{self, ImportedTree};
+use crate::compiler::{Products, TreeRef};
 use crate::error::{Error, Result};
 use crate::state::MasterState;
 use crate::store::{ArtifactRecord, TreeInsert, TreeRecord};
@@ -30,6 +32,21 @@ pub struct TemplateReview {
     pub template: String,
     /// The pack's own change to the file, unified.
     pub diff: String,
+}
+
+/// A changed file of an update that a module makes by editing the
+/// product's own file: the edits were applied to the level's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditReview {
+    /// Product-relative path.
+    pub path: String,
+    /// The module.
+    pub module: String,
+    /// The edits (`templates/…`).
+    pub edits: String,
+    /// The site roles whose edits were applied to the level's file (none:
+    /// no role of the site runs this version yet).
+    pub roles: Vec<String>,
 }
 
 /// What an import recorded.
@@ -57,6 +74,8 @@ pub struct ImportOutcome {
     pub previous_level: u32,
     /// Changed files a module renders: review their templates.
     pub reviews: Vec<TemplateReview>,
+    /// Changed files a module edits: every edit still applies.
+    pub edited: Vec<EditReview>,
 }
 
 fn blocking(state: &MasterState) -> BlockingBlobs {
@@ -87,6 +106,7 @@ pub async fn import_product(
         )));
     };
     let level = tree.level.unwrap_or(0);
+    review_edits(state, (&name, &version, level), &tree, None).await?;
     record(state, &name, &version, level, &tree, vec![], 0).await
 }
 
@@ -148,8 +168,10 @@ pub async fn import_update(
     for review in &reviews {
         tracing::warn!(product = %name, level, path = %review.path, template = %review.template, "the update changes a file the module renders: review the template");
     }
+    let edited = review_edits(state, (&name, &version, level), &tree, Some(&changed)).await?;
     let mut outcome = record(state, &name, &version, level, &tree, changed, base.level).await?;
     outcome.reviews = reviews;
+    outcome.edited = edited;
     Ok(outcome)
 }
 
@@ -187,6 +209,72 @@ pub async fn import_artifact(
     state.store.upsert_artifact(&record).await?;
     tracing::info!(artifact = %record.name, digest = %record.digest, size = record.size, "artifact imported");
     Ok(record)
+}
+
+/// Compiles every site role that runs `name` `version` against the new
+/// tree: an edit that no longer applies (a target the level removed or
+/// renamed) refuses the import, its blobs removed again, with the role, the
+/// edits file, the edit and the level named. Gives the `changed` files the
+/// module edits (all of them for a first import, `changed` None).
+async fn review_edits(
+    state: &MasterState,
+    (name, version, level): (&str, &str, u32),
+    tree: &ImportedTree,
+    changed: Option<&[String]>,
+) -> Result<Vec<EditReview>> {
+    let records = state.store.trees().await?;
+    let artifacts = state.store.artifacts().await?;
+    let first = !records
+        .iter()
+        .any(|r| r.name == name && r.version == version);
+    let tree_ref = TreeRef {
+        digest: tree.digest,
+        files: tree
+            .manifest
+            .entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .count() as u64,
+        size: tree.manifest.total_size(),
+    };
+    let (compiler, pack_files) = (state.compiler.clone(), state.pack_files.clone());
+    let (product, product_version) = (name.to_string(), version.to_string());
+    let review = tokio::task::spawn_blocking(move || {
+        let snapshot = || {
+            Products::from_records(&records)
+                .with_artifacts(&artifacts)
+                .with_secret_files(compiler.site().join("secrets/files"))
+                .with_pack_files(Arc::new(pack_files.clone()))
+        };
+        let current = (!first).then(snapshot);
+        let new = snapshot().reviewing(&product, &product_version, level, tree_ref);
+        compiler.review_level(&product, &product_version, current.as_ref(), &new)
+    })
+    .await
+    .map_err(Error::internal)?;
+    if !review.problems.is_empty() {
+        let blobs = blocking(state);
+        let refused = tree.clone();
+        let _ = tokio::task::spawn_blocking(move || pack::discard_tree(&blobs, &refused)).await;
+        tracing::warn!(product = name, version, level, problems = ?review.problems, "update refused: the module's edits do not apply");
+        return Err(Error::FailedPrecondition(format!(
+            "level {level} of {name} {version} was not imported: the module's edits do not apply to its files (fix the module, or the level):\n  {}",
+            review.problems.join("\n  ")
+        )));
+    }
+    let edited = state
+        .compiler
+        .edited_files(name)
+        .into_iter()
+        .filter(|(path, _)| changed.is_none_or(|c| c.contains(path)))
+        .map(|(path, edits)| EditReview {
+            path,
+            module: name.to_string(),
+            edits: format!("templates/{edits}"),
+            roles: review.roles.clone(),
+        })
+        .collect();
+    Ok(edited)
 }
 
 /// The changed files a module also renders, with the pack's own diff.
@@ -281,5 +369,6 @@ async fn record(
         changed_paths,
         previous_level,
         reviews: Vec::new(),
+        edited: Vec::new(),
     })
 }

@@ -61,6 +61,15 @@ pub struct ImportedTree {
     pub digest: Digest,
     /// Bytes of blobs that were not in the store before.
     pub new_bytes: u64,
+    /// The blobs (content and manifest) this import stored that the store
+    /// did not have: what [`discard_tree`] removes when a review refuses it.
+    pub new_digests: Vec<Digest>,
+}
+
+/// Removes the blobs an import stored for a tree that is refused after it
+/// was built (an update whose module edits no longer apply).
+pub fn discard_tree(store: &BlockingBlobs, tree: &ImportedTree) {
+    discard(store, &tree.new_digests);
 }
 
 /// Reads a product archive into the store; strips the single top folder
@@ -105,7 +114,13 @@ fn tree_of_pack(store: &BlockingBlobs, read: ReadEntries) -> Result<ImportedTree
             _ => None,
         })
         .and_then(|bytes| update_level_of(&bytes));
-    finish(store, entries, name, version, level, read.new_bytes)
+    finish(
+        store,
+        entries,
+        (name, version, level),
+        read.new_bytes,
+        read.new_digests,
+    )
 }
 
 /// Applies an update bundle (changed files under their product-relative
@@ -167,7 +182,13 @@ fn tree_of_bundle(
             entries.insert(path, entry);
         }
     }
-    let tree = finish(store, entries, None, None, descriptor.level, read.new_bytes)?;
+    let tree = finish(
+        store,
+        entries,
+        (None, None, descriptor.level),
+        read.new_bytes,
+        read.new_digests,
+    )?;
     Ok((tree, descriptor.level))
 }
 
@@ -336,13 +357,15 @@ fn read_part(
 fn finish(
     store: &BlockingBlobs,
     entries: BTreeMap<String, Entry>,
-    name: Option<String>,
-    version: Option<String>,
-    level: Option<u32>,
+    (name, version, level): (Option<String>, Option<String>, Option<u32>),
     new_bytes: u64,
+    mut new_digests: Vec<Digest>,
 ) -> Result<ImportedTree, ImportError> {
     let manifest = Manifest::from_entries(entries)?;
     let stored = store.put(manifest.to_json())?;
+    if stored.new {
+        new_digests.push(stored.digest);
+    }
     // Every blob must be durable before the tree is recorded.
     store.sync()?;
     Ok(ImportedTree {
@@ -352,6 +375,7 @@ fn finish(
         digest: stored.digest,
         manifest,
         new_bytes,
+        new_digests,
     })
 }
 

@@ -53,19 +53,32 @@ pub fn check(modules: Vec<PathBuf>, site: Option<PathBuf>) -> anyhow::Result<Che
             }
         };
         for profile in module.concrete_profiles() {
-            checked += 1;
-            match compiler.check_profile(&module, profile) {
-                Ok(content) => {
-                    let _ = writeln!(
-                        out,
-                        "ok    {}/{profile}: {} resources",
-                        module.name,
-                        content.resources.len()
-                    );
-                }
-                Err(e) => {
-                    let _ = writeln!(out, "FAIL  {}/{profile}", module.name);
-                    errors.push(format!("{}/{profile}: {}", module.name, error_chain(&e)));
+            // The default version, then each version the module has the
+            // product's reference files for (edits are checked against them).
+            let versions = std::iter::once(None).chain(
+                compiler
+                    .reference_versions(&module, profile)
+                    .into_iter()
+                    .map(Some),
+            );
+            for version in versions {
+                checked += 1;
+                let name = match &version {
+                    None => format!("{}/{profile}", module.name),
+                    Some(v) => format!(
+                        "{}/{profile} @ {v} (edits against the reference files, no pack)",
+                        module.name
+                    ),
+                };
+                match compiler.check_profile_at(&module, profile, version.as_deref()) {
+                    Ok(content) => {
+                        let _ =
+                            writeln!(out, "ok    {name}: {} resources", content.resources.len());
+                    }
+                    Err(e) => {
+                        let _ = writeln!(out, "FAIL  {name}");
+                        errors.push(format!("{name}: {}", error_chain(&e)));
+                    }
                 }
             }
         }

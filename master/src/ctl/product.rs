@@ -106,5 +106,17 @@ pub fn import_text(reply: &ImportResponse) -> String {
         );
         out.push_str(&review.diff);
     }
+    for edited in &reply.edited {
+        let checked = if edited.roles.is_empty() {
+            "no site role runs this version yet".to_string()
+        } else {
+            format!("applied for role(s) {}", edited.roles.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "EDITED {}: the level changes it; every edit of module {} ({}) still applies ({checked})",
+            edited.path, edited.module, edited.edits
+        );
+    }
     out
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
-    ArtifactInfo, FreeLeaseRequest, FreeLeaseResponse, ImportArtifactRequest, Lease,
+    ArtifactInfo, EditReview, FreeLeaseRequest, FreeLeaseResponse, ImportArtifactRequest, Lease,
     ListArtifactsRequest, ListArtifactsResponse, ListLeasesRequest, ListLeasesResponse,
     LookupRequest, LookupResponse, LookupSource, RemoveNodeRequest, RemoveNodeResponse,
     TemplateReview,
@@ -320,6 +320,16 @@ fn import_response(outcome: ImportOutcome) -> ImportResponse {
                 module: r.module,
                 template: r.template,
                 diff: r.diff,
+            })
+            .collect(),
+        edited: outcome
+            .edited
+            .into_iter()
+            .map(|e| EditReview {
+                path: e.path,
+                module: e.module,
+                edits: e.edits,
+                roles: e.roles,
             })
             .collect(),
     }

@@ -1,7 +1,9 @@
 //! `rigger-sample-server CARBON_HOME`: the stand-in WSO2 server the sample
-//! pack's start scripts run. It reads the rendered
-//! `repository/conf/deployment.toml` (and exits non-zero if it is not valid),
-//! listens on the node's own IP (`[server] node_ip`) at 9763+offset (HTTP)
+//! pack's start scripts run. It reads the configuration as a WSO2 server
+//! would (`deployment.toml`, or the XML files of IS 5.4–5.8 and EI 6.x) and
+//! exits non-zero if it is not valid (`rigger_tests::server_config`),
+//! listens on the node's own IP (`[server] node_ip`, or axis2.xml's
+//! `localMemberHost`) at 9763+offset (HTTP)
 //! and 9443+offset, answers the health URLs, serves `/rigger/hostname`
 //! (the configured host name, so tests see new values after a restart) and
 //! `/rigger/environment` (its environment, `NAME=value` lines, sorted: the
@@ -26,47 +28,14 @@ fn main() -> ExitCode {
         eprintln!("usage: rigger-sample-server CARBON_HOME");
         return ExitCode::from(64);
     };
-    let conf = home.join("repository/conf/deployment.toml");
-    let text = match std::fs::read_to_string(&conf) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("sample server: cannot read {}: {e}", conf.display());
-            return ExitCode::from(1);
-        }
-    };
-    let config: toml::Table = match text.parse() {
+    let config = match rigger_tests::server_config::read(&home) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("sample server: invalid {}: {e}", conf.display());
+            eprintln!("sample server: {e}");
             return ExitCode::from(1);
         }
     };
-    let server = config
-        .get("server")
-        .and_then(|s| s.as_table())
-        .cloned()
-        .unwrap_or_default();
-    let ip = server
-        .get("node_ip")
-        .and_then(|v| v.as_str())
-        .unwrap_or("127.0.0.1")
-        .to_string();
-    let offset = server
-        .get("offset")
-        .and_then(|v| v.as_integer())
-        .unwrap_or(0) as u16;
-    let hostname = server
-        .get("hostname")
-        .and_then(|v| v.as_str())
-        .unwrap_or("localhost")
-        .to_string();
-    if hostname.trim().is_empty() {
-        eprintln!(
-            "sample server: invalid {}: [server] hostname is empty",
-            conf.display()
-        );
-        return ExitCode::from(1);
-    }
+    let (hostname, ip, offset) = (config.hostname, config.ip, config.offset);
     // WSO2 takes a while to come up: `RIGGER_SAMPLE_STARTUP_MS` plays that.
     if let Some(ms) = std::env::var("RIGGER_SAMPLE_STARTUP_MS")
         .ok()

@@ -63,6 +63,10 @@ pub enum Edit {
         path: String,
         /// The value (XML and properties take its text).
         value: toml::Value,
+        /// XML: create the element (in its parent, at this position) when
+        /// the product's file has none (`create = true`, with `before` or
+        /// `after` a sibling step).
+        create: Option<Position>,
     },
     /// Replace an XML element and its subtree.
     Replace {
@@ -173,7 +177,10 @@ fn declared(mut t: toml::Table) -> Result<Declared, String> {
         match t.remove(key) {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(format!("`{key}` must be a string, not {}", other.type_str())),
+            Some(other) => Err(format!(
+                "`{key}` must be a string, not {}",
+                other.type_str()
+            )),
         }
     };
     let ops: Vec<&str> = ["set", "replace", "insert", "remove", "merge"]
@@ -184,7 +191,16 @@ fn declared(mut t: toml::Table) -> Result<Declared, String> {
         ["set"] => {
             let path = text(&mut t, "set")?.unwrap_or_default();
             let value = t.remove("value").ok_or("`set` needs a `value`")?;
-            Edit::Set { path, value }
+            let create = match t.remove("create") {
+                None | Some(toml::Value::Boolean(false)) => None,
+                Some(toml::Value::Boolean(true)) => Some(position(&mut t, text)?),
+                Some(_) => return Err("`create` must be true or false".into()),
+            };
+            Edit::Set {
+                path,
+                value,
+                create,
+            }
         }
         ["replace"] => Edit::Replace {
             path: text(&mut t, "replace")?.unwrap_or_default(),
@@ -193,12 +209,7 @@ fn declared(mut t: toml::Table) -> Result<Declared, String> {
         ["insert"] => {
             let path = text(&mut t, "insert")?.unwrap_or_default();
             let xml = text(&mut t, "xml")?.ok_or("`insert` needs `xml`")?;
-            let position = match (text(&mut t, "before")?, text(&mut t, "after")?) {
-                (None, None) => Position::Last,
-                (Some(b), None) => Position::Before(b),
-                (None, Some(a)) => Position::After(a),
-                (Some(_), Some(_)) => return Err("`before` and `after` exclude each other".into()),
-            };
+            let position = position(&mut t, text)?;
             Edit::Insert {
                 path,
                 xml,
@@ -213,9 +224,7 @@ fn declared(mut t: toml::Table) -> Result<Declared, String> {
             _ => return Err("`merge` must be a table".into()),
         },
         [] => {
-            return Err(
-                "names no operation: one of set, replace, insert, remove or merge".into(),
-            );
+            return Err("names no operation: one of set, replace, insert, remove or merge".into());
         }
         several => return Err(format!("names several operations: {}", several.join(", "))),
     };
@@ -225,6 +234,19 @@ fn declared(mut t: toml::Table) -> Result<Declared, String> {
     Ok(Declared { edit, all })
 }
 
+/// `before = STEP` or `after = STEP` (neither: last).
+fn position(
+    t: &mut toml::Table,
+    text: impl Fn(&mut toml::Table, &str) -> Result<Option<String>, String>,
+) -> Result<Position, String> {
+    Ok(match (text(t, "before")?, text(t, "after")?) {
+        (None, None) => Position::Last,
+        (Some(b), None) => Position::Before(b),
+        (None, Some(a)) => Position::After(a),
+        (Some(_), Some(_)) => return Err("`before` and `after` exclude each other".into()),
+    })
+}
+
 /// Applies `edits` in order to `text`, a file of `format`.
 pub fn apply(format: EditFormat, text: &str, edits: &[Declared]) -> Result<String, EditError> {
     match format {
@@ -232,6 +254,11 @@ pub fn apply(format: EditFormat, text: &str, edits: &[Declared]) -> Result<Strin
         EditFormat::Toml => toml_doc::apply(text, edits),
         EditFormat::Properties => properties::apply(text, edits),
     }
+}
+
+/// Escapes text for XML content or a double- or single-quoted attribute.
+pub fn escape_xml(text: &str) -> String {
+    xml::escape(text, Some('"')).replace('\'', "&apos;")
 }
 
 /// An [`EditError`] for edit `index` (0-based).
@@ -293,8 +320,14 @@ mod tests {
 
     #[test]
     fn formats_come_from_the_file_name() {
-        assert_eq!(EditFormat::of("repository/conf/carbon.xml"), Some(EditFormat::Xml));
-        assert_eq!(EditFormat::of("conf/deployment.toml"), Some(EditFormat::Toml));
+        assert_eq!(
+            EditFormat::of("repository/conf/carbon.xml"),
+            Some(EditFormat::Xml)
+        );
+        assert_eq!(
+            EditFormat::of("conf/deployment.toml"),
+            Some(EditFormat::Toml)
+        );
         assert_eq!(
             EditFormat::of("repository/conf/identity/identity-event.properties"),
             Some(EditFormat::Properties)

@@ -18,7 +18,7 @@ pub fn apply(text: &str, edits: &[Declared]) -> Result<String, EditError> {
 
 fn apply_one(lines: &mut Vec<String>, edit: &Edit) -> Result<(), String> {
     match edit {
-        Edit::Set { path, value } => set(lines, path, &scalar_text(value)?),
+        Edit::Set { path, value, .. } => set(lines, path, &scalar_text(value)?),
         Edit::Merge { table } => {
             let mut flat = Vec::new();
             flatten("", table, &mut flat)?;
@@ -48,7 +48,11 @@ fn set(lines: &mut Vec<String>, key: &str, value: &str) {
 }
 
 /// `a.b = …` for nested tables.
-fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) -> Result<(), String> {
+fn flatten(
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), String> {
     for (key, value) in table {
         let full = if prefix.is_empty() {
             key.clone()
@@ -151,7 +155,11 @@ mod tests {
     fn removing_a_missing_key_is_an_error() {
         let out = apply(EVENTS, &parse_edits("[[edit]]\nremove = \"x\"\n").unwrap()).unwrap();
         assert!(!out.contains("x : y"));
-        let err = apply(EVENTS, &parse_edits("[[edit]]\nremove = \"nope\"\n").unwrap()).unwrap_err();
+        let err = apply(
+            EVENTS,
+            &parse_edits("[[edit]]\nremove = \"nope\"\n").unwrap(),
+        )
+        .unwrap_err();
         assert!(err.message.contains("no key"), "{err}");
     }
 }

@@ -25,7 +25,7 @@ pub fn apply(text: &str, edits: &[Declared]) -> Result<String, EditError> {
 
 fn apply_one(root: &mut Table, edit: &Edit) -> Result<(), String> {
     match edit {
-        Edit::Set { path, value } => {
+        Edit::Set { path, value, .. } => {
             let keys = keys(path)?;
             let (last, parents) = keys.split_last().ok_or("an empty key")?;
             let table = table_at(root, parents, path)?;
@@ -120,7 +120,9 @@ fn item_of(value: &toml::Value) -> Item {
             merge(&mut new, table);
             Item::Table(new)
         }
-        toml::Value::Array(items) if !items.is_empty() && items.iter().all(toml::Value::is_table) => {
+        toml::Value::Array(items)
+            if !items.is_empty() && items.iter().all(toml::Value::is_table) =>
+        {
             let mut array = ArrayOfTables::new();
             for item in items {
                 if let Item::Table(t) = item_of(item) {
@@ -175,25 +177,43 @@ mod tests {
         .unwrap();
         let doc: toml::Table = out.parse().unwrap();
         assert_eq!(doc["super_admin"]["password"].as_str(), Some("s3cret"));
-        assert_eq!(doc["super_admin"]["create_admin_account"].as_bool(), Some(true));
-        assert_eq!(doc["keystore"]["internal"]["file_name"].as_str(), Some("internal.jks"));
-        assert_eq!(doc["database"]["identity_db"]["type"].as_str(), Some("mysql"));
+        assert_eq!(
+            doc["super_admin"]["create_admin_account"].as_bool(),
+            Some(true)
+        );
+        assert_eq!(
+            doc["keystore"]["internal"]["file_name"].as_str(),
+            Some("internal.jks")
+        );
+        assert_eq!(
+            doc["database"]["identity_db"]["type"].as_str(),
+            Some("mysql")
+        );
         assert_eq!(doc["event_listener"].as_array().unwrap().len(), 2);
         assert!(out.contains("# the host name\nhostname"), "{out}");
         assert!(out.contains("[keystore.internal]"), "{out}");
-        assert!(!out.contains("[database]\n"), "implicit parents get no header: {out}");
         assert!(
-            out.find("[keystore.primary]").unwrap() < out.find("[keystore.internal]").unwrap()
+            !out.contains("[database]\n"),
+            "implicit parents get no header: {out}"
         );
+        assert!(out.find("[keystore.primary]").unwrap() < out.find("[keystore.internal]").unwrap());
     }
 
     #[test]
     fn remove_needs_the_key() {
-        let out = edit(DEPLOYMENT, "[[edit]]\nremove = \"super_admin.create_admin_account\"\n").unwrap();
+        let out = edit(
+            DEPLOYMENT,
+            "[[edit]]\nremove = \"super_admin.create_admin_account\"\n",
+        )
+        .unwrap();
         assert!(!out.contains("create_admin_account"));
         let err = edit(DEPLOYMENT, "[[edit]]\nremove = \"server.offset\"\n").unwrap_err();
         assert!(err.message.contains("no key \"server.offset\""), "{err}");
-        let err = edit(DEPLOYMENT, "[[edit]]\nset = \"server.hostname.x\"\nvalue = 1\n").unwrap_err();
+        let err = edit(
+            DEPLOYMENT,
+            "[[edit]]\nset = \"server.hostname.x\"\nvalue = 1\n",
+        )
+        .unwrap_err();
         assert!(err.message.contains("holds a value"), "{err}");
     }
 }

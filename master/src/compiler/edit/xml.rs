@@ -51,6 +51,18 @@ fn apply_one(text: &str, declared: &Declared) -> Result<String, String> {
     };
     let steps = parse_path(path)?;
     let nodes = select(&doc, &steps);
+    if let (
+        true,
+        Edit::Set {
+            value,
+            create: Some(position),
+            ..
+        },
+        None,
+    ) = (nodes.is_empty(), &declared.edit, attribute)
+    {
+        return create_element(text, &doc, &steps, value, position);
+    }
     if nodes.is_empty() {
         return Err(format!("no element matches {path}"));
     }
@@ -137,6 +149,63 @@ fn splice_for(
         }
         (Edit::Merge { .. }, _) => Err("XML files take set, replace, insert and remove".into()),
     }
+}
+
+/// `set` with `create`: a new `<name>value</name>` in the one parent the
+/// path's other steps select.
+fn create_element(
+    text: &str,
+    doc: &Document<'_>,
+    steps: &[Step],
+    value: &toml::Value,
+    position: &Position,
+) -> Result<String, String> {
+    let (last, parents) = steps.split_last().ok_or("an empty path")?;
+    // The new element carries the attributes its step asks for.
+    let mut attributes = String::new();
+    for predicate in &last.predicates {
+        match predicate {
+            Predicate::Attribute(name, value) => {
+                attributes.push_str(&format!(" {name}=\"{}\"", escape(value, Some('"'))));
+            }
+            _ => {
+                return Err(format!(
+                    "no element matches, and {} selects by child or position, so it cannot be created",
+                    last.text
+                ));
+            }
+        }
+    }
+    let parent = match select(doc, parents).as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(format!(
+                "no element matches, nor its parent {}",
+                path_text(parents)
+            ));
+        }
+        many => {
+            return Err(format!(
+                "{} parents match {}",
+                many.len(),
+                path_text(parents)
+            ));
+        }
+    };
+    let element = format!(
+        "<{0}{attributes}>{1}</{0}>",
+        last.name,
+        escape(&scalar_text(value)?, None)
+    );
+    let (range, replacement) = insert_splice(text, parent, &element, position)?;
+    let mut out = text.to_string();
+    out.replace_range(range, &replacement);
+    parse(&out).map_err(|e| format!("the edited file would not be well-formed XML: {e}"))?;
+    Ok(out)
+}
+
+fn path_text(steps: &[Step]) -> String {
+    steps.iter().map(|s| format!("/{}", s.text)).collect()
 }
 
 /// Where new children go and with what indentation.
@@ -260,7 +329,9 @@ fn split_steps(path: &str) -> Result<Vec<String>, String> {
 }
 
 fn parse_step(text: &str) -> Result<Step, String> {
-    let bad = || format!("{text:?} is not a step such as name[@attr='value'], name[child='text'] or name[2]");
+    let bad = || {
+        format!("{text:?} is not a step such as name[@attr='value'], name[child='text'] or name[2]")
+    };
     let (name, mut rest) = match text.find('[') {
         Some(i) => (&text[..i], &text[i..]),
         None => (text, ""),
@@ -321,7 +392,11 @@ fn select<'a, 'i>(doc: &'a Document<'i>, steps: &[Step]) -> Vec<Node<'a, 'i>> {
     } else {
         Vec::new()
     };
-    if first.predicates.iter().any(|p| matches!(p, Predicate::Index(n) if *n != 1)) {
+    if first
+        .predicates
+        .iter()
+        .any(|p| matches!(p, Predicate::Index(n) if *n != 1))
+    {
         current.clear();
     }
     for step in rest {
@@ -451,7 +526,8 @@ fn reindent(fragment: &str, indent: &str) -> String {
 /// A fragment must be well-formed elements.
 fn check_fragment(xml: &str) -> Result<(), String> {
     let wrapped = format!("<rigger-fragment>{xml}</rigger-fragment>");
-    let doc = Document::parse(&wrapped).map_err(|e| format!("the new XML is not well-formed: {e}"))?;
+    let doc =
+        Document::parse(&wrapped).map_err(|e| format!("the new XML is not well-formed: {e}"))?;
     if !doc.root_element().children().any(|c| c.is_element()) {
         return Err("the new XML holds no element".into());
     }
@@ -459,7 +535,7 @@ fn check_fragment(xml: &str) -> Result<(), String> {
 }
 
 /// Escapes text content (`quote` None) or an attribute value in `quote`s.
-fn escape(value: &str, quote: Option<char>) -> String {
+pub(super) fn escape(value: &str, quote: Option<char>) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -538,7 +614,10 @@ mod tests {
             "[[edit]]\nset = \"/Server/Axis2Config/Parameter[@name='b']/@locked\"\nvalue = false\n[[edit]]\nremove = \"/Server/Axis2Config/Parameter[@name='a']/@locked\"\n",
         )
         .unwrap();
-        assert!(out.contains("<Parameter name=\"b\" locked=\"false\">2</Parameter>"), "{out}");
+        assert!(
+            out.contains("<Parameter name=\"b\" locked=\"false\">2</Parameter>"),
+            "{out}"
+        );
         assert!(out.contains("<Parameter name=\"a\">1</Parameter>"), "{out}");
     }
 
@@ -574,7 +653,9 @@ mod tests {
         assert!(!out.contains("Empty"), "{out}");
         assert!(out.contains("    </Axis2Config>\n</Server>\n"), "{out}");
         // Comments and the declaration are untouched.
-        assert!(out.starts_with("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<!-- the product's licence header -->"));
+        assert!(out.starts_with(
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<!-- the product's licence header -->"
+        ));
         assert!(out.contains("Host name or IP address of the machine"));
     }
 
@@ -584,14 +665,43 @@ mod tests {
         assert_eq!(err.number, 2);
         assert_eq!(err.edit, "set /Server/HostNme");
         assert!(err.message.contains("no element matches"), "{err}");
-        let err = edit(CARBON, "[[edit]]\nset = \"/Server/Axis2Config/Parameter\"\nvalue = 1\n").unwrap_err();
+        let err = edit(
+            CARBON,
+            "[[edit]]\nset = \"/Server/Axis2Config/Parameter\"\nvalue = 1\n",
+        )
+        .unwrap_err();
         assert!(err.message.contains("2 elements match"), "{err}");
-        let out = edit(CARBON, "[[edit]]\nset = \"/Server/Axis2Config/Parameter\"\nvalue = 9\nall = true\n").unwrap();
+        let out = edit(
+            CARBON,
+            "[[edit]]\nset = \"/Server/Axis2Config/Parameter\"\nvalue = 9\nall = true\n",
+        )
+        .unwrap();
         assert_eq!(out.matches(">9</Parameter>").count(), 2);
         let err = edit(CARBON, "[[edit]]\nset = \"/Server/Ports\"\nvalue = 1\n").unwrap_err();
         assert!(err.message.contains("child elements"), "{err}");
         let err = edit(CARBON, "[[edit]]\ninsert = \"/Server\"\nxml = \"<a>\"\n").unwrap_err();
         assert!(err.message.contains("not well-formed"), "{err}");
+    }
+
+    #[test]
+    fn set_with_create_adds_an_element_the_file_lacks() {
+        let out = edit(
+            CARBON,
+            "[[edit]]\nset = \"/Server/MgtHostName\"\nvalue = \"mgt\"\ncreate = true\nafter = \"HostName\"\n[[edit]]\nset = \"/Server/HostName\"\nvalue = \"h\"\ncreate = true\n",
+        )
+        .unwrap();
+        assert!(
+            out.contains(
+                "    <HostName>h</HostName>\n    <MgtHostName>mgt</MgtHostName>\n    <Ports>"
+            ),
+            "{out}"
+        );
+        let err = edit(
+            CARBON,
+            "[[edit]]\nset = \"/Server/Nope/X\"\nvalue = 1\ncreate = true\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("nor its parent /Server/Nope"), "{err}");
     }
 
     #[test]
@@ -601,8 +711,14 @@ mod tests {
             "[[edit]]\nset = \"/Server/Axis2Config/Parameter[2]\"\nvalue = \"two\"\n[[edit]]\nset = \"/Server/Ports[Offset='0']/JMX/RMIRegistryPort\"\nvalue = 1\n",
         )
         .unwrap();
-        assert!(out.contains("<Parameter name=\"b\">two</Parameter>"), "{out}");
-        assert!(out.contains("<RMIRegistryPort>1</RMIRegistryPort>"), "{out}");
+        assert!(
+            out.contains("<Parameter name=\"b\">two</Parameter>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<RMIRegistryPort>1</RMIRegistryPort>"),
+            "{out}"
+        );
         assert!(parse_path("Server").is_err());
         assert!(parse_path("/Server/[x").is_err());
         assert!(parse_path("/Server/a[0]").is_err());
