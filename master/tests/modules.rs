@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use rigger_common::catalog::{CatalogContent, ResourceSpec};
-use rigger_master::compiler::{Compiler, NodeContext, Peer, Products};
+use rigger_master::compiler::{Compiler, NodeContext, Peer, Products, ReferenceFiles};
 
 const RDS: &str = "wso2db.c1abcdefgh.us-east-1.rds.amazonaws.com:3306";
 
@@ -33,8 +33,13 @@ fn compile(role: &str, certname: &str, ip: &str, inventory: Vec<Peer>) -> Catalo
         facts: serde_json::json!({"hostname": certname, "ip": ip}),
         inventory,
     };
+    // Edited files start from the modules' reference files (no pack here).
+    let products =
+        Products::permissive().with_pack_files(std::sync::Arc::new(ReferenceFiles::new(vec![
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules"),
+        ])));
     compiler()
-        .compile(&node, &Products::permissive())
+        .compile(&node, &products)
         .unwrap_or_else(|e| panic!("{role}: {}", rigger_common::error_chain(&e)))
 }
 

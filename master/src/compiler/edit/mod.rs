@@ -256,6 +256,8 @@ pub fn apply(format: EditFormat, text: &str, edits: &[Declared]) -> Result<Strin
     }
 }
 
+pub use xml::{element_paths as xml_element_paths, values as xml_values};
+
 /// Escapes text for XML content or a double- or single-quoted attribute.
 pub fn escape_xml(text: &str) -> String {
     xml::escape(text, Some('"')).replace('\'', "&apos;")

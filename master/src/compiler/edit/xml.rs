@@ -41,6 +41,38 @@ fn parse(text: &str) -> Result<Document<'_>, roxmltree::Error> {
     )
 }
 
+/// The text of each element (or the value of each attribute, for a path
+/// ending in `/@name`) that `path` selects: how checks read what edits wrote.
+pub fn values(text: &str, path: &str) -> Result<Vec<String>, String> {
+    let doc = parse(text).map_err(|e| e.to_string())?;
+    let (path, attribute) = split_attribute(path)?;
+    let steps = parse_path(path)?;
+    Ok(select(&doc, &steps)
+        .into_iter()
+        .filter_map(|node| match attribute {
+            Some(name) => node.attribute(name).map(str::to_string),
+            None => Some(node.text().unwrap_or_default().trim().to_string()),
+        })
+        .collect())
+}
+
+/// Every element's path by local names (`/Server/Ports/Offset`): what a
+/// document holds, to compare with what the product knows.
+pub fn element_paths(text: &str) -> Result<std::collections::BTreeSet<String>, String> {
+    let doc = parse(text).map_err(|e| e.to_string())?;
+    let mut paths = std::collections::BTreeSet::new();
+    for node in doc.descendants().filter(|n| n.is_element()) {
+        let mut names: Vec<&str> = node
+            .ancestors()
+            .filter(|a| a.is_element())
+            .map(|a| a.tag_name().name())
+            .collect();
+        names.reverse();
+        paths.insert(format!("/{}", names.join("/")));
+    }
+    Ok(paths)
+}
+
 /// One edit over `text`, as a list of splices applied back to front.
 fn apply_one(text: &str, declared: &Declared) -> Result<String, String> {
     let doc = parse(text).map_err(|e| e.to_string())?;
