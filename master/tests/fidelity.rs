@@ -5,8 +5,9 @@
 //! (`tests/fidelity/<name>.toml`), each citing the official template file
 //! and line or the seed document and line it comes from.
 //!
-//! Compiled as `masterctl module check --site` compiles (a placeholder node,
-//! any product level, edits applied to the modules' reference files), and
+//! Compiled for node `fidelity-1` (192.0.2.10) with the peers the
+//! expectations list, any product level accepted and edits applied to the
+//! modules' reference files, and
 //! checked that nothing the product does not know is rendered: an XML
 //! element whose path the product's own file lacks is a failure unless the
 //! expectations list it as added (with its source), and so is a
@@ -17,7 +18,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rigger_common::catalog::{CatalogContent, ResourceSpec};
-use rigger_master::compiler::{Compiler, edit};
+use rigger_master::compiler::{Compiler, NodeContext, Peer, Products, ReferenceFiles, edit};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -34,6 +35,12 @@ struct Expectations {
     /// The role's secrets (`secrets/roles/fidelity.toml`).
     #[serde(default)]
     secrets_file: String,
+    /// Other roles of the site (name → role file), for peers.
+    #[serde(default)]
+    other_roles: std::collections::BTreeMap<String, String>,
+    /// Live nodes beside the compiled one (`fidelity-1` at 192.0.2.10).
+    #[serde(default)]
+    peer: Vec<PeerSpec>,
     /// The product and version whose reference files the output is
     /// compared with (`wso2is-5.8.0`).
     reference: String,
@@ -61,6 +68,14 @@ struct Expect {
     value: toml::Value,
     /// `official: <template file>:<line>` or `seed: <document>:<line>`.
     source: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerSpec {
+    certname: String,
+    role: String,
+    ip: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -176,8 +191,32 @@ fn check(name: &str) {
         &expectations.secrets_file,
     )
     .unwrap();
+    for (role, file) in &expectations.other_roles {
+        std::fs::write(site.path().join(format!("roles/{role}.toml")), file).unwrap();
+    }
     let compiler = Compiler::new(vec![repo().join("modules")], site.path().to_path_buf());
-    let content = compiler.check_role("fidelity").unwrap_or_else(|e| {
+    let mut inventory = vec![Peer {
+        certname: "fidelity-1".into(),
+        role: "fidelity".into(),
+        ip: "192.0.2.10".into(),
+    }];
+    inventory.extend(expectations.peer.iter().map(|p| Peer {
+        certname: p.certname.clone(),
+        role: p.role.clone(),
+        ip: p.ip.clone(),
+    }));
+    let node = NodeContext {
+        certname: "fidelity-1".into(),
+        role: "fidelity".into(),
+        facts: serde_json::json!({"hostname": "fidelity-1", "ip": "192.0.2.10"}),
+        inventory,
+    };
+    // Edited files start from the modules' reference files (no pack here).
+    let products =
+        Products::permissive().with_pack_files(std::sync::Arc::new(ReferenceFiles::new(vec![
+            repo().join("modules"),
+        ])));
+    let content = compiler.compile(&node, &products).unwrap_or_else(|e| {
         panic!(
             "{name}: the role does not compile: {}",
             rigger_common::error_chain(&e)
@@ -299,4 +338,9 @@ fn reference_relative(modules: &Path, reference: &str, rendered: &str) -> Option
 #[test]
 fn is_5_8() {
     check("is-5.8");
+}
+
+#[test]
+fn ei_6_6() {
+    check("ei-6.6");
 }

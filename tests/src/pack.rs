@@ -42,8 +42,9 @@ fn modules_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-/// The file an update level changes in a pack whose configuration is XML.
-const XML_LEVEL_FILE: &str = "repository/conf/carbon.xml";
+/// Where an XML-era product keeps carbon.xml (IS 5.x, then EI 6.x): the
+/// file an update level changes in such a pack.
+const CARBON_XML: [&str; 2] = ["repository/conf/carbon.xml", "conf/carbon.xml"];
 
 /// `rigger-sample-server` of this build: beside the running program (the
 /// `sample-pack` tool), or one folder up (a test executable in `deps/`).
@@ -113,24 +114,28 @@ impl SamplePack {
     /// Whether the product is configured by XML files (IS 5.4–5.8, EI 6.x):
     /// its reference files have a `carbon.xml` and no `deployment.toml`.
     pub fn is_xml_era(&self) -> bool {
+        self.carbon_xml().is_some()
+    }
+
+    /// The reference `carbon.xml` (path, content) of an XML-era product.
+    fn carbon_xml(&self) -> Option<(String, String)> {
         let files = self.reference_files();
-        files.iter().any(|(p, _)| p == XML_LEVEL_FILE)
-            && !files
-                .iter()
-                .any(|(p, _)| p == "repository/conf/deployment.toml")
+        if files
+            .iter()
+            .any(|(p, _)| p.ends_with("conf/deployment.toml"))
+        {
+            return None;
+        }
+        files
+            .into_iter()
+            .find(|(p, _)| CARBON_XML.contains(&p.as_str()))
     }
 
     /// The configuration file an update level changes, with its content at
     /// this level: `carbon.xml` of an XML-era product (the level raises
     /// `MaxThreadExecutionTime` by the level), else `deployment.toml`.
     pub fn level_config(&self) -> (String, String) {
-        if self.is_xml_era() {
-            let original = self
-                .reference_files()
-                .into_iter()
-                .find(|(p, _)| p == XML_LEVEL_FILE)
-                .map(|(_, c)| c)
-                .unwrap_or_default();
+        if let Some((path, original)) = self.carbon_xml() {
             let content = if self.level > 0 {
                 original.replace(
                     "<MaxThreadExecutionTime>600</MaxThreadExecutionTime>",
@@ -143,7 +148,7 @@ impl SamplePack {
             } else {
                 original
             };
-            return (XML_LEVEL_FILE.into(), content);
+            return (path, content);
         }
         (
             "repository/conf/deployment.toml".into(),

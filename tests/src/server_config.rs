@@ -84,14 +84,15 @@ pub fn read(home: &Path) -> Result<ServerConfig, String> {
     if toml_path.is_file() {
         return from_deployment_toml(&toml_path);
     }
-    let carbon = home.join("repository/conf/carbon.xml");
-    if carbon.is_file() {
-        return from_xml(home);
+    // IS 5.x keeps its XML files in repository/conf, EI 6.x in conf.
+    for conf in ["repository/conf", "conf"] {
+        if home.join(conf).join("carbon.xml").is_file() {
+            return from_xml(&home.join(conf));
+        }
     }
     Err(format!(
-        "neither {} nor {} exists",
-        toml_path.display(),
-        carbon.display()
+        "neither {} nor a carbon.xml exists",
+        toml_path.display()
     ))
 }
 
@@ -178,8 +179,9 @@ fn child<'a, 'i>(
         .try_fold(node, |n, name| children(n, name).next())
 }
 
-fn from_xml(home: &Path) -> Result<ServerConfig, String> {
-    let carbon = XmlFile::read(home, "repository/conf/carbon.xml")?;
+/// The XML files under `conf` (`repository/conf` or EI's `conf`).
+fn from_xml(conf: &Path) -> Result<ServerConfig, String> {
+    let carbon = XmlFile::read(conf, "carbon.xml")?;
     let doc = carbon.doc()?;
     let root = doc.root_element();
     for required in [
@@ -206,9 +208,9 @@ fn from_xml(home: &Path) -> Result<ServerConfig, String> {
         .unwrap_or_default()
         .parse::<u16>()
         .map_err(|_| carbon.invalid("<Ports/Offset> is not a number"))?;
-    let ip = check_axis2(home)?;
-    let datasources = check_datasources(home)?;
-    check_user_mgt(home, &datasources)?;
+    let ip = check_axis2(conf)?;
+    let datasources = check_datasources(conf)?;
+    check_user_mgt(conf, &datasources)?;
     Ok(ServerConfig {
         hostname,
         ip: ip.unwrap_or_else(|| "127.0.0.1".into()),
@@ -219,8 +221,8 @@ fn from_xml(home: &Path) -> Result<ServerConfig, String> {
 /// axis2.xml must have its engine: receivers, formatters, builders,
 /// transport receivers and senders, and the four phase orders. Gives the
 /// clustering `localMemberHost`.
-fn check_axis2(home: &Path) -> Result<Option<String>, String> {
-    let axis2 = XmlFile::read(home, "repository/conf/axis2/axis2.xml")?;
+fn check_axis2(conf: &Path) -> Result<Option<String>, String> {
+    let axis2 = XmlFile::read(conf, "axis2/axis2.xml")?;
     let doc = axis2.doc()?;
     let root = doc.root_element();
     for required in [
@@ -254,8 +256,8 @@ fn check_axis2(home: &Path) -> Result<Option<String>, String> {
 }
 
 /// The JNDI names master-datasources.xml defines (WSO2_CARBON_DB must be one).
-fn check_datasources(home: &Path) -> Result<Vec<String>, String> {
-    let file = XmlFile::read(home, "repository/conf/datasources/master-datasources.xml")?;
+fn check_datasources(conf: &Path) -> Result<Vec<String>, String> {
+    let file = XmlFile::read(conf, "datasources/master-datasources.xml")?;
     let doc = file.doc()?;
     let root = doc.root_element();
     let mut names = Vec::new();
@@ -291,8 +293,8 @@ fn check_datasources(home: &Path) -> Result<Vec<String>, String> {
 
 /// user-mgt.xml needs a primary user store with a class, and its realm's
 /// datasource must be defined.
-fn check_user_mgt(home: &Path, datasources: &[String]) -> Result<(), String> {
-    let file = XmlFile::read(home, "repository/conf/user-mgt.xml")?;
+fn check_user_mgt(conf: &Path, datasources: &[String]) -> Result<(), String> {
+    let file = XmlFile::read(conf, "user-mgt.xml")?;
     let doc = file.doc()?;
     let realm = child(doc.root_element(), &["Realm"]).ok_or_else(|| file.invalid("no <Realm>"))?;
     let store = children(realm, "UserStoreManager")
@@ -346,6 +348,23 @@ mod tests {
         std::fs::write(home.path().join("repository/conf/axis2/axis2.xml"), stub).unwrap();
         let err = read(home.path()).unwrap_err();
         assert!(err.contains("no <messageReceivers>"), "{err}");
+    }
+
+    #[test]
+    fn ei_keeps_its_files_in_conf_and_a_servlet_stub_axis2_has_no_senders() {
+        let files = SamplePack::new(1, 1)
+            .of("wso2ei", "6.6.0")
+            .reference_files();
+        let home = home_with(&files);
+        read(home.path()).unwrap();
+        // The old EI stub: servlet listeners, no transport senders.
+        let axis2 = home.path().join("conf/axis2/axis2.xml");
+        let text = std::fs::read_to_string(&axis2).unwrap();
+        let start = text.find("<transportSender").unwrap();
+        let end = text.rfind("</transportSender>").unwrap() + "</transportSender>".len();
+        std::fs::write(&axis2, format!("{}{}", &text[..start], &text[end..])).unwrap();
+        let err = read(home.path()).unwrap_err();
+        assert!(err.contains("no <transportSender>"), "{err}");
     }
 
     #[test]

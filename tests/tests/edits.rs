@@ -222,3 +222,41 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn an_ei_6_6_node_starts_on_the_products_own_files_with_passthrough_transports() {
+    let master = TestMaster::start_empty();
+    let pack = SamplePack::new(40, 256 << 10).of("wso2ei", "6.6.0");
+    assert!(pack.is_xml_era(), "the sample pack has EI 6.6's XML files");
+    let out = master.import_pack(&pack);
+    assert_eq!(out.code, 0, "{}", out.all());
+    master.edit_site("roles/ei.toml", |_| {
+        "[role]\nmodule = \"wso2ei\"\nprofile = \"ei_integrator\"\nversion = \"6.6.0\"\nenvironment = \"demo\"\ncluster = \"ei-demo\"\n\n[server]\nhostname = \"ei.demo.example.com\"\n\n[clustering]\nenabled = true\n".into()
+    });
+    master.edit_site("secrets/roles/ei.toml", |_| {
+        "[super_admin]\npassword = \"ei-demo-admin\"\n".into()
+    });
+    master.enable_service_of("ei", "");
+    let imds = FakeImds::start(Instance::at("i-ei66", "127.0.0.23"));
+    let node = TestAgent::new("ei66-1");
+    let first = node.enroll_at(&master, "ei", &imds.url());
+    assert_eq!(first.code, 2, "{}", first.all());
+    assert_eq!(
+        http_get("127.0.0.23:9763", "/rigger/hostname").as_deref(),
+        Some("ei.demo.example.com")
+    );
+    let home = node.path("/opt/wso2/wso2ei-6.6.0");
+    let axis2 = std::fs::read_to_string(home.join("conf/axis2/axis2.xml")).unwrap();
+    for kept in [
+        "class=\"org.apache.synapse.transport.passthru.PassThroughHttpListener\"",
+        "class=\"org.apache.synapse.transport.passthru.PassThroughHttpSSLSender\"",
+        "<parameter name=\"localMemberPort\">4100</parameter>",
+        "<parameter name=\"localMemberHost\">127.0.0.23</parameter>",
+        "<hostName>127.0.0.23</hostName>",
+    ] {
+        assert!(axis2.contains(kept), "{kept} missing from {axis2}");
+    }
+    let carbon = std::fs::read_to_string(home.join("conf/carbon.xml")).unwrap();
+    assert!(carbon.contains("<Role>DataServicesServer</Role>"));
+    assert!(carbon.contains("<Analytics>"));
+}

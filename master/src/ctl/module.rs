@@ -53,14 +53,15 @@ pub fn check(modules: Vec<PathBuf>, site: Option<PathBuf>) -> anyhow::Result<Che
             }
         };
         for profile in module.concrete_profiles() {
-            // The default version, then each version the module has the
-            // product's reference files for (edits are checked against them).
-            let versions = std::iter::once(None).chain(
-                compiler
-                    .reference_versions(&module, profile)
-                    .into_iter()
-                    .map(Some),
-            );
+            // Each version the module has the product's reference files for
+            // (edits are checked against them); the default version when it
+            // has none.
+            let references = compiler.reference_versions(&module, profile);
+            let versions: Vec<Option<String>> = if references.is_empty() {
+                vec![None]
+            } else {
+                references.into_iter().map(Some).collect()
+            };
             for version in versions {
                 checked += 1;
                 let name = match &version {
