@@ -486,7 +486,7 @@ fn content_range(text: &str, node: Node<'_, '_>) -> Option<Range<usize>> {
 
 /// Where the start tag's attributes end (before `>` or `/>`).
 fn start_tag_attributes_end(text: &str, node: Node<'_, '_>) -> usize {
-    if let Some(last) = node.attributes().last() {
+    if let Some(last) = node.attributes().next_back() {
         return last.range().end;
     }
     let start = node.range().start;
