@@ -115,12 +115,14 @@ fn values_at(file: &str, content: &str, at: &str) -> Result<Vec<String>, String>
     if file.ends_with(".toml") {
         let doc: toml::Table = content.parse().map_err(|e| format!("{e}"))?;
         let mut value = toml::Value::Table(doc);
+        // Dotted keys; a number indexes an array of tables (`datasource.0.id`).
         for key in at.split('.') {
-            value = match value {
-                toml::Value::Table(mut t) => match t.remove(key) {
+            value = match (value, key.parse::<usize>()) {
+                (toml::Value::Table(mut t), _) => match t.remove(key) {
                     Some(v) => v,
                     None => return Ok(Vec::new()),
                 },
+                (toml::Value::Array(items), Ok(i)) if i < items.len() => items[i].clone(),
                 _ => return Ok(Vec::new()),
             };
         }
@@ -338,6 +340,11 @@ fn reference_relative(modules: &Path, reference: &str, rendered: &str) -> Option
 #[test]
 fn is_5_8() {
     check("is-5.8");
+}
+
+#[test]
+fn is_5_11() {
+    check("is-5.11");
 }
 
 #[test]

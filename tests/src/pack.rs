@@ -211,12 +211,19 @@ impl SamplePack {
         )
     }
 
-    /// The pack's own `repository/conf/deployment.toml` (an update level
-    /// adds a setting, as real updates do).
+    /// The pack's own `repository/conf/deployment.toml`: the modules'
+    /// reference file for this product and version when there is one (an
+    /// update level adds a setting, as real updates do).
     pub fn default_config(&self) -> String {
-        let mut text = String::from(
-            "# the pack's own default configuration\n[server]\nhostname = \"localhost\"\n",
-        );
+        let mut text = self
+            .reference_files()
+            .into_iter()
+            .find(|(p, _)| p == "repository/conf/deployment.toml")
+            .map(|(_, c)| c)
+            .unwrap_or_else(|| {
+                "# the pack's own default configuration\n[server]\nhostname = \"localhost\"\n"
+                    .into()
+            });
         if self.level > 0 {
             text.push_str(&format!(
                 "\n# added by update level {}\n[server.security]\nhsts_enabled = true\n",

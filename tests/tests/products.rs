@@ -98,9 +98,12 @@ fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
     );
     let rendered =
         std::fs::read_to_string(node.path(LINK).join("repository/conf/deployment.toml")).unwrap();
+    // The pack's own file with the module's edits: its comments stay, the
+    // site's values are set.
     assert!(
-        rendered.contains("Managed by Rigger"),
-        "the module's file replaces the pack's: {rendered}"
+        rendered.contains("# Reference copy of the deployment.toml")
+            && rendered.contains("hostname = \"is.demo.example.com\""),
+        "the module edits the pack's file: {rendered}"
     );
     let logs = node.link_target(&format!("{LINK}/repository/logs"));
     assert_eq!(logs, node.path("/var/log/wso2/wso2is"));
@@ -114,20 +117,15 @@ fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
     let update = ga.at_level(1, 20);
     let out = master.import_update(&update);
     assert_eq!(out.code, 0, "{}", out.all());
-    // The update changes a file the module renders: the operator is told,
-    // with the pack's own diff.
+    // The update changes a file the module edits: the operator is told
+    // that every edit still applies to the level's file.
     assert!(
-        out.stdout
-            .contains("REVIEW repository/conf/deployment.toml"),
+        out.stdout.contains(
+            "EDITED repository/conf/deployment.toml: the level changes it; every edit of module wso2is (templates/deployment.toml.edits.toml) still applies"
+        ),
         "{}",
         out.all()
     );
-    assert!(
-        out.stdout.contains("templates/deployment.toml.j2"),
-        "{}",
-        out.all()
-    );
-    assert!(out.stdout.contains("+hsts_enabled = true"), "{}", out.all());
     let changed: Vec<usize> = (0..ga.files).filter(|&i| update.changes(i)).collect();
     assert!((5..=15).contains(&changed.len()), "{}", changed.len());
     let changed_bytes: u64 = changed
@@ -151,6 +149,12 @@ fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
         upgrade.all()
     );
     let l1_release = current_release(&node);
+    let rendered =
+        std::fs::read_to_string(node.path(LINK).join("repository/conf/deployment.toml")).unwrap();
+    assert!(
+        rendered.contains("hsts_enabled = true") && rendered.contains("is.demo.example.com"),
+        "the level's change with the edits on it: {rendered}"
+    );
     assert_ne!(l1_release, ga_release);
     assert_eq!(
         std::fs::read(node.path(LINK).join(SamplePack::file_path(changed[0]))).unwrap(),
