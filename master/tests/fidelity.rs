@@ -116,7 +116,8 @@ fn values_at(file: &str, content: &str, at: &str) -> Result<Vec<String>, String>
         let doc: toml::Table = content.parse().map_err(|e| format!("{e}"))?;
         let mut value = toml::Value::Table(doc);
         // Dotted keys; a number indexes an array of tables (`datasource.0.id`).
-        for key in at.split('.') {
+        for key in toml_keys(at) {
+            let key = key.as_str();
             value = match (value, key.parse::<usize>()) {
                 (toml::Value::Table(mut t), _) => match t.remove(key) {
                     Some(v) => v,
@@ -140,6 +141,20 @@ fn values_at(file: &str, content: &str, at: &str) -> Result<Vec<String>, String>
             .collect());
     }
     Err(format!("{file}: no reader for this format"))
+}
+
+/// A dotted key path, `"quoted.parts"` kept whole.
+fn toml_keys(path: &str) -> Vec<String> {
+    let (mut keys, mut current, mut quoted) = (Vec::new(), String::new(), false);
+    for c in path.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => keys.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    keys.push(current);
+    keys
 }
 
 /// Every table path of a TOML document (`server`, `database.identity_db`).
@@ -345,6 +360,26 @@ fn is_5_8() {
 #[test]
 fn is_5_11() {
     check("is-5.11");
+}
+
+#[test]
+fn apim_4_2_all_in_one() {
+    check("apim-4.2-all-in-one");
+}
+
+#[test]
+fn apim_4_2_control_plane() {
+    check("apim-4.2-control-plane");
+}
+
+#[test]
+fn apim_4_2_gateway() {
+    check("apim-4.2-gateway");
+}
+
+#[test]
+fn apim_4_2_traffic_manager() {
+    check("apim-4.2-traffic-manager");
 }
 
 #[test]

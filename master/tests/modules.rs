@@ -210,6 +210,41 @@ fn apim_all_in_one_pair_points_at_each_other() {
         strings(&conf["apim"]["event_hub"]["event_listening_endpoints"]),
         vec!["tcp://10.0.1.20:5672", "tcp://10.0.2.20:5672"]
     );
+    // WSO2's active-active pair: events are duplicated to the other node,
+    // and each node is its own publishing group.
+    assert_eq!(
+        strings(&conf["apim"]["event_hub"]["event_duplicate_url"]),
+        vec!["tcp://10.0.2.20:5672"]
+    );
+    assert_eq!(
+        strings(&conf["apim"]["throttling"]["event_duplicate_url"]),
+        vec!["tcp://10.0.2.20:5672"]
+    );
+    let publish = conf["apim"]["event_hub"]["publish"]["url_group"]
+        .as_array()
+        .unwrap();
+    assert_eq!(publish.len(), 2);
+    assert_eq!(strings(&publish[0]["urls"]), vec!["tcp://10.0.1.20:9611"]);
+    assert_eq!(
+        strings(&publish[1]["auth_urls"]),
+        vec!["ssl://10.0.2.20:9711"]
+    );
+    let second = toml_of(
+        &compile(
+            "apim",
+            "apim-2",
+            "10.0.2.20",
+            vec![
+                peer("apim-1", "apim", "10.0.1.20"),
+                peer("apim-2", "apim", "10.0.2.20"),
+            ],
+        ),
+        "deployment_toml",
+    );
+    assert_eq!(
+        strings(&second["apim"]["event_hub"]["event_duplicate_url"]),
+        vec!["tcp://10.0.1.20:5672"]
+    );
 }
 
 #[test]
