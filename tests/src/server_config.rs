@@ -76,6 +76,10 @@ const KNOWN_TABLES: &[&str] = &[
     "token_exchange",
     "security",
     "carbon_health_check",
+    "service_provider",
+    "server_config",
+    "cluster_config",
+    "dashboard_config",
 ];
 
 /// Reads and checks the configuration under `home` (CARBON_HOME).
