@@ -383,6 +383,16 @@ fn apim_4_2_traffic_manager() {
 }
 
 #[test]
+fn mi_4_2_integrator() {
+    check("mi-4.2-integrator");
+}
+
+#[test]
+fn mi_4_2_dashboard() {
+    check("mi-4.2-dashboard");
+}
+
+#[test]
 fn ei_6_6() {
     check("ei-6.6");
 }
