@@ -150,10 +150,7 @@ impl SamplePack {
             };
             return (path, content);
         }
-        (
-            "repository/conf/deployment.toml".into(),
-            self.default_config(),
-        )
+        (self.deployment_toml_path(), self.default_config())
     }
 
     /// The same pack at update `level`, changing `per_mille` ‰ of its files.
@@ -211,14 +208,24 @@ impl SamplePack {
         )
     }
 
-    /// The pack's own `repository/conf/deployment.toml`: the modules'
-    /// reference file for this product and version when there is one (an
-    /// update level adds a setting, as real updates do).
+    /// Where the product keeps `deployment.toml`: `conf/` for Micro
+    /// Integrator (as its reference files say), `repository/conf/` otherwise.
+    pub fn deployment_toml_path(&self) -> String {
+        self.reference_files()
+            .into_iter()
+            .map(|(p, _)| p)
+            .find(|p| p.ends_with("conf/deployment.toml"))
+            .unwrap_or_else(|| "repository/conf/deployment.toml".into())
+    }
+
+    /// The pack's own `deployment.toml`: the modules' reference file for
+    /// this product and version when there is one (an update level adds a
+    /// setting, as real updates do).
     pub fn default_config(&self) -> String {
         let mut text = self
             .reference_files()
             .into_iter()
-            .find(|(p, _)| p == "repository/conf/deployment.toml")
+            .find(|(p, _)| p.ends_with("conf/deployment.toml"))
             .map(|(_, c)| c)
             .unwrap_or_else(|| {
                 "# the pack's own default configuration\n[server]\nhostname = \"localhost\"\n"

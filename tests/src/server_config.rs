@@ -1,6 +1,6 @@
 //! What the stand-in WSO2 server reads from the configuration it is started
 //! with, and the checks a real server would fail on. A 4.x product reads
-//! `repository/conf/deployment.toml` (it must parse, and its top-level
+//! `repository/conf/deployment.toml` (MI: `conf/`; it must parse, and its top-level
 //! tables must be ones WSO2 products know); an XML-era product (IS 5.4–5.8,
 //! EI 6.x: no `deployment.toml`) reads `carbon.xml`, `axis2.xml`,
 //! `user-mgt.xml` and the datasources, whose structure must be whole — a
@@ -84,9 +84,12 @@ const KNOWN_TABLES: &[&str] = &[
 
 /// Reads and checks the configuration under `home` (CARBON_HOME).
 pub fn read(home: &Path) -> Result<ServerConfig, String> {
+    // Micro Integrator keeps deployment.toml in conf/, the others in repository/conf/.
     let toml_path = home.join("repository/conf/deployment.toml");
-    if toml_path.is_file() {
-        return from_deployment_toml(&toml_path);
+    for path in [toml_path.clone(), home.join("conf/deployment.toml")] {
+        if path.is_file() {
+            return from_deployment_toml(&path);
+        }
     }
     // IS 5.x keeps its XML files in repository/conf, EI 6.x in conf.
     for conf in ["repository/conf", "conf"] {
