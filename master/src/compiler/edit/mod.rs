@@ -16,8 +16,9 @@
 //!   new XML elements inside the element at PATH, last by default;
 //! - `remove = PATH`: an XML element or attribute, a TOML key or table, a
 //!   properties key;
-//! - `merge = { … }`: a table deep-merged into a TOML document (tables key
-//!   by key, other values replaced) or into properties (dotted keys).
+//! - `merge = { … }`: a table deep-merged into a TOML or YAML document
+//!   (tables key by key, other values replaced) or into properties (dotted
+//!   keys).
 //!
 //! An edit whose target is missing (an element an update level renamed or
 //! removed, a key a `remove` names) is an error naming the edit: it is
@@ -27,6 +28,7 @@
 mod properties;
 mod toml_doc;
 mod xml;
+mod yaml_doc;
 
 use std::fmt;
 
@@ -39,6 +41,8 @@ pub enum EditFormat {
     Toml,
     /// Java properties: line by line, comments kept.
     Properties,
+    /// YAML (`deployment.yaml`): yaml-edit, comments and layout kept.
+    Yaml,
 }
 
 impl EditFormat {
@@ -49,6 +53,7 @@ impl EditFormat {
             "xml" => Self::Xml,
             "toml" => Self::Toml,
             "properties" => Self::Properties,
+            "yaml" | "yml" => Self::Yaml,
             _ => return None,
         })
     }
@@ -253,6 +258,7 @@ pub fn apply(format: EditFormat, text: &str, edits: &[Declared]) -> Result<Strin
         EditFormat::Xml => xml::apply(text, edits),
         EditFormat::Toml => toml_doc::apply(text, edits),
         EditFormat::Properties => properties::apply(text, edits),
+        EditFormat::Yaml => yaml_doc::apply(text, edits),
     }
 }
 
