@@ -80,6 +80,12 @@ fn environment() -> Environment<'static> {
     // `{{ value | xml }}`: a value inside an XML fragment of an edits file
     // (the edits file's own format, TOML, is escaped on top).
     env.add_filter("xml", |value: String| super::edit::escape_xml(&value));
+    // `{{ password | b64encode }}`: the analytics runtimes keep their local
+    // users' passwords base64-encoded.
+    env.add_filter("b64encode", |value: String| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(value)
+    });
     env.set_formatter(|out, state, value| {
         let Some(format) = Format::from_auto_escape(state.auto_escape()) else {
             return minijinja::escape_formatter(out, state, value);

@@ -16,6 +16,7 @@
 //!   new XML elements inside the element at PATH, last by default;
 //! - `remove = PATH`: an XML element or attribute, a TOML key or table, a
 //!   properties key;
+//! - `append = PATH`, `value = …`: a new item at the end of a YAML sequence;
 //! - `merge = { … }`: a table deep-merged into a TOML or YAML document
 //!   (tables key by key, other values replaced) or into properties (dotted
 //!   keys).
@@ -89,6 +90,13 @@ pub enum Edit {
         /// Where among the parent's children.
         position: Position,
     },
+    /// Append a value to a sequence (YAML) or an array (TOML).
+    Append {
+        /// The sequence.
+        path: String,
+        /// The new item.
+        value: toml::Value,
+    },
     /// Remove an element, attribute, key or table.
     Remove {
         /// What.
@@ -128,6 +136,7 @@ impl fmt::Display for Edit {
             Self::Replace { path, .. } => write!(f, "replace {path}"),
             Self::Insert { path, .. } => write!(f, "insert into {path}"),
             Self::Remove { path } => write!(f, "remove {path}"),
+            Self::Append { path, .. } => write!(f, "append to {path}"),
             Self::Merge { table } => {
                 let keys: Vec<&str> = table.keys().map(String::as_str).collect();
                 write!(f, "merge {}", keys.join(", "))
@@ -188,7 +197,7 @@ fn declared(mut t: toml::Table) -> Result<Declared, String> {
             )),
         }
     };
-    let ops: Vec<&str> = ["set", "replace", "insert", "remove", "merge"]
+    let ops: Vec<&str> = ["set", "replace", "insert", "remove", "merge", "append"]
         .into_iter()
         .filter(|k| t.contains_key(*k))
         .collect();
@@ -223,6 +232,10 @@ fn declared(mut t: toml::Table) -> Result<Declared, String> {
         }
         ["remove"] => Edit::Remove {
             path: text(&mut t, "remove")?.unwrap_or_default(),
+        },
+        ["append"] => Edit::Append {
+            path: text(&mut t, "append")?.unwrap_or_default(),
+            value: t.remove("value").ok_or("`append` needs a `value`")?,
         },
         ["merge"] => match t.remove("merge") {
             Some(toml::Value::Table(table)) => Edit::Merge { table },

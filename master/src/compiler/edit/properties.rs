@@ -30,7 +30,7 @@ fn apply_one(lines: &mut Vec<String>, edit: &Edit) -> Result<(), String> {
             let span = find(lines, path).ok_or_else(|| format!("no key {path:?} to remove"))?;
             lines.drain(span);
         }
-        Edit::Replace { .. } | Edit::Insert { .. } => {
+        Edit::Replace { .. } | Edit::Insert { .. } | Edit::Append { .. } => {
             return Err("properties files take set, merge and remove".into());
         }
     }

@@ -51,7 +51,7 @@ fn apply_one(root: &mut Table, edit: &Edit) -> Result<(), String> {
                 .map(drop)
                 .ok_or_else(|| format!("no key {path:?} to remove"))
         }
-        Edit::Replace { .. } | Edit::Insert { .. } => {
+        Edit::Replace { .. } | Edit::Insert { .. } | Edit::Append { .. } => {
             Err("TOML files take set, merge and remove".into())
         }
     }

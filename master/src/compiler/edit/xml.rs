@@ -77,7 +77,9 @@ pub fn element_paths(text: &str) -> Result<std::collections::BTreeSet<String>, S
 fn apply_one(text: &str, declared: &Declared) -> Result<String, String> {
     let doc = parse(text).map_err(|e| e.to_string())?;
     let (path, attribute) = match &declared.edit {
-        Edit::Merge { .. } => return Err("XML files take set, replace, insert and remove".into()),
+        Edit::Merge { .. } | Edit::Append { .. } => {
+            return Err("XML files take set, replace, insert and remove".into());
+        }
         Edit::Set { path, .. } | Edit::Remove { path } => split_attribute(path)?,
         Edit::Replace { path, .. } | Edit::Insert { path, .. } => (path.as_str(), None),
     };
@@ -179,7 +181,9 @@ fn splice_for(
             check_fragment(xml)?;
             insert_splice(text, node, xml.trim(), position)
         }
-        (Edit::Merge { .. }, _) => Err("XML files take set, replace, insert and remove".into()),
+        (Edit::Merge { .. } | Edit::Append { .. }, _) => {
+            Err("XML files take set, replace, insert and remove".into())
+        }
     }
 }
 

@@ -64,8 +64,18 @@ fn apply_one(root: &Mapping, edit: &Edit) -> Result<(), String> {
                 .map(drop)
                 .ok_or_else(|| format!("no key {path:?} to remove"))
         }
+        Edit::Append { path, value } => {
+            let steps = parse_path(path)?;
+            let (last, parents) = steps.split_last().ok_or("an empty path")?;
+            let mapping = navigate(root, parents, path, false)?;
+            let sequence = mapping
+                .get_sequence(last.key.as_str())
+                .ok_or_else(|| format!("no sequence {path:?} to append to"))?;
+            sequence.push(yaml_value(value));
+            Ok(())
+        }
         Edit::Replace { .. } | Edit::Insert { .. } => {
-            Err("YAML files take set, merge and remove".into())
+            Err("YAML files take set, merge, append and remove".into())
         }
     }
 }
@@ -238,6 +248,15 @@ mod tests {
             doc["cluster.config"]["strategyConfig"]["heartbeatInterval"],
             1000
         );
+    }
+
+    #[test]
+    fn items_are_appended_to_sequences() {
+        let doc = edit("[[edit]]\nappend = '\"wso2.datasources\".dataSources'\n[edit.value]\nname = \"PERSISTENCE_DB2\"\n[edit.value.definition]\ntype = \"RDBMS\"\n").unwrap();
+        let sources = doc["wso2.datasources"]["dataSources"].as_array().unwrap();
+        assert_eq!(sources.len(), 3);
+        assert_eq!(sources[2]["name"], "PERSISTENCE_DB2");
+        assert_eq!(sources[2]["definition"]["type"], "RDBMS");
     }
 
     #[test]
