@@ -444,8 +444,8 @@ fn is_pattern_2_publishes_to_the_analytics_worker_pair() {
     for id in ["auth_data_publisher", "session_data_publisher"] {
         let xml = xml_of(&is, id);
         assert!(
-            xml.contains("<property name=\"receiverURL\">tcp://10.0.1.90:7611|tcp://10.0.2.90:7611</property>"),
-            "{id}: {xml}"
+            xml.contains("<property name=\"receiverURL\">tcp://10.0.1.90:7612|tcp://10.0.2.90:7612</property>"),
+            "the workers' Thrift receiver: {id}: {xml}"
         );
         assert!(
             file(&is, id)
@@ -475,6 +475,20 @@ fn is_pattern_2_publishes_to_the_analytics_worker_pair() {
         "10.0.1.90"
     );
     assert_eq!(yaml["cluster.config"]["enabled"], true);
+    // The worker's Thrift receiver is the port the publishers send to.
+    assert_eq!(
+        yaml["databridge.config"]["dataReceivers"][0]["dataReceiver"]["properties"]["tcpPort"],
+        "7612"
+    );
+    // The site's admin password, where the runtime reads its users.
+    assert_eq!(
+        yaml["auth.configs"]["userManager"]["userStore"]["users"][0]["user"]["password"],
+        "aXNfYW5hbHl0aWNzX3dvcmtlci1zdXBlcl9hZG1pbi1wYXNzd29yZA=="
+    );
+    assert_eq!(
+        yaml["state.persistence"]["persistenceStore"],
+        "org.wso2.carbon.stream.processor.core.persistence.DBPersistenceStore"
+    );
     let sources = yaml["wso2.datasources"]["dataSources"].as_array().unwrap();
     let analytics = sources
         .iter()
@@ -492,6 +506,10 @@ fn is_pattern_2_publishes_to_the_analytics_worker_pair() {
     assert_eq!(
         yaml["wso2.transport.http"]["listenerConfigurations"][0]["port"],
         9643
+    );
+    assert_eq!(
+        yaml["wso2.transport.http"]["listenerConfigurations"][0]["id"],
+        "default-https"
     );
     assert!(
         yaml["wso2.datasources"]["dataSources"]

@@ -336,6 +336,15 @@ pub struct ServiceSpec {
     /// through the master (`None`: the node restarts on its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_lease: Option<RestartLeaseSpec>,
+    /// The pid file the server writes, relative to `working_dir` (the
+    /// systemd unit's `PIDFile`): `wso2carbon.pid` for Carbon servers,
+    /// `wso2/worker/runtime.pid` for an analytics worker.
+    #[serde(default = "default_pid_file")]
+    pub pid_file: String,
+}
+
+fn default_pid_file() -> String {
+    "wso2carbon.pid".into()
 }
 
 /// How many nodes of a group may have their server down for a restart at

@@ -75,6 +75,14 @@ pub struct ServiceInfo {
     /// `https://{{ self.ip }}:{{ 9443 + server.ports_offset }}/carbon/admin/login.jsp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_url: Option<String>,
+    /// The pid file the server writes, relative to CARBON_HOME (the
+    /// systemd unit's `PIDFile`; the Carbon default `wso2carbon.pid`).
+    #[serde(default = "default_pid_file")]
+    pub pid_file: String,
+}
+
+fn default_pid_file() -> String {
+    "wso2carbon.pid".into()
 }
 
 #[derive(Deserialize)]

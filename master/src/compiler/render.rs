@@ -233,7 +233,9 @@ pub fn used_markers(
         };
         let text = serde_json::to_string(&resource).unwrap_or_default();
         for (marker, key) in markers {
-            if text.contains(marker.as_str()) && !used.contains(key) {
+            // A credential also counts as used when a template encodes it.
+            let found = encodings(marker).iter().any(|m| text.contains(m.as_str()));
+            if found && !used.contains(key) {
                 used.push(key.clone());
             }
         }
@@ -340,6 +342,16 @@ fn subscribe(
 /// Stands in for every secret value in the masked rendering: plain text,
 /// so that no output format escapes it.
 const SECRET_MASK: &str = "rigger-secret-value-mask";
+
+/// A value as it may appear in a rendering: as is, and as the template
+/// filters that encode values (`b64encode`) write it.
+fn encodings(value: &str) -> [String; 2] {
+    use base64::Engine as _;
+    [
+        value.to_string(),
+        base64::engine::general_purpose::STANDARD.encode(value),
+    ]
+}
 
 /// The context with every value the secrets files set replaced by a mask.
 fn masked_secrets(context: &Value, secrets: &Table) -> Option<Value> {
@@ -455,7 +467,12 @@ fn mark_secret(declared: &Declared<'_>, masked: &Value, resource: &mut Resource)
     match masked_content {
         Some(content) if content == file.content => {}
         Some(content) => {
-            file.redacted_content = Some(content.replace(SECRET_MASK, REDACTED));
+            let [plain, encoded] = encodings(SECRET_MASK);
+            file.redacted_content = Some(
+                content
+                    .replace(&plain, REDACTED)
+                    .replace(&encoded, REDACTED),
+            );
             mark(file);
         }
         None => mark(file),

@@ -48,10 +48,11 @@ pub fn unit_file(spec: &ServiceSpec) -> String {
          Type=forking\n\
          ExecStart={start} start{args}\n\
          ExecStop={start} stop\n\
-         PIDFile={dir}/wso2carbon.pid\n\
+         PIDFile={dir}/{pid_file}\n\
          WorkingDirectory={dir}\n",
         name = spec.name,
         dir = spec.working_dir.trim_end_matches('/'),
+        pid_file = spec.pid_file.trim_start_matches('/'),
     );
     if let Some(user) = spec.user.as_deref().filter(|u| !u.is_empty()) {
         unit.push_str(&format!("User={user}\n"));
@@ -224,7 +225,20 @@ mod tests {
             ready_timeout_secs: 600,
             stop_grace_secs: 30,
             restart_lease: None,
+            pid_file: "wso2carbon.pid".into(),
         }
+    }
+
+    #[test]
+    fn the_unit_waits_on_the_pid_file_the_server_writes() {
+        let mut worker = spec("/opt/wso2/wso2is-analytics-5.8.0");
+        worker.pid_file = "wso2/worker/runtime.pid".into();
+        assert!(
+            unit_file(&worker)
+                .contains("PIDFile=/opt/wso2/wso2is-analytics-5.8.0/wso2/worker/runtime.pid\n"),
+            "{}",
+            unit_file(&worker)
+        );
     }
 
     #[test]
