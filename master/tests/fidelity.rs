@@ -132,6 +132,15 @@ fn values_at(file: &str, content: &str, at: &str) -> Result<Vec<String>, String>
             other => vec![text(&other)],
         });
     }
+    if file.ends_with(".yaml") {
+        let doc: serde_json::Value = serde_saphyr::from_str(content).map_err(|e| format!("{e}"))?;
+        return Ok(yaml_at(&doc, at)
+            .map(|v| match v {
+                serde_json::Value::Array(items) => items.iter().map(json_text).collect(),
+                other => vec![json_text(other)],
+            })
+            .unwrap_or_default());
+    }
     if file.ends_with(".properties") {
         return Ok(content
             .lines()
@@ -141,6 +150,40 @@ fn values_at(file: &str, content: &str, at: &str) -> Result<Vec<String>, String>
             .collect());
     }
     Err(format!("{file}: no reader for this format"))
+}
+
+fn json_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A YAML path as edits write it: dotted keys (`"quoted.keys"` whole),
+/// a sequence item by `[key='value']` or `[N]`.
+fn yaml_at<'a>(doc: &'a serde_json::Value, at: &str) -> Option<&'a serde_json::Value> {
+    let mut current = doc;
+    for step in toml_keys(at) {
+        let (key, select) = match step.split_once('[') {
+            Some((k, rest)) => (k.to_string(), Some(rest.trim_end_matches(']').to_string())),
+            None => (step, None),
+        };
+        current = current.get(key.as_str())?;
+        if let Some(select) = select {
+            let items = current.as_array()?;
+            current = match select.parse::<usize>() {
+                Ok(i) => items.get(i)?,
+                Err(_) => {
+                    let (k, v) = select.split_once('=')?;
+                    let v = v.trim_matches(|c| c == '\'' || c == '"');
+                    items
+                        .iter()
+                        .find(|item| item.get(k).and_then(|x| x.as_str()) == Some(v))?
+                }
+            };
+        }
+    }
+    Some(current)
 }
 
 /// A dotted key path, `"quoted.parts"` kept whole.
@@ -390,6 +433,36 @@ fn mi_4_2_integrator() {
 #[test]
 fn mi_4_2_dashboard() {
     check("mi-4.2-dashboard");
+}
+
+#[test]
+fn is_analytics_5_8_worker() {
+    check("is-analytics-5.8-worker");
+}
+
+#[test]
+fn is_analytics_5_8_dashboard() {
+    check("is-analytics-5.8-dashboard");
+}
+
+#[test]
+fn ei_analytics_6_6_worker() {
+    check("ei-analytics-6.6-worker");
+}
+
+#[test]
+fn ei_analytics_6_6_dashboard() {
+    check("ei-analytics-6.6-dashboard");
+}
+
+#[test]
+fn apim_analytics_3_2_worker() {
+    check("apim-analytics-3.2-worker");
+}
+
+#[test]
+fn apim_analytics_3_2_dashboard() {
+    check("apim-analytics-3.2-dashboard");
 }
 
 #[test]
