@@ -618,6 +618,29 @@ fn every_profile_runs_its_server_through_the_node_runtime() {
         };
         let health = server.health.as_deref().unwrap_or_default();
         assert!(health.contains("://10.0.9.9:"), "{role}: {health}");
+        // Every server's heap reaches it through the environment file
+        // (MI, EI and the analytics runtimes too), and systemd waits on the
+        // pid file the product writes.
+        let ResourceSpec::File(env) = &find("jvm_env").spec else {
+            panic!("{role}: jvm_env is not a file")
+        };
+        assert!(
+            env.content.contains("JVM_MEM_OPTS=\"-Xms"),
+            "{role}: {}",
+            env.content
+        );
+        let expected_pid = if role.contains("analytics_worker") {
+            "worker/runtime.pid"
+        } else if role.contains("analytics_dashboard") {
+            "dashboard/runtime.pid"
+        } else {
+            "wso2carbon.pid"
+        };
+        assert!(
+            server.pid_file.ends_with(expected_pid),
+            "{role}: {}",
+            server.pid_file
+        );
         assert_eq!(server.user.as_deref(), Some("wso2carbon"), "{role}");
         assert_eq!(server.nofile, 65535, "{role}");
         assert!(
