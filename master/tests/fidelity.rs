@@ -200,6 +200,35 @@ fn toml_keys(path: &str) -> Vec<String> {
     keys
 }
 
+/// Every mapping key path of a YAML document (sequence items collapse into
+/// their sequence: `"wso2.datasources".dataSources.name`).
+fn key_paths(prefix: &str, value: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                let key = if key.contains('.') {
+                    format!("\"{key}\"")
+                } else {
+                    key.clone()
+                };
+                let path = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                out.insert(path.clone());
+                key_paths(&path, inner, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                key_paths(prefix, item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Every table path of a TOML document (`server`, `database.identity_db`).
 fn table_paths(prefix: &str, table: &toml::Table, out: &mut BTreeSet<String>) {
     for (key, value) in table {
@@ -349,6 +378,22 @@ fn check(name: &str) {
                     failures.push(format!(
                         "{path}: {element} is not an element of the product's file"
                     ));
+                }
+            }
+        }
+        if path.ends_with(".yaml") {
+            let shipped: serde_json::Value = serde_saphyr::from_str(&shipped).unwrap();
+            let rendered: serde_json::Value = serde_saphyr::from_str(content).unwrap();
+            let (mut known, mut found) = (BTreeSet::new(), BTreeSet::new());
+            key_paths("", &shipped, &mut known);
+            key_paths("", &rendered, &mut found);
+            for key in found.difference(&known) {
+                let added = expectations
+                    .added
+                    .iter()
+                    .any(|a| key == &a.path || key.starts_with(&format!("{}.", a.path)));
+                if !added {
+                    failures.push(format!("{path}: {key} is not a key of the product's file"));
                 }
             }
         }
