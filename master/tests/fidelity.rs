@@ -132,8 +132,12 @@ fn values_at(file: &str, content: &str, at: &str) -> Result<Vec<String>, String>
             other => vec![text(&other)],
         });
     }
-    if file.ends_with(".yaml") {
-        let doc: serde_json::Value = serde_saphyr::from_str(content).map_err(|e| format!("{e}"))?;
+    if file.ends_with(".yaml") || file.ends_with(".json") {
+        let doc: serde_json::Value = if file.ends_with(".json") {
+            serde_json::from_str(content).map_err(|e| format!("{e}"))?
+        } else {
+            serde_saphyr::from_str(content).map_err(|e| format!("{e}"))?
+        };
         return Ok(yaml_at(&doc, at)
             .map(|v| match v {
                 serde_json::Value::Array(items) => items.iter().map(json_text).collect(),

@@ -660,7 +660,7 @@ fn edited(
         .to_string();
     let format = super::edit::EditFormat::of(&relative).ok_or_else(|| {
         resource_error(format!(
-            "{relative}: edits apply to XML, TOML, YAML and properties files"
+            "{relative}: edits apply to XML, TOML, YAML, JSON and properties files"
         ))
     })?;
     let (template_path, source) = template_of(declared.module, declared.manifest, name)?;

@@ -26,6 +26,7 @@
 //! never skipped. `all = true` lets an XML edit change every match; without
 //! it a path that matches several elements is an error.
 
+mod json_doc;
 mod properties;
 mod toml_doc;
 mod xml;
@@ -44,6 +45,8 @@ pub enum EditFormat {
     Properties,
     /// YAML (`deployment.yaml`): yaml-edit, comments and layout kept.
     Yaml,
+    /// JSON (`site.json`): jsonc-parser's syntax tree, layout kept.
+    Json,
 }
 
 impl EditFormat {
@@ -55,6 +58,7 @@ impl EditFormat {
             "toml" => Self::Toml,
             "properties" => Self::Properties,
             "yaml" | "yml" => Self::Yaml,
+            "json" => Self::Json,
             _ => return None,
         })
     }
@@ -272,6 +276,7 @@ pub fn apply(format: EditFormat, text: &str, edits: &[Declared]) -> Result<Strin
         EditFormat::Toml => toml_doc::apply(text, edits),
         EditFormat::Properties => properties::apply(text, edits),
         EditFormat::Yaml => yaml_doc::apply(text, edits),
+        EditFormat::Json => json_doc::apply(text, edits),
     }
 }
 
