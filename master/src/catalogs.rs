@@ -309,10 +309,7 @@ async fn compile(
         facts,
         inventory,
     };
-    let products = Products::from_records(&state.store.trees().await?)
-        .with_artifacts(&state.store.artifacts().await?)
-        .with_secret_files(state.compiler.site().join("secrets/files"))
-        .with_pack_files(Arc::new(state.pack_files.clone()));
+    let products = imported_products(state).await?;
     tokio::task::spawn_blocking(move || {
         let content = compiler.compile(&node, &products)?;
         Ok((content, products.take_resolved_secret_files()))
@@ -324,6 +321,47 @@ async fn compile(
         tracing::error!(node = %certname, role, error = %text, "catalog compilation failed");
         Error::FailedPrecondition(format!("cannot compile the catalog of {certname}: {text}"))
     })
+}
+
+/// What compiles see of the imported products: the levels, the artifacts,
+/// the site's secret files and the packs' own files (for edits).
+async fn imported_products(state: &MasterState) -> Result<Products> {
+    Ok(Products::from_records(&state.store.trees().await?)
+        .with_artifacts(&state.store.artifacts().await?)
+        .with_secret_files(state.compiler.site().join("secrets/files"))
+        .with_pack_files(Arc::new(state.pack_files.clone())))
+}
+
+/// One site role compiled by `masterctl module check --master`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleCheck {
+    /// The role.
+    pub role: String,
+    /// Resources of its catalog, or why it does not compile.
+    pub result: std::result::Result<usize, String>,
+}
+
+/// Compiles every site role for a placeholder node against the imported
+/// packs (edits applied to the product's own files at each role's level):
+/// what `masterctl module check --master` reports.
+pub async fn check_roles(state: &MasterState) -> Result<Vec<RoleCheck>> {
+    let products = imported_products(state).await?;
+    let compiler = state.compiler.clone();
+    tokio::task::spawn_blocking(move || {
+        compiler
+            .site_roles()
+            .into_iter()
+            .map(|role| {
+                let result = compiler
+                    .check_role_with(&role, &products)
+                    .map(|c| c.resources.len())
+                    .map_err(|e| error_chain(&e));
+                RoleCheck { role, result }
+            })
+            .collect()
+    })
+    .await
+    .map_err(Error::internal)
 }
 
 /// Puts the secret files a compile resolved into the blob store (those it

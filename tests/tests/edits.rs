@@ -260,3 +260,37 @@ fn an_ei_6_6_node_starts_on_the_products_own_files_with_passthrough_transports()
     assert!(carbon.contains("<Role>DataServicesServer</Role>"));
     assert!(carbon.contains("<Analytics>"));
 }
+
+#[test]
+fn module_check_with_a_running_master_applies_the_edits_to_the_imported_packs() {
+    let (master, _pack) = master_on_is_5_8();
+    let out = master.ctl(&["module", "check", "--master"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("ok    role is: ")
+            && out.stdout.contains("(against the imported packs)"),
+        "{}",
+        out.all()
+    );
+    // A module edit whose target the imported pack lacks: named, with the
+    // pack it was checked against.
+    let modules = master.site().parent().unwrap().join("check-modules");
+    copy_dir(&rigger_tests::repo_root().join("modules"), &modules);
+    let edits = modules.join("wso2is/templates/xml/carbon.xml.edits.toml");
+    let text = std::fs::read_to_string(&edits)
+        .unwrap()
+        .replace("/Server/Ports/Offset", "/Server/Ports/PortOffset");
+    std::fs::write(&edits, text).unwrap();
+    let mut master = master;
+    master.restart_with_modules(&modules);
+    let out = master.ctl(&["module", "check", "--master"]);
+    assert_ne!(out.code, 0, "{}", out.all());
+    let text = out.all();
+    for expected in [
+        "FAIL  role is",
+        "set /Server/Ports/PortOffset",
+        "repository/conf/carbon.xml of wso2is 5.8.0 level 0 (the imported pack)",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in {text}");
+    }
+}

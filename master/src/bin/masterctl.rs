@@ -88,6 +88,9 @@ enum LeaseCommand {
 enum ModuleCommand {
     /// Render every profile of every module against its default data (and
     /// every role of the site, when given); report every error at once.
+    /// Without a master, edits apply to the modules' reference files of
+    /// each product version; with `--master`, the running master compiles
+    /// its site's roles against the packs it imported.
     Check {
         /// Module path (repeatable).
         #[arg(long, default_value = "/etc/rigger/modules")]
@@ -95,6 +98,9 @@ enum ModuleCommand {
         /// Site data directory to check too.
         #[arg(long)]
         site: Option<PathBuf>,
+        /// Ask the running master (its modules, site and imported packs).
+        #[arg(long, conflicts_with_all = ["modules", "site"])]
+        master: bool,
     },
 }
 
@@ -258,7 +264,12 @@ fn write_out(output: &Output) -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<Output> {
-    if let Command::Module(ModuleCommand::Check { modules, site }) = cli.command {
+    if let Command::Module(ModuleCommand::Check {
+        modules,
+        site,
+        master: false,
+    }) = cli.command
+    {
         let mut checked = ctl::module::check(modules, site)?;
         write_out(&Output::from(std::mem::take(&mut checked.report)))?;
         checked.into_result()?;
@@ -310,6 +321,12 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             ctl::lease::free(&c, &cluster, &node).await?
         }
         Command::Lookup { node, key } => ctl::lookup::lookup(&c, &node, &key).await?,
+        Command::Module(ModuleCommand::Check { master: true, .. }) => {
+            let mut checked = ctl::module::check_on_master(&c).await?;
+            write_out(&Output::from(std::mem::take(&mut checked.report)))?;
+            checked.into_result()?;
+            return Ok(Output::default());
+        }
         Command::Module(_) => unreachable!("handled before connecting"),
     };
     Ok(text.into())

@@ -135,9 +135,19 @@ impl Compiler {
     /// Compiles a site role for a placeholder node, with any imported
     /// product accepted, for `masterctl module check --site`.
     pub fn check_role(&self, role: &str) -> Result<CatalogContent, CompileError> {
+        self.check_role_with(role, &self.reference_products())
+    }
+
+    /// Compiles a site role for a placeholder node against `products` (the
+    /// master's imported packs, for `masterctl module check --master`).
+    pub fn check_role_with(
+        &self,
+        role: &str,
+        products: &Products,
+    ) -> Result<CatalogContent, CompileError> {
         let mut node = check_node(role);
         node.role = role.to_string();
-        self.compile(&node, &self.reference_products())
+        self.compile(&node, products)
     }
 
     /// Any product accepted, with edits applied to the modules' reference

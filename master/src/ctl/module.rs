@@ -110,3 +110,31 @@ pub fn check(modules: Vec<PathBuf>, site: Option<PathBuf>) -> anyhow::Result<Che
         problems: errors,
     })
 }
+
+/// `masterctl module check --master`: every site role of the running
+/// master compiled against its imported packs (edits applied to the
+/// product's own files at each role's level).
+pub async fn check_on_master(ctl: &super::Ctl) -> anyhow::Result<Checked> {
+    let reply = ctl
+        .client()
+        .check_roles(rigger_common::proto::CheckRolesRequest {})
+        .await
+        .map_err(super::status)?
+        .into_inner();
+    let mut checked = Checked::default();
+    for role in reply.roles {
+        if role.error.is_empty() {
+            let _ = writeln!(
+                checked.report,
+                "ok    role {}: {} resources (against the imported packs)",
+                role.role, role.resources
+            );
+        } else {
+            let _ = writeln!(checked.report, "FAIL  role {}", role.role);
+            checked
+                .problems
+                .push(format!("role {}: {}", role.role, role.error));
+        }
+    }
+    Ok(checked)
+}

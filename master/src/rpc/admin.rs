@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
-    ArtifactInfo, EditReview, FreeLeaseRequest, FreeLeaseResponse, ImportArtifactRequest, Lease,
-    ListArtifactsRequest, ListArtifactsResponse, ListLeasesRequest, ListLeasesResponse,
-    LookupRequest, LookupResponse, LookupSource, RemoveNodeRequest, RemoveNodeResponse,
-    TemplateReview,
+    ArtifactInfo, CheckRolesRequest, CheckRolesResponse, EditReview, FreeLeaseRequest,
+    FreeLeaseResponse, ImportArtifactRequest, Lease, ListArtifactsRequest, ListArtifactsResponse,
+    ListLeasesRequest, ListLeasesResponse, LookupRequest, LookupResponse, LookupSource,
+    RemoveNodeRequest, RemoveNodeResponse, RoleCheck, TemplateReview,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -203,6 +203,31 @@ impl AdminService for Admin {
             .map(artifact_info)
             .collect();
         Ok(Response::new(ListArtifactsResponse { artifacts }))
+    }
+
+    async fn check_roles(
+        &self,
+        request: Request<CheckRolesRequest>,
+    ) -> Result<Response<CheckRolesResponse>, Status> {
+        local_peer(&request)?;
+        let checks = crate::catalogs::check_roles(&self.state).await?;
+        Ok(Response::new(CheckRolesResponse {
+            roles: checks
+                .into_iter()
+                .map(|c| match c.result {
+                    Ok(resources) => RoleCheck {
+                        role: c.role,
+                        resources: resources as u32,
+                        error: String::new(),
+                    },
+                    Err(error) => RoleCheck {
+                        role: c.role,
+                        resources: 0,
+                        error,
+                    },
+                })
+                .collect(),
+        }))
     }
 
     async fn lookup(
