@@ -1,12 +1,15 @@
 //! Benchmark: the master's catalog compile rate for the example site's
-//! `is` role (module load, data hierarchy, template rendering, validation),
-//! and the full path that also signs and stores a new version.
+//! `is` role (module load, data hierarchy, template rendering, the edits
+//! to the product's deployment.toml, validation), and the full path that
+//! also reads the product's file from the blob store, signs and stores a
+//! new version.
 //! Run with `cargo bench -p rigger-master --bench compile`; prints figures.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rigger_master::compiler::{Compiler, NodeContext, Products};
+use rigger_common::manifest::{Entry, EntryKind, Manifest};
+use rigger_master::compiler::{Compiler, NodeContext, Products, ReferenceFiles};
 
 const COMPILES: usize = 300;
 
@@ -19,7 +22,7 @@ fn main() {
         inventory: vec![],
         facts: serde_json::json!({"hostname": format!("bench-{i}"), "ip": format!("10.0.{}.{}", i / 250, i % 250 + 1)}),
     };
-    let products = sample_products();
+    let products = sample_products(&root);
     let warm = compiler
         .compile(&node(0), &products)
         .expect("example site compiles");
@@ -53,11 +56,32 @@ fn main() {
             .await
             .expect("master opens");
         let state = master.state().clone();
-        state
-            .store
-            .insert_tree(&bench_tree(), 0)
-            .await
-            .expect("store");
+        // A tree holding the product's deployment.toml, which the edits apply to.
+        let config = std::fs::read(
+            root.join("modules/wso2is/reference/wso2is-5.11.0/repository/conf/deployment.toml"),
+        )
+        .expect("reference deployment.toml");
+        let file = state.blobs.put(config).await.expect("blob");
+        let path = "repository/conf/deployment.toml".to_string();
+        let manifest = Manifest::from_entries(
+            [(
+                path.clone(),
+                Entry {
+                    path,
+                    mode: 0o644,
+                    kind: EntryKind::File {
+                        size: file.size,
+                        digest: file.digest,
+                    },
+                },
+            )]
+            .into(),
+        )
+        .expect("manifest");
+        let tree = state.blobs.put(manifest.to_json()).await.expect("manifest blob");
+        let mut record = bench_tree();
+        record.digest = tree.digest;
+        state.store.insert_tree(&record, 0).await.expect("store");
         let started = Instant::now();
         for i in 0..COMPILES {
             let n = node(i);
@@ -83,8 +107,11 @@ fn bench_tree() -> rigger_master::store::TreeRecord {
     }
 }
 
-fn sample_products() -> Products {
-    Products::from_records(&[bench_tree()])
+/// The imported tree, with the product's files from the reference files.
+fn sample_products(root: &Path) -> Products {
+    Products::from_records(&[bench_tree()]).with_pack_files(std::sync::Arc::new(
+        ReferenceFiles::new(vec![root.join("modules")]),
+    ))
 }
 
 fn report(what: &str, elapsed: Duration) {
