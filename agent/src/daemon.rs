@@ -47,10 +47,17 @@ pub enum Event {
     RunFinished(RunSummary),
     /// A supervision pass finished: what it did, or why a server stays down.
     Supervised(Result<Vec<String>, String>),
+    /// A heartbeat went out (or why it did not).
+    Heartbeat(Result<(), String>),
 }
 
 /// How often exited servers are looked for between runs.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(3);
+
+/// How often the master hears what the services are doing, also during a
+/// run (a restart): its restart budget counts a node that stopped saying
+/// so as down, and a lease lapses only when its holder goes quiet.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
 
 /// Runs the daemon until `shutdown` is cancelled. `events_tx`/`events_rx`
 /// is the loop's inbox; the control server holds a clone of the sender.
@@ -72,6 +79,8 @@ pub async fn run(
     let mut supervising = false;
     let mut supervise_failures: u32 = 0;
     let mut supervisor_note = String::new();
+    let mut next_heartbeat = Instant::now() + HEARTBEAT_EVERY;
+    let mut heartbeating = false;
 
     loop {
         let idle = running.is_none();
@@ -87,7 +96,21 @@ pub async fn run(
                     let _ = inbox.send(Event::Supervised(agent.supervise().await)).await;
                 });
             }
+            _ = tokio::time::sleep_until(next_heartbeat), if !heartbeating => {
+                heartbeating = true;
+                let (agent, inbox) = (agent.clone(), events_tx.clone());
+                tokio::spawn(async move {
+                    let _ = inbox.send(Event::Heartbeat(agent.heartbeat().await)).await;
+                });
+            }
             Some(event) = events_rx.recv() => match event {
+                Event::Heartbeat(outcome) => {
+                    heartbeating = false;
+                    if let Err(e) = outcome {
+                        tracing::debug!(error = %e, "heartbeat not delivered");
+                    }
+                    next_heartbeat = Instant::now() + HEARTBEAT_EVERY;
+                }
                 Event::Control(ControlRequest::Status(reply)) => {
                     let mut status = status_of(&agent, last.as_ref(), running.is_some(), next_run);
                     status.supervisor = supervisor_note.clone();

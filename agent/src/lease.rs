@@ -122,32 +122,43 @@ impl MasterLeases {
                 tracing::info!(service = %spec.name, group = %reply.group, "restart lease taken");
                 return Ok((!waited_for.is_empty()).then(|| {
                     format!(
-                        "waited {} s for the restart lease of cluster {} (held by {})",
+                        "waited {} s for the restart lease of cluster {} (for {})",
                         started.elapsed().as_secs(),
                         reply.group,
                         waited_for.join(", ")
                     )
                 }));
             }
-            let holders = reply.holders.clone();
+            // What the node waits for: the holders of the group's lease,
+            // and the nodes that are not ready (the cluster's budget).
+            let holders: Vec<String> = if reply.unavailable.is_empty() {
+                reply
+                    .holders
+                    .iter()
+                    .map(|h| format!("{h}: it is restarting (it holds the lease)"))
+                    .collect()
+            } else {
+                reply.unavailable.clone()
+            };
             if holders != last_holders {
                 self.activity.set(format!(
-                    "restarting {} waits for the restart lease of cluster {} (held by {}; {} node(s) at a time)",
+                    "restarting {} waits for the restart lease of cluster {} (waiting for {}; {} node(s) at a time)",
                     spec.name,
                     reply.group,
-                    holders.join(", "),
+                    holders.join("; "),
                     reply.max_down
                 ));
                 tracing::info!(
                     service = %spec.name,
                     group = %reply.group,
                     max_down = reply.max_down,
-                    held_by = %holders.join(", "),
+                    waiting_for = %holders.join("; "),
                     "waiting for the cluster's restart lease"
                 );
                 for holder in &holders {
-                    if !waited_for.contains(holder) {
-                        waited_for.push(holder.clone());
+                    let node = holder.split(':').next().unwrap_or(holder).to_string();
+                    if !waited_for.contains(&node) {
+                        waited_for.push(node);
                     }
                 }
                 last_holders = holders.clone();
@@ -161,10 +172,10 @@ impl MasterLeases {
             let now = Instant::now();
             if now >= deadline {
                 return Err(ResourceError::LeaseUnavailable(format!(
-                    "the restart lease of cluster {} stayed with {} for {} s (restart.wait_secs)",
+                    "the restart lease of cluster {} was not granted for {} s (restart.wait_secs): waiting for {}",
                     reply.group,
-                    holders.join(", "),
-                    lease.wait_secs
+                    lease.wait_secs,
+                    holders.join("; ")
                 )));
             }
             std::thread::sleep(POLL.min(deadline - now));

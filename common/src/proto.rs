@@ -44,6 +44,29 @@ impl From<crate::report::RunReport> for Report {
                     message: o.message,
                 })
                 .collect(),
+            services: report.services.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<crate::report::ServiceHealth> for ServiceHealth {
+    fn from(h: crate::report::ServiceHealth) -> Self {
+        Self {
+            name: h.name,
+            running: h.running,
+            ready: h.ready,
+            detail: h.detail,
+        }
+    }
+}
+
+impl From<ServiceHealth> for crate::report::ServiceHealth {
+    fn from(h: ServiceHealth) -> Self {
+        Self {
+            name: h.name,
+            running: h.running,
+            ready: h.ready,
+            detail: h.detail,
         }
     }
 }
@@ -69,6 +92,7 @@ impl From<Report> for crate::report::RunReport {
                     message: o.message,
                 })
                 .collect(),
+            services: report.services.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -15,6 +15,20 @@ pub struct ReportedOutcome {
     pub message: String,
 }
 
+/// What a service is doing, as the node sees it (after a run, and in the
+/// daemon's heartbeats): the readiness the cluster's restart budget counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceHealth {
+    /// The service resource's name.
+    pub name: String,
+    /// Whether its process runs.
+    pub running: bool,
+    /// Whether it answers its readiness check.
+    pub ready: bool,
+    /// Why it is not ready (an error, the server's last output).
+    pub detail: String,
+}
+
 /// A run as the agent reports it and the master records it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -38,6 +52,9 @@ pub struct RunReport {
     pub used_cached_catalog: bool,
     /// Every resource that did not stay unchanged.
     pub resources: Vec<ReportedOutcome>,
+    /// The node's services after the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceHealth>,
 }
 
 impl RunReport {

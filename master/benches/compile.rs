@@ -78,7 +78,11 @@ fn main() {
             .into(),
         )
         .expect("manifest");
-        let tree = state.blobs.put(manifest.to_json()).await.expect("manifest blob");
+        let tree = state
+            .blobs
+            .put(manifest.to_json())
+            .await
+            .expect("manifest blob");
         let mut record = bench_tree();
         record.digest = tree.digest;
         state.store.insert_tree(&record, 0).await.expect("store");

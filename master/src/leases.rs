@@ -4,15 +4,28 @@
 //! `max_down` nodes restarting at once. The group and the limit come from
 //! the node's latest stored catalog, never from the request.
 //!
+//! The restart budget (the PodDisruptionBudget rule) is counted from real
+//! readiness: agents say what their services are doing with each report
+//! and in a heartbeat every few seconds, and a lease is granted only while
+//! at least `min_ready` other nodes of the group stay available — ready,
+//! heard from within [`HEALTH_FRESH`], ready for the settle time, not
+//! restarting. A node whose server failed to start blocks every other
+//! restart of its cluster until it is ready again or removed, however long;
+//! a dead node's lease lapses, but the dead node counts as down.
+//!
 //! Invariant: no more than `restart.max_down` nodes of a group hold an
-//! unexpired lease.
+//! unexpired lease, and none is granted below the group's budget.
 
 use rigger_common::catalog::{ResourceSpec, RestartLeaseSpec};
 use rigger_common::time::now_ms;
 
 use crate::error::{Error, Result};
 use crate::state::MasterState;
-use crate::store::LeaseRecord;
+use crate::store::{Budget, LeaseRecord, ServiceHealthRecord};
+
+/// Health older than this is not believed: a node that stopped sending
+/// heartbeats (every few seconds) counts as down after it.
+pub const HEALTH_FRESH_MS: i64 = 90_000;
 
 /// Leases never last longer than this, whatever the agent asks.
 const MAX_TTL_SECS: u64 = 4 * 3600;
@@ -30,7 +43,13 @@ pub struct LeaseAnswer {
     pub max_down: u32,
     /// The group's holders (when refused: whom the node waits for).
     pub holders: Vec<LeaseRecord>,
+    /// Nodes of the group that do not count as available, each with why.
+    pub unavailable: Vec<String>,
+    /// Nodes that must stay available while one is down.
+    pub min_ready: u32,
 }
+
+pub use rigger_common::report::ServiceHealth as ServiceState;
 
 /// The answer for a service whose restarts are not coordinated.
 fn uncoordinated() -> LeaseAnswer {
@@ -87,18 +106,73 @@ pub async fn acquire(
         acquired_at_ms: now,
         expires_at_ms: now + (ttl * 1000) as i64,
     };
-    let (granted, holders) = state.store.acquire_lease(&lease, spec.max_down).await?;
-    if granted {
+    let budget = Budget {
+        min_ready: spec.min_ready,
+        fresh_since_ms: now - HEALTH_FRESH_MS,
+        ready_before_ms: now - (spec.settle_secs * 1000) as i64,
+    };
+    let decision = state
+        .store
+        .acquire_lease(&lease, spec.max_down, Some(&budget))
+        .await?;
+    if decision.granted {
         tracing::info!(node = %certname, group = %spec.group, service, ttl, "restart lease granted");
     } else {
-        tracing::info!(node = %certname, group = %spec.group, held_by = ?holders.iter().map(|l| &l.certname).collect::<Vec<_>>(), "restart lease refused: the group's limit is reached");
+        tracing::info!(
+            node = %certname,
+            group = %spec.group,
+            held_by = ?decision.holders.iter().map(|l| &l.certname).collect::<Vec<_>>(),
+            unavailable = ?decision.unavailable,
+            min_ready = decision.min_ready,
+            "restart lease refused: the group's budget would be broken"
+        );
     }
     Ok(LeaseAnswer {
-        granted,
+        granted: decision.granted,
         group: spec.group,
         max_down: spec.max_down,
-        holders,
+        holders: decision.holders,
+        unavailable: decision.unavailable,
+        min_ready: decision.min_ready,
     })
+}
+
+/// Records what a node says about its services (with a report, or in a
+/// heartbeat, which also keeps the leases it holds alive). Services its
+/// latest catalog does not coordinate count in no budget.
+pub async fn record_health(
+    state: &MasterState,
+    certname: &str,
+    services: &[ServiceState],
+) -> Result<()> {
+    let now = now_ms();
+    for service in services {
+        let group = match lease_spec(state, certname, &service.name).await {
+            Ok(Some(spec)) => spec.group,
+            Ok(None) | Err(_) => continue,
+        };
+        state
+            .store
+            .record_service_health(&ServiceHealthRecord {
+                certname: certname.to_string(),
+                service: service.name.clone(),
+                group,
+                running: service.running,
+                ready: service.ready,
+                ready_since_ms: None,
+                reported_at_ms: now,
+                detail: rigger_common::text::printable(&service.detail)
+                    .chars()
+                    .take(2_000)
+                    .collect(),
+            })
+            .await?;
+    }
+    state
+        .store
+        .renew_leases(certname, now + HEALTH_FRESH_MS)
+        .await?;
+    Ok(())
 }
 
 /// Gives the node's lease back (a no-op when it holds none).
@@ -113,7 +187,7 @@ pub async fn release(state: &MasterState, certname: &str, service: &str) -> Resu
         granted: true,
         group: spec.group,
         max_down: spec.max_down,
-        holders: Vec::new(),
+        ..LeaseAnswer::default()
     })
 }
 

@@ -84,6 +84,18 @@ const KNOWN_TABLES: &[&str] = &[
 
 /// Reads and checks the configuration under `home` (CARBON_HOME).
 pub fn read(home: &Path) -> Result<ServerConfig, String> {
+    let config = read_checked(home)?;
+    // A change that compiles but fails at start, for tests of halts.
+    if config.hostname == FAILING_HOST {
+        return Err(format!("refusing hostname {FAILING_HOST}"));
+    }
+    Ok(config)
+}
+
+/// The host name the stand-in refuses to start with.
+pub const FAILING_HOST: &str = "fail.invalid";
+
+fn read_checked(home: &Path) -> Result<ServerConfig, String> {
     // Micro Integrator keeps deployment.toml in conf/, the others in repository/conf/.
     let toml_path = home.join("repository/conf/deployment.toml");
     for path in [toml_path.clone(), home.join("conf/deployment.toml")] {

@@ -21,7 +21,9 @@ fn cluster(
     extra_role_data: &str,
     nodes: [(&str, &str); 2],
 ) -> [(TestAgent, FakeImds); 2] {
-    master.enable_service(extra_role_data);
+    // A short settle time: a restarted node counts as available again
+    // after it has been ready for a second.
+    master.enable_service(&format!("{extra_role_data}\n[rollout]\nsettle = \"1s\"\n"));
     let nodes = nodes.map(|(name, ip)| {
         let node = TestAgent::new(name);
         let imds = FakeImds::start(Instance::at(&format!("i-{name}"), ip));
@@ -33,6 +35,8 @@ fn cluster(
     let (first, imds) = &nodes[0];
     let out = first.once(&master.url(), &["--imds-endpoint", &imds.url()]);
     assert_eq!(out.code, 2, "{}", out.all());
+    // Every node has been ready for the settle time.
+    std::thread::sleep(Duration::from_millis(1100));
     nodes
 }
 
@@ -128,7 +132,7 @@ fn a_cluster_restarts_one_node_at_a_time_and_keeps_serving() {
         });
         assert_eq!(
             waiting,
-            "restarting wso2is waits for the restart lease of cluster is-demo (held by roll-a; 1 node(s) at a time)"
+            "restarting wso2is waits for the restart lease of cluster is-demo (waiting for roll-a: it is restarting (it holds the lease); 1 node(s) at a time)"
         );
         let status = wait_for("b's run to end", Duration::from_secs(120), || {
             let status = b.status();
@@ -143,7 +147,7 @@ fn a_cluster_restarts_one_node_at_a_time_and_keeps_serving() {
     });
     assert_eq!(out_a.code, 2, "{}", out_a.all());
     assert!(
-        b_log.contains("for the restart lease of cluster is-demo (held by roll-a)"),
+        b_log.contains("for the restart lease of cluster is-demo (for roll-a)"),
         "b did not wait for a: {b_log}"
     );
     let both_down = samples.iter().filter(|(x, y)| !x && !y).count();
@@ -186,7 +190,7 @@ fn a_restart_that_cannot_get_the_lease_stays_pending_and_the_server_keeps_servin
         assert!(
             waited
                 .all()
-                .contains("the restart lease of cluster is-demo stayed with pending-b for 2 s"),
+                .contains("the restart lease of cluster is-demo was not granted for 2 s (restart.wait_secs): waiting for pending-b: it is restarting"),
             "{}",
             waited.all()
         );
@@ -247,7 +251,7 @@ fn an_agent_stopped_while_it_waits_for_the_lease_leaves_the_server_running() {
             let status = b.status();
             status["activity"]
                 .as_str()
-                .is_some_and(|a| a.contains("held by stop-a"))
+                .is_some_and(|a| a.contains("stop-a: it is restarting"))
                 .then_some(())
         });
         // SIGTERM while it waits: the agent stops without waiting out its
@@ -309,7 +313,11 @@ fn a_change_that_breaks_the_first_node_stops_there_and_the_cluster_keeps_serving
     assert!(leases.stdout.contains("halt-a"), "{}", leases.all());
     let held = b.once(&master.url(), &["--imds-endpoint", &url_b]);
     assert_eq!(held.code, 6, "{}", held.all());
-    assert!(held.all().contains("stayed with halt-a"), "{}", held.all());
+    assert!(
+        held.all().contains("waiting for halt-a: it is restarting"),
+        "{}",
+        held.all()
+    );
     assert_eq!(b.service_pid("wso2is"), Some(pid_b));
     assert_eq!(
         get("127.0.0.30:9763", "/rigger/hostname").as_deref(),
@@ -361,7 +369,7 @@ fn an_update_level_rolls_out_one_node_at_a_time() {
         out_b
             .stdout
             .contains("wso2is stopped first, after it waited")
-            && out_b.stdout.contains("(held by up-a)"),
+            && out_b.stdout.contains("(for up-a)"),
         "b switched while a was down: {}",
         out_b.all()
     );
@@ -375,4 +383,63 @@ fn an_update_level_rolls_out_one_node_at_a_time() {
         assert!(up(addr), "{addr} is down");
     }
     assert_no_leases(&master);
+}
+
+#[test]
+fn a_failed_node_blocks_every_other_restart_even_after_its_lease_is_gone() {
+    let master = TestMaster::start();
+    let [(a, imds_a), (b, imds_b)] = cluster(
+        &master,
+        "[restart]\nwait_secs = 2\n",
+        [("budget-a", "127.0.0.33"), ("budget-b", "127.0.0.34")],
+    );
+    let (url_a, url_b) = (imds_a.url(), imds_b.url());
+    let pid_b = b.service_pid("wso2is").unwrap();
+    let set_hostname = |name: &str| {
+        master.edit_site("environments/demo.toml", |t| {
+            let line = t
+                .lines()
+                .find(|l| l.starts_with("hostname = "))
+                .unwrap()
+                .to_string();
+            t.replace(&line, &format!("hostname = \"{name}\""))
+        });
+    };
+
+    // A change that compiles but fails at start: a's server does not come
+    // back. Its lease then goes (an operator frees it, as a lapse would):
+    // b still may not take its server down, because a is not ready.
+    set_hostname(rigger_tests::server_config::FAILING_HOST);
+    let broken = a.once(&master.url(), &["--imds-endpoint", &url_a]);
+    assert_eq!(broken.code, 6, "{}", broken.all());
+    assert!(
+        broken.all().contains("refusing hostname fail.invalid"),
+        "{}",
+        broken.all()
+    );
+    let freed = master.ctl(&["lease", "free", "is-demo", "budget-a"]);
+    assert_eq!(freed.code, 0, "{}", freed.all());
+    assert_no_leases(&master);
+    let held = b.once(&master.url(), &["--imds-endpoint", &url_b]);
+    assert_eq!(held.code, 6, "{}", held.all());
+    assert!(
+        held.all().contains("waiting for budget-a: it is not ready")
+            && held.all().contains("refusing hostname fail.invalid"),
+        "b must wait for a to be ready: {}",
+        held.all()
+    );
+    assert_eq!(b.service_pid("wso2is"), Some(pid_b), "b went down too");
+    assert_eq!(
+        get("127.0.0.34:9763", "/rigger/hostname").as_deref(),
+        Some("is.demo.example.com")
+    );
+
+    // Fixed: a comes back; once it has been ready for the settle time, b follows.
+    set_hostname("login.example.com");
+    let fixed = a.once(&master.url(), &["--imds-endpoint", &url_a]);
+    assert_eq!(fixed.code, 2, "{}", fixed.all());
+    std::thread::sleep(Duration::from_millis(1200));
+    let follows = b.once(&master.url(), &["--imds-endpoint", &url_b]);
+    assert_eq!(follows.code, 2, "{}", follows.all());
+    rolled_out(&master, ["127.0.0.33:9763", "127.0.0.34:9763"]);
 }

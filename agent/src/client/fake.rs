@@ -196,6 +196,13 @@ impl MasterClient for FakeMaster {
             ..Default::default()
         })
     }
+
+    async fn heartbeat(
+        &self,
+        _services: Vec<rigger_common::report::ServiceHealth>,
+    ) -> Result<(), MasterError> {
+        self.reachable()
+    }
 }
 
 /// Connects every run to one [`FakeMaster`] (or fails while it is down).

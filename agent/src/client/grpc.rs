@@ -100,6 +100,7 @@ fn lease_reply(reply: proto::RestartLeaseReply) -> LeaseReply {
         group: reply.group,
         max_down: reply.max_down,
         holders: reply.holders.into_iter().map(|h| h.certname).collect(),
+        unavailable: reply.unavailable,
     }
 }
 
@@ -168,6 +169,19 @@ impl MasterClient for GrpcMaster {
             .await
             .map_err(error_of)?;
         Ok(lease_reply(reply.into_inner()))
+    }
+
+    async fn heartbeat(
+        &self,
+        services: Vec<rigger_common::report::ServiceHealth>,
+    ) -> Result<(), MasterError> {
+        self.catalogs()
+            .heartbeat(proto::HeartbeatRequest {
+                services: services.into_iter().map(Into::into).collect(),
+            })
+            .await
+            .map_err(error_of)?;
+        Ok(())
     }
 }
 

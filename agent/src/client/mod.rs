@@ -18,7 +18,7 @@ use rigger_common::signing::SignedCatalog;
 use tokio_stream::Stream;
 
 pub use grpc::{GrpcConnector, GrpcMaster};
-pub use rigger_common::report::{ReportedOutcome, RunReport};
+pub use rigger_common::report::{ReportedOutcome, RunReport, ServiceHealth};
 
 use crate::identity::Identity;
 
@@ -51,6 +51,9 @@ pub struct LeaseReply {
     pub max_down: u32,
     /// Certnames of the current holders (when refused: whom the node waits for).
     pub holders: Vec<String>,
+    /// Nodes of the group that do not count as ready, each with why (when
+    /// refused by the budget: what the node waits for).
+    pub unavailable: Vec<String>,
 }
 
 /// What enrollment returns: the node's certificate and what it must trust.
@@ -128,6 +131,8 @@ pub trait MasterClient: Send + Sync + std::fmt::Debug {
     async fn acquire_lease(&self, request: LeaseRequest) -> Result<LeaseReply, MasterError>;
     /// Gives the node's restart lease back.
     async fn release_lease(&self, request: LeaseRequest) -> Result<LeaseReply, MasterError>;
+    /// Says what the node's services are doing (keeps its leases alive).
+    async fn heartbeat(&self, services: Vec<ServiceHealth>) -> Result<(), MasterError>;
 }
 
 /// Opens a connection to the master for a run, as the node's identity.

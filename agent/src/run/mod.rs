@@ -320,7 +320,10 @@ impl Agent {
         }
         if let Some(master) = fetched.master {
             summary.duration_ms = started.elapsed().as_millis() as u64;
-            let report = to_report(summary, &report, noop);
+            let mut report = to_report(summary, &report, noop);
+            if !noop {
+                report.services = services_after(&catalog, &report, &gc_ctx).await;
+            }
             if let Err(e) = master.report(report).await {
                 tracing::warn!(error = %e, "cannot submit the run report");
             }
@@ -453,6 +456,7 @@ fn to_report(summary: &RunSummary, report: &ApplyReport, noop: bool) -> RunRepor
         skipped: report.skipped(),
         noop,
         used_cached_catalog: summary.used_cached_catalog,
+        services: Vec::new(),
         resources: report
             .outcomes
             .iter()
@@ -464,6 +468,42 @@ fn to_report(summary: &RunSummary, report: &ApplyReport, noop: bool) -> RunRepor
             })
             .collect(),
     }
+}
+
+/// What the catalog's services are doing after a run: a service whose
+/// resource failed is not ready, whatever it answers.
+async fn services_after(
+    catalog: &Catalog,
+    report: &RunReport,
+    ctx: &ApplyContext,
+) -> Vec<rigger_common::report::ServiceHealth> {
+    let services: Vec<(rigger_common::catalog::ServiceSpec, Option<String>)> = catalog
+        .content
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            rigger_common::catalog::ResourceSpec::Service(s) => {
+                let failure = report
+                    .resources
+                    .iter()
+                    .find(|o| o.id == r.id && o.status == "failed")
+                    .map(|o| o.message.clone());
+                Some((s.clone(), failure))
+            }
+            _ => None,
+        })
+        .collect();
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        services
+            .iter()
+            .map(|(spec, failure)| {
+                crate::resources::service::health(spec, &ctx, failure.as_deref())
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// Whether the master answered but gave no catalog (it refused, or sent

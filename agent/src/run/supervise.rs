@@ -33,6 +33,45 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// What the services of the last applied catalog are doing now (a
+    /// readiness probe each), for the heartbeat.
+    pub async fn service_health(&self) -> Vec<rigger_common::report::ServiceHealth> {
+        let Some(catalog) = self.verified_cached_catalog() else {
+            return Vec::new();
+        };
+        let services = services(&catalog);
+        let ctx = ApplyContext::new(self.paths.clone());
+        tokio::task::spawn_blocking(move || {
+            services
+                .iter()
+                .map(|spec| service::health(spec, &ctx, None))
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Tells the master what the services are doing (keeps the leases the
+    /// node holds alive while it restarts). Nothing to say before the node
+    /// has an identity and a catalog with services.
+    pub async fn heartbeat(&self) -> Result<(), String> {
+        let Some(identity) = self.identity.get() else {
+            return Ok(());
+        };
+        let services = self.service_health().await;
+        if services.is_empty() {
+            return Ok(());
+        }
+        let master = self
+            .connector
+            .connect(identity)
+            .await
+            .map_err(|e| e.to_string())?;
+        master.heartbeat(services).await.map_err(|e| e.to_string())
+    }
+}
+
 fn services(catalog: &Catalog) -> Vec<ServiceSpec> {
     catalog
         .content

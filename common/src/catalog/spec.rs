@@ -360,6 +360,18 @@ pub struct RestartLeaseSpec {
     /// How long a node waits for the lease before the run gives up (the
     /// restart stays pending for the next run).
     pub wait_secs: u64,
+    /// Other nodes of the group that must stay ready while this one is
+    /// down (`None`: all but `max_down`, counted from real readiness).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready: Option<u32>,
+    /// How long a node must have been ready before it counts as available
+    /// again (the time a load balancer needs to mark it healthy).
+    #[serde(default = "default_settle_secs")]
+    pub settle_secs: u64,
+}
+
+fn default_settle_secs() -> u64 {
+    30
 }
 
 fn default_log_max_bytes() -> u64 {

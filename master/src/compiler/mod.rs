@@ -199,11 +199,48 @@ fn restart_lease(
     };
     let max_down = number("restart.max_down", 1)?;
     let wait_secs = number("restart.wait_secs", 1800)?;
+    let bad = |key: &str, message: String| CompileError::Data {
+        site: site.to_path_buf(),
+        key: key.to_string(),
+        message,
+    };
+    // `rollout.min_ready`: "auto" (all but max_down) or a number of nodes.
+    let min_ready = match data::lookup(data, "rollout.min_ready") {
+        None => None,
+        Some(toml::Value::String(s)) if s == "auto" => None,
+        Some(toml::Value::Integer(n)) if *n >= 0 => Some((*n).min(u32::MAX as i64) as u32),
+        Some(other) => {
+            return Err(bad(
+                "rollout.min_ready",
+                format!("expected \"auto\" or a whole number of nodes, found {other}"),
+            ));
+        }
+    };
+    // `rollout.settle`: a duration with its unit ("30s").
+    let settle_secs = match data::lookup(data, "rollout.settle") {
+        None => 30,
+        Some(toml::Value::String(s)) => humantime::parse_duration(s)
+            .map_err(|e| {
+                bad(
+                    "rollout.settle",
+                    format!("{s:?} is not a duration such as \"30s\": {e}"),
+                )
+            })?
+            .as_secs(),
+        Some(other) => {
+            return Err(bad(
+                "rollout.settle",
+                format!("expected a duration such as \"30s\", found {other}"),
+            ));
+        }
+    };
     Ok(
         (max_down > 0).then(|| rigger_common::catalog::RestartLeaseSpec {
             group: cluster.clone(),
             max_down: max_down.min(u32::MAX as u64) as u32,
             wait_secs,
+            min_ready,
+            settle_secs,
         }),
     )
 }

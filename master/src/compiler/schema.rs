@@ -13,8 +13,8 @@ use toml::Table;
 use toml::de::{DeTable, DeValue};
 
 /// Keys whose value may be a string or a whole number: `update_level` is
-/// `"latest"` or a level.
-const STRING_OR_INTEGER: &[&str] = &["update_level"];
+/// `"latest"` or a level, `rollout.min_ready` `"auto"` or a node count.
+const STRING_OR_INTEGER: &[&str] = &["update_level", "rollout.min_ready"];
 
 /// One problem in one site file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 
 use rigger_common::proto::catalog_service_server::CatalogService;
 use rigger_common::proto::{
-    GetCatalogRequest, Report, RestartLeaseHolder, RestartLeaseReply, RestartLeaseRequest,
-    SignedCatalog, SubmitReportResponse,
+    GetCatalogRequest, HeartbeatReply, HeartbeatRequest, Report, RestartLeaseHolder,
+    RestartLeaseReply, RestartLeaseRequest, SignedCatalog, SubmitReportResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -30,6 +30,8 @@ fn lease_reply(answer: LeaseAnswer) -> RestartLeaseReply {
         granted: answer.granted,
         group: answer.group,
         max_down: answer.max_down,
+        unavailable: answer.unavailable,
+        min_ready: answer.min_ready,
         holders: answer
             .holders
             .into_iter()
@@ -64,8 +66,27 @@ impl CatalogService for Catalogs {
     ) -> Result<Response<SubmitReportResponse>, Status> {
         let certname = authenticated_node(&self.state, &request, "SubmitReport").await?;
         let report: ReportRecord = request.into_inner().into();
+        let services = report.services.clone();
         catalogs::record_report(&self.state, &certname, report).await?;
+        leases::record_health(&self.state, &certname, &services).await?;
         Ok(Response::new(SubmitReportResponse {}))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatReply>, Status> {
+        let certname = authenticated_node(&self.state, &request, "Heartbeat").await?;
+        let services: Vec<leases::ServiceState> = request
+            .into_inner()
+            .services
+            .into_iter()
+            .take(64)
+            .map(Into::into)
+            .collect();
+        leases::record_health(&self.state, &certname, &services).await?;
+        Ok(Response::new(HeartbeatReply {}))
     }
 
     #[tracing::instrument(skip_all)]

@@ -8,8 +8,8 @@ use rigger_common::digest::Digest;
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    ArtifactRecord, CatalogRecord, CertRecord, LeaseRecord, MetaStore, ReportRecord, TokenRecord,
-    TreeInsert, TreeRecord,
+    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseRecord, MetaStore, ReportRecord,
+    ServiceHealthRecord, TokenRecord, TreeInsert, TreeRecord,
 };
 
 /// One test per behaviour for the backend that `$open().await` returns
@@ -27,6 +27,8 @@ macro_rules! meta_store_conformance {
             artifacts_are_replaced_by_name,
             a_group_grants_max_down_leases_and_expired_ones_do_not_count,
             removing_a_node_revokes_it_and_frees_its_lease,
+            the_budget_counts_only_settled_ready_nodes_heard_from,
+            a_ready_streak_keeps_its_start_and_heartbeats_renew_leases,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {
@@ -284,27 +286,48 @@ pub async fn artifacts_are_replaced_by_name(store: &dyn MetaStore) {
 /// No more than `max_down` nodes of a group hold a lease; renewals keep
 /// it; expired ones count for nothing.
 pub async fn a_group_grants_max_down_leases_and_expired_ones_do_not_count(store: &dyn MetaStore) {
-    let (granted, holders) = store.acquire_lease(&lease("a", 0), 1).await.unwrap();
-    assert!(granted);
-    assert_eq!(holders.len(), 1);
-    let (granted, holders) = store.acquire_lease(&lease("b", 10), 1).await.unwrap();
-    assert!(!granted, "two nodes of one group down at once");
-    assert_eq!(holders[0].certname, "a");
+    let decision = store.acquire_lease(&lease("a", 0), 1, None).await.unwrap();
+    assert!(decision.granted);
+    assert_eq!(decision.holders.len(), 1);
+    let decision = store.acquire_lease(&lease("b", 10), 1, None).await.unwrap();
+    assert!(!decision.granted, "two nodes of one group down at once");
+    assert_eq!(decision.holders[0].certname, "a");
     assert!(
-        store.acquire_lease(&lease("a", 20), 1).await.unwrap().0,
+        store
+            .acquire_lease(&lease("a", 20), 1, None)
+            .await
+            .unwrap()
+            .granted,
         "renewal"
     );
     assert!(
-        store.acquire_lease(&lease("b", 30), 2).await.unwrap().0,
+        store
+            .acquire_lease(&lease("b", 30), 2, None)
+            .await
+            .unwrap()
+            .granted,
         "max_down 2"
     );
     assert!(store.release_lease("c1", "b").await.unwrap());
     assert!(!store.release_lease("c1", "b").await.unwrap());
     // a's renewed lease lapses at 1020: then b gets it.
-    assert!(!store.acquire_lease(&lease("b", 1_019), 1).await.unwrap().0);
-    let (granted, holders) = store.acquire_lease(&lease("b", 1_020), 1).await.unwrap();
-    assert!(granted);
-    let names: Vec<&str> = holders.iter().map(|l| l.certname.as_str()).collect();
+    assert!(
+        !store
+            .acquire_lease(&lease("b", 1_019), 1, None)
+            .await
+            .unwrap()
+            .granted
+    );
+    let decision = store
+        .acquire_lease(&lease("b", 1_020), 1, None)
+        .await
+        .unwrap();
+    assert!(decision.granted);
+    let names: Vec<&str> = decision
+        .holders
+        .iter()
+        .map(|l| l.certname.as_str())
+        .collect();
     assert_eq!(names, ["b"]);
     assert_eq!(store.leases(1_500).await.unwrap().len(), 1);
     assert!(store.leases(5_000).await.unwrap().is_empty());
@@ -318,8 +341,22 @@ pub async fn removing_a_node_revokes_it_and_frees_its_lease(store: &dyn MetaStor
         .await
         .unwrap();
     store.insert_catalog("b", &catalog(1), 0).await.unwrap();
-    assert!(store.acquire_lease(&lease("b", 0), 1).await.unwrap().0);
+    assert!(
+        store
+            .acquire_lease(&lease("b", 0), 1, None)
+            .await
+            .unwrap()
+            .granted
+    );
+    store
+        .record_service_health(&health("b", false, 0))
+        .await
+        .unwrap();
     assert!(store.remove_node("b").await.unwrap());
+    assert!(
+        store.service_health().await.unwrap().is_empty(),
+        "a removed node counts for nothing in its cluster's budget"
+    );
     assert!(!store.remove_node("b").await.unwrap());
     assert!(store.node("b").await.unwrap().is_none());
     assert!(store.cert("0c").await.unwrap().unwrap().revoked);
@@ -327,4 +364,135 @@ pub async fn removing_a_node_revokes_it_and_frees_its_lease(store: &dyn MetaStor
     assert!(store.valid_cert("b", 5_000).await.unwrap().is_none());
     assert!(store.leases(500).await.unwrap().is_empty());
     assert!(store.catalog("b", None).await.unwrap().is_some());
+}
+
+fn health(node: &str, ready: bool, at: i64) -> ServiceHealthRecord {
+    ServiceHealthRecord {
+        certname: node.into(),
+        service: "wso2is".into(),
+        group: "c1".into(),
+        running: ready,
+        ready,
+        ready_since_ms: None,
+        reported_at_ms: at,
+        detail: if ready {
+            String::new()
+        } else {
+            "exited: refusing hostname fail.invalid".into()
+        },
+    }
+}
+
+/// The PodDisruptionBudget rule: a lease is granted only while the other
+/// nodes that stay available (ready, heard from, settled, not restarting)
+/// are at least `min_ready` (all but `max_down` by default).
+pub async fn the_budget_counts_only_settled_ready_nodes_heard_from(store: &dyn MetaStore) {
+    let budget = |now: i64| Budget {
+        min_ready: None,
+        fresh_since_ms: now - 1_000,
+        ready_before_ms: now - 100,
+    };
+    // b failed to start: nobody else may go down, whoever holds what.
+    store
+        .record_service_health(&health("a", true, 0))
+        .await
+        .unwrap();
+    store
+        .record_service_health(&health("b", false, 50))
+        .await
+        .unwrap();
+    let decision = store
+        .acquire_lease(&lease("a", 200), 1, Some(&budget(200)))
+        .await
+        .unwrap();
+    assert!(!decision.granted, "{decision:?}");
+    assert_eq!(decision.min_ready, 1);
+    assert!(
+        decision.unavailable[0]
+            .contains("b: it is not ready: exited: refusing hostname fail.invalid"),
+        "{decision:?}"
+    );
+    // b is ready again, but not settled yet.
+    store
+        .record_service_health(&health("b", true, 300))
+        .await
+        .unwrap();
+    let decision = store
+        .acquire_lease(&lease("a", 350), 1, Some(&budget(350)))
+        .await
+        .unwrap();
+    assert!(!decision.granted, "{decision:?}");
+    assert!(decision.unavailable[0].contains("settle"), "{decision:?}");
+    // Settled: a may go.
+    assert!(
+        store
+            .acquire_lease(&lease("a", 450), 1, Some(&budget(450)))
+            .await
+            .unwrap()
+            .granted
+    );
+    // b is not heard from any more (a dead node): it counts as down.
+    assert!(store.release_lease("c1", "a").await.unwrap());
+    let decision = store
+        .acquire_lease(&lease("a", 5_000), 1, Some(&budget(5_000)))
+        .await
+        .unwrap();
+    assert!(!decision.granted, "{decision:?}");
+    assert!(
+        decision.unavailable[0].contains("not been heard from"),
+        "{decision:?}"
+    );
+    // An explicit min_ready of 0 lets it go anyway.
+    let mut none_needed = budget(5_000);
+    none_needed.min_ready = Some(0);
+    assert!(
+        store
+            .acquire_lease(&lease("a", 5_000), 1, Some(&none_needed))
+            .await
+            .unwrap()
+            .granted
+    );
+}
+
+/// A node that stays ready keeps the start of its ready streak; a
+/// heartbeat extends the leases it holds.
+pub async fn a_ready_streak_keeps_its_start_and_heartbeats_renew_leases(store: &dyn MetaStore) {
+    store
+        .record_service_health(&health("a", true, 10))
+        .await
+        .unwrap();
+    store
+        .record_service_health(&health("a", true, 90))
+        .await
+        .unwrap();
+    let all = store.service_health().await.unwrap();
+    assert_eq!(
+        (all[0].ready_since_ms, all[0].reported_at_ms),
+        (Some(10), 90)
+    );
+    store
+        .record_service_health(&health("a", false, 95))
+        .await
+        .unwrap();
+    store
+        .record_service_health(&health("a", true, 120))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.service_health().await.unwrap()[0].ready_since_ms,
+        Some(120)
+    );
+    assert!(
+        store
+            .acquire_lease(&lease("a", 0), 1, None)
+            .await
+            .unwrap()
+            .granted
+    );
+    store.renew_leases("a", 9_000).await.unwrap();
+    assert_eq!(
+        store.leases(8_999).await.unwrap().len(),
+        1,
+        "renewed past its TTL"
+    );
 }

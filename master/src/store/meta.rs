@@ -3,8 +3,9 @@
 //! here, so that a backend can implement it with a transaction.
 
 use super::{
-    ArtifactRecord, CatalogRecord, CertRecord, LeaseRecord, NodeRecord, ReportRecord,
-    ReportSummary, StoreError, TokenRecord, TreeInsert, TreeRecord,
+    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseDecision, LeaseRecord, NodeRecord,
+    ReportRecord, ReportSummary, ServiceHealthRecord, StoreError, TokenRecord, TreeInsert,
+    TreeRecord,
 };
 
 /// Tokens, certificates, inventory, catalog history, reports, trees,
@@ -112,13 +113,23 @@ pub trait MetaStore: Send + Sync {
     async fn artifacts(&self) -> Result<Vec<ArtifactRecord>, StoreError>;
 
     /// Grants `lease` unless `max_down` other nodes of its group hold an
-    /// unexpired lease; a node asking again renews its own. Atomic.
-    /// Returns whether it was granted and the group's holders afterwards.
+    /// unexpired lease or, with a `budget`, fewer than its `min_ready`
+    /// other nodes of the group would stay available; a node asking again
+    /// renews its own. Atomic with the readiness it counts.
     async fn acquire_lease(
         &self,
         lease: &LeaseRecord,
         max_down: u32,
-    ) -> Result<(bool, Vec<LeaseRecord>), StoreError>;
+        budget: Option<&Budget>,
+    ) -> Result<LeaseDecision, StoreError>;
+    /// Extends the unexpired leases a node holds to at least `until_ms` (a
+    /// heartbeat of a node that is restarting).
+    async fn renew_leases(&self, certname: &str, until_ms: i64) -> Result<(), StoreError>;
+    /// Records what a node says about a service; a ready streak keeps its
+    /// start time.
+    async fn record_service_health(&self, health: &ServiceHealthRecord) -> Result<(), StoreError>;
+    /// What every node last said about its services.
+    async fn service_health(&self) -> Result<Vec<ServiceHealthRecord>, StoreError>;
     /// Gives back a node's lease of a group; returns whether it held one.
     async fn release_lease(&self, group: &str, certname: &str) -> Result<bool, StoreError>;
     /// Unexpired leases, by group and acquisition time.

@@ -189,3 +189,55 @@ pub struct LeaseRecord {
     /// When it lapses unless given back or renewed, Unix ms.
     pub expires_at_ms: i64,
 }
+
+/// What a node last said about one of its services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceHealthRecord {
+    /// The node.
+    pub certname: String,
+    /// The service resource's name.
+    pub service: String,
+    /// Its restart group (the cluster; "" when uncoordinated).
+    pub group: String,
+    /// Whether its process runs.
+    pub running: bool,
+    /// Whether it answers its readiness check.
+    pub ready: bool,
+    /// Since when it has been ready without a break (the store keeps the
+    /// first time of a ready streak), Unix ms.
+    pub ready_since_ms: Option<i64>,
+    /// When the node said so, Unix ms.
+    pub reported_at_ms: i64,
+    /// Why it is not ready (the run's error, the server's last output).
+    pub detail: String,
+}
+
+/// The readiness rule a restart lease is granted under (the
+/// PodDisruptionBudget rule): after the requester goes down, at least
+/// `min_ready` other nodes of the group must be available — ready, heard
+/// from since `fresh_since_ms`, ready since at least `ready_before_ms`
+/// (the settle time) and not holding a lease themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Nodes that must stay available (`None`: all but `max_down`).
+    pub min_ready: Option<u32>,
+    /// Health older than this is no longer believed.
+    pub fresh_since_ms: i64,
+    /// A node ready only since after this has not settled yet.
+    pub ready_before_ms: i64,
+}
+
+/// A lease decision and what it was made from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseDecision {
+    /// Whether the node holds the lease now.
+    pub granted: bool,
+    /// The group's holders afterwards.
+    pub holders: Vec<LeaseRecord>,
+    /// Other nodes of the group that count as available.
+    pub available: Vec<String>,
+    /// Other nodes of the group that do not, each with why.
+    pub unavailable: Vec<String>,
+    /// The nodes that must stay available.
+    pub min_ready: u32,
+}

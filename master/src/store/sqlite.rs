@@ -12,8 +12,9 @@ use sqlx::sqlite::{
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    ArtifactRecord, CatalogRecord, CertRecord, LeaseRecord, MetaStore, NodeRecord, ReportRecord,
-    ReportSummary, StoreError, TokenRecord, TreeInsert, TreeRecord, stored_digest,
+    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseDecision, LeaseRecord, MetaStore,
+    NodeRecord, ReportRecord, ReportSummary, ServiceHealthRecord, StoreError, TokenRecord,
+    TreeInsert, TreeRecord, stored_digest,
 };
 
 /// The SQLite schema's history, embedded in the binary.
@@ -390,6 +391,12 @@ impl MetaStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(sql("free its restart leases"))?;
+        // Nor does it count for (or against) its cluster's restart budget.
+        sqlx::query("DELETE FROM service_health WHERE certname = ?")
+            .bind(certname)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("forget its service health"))?;
         tx.commit().await.map_err(sql("commit node removal"))?;
         Ok(removed == 1)
     }
@@ -431,7 +438,8 @@ impl MetaStore for SqliteStore {
         &self,
         lease: &LeaseRecord,
         max_down: u32,
-    ) -> Result<(bool, Vec<LeaseRecord>), StoreError> {
+        budget: Option<&Budget>,
+    ) -> Result<LeaseDecision, StoreError> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -443,16 +451,64 @@ impl MetaStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(sql("expire leases"))?;
-        let others: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM restart_leases WHERE lease_group = ? AND certname != ?",
-        )
-        .bind(&lease.group)
-        .bind(&lease.certname)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(sql("count leases"))?;
-        let granted = others < i64::from(max_down);
-        if granted {
+        let holders_before = leases_in(&mut tx, Some(&lease.group)).await?;
+        let others = holders_before
+            .iter()
+            .filter(|l| l.certname != lease.certname)
+            .count();
+        let mut decision = LeaseDecision {
+            granted: others < max_down as usize,
+            ..LeaseDecision::default()
+        };
+        if let Some(budget) = budget {
+            let rows = sqlx::query(
+                "SELECT certname, ready, ready_since_ms, reported_at_ms, detail FROM service_health
+                 WHERE lease_group = ? AND certname != ? ORDER BY certname",
+            )
+            .bind(&lease.group)
+            .bind(&lease.certname)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(sql("read the group's health"))?;
+            let mut members: Vec<String> = Vec::new();
+            for row in &rows {
+                let certname: String = row.get(0);
+                if members.contains(&certname) {
+                    continue;
+                }
+                members.push(certname.clone());
+                let ready: bool = row.get(1);
+                let since: Option<i64> = row.get(2);
+                let reported: i64 = row.get(3);
+                let detail: String = row.get(4);
+                let why = if holders_before.iter().any(|l| l.certname == certname) {
+                    Some("it is restarting (it holds the lease)".to_string())
+                } else if reported < budget.fresh_since_ms {
+                    Some("it has not been heard from".to_string())
+                } else if !ready {
+                    Some(if detail.is_empty() {
+                        "it is not ready".to_string()
+                    } else {
+                        format!("it is not ready: {detail}")
+                    })
+                } else if since.is_none_or(|s| s > budget.ready_before_ms) {
+                    Some("it has not been ready for the settle time yet".to_string())
+                } else {
+                    None
+                };
+                match why {
+                    Some(why) => decision.unavailable.push(format!("{certname}: {why}")),
+                    None => decision.available.push(certname),
+                }
+            }
+            // The group: the nodes that reported, and the one asking.
+            let group_size = members.len() as u32 + 1;
+            decision.min_ready = budget
+                .min_ready
+                .unwrap_or(group_size.saturating_sub(max_down));
+            decision.granted &= decision.available.len() as u32 >= decision.min_ready;
+        }
+        if decision.granted {
             sqlx::query(
                 "INSERT INTO restart_leases (lease_group, certname, service, acquired_at_ms, expires_at_ms)
                  VALUES (?, ?, ?, ?, ?)
@@ -468,9 +524,76 @@ impl MetaStore for SqliteStore {
             .await
             .map_err(sql("grant a lease"))?;
         }
-        let holders = leases_in(&mut tx, Some(&lease.group)).await?;
+        decision.holders = leases_in(&mut tx, Some(&lease.group)).await?;
         tx.commit().await.map_err(sql("commit a lease"))?;
-        Ok((granted, holders))
+        Ok(decision)
+    }
+
+    async fn renew_leases(&self, certname: &str, until_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE restart_leases SET expires_at_ms = MAX(expires_at_ms, ?) WHERE certname = ?",
+        )
+        .bind(until_ms)
+        .bind(certname)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("renew leases"))?;
+        Ok(())
+    }
+
+    async fn record_service_health(&self, h: &ServiceHealthRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO service_health
+               (certname, service, lease_group, running, ready, ready_since_ms, reported_at_ms, detail)
+             VALUES (?, ?, ?, ?, ?, CASE WHEN ? THEN ? ELSE NULL END, ?, ?)
+             ON CONFLICT (certname, service) DO UPDATE SET
+               lease_group = excluded.lease_group,
+               running = excluded.running,
+               ready_since_ms = CASE
+                 WHEN excluded.ready = 0 THEN NULL
+                 WHEN service_health.ready = 1 AND service_health.ready_since_ms IS NOT NULL
+                   THEN service_health.ready_since_ms
+                 ELSE excluded.ready_since_ms END,
+               ready = excluded.ready,
+               reported_at_ms = excluded.reported_at_ms,
+               detail = excluded.detail",
+        )
+        .bind(&h.certname)
+        .bind(&h.service)
+        .bind(&h.group)
+        .bind(h.running)
+        .bind(h.ready)
+        .bind(h.ready)
+        .bind(h.ready_since_ms.unwrap_or(h.reported_at_ms))
+        .bind(h.reported_at_ms)
+        .bind(&h.detail)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("record service health"))?;
+        Ok(())
+    }
+
+    async fn service_health(&self) -> Result<Vec<ServiceHealthRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT certname, service, lease_group, running, ready, ready_since_ms, reported_at_ms, detail
+             FROM service_health ORDER BY lease_group, certname, service",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("read service health"))?;
+        Ok(rows
+            .iter()
+            .map(|r| ServiceHealthRecord {
+                certname: r.get(0),
+                service: r.get(1),
+                group: r.get(2),
+                running: r.get(3),
+                ready: r.get(4),
+                ready_since_ms: r.get(5),
+                reported_at_ms: r.get(6),
+                detail: r.get(7),
+            })
+            .collect())
     }
 
     /// Gives back a node's lease of a group; returns whether it held one.

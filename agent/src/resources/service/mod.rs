@@ -89,6 +89,35 @@ pub fn supervised(spec: &ServiceSpec, _ctx: &ApplyContext) -> bool {
     }
 }
 
+/// What the server is doing now, for the master's restart budget: running,
+/// and answering its readiness check (one probe). `failure` is this run's
+/// error for the service, which makes it not ready whatever it answers.
+pub fn health(
+    spec: &ServiceSpec,
+    ctx: &ApplyContext,
+    failure: Option<&str>,
+) -> rigger_common::report::ServiceHealth {
+    let running = is_running(spec, ctx).unwrap_or(false);
+    let not_ready = if let Some(failure) = failure {
+        Some(failure.to_string())
+    } else if !running {
+        Some(format!(
+            "not running; its last output:\n{}",
+            log_tail(&ctx.paths.resolve(&spec.log_file))
+        ))
+    } else {
+        spec.health
+            .as_deref()
+            .and_then(|h| readiness::probe(h).err())
+    };
+    rigger_common::report::ServiceHealth {
+        name: spec.name.clone(),
+        running,
+        ready: not_ready.is_none(),
+        detail: not_ready.unwrap_or_default(),
+    }
+}
+
 /// Whether the server runs now.
 pub fn is_running(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<bool, ResourceError> {
     Ok(provider(spec, ctx).running(spec, ctx).is_some())
