@@ -328,6 +328,7 @@ async fn compile(
 async fn imported_products(state: &MasterState) -> Result<Products> {
     Ok(Products::from_records(&state.store.trees().await?)
         .with_artifacts(&state.store.artifacts().await?)
+        .with_promotions(&state.store.promotions().await?)
         .with_secret_files(state.compiler.site().join("secrets/files"))
         .with_pack_files(Arc::new(state.pack_files.clone())))
 }

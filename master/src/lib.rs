@@ -18,6 +18,7 @@ pub mod error;
 pub mod facts;
 pub mod inventory;
 pub mod leases;
+pub mod promotions;
 pub mod rpc;
 pub mod server;
 pub mod state;

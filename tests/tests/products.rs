@@ -482,3 +482,126 @@ fn an_artifact_is_fetched_into_every_release_and_follows_reimports() {
     assert_eq!(fetched(&out).0, 1, "{}", out.all());
     assert_eq!(std::fs::read(&driver).unwrap(), b"PK driver v8.4.0");
 }
+
+/// The secrets a production `is` role needs beyond the example's.
+const PRODUCTION_SECRETS: &str = "\n[auth_framework]\napp_password = \"p1\"\n[bps_db]\npassword = \"p2\"\n[consent_db]\npassword = \"p3\"\n[internal_keystore]\nkey_password = \"p4\"\npassword = \"p5\"\n[keystore]\nkey_password = \"p6\"\npassword = \"p7\"\n[truststore]\npassword = \"p8\"\n";
+
+#[test]
+fn an_update_level_reaches_production_only_when_promoted() {
+    let master = TestMaster::start();
+    // The role runs in production (not a development environment).
+    master.edit_site("environments/production.toml", |_| {
+        "[server]\nhostname = \"is.prod.example.com\"\n".into()
+    });
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("environment = \"demo\"", "environment = \"production\"")
+    });
+    master.edit_site("secrets/roles/is.toml", |t| {
+        format!("{t}{PRODUCTION_SECRETS}")
+    });
+    let node = TestAgent::new("promo-1");
+    let first = node.enroll(&master, &["--role", "is"]);
+    assert_eq!(first.code, 2, "{}", first.all());
+    let ga_release = current_release(&node);
+    assert!(
+        ga_release.to_string_lossy().contains("-L0-"),
+        "{}",
+        ga_release.display()
+    );
+
+    // A new level is imported: a development environment would take it;
+    // production stays on GA until it is promoted.
+    let update = SamplePack::new(40, 256 << 10).at_level(1, 50);
+    let out = master.import_update(&update);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let listed = master.ctl(&["product", "list"]);
+    let line = |level: &str| {
+        listed
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(level))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("0").contains("production"), "{}", listed.all());
+    assert!(line("1").contains("demo"), "{}", listed.all());
+    let again = node.once(&master.url(), &[]);
+    assert_eq!(again.code, 0, "production stays on GA: {}", again.all());
+    assert_eq!(current_release(&node), ga_release);
+
+    // Promotion: a level that is not imported, or a development
+    // environment, is refused with why.
+    let refused = master.ctl(&[
+        "update",
+        "promote",
+        "wso2is@5.11.0",
+        "--level",
+        "7",
+        "--to",
+        "production",
+    ]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .all()
+            .contains("level 7 of wso2is 5.11.0 is not imported (imported: 0, 1)"),
+        "{}",
+        refused.all()
+    );
+    let refused = master.ctl(&[
+        "update",
+        "promote",
+        "wso2is@5.11.0",
+        "--level",
+        "1",
+        "--to",
+        "demo",
+    ]);
+    assert!(
+        refused.all().contains("development environment"),
+        "{}",
+        refused.all()
+    );
+    let refused = master.ctl(&[
+        "update",
+        "promote",
+        "wso2is@5.11.0",
+        "--level",
+        "1",
+        "--to",
+        "prodution",
+    ]);
+    assert!(
+        refused
+            .all()
+            .contains("environment \"prodution\" is not in the site"),
+        "{}",
+        refused.all()
+    );
+    let promoted = master.ctl(&[
+        "update",
+        "promote",
+        "wso2is@5.11.0",
+        "--level",
+        "1",
+        "--to",
+        "production",
+    ]);
+    assert_eq!(promoted.code, 0, "{}", promoted.all());
+    assert!(
+        promoted
+            .stdout
+            .contains("environment production runs level 1 (was 0)"),
+        "{}",
+        promoted.all()
+    );
+    let upgraded = node.once(&master.url(), &[]);
+    assert_eq!(upgraded.code, 2, "{}", upgraded.all());
+    assert!(current_release(&node).to_string_lossy().contains("-L1-"));
+    let listed = master.ctl(&["product", "list", "--json"]);
+    let levels: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(
+        levels[1]["environments"],
+        serde_json::json!(["demo", "production"])
+    );
+}

@@ -151,6 +151,19 @@ enum UpdateCommand {
         #[arg(long)]
         level: Option<u32>,
     },
+    /// Promote an imported level to an environment: its roles that follow
+    /// `update_level = "latest"` run it from their next run (a development
+    /// environment always runs the highest level).
+    Promote {
+        /// NAME@VERSION, e.g. wso2is@5.11.0.
+        product: String,
+        /// The level.
+        #[arg(long)]
+        level: u32,
+        /// The environment (`environments/<env>.toml`).
+        #[arg(long = "to", value_name = "ENV")]
+        environment: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -300,6 +313,11 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             file,
             level,
         }) => ctl::update::import(&c, &product, &file, level).await?,
+        Command::Update(UpdateCommand::Promote {
+            product,
+            level,
+            environment,
+        }) => ctl::update::promote(&c, &product, level, &environment).await?,
         Command::Catalog(CatalogCommand::Show {
             node,
             version,

@@ -245,6 +245,30 @@ fn restart_lease(
     )
 }
 
+/// Update levels are promoted, not pushed everywhere: `update_level =
+/// "latest"` is the highest imported level only in a development
+/// environment (`[environment] development = true`); any other environment
+/// runs the level promoted to it (`masterctl update promote`), else the GA
+/// level. A numbered level is taken as it is.
+fn follow_channel(data: &mut toml::Table, role: &RoleSpec, development: bool, products: &Products) {
+    let latest = matches!(data.get("update_level"), Some(toml::Value::String(s)) if s == "latest");
+    if !latest || development {
+        return;
+    }
+    let product = data
+        .get("product")
+        .and_then(toml::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let version = role.version.clone().unwrap_or_default();
+    let environment = role.environment.clone().unwrap_or_default();
+    let level = products.channel_level(&product, &version, &environment);
+    data.insert(
+        "update_level".into(),
+        toml::Value::Integer(i64::from(level)),
+    );
+}
+
 /// A data key explained: its merged value and where it is set.
 #[derive(Debug, Clone)]
 pub struct Explained {
@@ -482,7 +506,7 @@ impl Compiler {
         let role = site.role(&node.role)?;
         let module = self.module(&role.module, &node.role)?;
         let profile = module.profile(&role.profile)?;
-        let data = site.merged_data(&module, &node.role, &role, &node.certname)?;
+        let mut data = site.merged_data(&module, &node.role, &role, &node.certname)?;
         let peers = self.peers(&site, &role, node)?;
         let secrets = site.secrets(&node.role, &role, &node.certname)?;
         let lease = restart_lease(&role, &data, &self.site)?;
@@ -490,6 +514,7 @@ impl Compiler {
         let development = data::lookup(&data, "environment.development")
             .and_then(toml::Value::as_bool)
             .unwrap_or(false);
+        follow_channel(&mut data, &role, development, products);
         let mut context = render::context(data, &role, node, peers);
         render::add_runtime(
             &mut context,

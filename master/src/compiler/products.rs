@@ -35,6 +35,8 @@ pub struct Products {
     resolved_secrets: std::sync::Mutex<BTreeMap<Digest, Vec<u8>>>,
     /// Where the product's own files are read from, for edits.
     pack_files: Option<std::sync::Arc<dyn PackFiles>>,
+    /// The levels promoted to environments, by (product, version, environment).
+    promotions: BTreeMap<(String, String, String), u32>,
     /// A level under review: resolves its product version whatever level
     /// is asked for.
     reviewed: Option<((String, String), (u32, TreeRef))>,
@@ -108,6 +110,33 @@ impl Products {
             permissive: true,
             ..Self::default()
         }
+    }
+
+    /// Adds the levels promoted to environments.
+    pub fn with_promotions(mut self, records: &[crate::store::PromotionRecord]) -> Self {
+        self.promotions = records
+            .iter()
+            .map(|p| {
+                (
+                    (p.name.clone(), p.version.clone(), p.environment.clone()),
+                    p.level,
+                )
+            })
+            .collect();
+        self
+    }
+
+    /// The level a non-development environment runs of a product version:
+    /// the one promoted to it, else the GA level (0).
+    pub fn channel_level(&self, name: &str, version: &str, environment: &str) -> u32 {
+        self.promotions
+            .get(&(
+                name.to_string(),
+                version.to_string(),
+                environment.to_string(),
+            ))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Adds the imported artifacts.

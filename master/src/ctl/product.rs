@@ -45,13 +45,21 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
                     "name": l.name, "version": l.version, "level": l.level,
                     "tree": l.tree_digest, "files": l.files, "size": l.size,
                     "imported_at_ms": l.imported_at_ms,
+                    "environments": l.environments,
                 })
             })
             .collect();
         return Ok(format!("{}\n", serde_json::to_string_pretty(&levels)?));
     }
     let mut t = table(&[
-        "PRODUCT", "VERSION", "LEVEL", "FILES", "BYTES", "IMPORTED", "TREE",
+        "PRODUCT",
+        "VERSION",
+        "LEVEL",
+        "FILES",
+        "BYTES",
+        "IMPORTED",
+        "ENVIRONMENTS",
+        "TREE",
     ]);
     for l in reply.levels {
         t.add_row(vec![
@@ -61,6 +69,11 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
             l.files.to_string(),
             l.size.to_string(),
             format_ms(l.imported_at_ms),
+            if l.environments.is_empty() {
+                "-".into()
+            } else {
+                l.environments.join(", ")
+            },
             l.tree_digest,
         ]);
     }

@@ -1,4 +1,4 @@
-//! `masterctl update import`.
+//! `masterctl update import` and `update promote`.
 
 use std::path::Path;
 
@@ -25,4 +25,27 @@ pub async fn import(
         .map_err(status)?
         .into_inner();
     Ok(import_text(&reply))
+}
+
+/// `masterctl update promote NAME@VERSION --level N --to ENV`.
+pub async fn promote(
+    ctl: &Ctl,
+    product: &str,
+    level: u32,
+    environment: &str,
+) -> anyhow::Result<String> {
+    let reply = ctl
+        .client()
+        .promote_level(rigger_common::proto::PromoteLevelRequest {
+            product: product.to_string(),
+            level,
+            environment: environment.to_string(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    Ok(format!(
+        "{} {}: environment {} runs level {} (was {}); its nodes take it on their next run, one node of a cluster at a time\n",
+        reply.name, reply.version, reply.environment, reply.level, reply.previous
+    ))
 }

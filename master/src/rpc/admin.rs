@@ -8,7 +8,8 @@ use rigger_common::proto::{
     ArtifactInfo, CheckRolesRequest, CheckRolesResponse, EditReview, FreeLeaseRequest,
     FreeLeaseResponse, ImportArtifactRequest, Lease, ListArtifactsRequest, ListArtifactsResponse,
     ListLeasesRequest, ListLeasesResponse, LookupRequest, LookupResponse, LookupSource,
-    RemoveNodeRequest, RemoveNodeResponse, RoleCheck, TemplateReview,
+    PromoteLevelRequest, PromoteLevelResponse, RemoveNodeRequest, RemoveNodeResponse, RoleCheck,
+    TemplateReview,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -205,6 +206,24 @@ impl AdminService for Admin {
         Ok(Response::new(ListArtifactsResponse { artifacts }))
     }
 
+    async fn promote_level(
+        &self,
+        request: Request<PromoteLevelRequest>,
+    ) -> Result<Response<PromoteLevelResponse>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let done =
+            crate::promotions::promote(&self.state, &req.product, req.level, &req.environment)
+                .await?;
+        Ok(Response::new(PromoteLevelResponse {
+            name: done.name,
+            version: done.version,
+            environment: done.environment,
+            level: done.level,
+            previous: done.previous,
+        }))
+    }
+
     async fn check_roles(
         &self,
         request: Request<CheckRolesRequest>,
@@ -296,6 +315,7 @@ impl AdminService for Admin {
         request: Request<ListProductsRequest>,
     ) -> Result<Response<ListProductsResponse>, Status> {
         local_peer(&request)?;
+        let running = crate::promotions::running_levels(&self.state).await?;
         let levels = self
             .state
             .store
@@ -303,6 +323,10 @@ impl AdminService for Admin {
             .await?
             .into_iter()
             .map(|t| ProductLevel {
+                environments: running
+                    .get(&(t.name.clone(), t.version.clone(), t.level))
+                    .cloned()
+                    .unwrap_or_default(),
                 name: t.name,
                 version: t.version,
                 level: t.level,

@@ -8,8 +8,8 @@ use rigger_common::digest::Digest;
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseRecord, MetaStore, ReportRecord,
-    ServiceHealthRecord, TokenRecord, TreeInsert, TreeRecord,
+    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseRecord, MetaStore, PromotionRecord,
+    ReportRecord, ServiceHealthRecord, TokenRecord, TreeInsert, TreeRecord,
 };
 
 /// One test per behaviour for the backend that `$open().await` returns
@@ -29,6 +29,7 @@ macro_rules! meta_store_conformance {
             removing_a_node_revokes_it_and_frees_its_lease,
             the_budget_counts_only_settled_ready_nodes_heard_from,
             a_ready_streak_keeps_its_start_and_heartbeats_renew_leases,
+            a_promotion_replaces_the_level_an_environment_runs,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {
@@ -494,5 +495,31 @@ pub async fn a_ready_streak_keeps_its_start_and_heartbeats_renew_leases(store: &
         store.leases(8_999).await.unwrap().len(),
         1,
         "renewed past its TTL"
+    );
+}
+
+/// An environment runs one promoted level of a product version; promoting
+/// again replaces it.
+pub async fn a_promotion_replaces_the_level_an_environment_runs(store: &dyn MetaStore) {
+    let promotion = |env: &str, level: u32, at: i64| PromotionRecord {
+        name: "wso2is".into(),
+        version: "5.11.0".into(),
+        environment: env.into(),
+        level,
+        promoted_at_ms: at,
+    };
+    store
+        .promote(&promotion("production", 1, 10))
+        .await
+        .unwrap();
+    store.promote(&promotion("staging", 2, 20)).await.unwrap();
+    store
+        .promote(&promotion("production", 2, 30))
+        .await
+        .unwrap();
+    let all = store.promotions().await.unwrap();
+    assert_eq!(
+        all,
+        vec![promotion("production", 2, 30), promotion("staging", 2, 20)]
     );
 }

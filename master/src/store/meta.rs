@@ -4,8 +4,8 @@
 
 use super::{
     ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseDecision, LeaseRecord, NodeRecord,
-    ReportRecord, ReportSummary, ServiceHealthRecord, StoreError, TokenRecord, TreeInsert,
-    TreeRecord,
+    PromotionRecord, ReportRecord, ReportSummary, ServiceHealthRecord, StoreError, TokenRecord,
+    TreeInsert, TreeRecord,
 };
 
 /// Tokens, certificates, inventory, catalog history, reports, trees,
@@ -106,6 +106,11 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<Option<TreeRecord>, StoreError>;
     /// Every imported tree, by name, version and level.
     async fn trees(&self) -> Result<Vec<TreeRecord>, StoreError>;
+
+    /// Promotes a level to an environment (replacing what it ran).
+    async fn promote(&self, promotion: &PromotionRecord) -> Result<(), StoreError>;
+    /// Every promotion, by product, version and environment.
+    async fn promotions(&self) -> Result<Vec<PromotionRecord>, StoreError>;
 
     /// Records (or replaces) a named artifact.
     async fn upsert_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError>;

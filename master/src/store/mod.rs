@@ -241,3 +241,18 @@ pub struct LeaseDecision {
     /// The nodes that must stay available.
     pub min_ready: u32,
 }
+
+/// The update level promoted to an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotionRecord {
+    /// Product name.
+    pub name: String,
+    /// Product version.
+    pub version: String,
+    /// The environment (`environments/<env>.toml`).
+    pub environment: String,
+    /// The level its roles run.
+    pub level: u32,
+    /// When, Unix ms.
+    pub promoted_at_ms: i64,
+}

@@ -13,8 +13,8 @@ use rigger_common::signing::SignedCatalog;
 
 use super::{
     ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseDecision, LeaseRecord, MetaStore,
-    NodeRecord, ReportRecord, ReportSummary, ServiceHealthRecord, StoreError, TokenRecord,
-    TreeInsert, TreeRecord, stored_digest,
+    NodeRecord, PromotionRecord, ReportRecord, ReportSummary, ServiceHealthRecord, StoreError,
+    TokenRecord, TreeInsert, TreeRecord, stored_digest,
 };
 
 /// The SQLite schema's history, embedded in the binary.
@@ -399,6 +399,44 @@ impl MetaStore for SqliteStore {
             .map_err(sql("forget its service health"))?;
         tx.commit().await.map_err(sql("commit node removal"))?;
         Ok(removed == 1)
+    }
+
+    async fn promote(&self, p: &PromotionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO promotions (name, version, environment, level, promoted_at_ms)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (name, version, environment) DO UPDATE SET
+               level = excluded.level, promoted_at_ms = excluded.promoted_at_ms",
+        )
+        .bind(&p.name)
+        .bind(&p.version)
+        .bind(&p.environment)
+        .bind(i64::from(p.level))
+        .bind(p.promoted_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("promote a level"))?;
+        Ok(())
+    }
+
+    async fn promotions(&self) -> Result<Vec<PromotionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, version, environment, level, promoted_at_ms FROM promotions
+             ORDER BY name, version, environment",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("list promotions"))?;
+        Ok(rows
+            .iter()
+            .map(|r| PromotionRecord {
+                name: r.get(0),
+                version: r.get(1),
+                environment: r.get(2),
+                level: r.get::<i64, _>(3) as u32,
+                promoted_at_ms: r.get(4),
+            })
+            .collect())
     }
 
     /// Every artifact, by name.
