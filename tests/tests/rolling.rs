@@ -443,3 +443,65 @@ fn a_failed_node_blocks_every_other_restart_even_after_its_lease_is_gone() {
     assert_eq!(follows.code, 2, "{}", follows.all());
     rolled_out(&master, ["127.0.0.33:9763", "127.0.0.34:9763"]);
 }
+
+#[test]
+fn restart_hooks_run_around_a_restart_and_a_failing_pre_stop_leaves_the_server_serving() {
+    let master = TestMaster::start();
+    master.enable_service(
+        "pre_stop = 'echo \"pre $RIGGER_SERVICE $RIGGER_HOOK\" >> \"$RIGGER_ROOT/hooks.log\"'\npost_ready = 'echo \"post $RIGGER_SERVICE\" >> \"$RIGGER_ROOT/hooks.log\"'\n",
+    );
+    let imds = FakeImds::start(Instance::at("i-hooks", "127.0.0.35"));
+    let node = TestAgent::new("hooks-1");
+    let first = node.enroll_at(&master, "is", &imds.url());
+    assert_eq!(first.code, 2, "{}", first.all());
+    let log = || std::fs::read_to_string(node.root().join("hooks.log")).unwrap_or_default();
+    assert_eq!(
+        log(),
+        "post wso2is\n",
+        "post_ready runs once the server is ready"
+    );
+
+    let set_hostname = |name: &str| {
+        master.edit_site("environments/demo.toml", |t| {
+            let line = t
+                .lines()
+                .find(|l| l.starts_with("hostname = "))
+                .unwrap()
+                .to_string();
+            t.replace(&line, &format!("hostname = \"{name}\""))
+        });
+    };
+    set_hostname("login.example.com");
+    let restarted = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert_eq!(restarted.code, 2, "{}", restarted.all());
+    assert_eq!(log(), "post wso2is\npre wso2is pre_stop\npost wso2is\n");
+    assert_eq!(
+        get("127.0.0.35:9763", "/rigger/hostname").as_deref(),
+        Some("login.example.com")
+    );
+
+    // A pre_stop that fails: the server is not taken down, the restart
+    // stays pending, the lease goes back.
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("pre_stop = 'echo", "pre_stop = 'exit 3; echo")
+    });
+    let pid = node.service_pid("wso2is").unwrap();
+    set_hostname("other.example.com");
+    let refused = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    assert_eq!(refused.code, 6, "{}", refused.all());
+    assert!(
+        refused.all().contains("the pre_stop hook of wso2is failed"),
+        "{}",
+        refused.all()
+    );
+    assert_eq!(
+        node.service_pid("wso2is"),
+        Some(pid),
+        "the server went down"
+    );
+    assert_eq!(
+        get("127.0.0.35:9763", "/rigger/hostname").as_deref(),
+        Some("login.example.com")
+    );
+    assert_no_leases(&master);
+}

@@ -341,6 +341,17 @@ pub struct ServiceSpec {
     /// `wso2/worker/runtime.pid` for an analytics worker.
     #[serde(default = "default_pid_file")]
     pub pid_file: String,
+    /// A shell command run on the node before a restart takes the server
+    /// down (after the cluster's lease): deregister from the load balancer
+    /// and wait for its connections to drain. Its failure leaves the
+    /// server running and the restart pending. Empty: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pre_stop: String,
+    /// A shell command run once a restarted server is ready, before the
+    /// lease goes back: register with the load balancer again. Its failure
+    /// fails the service (it does not count as ready). Empty: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub post_ready: String,
 }
 
 fn default_pid_file() -> String {

@@ -10,7 +10,9 @@
 //! heap options it was started with, its HOME), and writes `wso2carbon.pid`. An empty `[server] hostname` is an invalid
 //! configuration: it exits with an error, as WSO2 would not start.
 //! `RIGGER_SAMPLE_STARTUP_MS` delays its start the way a real server's
-//! start-up does.
+//! start-up does. `/rigger/slow?ms=N` answers after N ms; on SIGTERM it
+//! stops accepting and finishes the requests in flight before it exits.
+//! It refuses to start when its host name is `fail.invalid`.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     let answers = std::sync::Arc::new(Answers {
         hostname: hostname.clone(),
         environment: environment.concat(),
+        in_flight: Default::default(),
     });
     let _ = std::fs::write(
         home.join("wso2carbon.pid"),
@@ -103,19 +106,46 @@ fn main() -> ExitCode {
                 }
             });
         }
-        loop {
-            let Ok((stream, _)) = http.accept().await else {
-                continue;
+        // SIGTERM: stop accepting, let the requests in flight finish (as a
+        // WSO2 server drains on a graceful stop), then exit.
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("sample server: cannot handle SIGTERM: {e}");
+                    return ExitCode::from(1);
+                }
             };
-            tokio::spawn(serve(stream, answers.clone()));
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                accepted = http.accept() => {
+                    let Ok((stream, _)) = accepted else {
+                        continue;
+                    };
+                    tokio::spawn(serve(stream, answers.clone()));
+                }
+            }
         }
+        drop(http);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while answers.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // The last responses leave the socket.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        println!("sample server: stopped after finishing the requests in flight");
+        ExitCode::SUCCESS
     })
 }
 
-/// What the server tells about itself.
+/// What the server tells about itself, and the requests it is serving.
 struct Answers {
     hostname: String,
     environment: String,
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// Answers HTTP/1.1 on one connection: `/rigger/hostname` gives the
@@ -131,7 +161,27 @@ where
             "/rigger/environment" => answers.environment.clone(),
             _ => "ok".to_string(),
         };
+        // `/rigger/slow?ms=N`: a request that takes N ms (at most 10 s).
+        let delay = (req.uri().path() == "/rigger/slow")
+            .then(|| {
+                req.uri()
+                    .query()
+                    .and_then(|q| q.strip_prefix("ms="))
+                    .and_then(|ms| ms.parse::<u64>().ok())
+            })
+            .flatten()
+            .map(|ms| std::time::Duration::from_millis(ms.min(10_000)));
+        let answers = answers.clone();
+        answers
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         async move {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            answers
+                .in_flight
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             Ok::<_, Infallible>(
                 Response::builder()
                     .status(StatusCode::OK)

@@ -196,6 +196,7 @@ pub fn apply(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceError
         manager.start(spec, ctx)?;
     }
     wait_ready(spec, ctx, manager)?;
+    hook("post_ready", &spec.post_ready, spec, ctx)?;
     finish(spec, ctx);
     Ok(())
 }
@@ -209,6 +210,7 @@ pub fn restart(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<Option<String>,
     let note = take_down(spec, ctx, manager)?;
     manager.start(spec, ctx)?;
     wait_ready(spec, ctx, manager)?;
+    hook("post_ready", &spec.post_ready, spec, ctx)?;
     finish(spec, ctx);
     Ok(note)
 }
@@ -244,8 +246,47 @@ fn take_down(
             )));
         }
     };
+    if let Err(e) = hook("pre_stop", &spec.pre_stop, spec, ctx) {
+        // The server was not touched: it keeps serving, the restart stays
+        // pending, and the cluster's lease goes back.
+        if let Some(leases) = &ctx.leases {
+            leases.release(spec);
+        }
+        return Err(e);
+    }
     manager.stop(spec, ctx)?;
     Ok(note)
+}
+
+/// How long a hook may run.
+const HOOK_TIMEOUT_SECS: u64 = 300;
+
+/// Runs a restart hook (`pre_stop`, `post_ready`) in the server's working
+/// directory, killed with its process group after [`HOOK_TIMEOUT_SECS`].
+fn hook(
+    name: &str,
+    command: &str,
+    spec: &ServiceSpec,
+    ctx: &ApplyContext,
+) -> Result<(), ResourceError> {
+    if command.trim().is_empty() {
+        return Ok(());
+    }
+    let exec = rigger_common::catalog::ExecSpec {
+        command: command.to_string(),
+        cwd: Some(spec.working_dir.clone()),
+        creates: None,
+        unless: None,
+        refresh_only: false,
+        timeout_secs: HOOK_TIMEOUT_SECS,
+        environment: [
+            ("RIGGER_SERVICE".to_string(), spec.name.clone()),
+            ("RIGGER_HOOK".to_string(), name.to_string()),
+        ]
+        .into(),
+    };
+    super::exec::run(&exec, ctx)
+        .map_err(|e| ResourceError::Other(format!("the {name} hook of {} failed: {e}", spec.name)))
 }
 
 fn wait_ready(

@@ -226,6 +226,8 @@ mod tests {
             stop_grace_secs: 30,
             restart_lease: None,
             pid_file: "wso2carbon.pid".into(),
+            pre_stop: String::new(),
+            post_ready: String::new(),
         }
     }
 
