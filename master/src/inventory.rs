@@ -23,12 +23,18 @@ pub struct NodeSummary {
     pub last_run_status: String,
     /// When that report came, Unix ms.
     pub last_report_ms: i64,
+    /// Its services as the restart budget counts them: `ready`, `not
+    /// ready: why`, or `unreachable` (not heard from within the health
+    /// window); "" when it has none.
+    pub services: String,
 }
 
 /// Every node, by name.
 pub async fn nodes(state: &MasterState) -> Result<Vec<NodeSummary>> {
     let store = &state.store;
     let mut nodes = Vec::new();
+    let health = store.service_health().await?;
+    let fresh_since = rigger_common::time::now_ms() - crate::leases::HEALTH_FRESH_MS;
     for n in store.nodes().await? {
         let catalog_version = store
             .catalog(&n.certname, None)
@@ -46,6 +52,22 @@ pub async fn nodes(state: &MasterState) -> Result<Vec<NodeSummary>> {
                 .map(|r| r.status.clone())
                 .unwrap_or_default(),
             last_report_ms: report.map_or(0, |r| r.received_at_ms),
+            services: health
+                .iter()
+                .filter(|h| h.certname == n.certname)
+                .map(|h| {
+                    let state = if h.reported_at_ms < fresh_since {
+                        "unreachable".to_string()
+                    } else if h.ready {
+                        "ready".to_string()
+                    } else {
+                        let why = h.detail.lines().next().unwrap_or("not ready");
+                        format!("not ready: {why}")
+                    };
+                    format!("{} {state}", h.service)
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
             certname: n.certname,
         });
     }

@@ -429,6 +429,21 @@ fn a_failed_node_blocks_every_other_restart_even_after_its_lease_is_gone() {
         held.all()
     );
     assert_eq!(b.service_pid("wso2is"), Some(pid_b), "b went down too");
+    // The operator sees why: node list shows a's service not ready.
+    let nodes = master.nodes();
+    let a_row = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["certname"] == "budget-a")
+        .unwrap();
+    assert!(
+        a_row["services"]
+            .as_str()
+            .unwrap()
+            .starts_with("wso2is not ready: "),
+        "{a_row}"
+    );
     assert_eq!(
         get("127.0.0.34:9763", "/rigger/hostname").as_deref(),
         Some("is.demo.example.com")

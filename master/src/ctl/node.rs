@@ -27,12 +27,21 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
                     "catalog_version": n.catalog_version,
                     "last_run_status": n.last_run_status,
                     "last_report_ms": n.last_report_ms,
+                    "services": n.services,
                 })
             })
             .collect();
         return Ok(format!("{}\n", serde_json::to_string_pretty(&nodes)?));
     }
-    let mut t = table(&["CERTNAME", "ROLE", "IP", "CATALOG", "LAST RUN", "LAST SEEN"]);
+    let mut t = table(&[
+        "CERTNAME",
+        "ROLE",
+        "IP",
+        "CATALOG",
+        "LAST RUN",
+        "LAST SEEN",
+        "SERVICES",
+    ]);
     for n in reply.nodes {
         let last_run = if n.last_run_status.is_empty() {
             "-".to_string()
@@ -46,6 +55,11 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
             n.catalog_version.to_string(),
             last_run,
             format_ms(n.last_seen_ms),
+            if n.services.is_empty() {
+                "-".into()
+            } else {
+                rigger_common::text::printable(&n.services).into_owned()
+            },
         ]);
     }
     Ok(render(t, &[3]))

@@ -116,6 +116,7 @@ impl AdminService for Admin {
                 last_run_status: n.last_run_status,
                 last_report_ms: n.last_report_ms,
                 ip: n.ip,
+                services: n.services,
             })
             .collect();
         Ok(Response::new(ListNodesResponse { nodes }))
