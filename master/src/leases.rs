@@ -138,35 +138,40 @@ pub async fn acquire(
 }
 
 /// Records what a node says about its services (with a report, or in a
-/// heartbeat, which also keeps the leases it holds alive). Services its
-/// latest catalog does not coordinate count in no budget.
+/// heartbeat, which also keeps the leases it holds alive). The group comes
+/// from the node's latest catalog: a report looks it up (the catalog may
+/// have changed), a heartbeat updates the row the last report made and
+/// reads no catalog. Services its catalog does not coordinate count in no
+/// budget.
 pub async fn record_health(
     state: &MasterState,
     certname: &str,
     services: &[ServiceState],
+    heartbeat: bool,
 ) -> Result<()> {
     let now = now_ms();
     for service in services {
-        let group = match lease_spec(state, certname, &service.name).await {
+        let mut record = ServiceHealthRecord {
+            certname: certname.to_string(),
+            service: service.name.clone(),
+            group: String::new(),
+            running: service.running,
+            ready: service.ready,
+            ready_since_ms: None,
+            reported_at_ms: now,
+            detail: rigger_common::text::printable(&service.detail)
+                .chars()
+                .take(2_000)
+                .collect(),
+        };
+        if heartbeat && state.store.update_service_health(&record).await? {
+            continue;
+        }
+        record.group = match lease_spec(state, certname, &service.name).await {
             Ok(Some(spec)) => spec.group,
             Ok(None) | Err(_) => continue,
         };
-        state
-            .store
-            .record_service_health(&ServiceHealthRecord {
-                certname: certname.to_string(),
-                service: service.name.clone(),
-                group,
-                running: service.running,
-                ready: service.ready,
-                ready_since_ms: None,
-                reported_at_ms: now,
-                detail: rigger_common::text::printable(&service.detail)
-                    .chars()
-                    .take(2_000)
-                    .collect(),
-            })
-            .await?;
+        state.store.record_service_health(&record).await?;
     }
     state
         .store

@@ -116,7 +116,7 @@ fn values_at(file: &str, content: &str, at: &str) -> Result<Vec<String>, String>
         let doc: toml::Table = content.parse().map_err(|e| format!("{e}"))?;
         let mut value = toml::Value::Table(doc);
         // Dotted keys; a number indexes an array of tables (`datasource.0.id`).
-        for key in toml_keys(at) {
+        for key in edit::dotted_keys(at)? {
             let key = key.as_str();
             value = match (value, key.parse::<usize>()) {
                 (toml::Value::Table(mut t), _) => match t.remove(key) {
@@ -167,7 +167,7 @@ fn json_text(value: &serde_json::Value) -> String {
 /// a sequence item by `[key='value']` or `[N]`.
 fn yaml_at<'a>(doc: &'a serde_json::Value, at: &str) -> Option<&'a serde_json::Value> {
     let mut current = doc;
-    for step in toml_keys(at) {
+    for step in edit::dotted_keys(at).ok()? {
         let (key, select) = match step.split_once('[') {
             Some((k, rest)) => (k.to_string(), Some(rest.trim_end_matches(']').to_string())),
             None => (step, None),
@@ -188,20 +188,6 @@ fn yaml_at<'a>(doc: &'a serde_json::Value, at: &str) -> Option<&'a serde_json::V
         }
     }
     Some(current)
-}
-
-/// A dotted key path, `"quoted.parts"` kept whole.
-fn toml_keys(path: &str) -> Vec<String> {
-    let (mut keys, mut current, mut quoted) = (Vec::new(), String::new(), false);
-    for c in path.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            '.' if !quoted => keys.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    keys.push(current);
-    keys
 }
 
 /// Every mapping key path of a YAML document (sequence items collapse into

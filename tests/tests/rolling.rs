@@ -52,6 +52,18 @@ fn slow_start(master: &TestMaster, certname: &str, ms: u64) {
     .unwrap();
 }
 
+/// Sets the host name every node of the demo environment serves.
+fn set_hostname(master: &TestMaster, name: &str) {
+    master.edit_site("environments/demo.toml", |t| {
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("hostname = "))
+            .unwrap()
+            .to_string();
+        t.replace(&line, &format!("hostname = \"{name}\""))
+    });
+}
+
 fn assert_no_leases(master: &TestMaster) {
     let leases = master.ctl(&["lease", "list"]);
     assert!(
@@ -287,16 +299,7 @@ fn a_change_that_breaks_the_first_node_stops_there_and_the_cluster_keeps_serving
     );
     let (url_a, url_b) = (imds_a.url(), imds_b.url());
     let pid_b = b.service_pid("wso2is").unwrap();
-    let set_hostname = |name: &str| {
-        master.edit_site("environments/demo.toml", |t| {
-            let line = t
-                .lines()
-                .find(|l| l.starts_with("hostname = "))
-                .unwrap()
-                .to_string();
-            t.replace(&line, &format!("hostname = \"{name}\""))
-        });
-    };
+    let set_hostname = |name: &str| set_hostname(&master, name);
 
     // A broken value: a's server does not come back, and a keeps the
     // cluster's lease, so b does not take its server down into the same
@@ -395,16 +398,7 @@ fn a_failed_node_blocks_every_other_restart_even_after_its_lease_is_gone() {
     );
     let (url_a, url_b) = (imds_a.url(), imds_b.url());
     let pid_b = b.service_pid("wso2is").unwrap();
-    let set_hostname = |name: &str| {
-        master.edit_site("environments/demo.toml", |t| {
-            let line = t
-                .lines()
-                .find(|l| l.starts_with("hostname = "))
-                .unwrap()
-                .to_string();
-            t.replace(&line, &format!("hostname = \"{name}\""))
-        });
-    };
+    let set_hostname = |name: &str| set_hostname(&master, name);
 
     // A change that compiles but fails at start: a's server does not come
     // back. Its lease then goes (an operator frees it, as a lapse would):
@@ -476,16 +470,7 @@ fn restart_hooks_run_around_a_restart_and_a_failing_pre_stop_leaves_the_server_s
         "post_ready runs once the server is ready"
     );
 
-    let set_hostname = |name: &str| {
-        master.edit_site("environments/demo.toml", |t| {
-            let line = t
-                .lines()
-                .find(|l| l.starts_with("hostname = "))
-                .unwrap()
-                .to_string();
-            t.replace(&line, &format!("hostname = \"{name}\""))
-        });
-    };
+    let set_hostname = |name: &str| set_hostname(&master, name);
     set_hostname("login.example.com");
     let restarted = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
     assert_eq!(restarted.code, 2, "{}", restarted.all());

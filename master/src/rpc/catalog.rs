@@ -68,7 +68,7 @@ impl CatalogService for Catalogs {
         let report: ReportRecord = request.into_inner().into();
         let services = report.services.clone();
         catalogs::record_report(&self.state, &certname, report).await?;
-        leases::record_health(&self.state, &certname, &services).await?;
+        leases::record_health(&self.state, &certname, &services, false).await?;
         Ok(Response::new(SubmitReportResponse {}))
     }
 
@@ -85,7 +85,7 @@ impl CatalogService for Catalogs {
             .take(64)
             .map(Into::into)
             .collect();
-        leases::record_health(&self.state, &certname, &services).await?;
+        leases::record_health(&self.state, &certname, &services, true).await?;
         Ok(Response::new(HeartbeatReply {}))
     }
 

@@ -133,6 +133,10 @@ pub trait MetaStore: Send + Sync {
     /// Records what a node says about a service; a ready streak keeps its
     /// start time.
     async fn record_service_health(&self, health: &ServiceHealthRecord) -> Result<(), StoreError>;
+    /// Updates what a node says about a service it already reported (its
+    /// group kept); returns false when there is no such row yet.
+    async fn update_service_health(&self, health: &ServiceHealthRecord)
+    -> Result<bool, StoreError>;
     /// What every node last said about its services.
     async fn service_health(&self) -> Result<Vec<ServiceHealthRecord>, StoreError>;
     /// Gives back a node's lease of a group; returns whether it held one.

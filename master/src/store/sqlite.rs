@@ -611,6 +611,33 @@ impl MetaStore for SqliteStore {
         Ok(())
     }
 
+    async fn update_service_health(&self, h: &ServiceHealthRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE service_health SET
+               running = ?,
+               ready_since_ms = CASE
+                 WHEN ? = 0 THEN NULL
+                 WHEN ready = 1 AND ready_since_ms IS NOT NULL THEN ready_since_ms
+                 ELSE ? END,
+               ready = ?,
+               reported_at_ms = ?,
+               detail = ?
+             WHERE certname = ? AND service = ?",
+        )
+        .bind(h.running)
+        .bind(h.ready)
+        .bind(h.reported_at_ms)
+        .bind(h.ready)
+        .bind(h.reported_at_ms)
+        .bind(&h.detail)
+        .bind(&h.certname)
+        .bind(&h.service)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("update service health"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn service_health(&self) -> Result<Vec<ServiceHealthRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT certname, service, lease_group, running, ready, ready_since_ms, reported_at_ms, detail

@@ -76,7 +76,7 @@ fn apply_one(root: &CstObject, edit: &Edit) -> Result<(), String> {
 /// The object holding the last key of `path`, and that key; missing
 /// objects on the way are created when `create`.
 fn parent_of(root: &CstObject, path: &str, create: bool) -> Result<(CstObject, String), String> {
-    let keys = keys(path)?;
+    let keys = super::dotted_keys(path)?;
     let (last, parents) = keys.split_last().ok_or("an empty path")?;
     let mut current = root.clone();
     for key in parents {
@@ -93,23 +93,6 @@ fn parent_of(root: &CstObject, path: &str, create: bool) -> Result<(CstObject, S
         };
     }
     Ok((current, last.clone()))
-}
-
-/// Dotted keys, `"quoted.keys"` whole.
-fn keys(path: &str) -> Result<Vec<String>, String> {
-    let (mut keys, mut current, mut quoted) = (Vec::new(), String::new(), false);
-    for c in path.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            '.' if !quoted => keys.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    keys.push(current);
-    if quoted || keys.iter().any(String::is_empty) {
-        return Err(format!("{path:?} is not a JSON key path"));
-    }
-    Ok(keys)
 }
 
 /// Merges `table` into `object`: objects key by key, everything else set.

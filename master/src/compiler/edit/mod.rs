@@ -282,6 +282,23 @@ pub fn apply(format: EditFormat, text: &str, edits: &[Declared]) -> Result<Strin
 
 pub use xml::{element_paths as xml_element_paths, values as xml_values};
 
+/// A dotted key path (`a.b`, `"key.with.dots".c`) as its keys.
+pub fn dotted_keys(path: &str) -> Result<Vec<String>, String> {
+    let (mut keys, mut current, mut quoted) = (Vec::new(), String::new(), false);
+    for c in path.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => keys.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    keys.push(current);
+    if quoted || keys.iter().any(String::is_empty) {
+        return Err(format!("{path:?} is not a dotted key path"));
+    }
+    Ok(keys)
+}
+
 /// Escapes text for XML content or a double- or single-quoted attribute.
 pub fn escape_xml(text: &str) -> String {
     xml::escape(text, Some('"')).replace('\'', "&apos;")
