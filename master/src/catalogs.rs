@@ -118,7 +118,8 @@ pub async fn publish(
     role: &str,
     facts: Value,
 ) -> Result<SignedCatalog> {
-    let content = match state.store.pin(certname).await? {
+    let pinned = state.store.pin(certname).await?;
+    let content = match pinned {
         Some(pinned) => {
             let content = pinned_content(state, certname, pinned).await?;
             store_secret_files_from_site(state, &content).await?;
@@ -135,6 +136,12 @@ pub async fn publish(
     let latest = state.store.catalog(certname, None).await?;
     if let Some(latest) = &latest {
         if latest.digest == digest {
+            return Ok(latest.signed.clone());
+        }
+        if pinned.is_none()
+            && crate::rollouts::admission(state, certname, latest, &content).await?
+                == crate::rollouts::Admission::Hold
+        {
             return Ok(latest.signed.clone());
         }
     }
@@ -257,6 +264,7 @@ pub async fn record_report(
         .store
         .insert_report(certname, report, now_ms())
         .await?;
+    crate::rollouts::on_report(state, certname, report).await?;
     tracing::info!(node = %certname, version = report.catalog_version, status = report.status(), changed = report.changed, failed = report.failed, "report received");
     Ok(())
 }

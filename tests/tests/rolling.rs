@@ -5,73 +5,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rigger_tests::cluster::{assert_no_leases, cluster, set_hostname, slow_start, up};
 use rigger_tests::imds::Instance;
 use rigger_tests::{FakeImds, TestAgent, TestMaster, wait_for};
 
 use rigger_tests::http_get as get;
-
-fn up(addr: &str) -> bool {
-    get(addr, "/carbon/admin/login.jsp").as_deref() == Some("ok")
-}
-
-/// Two `is` nodes of one cluster with their servers running, each knowing
-/// the other; `extra_role_data` is appended to the role.
-fn cluster(
-    master: &TestMaster,
-    extra_role_data: &str,
-    nodes: [(&str, &str); 2],
-) -> [(TestAgent, FakeImds); 2] {
-    // A short settle time: a restarted node counts as available again
-    // after it has been ready for a second.
-    master.enable_service(&format!("{extra_role_data}\n[rollout]\nsettle = \"1s\"\n"));
-    let nodes = nodes.map(|(name, ip)| {
-        let node = TestAgent::new(name);
-        let imds = FakeImds::start(Instance::at(&format!("i-{name}"), ip));
-        let out = node.enroll_at(master, "is", &imds.url());
-        assert_eq!(out.code, 2, "{}", out.all());
-        (node, imds)
-    });
-    // The first learns of the second: a peer-only change, no restart.
-    let (first, imds) = &nodes[0];
-    let out = first.once(&master.url(), &["--imds-endpoint", &imds.url()]);
-    assert_eq!(out.code, 2, "{}", out.all());
-    // Every node has been ready for the settle time.
-    std::thread::sleep(Duration::from_millis(1100));
-    nodes
-}
-
-/// Every restart lease was given back.
-/// Makes a node's server take `ms` to start from its next start: the
-/// stand-in reads `RIGGER_SAMPLE_STARTUP_MS`, which reaches it as an
-/// operator's would, through `[service.environment]` of the node's data.
-fn slow_start(master: &TestMaster, certname: &str, ms: u64) {
-    std::fs::write(
-        master.site().join(format!("nodes/{certname}.toml")),
-        format!("[service.environment]\nRIGGER_SAMPLE_STARTUP_MS = \"{ms}\"\n"),
-    )
-    .unwrap();
-}
-
-/// Sets the host name every node of the demo environment serves.
-fn set_hostname(master: &TestMaster, name: &str) {
-    master.edit_site("environments/demo.toml", |t| {
-        let line = t
-            .lines()
-            .find(|l| l.starts_with("hostname = "))
-            .unwrap()
-            .to_string();
-        t.replace(&line, &format!("hostname = \"{name}\""))
-    });
-}
-
-fn assert_no_leases(master: &TestMaster) {
-    let leases = master.ctl(&["lease", "list"]);
-    assert!(
-        leases.stdout.contains("no node holds a restart lease"),
-        "{}",
-        leases.all()
-    );
-}
 
 /// Both servers serve the new host name, and every lease was given back.
 fn rolled_out(master: &TestMaster, servers: [&str; 2]) {

@@ -379,6 +379,28 @@ pub struct RestartLeaseSpec {
     /// again (the time a load balancer needs to mark it healthy).
     #[serde(default = "default_settle_secs")]
     pub settle_secs: u64,
+    /// How a change reaches the group's nodes (`None`: to every node at
+    /// once, still under the budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Box<RolloutSpec>>,
+}
+
+/// A change reaches a cluster in steps: `canary` nodes first, then each
+/// of `waves` (a count or a percentage of the cluster), each step waiting
+/// until every admitted node applied the change, is ready and has stayed
+/// ready for `bake_secs`. A node that fails halts the rollout and, with
+/// `auto_rollback`, gets its last good content back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSpec {
+    /// Nodes of the first step: a count ("1") or a percentage ("10%").
+    pub canary: String,
+    /// The following steps, each the total admitted so far ("50%", "100%").
+    pub waves: Vec<String>,
+    /// How long every admitted node must stay ready before the next step.
+    pub bake_secs: u64,
+    /// Give the failed nodes their last good content again.
+    pub auto_rollback: bool,
 }
 
 fn default_settle_secs() -> u64 {

@@ -68,6 +68,39 @@ enum Command {
     /// Restart leases: which nodes of a cluster have their server down for a restart.
     #[command(subcommand)]
     Lease(LeaseCommand),
+    /// Rollouts: how a change reaches each cluster (canary, waves, halts).
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RolloutCommand {
+    /// Every cluster's rollout.
+    List,
+    /// One cluster's rollout: its steps, its nodes, why it halted.
+    Status {
+        /// The cluster.
+        cluster: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Admit no further node (those admitted keep the change).
+    Pause {
+        /// The cluster.
+        cluster: String,
+    },
+    /// Go on admitting nodes; after a halt, try the failed nodes again.
+    Resume {
+        /// The cluster.
+        cluster: String,
+    },
+    /// Give every admitted node its content from before the change, and
+    /// admit no further node until a newer change.
+    Abort {
+        /// The cluster.
+        cluster: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -337,6 +370,19 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Lease(LeaseCommand::List) => ctl::lease::list(&c).await?,
         Command::Lease(LeaseCommand::Free { cluster, node }) => {
             ctl::lease::free(&c, &cluster, &node).await?
+        }
+        Command::Rollout(RolloutCommand::List) => ctl::rollout::list(&c).await?,
+        Command::Rollout(RolloutCommand::Status { cluster, json }) => {
+            ctl::rollout::show(&c, &cluster, json).await?
+        }
+        Command::Rollout(RolloutCommand::Pause { cluster }) => {
+            ctl::rollout::control(&c, &cluster, "pause").await?
+        }
+        Command::Rollout(RolloutCommand::Resume { cluster }) => {
+            ctl::rollout::control(&c, &cluster, "resume").await?
+        }
+        Command::Rollout(RolloutCommand::Abort { cluster }) => {
+            ctl::rollout::control(&c, &cluster, "abort").await?
         }
         Command::Lookup { node, key } => ctl::lookup::lookup(&c, &node, &key).await?,
         Command::Module(ModuleCommand::Check { master: true, .. }) => {

@@ -216,24 +216,8 @@ fn restart_lease(
             ));
         }
     };
-    // `rollout.settle`: a duration with its unit ("30s").
-    let settle_secs = match data::lookup(data, "rollout.settle") {
-        None => 30,
-        Some(toml::Value::String(s)) => humantime::parse_duration(s)
-            .map_err(|e| {
-                bad(
-                    "rollout.settle",
-                    format!("{s:?} is not a duration such as \"30s\": {e}"),
-                )
-            })?
-            .as_secs(),
-        Some(other) => {
-            return Err(bad(
-                "rollout.settle",
-                format!("expected a duration such as \"30s\", found {other}"),
-            ));
-        }
-    };
+    let settle_secs = duration_secs(data, "rollout.settle", 30, &bad)?;
+    let rollout = rollout_spec(data, &bad)?;
     Ok(
         (max_down > 0).then(|| rigger_common::catalog::RestartLeaseSpec {
             group: cluster.clone(),
@@ -241,8 +225,99 @@ fn restart_lease(
             wait_secs,
             min_ready,
             settle_secs,
+            rollout,
         }),
     )
+}
+
+/// A duration written with its unit (`settle = "30s"`), in seconds.
+fn duration_secs(
+    data: &toml::Table,
+    key: &str,
+    default: u64,
+    bad: &dyn Fn(&str, String) -> CompileError,
+) -> Result<u64, CompileError> {
+    match data::lookup(data, key) {
+        None => Ok(default),
+        Some(toml::Value::String(s)) => {
+            humantime::parse_duration(s)
+                .map(|d| d.as_secs())
+                .map_err(|e| {
+                    bad(
+                        key,
+                        format!("{s:?} is not a duration such as \"{default}s\": {e}"),
+                    )
+                })
+        }
+        Some(other) => Err(bad(
+            key,
+            format!("expected a duration such as \"{default}s\", found {other}"),
+        )),
+    }
+}
+
+/// `[rollout]`: how a change reaches the cluster (`enabled = false`: at
+/// once, still under the restart budget).
+fn rollout_spec(
+    data: &toml::Table,
+    bad: &dyn Fn(&str, String) -> CompileError,
+) -> Result<Option<Box<rigger_common::catalog::RolloutSpec>>, CompileError> {
+    let enabled = data::lookup(data, "rollout.enabled")
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(true);
+    if !enabled {
+        return Ok(None);
+    }
+    let step = |key: &str, value: &toml::Value| -> Result<String, CompileError> {
+        let text = match value {
+            toml::Value::Integer(n) if *n > 0 => n.to_string(),
+            toml::Value::String(s) => s.trim().to_string(),
+            other => {
+                return Err(bad(
+                    key,
+                    format!("expected a count or a percentage, found {other}"),
+                ));
+            }
+        };
+        let valid = match text.strip_suffix('%') {
+            Some(p) => p.parse::<u32>().is_ok_and(|p| (1..=100).contains(&p)),
+            None => text.parse::<u32>().is_ok_and(|n| n > 0),
+        };
+        if !valid {
+            return Err(bad(
+                key,
+                format!("{text:?} is not a count such as \"1\" or a percentage such as \"50%\""),
+            ));
+        }
+        Ok(text)
+    };
+    let canary = match data::lookup(data, "rollout.canary") {
+        None => "1".to_string(),
+        Some(v) => step("rollout.canary", v)?,
+    };
+    let waves = match data::lookup(data, "rollout.waves") {
+        None => vec!["100%".to_string()],
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .map(|v| step("rollout.waves", v))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => {
+            return Err(bad(
+                "rollout.waves",
+                format!("expected a list such as [\"50%\", \"100%\"], found {other}"),
+            ));
+        }
+    };
+    let bake_secs = duration_secs(data, "rollout.bake", 60, bad)?;
+    let auto_rollback = data::lookup(data, "rollout.auto_rollback")
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(true);
+    Ok(Some(Box::new(rigger_common::catalog::RolloutSpec {
+        canary,
+        waves,
+        bake_secs,
+        auto_rollback,
+    })))
 }
 
 /// Update levels are promoted, not pushed everywhere: `update_level =
@@ -365,6 +440,11 @@ impl Compiler {
             .expect("module cache")
             .insert(dir.to_path_buf(), (stamps_of(&module), module.clone()));
         Ok(module)
+    }
+
+    /// The folders modules are searched in, in order.
+    pub fn module_paths(&self) -> &[PathBuf] {
+        &self.module_paths
     }
 
     /// The site directory.
@@ -564,6 +644,46 @@ mod tests {
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn rollout_settings_are_checked_where_they_are_written() {
+        let bad = |key: &str, message: String| CompileError::Data {
+            site: PathBuf::from("site"),
+            key: key.to_string(),
+            message,
+        };
+        let spec = |text: &str| rollout_spec(&text.parse::<toml::Table>().unwrap(), &bad);
+        let defaults = spec("").unwrap().unwrap();
+        assert_eq!(
+            (
+                defaults.canary.as_str(),
+                defaults.bake_secs,
+                defaults.auto_rollback
+            ),
+            ("1", 60, true)
+        );
+        let set = spec("[rollout]\ncanary = \"10%\"\nwaves = [2, \"100%\"]\nbake = \"2m\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (set.canary.as_str(), set.waves.clone(), set.bake_secs),
+            ("10%", vec!["2".into(), "100%".into()], 120)
+        );
+        assert_eq!(spec("[rollout]\nenabled = false\n").unwrap(), None);
+        for (typo, said) in [
+            ("canary = \"1O%\"", "\"1O%\" is not a count"),
+            ("canary = 0", "expected a count or a percentage, found 0"),
+            ("waves = \"100%\"", "expected a list"),
+            ("waves = [\"150%\"]", "\"150%\" is not a count"),
+            ("bake = \"60\"", "is not a duration such as \"60s\""),
+            ("bake = 60", "expected a duration"),
+        ] {
+            let err = spec(&format!("[rollout]\n{typo}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(said), "{typo}: {err}");
+        }
     }
 
     #[test]

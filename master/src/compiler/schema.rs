@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 
 /// Keys whose value may be a string or a whole number: `update_level` is
 /// `"latest"` or a level, `rollout.min_ready` `"auto"` or a node count.
-const STRING_OR_INTEGER: &[&str] = &["update_level", "rollout.min_ready"];
+const STRING_OR_INTEGER: &[&str] = &["update_level", "rollout.min_ready", "rollout.canary"];
 
 /// One problem in one site file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,7 @@ pub mod lookup;
 pub mod module;
 pub mod node;
 pub mod product;
+pub mod rollout;
 pub mod token;
 pub mod update;
 

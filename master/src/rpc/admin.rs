@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
-    ArtifactInfo, CheckRolesRequest, CheckRolesResponse, EditReview, FreeLeaseRequest,
-    FreeLeaseResponse, ImportArtifactRequest, Lease, ListArtifactsRequest, ListArtifactsResponse,
-    ListLeasesRequest, ListLeasesResponse, LookupRequest, LookupResponse, LookupSource,
-    PromoteLevelRequest, PromoteLevelResponse, RemoveNodeRequest, RemoveNodeResponse, RoleCheck,
+    ArtifactInfo, CheckRolesRequest, CheckRolesResponse, ControlRolloutRequest, EditReview,
+    FreeLeaseRequest, FreeLeaseResponse, ImportArtifactRequest, Lease, ListArtifactsRequest,
+    ListArtifactsResponse, ListLeasesRequest, ListLeasesResponse, ListRolloutsRequest,
+    ListRolloutsResponse, LookupRequest, LookupResponse, LookupSource, PromoteLevelRequest,
+    PromoteLevelResponse, RemoveNodeRequest, RemoveNodeResponse, RoleCheck, Rollout, RolloutNode,
     TemplateReview,
 };
 use rigger_common::proto::{
@@ -225,6 +226,44 @@ impl AdminService for Admin {
         }))
     }
 
+    async fn list_rollouts(
+        &self,
+        request: Request<ListRolloutsRequest>,
+    ) -> Result<Response<ListRolloutsResponse>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let cluster = Some(req.cluster.as_str()).filter(|c| !c.is_empty());
+        let rollouts = crate::rollouts::views(&self.state, cluster)
+            .await?
+            .into_iter()
+            .map(rollout_message)
+            .collect();
+        Ok(Response::new(ListRolloutsResponse { rollouts }))
+    }
+
+    async fn control_rollout(
+        &self,
+        request: Request<ControlRolloutRequest>,
+    ) -> Result<Response<Rollout>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let what = match req.action.as_str() {
+            "pause" => crate::rollouts::Control::Pause,
+            "resume" => crate::rollouts::Control::Resume,
+            "abort" => crate::rollouts::Control::Abort,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown rollout action {other:?}: pause, resume or abort"
+                )));
+            }
+        };
+        crate::rollouts::control(&self.state, &req.cluster, what).await?;
+        let view = crate::rollouts::views(&self.state, Some(&req.cluster))
+            .await?
+            .remove(0);
+        Ok(Response::new(rollout_message(view)))
+    }
+
     async fn check_roles(
         &self,
         request: Request<CheckRolesRequest>,
@@ -382,5 +421,32 @@ fn import_response(outcome: ImportOutcome) -> ImportResponse {
                 roles: e.roles,
             })
             .collect(),
+    }
+}
+
+/// A rollout as the admin API sends it.
+fn rollout_message(view: crate::rollouts::RolloutView) -> Rollout {
+    Rollout {
+        cluster: view.rollout.cluster,
+        revision: view.rollout.revision,
+        state: view.phase,
+        created_at_ms: view.rollout.created_at_ms,
+        updated_at_ms: view.rollout.updated_at_ms,
+        reason: view.rollout.reason,
+        nodes: view
+            .nodes
+            .into_iter()
+            .map(|n| RolloutNode {
+                certname: n.certname,
+                state: n.state,
+                version: n.version,
+                previous_version: n.previous_version,
+                since_ms: n.since_ms,
+                error: n.error,
+            })
+            .collect(),
+        members: view.members as u32,
+        steps: view.steps.into_iter().map(|s| s as u32).collect(),
+        waiting_for: view.waiting_for,
     }
 }

@@ -9,7 +9,8 @@ use rigger_common::signing::SignedCatalog;
 
 use super::{
     ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseRecord, MetaStore, PromotionRecord,
-    ReportRecord, ServiceHealthRecord, TokenRecord, TreeInsert, TreeRecord,
+    ReportRecord, RolloutNode, RolloutRecord, ServiceHealthRecord, TokenRecord, TreeInsert,
+    TreeRecord,
 };
 
 /// One test per behaviour for the backend that `$open().await` returns
@@ -30,6 +31,7 @@ macro_rules! meta_store_conformance {
             the_budget_counts_only_settled_ready_nodes_heard_from,
             a_ready_streak_keeps_its_start_and_heartbeats_renew_leases,
             a_promotion_replaces_the_level_an_environment_runs,
+            a_new_revision_of_a_rollout_forgets_its_nodes,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {
@@ -490,6 +492,16 @@ pub async fn a_ready_streak_keeps_its_start_and_heartbeats_renew_leases(store: &
             .unwrap()
             .granted
     );
+    // The lease holder goes down: its next ready report starts a new
+    // streak, even with no report of it being down in between.
+    store
+        .record_service_health(&health("a", true, 200))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.service_health().await.unwrap()[0].ready_since_ms,
+        Some(200)
+    );
     store.renew_leases("a", 9_000).await.unwrap();
     assert_eq!(
         store.leases(8_999).await.unwrap().len(),
@@ -521,5 +533,58 @@ pub async fn a_promotion_replaces_the_level_an_environment_runs(store: &dyn Meta
     assert_eq!(
         all,
         vec![promotion("production", 2, 30), promotion("staging", 2, 20)]
+    );
+}
+
+/// A cluster has one rollout; its nodes are updated in place, and a new
+/// revision (a newer change) starts with no node admitted.
+pub async fn a_new_revision_of_a_rollout_forgets_its_nodes(store: &dyn MetaStore) {
+    let rollout = |revision: &str, state: &str| RolloutRecord {
+        cluster: "is".into(),
+        revision: revision.into(),
+        state: state.into(),
+        created_at_ms: 10,
+        updated_at_ms: 20,
+        reason: String::new(),
+    };
+    let node = |certname: &str, state: &str, since_ms: i64| RolloutNode {
+        cluster: "is".into(),
+        certname: certname.into(),
+        state: state.into(),
+        version: 3,
+        previous_version: 2,
+        since_ms,
+        error: String::new(),
+    };
+    assert_eq!(store.rollout("is").await.unwrap(), None);
+    store.put_rollout(&rollout("r1", "running")).await.unwrap();
+    store
+        .put_rollout_node(&node("n1", "admitted", 1))
+        .await
+        .unwrap();
+    store
+        .put_rollout_node(&node("n2", "waiting", 2))
+        .await
+        .unwrap();
+    store
+        .put_rollout_node(&node("n1", "applied", 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rollout_nodes("is").await.unwrap(),
+        vec![node("n2", "waiting", 2), node("n1", "applied", 3)]
+    );
+    // The same revision keeps its nodes.
+    store.put_rollout(&rollout("r1", "halted")).await.unwrap();
+    assert_eq!(store.rollout_nodes("is").await.unwrap().len(), 2);
+    assert_eq!(
+        store.rollout("is").await.unwrap(),
+        Some(rollout("r1", "halted"))
+    );
+    store.put_rollout(&rollout("r2", "running")).await.unwrap();
+    assert_eq!(store.rollout_nodes("is").await.unwrap(), vec![]);
+    assert_eq!(
+        store.rollouts().await.unwrap(),
+        vec![rollout("r2", "running")]
     );
 }

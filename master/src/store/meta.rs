@@ -4,8 +4,8 @@
 
 use super::{
     ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseDecision, LeaseRecord, NodeRecord,
-    PromotionRecord, ReportRecord, ReportSummary, ServiceHealthRecord, StoreError, TokenRecord,
-    TreeInsert, TreeRecord,
+    PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord,
+    StoreError, TokenRecord, TreeInsert, TreeRecord,
 };
 
 /// Tokens, certificates, inventory, catalog history, reports, trees,
@@ -107,6 +107,18 @@ pub trait MetaStore: Send + Sync {
     /// Every imported tree, by name, version and level.
     async fn trees(&self) -> Result<Vec<TreeRecord>, StoreError>;
 
+    /// Records a cluster's rollout (replacing the one it had; a new
+    /// revision forgets the nodes the old one admitted).
+    async fn put_rollout(&self, rollout: &RolloutRecord) -> Result<(), StoreError>;
+    /// The cluster's rollout.
+    async fn rollout(&self, cluster: &str) -> Result<Option<RolloutRecord>, StoreError>;
+    /// Every rollout, by cluster.
+    async fn rollouts(&self) -> Result<Vec<RolloutRecord>, StoreError>;
+    /// Records (or updates) a node the cluster's rollout admitted.
+    async fn put_rollout_node(&self, node: &RolloutNode) -> Result<(), StoreError>;
+    /// The nodes the cluster's rollout admitted, by admission time.
+    async fn rollout_nodes(&self, cluster: &str) -> Result<Vec<RolloutNode>, StoreError>;
+
     /// Promotes a level to an environment (replacing what it ran).
     async fn promote(&self, promotion: &PromotionRecord) -> Result<(), StoreError>;
     /// Every promotion, by product, version and environment.
@@ -120,7 +132,8 @@ pub trait MetaStore: Send + Sync {
     /// Grants `lease` unless `max_down` other nodes of its group hold an
     /// unexpired lease or, with a `budget`, fewer than its `min_ready`
     /// other nodes of the group would stay available; a node asking again
-    /// renews its own. Atomic with the readiness it counts.
+    /// renews its own. Atomic with the readiness it counts. A granted lease
+    /// ends the holder's ready streak in the group (it goes down now).
     async fn acquire_lease(
         &self,
         lease: &LeaseRecord,

@@ -256,3 +256,40 @@ pub struct PromotionRecord {
     /// When, Unix ms.
     pub promoted_at_ms: i64,
 }
+
+/// A cluster's rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutRecord {
+    /// The cluster (the restart group).
+    pub cluster: String,
+    /// The configuration revision it rolls out.
+    pub revision: String,
+    /// `running`, `paused`, `halted`, `aborted` or `done`.
+    pub state: String,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// Unix ms.
+    pub updated_at_ms: i64,
+    /// Why it halted.
+    pub reason: String,
+}
+
+/// A node of a cluster a rollout reached (or held back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutNode {
+    /// The cluster.
+    pub cluster: String,
+    /// The node.
+    pub certname: String,
+    /// `waiting` (held back), `admitted`, `applied`, `failed` or
+    /// `rolled back`.
+    pub state: String,
+    /// The catalog version that carried the change (0 while waiting).
+    pub version: u64,
+    /// Its version before.
+    pub previous_version: u64,
+    /// Since when it is in this state, Unix ms.
+    pub since_ms: i64,
+    /// The error it failed with.
+    pub error: String,
+}

@@ -13,8 +13,8 @@ use rigger_common::signing::SignedCatalog;
 
 use super::{
     ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseDecision, LeaseRecord, MetaStore,
-    NodeRecord, PromotionRecord, ReportRecord, ReportSummary, ServiceHealthRecord, StoreError,
-    TokenRecord, TreeInsert, TreeRecord, stored_digest,
+    NodeRecord, PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord,
+    ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord, stored_digest,
 };
 
 /// The SQLite schema's history, embedded in the binary.
@@ -401,6 +401,113 @@ impl MetaStore for SqliteStore {
         Ok(removed == 1)
     }
 
+    async fn put_rollout(&self, r: &RolloutRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql("begin a rollout"))?;
+        let old: Option<String> =
+            sqlx::query_scalar("SELECT revision FROM rollouts WHERE cluster = ?")
+                .bind(&r.cluster)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql("read a rollout"))?;
+        if old.is_some_and(|old| old != r.revision) {
+            sqlx::query("DELETE FROM rollout_nodes WHERE cluster = ?")
+                .bind(&r.cluster)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql("forget a superseded rollout's nodes"))?;
+        }
+        sqlx::query(
+            "INSERT INTO rollouts (cluster, revision, state, created_at_ms, updated_at_ms, reason)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (cluster) DO UPDATE SET revision = excluded.revision,
+               state = excluded.state, created_at_ms = excluded.created_at_ms,
+               updated_at_ms = excluded.updated_at_ms, reason = excluded.reason",
+        )
+        .bind(&r.cluster)
+        .bind(&r.revision)
+        .bind(&r.state)
+        .bind(r.created_at_ms)
+        .bind(r.updated_at_ms)
+        .bind(&r.reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(sql("record a rollout"))?;
+        tx.commit().await.map_err(sql("commit a rollout"))?;
+        Ok(())
+    }
+
+    async fn rollout(&self, cluster: &str) -> Result<Option<RolloutRecord>, StoreError> {
+        Ok(self
+            .rollouts()
+            .await?
+            .into_iter()
+            .find(|r| r.cluster == cluster))
+    }
+
+    async fn rollouts(&self) -> Result<Vec<RolloutRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT cluster, revision, state, created_at_ms, updated_at_ms, reason FROM rollouts ORDER BY cluster",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("list rollouts"))?;
+        Ok(rows
+            .iter()
+            .map(|r| RolloutRecord {
+                cluster: r.get(0),
+                revision: r.get(1),
+                state: r.get(2),
+                created_at_ms: r.get(3),
+                updated_at_ms: r.get(4),
+                reason: r.get(5),
+            })
+            .collect())
+    }
+
+    async fn put_rollout_node(&self, n: &RolloutNode) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO rollout_nodes (cluster, certname, state, version, previous_version, since_ms, error)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (cluster, certname) DO UPDATE SET state = excluded.state,
+               version = excluded.version, previous_version = excluded.previous_version,
+               since_ms = excluded.since_ms, error = excluded.error",
+        )
+        .bind(&n.cluster)
+        .bind(&n.certname)
+        .bind(&n.state)
+        .bind(n.version as i64)
+        .bind(n.previous_version as i64)
+        .bind(n.since_ms)
+        .bind(&n.error)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("record a rollout's node"))?;
+        Ok(())
+    }
+
+    async fn rollout_nodes(&self, cluster: &str) -> Result<Vec<RolloutNode>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT cluster, certname, state, version, previous_version, since_ms, error
+             FROM rollout_nodes WHERE cluster = ? ORDER BY since_ms, certname",
+        )
+        .bind(cluster)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("list a rollout's nodes"))?;
+        Ok(rows
+            .iter()
+            .map(|r| RolloutNode {
+                cluster: r.get(0),
+                certname: r.get(1),
+                state: r.get(2),
+                version: r.get::<i64, _>(3) as u64,
+                previous_version: r.get::<i64, _>(4) as u64,
+                since_ms: r.get(5),
+                error: r.get(6),
+            })
+            .collect())
+    }
+
     async fn promote(&self, p: &PromotionRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO promotions (name, version, environment, level, promoted_at_ms)
@@ -561,6 +668,16 @@ impl MetaStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(sql("grant a lease"))?;
+            // It goes down now: its next ready report starts a new streak,
+            // so that the settle time counts from after the restart.
+            sqlx::query(
+                "UPDATE service_health SET ready_since_ms = NULL WHERE certname = ? AND lease_group = ?",
+            )
+            .bind(&lease.certname)
+            .bind(&lease.group)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("break a ready streak"))?;
         }
         decision.holders = leases_in(&mut tx, Some(&lease.group)).await?;
         tx.commit().await.map_err(sql("commit a lease"))?;

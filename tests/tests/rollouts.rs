@@ -1,0 +1,259 @@
+//! Rollouts: a change reaches a cluster canary first, then in waves, each
+//! step after the nodes before it applied the change and stayed ready for
+//! the bake time; a node that fails halts the rollout and gets its last
+//! good content back; an operator pauses, resumes and aborts.
+
+use std::time::Duration;
+
+use rigger_tests::TestMaster;
+use rigger_tests::cluster::{cluster, hostname, set_hostname};
+
+/// Rollouts on (the demo environment turns them off), short bake.
+const ROLLOUT: &str = "[rollout]\nenabled = true\ncanary = 1\nwaves = [\"100%\"]\nbake = \"2s\"\n";
+
+/// The cluster's rollout, as `masterctl rollout status --json` shows it.
+fn rollout(master: &TestMaster) -> serde_json::Value {
+    let out = master.ctl(&["rollout", "status", "is-demo", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+/// The state the rollout gives `node`.
+fn node_state(rollout: &serde_json::Value, node: &str) -> String {
+    rollout["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["certname"] == node)
+        .map(|n| n["state"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_change_reaches_the_canary_first_and_the_rest_after_it_baked() {
+    let master = TestMaster::start();
+    let nodes = cluster(
+        &master,
+        ROLLOUT,
+        [
+            ("wave-a", "127.0.0.51"),
+            ("wave-b", "127.0.0.52"),
+            ("wave-c", "127.0.0.53"),
+        ],
+    );
+    let run = |i: usize| {
+        let (node, imds) = &nodes[i];
+        node.once(&master.url(), &["--imds-endpoint", &imds.url()])
+    };
+    let none = master.ctl(&["rollout", "list"]);
+    assert!(
+        none.stdout.contains("no cluster has a rollout"),
+        "{}",
+        none.all()
+    );
+
+    set_hostname(&master, "login.example.com");
+    let canary = run(0);
+    assert_eq!(canary.code, 2, "{}", canary.all());
+    assert_eq!(
+        hostname("127.0.0.51:9763").as_deref(),
+        Some("login.example.com")
+    );
+    // b asks while the canary bakes: it keeps its catalog and its server.
+    let held = run(1);
+    assert_eq!(held.code, 0, "{}", held.all());
+    assert_eq!(
+        hostname("127.0.0.52:9763").as_deref(),
+        Some("is.demo.example.com")
+    );
+    let status = rollout(&master);
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(status["steps"], serde_json::json!([1, 3]), "{status}");
+    assert_eq!(node_state(&status, "wave-a"), "applied", "{status}");
+    assert_eq!(node_state(&status, "wave-b"), "waiting", "{status}");
+    assert!(
+        status["waiting_for"]
+            .as_str()
+            .unwrap()
+            .starts_with("wave-a to stay ready for 2s"),
+        "{status}"
+    );
+    let shown = master.ctl(&["rollout", "status", "is-demo"]);
+    assert!(
+        shown.stdout.contains("cluster is-demo: running"),
+        "{}",
+        shown.all()
+    );
+    assert!(shown.stdout.contains("1 of 3 admitted"), "{}", shown.all());
+
+    // Baked: the wave takes every other node.
+    std::thread::sleep(Duration::from_millis(2100));
+    for (i, addr) in [(1, "127.0.0.52:9763"), (2, "127.0.0.53:9763")] {
+        let out = run(i);
+        assert_eq!(out.code, 2, "{}", out.all());
+        assert_eq!(hostname(addr).as_deref(), Some("login.example.com"));
+    }
+    let status = rollout(&master);
+    for node in ["wave-a", "wave-b", "wave-c"] {
+        assert_eq!(node_state(&status, node), "applied", "{status}");
+    }
+    std::thread::sleep(Duration::from_millis(2100));
+    let status = rollout(&master);
+    assert_eq!(status["state"], "complete", "{status}");
+    let list = master.ctl(&["rollout", "list"]);
+    assert!(
+        list.stdout.contains("is-demo") && list.stdout.contains("complete"),
+        "{}",
+        list.all()
+    );
+}
+
+#[test]
+fn a_change_that_fails_on_the_canary_halts_and_is_rolled_back() {
+    let master = TestMaster::start();
+    let [(a, imds_a), (b, imds_b)] = cluster(
+        &master,
+        ROLLOUT,
+        [("canary-a", "127.0.0.54"), ("canary-b", "127.0.0.55")],
+    );
+    let run_a = || a.once(&master.url(), &["--imds-endpoint", &imds_a.url()]);
+    let run_b = || b.once(&master.url(), &["--imds-endpoint", &imds_b.url()]);
+    let pid_b = b.service_pid("wso2is").unwrap();
+
+    // A change that compiles but fails at start.
+    set_hostname(&master, rigger_tests::server_config::FAILING_HOST);
+    let failed = run_a();
+    assert_eq!(failed.code, 6, "{}", failed.all());
+    let status = rollout(&master);
+    assert_eq!(status["state"], "halted", "{status}");
+    let reason = status["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("canary-a failed with catalog version")
+            && reason.contains("refusing hostname fail.invalid"),
+        "the operator does not see the server's error: {status}"
+    );
+    assert_eq!(node_state(&status, "canary-a"), "rolled back", "{status}");
+    let shown = master.ctl(&["rollout", "status", "is-demo"]);
+    assert!(
+        shown.stdout.contains("halted: canary-a failed"),
+        "{}",
+        shown.all()
+    );
+
+    // b is never given the change; a gets its last good content back (a
+    // higher version) and is ready again without an operator.
+    let held = run_b();
+    assert_eq!(held.code, 0, "{}", held.all());
+    assert_eq!(b.service_pid("wso2is"), Some(pid_b));
+    let back = run_a();
+    assert_eq!(back.code, 2, "{}", back.all());
+    assert_eq!(
+        hostname("127.0.0.54:9763").as_deref(),
+        Some("is.demo.example.com")
+    );
+    let catalog = master.ctl(&["catalog", "show", "canary-a", "--json"]);
+    let version = serde_json::from_str::<serde_json::Value>(&catalog.stdout).unwrap()["version"]
+        .as_u64()
+        .unwrap();
+    assert!(version > 2, "{}", catalog.all());
+
+    // The operator fixes the change: a newer rollout supersedes the halted
+    // one, and the node it rolled back follows the site again.
+    set_hostname(&master, "login.example.com");
+    let canary = run_b();
+    assert_eq!(canary.code, 2, "{}", canary.all());
+    let status = rollout(&master);
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(node_state(&status, "canary-b"), "applied", "{status}");
+    let waits = run_a();
+    assert_eq!(waits.code, 0, "{}", waits.all());
+    std::thread::sleep(Duration::from_millis(2100));
+    let follows = run_a();
+    assert_eq!(follows.code, 2, "{}", follows.all());
+    for addr in ["127.0.0.54:9763", "127.0.0.55:9763"] {
+        assert_eq!(
+            hostname(addr).as_deref(),
+            Some("login.example.com"),
+            "{addr}"
+        );
+    }
+}
+
+#[test]
+fn an_operator_pauses_resumes_and_aborts_a_rollout() {
+    let master = TestMaster::start();
+    let [(a, imds_a), (b, imds_b)] = cluster(
+        &master,
+        ROLLOUT,
+        [("pause-a", "127.0.0.56"), ("pause-b", "127.0.0.57")],
+    );
+    let run_a = || a.once(&master.url(), &["--imds-endpoint", &imds_a.url()]);
+    let run_b = || b.once(&master.url(), &["--imds-endpoint", &imds_b.url()]);
+    let refused = master.ctl(&["rollout", "pause", "is-demo"]);
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("cluster is-demo has no rollout"),
+        "{}",
+        refused.all()
+    );
+
+    set_hostname(&master, "login.example.com");
+    assert_eq!(run_a().code, 2);
+    let paused = master.ctl(&["rollout", "pause", "is-demo"]);
+    assert_eq!(paused.code, 0, "{}", paused.all());
+    assert!(
+        paused.stdout.contains("cluster is-demo: paused"),
+        "{}",
+        paused.all()
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    // Paused: however long a has baked, b keeps its catalog.
+    let held = run_b();
+    assert_eq!(held.code, 0, "{}", held.all());
+    assert_eq!(
+        hostname("127.0.0.57:9763").as_deref(),
+        Some("is.demo.example.com")
+    );
+    let again = master.ctl(&["rollout", "pause", "is-demo"]);
+    assert!(
+        again.stderr.contains("is paused: it cannot be paused"),
+        "{}",
+        again.all()
+    );
+
+    let resumed = master.ctl(&["rollout", "resume", "is-demo"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.all());
+    let admitted = run_b();
+    assert_eq!(admitted.code, 2, "{}", admitted.all());
+    assert_eq!(
+        hostname("127.0.0.57:9763").as_deref(),
+        Some("login.example.com")
+    );
+
+    // Abort: every admitted node gets its content from before the change.
+    let aborted = master.ctl(&["rollout", "abort", "is-demo"]);
+    assert_eq!(aborted.code, 0, "{}", aborted.all());
+    assert!(
+        aborted.stdout.contains("cluster is-demo: aborted"),
+        "{}",
+        aborted.all()
+    );
+    for (run, addr) in [
+        (
+            &run_a as &dyn Fn() -> rigger_tests::Output,
+            "127.0.0.56:9763",
+        ),
+        (&run_b, "127.0.0.57:9763"),
+    ] {
+        let out = run();
+        assert_eq!(out.code, 2, "{}", out.all());
+        assert_eq!(
+            hostname(addr).as_deref(),
+            Some("is.demo.example.com"),
+            "{addr}"
+        );
+    }
+    let status = rollout(&master);
+    assert_eq!(status["state"], "aborted", "{status}");
+    assert_eq!(node_state(&status, "pause-a"), "rolled back", "{status}");
+}
