@@ -104,6 +104,8 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
         next_run_at_ms: status.next_run_at_ms,
         supervisor: status.supervisor,
         activity: status.activity,
+        services: status.services.into_iter().map(Into::into).collect(),
+        services_at_ms: status.services_at_ms,
         ..Default::default()
     };
     if let Some(s) = status.last_run {

@@ -47,8 +47,11 @@ pub enum Event {
     RunFinished(RunSummary),
     /// A supervision pass finished: what it did, or why a server stays down.
     Supervised(Result<Vec<String>, String>),
-    /// A heartbeat went out (or why it did not).
-    Heartbeat(Result<(), String>),
+    /// A heartbeat went out (or why it did not), with the services it saw.
+    Heartbeat(
+        Vec<rigger_common::report::ServiceHealth>,
+        Result<(), String>,
+    ),
 }
 
 /// How often exited servers are looked for between runs.
@@ -79,8 +82,10 @@ pub async fn run(
     let mut supervising = false;
     let mut supervise_failures: u32 = 0;
     let mut supervisor_note = String::new();
-    let mut next_heartbeat = Instant::now() + HEARTBEAT_EVERY;
+    // The first one at once: the screens show the services from the start.
+    let mut next_heartbeat = Instant::now();
     let mut heartbeating = false;
+    let mut services = (Vec::new(), 0);
 
     loop {
         let idle = running.is_none();
@@ -100,12 +105,14 @@ pub async fn run(
                 heartbeating = true;
                 let (agent, inbox) = (agent.clone(), events_tx.clone());
                 tokio::spawn(async move {
-                    let _ = inbox.send(Event::Heartbeat(agent.heartbeat().await)).await;
+                    let (seen, sent) = agent.heartbeat().await;
+                    let _ = inbox.send(Event::Heartbeat(seen, sent)).await;
                 });
             }
             Some(event) = events_rx.recv() => match event {
-                Event::Heartbeat(outcome) => {
+                Event::Heartbeat(seen, outcome) => {
                     heartbeating = false;
+                    services = (seen, now_ms());
                     if let Err(e) = outcome {
                         tracing::debug!(error = %e, "heartbeat not delivered");
                     }
@@ -115,6 +122,7 @@ pub async fn run(
                     let mut status = status_of(&agent, last.as_ref(), running.is_some(), next_run);
                     status.supervisor = supervisor_note.clone();
                     status.activity = agent.activity();
+                    (status.services, status.services_at_ms) = services.clone();
                     let _ = reply.send(status);
                 }
                 Event::Supervised(outcome) => {
@@ -140,6 +148,9 @@ pub async fn run(
                 }
                 Event::RunFinished(summary) => {
                     running = None;
+                    // The master and the screens hear what the run left
+                    // the services doing.
+                    next_heartbeat = Instant::now();
                     if !summary.noop {
                         let delay = if summary.error.is_empty() {
                             failures = 0;

@@ -24,6 +24,10 @@ pub struct AgentStatus {
     pub activity: String,
     /// The last run, if any.
     pub last_run: Option<RunSummary>,
+    /// The services of the applied catalog, as last looked at.
+    pub services: Vec<rigger_common::report::ServiceHealth>,
+    /// When, Unix ms (0: not yet).
+    pub services_at_ms: i64,
 }
 
 /// An event of a run requested over the control socket.

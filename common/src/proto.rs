@@ -56,6 +56,7 @@ impl From<crate::report::ServiceHealth> for ServiceHealth {
             running: h.running,
             ready: h.ready,
             detail: h.detail,
+            peers_changed: h.peers_changed,
         }
     }
 }
@@ -67,6 +68,7 @@ impl From<ServiceHealth> for crate::report::ServiceHealth {
             running: h.running,
             ready: h.ready,
             detail: h.detail,
+            peers_changed: h.peers_changed,
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct ServiceHealth {
     pub ready: bool,
     /// Why it is not ready (an error, the server's last output).
     pub detail: String,
+    /// When the running server started before its peer lists changed
+    /// (rewritten without a restart): what changed and when; "" otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub peers_changed: String,
 }
 
 /// A run as the agent reports it and the master records it.

@@ -118,7 +118,10 @@ pub async fn publish(
     role: &str,
     facts: Value,
 ) -> Result<SignedCatalog> {
-    let pinned = state.store.pin(certname).await?;
+    let mut pinned = state.store.pin(certname).await?;
+    if pinned.is_some() && crate::rollouts::release_rolled_back(state, certname).await? {
+        pinned = None;
+    }
     let content = match pinned {
         Some(pinned) => {
             let content = pinned_content(state, certname, pinned).await?;

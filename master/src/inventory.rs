@@ -64,7 +64,11 @@ pub async fn nodes(state: &MasterState) -> Result<Vec<NodeSummary>> {
                         let why = h.detail.lines().next().unwrap_or("not ready");
                         format!("not ready: {why}")
                     };
-                    format!("{} {state}", h.service)
+                    if h.peers_changed.is_empty() {
+                        format!("{} {state}", h.service)
+                    } else {
+                        format!("{} {state}, started with an older peer list", h.service)
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("; "),

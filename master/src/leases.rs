@@ -163,6 +163,10 @@ pub async fn record_health(
                 .chars()
                 .take(2_000)
                 .collect(),
+            peers_changed: rigger_common::text::printable(&service.peers_changed)
+                .chars()
+                .take(1_000)
+                .collect(),
         };
         if heartbeat && state.store.update_service_health(&record).await? {
             continue;

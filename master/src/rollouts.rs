@@ -34,6 +34,8 @@ pub const PAUSED: &str = "paused";
 pub const HALTED: &str = "halted";
 /// Stopped by an operator, every admitted node rolled back.
 pub const ABORTED: &str = "aborted";
+/// Stopped, and the site has changed since (a fix, a revert).
+pub const SUPERSEDED: &str = "superseded";
 
 /// A node held back until the rollout admits it.
 pub const WAITING: &str = "waiting";
@@ -184,6 +186,45 @@ async fn start(
     Ok(record)
 }
 
+/// Lets a node the rollout rolled back follow the site again once the
+/// site has changed since the rollout's change (the operator fixed or
+/// reverted it); the stopped rollout is then superseded. Returns whether
+/// the node's pin was lifted.
+pub async fn release_rolled_back(state: &MasterState, certname: &str) -> Result<bool> {
+    let mut revision = None;
+    for mut rollout in state.store.rollouts().await? {
+        let rolled_back = state
+            .store
+            .rollout_nodes(&rollout.cluster)
+            .await?
+            .iter()
+            .any(|n| n.certname == certname && n.state == ROLLED_BACK);
+        if !rolled_back {
+            continue;
+        }
+        let current = match &revision {
+            Some(r) => r,
+            None => revision.insert(site_revision(state).await?),
+        };
+        if *current == rollout.revision {
+            return Ok(false);
+        }
+        state.store.set_pin(certname, None).await?;
+        if rollout.state != SUPERSEDED {
+            rollout.reason = format!(
+                "the site changed (revision {current}) after: {}",
+                rollout.reason
+            );
+            rollout.state = SUPERSEDED.to_string();
+            rollout.updated_at_ms = now_ms();
+            state.store.put_rollout(&rollout).await?;
+        }
+        tracing::info!(node = %certname, cluster = %rollout.cluster, "the site changed since the rollout rolled the node back: it follows the site again");
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// The live nodes of the cluster: those whose services count in its
 /// budget, heard from within the peer timeout, and the node asking.
 async fn members(state: &MasterState, cluster: &str, asking: &str) -> Result<BTreeSet<String>> {
@@ -231,8 +272,9 @@ pub fn step_targets(spec: &RolloutSpec, members: usize) -> Vec<usize> {
     targets
 }
 
-/// `None` when every admitted node applied the change and has been ready
-/// (every service, freshly heard) for `bake_secs`; else what it waits for.
+/// `None` when every admitted node still enrolled applied the change and
+/// has been ready (every service, freshly heard) for `bake_secs` since;
+/// else what it waits for.
 async fn all_baked(
     state: &MasterState,
     cluster: &str,
@@ -243,7 +285,15 @@ async fn all_baked(
     let health = state.store.service_health().await?;
     let fresh_since = now - crate::leases::HEALTH_FRESH_MS;
     let baked_before = now - (bake_secs * 1000) as i64;
-    for node in admitted {
+    // A node an operator removed (a dead instance) is not waited for.
+    let enrolled: HashSet<String> = state
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .map(|n| n.certname)
+        .collect();
+    for node in admitted.iter().filter(|n| enrolled.contains(&n.certname)) {
         if node.state != APPLIED {
             return Ok(Some(format!(
                 "{} to apply the change ({})",

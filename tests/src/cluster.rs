@@ -82,3 +82,18 @@ pub fn assert_no_leases(master: &TestMaster) {
         leases.all()
     );
 }
+
+/// The `is` role's credentials that a development environment may take
+/// from the module's defaults and any other must set in the site's secrets.
+pub const PRODUCTION_SECRETS: &str = "\n[auth_framework]\napp_password = \"p1\"\n[bps_db]\npassword = \"p2\"\n[consent_db]\npassword = \"p3\"\n[internal_keystore]\nkey_password = \"p4\"\npassword = \"p5\"\n[keystore]\nkey_password = \"p6\"\npassword = \"p7\"\n[truststore]\npassword = \"p8\"\n";
+
+/// Makes the demo environment production-like: not a development
+/// environment (it runs the levels promoted to it), its credentials set.
+pub fn not_development(master: &TestMaster) {
+    master.edit_site("environments/demo.toml", |t| {
+        t.replace("development = true", "development = false")
+    });
+    master.edit_site("secrets/roles/is.toml", |t| {
+        format!("{t}{PRODUCTION_SECRETS}")
+    });
+}

@@ -7,9 +7,12 @@
 
 pub mod cluster;
 pub mod imds;
+pub mod load;
+pub mod nginx;
 pub mod pack;
 pub mod process;
 pub mod server_config;
+pub mod services;
 
 pub use imds::FakeImds;
 pub use process::{Output, TestAgent, TestMaster, bin, repo_root};

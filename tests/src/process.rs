@@ -75,7 +75,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Stops a child: SIGTERM, then SIGKILL if it has not exited in 10 s.
-fn stop_child(child: &mut Child) {
+pub(crate) fn stop_child(child: &mut Child) {
     if child.try_wait().ok().flatten().is_some() {
         return;
     }
@@ -188,6 +188,11 @@ impl TestMaster {
     /// Starts a master with nothing imported.
     pub fn start_empty() -> Self {
         Self::start_empty_with(&[])
+    }
+
+    /// [`TestMaster::start`] with extra `rigger-master` flags.
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        Self::launched(extra_args, None).with_sample_pack()
     }
 
     /// Starts a master with nothing imported and extra `rigger-master` flags.
@@ -496,6 +501,15 @@ impl TestAgent {
     /// The daemon's log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root().join("agent.log")).unwrap_or_default()
+    }
+
+    /// Kills the daemon at once (SIGKILL: an instance that died), leaving
+    /// its servers alone.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Stops the daemon.

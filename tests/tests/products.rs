@@ -484,8 +484,6 @@ fn an_artifact_is_fetched_into_every_release_and_follows_reimports() {
 }
 
 /// The secrets a production `is` role needs beyond the example's.
-const PRODUCTION_SECRETS: &str = "\n[auth_framework]\napp_password = \"p1\"\n[bps_db]\npassword = \"p2\"\n[consent_db]\npassword = \"p3\"\n[internal_keystore]\nkey_password = \"p4\"\npassword = \"p5\"\n[keystore]\nkey_password = \"p6\"\npassword = \"p7\"\n[truststore]\npassword = \"p8\"\n";
-
 #[test]
 fn an_update_level_reaches_production_only_when_promoted() {
     let master = TestMaster::start();
@@ -497,7 +495,7 @@ fn an_update_level_reaches_production_only_when_promoted() {
         t.replace("environment = \"demo\"", "environment = \"production\"")
     });
     master.edit_site("secrets/roles/is.toml", |t| {
-        format!("{t}{PRODUCTION_SECRETS}")
+        format!("{t}{}", rigger_tests::cluster::PRODUCTION_SECRETS)
     });
     let node = TestAgent::new("promo-1");
     let first = node.enroll(&master, &["--role", "is"]);

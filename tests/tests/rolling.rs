@@ -443,3 +443,77 @@ fn restart_hooks_run_around_a_restart_and_a_failing_pre_stop_leaves_the_server_s
     );
     assert_no_leases(&master);
 }
+
+#[test]
+fn a_server_that_kept_running_over_a_peer_change_says_so_until_it_restarts() {
+    let master = TestMaster::start();
+    // b's enrollment gave a a peer-only change: a's server kept running.
+    let [(mut a, imds_a), _b] = cluster(
+        &master,
+        "",
+        [("older-a", "127.0.0.36"), ("older-b", "127.0.0.37")],
+    );
+    let url_a = imds_a.url();
+    a.start_daemon(
+        &master.url(),
+        &["--imds-endpoint", &url_a, "--run-interval", "1h"],
+    );
+    let older = "started with an older peer list: deployment_toml rewritten";
+    let status = wait_for(
+        "a's status to show its services",
+        Duration::from_secs(30),
+        || {
+            let out = a.ctl(&["status"]);
+            out.stdout
+                .contains("service:   wso2is ready")
+                .then_some(out)
+        },
+    );
+    assert!(status.stdout.contains(older), "{}", status.all());
+    let json = a.status();
+    assert!(
+        json["services"][0]["peers_changed"]
+            .as_str()
+            .unwrap()
+            .starts_with(older),
+        "{json}"
+    );
+    let listed = wait_for("the master to hear it", Duration::from_secs(30), || {
+        let out = master.ctl(&["node", "list"]);
+        out.stdout
+            .lines()
+            .any(|l| {
+                l.starts_with("older-a")
+                    && l.contains("wso2is ready, started with an older peer list")
+            })
+            .then_some(out)
+    });
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("older-b") && l.ends_with("wso2is ready")),
+        "b started after a joined: {}",
+        listed.all()
+    );
+
+    // A restart reads the new lists: nothing more to say.
+    set_hostname(&master, "login.example.com");
+    let out = a.ctl(&["run"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let status = wait_for(
+        "a's status after the restart",
+        Duration::from_secs(30),
+        || {
+            let out = a.ctl(&["status"]);
+            (!out.stdout.contains(older) && out.stdout.contains("service:   wso2is ready"))
+                .then_some(out)
+        },
+    );
+    assert!(
+        !status.stdout.contains("older peer list"),
+        "{}",
+        status.all()
+    );
+    a.stop_daemon();
+}

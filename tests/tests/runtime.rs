@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use rigger_tests::imds::Instance;
+use rigger_tests::services::root_or_skip;
 use rigger_tests::{FakeImds, TestAgent, TestMaster, wait_for};
 
 use rigger_tests::http_get as get;
@@ -137,20 +138,6 @@ fn the_server_starts_once_restarts_only_on_change_and_comes_back_when_it_dies() 
         get("127.0.0.6:9763", "/carbon/admin/login.jsp").as_deref(),
         Some("ok")
     );
-}
-
-/// Whether a root-only test may run: as root yes; otherwise it is skipped,
-/// unless `RIGGER_REQUIRE_ROOT_TESTS=1` makes that a failure.
-fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("RIGGER_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
-        "{test} needs root and RIGGER_REQUIRE_ROOT_TESTS=1"
-    );
-    eprintln!("skipping {test}: needs root");
-    false
 }
 
 /// The home a node's server should get: the service user's (in the

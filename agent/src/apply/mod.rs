@@ -138,6 +138,26 @@ pub fn apply_catalog(
             plan => plan,
         };
         let outcome = step(resource, plan, ctx, content, noop, &blocked, &notified_by);
+        if let ResourceSpec::Service(service) = &resource.spec {
+            if !noop && outcome.status == Status::Unchanged {
+                // The server kept running over files rewritten with new
+                // peer lists: the screens say it runs with the old ones.
+                // (A file restored after an edit on the node is not one.)
+                let rewritten = sources.get(resource.id.as_str()).into_iter().flatten();
+                let new_peers = |id: &&&str| {
+                    peer_only.contains(**id)
+                        && !content
+                            .resources
+                            .iter()
+                            .any(|r| r.id == **id && same_as_before(r, ctx))
+                };
+                for file in rewritten.filter(new_peers) {
+                    if let Err(e) = resources::service::peers::note(service, ctx, file) {
+                        tracing::warn!(service = %service.name, error = %e, "cannot record a peer-list change");
+                    }
+                }
+            }
+        }
         match outcome.status {
             Status::Failed | Status::Skipped => {
                 blocked.insert(&resource.id);

@@ -207,6 +207,14 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
         "supervisor": s.supervisor,
         "failures": s.failures,
         "activity": s.activity,
+        "services": s.services.iter().map(|h| serde_json::json!({
+            "name": h.name,
+            "running": h.running,
+            "ready": h.ready,
+            "detail": h.detail,
+            "peers_changed": h.peers_changed,
+        })).collect::<Vec<_>>(),
+        "services_at_ms": s.services_at_ms,
     })
 }
 
@@ -293,6 +301,26 @@ fn print_status(s: &AgentStatus) {
     }
     if !s.supervisor.is_empty() {
         say!("supervisor: {}", s.supervisor);
+    }
+    for h in &s.services {
+        let state = if h.ready {
+            "ready".to_string()
+        } else if h.running {
+            format!(
+                "running, not ready: {}",
+                h.detail.lines().next().unwrap_or_default()
+            )
+        } else {
+            format!("down: {}", h.detail.lines().next().unwrap_or_default())
+        };
+        say!(
+            "service:   {} {state} (looked at {})",
+            h.name,
+            ago(s.services_at_ms)
+        );
+        if !h.peers_changed.is_empty() {
+            say!("           {}", h.peers_changed);
+        }
     }
     say!("next run:  {}", format_ms(s.next_run_at_ms));
     print!("{}", printable(&out));

@@ -4,6 +4,7 @@
 
 use rigger_common::catalog::{Catalog, ResourceSpec, ServiceSpec};
 use rigger_common::error_chain;
+use rigger_common::report::ServiceHealth;
 use rigger_common::time::{format_ms, now_ms};
 
 use super::Agent;
@@ -36,7 +37,7 @@ impl Agent {
 impl Agent {
     /// What the services of the last applied catalog are doing now (a
     /// readiness probe each), for the heartbeat.
-    pub async fn service_health(&self) -> Vec<rigger_common::report::ServiceHealth> {
+    pub async fn service_health(&self) -> Vec<ServiceHealth> {
         let Some(catalog) = self.verified_cached_catalog() else {
             return Vec::new();
         };
@@ -53,22 +54,25 @@ impl Agent {
     }
 
     /// Tells the master what the services are doing (keeps the leases the
-    /// node holds alive while it restarts). Nothing to say before the node
-    /// has an identity and a catalog with services.
-    pub async fn heartbeat(&self) -> Result<(), String> {
-        let Some(identity) = self.identity.get() else {
-            return Ok(());
-        };
+    /// node holds alive while it restarts); returns what it saw, and whether
+    /// the master heard it. Nothing to say before the node has an identity
+    /// and a catalog with services.
+    pub async fn heartbeat(&self) -> (Vec<ServiceHealth>, Result<(), String>) {
         let services = self.service_health().await;
+        let Some(identity) = self.identity.get() else {
+            return (services, Ok(()));
+        };
         if services.is_empty() {
-            return Ok(());
+            return (services, Ok(()));
         }
-        let master = self
-            .connector
-            .connect(identity)
-            .await
-            .map_err(|e| e.to_string())?;
-        master.heartbeat(services).await.map_err(|e| e.to_string())
+        let sent = match self.connector.connect(identity).await {
+            Ok(master) => master
+                .heartbeat(services.clone())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        (services, sent)
     }
 }
 

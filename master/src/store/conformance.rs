@@ -383,6 +383,7 @@ fn health(node: &str, ready: bool, at: i64) -> ServiceHealthRecord {
         } else {
             "exited: refusing hostname fail.invalid".into()
         },
+        peers_changed: String::new(),
     }
 }
 
@@ -501,6 +502,17 @@ pub async fn a_ready_streak_keeps_its_start_and_heartbeats_renew_leases(store: &
     assert_eq!(
         store.service_health().await.unwrap()[0].ready_since_ms,
         Some(200)
+    );
+    // A heartbeat says the server missed a peer-list change.
+    let missed = ServiceHealthRecord {
+        peers_changed: "started with an older peer list".into(),
+        ..health("a", true, 210)
+    };
+    assert!(store.update_service_health(&missed).await.unwrap());
+    let row = &store.service_health().await.unwrap()[0];
+    assert_eq!(
+        (row.peers_changed.as_str(), row.ready_since_ms),
+        ("started with an older peer list", Some(200))
     );
     store.renew_leases("a", 9_000).await.unwrap();
     assert_eq!(

@@ -210,6 +210,9 @@ pub struct ServiceHealthRecord {
     pub reported_at_ms: i64,
     /// Why it is not ready (the run's error, the server's last output).
     pub detail: String,
+    /// What the running server missed: it started before its peer lists
+    /// changed ("" when it did not).
+    pub peers_changed: String,
 }
 
 /// The readiness rule a restart lease is granted under (the

@@ -699,8 +699,8 @@ impl MetaStore for SqliteStore {
     async fn record_service_health(&self, h: &ServiceHealthRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO service_health
-               (certname, service, lease_group, running, ready, ready_since_ms, reported_at_ms, detail)
-             VALUES (?, ?, ?, ?, ?, CASE WHEN ? THEN ? ELSE NULL END, ?, ?)
+               (certname, service, lease_group, running, ready, ready_since_ms, reported_at_ms, detail, peers_changed)
+             VALUES (?, ?, ?, ?, ?, CASE WHEN ? THEN ? ELSE NULL END, ?, ?, ?)
              ON CONFLICT (certname, service) DO UPDATE SET
                lease_group = excluded.lease_group,
                running = excluded.running,
@@ -711,7 +711,8 @@ impl MetaStore for SqliteStore {
                  ELSE excluded.ready_since_ms END,
                ready = excluded.ready,
                reported_at_ms = excluded.reported_at_ms,
-               detail = excluded.detail",
+               detail = excluded.detail,
+               peers_changed = excluded.peers_changed",
         )
         .bind(&h.certname)
         .bind(&h.service)
@@ -722,6 +723,7 @@ impl MetaStore for SqliteStore {
         .bind(h.ready_since_ms.unwrap_or(h.reported_at_ms))
         .bind(h.reported_at_ms)
         .bind(&h.detail)
+        .bind(&h.peers_changed)
         .execute(&self.pool)
         .await
         .map_err(sql("record service health"))?;
@@ -738,7 +740,8 @@ impl MetaStore for SqliteStore {
                  ELSE ? END,
                ready = ?,
                reported_at_ms = ?,
-               detail = ?
+               detail = ?,
+               peers_changed = ?
              WHERE certname = ? AND service = ?",
         )
         .bind(h.running)
@@ -747,6 +750,7 @@ impl MetaStore for SqliteStore {
         .bind(h.ready)
         .bind(h.reported_at_ms)
         .bind(&h.detail)
+        .bind(&h.peers_changed)
         .bind(&h.certname)
         .bind(&h.service)
         .execute(&self.pool)
@@ -757,7 +761,8 @@ impl MetaStore for SqliteStore {
 
     async fn service_health(&self) -> Result<Vec<ServiceHealthRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT certname, service, lease_group, running, ready, ready_since_ms, reported_at_ms, detail
+            "SELECT certname, service, lease_group, running, ready, ready_since_ms, reported_at_ms, detail,
+               peers_changed
              FROM service_health ORDER BY lease_group, certname, service",
         )
         .fetch_all(&self.pool)
@@ -774,6 +779,7 @@ impl MetaStore for SqliteStore {
                 ready_since_ms: r.get(5),
                 reported_at_ms: r.get(6),
                 detail: r.get(7),
+                peers_changed: r.get(8),
             })
             .collect())
     }

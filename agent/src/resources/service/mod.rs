@@ -8,6 +8,7 @@
 //! A converged run never restarts a server; a change to something that
 //! notifies it does (see the apply engine's refresh).
 
+pub mod peers;
 pub mod process;
 pub mod readiness;
 pub mod systemd;
@@ -97,7 +98,8 @@ pub fn health(
     ctx: &ApplyContext,
     failure: Option<&str>,
 ) -> rigger_common::report::ServiceHealth {
-    let running = is_running(spec, ctx).unwrap_or(false);
+    let pid = provider(spec, ctx).running(spec, ctx);
+    let running = pid.is_some();
     let not_ready = if let Some(failure) = failure {
         Some(failure.to_string())
     } else if !running {
@@ -115,6 +117,7 @@ pub fn health(
         running,
         ready: not_ready.is_none(),
         detail: not_ready.unwrap_or_default(),
+        peers_changed: peers::describe(spec, ctx, pid),
     }
 }
 
