@@ -334,6 +334,26 @@ async fn all_baked(
     Ok(None)
 }
 
+/// The node's entry in a rollout that still watches it (admitted or
+/// applied), with the rollout.
+async fn watched(
+    state: &MasterState,
+    certname: &str,
+) -> Result<Option<(RolloutRecord, RolloutNode)>> {
+    for rollout in state.store.rollouts().await? {
+        let node = state
+            .store
+            .rollout_nodes(&rollout.cluster)
+            .await?
+            .into_iter()
+            .find(|n| n.certname == certname && [ADMITTED, APPLIED].contains(&n.state.as_str()));
+        if let Some(node) = node {
+            return Ok(Some((rollout, node)));
+        }
+    }
+    Ok(None)
+}
+
 /// Follows a node's report: an applied change counts toward the next
 /// step; a failed run halts the rollout and, with `auto_rollback`, gives the
 /// node its last good content back.
@@ -341,50 +361,93 @@ pub async fn on_report(state: &MasterState, certname: &str, report: &ReportRecor
     if report.noop {
         return Ok(());
     }
-    for rollout in state.store.rollouts().await? {
-        let Some(mut node) = state
-            .store
-            .rollout_nodes(&rollout.cluster)
-            .await?
-            .into_iter()
-            .find(|n| n.certname == certname)
-        else {
-            continue;
-        };
-        let live = [ADMITTED, APPLIED].contains(&node.state.as_str());
-        if !live || report.catalog_version < node.version {
-            continue;
+    let Some((rollout, mut node)) = watched(state, certname).await? else {
+        return Ok(());
+    };
+    if report.catalog_version < node.version {
+        return Ok(());
+    }
+    if report.failed == 0 {
+        if node.state == ADMITTED {
+            node.state = APPLIED.to_string();
+            node.since_ms = now_ms();
+            state.store.put_rollout_node(&node).await?;
         }
-        let now = now_ms();
-        if report.failed == 0 {
-            if node.state == ADMITTED {
-                node.state = APPLIED.to_string();
-                node.since_ms = now;
-                state.store.put_rollout_node(&node).await?;
-            }
-            continue;
-        }
-        node.error = failure_text(report);
-        node.state = FAILED.to_string();
-        node.since_ms = now;
-        state.store.put_rollout_node(&node).await?;
-        let mut halted = rollout.clone();
-        halted.state = HALTED.to_string();
-        halted.updated_at_ms = now;
-        halted.reason = format!(
-            "{certname} failed with catalog version {}: {}",
-            report.catalog_version, node.error
-        );
-        state.store.put_rollout(&halted).await?;
-        tracing::error!(node = %certname, cluster = %rollout.cluster, error = %node.error, "rollout halted: a node failed with the change");
-        let auto_rollback = catalogs::stored(state, certname, Some(node.version))
-            .await
-            .ok()
-            .and_then(|c| rollout_of(&c.content))
-            .is_some_and(|(_, spec)| spec.auto_rollback);
-        if auto_rollback {
-            roll_back(state, &mut node).await?;
-        }
+        return Ok(());
+    }
+    let why = format!("failed with catalog version {}", report.catalog_version);
+    halt(state, rollout, node, &why, failure_text(report)).await
+}
+
+/// Follows a node's heartbeat: a node that applied the change and stops
+/// being ready while it bakes (a server that crashes with the new
+/// configuration) halts the rollout as a failed run does.
+pub async fn on_health(
+    state: &MasterState,
+    certname: &str,
+    services: &[rigger_common::report::ServiceHealth],
+) -> Result<()> {
+    let Some(down) = services.iter().find(|s| !s.ready) else {
+        return Ok(());
+    };
+    let Some((rollout, node)) = watched(state, certname).await? else {
+        return Ok(());
+    };
+    if node.state != APPLIED {
+        return Ok(());
+    }
+    let bake_ms = catalogs::stored(state, certname, Some(node.version))
+        .await
+        .ok()
+        .and_then(|c| rollout_of(&c.content))
+        .map_or(0, |(_, spec)| spec.bake_secs as i64 * 1000);
+    if now_ms() - node.since_ms > bake_ms {
+        return Ok(());
+    }
+    let why = format!(
+        "stopped being ready with catalog version {} while it baked",
+        node.version
+    );
+    let error = format!("{}: {}", down.name, down.detail);
+    halt(
+        state,
+        rollout,
+        node,
+        &why,
+        rigger_common::text::printable(&error)
+            .chars()
+            .take(4000)
+            .collect(),
+    )
+    .await
+}
+
+/// Halts the rollout for the node's failure and, with `auto_rollback`,
+/// gives the node its last good content back.
+async fn halt(
+    state: &MasterState,
+    mut rollout: RolloutRecord,
+    mut node: RolloutNode,
+    why: &str,
+    error: String,
+) -> Result<()> {
+    let now = now_ms();
+    node.error = error;
+    node.state = FAILED.to_string();
+    node.since_ms = now;
+    state.store.put_rollout_node(&node).await?;
+    rollout.state = HALTED.to_string();
+    rollout.updated_at_ms = now;
+    rollout.reason = format!("{} {why}: {}", node.certname, node.error);
+    state.store.put_rollout(&rollout).await?;
+    tracing::error!(node = %node.certname, cluster = %rollout.cluster, error = %node.error, "rollout halted: a node {why}");
+    let auto_rollback = catalogs::stored(state, &node.certname, Some(node.version))
+        .await
+        .ok()
+        .and_then(|c| rollout_of(&c.content))
+        .is_some_and(|(_, spec)| spec.auto_rollback);
+    if auto_rollback {
+        roll_back(state, &mut node).await?;
     }
     Ok(())
 }

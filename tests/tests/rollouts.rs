@@ -257,3 +257,46 @@ fn an_operator_pauses_resumes_and_aborts_a_rollout() {
     assert_eq!(status["state"], "aborted", "{status}");
     assert_eq!(node_state(&status, "pause-a"), "rolled back", "{status}");
 }
+
+#[test]
+fn a_canary_that_goes_bad_while_it_bakes_halts_and_is_rolled_back() {
+    let master = TestMaster::start();
+    let [(mut a, imds_a), (b, imds_b)] = cluster(
+        &master,
+        &ROLLOUT.replace("bake = \"2s\"", "bake = \"5m\""),
+        [("bake-a", "127.0.0.58"), ("bake-b", "127.0.0.59")],
+    );
+    a.start_daemon(
+        &master.url(),
+        &["--imds-endpoint", &imds_a.url(), "--run-interval", "1h"],
+    );
+    set_hostname(&master, "login.example.com");
+    let canary = a.ctl(&["run"]);
+    assert_eq!(canary.code, 0, "{}", canary.all());
+    assert_eq!(node_state(&rollout(&master), "bake-a"), "applied");
+
+    // The server keeps running but stops answering its readiness check:
+    // the heartbeat says so while the canary bakes.
+    assert!(rigger_tests::http_get("127.0.0.58:9763", "/rigger/sick").is_some());
+    let status = rigger_tests::wait_for("the rollout to halt", Duration::from_secs(40), || {
+        let status = rollout(&master);
+        (status["state"] == "halted").then_some(status)
+    });
+    let reason = status["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("bake-a stopped being ready with catalog version")
+            && reason.contains("503"),
+        "{status}"
+    );
+    assert_eq!(node_state(&status, "bake-a"), "rolled back", "{status}");
+    let held = b.once(&master.url(), &["--imds-endpoint", &imds_b.url()]);
+    assert_eq!(held.code, 0, "{}", held.all());
+    // The next run brings the last good content back; the restart cures it.
+    let back = a.ctl(&["run"]);
+    assert_eq!(back.code, 0, "{}", back.all());
+    assert_eq!(
+        hostname("127.0.0.58:9763").as_deref(),
+        Some("is.demo.example.com")
+    );
+    a.stop_daemon();
+}

@@ -86,6 +86,7 @@ impl CatalogService for Catalogs {
             .map(Into::into)
             .collect();
         leases::record_health(&self.state, &certname, &services, true).await?;
+        crate::rollouts::on_health(&self.state, &certname, &services).await?;
         Ok(Response::new(HeartbeatReply {}))
     }
 

@@ -12,7 +12,9 @@
 //! `RIGGER_SAMPLE_STARTUP_MS` delays its start the way a real server's
 //! start-up does. `/rigger/slow?ms=N` answers after N ms; on SIGTERM it
 //! stops accepting and finishes the requests in flight before it exits.
-//! It refuses to start when its host name is `fail.invalid`.
+//! It refuses to start when its host name is `fail.invalid`. After
+//! `/rigger/sick` it keeps running but answers every other path with 503
+//! (a server that went bad: its readiness check fails).
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         hostname: hostname.clone(),
         environment: environment.concat(),
         in_flight: Default::default(),
+        sick: Default::default(),
     });
     let _ = std::fs::write(
         home.join("wso2carbon.pid"),
@@ -146,6 +149,8 @@ struct Answers {
     hostname: String,
     environment: String,
     in_flight: std::sync::atomic::AtomicUsize,
+    /// Set by `/rigger/sick`: everything else answers 503.
+    sick: std::sync::atomic::AtomicBool,
 }
 
 /// Answers HTTP/1.1 on one connection: `/rigger/hostname` gives the
@@ -156,6 +161,15 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        use std::sync::atomic::Ordering::SeqCst;
+        if req.uri().path() == "/rigger/sick" {
+            answers.sick.store(true, SeqCst);
+        }
+        let status = if answers.sick.load(SeqCst) && req.uri().path() != "/rigger/sick" {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
         let body = match req.uri().path() {
             "/rigger/hostname" => answers.hostname.clone(),
             "/rigger/environment" => answers.environment.clone(),
@@ -184,7 +198,7 @@ where
                 .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             Ok::<_, Infallible>(
                 Response::builder()
-                    .status(StatusCode::OK)
+                    .status(status)
                     .body(Full::new(Bytes::from(body)))
                     .expect("response"),
             )
