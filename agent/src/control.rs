@@ -106,16 +106,24 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
         activity: status.activity,
         services: status.services.into_iter().map(Into::into).collect(),
         services_at_ms: status.services_at_ms,
+        catalog_version: status.applied_version,
+        catalog_digest: status.applied_digest,
+        applied_at_ms: status.applied_at_ms,
         ..Default::default()
     };
+    if let Some(n) = status.last_noop {
+        message.noop_at_ms = n.started_at_ms;
+        message.noop_catalog_version = n.catalog_version;
+        message.noop_pending = n.changed;
+        message.noop_failed = n.failed;
+    }
     if let Some(s) = status.last_run {
         message.master_reachable = s.master_reachable;
         message.master_error = s.master_error;
         message.last_run_at_ms = s.started_at_ms;
         message.last_run_duration_ms = s.duration_ms;
         message.last_run_result = s.result;
-        message.catalog_version = s.catalog_version;
-        message.catalog_digest = s.catalog_digest;
+        message.last_run_catalog_version = s.catalog_version;
         message.changed = s.changed;
         message.failed = s.failed;
         message.skipped = s.skipped;
@@ -155,5 +163,7 @@ fn summary_message(summary: &RunSummary) -> proto::RunSummary {
         noop: summary.noop,
         fetched_blobs: summary.fetched_blobs,
         fetched_bytes: summary.fetched_bytes,
+        master_reachable: summary.master_reachable,
+        master_error: summary.master_error.clone(),
     }
 }

@@ -70,7 +70,9 @@ pub async fn run(
     mut events_rx: mpsc::Receiver<Event>,
     shutdown: CancellationToken,
 ) {
-    let mut last = agent.state.load().ok().and_then(|s| s.last_run);
+    let loaded = agent.state.load().unwrap_or_default();
+    let mut last = loaded.last_run;
+    let mut last_noop = loaded.last_noop;
     let splay = Duration::from_millis(agent.state.splay_ms(agent.config.splay.as_millis() as u64));
     let interval = agent.config.run_interval;
     let mut next_run = Instant::now();
@@ -120,6 +122,7 @@ pub async fn run(
                 }
                 Event::Control(ControlRequest::Status(reply)) => {
                     let mut status = status_of(&agent, last.as_ref(), running.is_some(), next_run);
+                    status.last_noop = last_noop.clone();
                     status.supervisor = supervisor_note.clone();
                     status.activity = agent.activity();
                     (status.services, status.services_at_ms) = services.clone();
@@ -161,7 +164,11 @@ pub async fn run(
                         };
                         next_run = Instant::now() + delay;
                     }
-                    last = Some(summary);
+                    if summary.noop {
+                        last_noop = Some(summary);
+                    } else {
+                        last = Some(summary);
+                    }
                 }
             },
         }
@@ -232,7 +239,11 @@ fn status_of(
     next_run: Instant,
 ) -> AgentStatus {
     let until_next = next_run.saturating_duration_since(Instant::now());
+    let applied = agent.state.load().unwrap_or_default();
     AgentStatus {
+        applied_version: applied.applied_version,
+        applied_digest: applied.applied_digest,
+        applied_at_ms: applied.applied_at_ms,
         certname: agent.certname().unwrap_or_default().to_string(),
         master: agent.config.master.to_string(),
         running,
@@ -302,7 +313,12 @@ mod tests {
             .unwrap();
         let status = status.await.unwrap();
         assert_eq!(status.certname, "node1");
-        assert_eq!(status.last_run.map(|r| r.catalog_version), Some(2));
+        // The noop run is shown as one; it is never the run that applied.
+        assert_eq!(
+            status.last_noop.map(|r| (r.catalog_version, r.result)),
+            Some((2, "noop".to_string()))
+        );
+        assert!(status.last_run.is_none_or(|r| !r.noop));
         assert!(
             master.reports().iter().any(|r| r.noop),
             "the requested run was reported"

@@ -60,8 +60,14 @@ pub struct AgentState {
     pub applied_version: u64,
     /// Digest of that catalog.
     pub applied_digest: String,
-    /// The last run.
+    /// The last run that enforced a catalog (a noop run is not one).
     pub last_run: Option<RunSummary>,
+    /// The last noop run: what it would change; never what runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_noop: Option<RunSummary>,
+    /// When `applied_version` was applied, Unix ms (0: unknown).
+    #[serde(default)]
+    pub applied_at_ms: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -227,7 +233,21 @@ mod tests {
                 changed: 2,
                 ..Default::default()
             }),
+            last_noop: Some(RunSummary {
+                noop: true,
+                changed: 3,
+                ..Default::default()
+            }),
+            applied_at_ms: 17,
         };
+        sd.save(&state).unwrap();
+        // A state written before the noop and the time were kept still reads.
+        std::fs::write(
+            sd.path().join("state.json"),
+            r#"{"applied_version":4,"applied_digest":"d","last_run":null}"#,
+        )
+        .unwrap();
+        assert_eq!(sd.load().unwrap().applied_version, 4);
         sd.save(&state).unwrap();
         assert_eq!(sd.load().unwrap(), state);
         let signed = SignedCatalog {

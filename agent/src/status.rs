@@ -22,8 +22,17 @@ pub struct AgentStatus {
     pub supervisor: String,
     /// What the run in progress waits for ("" when nothing).
     pub activity: String,
-    /// The last run, if any.
+    /// The last run that enforced a catalog, if any.
     pub last_run: Option<RunSummary>,
+    /// The last noop run, if any (what it would change).
+    pub last_noop: Option<RunSummary>,
+    /// The catalog version that runs (0: none yet), its digest and when it
+    /// was applied.
+    pub applied_version: u64,
+    /// Its digest.
+    pub applied_digest: String,
+    /// When, Unix ms (0: unknown).
+    pub applied_at_ms: i64,
     /// The services of the applied catalog, as last looked at.
     pub services: Vec<rigger_common::report::ServiceHealth>,
     /// When, Unix ms (0: not yet).

@@ -62,10 +62,13 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The run's overall status: "failed", "changed" or "unchanged".
+    /// The run's overall status: "failed", "noop" (it applied nothing),
+    /// "changed" or "unchanged".
     pub fn status(&self) -> &'static str {
         if self.failed > 0 {
             "failed"
+        } else if self.noop {
+            "noop"
         } else if self.changed > 0 {
             "changed"
         } else {

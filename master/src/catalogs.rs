@@ -106,7 +106,17 @@ pub async fn requested(
         .store
         .touch_node(certname, &role, ip.as_deref(), &facts, now_ms())
         .await?;
-    publish(state, certname, &role, facts).await
+    let published = publish(state, certname, &role, facts).await;
+    // The screens say why a node enforces its cached catalog.
+    let error = match &published {
+        Ok(_) => String::new(),
+        Err(e) => rigger_common::text::printable(&e.to_string())
+            .chars()
+            .take(2_000)
+            .collect(),
+    };
+    state.store.set_catalog_error(certname, &error).await?;
+    published
 }
 
 /// Compiles the node's catalog (or takes its pinned content) and returns

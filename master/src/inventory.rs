@@ -19,6 +19,14 @@ pub struct NodeSummary {
     pub last_seen_ms: i64,
     /// Its latest catalog version (0: none).
     pub catalog_version: u64,
+    /// The version its last run that was not a noop applied (0: none).
+    pub applied_version: u64,
+    /// Why the master could not give it a catalog when it last asked.
+    pub catalog_error: String,
+    /// The last report's changes (pending, for a noop).
+    pub last_run_changed: u32,
+    /// The last report's failures.
+    pub last_run_failed: u32,
     /// Its last report's status ("" before the first).
     pub last_run_status: String,
     /// When that report came, Unix ms.
@@ -47,6 +55,10 @@ pub async fn nodes(state: &MasterState) -> Result<Vec<NodeSummary>> {
             enrolled_at_ms: n.enrolled_at_ms,
             last_seen_ms: n.last_seen_ms,
             catalog_version,
+            applied_version: report.as_ref().map_or(0, |r| r.applied_version),
+            catalog_error: n.catalog_error.clone(),
+            last_run_changed: report.as_ref().map_or(0, |r| r.changed),
+            last_run_failed: report.as_ref().map_or(0, |r| r.failed),
             last_run_status: report
                 .as_ref()
                 .map(|r| r.status.clone())

@@ -63,7 +63,7 @@ fn master_down_means_the_cached_catalog_is_enforced_and_status_says_so() {
 }
 
 #[test]
-fn agentctl_run_noop_streams_pending_changes() {
+fn a_noop_run_streams_pending_changes_and_leaves_the_applied_version_on_every_screen() {
     let master = TestMaster::start();
     let mut node = TestAgent::new("stream-node");
     assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
@@ -89,4 +89,93 @@ fn agentctl_run_noop_streams_pending_changes() {
             .unwrap()
             .contains("-Xms1g")
     );
+
+    // Version 2 was only planned: every screen says version 1 runs.
+    let status = node.status();
+    assert_eq!(status["catalog_version"], 1, "{status}");
+    assert_eq!(status["last_run_result"], "unchanged", "{status}");
+    assert_eq!(status["noop"]["catalog_version"], 2, "{status}");
+    assert!(status["noop"]["pending"].as_u64() > Some(0), "{status}");
+    let human = node.ctl(&["status"]);
+    assert!(
+        human.stdout.contains("catalog:   version 1 (")
+            && human
+                .stdout
+                .contains("changes pending against catalog version 2; nothing applied"),
+        "{}",
+        human.all()
+    );
+    let ready = node.ctl(&["wait-ready", "--timeout", "10s"]);
+    assert!(
+        ready.stdout.contains("catalog version 1 applied"),
+        "{}",
+        ready.all()
+    );
+    let listed = master.nodes();
+    let row = &listed[0];
+    assert_eq!(
+        (
+            row["applied_version"].as_u64(),
+            row["catalog_version"].as_u64(),
+            row["last_run_status"].as_str()
+        ),
+        (Some(1), Some(2), Some("noop")),
+        "{listed}"
+    );
+    let table = master.ctl(&["node", "list"]);
+    assert!(
+        table.stdout.contains("1 (latest 2)") && table.stdout.contains("noop: "),
+        "{}",
+        table.all()
+    );
+}
+
+#[test]
+fn a_catalog_the_master_cannot_compile_is_shown_on_both_screens() {
+    let master = TestMaster::start();
+    let mut node = TestAgent::new("broken-node");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    node.start_daemon(&master.url(), &["--run-interval", "1h", "--splay", "0s"]);
+    wait_for("the daemon's first run", Duration::from_secs(60), || {
+        let s = node.status();
+        (s["last_run_at_ms"].as_i64() > Some(0) && s["running"] == false).then_some(())
+    });
+    // A typo in the role's module name.
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("module = \"wso2is\"", "module = \"wso2iss\"")
+    });
+    let run = node.ctl(&["run"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains(
+            "(cached catalog: the master gave no catalog: cannot compile the catalog of broken-node"
+        ) && run.stdout.contains("wso2iss"),
+        "{}",
+        run.all()
+    );
+    let human = node.ctl(&["status"]);
+    assert!(
+        human
+            .stdout
+            .contains("(reachable, but it gave no catalog: ")
+            && !human.stdout.contains("UNREACHABLE"),
+        "{}",
+        human.all()
+    );
+    let table = master.ctl(&["node", "list"]);
+    assert!(
+        table.stdout.contains("no new catalog (see below)")
+            && table.stdout.contains(
+                "broken-node: the master gives it no catalog, so it enforces its cached version 1: "
+            )
+            && table.stdout.contains("wso2iss"),
+        "{}",
+        table.all()
+    );
+    // Fixed: the note goes.
+    master.edit_site("roles/is.toml", |t| t.replace("wso2iss", "wso2is"));
+    let run = node.ctl(&["run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let table = master.ctl(&["node", "list"]);
+    assert!(!table.stdout.contains("no new catalog"), "{}", table.all());
 }

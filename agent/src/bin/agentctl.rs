@@ -158,7 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                         if !s.error.is_empty() {
                             eprintln!("run failed: {}", printable(&s.error));
                             code = exit::FAILURE;
-                        } else if s.failed > 0 {
+                        } else if s.failed > 0 || (s.used_cached_catalog && s.master_reachable) {
+                            // A refusal (compile failure, revoked
+                            // certificate) is a failed run.
                             code = exit::FAILURE;
                         }
                         let verb = if s.noop { "would change" } else { "changed" };
@@ -169,11 +171,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                             s.failed,
                             s.skipped,
                             s.duration_ms,
-                            if s.used_cached_catalog {
-                                " (cached catalog: master unreachable)"
-                            } else {
-                                ""
-                            }
+                            cached_note(&s)
                         );
                     }
                     None => {}
@@ -181,6 +179,22 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(code)
         }
+    }
+}
+
+/// Why a run enforced its cached catalog: the master refused (and what it
+/// said), or could not be reached (and why); "" for a fresh catalog.
+fn cached_note(s: &rigger_common::proto::RunSummary) -> String {
+    if !s.used_cached_catalog {
+        return String::new();
+    }
+    let why = printable(&s.master_error);
+    match (s.master_reachable, why.is_empty()) {
+        (true, true) => " (cached catalog: the master refused to give one)".into(),
+        // "the master gave no catalog: why".
+        (true, false) => format!(" (cached catalog: {why})"),
+        (false, true) => " (cached catalog: master unreachable)".into(),
+        (false, false) => format!(" (cached catalog: master unreachable: {why})"),
     }
 }
 
@@ -215,6 +229,18 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
             "peers_changed": h.peers_changed,
         })).collect::<Vec<_>>(),
         "services_at_ms": s.services_at_ms,
+        "applied_at_ms": s.applied_at_ms,
+        "last_run_catalog_version": s.last_run_catalog_version,
+        "noop": if s.noop_at_ms == 0 {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!({
+                "at_ms": s.noop_at_ms,
+                "catalog_version": s.noop_catalog_version,
+                "pending": s.noop_pending,
+                "failed": s.noop_failed,
+            })
+        },
     })
 }
 
@@ -246,8 +272,12 @@ fn print_status(s: &AgentStatus) {
     );
     let reach = if s.last_run_at_ms == 0 {
         "not contacted yet".to_string()
-    } else if s.master_reachable {
+    } else if s.master_reachable && s.master_error.is_empty() {
         "reachable".to_string()
+    } else if s.master_reachable {
+        format!("reachable, but it gave no catalog: {}", s.master_error)
+    } else if s.master_error.is_empty() {
+        "UNREACHABLE (no reason recorded)".to_string()
     } else {
         format!("UNREACHABLE: {}", s.master_error)
     };
@@ -277,8 +307,13 @@ fn print_status(s: &AgentStatus) {
             s.skipped
         );
         if s.catalog_version > 0 {
+            let when = if s.applied_at_ms > 0 {
+                format!(", applied {}", format_ms(s.applied_at_ms))
+            } else {
+                String::new()
+            };
             say!(
-                "catalog:   version {} ({})",
+                "catalog:   version {} ({}){when}",
                 s.catalog_version,
                 s.catalog_digest
             );
@@ -295,6 +330,20 @@ fn print_status(s: &AgentStatus) {
         for failure in &s.failures {
             say!("failed:    {failure}");
         }
+    }
+    if s.noop_at_ms > 0 {
+        say!(
+            "noop:      {} ({}): {} changes pending against catalog version {}{}; nothing applied",
+            format_ms(s.noop_at_ms),
+            ago(s.noop_at_ms),
+            s.noop_pending,
+            s.noop_catalog_version,
+            if s.noop_failed > 0 {
+                format!(", {} failed to plan", s.noop_failed)
+            } else {
+                String::new()
+            }
+        );
     }
     if !s.activity.is_empty() {
         say!("now:       {}", s.activity);

@@ -184,6 +184,8 @@ impl Agent {
         summary.duration_ms = started.elapsed().as_millis() as u64;
         summary.result = if !summary.error.is_empty() || summary.failed > 0 || refused(&summary) {
             "failed"
+        } else if summary.noop {
+            "noop"
         } else if summary.changed > 0 {
             "changed"
         } else {
@@ -191,7 +193,12 @@ impl Agent {
         }
         .to_string();
         let mut state = self.state.load().unwrap_or_default();
-        state.last_run = Some(summary.clone());
+        // A noop run changes nothing, and neither what is recorded as applied.
+        if summary.noop {
+            state.last_noop = Some(summary.clone());
+        } else {
+            state.last_run = Some(summary.clone());
+        }
         if let Err(e) = self.state.save(&state) {
             tracing::warn!(error = %e, "cannot save the run summary");
         }
@@ -313,6 +320,9 @@ impl Agent {
             );
             if !fetched.from_cache {
                 self.state.cache_catalog(&fetched.signed)?;
+            }
+            if persisted.applied_digest != catalog.digest.to_string() {
+                persisted.applied_at_ms = rigger_common::time::now_ms();
             }
             persisted.applied_version = catalog.version;
             persisted.applied_digest = catalog.digest.to_string();

@@ -28,6 +28,10 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
                     "last_run_status": n.last_run_status,
                     "last_report_ms": n.last_report_ms,
                     "services": n.services,
+                    "applied_version": n.applied_version,
+                    "catalog_error": n.catalog_error,
+                    "last_run_changed": n.last_run_changed,
+                    "last_run_failed": n.last_run_failed,
                 })
             })
             .collect();
@@ -42,17 +46,37 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
         "LAST SEEN",
         "SERVICES",
     ]);
+    let mut notes = String::new();
     for n in reply.nodes {
-        let last_run = if n.last_run_status.is_empty() {
-            "-".to_string()
-        } else {
-            n.last_run_status
+        let mut last_run = match n.last_run_status.as_str() {
+            "" => "-".to_string(),
+            "noop" => format!("noop: {} pending", n.last_run_changed),
+            "failed" => format!("failed ({})", n.last_run_failed),
+            other => other.to_string(),
         };
+        let applied = if n.applied_version == 0 {
+            n.catalog_version
+        } else {
+            n.applied_version
+        };
+        let catalog = if applied == n.catalog_version {
+            applied.to_string()
+        } else {
+            format!("{applied} (latest {})", n.catalog_version)
+        };
+        if !n.catalog_error.is_empty() {
+            last_run.push_str(", no new catalog (see below)");
+            notes.push_str(&format!(
+                "{}: the master gives it no catalog, so it enforces its cached version {applied}: {}\n",
+                n.certname,
+                rigger_common::text::printable(&n.catalog_error)
+            ));
+        }
         t.add_row(vec![
             n.certname,
             n.role,
             n.ip,
-            n.catalog_version.to_string(),
+            catalog,
             last_run,
             format_ms(n.last_seen_ms),
             if n.services.is_empty() {
@@ -62,7 +86,7 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
             },
         ]);
     }
-    Ok(render(t, &[3]))
+    Ok(render(t, &[3]) + &notes)
 }
 
 /// Removes a node and revokes its certificate.

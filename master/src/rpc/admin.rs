@@ -118,6 +118,10 @@ impl AdminService for Admin {
                 last_report_ms: n.last_report_ms,
                 ip: n.ip,
                 services: n.services,
+                applied_version: n.applied_version,
+                catalog_error: n.catalog_error,
+                last_run_changed: n.last_run_changed,
+                last_run_failed: n.last_run_failed,
             })
             .collect();
         Ok(Response::new(ListNodesResponse { nodes }))

@@ -50,6 +50,9 @@ pub trait MetaStore: Send + Sync {
     async fn node(&self, certname: &str) -> Result<Option<NodeRecord>, StoreError>;
     /// Every node, by name.
     async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
+    /// Records why the master could not give a node its catalog ("" when
+    /// it could again).
+    async fn set_catalog_error(&self, certname: &str, error: &str) -> Result<(), StoreError>;
     /// Records that a node asked for its catalog with these facts.
     async fn touch_node(
         &self,

@@ -99,6 +99,9 @@ pub struct NodeRecord {
     pub last_seen_ms: i64,
     /// Its private IP from the last facts.
     pub ip: Option<String>,
+    /// Why the master could not give it a catalog the last time it asked
+    /// ("" when it could).
+    pub catalog_error: String,
 }
 
 /// One stored catalog version.
@@ -137,10 +140,21 @@ pub enum TreeInsert {
 /// Summary of a node's last report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportSummary {
-    /// "unchanged", "changed" or "failed".
+    /// "unchanged", "changed", "noop" or "failed".
     pub status: String,
     /// When received, Unix ms.
     pub received_at_ms: i64,
+    /// The catalog version the run applied (or, for a noop, planned).
+    pub catalog_version: u64,
+    /// Resources changed (pending, for a noop).
+    pub changed: u32,
+    /// Resources failed.
+    pub failed: u32,
+    /// Whether it was a noop run.
+    pub noop: bool,
+    /// The catalog version the node's last run that was not a noop
+    /// applied (0: none).
+    pub applied_version: u64,
 }
 
 /// An imported product tree (one update level of one version).

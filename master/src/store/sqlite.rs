@@ -166,7 +166,7 @@ impl MetaStore for SqliteStore {
 
     /// The node's inventory record.
     async fn node(&self, certname: &str) -> Result<Option<NodeRecord>, StoreError> {
-        let row = sqlx::query("SELECT certname, bound_role, role, enrolled_at_ms, last_seen_ms, ip FROM nodes WHERE certname = ?")
+        let row = sqlx::query("SELECT certname, bound_role, role, enrolled_at_ms, last_seen_ms, ip, catalog_error FROM nodes WHERE certname = ?")
             .bind(certname)
             .fetch_optional(&self.pool)
             .await
@@ -176,11 +176,22 @@ impl MetaStore for SqliteStore {
 
     /// Every node, by name.
     async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        let rows = sqlx::query("SELECT certname, bound_role, role, enrolled_at_ms, last_seen_ms, ip FROM nodes ORDER BY certname")
+        let rows = sqlx::query("SELECT certname, bound_role, role, enrolled_at_ms, last_seen_ms, ip, catalog_error FROM nodes ORDER BY certname")
             .fetch_all(&self.pool)
             .await
             .map_err(sql("list nodes"))?;
         Ok(rows.iter().map(node_from_row).collect())
+    }
+
+    async fn set_catalog_error(&self, certname: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE nodes SET catalog_error = ? WHERE certname = ? AND catalog_error != ?")
+            .bind(error)
+            .bind(certname)
+            .bind(error)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("record why a node got no catalog"))?;
+        Ok(())
     }
 
     /// Records that a node asked for its catalog with these facts.
@@ -281,14 +292,31 @@ impl MetaStore for SqliteStore {
 
     /// The node's last report.
     async fn last_report(&self, certname: &str) -> Result<Option<ReportSummary>, StoreError> {
-        let row = sqlx::query("SELECT status, received_at_ms FROM reports WHERE certname = ? ORDER BY id DESC LIMIT 1")
-            .bind(certname)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(sql("look up a report"))?;
-        Ok(row.map(|r| ReportSummary {
-            status: r.get(0),
-            received_at_ms: r.get(1),
+        let row = sqlx::query(
+            "SELECT status, received_at_ms, catalog_version, changed, failed, report_json,
+               (SELECT catalog_version FROM reports a WHERE a.certname = r.certname
+                  AND json_extract(a.report_json, '$.noop') = 0 ORDER BY a.id DESC LIMIT 1)
+             FROM reports r WHERE certname = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(certname)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql("look up a report"))?;
+        Ok(row.map(|r| {
+            let json: String = r.get(5);
+            let noop = serde_json::from_str::<serde_json::Value>(&json)
+                .ok()
+                .and_then(|v| v.get("noop").and_then(serde_json::Value::as_bool))
+                .unwrap_or(false);
+            ReportSummary {
+                status: r.get(0),
+                received_at_ms: r.get(1),
+                catalog_version: r.get::<i64, _>(2) as u64,
+                changed: r.get::<i64, _>(3) as u32,
+                failed: r.get::<i64, _>(4) as u32,
+                noop,
+                applied_version: r.get::<Option<i64>, _>(6).unwrap_or(0) as u64,
+            }
         }))
     }
 
@@ -865,6 +893,7 @@ fn node_from_row(r: &sqlx::sqlite::SqliteRow) -> NodeRecord {
         enrolled_at_ms: r.get(3),
         last_seen_ms: r.get(4),
         ip: r.get(5),
+        catalog_error: r.get(6),
     }
 }
 
