@@ -62,17 +62,23 @@ fn master_down_means_the_cached_catalog_is_enforced_and_status_says_so() {
     );
 }
 
-#[test]
-fn a_noop_run_streams_pending_changes_and_leaves_the_applied_version_on_every_screen() {
-    let master = TestMaster::start();
-    let mut node = TestAgent::new("stream-node");
-    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+/// An enrolled node whose daemon (hourly runs) finished its first run.
+fn converged_daemon(master: &TestMaster, name: &str) -> TestAgent {
+    let mut node = TestAgent::new(name);
+    assert_eq!(node.enroll(master, &["--role", "is"]).code, 2);
     node.start_daemon(&master.url(), &["--run-interval", "1h", "--splay", "0s"]);
-    // Let the daemon's own first run finish, so the edit below is only planned.
     wait_for("the daemon's first run", Duration::from_secs(60), || {
         let s = node.status();
         (s["last_run_at_ms"].as_i64() > Some(0) && s["running"] == false).then_some(())
     });
+    node
+}
+
+#[test]
+fn a_noop_run_streams_pending_changes_and_leaves_the_applied_version_on_every_screen() {
+    let master = TestMaster::start();
+    // The daemon's own first run has finished: the edit below is only planned.
+    let node = converged_daemon(&master, "stream-node");
     master.edit_site("roles/is.toml", |t| {
         t.replace("xms = \"512m\"", "xms = \"1g\"")
     });
@@ -133,13 +139,7 @@ fn a_noop_run_streams_pending_changes_and_leaves_the_applied_version_on_every_sc
 #[test]
 fn a_catalog_the_master_cannot_compile_is_shown_on_both_screens() {
     let master = TestMaster::start();
-    let mut node = TestAgent::new("broken-node");
-    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
-    node.start_daemon(&master.url(), &["--run-interval", "1h", "--splay", "0s"]);
-    wait_for("the daemon's first run", Duration::from_secs(60), || {
-        let s = node.status();
-        (s["last_run_at_ms"].as_i64() > Some(0) && s["running"] == false).then_some(())
-    });
+    let node = converged_daemon(&master, "broken-node");
     // A typo in the role's module name.
     master.edit_site("roles/is.toml", |t| {
         t.replace("module = \"wso2is\"", "module = \"wso2iss\"")
