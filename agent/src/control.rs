@@ -111,6 +111,16 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
         applied_at_ms: status.applied_at_ms,
         ..Default::default()
     };
+    message.drift_repairs = status.drift_repairs;
+    message.drift_at_ms = status.drift_at_ms;
+    message.drift_paths = status.drift_paths;
+    message.drift_watched = status.drift_watched as u32;
+    if let Some(d) = status.disabled {
+        message.disabled = true;
+        message.disabled_reason = d.reason;
+        message.disabled_by = d.by;
+        message.disabled_at_ms = d.at_ms;
+    }
     if let Some(n) = status.last_noop {
         message.noop_at_ms = n.started_at_ms;
         message.noop_catalog_version = n.catalog_version;

@@ -47,12 +47,17 @@ pub enum Event {
     RunFinished(RunSummary),
     /// A supervision pass finished: what it did, or why a server stays down.
     Supervised(Result<Vec<String>, String>),
+    /// The master has a catalog version newer than the one applied.
+    Pushed(u64),
     /// A heartbeat went out (or why it did not), with the services it saw.
     Heartbeat(
         Vec<rigger_common::report::ServiceHealth>,
         Result<(), String>,
     ),
 }
+
+/// The longest wait before the catalog watch is tried again.
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// How often exited servers are looked for between runs.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(3);
@@ -88,13 +93,35 @@ pub async fn run(
     let mut next_heartbeat = Instant::now();
     let mut heartbeating = false;
     let mut services = (Vec::new(), 0);
+    // A push came while the agent was disabled.
+    let mut missed_push = false;
+    // Drift: changes to managed files outside a run start a repair run.
+    let (drift_tx, mut drift_rx) = mpsc::unbounded_channel();
+    let mut drift_watch = crate::drift::DriftWatch::new(drift_tx)
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot watch the managed files: drift is repaired by the scheduled runs only"))
+        .ok();
+    follow_drift(&agent, drift_watch.as_mut());
+    let mut drift_limiter = crate::drift::RepairLimiter::default();
+    let mut drift_seen: (u64, i64, String) = (0, 0, String::new());
+    let mut drift_pending: std::collections::BTreeSet<std::path::PathBuf> = Default::default();
+
+    tokio::spawn(watch_catalog(
+        agent.clone(),
+        events_tx.clone(),
+        shutdown.clone(),
+    ));
 
     loop {
         let idle = running.is_none();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep_until(next_run), if idle && waiting.is_empty() => {
-                waiting.push_back((false, false, None));
+                if let Some(disabled) = agent.state.disabled() {
+                    tracing::info!(by = %disabled.by, reason = %disabled.reason, "scheduled run skipped: the agent is disabled");
+                    next_run = Instant::now() + interval;
+                } else {
+                    waiting.push_back((false, false, None));
+                }
             }
             _ = tokio::time::sleep_until(next_supervise), if idle && !supervising && waiting.is_empty() => {
                 supervising = true;
@@ -111,7 +138,24 @@ pub async fn run(
                     let _ = inbox.send(Event::Heartbeat(seen, sent)).await;
                 });
             }
+            Some(paths) = drift_rx.recv() => {
+                // Seen during a run: looked at once it has ended.
+                drift_pending.extend(paths);
+                if running.is_none() {
+                    check_drift(&agent, &mut drift_pending, &mut drift_limiter, &mut drift_seen, &mut waiting);
+                }
+            }
             Some(event) = events_rx.recv() => match event {
+                Event::Pushed(version) => {
+                    // One run, now or right after the one in progress.
+                    if let Some(disabled) = agent.state.disabled() {
+                        tracing::info!(version, by = %disabled.by, reason = %disabled.reason, "pushed run skipped: the agent is disabled");
+                        missed_push = true;
+                    } else if waiting.is_empty() {
+                        tracing::debug!(version, "pushed: a run is queued");
+                        waiting.push_back((false, false, None));
+                    }
+                }
                 Event::Heartbeat(seen, outcome) => {
                     heartbeating = false;
                     services = (seen, now_ms());
@@ -123,6 +167,8 @@ pub async fn run(
                 Event::Control(ControlRequest::Status(reply)) => {
                     let mut status = status_of(&agent, last.as_ref(), running.is_some(), next_run);
                     status.last_noop = last_noop.clone();
+                    (status.drift_repairs, status.drift_at_ms, status.drift_paths) = drift_seen.clone();
+                    status.drift_watched = drift_watch.as_ref().map_or(0, |w| w.paths());
                     status.supervisor = supervisor_note.clone();
                     status.activity = agent.activity();
                     (status.services, status.services_at_ms) = services.clone();
@@ -145,12 +191,25 @@ pub async fn run(
                         }
                     };
                     next_supervise = Instant::now() + delay;
+                    // Enabled again after a push it skipped: catch up now.
+                    if missed_push && agent.state.disabled().is_none() {
+                        missed_push = false;
+                        if waiting.is_empty() {
+                            tracing::info!("enabled again: running the catalog pushed while disabled");
+                            waiting.push_back((false, false, None));
+                        }
+                    }
                 }
                 Event::Control(ControlRequest::Run { noop, verify, events }) => {
                     waiting.push_back((noop, verify, Some(events)));
                 }
                 Event::RunFinished(summary) => {
                     running = None;
+                    if !summary.noop {
+                        // The catalog (and the release) may have changed.
+                        follow_drift(&agent, drift_watch.as_mut());
+                    }
+                    check_drift(&agent, &mut drift_pending, &mut drift_limiter, &mut drift_seen, &mut waiting);
                     // The master and the screens hear what the run left
                     // the services doing.
                     next_heartbeat = Instant::now();
@@ -188,6 +247,99 @@ pub async fn run(
         tracing::info!("waiting for the run in progress to finish");
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, handle).await;
     }
+}
+
+/// Looks at the managed paths changed since: those the catalog no longer
+/// agrees with are drift, repaired by a run queued now (unless the agent
+/// is disabled, or repairs are coming too fast).
+fn check_drift(
+    agent: &Agent,
+    pending: &mut std::collections::BTreeSet<std::path::PathBuf>,
+    limiter: &mut crate::drift::RepairLimiter,
+    seen: &mut (u64, i64, String),
+    waiting: &mut VecDeque<(bool, bool, Option<RunEventSender>)>,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let changed: Vec<std::path::PathBuf> = std::mem::take(pending).into_iter().collect();
+    let Some(catalog) = agent.verified_cached_catalog() else {
+        return;
+    };
+    let ctx = crate::resources::ApplyContext::new(agent.paths.clone());
+    let drifted = crate::drift::drifted(&catalog, &ctx, &changed);
+    if drifted.is_empty() {
+        return;
+    }
+    let shown = drifted
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(disabled) = agent.state.disabled() {
+        tracing::warn!(paths = %shown, by = %disabled.by, "changed outside the agent; not repaired: the agent is disabled");
+    } else if !limiter.allow() {
+        tracing::warn!(paths = %shown, "changed outside the agent again: repairs are paused (another writer keeps changing it); the next scheduled run repairs it");
+    } else {
+        tracing::warn!(paths = %shown, "changed outside the agent: repairing now");
+        *seen = (seen.0 + 1, now_ms(), shown);
+        if waiting.is_empty() {
+            waiting.push_back((false, false, None));
+        }
+    }
+}
+
+/// Points the drift watch at the managed paths of the applied catalog.
+fn follow_drift(agent: &Agent, watch: Option<&mut crate::drift::DriftWatch>) {
+    let (Some(watch), Some(catalog)) = (watch, agent.verified_cached_catalog()) else {
+        return;
+    };
+    if let Err(e) = watch.follow(crate::drift::managed_paths(&catalog, &agent.paths)) {
+        tracing::warn!(error = %e, "cannot watch the managed files: drift is repaired by the scheduled runs only");
+    }
+}
+
+/// Holds the node's `WatchCatalog` stream while the daemon runs, turning
+/// each newer version into a run. After the stream ends (the master
+/// stopped) or fails, it reconnects after a random 1–10 s, then backs off
+/// up to a minute, so that a fleet does not reconnect in the same second.
+async fn watch_catalog(agent: Arc<Agent>, inbox: mpsc::Sender<Event>, shutdown: CancellationToken) {
+    let (newer, mut versions) = mpsc::channel(4);
+    let forward = {
+        let inbox = inbox.clone();
+        tokio::spawn(async move {
+            while let Some(version) = versions.recv().await {
+                if inbox.send(Event::Pushed(version)).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let mut failures: u32 = 0;
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            outcome = agent.watch_catalog(&newer) => outcome,
+        };
+        let delay = match outcome {
+            Ok(_) => {
+                failures = 0;
+                Duration::from_millis(1_000 + rand::random::<u64>() % 9_000)
+            }
+            // The first run enrolls: look again soon.
+            Err(crate::run::WatchError::NotEnrolled) => Duration::from_secs(1),
+            Err(e) => {
+                failures += 1;
+                tracing::debug!(error = %e, failures, "catalog watch not held");
+                backoff(failures, WATCH_BACKOFF_MAX)
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    forward.abort();
 }
 
 async fn start_run(
@@ -241,6 +393,7 @@ fn status_of(
     let until_next = next_run.saturating_duration_since(Instant::now());
     let applied = agent.state.load().unwrap_or_default();
     AgentStatus {
+        disabled: agent.state.disabled(),
         applied_version: applied.applied_version,
         applied_digest: applied.applied_digest,
         applied_at_ms: applied.applied_at_ms,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod content;
 pub mod control;
 pub mod daemon;
+pub mod drift;
 pub mod facts;
 pub mod identity;
 pub mod lease;

@@ -70,6 +70,21 @@ pub struct AgentState {
     pub applied_at_ms: i64,
 }
 
+/// The marker `agentctl disable` leaves in the state directory.
+const DISABLED: &str = "disabled.json";
+
+/// Why the agent does not run on its own (`agentctl disable`): scheduled
+/// and pushed runs are skipped; a run asked for by hand still happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disabled {
+    /// Why, in the operator's words.
+    pub reason: String,
+    /// Who (the user who ran `agentctl disable`).
+    pub by: String,
+    /// When, Unix ms.
+    pub at_ms: i64,
+}
+
 #[derive(Serialize, Deserialize)]
 struct CachedCatalog {
     catalog_json: String,
@@ -161,6 +176,38 @@ impl StateDir {
     /// Saves the state.
     pub fn save(&self, state: &AgentState) -> Result<(), StateError> {
         self.write_json("state.json", state)
+    }
+
+    /// Whether (and why) the agent is disabled. A marker that cannot be
+    /// read still disables: better a node that waits than one that runs
+    /// against its operator's word.
+    pub fn disabled(&self) -> Option<Disabled> {
+        match self.read_json::<Disabled>(DISABLED) {
+            Ok(disabled) => disabled,
+            Err(e) => Some(Disabled {
+                reason: format!(
+                    "the disable marker is unreadable ({e}); `agentctl enable` clears it"
+                ),
+                by: String::new(),
+                at_ms: 0,
+            }),
+        }
+    }
+
+    /// Disables the agent's own runs.
+    pub fn disable(&self, disabled: &Disabled) -> Result<(), StateError> {
+        self.ensure()?;
+        self.write_json(DISABLED, disabled)
+    }
+
+    /// Enables them again; returns whether the agent was disabled.
+    pub fn enable(&self) -> Result<bool, StateError> {
+        let path = self.dir.join(DISABLED);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(StateError::Read { path, source }),
+        }
     }
 
     /// The cached signed catalog, if any.

@@ -33,6 +33,16 @@ pub struct AgentStatus {
     pub applied_digest: String,
     /// When, Unix ms (0: unknown).
     pub applied_at_ms: i64,
+    /// Changes made outside the agent that it repaired since it started.
+    pub drift_repairs: u64,
+    /// When the last one was seen, Unix ms (0: none).
+    pub drift_at_ms: i64,
+    /// Which managed paths it changed.
+    pub drift_paths: String,
+    /// How many managed paths are watched for drift.
+    pub drift_watched: usize,
+    /// Why the agent does not run on its own, if it is disabled.
+    pub disabled: Option<crate::state::Disabled>,
     /// The services of the applied catalog, as last looked at.
     pub services: Vec<rigger_common::report::ServiceHealth>,
     /// When, Unix ms (0: not yet).

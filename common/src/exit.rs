@@ -6,6 +6,8 @@ pub const OK: u8 = 0;
 pub const FAILURE: u8 = 1;
 /// `--detailed-exitcodes`: resources changed (or, with `--noop`, would change).
 pub const CHANGES: u8 = 2;
+/// `agentctl status`: the agent is disabled (`agentctl disable`).
+pub const DISABLED: u8 = 3;
 /// `--detailed-exitcodes`: resources failed.
 pub const FAILURES: u8 = 4;
 /// `--detailed-exitcodes`: some changed and some failed.

@@ -89,7 +89,11 @@ pub async fn tls_channel(
     let server_name = ServerName::try_from(master.host.clone()).map_err(|e| e.to_string());
     let endpoint = Endpoint::from_shared(format!("http://{authority}"))?
         .connect_timeout(timeout)
-        .timeout(timeout);
+        .timeout(timeout)
+        // A master that went away is noticed on a quiet watch stream too.
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
     endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let connector = connector.clone();

@@ -12,6 +12,7 @@ pub mod connections;
 pub mod digest;
 pub mod exit;
 pub mod fsutil;
+pub mod fswatch;
 pub mod grpc;
 pub mod logging;
 pub mod manifest;

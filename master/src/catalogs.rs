@@ -106,8 +106,18 @@ pub async fn requested(
         .store
         .touch_node(certname, &role, ip.as_deref(), &facts, now_ms())
         .await?;
-    let published = publish(state, certname, &role, facts).await;
-    // The screens say why a node enforces its cached catalog.
+    publish_recorded(state, certname, &role, facts).await
+}
+
+/// [`publish`], recording why it failed (or that it no longer does) for
+/// the screens: a node that gets no catalog enforces its cached one.
+pub async fn publish_recorded(
+    state: &MasterState,
+    certname: &str,
+    role: &str,
+    facts: Value,
+) -> Result<SignedCatalog> {
+    let published = publish(state, certname, role, facts).await;
     let error = match &published {
         Ok(_) => String::new(),
         Err(e) => rigger_common::text::printable(&e.to_string())
@@ -182,7 +192,52 @@ pub async fn publish(
     };
     state.store.insert_catalog(certname, &record, now).await?;
     tracing::info!(node = %certname, role, version, %digest, "new catalog version");
+    // Nodes watching hear of it (none may be: that is fine).
+    let _ = state.notices.send((certname.to_string(), version));
     Ok(signed)
+}
+
+/// Push: the node's latest catalog version now, then each newer one the
+/// master makes for it, until the master stops or the node goes away. A
+/// stream that fell behind (a burst of versions) sends `u64::MAX`: the
+/// node asks for its catalog either way.
+pub async fn watch(
+    state: &MasterState,
+    certname: &str,
+) -> Result<tokio_stream::wrappers::ReceiverStream<u64>> {
+    use tokio::sync::broadcast::error::RecvError;
+    // Subscribed before the latest is read: no version falls in between.
+    let mut notices = state.notices.subscribe();
+    let latest = state
+        .store
+        .catalog(certname, None)
+        .await?
+        .map_or(0, |c| c.version);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let node = certname.to_string();
+    let stopping = state.stopping.clone();
+    tokio::spawn(async move {
+        if tx.send(latest).await.is_err() {
+            return;
+        }
+        loop {
+            let version = tokio::select! {
+                _ = stopping.cancelled() => return,
+                _ = tx.closed() => return,
+                notice = notices.recv() => match notice {
+                    Ok((name, version)) if name == node => version,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => u64::MAX,
+                    Err(RecvError::Closed) => return,
+                },
+            };
+            if tx.send(version).await.is_err() {
+                return;
+            }
+        }
+    });
+    tracing::debug!(node = %certname, latest, "catalog watch opened");
+    Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 /// Pins a node to the content of its version `to_version` and publishes

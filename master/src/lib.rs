@@ -19,6 +19,7 @@ pub mod facts;
 pub mod inventory;
 pub mod leases;
 pub mod promotions;
+pub mod refresh;
 pub mod rollouts;
 pub mod rpc;
 pub mod server;

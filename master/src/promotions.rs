@@ -128,6 +128,8 @@ pub async fn promote(
         previous,
         "update level promoted"
     );
+    // Its nodes get the level now (as a rollout), not when they next ask.
+    state.site_changed.notify_one();
     Ok(Promoted {
         name: name.to_string(),
         version: version.to_string(),

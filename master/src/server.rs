@@ -107,6 +107,9 @@ impl Master {
             peer_timeout: config.peer_timeout,
             import_limits: config.import_limits,
             enroll_throttle: Default::default(),
+            notices: tokio::sync::broadcast::channel(4096).0,
+            stopping: CancellationToken::new(),
+            site_changed: tokio::sync::Notify::new(),
         });
         Ok(Self { state, config })
     }
@@ -124,6 +127,19 @@ impl Master {
         shutdown: CancellationToken,
     ) -> Result<(), ServerError> {
         let local = listener.local_addr()?;
+        // Watch streams end when the master stops, so that it can drain.
+        let stopping = self.state.stopping.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            stopping.cancel();
+        });
+        // Nodes hear of a change to the site, a module or a promotion at
+        // once, and of a rollout's next step as soon as it may start.
+        let _site_watch = crate::refresh::watch_site(self.state.clone())
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot watch the site and modules: nodes see changes when they next ask"))
+            .ok();
+        crate::refresh::spawn(self.state.clone());
         let names = certificate_names(local.ip(), &self.config.sans);
         let (server_cert, server_key) = self.state.ca.issue_server_cert(&names)?;
         let chain = format!("{}{}", server_cert.pem, self.state.ca.cert_pem());
@@ -134,6 +150,9 @@ impl Master {
         tracing::info!(addr = %local, names = ?names, max_connections = limits.max_connections, max_per_address = ?limits.max_per_address, "master listening");
 
         let node_server = Server::builder()
+            // Watch streams of nodes that vanished are noticed and closed.
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(60)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
             .layer(tower::util::MapRequestLayer::new(
                 rigger_common::grpc::record_rpc::<tonic::body::Body>,
             ))

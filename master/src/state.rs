@@ -36,6 +36,14 @@ pub struct MasterState {
     pub import_limits: crate::content::archive::ArchiveLimits,
     /// Budget of enrollment attempts per address, throttled refusal log.
     pub enroll_throttle: crate::throttle::EnrollThrottle,
+    /// A new catalog version for a node (certname, version): what the
+    /// nodes' `WatchCatalog` streams push.
+    pub notices: tokio::sync::broadcast::Sender<(String, u64)>,
+    /// Cancelled when the master stops: long-lived streams end with it.
+    pub stopping: tokio_util::sync::CancellationToken,
+    /// Something every catalog is compiled from changed (the site, a
+    /// module, a promotion): the live nodes are recompiled.
+    pub site_changed: tokio::sync::Notify,
 }
 
 /// Shared handle to the state.

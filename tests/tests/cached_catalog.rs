@@ -23,7 +23,10 @@ fn master_down_means_the_cached_catalog_is_enforced_and_status_says_so() {
     assert_eq!(status["catalog_version"], 1);
     assert_eq!(status["last_run_result"], "unchanged");
 
-    // Someone edits a managed file, then the master goes away.
+    // Someone edits a managed file, then the master goes away. (Disabled,
+    // the agent leaves the edit for the run asked for by hand below,
+    // rather than repair it at once.)
+    assert_eq!(node.ctl(&["disable", "--reason", "test"]).code, 0);
     std::fs::write(node.path(ENV_FILE), "tampered\n").unwrap();
     master.stop();
     let run = node.ctl(&["run"]);
@@ -77,10 +80,17 @@ fn converged_daemon(master: &TestMaster, name: &str) -> TestAgent {
 #[test]
 fn a_noop_run_streams_pending_changes_and_leaves_the_applied_version_on_every_screen() {
     let master = TestMaster::start();
-    // The daemon's own first run has finished: the edit below is only planned.
     let node = converged_daemon(&master, "stream-node");
+    // Disabled: the change the master pushes is only planned.
+    let disabled = node.ctl(&["disable", "--reason", "change freeze until Monday"]);
+    assert_eq!(disabled.code, 0, "{}", disabled.all());
     master.edit_site("roles/is.toml", |t| {
         t.replace("xms = \"512m\"", "xms = \"1g\"")
+    });
+    wait_for("the push to be skipped", Duration::from_secs(30), || {
+        node.log()
+            .contains("pushed run skipped: the agent is disabled")
+            .then_some(())
     });
     let run = node.ctl(&["run", "--noop"]);
     assert_eq!(run.code, 0, "{}", run.all());
@@ -103,6 +113,17 @@ fn a_noop_run_streams_pending_changes_and_leaves_the_applied_version_on_every_sc
     assert_eq!(status["noop"]["catalog_version"], 2, "{status}");
     assert!(status["noop"]["pending"].as_u64() > Some(0), "{status}");
     let human = node.ctl(&["status"]);
+    assert_eq!(human.code, 3, "disabled: {}", human.all());
+    assert!(
+        human.stdout.contains("DISABLED:  by ")
+            && human.stdout.contains(": change freeze until Monday"),
+        "{}",
+        human.all()
+    );
+    assert_eq!(
+        status["disabled"]["reason"], "change freeze until Monday",
+        "{status}"
+    );
     assert!(
         human.stdout.contains("catalog:   version 1 (")
             && human
@@ -134,6 +155,30 @@ fn a_noop_run_streams_pending_changes_and_leaves_the_applied_version_on_every_sc
         "{}",
         table.all()
     );
+
+    // Enabled again: the node catches up with what was pushed meanwhile.
+    let enabled = node.ctl(&["enable"]);
+    assert!(
+        enabled.stdout.contains("agent enabled"),
+        "{}",
+        enabled.all()
+    );
+    wait_for(
+        "the skipped change to be applied",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(node.path(ENV_FILE))
+                .unwrap_or_default()
+                .contains("-Xms1g")
+                .then_some(())
+        },
+    );
+    let status = wait_for("the status to settle", Duration::from_secs(30), || {
+        let s = node.status();
+        (s["catalog_version"] == 2 && s["running"] == false).then_some(s)
+    });
+    assert!(status["disabled"].is_null(), "{status}");
+    assert_eq!(node.ctl(&["status"]).code, 0);
 }
 
 #[test]

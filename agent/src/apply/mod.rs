@@ -340,7 +340,9 @@ fn has_refresh(resource: &Resource) -> bool {
     )
 }
 
-fn check(
+/// What applying `resource` would change now (nothing: it is as the
+/// catalog wants it).
+pub fn check(
     resource: &Resource,
     ctx: &ApplyContext,
     content: &CatalogContent,

@@ -34,6 +34,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Stop the agent's own runs (scheduled, pushed) until `enable`; a run
+    /// asked for by hand (`agentctl run`) still happens.
+    Disable {
+        /// Why (shown by `agentctl status`).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Let the agent run on its own again.
+    Enable,
     /// Run now and show each change as it happens.
     Run {
         /// Show what would change, change nothing.
@@ -55,6 +64,46 @@ enum Command {
 fn main() -> ExitCode {
     let cli: Cli = exit::parse_args();
     rigger_common::cli::run("agentctl", run(cli))
+}
+
+/// Writes the disable marker in the agent's state directory (the daemon
+/// need not run: it reads the marker before each run of its own).
+fn disable(root: &std::path::Path, reason: &str) -> anyhow::Result<u8> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        anyhow::bail!("say why with --reason (agentctl status shows it to the next operator)");
+    }
+    let by = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| format!("uid {}", nix::unistd::geteuid()));
+    let disabled = rigger_agent::state::Disabled {
+        reason: printable(reason).chars().take(500).collect(),
+        by,
+        at_ms: now_ms(),
+    };
+    rigger_agent::state::StateDir::new(Paths::new(root).state_dir())
+        .disable(&disabled)
+        .context("cannot disable the agent")?;
+    println!(
+        "agent disabled: scheduled and pushed runs are skipped until `agentctl enable` (a run asked for by hand still happens)"
+    );
+    Ok(exit::OK)
+}
+
+/// Removes the disable marker.
+fn enable(root: &std::path::Path) -> anyhow::Result<u8> {
+    let was = rigger_agent::state::StateDir::new(Paths::new(root).state_dir())
+        .enable()
+        .context("cannot enable the agent")?;
+    println!(
+        "{}",
+        if was {
+            "agent enabled: it runs on its own again"
+        } else {
+            "the agent was not disabled"
+        }
+    );
+    Ok(exit::OK)
 }
 
 /// Polls the agent's status until a run applied a catalog cleanly.
@@ -104,8 +153,11 @@ async fn wait_ready(socket: &std::path::Path, timeout: std::time::Duration) -> a
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let socket = cli.socket.unwrap_or_else(|| Paths::new(&cli.root).socket());
-    if let Command::WaitReady { timeout } = cli.command {
-        return wait_ready(&socket, timeout).await;
+    match &cli.command {
+        Command::WaitReady { timeout } => return wait_ready(&socket, *timeout).await,
+        Command::Disable { reason } => return disable(&cli.root, reason),
+        Command::Enable => return enable(&cli.root),
+        _ => {}
     }
     let channel = rigger_common::grpc::unix_channel(&socket)
         .await
@@ -117,7 +169,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         })?;
     let mut client = AgentControlServiceClient::new(channel);
     match cli.command {
-        Command::WaitReady { .. } => unreachable!("handled before connecting"),
+        Command::WaitReady { .. } | Command::Disable { .. } | Command::Enable => {
+            unreachable!("handled before connecting")
+        }
         Command::Status { json } => {
             let status = client
                 .get_status(GetStatusRequest {})
@@ -129,7 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             } else {
                 print_status(&status);
             }
-            Ok(exit::OK)
+            Ok(status_code(&status))
         }
         command @ (Command::Run { .. } | Command::Verify) => {
             let (noop, verify) = match command {
@@ -182,6 +236,23 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// `agentctl status`'s exit code: 3 disabled, 1 degraded or failed (the
+/// last run failed, the master gave no fresh catalog, a service is not
+/// ready), else 0.
+fn status_code(s: &AgentStatus) -> u8 {
+    let degraded = s.last_run_result == "failed"
+        || !s.last_error.is_empty()
+        || s.used_cached_catalog
+        || s.services.iter().any(|h| !h.ready);
+    if s.disabled {
+        exit::DISABLED
+    } else if degraded {
+        exit::FAILURE
+    } else {
+        exit::OK
+    }
+}
+
 /// Why a run enforced its cached catalog: the master refused (and what it
 /// said), or could not be reached (and why); "" for a fresh catalog.
 fn cached_note(s: &rigger_common::proto::RunSummary) -> String {
@@ -229,6 +300,21 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
             "peers_changed": h.peers_changed,
         })).collect::<Vec<_>>(),
         "services_at_ms": s.services_at_ms,
+        "drift": {
+            "watched": s.drift_watched,
+            "repairs": s.drift_repairs,
+            "last_at_ms": s.drift_at_ms,
+            "last_paths": s.drift_paths,
+        },
+        "disabled": if s.disabled {
+            serde_json::json!({
+                "reason": s.disabled_reason,
+                "by": s.disabled_by,
+                "at_ms": s.disabled_at_ms,
+            })
+        } else {
+            serde_json::Value::Null
+        },
         "applied_at_ms": s.applied_at_ms,
         "last_run_catalog_version": s.last_run_catalog_version,
         "noop": if s.noop_at_ms == 0 {
@@ -282,6 +368,18 @@ fn print_status(s: &AgentStatus) {
         format!("UNREACHABLE: {}", s.master_error)
     };
     say!("master:    {} ({reach})", s.master);
+    if s.disabled {
+        say!(
+            "DISABLED:  by {} {}: {} (scheduled and pushed runs are skipped; `agentctl enable`)",
+            if s.disabled_by.is_empty() {
+                "?"
+            } else {
+                &s.disabled_by
+            },
+            format_ms(s.disabled_at_ms),
+            s.disabled_reason
+        );
+    }
     if s.last_run_at_ms == 0 {
         say!(
             "last run:  none yet{}",
@@ -343,6 +441,15 @@ fn print_status(s: &AgentStatus) {
             } else {
                 String::new()
             }
+        );
+    }
+    if s.drift_repairs > 0 {
+        say!(
+            "drift:     {} change(s) made outside the agent repaired; last {} ({}): {}",
+            s.drift_repairs,
+            format_ms(s.drift_at_ms),
+            ago(s.drift_at_ms),
+            s.drift_paths
         );
     }
     if !s.activity.is_empty() {

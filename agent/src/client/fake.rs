@@ -203,6 +203,12 @@ impl MasterClient for FakeMaster {
     ) -> Result<(), MasterError> {
         self.reachable()
     }
+
+    async fn watch_catalog(&self) -> Result<super::NoticeStream, MasterError> {
+        self.reachable()?;
+        // No pushes: runs happen on schedule or when asked.
+        Ok(Box::pin(tokio_stream::pending()))
+    }
 }
 
 /// Connects every run to one [`FakeMaster`] (or fails while it is down).

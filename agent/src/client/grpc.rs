@@ -171,6 +171,18 @@ impl MasterClient for GrpcMaster {
         Ok(lease_reply(reply.into_inner()))
     }
 
+    async fn watch_catalog(&self) -> Result<super::NoticeStream, MasterError> {
+        let stream = self
+            .catalogs()
+            .watch_catalog(proto::WatchCatalogRequest {})
+            .await
+            .map_err(error_of)?
+            .into_inner();
+        Ok(Box::pin(
+            stream.map(|item| item.map(|n| n.version).map_err(error_of)),
+        ))
+    }
+
     async fn heartbeat(
         &self,
         services: Vec<rigger_common::report::ServiceHealth>,

@@ -84,6 +84,10 @@ pub struct BlobChunk {
 /// The chunks of the blobs asked for, one blob after the other.
 pub type BlobStream = Pin<Box<dyn Stream<Item = Result<BlobChunk, MasterError>> + Send>>;
 
+/// The node's latest catalog version on the master, at once and then each
+/// time it has a newer one (`u64::MAX`: some went by unseen).
+pub type NoticeStream = Pin<Box<dyn Stream<Item = Result<u64, MasterError>> + Send>>;
+
 /// A request to the master that did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MasterError {
@@ -133,6 +137,8 @@ pub trait MasterClient: Send + Sync + std::fmt::Debug {
     async fn release_lease(&self, request: LeaseRequest) -> Result<LeaseReply, MasterError>;
     /// Says what the node's services are doing (keeps its leases alive).
     async fn heartbeat(&self, services: Vec<ServiceHealth>) -> Result<(), MasterError>;
+    /// Push: streams the node's latest catalog version as it changes.
+    async fn watch_catalog(&self) -> Result<NoticeStream, MasterError>;
 }
 
 /// Opens a connection to the master for a run, as the node's identity.

@@ -7,6 +7,8 @@
 
 pub mod content;
 pub mod lock;
+mod push;
+pub use push::WatchError;
 mod supervise;
 #[cfg(test)]
 mod tests;

@@ -3,9 +3,11 @@
 
 use rigger_common::proto::catalog_service_server::CatalogService;
 use rigger_common::proto::{
-    GetCatalogRequest, HeartbeatReply, HeartbeatRequest, Report, RestartLeaseHolder,
+    CatalogNotice, GetCatalogRequest, HeartbeatReply, HeartbeatRequest, Report, RestartLeaseHolder,
     RestartLeaseReply, RestartLeaseRequest, SignedCatalog, SubmitReportResponse,
+    WatchCatalogRequest,
 };
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::{SharedState, authenticated_node};
@@ -70,6 +72,21 @@ impl CatalogService for Catalogs {
         catalogs::record_report(&self.state, &certname, report).await?;
         leases::record_health(&self.state, &certname, &services, false).await?;
         Ok(Response::new(SubmitReportResponse {}))
+    }
+
+    type WatchCatalogStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<CatalogNotice, Status>> + Send>>;
+
+    #[tracing::instrument(skip_all)]
+    async fn watch_catalog(
+        &self,
+        request: Request<WatchCatalogRequest>,
+    ) -> Result<Response<Self::WatchCatalogStream>, Status> {
+        let certname = authenticated_node(&self.state, &request, "WatchCatalog").await?;
+        let stream = catalogs::watch(&self.state, &certname)
+            .await?
+            .map(|version| Ok(CatalogNotice { version }));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     #[tracing::instrument(skip_all)]

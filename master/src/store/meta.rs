@@ -50,6 +50,8 @@ pub trait MetaStore: Send + Sync {
     async fn node(&self, certname: &str) -> Result<Option<NodeRecord>, StoreError>;
     /// Every node, by name.
     async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
+    /// The facts a node sent with its last catalog request.
+    async fn node_facts(&self, certname: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// Records why the master could not give a node its catalog ("" when
     /// it could again).
     async fn set_catalog_error(&self, certname: &str, error: &str) -> Result<(), StoreError>;

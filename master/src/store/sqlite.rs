@@ -183,6 +183,18 @@ impl MetaStore for SqliteStore {
         Ok(rows.iter().map(node_from_row).collect())
     }
 
+    async fn node_facts(&self, certname: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let facts: Option<Option<String>> =
+            sqlx::query_scalar("SELECT facts_json FROM nodes WHERE certname = ?")
+                .bind(certname)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(sql("read a node's facts"))?;
+        Ok(facts
+            .flatten()
+            .and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
     async fn set_catalog_error(&self, certname: &str, error: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE nodes SET catalog_error = ? WHERE certname = ? AND catalog_error != ?")
             .bind(error)
