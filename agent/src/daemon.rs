@@ -279,7 +279,7 @@ fn check_drift(
     if let Some(disabled) = agent.state.disabled() {
         tracing::warn!(paths = %shown, by = %disabled.by, "changed outside the agent; not repaired: the agent is disabled");
     } else if !limiter.allow() {
-        tracing::warn!(paths = %shown, "changed outside the agent again: repairs are paused (another writer keeps changing it); the next scheduled run repairs it");
+        tracing::warn!(paths = %shown, "changed outside the agent again: more than 5 repairs in 10 s (another writer keeps changing it); the next scheduled run repairs it");
     } else {
         tracing::warn!(paths = %shown, "changed outside the agent: repairing now");
         *seen = (seen.0 + 1, now_ms(), shown);

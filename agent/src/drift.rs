@@ -22,8 +22,9 @@ use crate::resources::ApplyContext;
 
 /// At most this many repairs …
 const MAX_REPAIRS: usize = 5;
-/// … in this window; more means another writer keeps changing the files.
-const REPAIR_WINDOW: Duration = Duration::from_secs(60);
+/// … in this window (a burst of 5, then one every 2 s): more means another
+/// writer keeps changing the files, and a fight costs a run every 2 s.
+const REPAIR_WINDOW: Duration = Duration::from_secs(10);
 
 /// The watch over the applied catalog's managed paths. One watcher lives
 /// as long as the daemon; each applied catalog updates what it watches.
