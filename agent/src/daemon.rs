@@ -59,6 +59,10 @@ pub enum Event {
 /// The longest wait before the catalog watch is tried again.
 const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// A run waiting its turn: why (the report says), noop, verify, and where
+/// its events go (a run asked for over the control socket).
+type QueuedRun = (&'static str, bool, bool, Option<RunEventSender>);
+
 /// How often exited servers are looked for between runs.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(3);
 
@@ -84,7 +88,7 @@ pub async fn run(
     let mut first_periodic = true;
     let mut failures: u32 = 0;
     let mut running: Option<tokio::task::JoinHandle<()>> = None;
-    let mut waiting: VecDeque<(bool, bool, Option<RunEventSender>)> = VecDeque::new();
+    let mut waiting: VecDeque<QueuedRun> = VecDeque::new();
     let mut next_supervise = Instant::now() + SUPERVISE_EVERY;
     let mut supervising = false;
     let mut supervise_failures: u32 = 0;
@@ -120,7 +124,7 @@ pub async fn run(
                     tracing::info!(by = %disabled.by, reason = %disabled.reason, "scheduled run skipped: the agent is disabled");
                     next_run = Instant::now() + interval;
                 } else {
-                    waiting.push_back((false, false, None));
+                    waiting.push_back(("scheduled", false, false, None));
                 }
             }
             _ = tokio::time::sleep_until(next_supervise), if idle && !supervising && waiting.is_empty() => {
@@ -153,7 +157,7 @@ pub async fn run(
                         missed_push = true;
                     } else if waiting.is_empty() {
                         tracing::debug!(version, "pushed: a run is queued");
-                        waiting.push_back((false, false, None));
+                        waiting.push_back(("pushed", false, false, None));
                     }
                 }
                 Event::Heartbeat(seen, outcome) => {
@@ -196,12 +200,12 @@ pub async fn run(
                         missed_push = false;
                         if waiting.is_empty() {
                             tracing::info!("enabled again: running the catalog pushed while disabled");
-                            waiting.push_back((false, false, None));
+                            waiting.push_back(("pushed", false, false, None));
                         }
                     }
                 }
                 Event::Control(ControlRequest::Run { noop, verify, events }) => {
-                    waiting.push_back((noop, verify, Some(events)));
+                    waiting.push_back(("manual", noop, verify, Some(events)));
                 }
                 Event::RunFinished(summary) => {
                     running = None;
@@ -232,9 +236,10 @@ pub async fn run(
             },
         }
         if running.is_none() {
-            if let Some((noop, verify, events)) = waiting.pop_front() {
+            if let Some((trigger, noop, verify, events)) = waiting.pop_front() {
                 running = Some(tokio::spawn(start_run(
                     agent.clone(),
+                    trigger,
                     noop,
                     verify,
                     events,
@@ -257,7 +262,7 @@ fn check_drift(
     pending: &mut std::collections::BTreeSet<std::path::PathBuf>,
     limiter: &mut crate::drift::RepairLimiter,
     seen: &mut (u64, i64, String),
-    waiting: &mut VecDeque<(bool, bool, Option<RunEventSender>)>,
+    waiting: &mut VecDeque<QueuedRun>,
 ) {
     if pending.is_empty() {
         return;
@@ -284,7 +289,7 @@ fn check_drift(
         tracing::warn!(paths = %shown, "changed outside the agent: repairing now");
         *seen = (seen.0 + 1, now_ms(), shown);
         if waiting.is_empty() {
-            waiting.push_back((false, false, None));
+            waiting.push_back(("drift", false, false, None));
         }
     }
 }
@@ -344,6 +349,7 @@ async fn watch_catalog(agent: Arc<Agent>, inbox: mpsc::Sender<Event>, shutdown: 
 
 async fn start_run(
     agent: Arc<Agent>,
+    trigger: &'static str,
     noop: bool,
     verify: bool,
     events: Option<RunEventSender>,
@@ -353,7 +359,7 @@ async fn start_run(
     let forward = events
         .clone()
         .map(|sink| tokio::spawn(forward_outcomes(rx, sink)));
-    let summary = agent.run_once(noop, verify, Some(tx)).await;
+    let summary = agent.run_because(trigger, noop, verify, Some(tx)).await;
     if let Some(forward) = forward {
         let _ = forward.await;
     }

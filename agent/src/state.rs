@@ -51,6 +51,9 @@ pub struct RunSummary {
     /// `resource: message` of the resources that failed (the first few).
     #[serde(default)]
     pub failures: Vec<String>,
+    /// Why the run happened ("scheduled", "pushed", "drift", "manual", "once").
+    #[serde(default)]
+    pub trigger: String,
 }
 
 /// Persistent agent state.

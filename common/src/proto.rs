@@ -42,9 +42,11 @@ impl From<crate::report::RunReport> for Report {
                     id: o.id,
                     status: o.status,
                     message: o.message,
+                    diff: o.diff,
                 })
                 .collect(),
             services: report.services.into_iter().map(Into::into).collect(),
+            trigger: report.trigger,
         }
     }
 }
@@ -92,9 +94,11 @@ impl From<Report> for crate::report::RunReport {
                     id: o.id,
                     status: o.status,
                     message: o.message,
+                    diff: o.diff,
                 })
                 .collect(),
             services: report.services.into_iter().map(Into::into).collect(),
+            trigger: report.trigger,
         }
     }
 }

@@ -13,6 +13,9 @@ pub struct ReportedOutcome {
     pub status: String,
     /// What happened.
     pub message: String,
+    /// The unified diff of a file's content (secrets masked), if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub diff: String,
 }
 
 /// What a service is doing, as the node sees it (after a run, and in the
@@ -59,6 +62,10 @@ pub struct RunReport {
     /// The node's services after the run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<ServiceHealth>,
+    /// Why the run happened: "scheduled", "pushed", "drift", "manual" or
+    /// "once" ("" from older agents).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trigger: String,
 }
 
 impl RunReport {

@@ -307,6 +307,7 @@ pub fn bounded_report(mut report: ReportRecord) -> Result<ReportRecord> {
             &mut resource.message,
             &mut resource.id,
             &mut resource.status,
+            &mut resource.diff,
         ] {
             if text.len() > MAX_REPORTED_MESSAGE {
                 let mut cut = MAX_REPORTED_MESSAGE;
@@ -502,6 +503,7 @@ mod tests {
             id: "conf".into(),
             status: "changed".into(),
             message,
+            diff: String::new(),
         };
         let report = ReportRecord {
             resources: vec![resource("é".repeat(MAX_REPORTED_MESSAGE))],

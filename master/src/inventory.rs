@@ -90,6 +90,35 @@ pub async fn nodes(state: &MasterState) -> Result<Vec<NodeSummary>> {
     Ok(nodes)
 }
 
+/// One node as `masterctl node show` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeDetail {
+    /// Its line of `node list`.
+    pub summary: NodeSummary,
+    /// The facts of its last catalog request.
+    pub facts: serde_json::Value,
+    /// Its last reports, newest first, with when each came.
+    pub reports: Vec<(i64, crate::store::ReportRecord)>,
+}
+
+/// One node, its facts and its last `reports` reports.
+pub async fn node(state: &MasterState, certname: &str, reports: u32) -> Result<NodeDetail> {
+    let summary = nodes(state)
+        .await?
+        .into_iter()
+        .find(|n| n.certname == certname)
+        .ok_or_else(|| Error::NotFound(format!("node {certname} is not in the inventory")))?;
+    Ok(NodeDetail {
+        summary,
+        facts: state
+            .store
+            .node_facts(certname)
+            .await?
+            .unwrap_or(serde_json::Value::Null),
+        reports: state.store.reports(certname, reports.clamp(1, 100)).await?,
+    })
+}
+
 /// A data key explained for one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup {

@@ -106,9 +106,23 @@ fn an_edit_to_a_managed_file_on_the_node_is_repaired_at_once() {
         "{}",
         human.all()
     );
-    // The master heard of it at once: the repair run's report.
+    // The master heard of it at once: the repair run's report, with what
+    // was put back.
     let listed = master.nodes();
     assert_eq!(listed[0]["last_run_status"], "changed", "{listed}");
+    let shown = master.ctl(&["node", "show", "drift-1"]);
+    assert_eq!(shown.code, 0, "{}", shown.all());
+    assert!(
+        shown.stdout.contains("changed (drift): catalog version 1")
+            && shown.stdout.contains("jvm_env")
+            && shown.stdout.contains("-tampered 2"),
+        "{}",
+        shown.all()
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&master.ctl(&["node", "show", "drift-1", "--json"]).stdout).unwrap();
+    assert_eq!(json["reports"][0]["trigger"], "drift", "{json}");
+    assert_eq!(json["facts"]["ip"], json["ip"], "{json}");
     assert!(
         node.log()
             .contains("changed outside the agent: repairing now"),

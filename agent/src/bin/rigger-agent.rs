@@ -138,7 +138,7 @@ async fn once(agent: Arc<Agent>, noop: bool, verify: bool) -> u8 {
             print_outcome(&o);
         }
     });
-    let summary = agent.run_once(noop, verify, Some(tx)).await;
+    let summary = agent.run_because("once", noop, verify, Some(tx)).await;
     let _ = printer.await;
     if !summary.error.is_empty() {
         eprintln!("rigger-agent: {}", summary.error);

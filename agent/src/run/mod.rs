@@ -166,11 +166,24 @@ impl Agent {
         verify: bool,
         outcomes: Option<mpsc::UnboundedSender<Outcome>>,
     ) -> RunSummary {
+        self.run_because("manual", noop, verify, outcomes).await
+    }
+
+    /// [`Agent::run_once`], saying why the run happens ("scheduled",
+    /// "pushed", "drift", "manual", "once"): the report carries it.
+    pub async fn run_because(
+        &self,
+        trigger: &str,
+        noop: bool,
+        verify: bool,
+        outcomes: Option<mpsc::UnboundedSender<Outcome>>,
+    ) -> RunSummary {
         let started = Instant::now();
         let started_at_ms = now_ms();
         let mut summary = RunSummary {
             started_at_ms,
             noop,
+            trigger: trigger.to_string(),
             ..Default::default()
         };
         match self
@@ -477,8 +490,10 @@ fn to_report(summary: &RunSummary, report: &ApplyReport, noop: bool) -> RunRepor
                 id: o.id.clone(),
                 status: o.status.as_str().to_string(),
                 message: o.message.clone(),
+                diff: o.diff.clone().unwrap_or_default(),
             })
             .collect(),
+        trigger: summary.trigger.clone(),
     }
 }
 

@@ -240,6 +240,18 @@ enum NodeCommand {
         /// The node's certname.
         node: String,
     },
+    /// One node: its state, facts and last reports (each resource's
+    /// outcome and diff, secrets masked; why each run happened).
+    Show {
+        /// The node's certname.
+        node: String,
+        /// How many of its last reports.
+        #[arg(long, default_value_t = 5)]
+        reports: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List enrolled nodes.
     List {
         /// Print JSON.
@@ -335,6 +347,11 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Cert(CertCommand::List) => ctl::cert::list(&c).await?,
         Command::Node(NodeCommand::List { json }) => ctl::node::list(&c, json).await?,
         Command::Node(NodeCommand::Remove { node }) => ctl::node::remove(&c, &node).await?,
+        Command::Node(NodeCommand::Show {
+            node,
+            reports,
+            json,
+        }) => ctl::node::show(&c, &node, reports, json).await?,
         Command::Product(ProductCommand::Import {
             file,
             name,

@@ -10,7 +10,7 @@ use rigger_common::proto::{
     ListArtifactsResponse, ListLeasesRequest, ListLeasesResponse, ListRolloutsRequest,
     ListRolloutsResponse, LookupRequest, LookupResponse, LookupSource, PromoteLevelRequest,
     PromoteLevelResponse, RemoveNodeRequest, RemoveNodeResponse, RoleCheck, Rollout, RolloutNode,
-    TemplateReview,
+    ShowNodeRequest, ShowNodeResponse, StoredReport, TemplateReview,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -108,21 +108,7 @@ impl AdminService for Admin {
         let nodes = inventory::nodes(&self.state)
             .await?
             .into_iter()
-            .map(|n| NodeInfo {
-                certname: n.certname,
-                role: n.role,
-                enrolled_at_ms: n.enrolled_at_ms,
-                last_seen_ms: n.last_seen_ms,
-                catalog_version: n.catalog_version,
-                last_run_status: n.last_run_status,
-                last_report_ms: n.last_report_ms,
-                ip: n.ip,
-                services: n.services,
-                applied_version: n.applied_version,
-                catalog_error: n.catalog_error,
-                last_run_changed: n.last_run_changed,
-                last_run_failed: n.last_run_failed,
-            })
+            .map(node_info)
             .collect();
         Ok(Response::new(ListNodesResponse { nodes }))
     }
@@ -227,6 +213,27 @@ impl AdminService for Admin {
             environment: done.environment,
             level: done.level,
             previous: done.previous,
+        }))
+    }
+
+    async fn show_node(
+        &self,
+        request: Request<ShowNodeRequest>,
+    ) -> Result<Response<ShowNodeResponse>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let detail = inventory::node(&self.state, &req.certname, req.reports).await?;
+        Ok(Response::new(ShowNodeResponse {
+            node: Some(node_info(detail.summary)),
+            facts_json: detail.facts.to_string(),
+            reports: detail
+                .reports
+                .into_iter()
+                .map(|(received_at_ms, report)| StoredReport {
+                    received_at_ms,
+                    report_json: serde_json::to_string(&report).unwrap_or_default(),
+                })
+                .collect(),
         }))
     }
 
@@ -425,6 +432,25 @@ fn import_response(outcome: ImportOutcome) -> ImportResponse {
                 roles: e.roles,
             })
             .collect(),
+    }
+}
+
+/// A node's line as the admin API sends it.
+fn node_info(n: inventory::NodeSummary) -> NodeInfo {
+    NodeInfo {
+        certname: n.certname,
+        role: n.role,
+        enrolled_at_ms: n.enrolled_at_ms,
+        last_seen_ms: n.last_seen_ms,
+        catalog_version: n.catalog_version,
+        last_run_status: n.last_run_status,
+        last_report_ms: n.last_report_ms,
+        ip: n.ip,
+        services: n.services,
+        applied_version: n.applied_version,
+        catalog_error: n.catalog_error,
+        last_run_changed: n.last_run_changed,
+        last_run_failed: n.last_run_failed,
     }
 }
 

@@ -96,6 +96,12 @@ pub trait MetaStore: Send + Sync {
         report: &ReportRecord,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+    /// The node's last `limit` reports, newest first, with when each came.
+    async fn reports(
+        &self,
+        certname: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, ReportRecord)>, StoreError>;
     /// The node's last report.
     async fn last_report(&self, certname: &str) -> Result<Option<ReportSummary>, StoreError>;
 

@@ -302,6 +302,31 @@ impl MetaStore for SqliteStore {
         Ok(())
     }
 
+    async fn reports(
+        &self,
+        certname: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, ReportRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT received_at_ms, report_json FROM reports WHERE certname = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(certname)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("list a node's reports"))?;
+        rows.iter()
+            .map(|r| {
+                let json: String = r.get(1);
+                let report = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                    what: format!("a report of {certname}"),
+                    message: e.to_string(),
+                })?;
+                Ok((r.get(0), report))
+            })
+            .collect()
+    }
+
     /// The node's last report.
     async fn last_report(&self, certname: &str) -> Result<Option<ReportSummary>, StoreError> {
         let row = sqlx::query(
