@@ -111,6 +111,34 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
         applied_at_ms: status.applied_at_ms,
         ..Default::default()
     };
+    message.agent_version = status.agent_version;
+    message.agent_started_at_ms = status.agent_started_at_ms;
+    message.cert_not_after_ms = status.inspection.cert_not_after_ms;
+    message.cache_bytes = status.inspection.cache_bytes;
+    message.cache_files = status.inspection.cache_files;
+    message.products = status
+        .inspection
+        .products
+        .into_iter()
+        .map(|p| proto::ProductStatus {
+            product: p.product,
+            version: p.version,
+            level: p.level,
+            release: p.release,
+            current: p.current,
+            kept: p.kept,
+        })
+        .collect();
+    message.processes = status
+        .inspection
+        .services
+        .into_iter()
+        .map(|s| proto::ServiceProcess {
+            name: s.name,
+            pid: s.pid,
+            started_at_ms: s.started_at_ms,
+        })
+        .collect();
     message.drift_repairs = status.drift_repairs;
     message.drift_at_ms = status.drift_at_ms;
     message.drift_paths = status.drift_paths;

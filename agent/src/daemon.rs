@@ -79,6 +79,7 @@ pub async fn run(
     mut events_rx: mpsc::Receiver<Event>,
     shutdown: CancellationToken,
 ) {
+    let daemon_started_at_ms = now_ms();
     let loaded = agent.state.load().unwrap_or_default();
     let mut last = loaded.last_run;
     let mut last_noop = loaded.last_noop;
@@ -171,6 +172,7 @@ pub async fn run(
                 Event::Control(ControlRequest::Status(reply)) => {
                     let mut status = status_of(&agent, last.as_ref(), running.is_some(), next_run);
                     status.last_noop = last_noop.clone();
+                    status.agent_started_at_ms = daemon_started_at_ms;
                     (status.drift_repairs, status.drift_at_ms, status.drift_paths) = drift_seen.clone();
                     status.drift_watched = drift_watch.as_ref().map_or(0, |w| w.paths());
                     status.supervisor = supervisor_note.clone();
@@ -399,6 +401,11 @@ fn status_of(
     let until_next = next_run.saturating_duration_since(Instant::now());
     let applied = agent.state.load().unwrap_or_default();
     AgentStatus {
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        inspection: crate::inspect::inspect(
+            &agent.paths,
+            agent.verified_cached_catalog().as_deref(),
+        ),
         disabled: agent.state.disabled(),
         applied_version: applied.applied_version,
         applied_digest: applied.applied_digest,

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod drift;
 pub mod facts;
 pub mod identity;
+pub mod inspect;
 pub mod lease;
 pub mod paths;
 pub mod release;

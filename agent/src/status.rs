@@ -41,6 +41,12 @@ pub struct AgentStatus {
     pub drift_paths: String,
     /// How many managed paths are watched for drift.
     pub drift_watched: usize,
+    /// The agent's version.
+    pub agent_version: String,
+    /// Since when the daemon runs, Unix ms.
+    pub agent_started_at_ms: i64,
+    /// What is on the node now.
+    pub inspection: crate::inspect::Inspection,
     /// Why the agent does not run on its own, if it is disabled.
     pub disabled: Option<crate::state::Disabled>,
     /// The services of the applied catalog, as last looked at.

@@ -14,7 +14,7 @@
 //! node of its cluster that had the old content is given the new one.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rigger_common::catalog::{CatalogContent, ResourceSpec, RolloutSpec};
 use rigger_common::digest::Digest;
@@ -379,7 +379,8 @@ pub async fn on_report(state: &MasterState, certname: &str, report: &ReportRecor
     halt(state, rollout, node, &why, failure_text(report)).await
 }
 
-/// Follows a node's heartbeat: a node that applied the change and stops
+/// Follows what a node says of its services (a heartbeat, or a report's
+/// services after the run): a node that applied the change and stops
 /// being ready while it bakes (a server that crashes with the new
 /// configuration) halts the rollout as a failed run does.
 pub async fn on_health(
@@ -631,7 +632,7 @@ pub async fn site_revision(state: &MasterState) -> Result<String> {
     let mut hash = tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
         let mut hash = Sha256::new();
         for root in roots {
-            hash_tree(&root, &root, &mut hash)?;
+            hash_tree(&root, &mut hash)?;
         }
         Ok(hash)
     })
@@ -656,34 +657,29 @@ pub async fn site_revision(state: &MasterState) -> Result<String> {
     Ok(hex::encode(&hash.finalize()[..8]))
 }
 
-/// Hashes the files beneath `dir` by path (relative to `root`) and
-/// content, in name order; links are hashed by target, not followed.
-fn hash_tree(root: &Path, dir: &Path, hash: &mut Sha256) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    entries.sort();
-    for path in entries {
-        let meta = std::fs::symlink_metadata(&path)?;
+/// Hashes the files beneath `root` by path (relative to it) and content,
+/// in name order; links are hashed by target, not followed.
+fn hash_tree(root: &Path, hash: &mut Sha256) -> std::io::Result<()> {
+    if !root.exists() {
+        return Ok(());
+    }
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let path = entry.path();
         let name = path
             .strip_prefix(root)
-            .unwrap_or(&path)
+            .unwrap_or(path)
             .to_string_lossy()
             .into_owned();
-        if meta.is_dir() {
-            hash_tree(root, &path, hash)?;
-        } else if meta.is_symlink() {
+        if entry.path_is_symlink() {
             hash.update(format!(
                 "link {name} {}\n",
-                std::fs::read_link(&path)?.display()
+                std::fs::read_link(path)?.display()
             ));
-        } else if meta.is_file() {
-            hash.update(format!("file {name} {}\n", meta.len()));
-            hash.update(std::fs::read(&path)?);
+        } else if entry.file_type().is_file() {
+            let bytes = std::fs::read(path)?;
+            hash.update(format!("file {name} {}\n", bytes.len()));
+            hash.update(bytes);
         }
     }
     Ok(())

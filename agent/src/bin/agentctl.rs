@@ -300,6 +300,23 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
             "peers_changed": h.peers_changed,
         })).collect::<Vec<_>>(),
         "services_at_ms": s.services_at_ms,
+        "agent_version": s.agent_version,
+        "agent_started_at_ms": s.agent_started_at_ms,
+        "cert_not_after_ms": s.cert_not_after_ms,
+        "cache": { "bytes": s.cache_bytes, "files": s.cache_files },
+        "products": s.products.iter().map(|p| serde_json::json!({
+            "product": p.product,
+            "version": p.version,
+            "level": p.level,
+            "release": p.release,
+            "current": p.current,
+            "kept": p.kept,
+        })).collect::<Vec<_>>(),
+        "processes": s.processes.iter().map(|p| serde_json::json!({
+            "name": p.name,
+            "pid": p.pid,
+            "started_at_ms": p.started_at_ms,
+        })).collect::<Vec<_>>(),
         "drift": {
             "watched": s.drift_watched,
             "repairs": s.drift_repairs,
@@ -367,7 +384,20 @@ fn print_status(s: &AgentStatus) {
     } else {
         format!("UNREACHABLE: {}", s.master_error)
     };
+    say!(
+        "agent:     {} (running since {}, {})",
+        s.agent_version,
+        format_ms(s.agent_started_at_ms),
+        ago(s.agent_started_at_ms).replace(" ago", "")
+    );
     say!("master:    {} ({reach})", s.master);
+    if s.cert_not_after_ms > 0 {
+        let days = (s.cert_not_after_ms - now_ms()) / 86_400_000;
+        say!(
+            "cert:      expires {} ({days} days left)",
+            format_ms(s.cert_not_after_ms)
+        );
+    }
     if s.disabled {
         say!(
             "DISABLED:  by {} {}: {} (scheduled and pushed runs are skipped; `agentctl enable`)",
@@ -458,6 +488,47 @@ fn print_status(s: &AgentStatus) {
     if !s.supervisor.is_empty() {
         say!("supervisor: {}", s.supervisor);
     }
+    for p in &s.products {
+        say!(
+            "product:   {} {} level {}: release {}{}{}",
+            p.product,
+            p.version,
+            p.level,
+            if p.release.is_empty() {
+                "(none)"
+            } else {
+                &p.release
+            },
+            if p.current {
+                ""
+            } else {
+                " (NOT the one the catalog wants)"
+            },
+            if p.kept.is_empty() {
+                String::new()
+            } else {
+                format!("; kept for a rollback: {}", p.kept.join(", "))
+            }
+        );
+    }
+    for p in &s.processes {
+        if p.pid > 0 {
+            say!(
+                "process:   {} pid {} up since {} ({})",
+                p.name,
+                p.pid,
+                format_ms(p.started_at_ms),
+                ago(p.started_at_ms).replace(" ago", "")
+            );
+        } else {
+            say!("process:   {} not running", p.name);
+        }
+    }
+    say!(
+        "cache:     {} blobs, {:.1} MiB",
+        s.cache_files,
+        s.cache_bytes as f64 / (1024.0 * 1024.0)
+    );
     for h in &s.services {
         let state = if h.ready {
             "ready".to_string()

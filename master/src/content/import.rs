@@ -207,6 +207,8 @@ pub async fn import_artifact(
         imported_at_ms: now_ms(),
     };
     state.store.upsert_artifact(&record).await?;
+    // Nodes whose catalogs name the artifact get the new one now.
+    state.site_changed.notify_one();
     tracing::info!(artifact = %record.name, digest = %record.digest, size = record.size, "artifact imported");
     Ok(record)
 }
@@ -356,6 +358,9 @@ async fn record(
     };
     if created {
         tracing::info!(product = name, version, level, tree = %tree.digest, files, new_bytes = tree.new_bytes, "product level imported");
+        // Development environments run the highest level: their nodes get
+        // it now (others only once it is promoted).
+        state.site_changed.notify_one();
     }
     Ok(ImportOutcome {
         name: name.to_string(),

@@ -71,6 +71,7 @@ impl CatalogService for Catalogs {
         let services = report.services.clone();
         catalogs::record_report(&self.state, &certname, report).await?;
         leases::record_health(&self.state, &certname, &services, false).await?;
+        crate::rollouts::on_health(&self.state, &certname, &services).await?;
         Ok(Response::new(SubmitReportResponse {}))
     }
 

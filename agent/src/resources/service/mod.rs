@@ -121,6 +121,11 @@ pub fn health(
     }
 }
 
+/// The pid of the server's process, if it runs.
+pub fn running_pid(spec: &ServiceSpec, ctx: &ApplyContext) -> Option<u32> {
+    provider(spec, ctx).running(spec, ctx)
+}
+
 /// Whether the server runs now.
 pub fn is_running(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<bool, ResourceError> {
     Ok(provider(spec, ctx).running(spec, ctx).is_some())

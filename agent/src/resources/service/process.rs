@@ -39,7 +39,9 @@ fn remove_pidfile(spec: &ServiceSpec, ctx: &ApplyContext) {
 
 /// Start time of a process in clock ticks since boot (field 22 of
 /// /proc/PID/stat), which tells a re-used pid from the original.
-fn start_time(pid: u32) -> Option<u64> {
+/// When process `pid` started, in clock ticks since boot (`None`: gone or a
+/// zombie).
+pub fn start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
