@@ -109,6 +109,8 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
         catalog_version: status.applied_version,
         catalog_digest: status.applied_digest,
         applied_at_ms: status.applied_at_ms,
+        site_revision: status.applied_site_revision,
+        site_commit: status.applied_site_commit.unwrap_or_default(),
         ..Default::default()
     };
     message.agent_version = status.agent_version;

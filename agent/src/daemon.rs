@@ -410,6 +410,8 @@ fn status_of(
         applied_version: applied.applied_version,
         applied_digest: applied.applied_digest,
         applied_at_ms: applied.applied_at_ms,
+        applied_site_revision: applied.applied_site_revision,
+        applied_site_commit: applied.applied_site_commit,
         certname: agent.certname().unwrap_or_default().to_string(),
         master: agent.config.master.to_string(),
         running,

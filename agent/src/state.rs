@@ -71,6 +71,12 @@ pub struct AgentState {
     /// When `applied_version` was applied, Unix ms (0: unknown).
     #[serde(default)]
     pub applied_at_ms: i64,
+    /// The site revision it was compiled from ("" before revisions).
+    #[serde(default)]
+    pub applied_site_revision: String,
+    /// The site's git commit, when the site is a checkout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_site_commit: Option<String>,
 }
 
 /// The marker `agentctl disable` leaves in the state directory.
@@ -289,6 +295,8 @@ mod tests {
                 ..Default::default()
             }),
             applied_at_ms: 17,
+            applied_site_revision: "0123456789abcdef".into(),
+            applied_site_commit: Some("1a2b3c4d5e6f".into()),
         };
         sd.save(&state).unwrap();
         // A state written before the noop and the time were kept still reads.

@@ -33,6 +33,10 @@ pub struct AgentStatus {
     pub applied_digest: String,
     /// When, Unix ms (0: unknown).
     pub applied_at_ms: i64,
+    /// The site revision it was compiled from, and the site's commit.
+    pub applied_site_revision: String,
+    /// The site's git commit, when the site is a checkout.
+    pub applied_site_commit: Option<String>,
     /// Changes made outside the agent that it repaired since it started.
     pub drift_repairs: u64,
     /// When the last one was seen, Unix ms (0: none).

@@ -148,6 +148,8 @@ mod tests {
             version: 3,
             digest: content.digest(),
             compiled_at_ms: 1,
+            site_revision: "0123456789abcdef".into(),
+            site_commit: None,
             content,
         }
     }

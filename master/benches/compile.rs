@@ -51,6 +51,7 @@ fn main() {
             import_limits: Default::default(),
             max_connections: None,
             max_connections_per_address: None,
+            retention: Default::default(),
         };
         let master = rigger_master::server::Master::open(config)
             .await

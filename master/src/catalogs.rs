@@ -142,16 +142,26 @@ pub async fn publish(
     if pinned.is_some() && crate::rollouts::release_rolled_back(state, certname).await? {
         pinned = None;
     }
-    let content = match pinned {
+    // Pinned content keeps the revision it was compiled from.
+    let (content, revision) = match pinned {
         Some(pinned) => {
-            let content = pinned_content(state, certname, pinned).await?;
-            store_secret_files_from_site(state, &content).await?;
-            content
+            let catalog = stored(state, certname, Some(pinned)).await.map_err(|_| {
+                Error::FailedPrecondition(format!(
+                    "node {certname} is pinned to catalog version {pinned}, which does not exist"
+                ))
+            })?;
+            store_secret_files_from_site(state, &catalog.content).await?;
+            let revision = crate::revision::SiteRevision {
+                digest: catalog.site_revision,
+                commit: catalog.site_commit,
+            };
+            (catalog.content, Some(revision))
         }
         None => {
+            state.site_quiet.settled().await;
             let (content, secrets) = compile(state, certname, role, facts).await?;
             store_secret_files(state, secrets).await?;
-            content
+            (content, None)
         }
     };
     let digest = content.digest();
@@ -169,6 +179,10 @@ pub async fn publish(
         }
     }
     let version = latest.map_or(1, |l| l.version + 1);
+    let revision = match revision {
+        Some(r) => r,
+        None => crate::revision::current(state).await?,
+    };
     let now = now_ms();
     let catalog = Catalog {
         format: catalog::FORMAT,
@@ -176,6 +190,8 @@ pub async fn publish(
         version,
         digest,
         compiled_at_ms: now,
+        site_revision: revision.digest,
+        site_commit: revision.commit,
         content,
     };
     let signed = sign_catalog(&state.signing_key, &catalog);
@@ -336,24 +352,6 @@ pub async fn record_report(
     crate::rollouts::on_report(state, certname, report).await?;
     tracing::info!(node = %certname, version = report.catalog_version, status = report.status(), changed = report.changed, failed = report.failed, "report received");
     Ok(())
-}
-
-/// The content of one of the node's stored catalog versions.
-async fn pinned_content(
-    state: &MasterState,
-    certname: &str,
-    version: u64,
-) -> Result<CatalogContent> {
-    let record = state
-        .store
-        .catalog(certname, Some(version))
-        .await?
-        .ok_or_else(|| {
-            Error::FailedPrecondition(format!(
-                "node {certname} is pinned to catalog version {version}, which does not exist"
-            ))
-        })?;
-    Ok(record.catalog()?.content)
 }
 
 /// Compiles with the live inventory as peers; returns the content and the

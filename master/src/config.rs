@@ -39,6 +39,14 @@ pub struct MasterConfigFile {
     pub max_connections: Option<u64>,
     /// Node connections open at once from one address (no cap).
     pub max_connections_per_address: Option<u64>,
+    /// Reports kept per node (200).
+    pub keep_reports: Option<u32>,
+    /// Reports older than this are deleted (`30d`).
+    pub report_max_age: Option<String>,
+    /// Catalog versions kept per node (50).
+    pub keep_catalogs: Option<u32>,
+    /// Catalog versions older than this are deleted (`90d`).
+    pub catalog_max_age: Option<String>,
 }
 
 /// The resolved configuration.
@@ -64,6 +72,8 @@ pub struct MasterConfig {
     pub max_connections: Option<usize>,
     /// Node connections open at once from one address (`None`: no cap).
     pub max_connections_per_address: Option<usize>,
+    /// How much report and catalog history is kept.
+    pub retention: crate::retention::Retention,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -135,8 +145,47 @@ impl MasterConfig {
                 problems.push(format!("{key}: must be at least 1"));
             }
         }
+        let defaults = crate::retention::Retention::default();
+        let mut age = |key: &str, text: Option<String>, default: std::time::Duration| {
+            let Some(text) = text else { return default };
+            humantime::parse_duration(&text).unwrap_or_else(|e| {
+                problems.push(format!(
+                    "{key}: {text:?} is not a duration such as 30d: {e}"
+                ));
+                default
+            })
+        };
+        let retention = crate::retention::Retention {
+            keep_reports: overrides
+                .keep_reports
+                .or(file.keep_reports)
+                .unwrap_or(defaults.keep_reports),
+            report_max_age: age(
+                "report_max_age",
+                overrides.report_max_age.or(file.report_max_age),
+                defaults.report_max_age,
+            ),
+            keep_catalogs: overrides
+                .keep_catalogs
+                .or(file.keep_catalogs)
+                .unwrap_or(defaults.keep_catalogs),
+            catalog_max_age: age(
+                "catalog_max_age",
+                overrides.catalog_max_age.or(file.catalog_max_age),
+                defaults.catalog_max_age,
+            ),
+        };
+        for (key, value) in [
+            ("keep_reports", retention.keep_reports),
+            ("keep_catalogs", retention.keep_catalogs),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be at least 1"));
+            }
+        }
         let as_count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         let config = Self {
+            retention,
             peer_timeout,
             import_limits,
             max_connections: max_connections.map(as_count),
@@ -201,8 +250,21 @@ mod tests {
             import_max_entries: Some(200_000),
             max_connections: None,
             max_connections_per_address: None,
+            keep_reports: Some(200),
+            report_max_age: Some("30d".into()),
+            keep_catalogs: Some(50),
+            catalog_max_age: Some("90d".into()),
         };
         assert_eq!(file, expected);
+        let retention = crate::retention::Retention::default();
+        assert_eq!(
+            (retention.keep_reports, retention.report_max_age),
+            (200, std::time::Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(
+            (retention.keep_catalogs, retention.catalog_max_age),
+            (50, std::time::Duration::from_secs(90 * 86_400))
+        );
         let limits = crate::content::archive::ArchiveLimits::default();
         assert_eq!(
             (limits.max_bytes, limits.max_ratio, limits.max_entries),

@@ -33,6 +33,8 @@ pub struct NewToken {
     pub token: String,
     /// When it expires, Unix ms.
     pub expires_at_ms: i64,
+    /// Its id ([`tokens::id`]).
+    pub id: String,
 }
 
 /// Checks a certname: lower-case letters, digits, `.`, `-` and `_`, not
@@ -90,6 +92,7 @@ pub async fn create_token(
         role: role.clone(),
         expires_at_ms,
         uses_left: i64::from(uses),
+        revoked_at_ms: None,
     };
     state
         .store
@@ -105,6 +108,7 @@ pub async fn create_token(
         tracing::info!(role = ?role, uses, ttl_secs = ttl.as_secs(), "bootstrap token created");
     }
     Ok(NewToken {
+        id: tokens::id(&tokens::hash(&token)),
         token,
         expires_at_ms,
     })
@@ -156,6 +160,13 @@ pub async fn enroll(
         throttle.log_refusal(remote_ip, "unknown token");
         Error::Unauthenticated("bootstrap token is not valid".into())
     })?;
+    if let Some(at) = record.revoked_at_ms {
+        throttle.log_refusal(remote_ip, "revoked token");
+        return Err(Error::Unauthenticated(format!(
+            "bootstrap token was revoked at {}: create a new one with `masterctl token create`",
+            format_ms(at)
+        )));
+    }
     if record.expires_at_ms <= now {
         throttle.log_refusal(remote_ip, "expired token");
         return Err(Error::Unauthenticated(format!(

@@ -21,6 +21,9 @@ pub struct NodeSummary {
     pub catalog_version: u64,
     /// The version its last run that was not a noop applied (0: none).
     pub applied_version: u64,
+    /// The site revision that version was compiled from, with the site's
+    /// git commit ("" when unknown).
+    pub site_revision: String,
     /// Why the master could not give it a catalog when it last asked.
     pub catalog_error: String,
     /// The last report's changes (pending, for a noop).
@@ -44,18 +47,26 @@ pub async fn nodes(state: &MasterState) -> Result<Vec<NodeSummary>> {
     let health = store.service_health().await?;
     let fresh_since = rigger_common::time::now_ms() - crate::leases::HEALTH_FRESH_MS;
     for n in store.nodes().await? {
-        let catalog_version = store
-            .catalog(&n.certname, None)
-            .await?
-            .map_or(0, |c| c.version);
+        let latest = store.catalog(&n.certname, None).await?;
+        let catalog_version = latest.as_ref().map_or(0, |c| c.version);
         let report = store.last_report(&n.certname).await?;
+        let applied_version = report.as_ref().map_or(0, |r| r.applied_version);
+        let applied = match latest {
+            Some(c) if c.version == applied_version || applied_version == 0 => Some(c),
+            _ => store.catalog(&n.certname, Some(applied_version)).await?,
+        };
+        let site_revision = applied.map_or_else(String::new, |c| match c.site_revision() {
+            (revision, Some(commit)) => format!("{revision} (git {commit})"),
+            (revision, None) => revision,
+        });
         nodes.push(NodeSummary {
             role: n.role.or(n.bound_role).unwrap_or_default(),
             ip: n.ip.unwrap_or_default(),
             enrolled_at_ms: n.enrolled_at_ms,
             last_seen_ms: n.last_seen_ms,
             catalog_version,
-            applied_version: report.as_ref().map_or(0, |r| r.applied_version),
+            applied_version,
+            site_revision,
             catalog_error: n.catalog_error.clone(),
             last_run_changed: report.as_ref().map_or(0, |r| r.changed),
             last_run_failed: report.as_ref().map_or(0, |r| r.failed),

@@ -20,6 +20,8 @@ pub mod inventory;
 pub mod leases;
 pub mod promotions;
 pub mod refresh;
+pub mod retention;
+pub mod revision;
 pub mod rollouts;
 pub mod rpc;
 pub mod server;

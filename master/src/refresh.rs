@@ -22,6 +22,54 @@ const QUIET: Duration = Duration::from_millis(300);
 /// How often nodes a running rollout holds back are asked for again.
 const ROLLOUT_TICK: Duration = Duration::from_secs(2);
 
+/// When the site or a module last changed on disk: a compile waits until
+/// the files have stopped changing, so that it never reads a file an
+/// editor or a `git pull` is half-way through writing (a half-written file
+/// would fail the compile, or give one node content no revision names).
+#[derive(Debug, Default)]
+pub struct SiteQuiet {
+    last_change_ms: std::sync::atomic::AtomicI64,
+    changes: std::sync::atomic::AtomicU64,
+    watching: std::sync::atomic::AtomicBool,
+}
+
+impl SiteQuiet {
+    /// Records a change seen now.
+    pub fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.last_change_ms
+            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many changes were seen: what was read from the files while
+    /// this stays the same is still what they hold.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether the site watch runs (else no change is ever seen).
+    pub fn watching(&self) -> bool {
+        self.watching.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Returns once no change was seen for [`QUIET`], or after 20 × QUIET
+    /// (a folder that never stops changing is compiled anyway).
+    pub async fn settled(&self) {
+        let quiet_ms = QUIET.as_millis() as i64;
+        for _ in 0..20 {
+            let since = now_ms()
+                - self
+                    .last_change_ms
+                    .load(std::sync::atomic::Ordering::Relaxed);
+            if since >= quiet_ms {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis((quiet_ms - since) as u64)).await;
+        }
+    }
+}
+
 /// Watches the site and module folders while it is kept.
 pub struct SiteWatch {
     _watcher: RecommendedWatcher,
@@ -31,21 +79,31 @@ pub struct SiteWatch {
 /// wakes [`spawn`]'s task through `site_changed`.
 pub fn watch_site(state: SharedState) -> Result<SiteWatch, notify::Error> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let seen = state.clone();
+    let roots = crate::revision::roots(&state);
+    let watched = roots.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match event {
             // Reads (the compiler's own among them) are not changes.
             Ok(event) if rigger_common::fswatch::is_change(&event.kind) => {
-                let _ = tx.send(());
+                // A commit or a checkout changes `.git` (the revision's
+                // commit) but is not site data: no recompile for it alone.
+                seen.site_quiet.changed();
+                if !event.paths.iter().all(|p| in_hidden(&watched, p)) {
+                    let _ = tx.send(());
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "watching the site and modules"),
         }
     })?;
-    let mut roots = vec![state.compiler.site().to_path_buf()];
-    roots.extend(state.compiler.module_paths().iter().cloned());
     for root in roots.iter().filter(|r| r.is_dir()) {
         watcher.watch(root, RecursiveMode::Recursive)?;
     }
+    state
+        .site_quiet
+        .watching
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(roots = ?roots, "watching the site and modules for changes");
     tokio::spawn(async move {
         loop {
@@ -67,6 +125,15 @@ pub fn watch_site(state: SharedState) -> Result<SiteWatch, notify::Error> {
         }
     });
     Ok(SiteWatch { _watcher: watcher })
+}
+
+/// Whether `path` is hidden below the watched root it is under (`.git`, an
+/// editor's swap file): not site data.
+fn in_hidden(roots: &[std::path::PathBuf], path: &std::path::Path) -> bool {
+    roots
+        .iter()
+        .find(|r| path.starts_with(r))
+        .is_some_and(|root| crate::revision::under_hidden(root, path))
 }
 
 /// Recompiles the live nodes when `site_changed` is notified, and the
@@ -181,4 +248,18 @@ async fn recompiled(state: &SharedState, certname: &str) -> crate::error::Result
     };
     catalogs::publish_recorded(state, certname, &role, facts).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_compile_waits_until_the_site_has_stopped_changing() {
+        let quiet = SiteQuiet::default();
+        quiet.changed();
+        let started = std::time::Instant::now();
+        quiet.settled().await;
+        assert!(started.elapsed() >= QUIET - Duration::from_millis(5));
+    }
 }

@@ -14,12 +14,10 @@
 //! node of its cluster that had the old content is given the new one.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::Path;
 
 use rigger_common::catalog::{CatalogContent, ResourceSpec, RolloutSpec};
 use rigger_common::digest::Digest;
 use rigger_common::time::now_ms;
-use sha2::{Digest as _, Sha256};
 
 use crate::catalogs;
 use crate::error::{Error, Result};
@@ -101,7 +99,7 @@ pub async fn admission(
     if peer_only(&latest.catalog()?.content, new) {
         return Ok(Admission::Publish);
     }
-    let revision = site_revision(state).await?;
+    let revision = crate::revision::current(state).await?.digest;
     let now = now_ms();
     let rollout = match state.store.rollout(&cluster).await? {
         Some(r) if r.revision == revision => r,
@@ -204,7 +202,7 @@ pub async fn release_rolled_back(state: &MasterState, certname: &str) -> Result<
         }
         let current = match &revision {
             Some(r) => r,
-            None => revision.insert(site_revision(state).await?),
+            None => revision.insert(crate::revision::current(state).await?.digest),
         };
         if *current == rollout.revision {
             return Ok(false);
@@ -620,69 +618,6 @@ async fn spec_of(state: &MasterState, nodes: &[RolloutNode]) -> Option<RolloutSp
         }
     }
     None
-}
-
-/// The revision of everything a catalog is compiled from besides the
-/// inventory: the site's and the modules' files (by content) and the
-/// imported levels, artifacts and promotions. Two changes are one rollout
-/// only when they are the same revision.
-pub async fn site_revision(state: &MasterState) -> Result<String> {
-    let mut roots = vec![state.compiler.site().to_path_buf()];
-    roots.extend(state.compiler.module_paths().iter().cloned());
-    let mut hash = tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
-        let mut hash = Sha256::new();
-        for root in roots {
-            hash_tree(&root, &mut hash)?;
-        }
-        Ok(hash)
-    })
-    .await
-    .map_err(Error::internal)?
-    .map_err(|e| Error::Internal(format!("cannot read the site and modules: {e}")))?;
-    for tree in state.store.trees().await? {
-        hash.update(format!(
-            "tree {} {} {} {}\n",
-            tree.name, tree.version, tree.level, tree.digest
-        ));
-    }
-    for artifact in state.store.artifacts().await? {
-        hash.update(format!("artifact {} {}\n", artifact.name, artifact.digest));
-    }
-    for p in state.store.promotions().await? {
-        hash.update(format!(
-            "promotion {} {} {} {}\n",
-            p.name, p.version, p.environment, p.level
-        ));
-    }
-    Ok(hex::encode(&hash.finalize()[..8]))
-}
-
-/// Hashes the files beneath `root` by path (relative to it) and content,
-/// in name order; links are hashed by target, not followed.
-fn hash_tree(root: &Path, hash: &mut Sha256) -> std::io::Result<()> {
-    if !root.exists() {
-        return Ok(());
-    }
-    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
-        let entry = entry.map_err(std::io::Error::other)?;
-        let path = entry.path();
-        let name = path
-            .strip_prefix(root)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned();
-        if entry.path_is_symlink() {
-            hash.update(format!(
-                "link {name} {}\n",
-                std::fs::read_link(path)?.display()
-            ));
-        } else if entry.file_type().is_file() {
-            let bytes = std::fs::read(path)?;
-            hash.update(format!("file {name} {}\n", bytes.len()));
-            hash.update(bytes);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -110,6 +110,8 @@ impl Master {
             notices: tokio::sync::broadcast::channel(4096).0,
             stopping: CancellationToken::new(),
             site_changed: tokio::sync::Notify::new(),
+            site_quiet: Default::default(),
+            revision_cache: Default::default(),
         });
         Ok(Self { state, config })
     }
@@ -140,6 +142,7 @@ impl Master {
             .inspect_err(|e| tracing::warn!(error = %e, "cannot watch the site and modules: nodes see changes when they next ask"))
             .ok();
         crate::refresh::spawn(self.state.clone());
+        crate::retention::spawn(self.state.clone(), self.config.retention.clone());
         let names = certificate_names(local.ip(), &self.config.sans);
         let (server_cert, server_key) = self.state.ca.issue_server_cert(&names)?;
         let chain = format!("{}{}", server_cert.pem, self.state.ca.cert_pem());

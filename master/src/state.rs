@@ -44,6 +44,11 @@ pub struct MasterState {
     /// Something every catalog is compiled from changed (the site, a
     /// module, a promotion): the live nodes are recompiled.
     pub site_changed: tokio::sync::Notify,
+    /// When the site or a module last changed on disk (compiles wait for
+    /// the files to stop changing).
+    pub site_quiet: crate::refresh::SiteQuiet,
+    /// The site revision's file part, read once per change.
+    pub revision_cache: crate::revision::RevisionCache,
 }
 
 /// Shared handle to the state.

@@ -49,11 +49,10 @@ pub fn cluster<const N: usize>(
 /// stand-in reads `RIGGER_SAMPLE_STARTUP_MS`, which reaches it as an
 /// operator's would, through `[service.environment]` of the node's data.
 pub fn slow_start(master: &TestMaster, certname: &str, ms: u64) {
-    std::fs::write(
-        master.site().join(format!("nodes/{certname}.toml")),
-        format!("[service.environment]\nRIGGER_SAMPLE_STARTUP_MS = \"{ms}\"\n"),
-    )
-    .unwrap();
+    master.write_site(
+        &format!("nodes/{certname}.toml"),
+        &format!("[service.environment]\nRIGGER_SAMPLE_STARTUP_MS = \"{ms}\"\n"),
+    );
 }
 
 /// Sets the host name every node of the demo environment serves.

@@ -357,7 +357,17 @@ impl TestMaster {
     pub fn edit_site(&self, file: &str, edit: impl FnOnce(String) -> String) {
         let path = self.site().join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        std::fs::write(&path, edit(text)).unwrap();
+        self.write_site(file, &edit(text));
+    }
+
+    /// Writes a site file as a careful operator's tool does: whole, in one
+    /// rename (the master never reads it half-written).
+    pub fn write_site(&self, file: &str, text: &str) {
+        let path = self.site().join(file);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let temporary = path.with_file_name(format!(".{name}.writing"));
+        std::fs::write(&temporary, text).unwrap();
+        std::fs::rename(&temporary, &path).unwrap();
     }
 }
 

@@ -281,6 +281,8 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
         "last_run_result": s.last_run_result,
         "catalog_version": s.catalog_version,
         "catalog_digest": s.catalog_digest,
+        "site_revision": s.site_revision,
+        "site_commit": (!s.site_commit.is_empty()).then_some(&s.site_commit),
         "changed": s.changed,
         "failed": s.failed,
         "skipped": s.skipped,
@@ -445,6 +447,14 @@ fn print_status(s: &AgentStatus) {
                 s.catalog_version,
                 s.catalog_digest
             );
+            if !s.site_revision.is_empty() {
+                let commit = if s.site_commit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (git {})", s.site_commit)
+                };
+                say!("site:      revision {}{commit}", s.site_revision);
+            }
         }
         if s.used_cached_catalog {
             say!(

@@ -341,6 +341,8 @@ impl Agent {
             }
             persisted.applied_version = catalog.version;
             persisted.applied_digest = catalog.digest.to_string();
+            persisted.applied_site_revision = catalog.site_revision.clone();
+            persisted.applied_site_commit = catalog.site_commit.clone();
             self.state.save(&persisted)?;
         }
         if let Some(master) = fetched.master {

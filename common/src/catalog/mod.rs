@@ -34,6 +34,15 @@ pub struct Catalog {
     pub digest: Digest,
     /// When the master compiled this version (Unix ms).
     pub compiled_at_ms: i64,
+    /// The revision of the site and modules it was compiled from (the
+    /// same for every node compiled from one change, whatever their
+    /// versions); empty in catalogs made before revisions were recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub site_revision: String,
+    /// The site's git commit, when the site is a git checkout (`-dirty`:
+    /// tracked files differed from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_commit: Option<String>,
     /// What the node must look like.
     pub content: CatalogContent,
 }

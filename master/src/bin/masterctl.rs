@@ -218,6 +218,17 @@ enum TokenCommand {
         #[arg(long)]
         unbound: bool,
     },
+    /// List tokens (by id; a token itself is shown only when created).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: no node enrolls with it any more.
+    Revoke {
+        /// Its id, as `token list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -283,6 +294,18 @@ enum CatalogCommand {
     Unpin {
         /// The node's certname.
         node: String,
+    },
+    /// A node's catalog versions, newest first: when each was made, the
+    /// site revision it was compiled from, which one the node applied.
+    List {
+        /// The node's certname.
+        node: String,
+        /// How many versions.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a node's catalog (secrets redacted).
     Show {
@@ -373,6 +396,11 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             version,
             json,
         }) => ctl::catalog::show(&c, &node, version, json).await?,
+        Command::Catalog(CatalogCommand::List { node, limit, json }) => {
+            ctl::catalog::list(&c, &node, limit, json).await?
+        }
+        Command::Token(TokenCommand::List { json }) => ctl::token::list(&c, json).await?,
+        Command::Token(TokenCommand::Revoke { id }) => ctl::token::revoke(&c, &id).await?,
         Command::Catalog(CatalogCommand::Diff { node, a, b }) => {
             ctl::catalog::diff(&c, &node, a, b).await?
         }

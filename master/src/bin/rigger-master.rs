@@ -55,6 +55,18 @@ struct Cli {
     /// Node connections open at once from one address (default: no cap).
     #[arg(long, env = "RIGGER_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<u64>,
+    /// Reports kept per node (default 200).
+    #[arg(long, env = "RIGGER_KEEP_REPORTS")]
+    keep_reports: Option<u32>,
+    /// Reports older than this are deleted (default 30d).
+    #[arg(long, env = "RIGGER_REPORT_MAX_AGE")]
+    report_max_age: Option<String>,
+    /// Catalog versions kept per node (default 50).
+    #[arg(long, env = "RIGGER_KEEP_CATALOGS")]
+    keep_catalogs: Option<u32>,
+    /// Catalog versions older than this are deleted (default 90d).
+    #[arg(long, env = "RIGGER_CATALOG_MAX_AGE")]
+    catalog_max_age: Option<String>,
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -110,6 +122,10 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
         import_max_entries: cli.import_max_entries,
         max_connections: cli.max_connections,
         max_connections_per_address: cli.max_connections_per_address,
+        keep_reports: cli.keep_reports,
+        report_max_age: cli.report_max_age.clone(),
+        keep_catalogs: cli.keep_catalogs,
+        catalog_max_age: cli.catalog_max_age.clone(),
     };
     Ok(MasterConfig::resolve(file, overrides)?)
 }

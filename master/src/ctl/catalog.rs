@@ -1,13 +1,15 @@
-//! `masterctl catalog show | diff | rollback | unpin`.
+//! `masterctl catalog list | show | diff | rollback | unpin`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use rigger_common::catalog::{Catalog, Resource, ResourceSpec};
-use rigger_common::proto::{RollbackCatalogRequest, ShowCatalogRequest, UnpinCatalogRequest};
+use rigger_common::proto::{
+    ListCatalogsRequest, RollbackCatalogRequest, ShowCatalogRequest, UnpinCatalogRequest,
+};
 use rigger_common::time::format_ms;
 
-use super::{Ctl, status};
+use super::{Ctl, render, status, table};
 
 /// The node's catalog JSON (redacted by the master), latest or `version`.
 async fn fetch(ctl: &Ctl, node: &str, version: u64) -> anyhow::Result<String> {
@@ -21,6 +23,78 @@ async fn fetch(ctl: &Ctl, node: &str, version: u64) -> anyhow::Result<String> {
         .map_err(status)?
         .into_inner();
     Ok(reply.catalog_json)
+}
+
+/// A node's catalog versions, newest first, marking the latest, the one
+/// it applied and the one it is pinned to.
+pub async fn list(ctl: &Ctl, node: &str, limit: u32, json: bool) -> anyhow::Result<String> {
+    let reply = ctl
+        .client()
+        .list_catalogs(ListCatalogsRequest {
+            certname: node.to_string(),
+            limit,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let latest = reply.versions.first().map_or(0, |v| v.version);
+    let marks = |version: u64| {
+        let mut marks = Vec::new();
+        if version == latest {
+            marks.push("latest");
+        }
+        if version == reply.applied_version {
+            marks.push("applied");
+        }
+        if version == reply.pinned_to {
+            marks.push("pinned to");
+        }
+        marks
+    };
+    if json {
+        let versions: Vec<_> = reply
+            .versions
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "version": v.version,
+                    "digest": v.digest,
+                    "created_at_ms": v.created_at_ms,
+                    "site_revision": v.site_revision,
+                    "site_commit": (!v.site_commit.is_empty()).then_some(&v.site_commit),
+                    "marks": marks(v.version),
+                })
+            })
+            .collect();
+        return Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "node": node,
+                "applied_version": reply.applied_version,
+                "pinned_to": (reply.pinned_to > 0).then_some(reply.pinned_to),
+                "versions": versions,
+            }))?
+        ));
+    }
+    if reply.versions.is_empty() {
+        return Ok(format!("{node} has no catalog yet\n"));
+    }
+    let mut t = table(&["VERSION", "MADE", "SITE", "DIGEST", ""]);
+    for v in &reply.versions {
+        let site = match (v.site_revision.as_str(), v.site_commit.as_str()) {
+            ("", _) => "-".to_string(),
+            (revision, "") => revision.to_string(),
+            (revision, commit) => format!("{revision} (git {commit})"),
+        };
+        t.add_row(vec![
+            v.version.to_string(),
+            format_ms(v.created_at_ms),
+            site,
+            v.digest.clone(),
+            marks(v.version).join(", "),
+        ]);
+    }
+    Ok(render(t, &[0]))
 }
 
 /// A node's catalog: a summary, or the JSON as is.
@@ -144,6 +218,14 @@ fn summary(catalog: &Catalog) -> String {
     let _ = writeln!(out, "version:  {}", catalog.version);
     let _ = writeln!(out, "digest:   {}", catalog.digest);
     let _ = writeln!(out, "compiled: {}", format_ms(catalog.compiled_at_ms));
+    if !catalog.site_revision.is_empty() {
+        let commit = catalog
+            .site_commit
+            .as_ref()
+            .map(|c| format!(" (git {c})"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "site:     revision {}{commit}", catalog.site_revision);
+    }
     let _ = writeln!(
         out,
         "role:     {} ({})",

@@ -31,6 +31,7 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
                     "last_report_ms": n.last_report_ms,
                     "services": n.services,
                     "applied_version": n.applied_version,
+                    "site_revision": n.site_revision,
                     "catalog_error": n.catalog_error,
                     "last_run_changed": n.last_run_changed,
                     "last_run_failed": n.last_run_failed,
@@ -44,6 +45,7 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
         "ROLE",
         "IP",
         "CATALOG",
+        "SITE",
         "LAST RUN",
         "LAST SEEN",
         "SERVICES",
@@ -79,6 +81,11 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
             n.role,
             n.ip,
             catalog,
+            if n.site_revision.is_empty() {
+                "-".into()
+            } else {
+                n.site_revision
+            },
             last_run,
             format_ms(n.last_seen_ms),
             if n.services.is_empty() {
@@ -141,6 +148,7 @@ pub async fn show(ctl: &Ctl, node: &str, reports: u32, json: bool) -> anyhow::Re
                 "ip": n.ip,
                 "catalog_version": n.catalog_version,
                 "applied_version": n.applied_version,
+                "site_revision": n.site_revision,
                 "catalog_error": n.catalog_error,
                 "last_seen_ms": n.last_seen_ms,
                 "services": n.services,
@@ -150,12 +158,17 @@ pub async fn show(ctl: &Ctl, node: &str, reports: u32, json: bool) -> anyhow::Re
         ));
     }
     let mut out = format!(
-        "node:      {}\nrole:      {}\nip:        {}\ncatalog:   applied {}, latest {}\nlast seen: {}\nservices:  {}\n",
+        "node:      {}\nrole:      {}\nip:        {}\ncatalog:   applied {}, latest {}\nsite:      {}\nlast seen: {}\nservices:  {}\n",
         n.certname,
         n.role,
         n.ip,
         n.applied_version,
         n.catalog_version,
+        if n.site_revision.is_empty() {
+            "-"
+        } else {
+            &n.site_revision
+        },
         format_ms(n.last_seen_ms),
         if n.services.is_empty() {
             "-"

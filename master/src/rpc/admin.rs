@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
-    ArtifactInfo, CheckRolesRequest, CheckRolesResponse, ControlRolloutRequest, EditReview,
-    FreeLeaseRequest, FreeLeaseResponse, ImportArtifactRequest, Lease, ListArtifactsRequest,
-    ListArtifactsResponse, ListLeasesRequest, ListLeasesResponse, ListRolloutsRequest,
-    ListRolloutsResponse, LookupRequest, LookupResponse, LookupSource, PromoteLevelRequest,
-    PromoteLevelResponse, RemoveNodeRequest, RemoveNodeResponse, RoleCheck, Rollout, RolloutNode,
-    ShowNodeRequest, ShowNodeResponse, StoredReport, TemplateReview,
+    ArtifactInfo, CatalogVersionInfo, CheckRolesRequest, CheckRolesResponse, ControlRolloutRequest,
+    EditReview, FreeLeaseRequest, FreeLeaseResponse, ImportArtifactRequest, Lease,
+    ListArtifactsRequest, ListArtifactsResponse, ListCatalogsRequest, ListCatalogsResponse,
+    ListLeasesRequest, ListLeasesResponse, ListRolloutsRequest, ListRolloutsResponse,
+    ListTokensRequest, ListTokensResponse, LookupRequest, LookupResponse, LookupSource,
+    PromoteLevelRequest, PromoteLevelResponse, RemoveNodeRequest, RemoveNodeResponse,
+    RevokeTokenRequest, RoleCheck, Rollout, RolloutNode, ShowNodeRequest, ShowNodeResponse,
+    StoredReport, TemplateReview, TokenInfo,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -59,6 +61,7 @@ impl AdminService for Admin {
         Ok(Response::new(CreateTokenResponse {
             token: created.token,
             expires_at_ms: created.expires_at_ms,
+            id: created.id,
         }))
     }
 
@@ -275,6 +278,75 @@ impl AdminService for Admin {
         Ok(Response::new(rollout_message(view)))
     }
 
+    async fn list_tokens(
+        &self,
+        request: Request<ListTokensRequest>,
+    ) -> Result<Response<ListTokensResponse>, Status> {
+        local_peer(&request)?;
+        let tokens = crate::tokens::list(&self.state)
+            .await?
+            .into_iter()
+            .map(token_info)
+            .collect();
+        Ok(Response::new(ListTokensResponse { tokens }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<RevokeTokenRequest>,
+    ) -> Result<Response<TokenInfo>, Status> {
+        local_peer(&request)?;
+        let id = request.into_inner().id;
+        let token = crate::tokens::revoke(&self.state, &id).await?;
+        Ok(Response::new(token_info(token)))
+    }
+
+    async fn list_catalogs(
+        &self,
+        request: Request<ListCatalogsRequest>,
+    ) -> Result<Response<ListCatalogsResponse>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let store = &self.state.store;
+        if store
+            .node(&req.certname)
+            .await
+            .map_err(crate::error::Error::from)?
+            .is_none()
+        {
+            return Err(Status::not_found(format!("no node named {}", req.certname)));
+        }
+        let limit = if req.limit == 0 { 20 } else { req.limit };
+        let versions = store
+            .catalog_history(&req.certname, limit)
+            .await
+            .map_err(crate::error::Error::from)?
+            .into_iter()
+            .map(|c| CatalogVersionInfo {
+                version: c.version,
+                digest: c.digest.to_string(),
+                created_at_ms: c.created_at_ms,
+                site_revision: c.site_revision,
+                site_commit: c.site_commit.unwrap_or_default(),
+            })
+            .collect();
+        let applied_version = store
+            .last_report(&req.certname)
+            .await
+            .map_err(crate::error::Error::from)?
+            .map_or(0, |r| r.applied_version);
+        let pinned_to = store
+            .pin(&req.certname)
+            .await
+            .map_err(crate::error::Error::from)?
+            .unwrap_or(0);
+        Ok(Response::new(ListCatalogsResponse {
+            versions,
+            applied_version,
+            pinned_to,
+        }))
+    }
+
     async fn check_roles(
         &self,
         request: Request<CheckRolesRequest>,
@@ -451,6 +523,19 @@ fn node_info(n: inventory::NodeSummary) -> NodeInfo {
         catalog_error: n.catalog_error,
         last_run_changed: n.last_run_changed,
         last_run_failed: n.last_run_failed,
+        site_revision: n.site_revision,
+    }
+}
+
+/// A token as the admin API sends it.
+fn token_info(token: crate::tokens::TokenView) -> TokenInfo {
+    TokenInfo {
+        id: token.id,
+        role: token.record.role.unwrap_or_default(),
+        created_at_ms: token.created_at_ms,
+        expires_at_ms: token.record.expires_at_ms,
+        uses_left: token.record.uses_left,
+        revoked_at_ms: token.record.revoked_at_ms.unwrap_or(0),
     }
 }
 

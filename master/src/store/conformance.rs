@@ -23,6 +23,9 @@ macro_rules! meta_store_conformance {
             enrollment_records_the_certificate_and_binds_the_node,
             nodes_remember_their_last_request_and_pin,
             catalog_history_keeps_every_version_once,
+            pruning_keeps_the_latest_the_protected_and_the_newest,
+            pruning_reports_keeps_what_the_screens_read,
+            retention_never_prunes_what_a_rollback_or_a_screen_reads,
             the_last_report_is_the_newest,
             a_tree_level_is_recorded_once_and_never_rewritten,
             artifacts_are_replaced_by_name,
@@ -95,9 +98,10 @@ pub async fn tokens_are_limited_and_expire(store: &dyn MetaStore) {
         role: Some("is".into()),
         expires_at_ms: 1_000,
         uses_left: 2,
+        revoked_at_ms: None,
     };
     store.insert_token("h", &rec, 0).await.unwrap();
-    assert_eq!(store.token("h").await.unwrap(), Some(rec));
+    assert_eq!(store.token("h").await.unwrap(), Some(rec.clone()));
     assert!(store.token("other").await.unwrap().is_none());
     assert!(store.consume_token("h", 10).await.unwrap());
     assert!(
@@ -111,6 +115,28 @@ pub async fn tokens_are_limited_and_expire(store: &dyn MetaStore) {
     );
     assert_eq!(store.token("h").await.unwrap().unwrap().uses_left, 0);
     assert!(!store.consume_token("unknown", 10).await.unwrap());
+
+    // Listed newest first; a revoked token has no use left and is expired.
+    store.insert_token("h2", &rec, 5).await.unwrap();
+    let listed: Vec<(String, i64)> = store
+        .tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(hash, _, created)| (hash, created))
+        .collect();
+    assert_eq!(listed, [("h2".to_string(), 5), ("h".to_string(), 0)]);
+    assert!(store.revoke_token("h2", 50).await.unwrap());
+    assert!(!store.consume_token("h2", 10).await.unwrap());
+    let revoked = store.token("h2").await.unwrap().unwrap();
+    assert_eq!((revoked.uses_left, revoked.revoked_at_ms), (0, Some(50)));
+    // Revoked again: the first time stays.
+    assert!(store.revoke_token("h2", 60).await.unwrap());
+    assert_eq!(
+        store.token("h2").await.unwrap().unwrap().revoked_at_ms,
+        Some(50)
+    );
+    assert!(!store.revoke_token("unknown", 50).await.unwrap());
 }
 
 /// Enrollment stores the certificate and the node with its bound role;
@@ -199,6 +225,154 @@ pub async fn catalog_history_keeps_every_version_once(store: &dyn MetaStore) {
         "a version was rewritten"
     );
     assert_eq!(store.catalog("n", Some(3)).await.unwrap(), Some(catalog(3)));
+}
+
+/// Pruning a node's history keeps its newest `keep` versions and those
+/// younger than the cut, its latest whatever its age, and the protected
+/// ones (applied, pinned, a rollout's last good); the history lists what
+/// is left, newest first, with the revision each was compiled from.
+pub async fn pruning_keeps_the_latest_the_protected_and_the_newest(store: &dyn MetaStore) {
+    for v in 1..=6u64 {
+        let mut record = catalog(v);
+        record.signed.catalog_json =
+            format!("{{\"version\":{v},\"site_revision\":\"rev{v}\",\"site_commit\":\"c{v}\"}}")
+                .into_bytes();
+        store
+            .insert_catalog("n", &record, v as i64 * 10)
+            .await
+            .unwrap();
+    }
+    store.insert_catalog("other", &catalog(1), 0).await.unwrap();
+    let history = store.catalog_history("n", 2).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|c| (c.version, c.created_at_ms, c.site_revision.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(6, 60, "rev6"), (5, 50, "rev5")]
+    );
+    assert_eq!(history[0].site_commit.as_deref(), Some("c6"));
+    assert_eq!(history[0].digest, catalog(6).digest);
+
+    // Keep 3: 4, 5 and 6, and 1, protected.
+    assert_eq!(store.prune_catalogs("n", 3, 0, &[1]).await.unwrap(), 2);
+    let left = |h: Vec<super::CatalogVersion>| h.iter().map(|c| c.version).collect::<Vec<_>>();
+    assert_eq!(
+        left(store.catalog_history("n", 10).await.unwrap()),
+        [6, 5, 4, 1]
+    );
+    // Older than 55: only the latest and the protected stay.
+    assert_eq!(store.prune_catalogs("n", 3, 55, &[1]).await.unwrap(), 2);
+    assert_eq!(left(store.catalog_history("n", 10).await.unwrap()), [6, 1]);
+    assert_eq!(
+        store.prune_catalogs("n", 1, i64::MAX, &[]).await.unwrap(),
+        1
+    );
+    assert_eq!(left(store.catalog_history("n", 10).await.unwrap()), [6]);
+    assert!(store.catalog("other", Some(1)).await.unwrap().is_some());
+}
+
+/// Pruning reports keeps each node's newest `keep` and younger than the
+/// cut, and always its newest report and its newest that was not a noop.
+pub async fn pruning_reports_keeps_what_the_screens_read(store: &dyn MetaStore) {
+    let report = |version: u64, noop: bool| ReportRecord {
+        catalog_version: version,
+        noop,
+        ..Default::default()
+    };
+    for at in 1..=4 {
+        store
+            .insert_report("n", &report(at, false), at as i64)
+            .await
+            .unwrap();
+    }
+    store.insert_report("n", &report(5, true), 5).await.unwrap();
+    store.insert_report("n", &report(6, true), 6).await.unwrap();
+    store
+        .insert_report("other", &report(1, false), 1)
+        .await
+        .unwrap();
+    // Keep 2 (6 and 5), and 4: the newest that applied.
+    assert_eq!(store.prune_reports(2, 0).await.unwrap(), 3);
+    let kept = |certname: &'static str| async move {
+        store
+            .reports(certname, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(at, _)| *at)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kept("n").await, [6, 5, 4]);
+    let last = store.last_report("n").await.unwrap().unwrap();
+    assert_eq!((last.catalog_version, last.applied_version), (6, 4));
+    // Everything is old: the newest and the newest applied stay.
+    assert_eq!(store.prune_reports(100, i64::MAX).await.unwrap(), 1);
+    assert_eq!(kept("n").await, [6, 4]);
+    assert_eq!(kept("other").await, [1]);
+}
+
+/// A retention pass keeps each node's applied, pinned and rollout versions
+/// however old, and prunes the rest beyond the newest kept.
+pub async fn retention_never_prunes_what_a_rollback_or_a_screen_reads(store: &dyn MetaStore) {
+    for name in ["a", "b"] {
+        store
+            .record_enrollment(&cert(name, name, i64::MAX), None)
+            .await
+            .unwrap();
+        for v in 1..=8u64 {
+            store.insert_catalog(name, &catalog(v), 0).await.unwrap();
+        }
+    }
+    // a applied 2 and is pinned to 3; b is in a rollout from 4 to 5.
+    let applied = ReportRecord {
+        catalog_version: 2,
+        ..Default::default()
+    };
+    store.insert_report("a", &applied, 0).await.unwrap();
+    assert!(store.set_pin("a", Some(3)).await.unwrap());
+    store
+        .put_rollout(&RolloutRecord {
+            cluster: "is".into(),
+            revision: "r".into(),
+            state: "halted".into(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            reason: String::new(),
+        })
+        .await
+        .unwrap();
+    store
+        .put_rollout_node(&RolloutNode {
+            cluster: "is".into(),
+            certname: "b".into(),
+            state: "failed".into(),
+            version: 5,
+            previous_version: 4,
+            since_ms: 0,
+            error: String::new(),
+        })
+        .await
+        .unwrap();
+    let retention = crate::retention::Retention {
+        keep_catalogs: 2,
+        ..Default::default()
+    };
+    let pruned = crate::retention::prune(store, &retention, 1_000)
+        .await
+        .unwrap();
+    let left = |certname: &'static str| async move {
+        store
+            .catalog_history(certname, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.version)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(left("a").await, [8, 7, 3, 2]);
+    assert_eq!(left("b").await, [8, 7, 5, 4]);
+    assert_eq!(pruned.catalogs, 8);
 }
 
 /// Reports are kept; the last one is the newest received.

@@ -3,9 +3,9 @@
 //! here, so that a backend can implement it with a transaction.
 
 use super::{
-    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseDecision, LeaseRecord, NodeRecord,
-    PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord,
-    StoreError, TokenRecord, TreeInsert, TreeRecord,
+    ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, LeaseDecision, LeaseRecord,
+    NodeRecord, PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord,
+    ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord,
 };
 
 /// Tokens, certificates, inventory, catalog history, reports, trees,
@@ -19,6 +19,10 @@ pub trait MetaStore: Send + Sync {
         record: &TokenRecord,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+    /// Every token, newest first: hash, record, creation (Unix ms).
+    async fn tokens(&self) -> Result<Vec<(String, TokenRecord, i64)>, StoreError>;
+    /// Revokes a token: no use left, expired now; returns whether it was there.
+    async fn revoke_token(&self, hash: &str, now_ms: i64) -> Result<bool, StoreError>;
     /// Looks a token up by hash.
     async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// Consumes one use of a token if it is unexpired and not used up;
@@ -88,6 +92,27 @@ pub trait MetaStore: Send + Sync {
         record: &CatalogRecord,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+
+    /// The node's catalog versions, newest first (at most `limit`).
+    async fn catalog_history(
+        &self,
+        certname: &str,
+        limit: u32,
+    ) -> Result<Vec<CatalogVersion>, StoreError>;
+    /// Deletes the node's catalog versions beyond its newest `keep` or
+    /// made before `before_ms`, except its latest and those in `protect`;
+    /// returns how many went.
+    async fn prune_catalogs(
+        &self,
+        certname: &str,
+        keep: u32,
+        before_ms: i64,
+        protect: &[u64],
+    ) -> Result<u64, StoreError>;
+    /// Deletes every node's reports beyond its newest `keep` or received
+    /// before `before_ms`, except its newest one and its newest that was
+    /// not a noop (what it applied is read from it); returns how many went.
+    async fn prune_reports(&self, keep: u32, before_ms: i64) -> Result<u64, StoreError>;
 
     /// Stores a run report.
     async fn insert_report(

@@ -65,6 +65,8 @@ pub struct TokenRecord {
     pub expires_at_ms: i64,
     /// Enrollments left.
     pub uses_left: i64,
+    /// When an operator revoked it, Unix ms.
+    pub revoked_at_ms: Option<i64>,
 }
 
 /// An issued certificate.
@@ -121,6 +123,36 @@ impl CatalogRecord {
         serde_json::from_slice(&self.signed.catalog_json)
             .map_err(|e| StoreError::corrupt(format!("catalog version {}", self.version), e))
     }
+
+    /// The site revision (and git commit) it was compiled from, read
+    /// without decoding the content ("" for catalogs made before).
+    pub fn site_revision(&self) -> (String, Option<String>) {
+        #[derive(serde::Deserialize)]
+        struct Revision {
+            #[serde(default)]
+            site_revision: String,
+            #[serde(default)]
+            site_commit: Option<String>,
+        }
+        serde_json::from_slice::<Revision>(&self.signed.catalog_json)
+            .map(|r| (r.site_revision, r.site_commit))
+            .unwrap_or_default()
+    }
+}
+
+/// One version in a node's catalog history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogVersion {
+    /// Version.
+    pub version: u64,
+    /// Content digest.
+    pub digest: Digest,
+    /// When it was made, Unix ms.
+    pub created_at_ms: i64,
+    /// The site revision it was compiled from ("" before revisions).
+    pub site_revision: String,
+    /// The site's git commit, when the site is a checkout.
+    pub site_commit: Option<String>,
 }
 
 /// A run report as the master keeps it (the agent's report, as sent).

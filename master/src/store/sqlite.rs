@@ -12,9 +12,10 @@ use sqlx::sqlite::{
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseDecision, LeaseRecord, MetaStore,
-    NodeRecord, PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord,
-    ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord, stored_digest,
+    ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, LeaseDecision, LeaseRecord,
+    MetaStore, NodeRecord, PromotionRecord, ReportRecord, ReportSummary, RolloutNode,
+    RolloutRecord, ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord,
+    stored_digest,
 };
 
 /// The SQLite schema's history, embedded in the binary.
@@ -71,17 +72,54 @@ impl MetaStore for SqliteStore {
         Ok(())
     }
 
+    async fn tokens(&self) -> Result<Vec<(String, TokenRecord, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT hash, role, expires_at_ms, uses_left, created_at_ms, revoked_at_ms FROM tokens
+             ORDER BY created_at_ms DESC, hash",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("list tokens"))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let record = TokenRecord {
+                    role: r.get(1),
+                    expires_at_ms: r.get(2),
+                    uses_left: r.get(3),
+                    revoked_at_ms: r.get(5),
+                };
+                (r.get(0), record, r.get(4))
+            })
+            .collect())
+    }
+
+    async fn revoke_token(&self, hash: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tokens SET uses_left = 0, revoked_at_ms = COALESCE(revoked_at_ms, ?1) WHERE hash = ?2",
+        )
+        .bind(now_ms)
+        .bind(hash)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("revoke a token"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Looks a token up by hash.
     async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query("SELECT role, expires_at_ms, uses_left FROM tokens WHERE hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(sql("look up a token"))?;
+        let row = sqlx::query(
+            "SELECT role, expires_at_ms, uses_left, revoked_at_ms FROM tokens WHERE hash = ?",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql("look up a token"))?;
         Ok(row.map(|r| TokenRecord {
             role: r.get(0),
             expires_at_ms: r.get(1),
             uses_left: r.get(2),
+            revoked_at_ms: r.get(3),
         }))
     }
 
@@ -267,17 +305,95 @@ impl MetaStore for SqliteStore {
         record: &CatalogRecord,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO catalogs (certname, version, digest, catalog_json, signature, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+        let (site_revision, site_commit) = record.site_revision();
+        sqlx::query("INSERT INTO catalogs (certname, version, digest, catalog_json, signature, created_at_ms, site_revision, site_commit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(certname)
             .bind(record.version as i64)
             .bind(record.digest.to_string())
             .bind(&record.signed.catalog_json)
             .bind(&record.signed.signature)
             .bind(now_ms)
+            .bind(site_revision)
+            .bind(site_commit)
             .execute(&self.pool)
             .await
             .map_err(sql("store a catalog"))?;
         Ok(())
+    }
+
+    async fn catalog_history(
+        &self,
+        certname: &str,
+        limit: u32,
+    ) -> Result<Vec<CatalogVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, digest, created_at_ms, site_revision, site_commit FROM catalogs
+             WHERE certname = ? ORDER BY version DESC LIMIT ?",
+        )
+        .bind(certname)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("list a node's catalog versions"))?;
+        rows.iter()
+            .map(|r| {
+                let version = r.get::<i64, _>(0) as u64;
+                Ok(CatalogVersion {
+                    version,
+                    digest: stored_digest(r.get(1), || {
+                        format!("the digest of catalog version {version} of {certname}")
+                    })?,
+                    created_at_ms: r.get(2),
+                    site_revision: r.get(3),
+                    site_commit: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_catalogs(
+        &self,
+        certname: &str,
+        keep: u32,
+        before_ms: i64,
+        protect: &[u64],
+    ) -> Result<u64, StoreError> {
+        let protect = serde_json::to_string(protect).expect("versions serialize");
+        let done = sqlx::query(
+            "DELETE FROM catalogs WHERE certname = ?1
+               AND version < (SELECT MAX(version) FROM catalogs WHERE certname = ?1)
+               AND (version <= (SELECT MAX(version) FROM catalogs WHERE certname = ?1) - ?2
+                    OR created_at_ms < ?3)
+               AND version NOT IN (SELECT value FROM json_each(?4))",
+        )
+        .bind(certname)
+        .bind(i64::from(keep))
+        .bind(before_ms)
+        .bind(protect)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("prune a node's catalog versions"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn prune_reports(&self, keep: u32, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM reports WHERE id IN (
+                 SELECT id FROM (
+                     SELECT id, received_at_ms,
+                            ROW_NUMBER() OVER (PARTITION BY certname ORDER BY id DESC) AS n
+                     FROM reports)
+                 WHERE n > ?1 OR received_at_ms < ?2)
+               AND id NOT IN (SELECT MAX(id) FROM reports GROUP BY certname)
+               AND id NOT IN (SELECT MAX(id) FROM reports
+                              WHERE json_extract(report_json, '$.noop') = 0 GROUP BY certname)",
+        )
+        .bind(i64::from(keep))
+        .bind(before_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("prune reports"))?;
+        Ok(done.rows_affected())
     }
 
     async fn insert_report(
