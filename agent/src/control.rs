@@ -5,7 +5,9 @@
 use rigger_common::proto::agent_control_service_server::{
     AgentControlService, AgentControlServiceServer,
 };
-use rigger_common::proto::{self, GetStatusRequest, TriggerRunRequest, run_event};
+use rigger_common::proto::{
+    self, AppliedCatalogRequest, GetFactsRequest, GetStatusRequest, TriggerRunRequest, run_event,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::UdsConnectInfo;
@@ -50,6 +52,40 @@ fn gone() -> Status {
 
 #[tonic::async_trait]
 impl AgentControlService for Control {
+    async fn get_facts(
+        &self,
+        request: Request<GetFactsRequest>,
+    ) -> Result<Response<proto::FactsReply>, Status> {
+        rigger_common::grpc::check_local_peer(request.extensions().get::<UdsConnectInfo>())?;
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .send(Event::Control(ControlRequest::Facts(tx)))
+            .await
+            .map_err(|_| gone())?;
+        let facts = rx.await.map_err(|_| gone())?;
+        let facts_json =
+            serde_json::to_string(&facts).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(proto::FactsReply { facts_json }))
+    }
+
+    async fn get_catalog(
+        &self,
+        request: Request<AppliedCatalogRequest>,
+    ) -> Result<Response<proto::CatalogReply>, Status> {
+        rigger_common::grpc::check_local_peer(request.extensions().get::<UdsConnectInfo>())?;
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .send(Event::Control(ControlRequest::Catalog(tx)))
+            .await
+            .map_err(|_| gone())?;
+        let catalog_json = match rx.await.map_err(|_| gone())? {
+            Some(catalog) => serde_json::to_string(&catalog.redacted())
+                .map_err(|e| Status::internal(e.to_string()))?,
+            None => String::new(),
+        };
+        Ok(Response::new(proto::CatalogReply { catalog_json }))
+    }
+
     async fn get_status(
         &self,
         request: Request<GetStatusRequest>,
@@ -113,10 +149,44 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
         site_commit: status.applied_site_commit.unwrap_or_default(),
         ..Default::default()
     };
+    use crate::run::lock::LockState;
+    let (lock, holder) = match status.run_lock {
+        LockState::Free => ("free", None),
+        LockState::FreeAfterKilled(h) => ("free after a killed run", Some(h)),
+        LockState::Held(h) => ("held", Some(h)),
+        LockState::HeldByLeftover(h) => ("held by a leftover", h),
+    };
+    message.run_lock = lock.to_string();
+    if let Some(h) = holder {
+        message.run_lock_pid = h.pid;
+        message.run_lock_since_ms = h.since_ms;
+        message.run_lock_for = h.what;
+    }
     message.agent_version = status.agent_version;
     message.agent_started_at_ms = status.agent_started_at_ms;
     message.cert_not_after_ms = status.inspection.cert_not_after_ms;
     message.cache_bytes = status.inspection.cache_bytes;
+    message.mounts = status
+        .inspection
+        .mounts
+        .into_iter()
+        .map(|m| proto::MountStatus {
+            path: m.path,
+            wanted: m.wanted,
+            mounted: m.mounted,
+            matches: m.matches,
+        })
+        .collect();
+    message.links = status
+        .inspection
+        .links
+        .into_iter()
+        .map(|l| proto::LinkStatus {
+            path: l.path,
+            expected: l.expected,
+            target: l.target,
+        })
+        .collect();
     message.cache_files = status.inspection.cache_files;
     message.products = status
         .inspection

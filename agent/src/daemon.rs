@@ -28,6 +28,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub enum ControlRequest {
     /// Current status.
     Status(oneshot::Sender<AgentStatus>),
+    /// The facts, gathered now.
+    Facts(oneshot::Sender<serde_json::Value>),
+    /// The verified catalog that runs, if any.
+    Catalog(oneshot::Sender<Option<Arc<rigger_common::catalog::Catalog>>>),
     /// Run now, streaming outcomes.
     Run {
         /// Plan only.
@@ -179,6 +183,16 @@ pub async fn run(
                     status.activity = agent.activity();
                     (status.services, status.services_at_ms) = services.clone();
                     let _ = reply.send(status);
+                }
+                Event::Control(ControlRequest::Facts(reply)) => {
+                    // IMDS may be slow: the loop does not wait for it.
+                    let agent = agent.clone();
+                    tokio::spawn(async move {
+                        let _ = reply.send(crate::facts::gather(&agent.config.imds).await);
+                    });
+                }
+                Event::Control(ControlRequest::Catalog(reply)) => {
+                    let _ = reply.send(agent.verified_cached_catalog());
                 }
                 Event::Supervised(outcome) => {
                     supervising = false;
@@ -410,6 +424,9 @@ fn status_of(
         applied_version: applied.applied_version,
         applied_digest: applied.applied_digest,
         applied_at_ms: applied.applied_at_ms,
+        run_lock: crate::run::lock::RunLock::inspect(&crate::run::lock::RunLock::path_in(
+            agent.state.path(),
+        )),
         applied_site_revision: applied.applied_site_revision,
         applied_site_commit: applied.applied_site_commit,
         certname: agent.certname().unwrap_or_default().to_string(),

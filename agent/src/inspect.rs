@@ -1,7 +1,7 @@
 //! What is on the node now, for `agentctl status`: the agent's certificate,
 //! each product's release (the one CARBON_HOME names, and those kept for a
-//! rollback), each service's process and since when it runs, and the size
-//! of the blob cache. Read from the node at each request, never from what
+//! rollback), each service's process and since when it runs, each mount
+//! and each shared folder's link, and the size of the blob cache. Read from the node at each request, never from what
 //! a run remembered.
 
 use std::path::Path;
@@ -42,9 +42,37 @@ pub struct ServiceProcess {
     pub started_at_ms: i64,
 }
 
+/// A mount the catalog wants, as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MountState {
+    /// The mount point.
+    pub path: String,
+    /// What the catalog wants: file system type and source.
+    pub wanted: String,
+    /// What is mounted there ("" when nothing is).
+    pub mounted: String,
+    /// Whether that is what the catalog wants.
+    pub matches: bool,
+}
+
+/// A shared folder's link in the release, as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkState {
+    /// The link (in the release CARBON_HOME names).
+    pub path: String,
+    /// Where it must point (on the share).
+    pub expected: String,
+    /// Where it points ("" when it is missing or not a link).
+    pub target: String,
+}
+
 /// The node now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inspection {
+    /// The applied catalog's mounts.
+    pub mounts: Vec<MountState>,
+    /// The applied catalog's shared folders' links.
+    pub links: Vec<LinkState>,
     /// When the agent's certificate expires, Unix ms (0: no certificate).
     pub cert_not_after_ms: i64,
     /// The applied catalog's products.
@@ -79,10 +107,52 @@ pub fn inspect(paths: &Paths, catalog: Option<&Catalog>) -> Inspection {
                     started_at_ms: if pid == 0 { 0 } else { started_at_ms(pid) },
                 });
             }
+            ResourceSpec::Mount(spec) => {
+                let point = paths.resolve(&spec.path);
+                let mounted = crate::resources::mount::mounted_at(&point);
+                found.mounts.push(MountState {
+                    path: spec.path.clone(),
+                    wanted: format!("{} from {}", spec.fstype.as_str(), spec.source),
+                    matches: mounted
+                        .as_ref()
+                        .is_some_and(|m| crate::resources::mount::matches(spec, &ctx, m)),
+                    mounted: mounted
+                        .map(|m| format!("{} from {}", m.fstype, m.source))
+                        .unwrap_or_default(),
+                });
+            }
+            ResourceSpec::SharedDirs(spec) => found.links.extend(shared_links(spec, paths)),
             _ => {}
         }
     }
     found
+}
+
+/// Each shared folder's link in the release the spec's link names now.
+fn shared_links(spec: &rigger_common::catalog::SharedDirsSpec, paths: &Paths) -> Vec<LinkState> {
+    let release = paths.read_link(&paths.resolve(&spec.link));
+    spec.dirs
+        .iter()
+        .map(|(relative, name)| {
+            let expected = paths.resolve(&spec.share).join(name);
+            let (path, target) = match &release {
+                Some(release) => {
+                    let link = release.join(relative);
+                    let target = paths
+                        .read_link(&link)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default();
+                    (link.display().to_string(), target)
+                }
+                None => (format!("{}/{relative}", spec.link), String::new()),
+            };
+            LinkState {
+                path,
+                expected: expected.display().to_string(),
+                target,
+            }
+        })
+        .collect()
 }
 
 fn product(tree: &rigger_common::catalog::TreeSpec, paths: &Paths) -> ProductState {

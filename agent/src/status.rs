@@ -16,6 +16,8 @@ pub struct AgentStatus {
     pub master: String,
     /// Whether a run is in progress.
     pub running: bool,
+    /// The run lock: free, held (by whom), or left by a killed run.
+    pub run_lock: crate::run::lock::LockState,
     /// When the next periodic run starts, Unix ms.
     pub next_run_at_ms: i64,
     /// What the supervisor did last between runs (or why a server stays down).

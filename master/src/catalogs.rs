@@ -363,7 +363,7 @@ async fn compile(
     facts: Value,
 ) -> Result<(CatalogContent, BTreeMap<Digest, Vec<u8>>)> {
     let compiler = state.compiler.clone();
-    let since = now_ms() - state.peer_timeout.as_millis() as i64;
+    let since = now_ms() - state.settings().peer_timeout.as_millis() as i64;
     let inventory = state
         .store
         .nodes()

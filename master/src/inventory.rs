@@ -55,9 +55,9 @@ pub async fn nodes(state: &MasterState) -> Result<Vec<NodeSummary>> {
             Some(c) if c.version == applied_version || applied_version == 0 => Some(c),
             _ => store.catalog(&n.certname, Some(applied_version)).await?,
         };
-        let site_revision = applied.map_or_else(String::new, |c| match c.site_revision() {
-            (revision, Some(commit)) => format!("{revision} (git {commit})"),
-            (revision, None) => revision,
+        let site_revision = applied.map_or_else(String::new, |c| {
+            let (revision, commit) = c.site_revision();
+            rigger_common::catalog::site_revision_text(&revision, commit.as_deref())
         });
         nodes.push(NodeSummary {
             role: n.role.or(n.bound_role).unwrap_or_default(),

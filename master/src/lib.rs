@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod leases;
 pub mod promotions;
 pub mod refresh;
+pub mod reload;
 pub mod retention;
 pub mod revision;
 pub mod rollouts;

@@ -90,8 +90,9 @@ pub async fn prune(
     Ok(Pruned { reports, catalogs })
 }
 
-/// Prunes a minute after start, then every hour, until the master stops.
-pub fn spawn(state: SharedState, retention: Retention) {
+/// Prunes a minute after start, then every hour, with the settings of the
+/// moment, until the master stops.
+pub fn spawn(state: SharedState) {
     tokio::spawn(async move {
         let mut wait = Duration::from_secs(60);
         loop {
@@ -100,6 +101,7 @@ pub fn spawn(state: SharedState, retention: Retention) {
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = Duration::from_secs(3600);
+            let retention = state.settings().retention;
             match prune(state.store.as_ref(), &retention, now_ms()).await {
                 Ok(p) if p == Pruned::default() => {}
                 Ok(p) => tracing::info!(

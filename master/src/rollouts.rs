@@ -226,7 +226,7 @@ pub async fn release_rolled_back(state: &MasterState, certname: &str) -> Result<
 /// The live nodes of the cluster: those whose services count in its
 /// budget, heard from within the peer timeout, and the node asking.
 async fn members(state: &MasterState, cluster: &str, asking: &str) -> Result<BTreeSet<String>> {
-    let since = now_ms() - state.peer_timeout.as_millis() as i64;
+    let since = now_ms() - state.settings().peer_timeout.as_millis() as i64;
     let enrolled: HashSet<String> = state
         .store
         .nodes()
@@ -431,14 +431,17 @@ async fn halt(
     error: String,
 ) -> Result<()> {
     let now = now_ms();
+    // The rollout first: should recording the node fail, the rollout is
+    // halted all the same and the node, still applied, halts it again on
+    // its next heartbeat.
+    rollout.state = HALTED.to_string();
+    rollout.updated_at_ms = now;
+    rollout.reason = format!("{} {why}: {error}", node.certname);
+    state.store.put_rollout(&rollout).await?;
     node.error = error;
     node.state = FAILED.to_string();
     node.since_ms = now;
     state.store.put_rollout_node(&node).await?;
-    rollout.state = HALTED.to_string();
-    rollout.updated_at_ms = now;
-    rollout.reason = format!("{} {why}: {}", node.certname, node.error);
-    state.store.put_rollout(&rollout).await?;
     tracing::error!(node = %node.certname, cluster = %rollout.cluster, error = %node.error, "rollout halted: a node {why}");
     let auto_rollback = catalogs::stored(state, &node.certname, Some(node.version))
         .await

@@ -104,8 +104,7 @@ impl Master {
             blobs,
             pack_files,
             import_lock: Mutex::new(()),
-            peer_timeout: config.peer_timeout,
-            import_limits: config.import_limits,
+            live: std::sync::RwLock::new(crate::state::LiveSettings::of(&config)),
             enroll_throttle: Default::default(),
             notices: tokio::sync::broadcast::channel(4096).0,
             stopping: CancellationToken::new(),
@@ -142,7 +141,7 @@ impl Master {
             .inspect_err(|e| tracing::warn!(error = %e, "cannot watch the site and modules: nodes see changes when they next ask"))
             .ok();
         crate::refresh::spawn(self.state.clone());
-        crate::retention::spawn(self.state.clone(), self.config.retention.clone());
+        crate::retention::spawn(self.state.clone());
         let names = certificate_names(local.ip(), &self.config.sans);
         let (server_cert, server_key) = self.state.ca.issue_server_cert(&names)?;
         let chain = format!("{}{}", server_cert.pem, self.state.ca.cert_pem());

@@ -30,10 +30,8 @@ pub struct MasterState {
     pub catalog_lock: Mutex<()>,
     /// Serialises imports (level numbering).
     pub import_lock: Mutex<()>,
-    /// Nodes not seen for this long leave their peers' lists.
-    pub peer_timeout: std::time::Duration,
-    /// What an imported archive may hold.
-    pub import_limits: crate::content::archive::ArchiveLimits,
+    /// The settings a SIGHUP reloads ([`MasterState::settings`]).
+    pub live: std::sync::RwLock<LiveSettings>,
     /// Budget of enrollment attempts per address, throttled refusal log.
     pub enroll_throttle: crate::throttle::EnrollThrottle,
     /// A new catalog version for a node (certname, version): what the
@@ -53,3 +51,33 @@ pub struct MasterState {
 
 /// Shared handle to the state.
 pub type SharedState = Arc<MasterState>;
+
+/// The settings that take effect without a restart: read from the
+/// configuration at start and again on each SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSettings {
+    /// Nodes not seen for this long leave their peers' lists.
+    pub peer_timeout: std::time::Duration,
+    /// What an imported archive may hold.
+    pub import_limits: crate::content::archive::ArchiveLimits,
+    /// How much report and catalog history is kept.
+    pub retention: crate::retention::Retention,
+}
+
+impl LiveSettings {
+    /// The live part of a configuration.
+    pub fn of(config: &crate::config::MasterConfig) -> Self {
+        Self {
+            peer_timeout: config.peer_timeout,
+            import_limits: config.import_limits,
+            retention: config.retention.clone(),
+        }
+    }
+}
+
+impl MasterState {
+    /// The live settings now.
+    pub fn settings(&self) -> LiveSettings {
+        self.live.read().expect("live settings").clone()
+    }
+}

@@ -42,7 +42,34 @@ pub fn cluster<const N: usize>(
     }
     // Every node has been ready for the settle time.
     std::thread::sleep(Duration::from_millis(1100));
+    peers_recompiled(master, N);
     nodes
+}
+
+/// Waits until the master has recompiled its live nodes since the last of
+/// `n` joined (it does so within a couple of seconds): a test's next change
+/// is then not raced by that recompile, which could make another node than
+/// the one the test runs first ask for the change first.
+pub fn peers_recompiled(master: &TestMaster, n: usize) {
+    let joined = format!(" now={n}");
+    crate::wait_for(
+        "the master to recompile the nodes' peers",
+        Duration::from_secs(30),
+        || {
+            let log = master.log();
+            let at = log
+                .match_indices("recompiling their peers")
+                .map(|(at, _)| at)
+                .filter(|at| {
+                    log[*at..]
+                        .lines()
+                        .next()
+                        .is_some_and(|l| l.ends_with(&joined))
+                })
+                .last()?;
+            log[at..].contains("live nodes recompiled").then_some(())
+        },
+    );
 }
 
 /// Makes a node's server take `ms` to start from its next start: the

@@ -442,6 +442,18 @@ impl TestAgent {
         Output::from(out)
     }
 
+    /// Starts a `--once` run and returns at once (the caller waits for it
+    /// or kills it).
+    pub fn spawn_once(&self, master_url: &str, args: &[&str]) -> std::process::Child {
+        self.command(master_url, args)
+            .arg("--once")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rigger-agent --once")
+    }
+
     /// Like [`TestAgent::once`], with extra environment for the agent (the
     /// servers it starts never see it).
     pub fn once_with_env(&self, master_url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -11,10 +11,21 @@ use rigger_tests::cluster::{cluster, hostname, set_hostname};
 /// Rollouts on (the demo environment turns them off), short bake.
 const ROLLOUT: &str = "[rollout]\nenabled = true\ncanary = 1\nwaves = [\"100%\"]\nbake = \"2s\"\n";
 
+/// The run ended with `code`; else the run's output and the master's log.
+fn expect_code(master: &TestMaster, out: &rigger_tests::Output, code: i32) {
+    assert_eq!(
+        out.code,
+        code,
+        "{}\n--- master log\n{}",
+        out.all(),
+        master.log()
+    );
+}
+
 /// The cluster's rollout, as `masterctl rollout status --json` shows it.
 fn rollout(master: &TestMaster) -> serde_json::Value {
     let out = master.ctl(&["rollout", "status", "is-demo", "--json"]);
-    assert_eq!(out.code, 0, "{}", out.all());
+    expect_code(master, &out, 0);
     serde_json::from_str(&out.stdout).unwrap()
 }
 
@@ -54,14 +65,14 @@ fn a_change_reaches_the_canary_first_and_the_rest_after_it_baked() {
 
     set_hostname(&master, "login.example.com");
     let canary = run(0);
-    assert_eq!(canary.code, 2, "{}", canary.all());
+    expect_code(&master, &canary, 2);
     assert_eq!(
         hostname("127.0.0.51:9763").as_deref(),
         Some("login.example.com")
     );
     // b asks while the canary bakes: it keeps its catalog and its server.
     let held = run(1);
-    assert_eq!(held.code, 0, "{}", held.all());
+    expect_code(&master, &held, 0);
     assert_eq!(
         hostname("127.0.0.52:9763").as_deref(),
         Some("is.demo.example.com")
@@ -90,7 +101,7 @@ fn a_change_reaches_the_canary_first_and_the_rest_after_it_baked() {
     std::thread::sleep(Duration::from_millis(2100));
     for (i, addr) in [(1, "127.0.0.52:9763"), (2, "127.0.0.53:9763")] {
         let out = run(i);
-        assert_eq!(out.code, 2, "{}", out.all());
+        expect_code(&master, &out, 2);
         assert_eq!(hostname(addr).as_deref(), Some("login.example.com"));
     }
     let status = rollout(&master);
@@ -123,7 +134,7 @@ fn a_change_that_fails_on_the_canary_halts_and_is_rolled_back() {
     // A change that compiles but fails at start.
     set_hostname(&master, rigger_tests::server_config::FAILING_HOST);
     let failed = run_a();
-    assert_eq!(failed.code, 6, "{}", failed.all());
+    expect_code(&master, &failed, 6);
     let status = rollout(&master);
     assert_eq!(status["state"], "halted", "{status}");
     let reason = status["reason"].as_str().unwrap();
@@ -143,10 +154,10 @@ fn a_change_that_fails_on_the_canary_halts_and_is_rolled_back() {
     // b is never given the change; a gets its last good content back (a
     // higher version) and is ready again without an operator.
     let held = run_b();
-    assert_eq!(held.code, 0, "{}", held.all());
+    expect_code(&master, &held, 0);
     assert_eq!(b.service_pid("wso2is"), Some(pid_b));
     let back = run_a();
-    assert_eq!(back.code, 2, "{}", back.all());
+    expect_code(&master, &back, 2);
     assert_eq!(
         hostname("127.0.0.54:9763").as_deref(),
         Some("is.demo.example.com")
@@ -163,15 +174,15 @@ fn a_change_that_fails_on_the_canary_halts_and_is_rolled_back() {
     // changes: a, whether or not it asked first, is the canary again).
     set_hostname(&master, "login.example.com");
     let canary = run_a();
-    assert_eq!(canary.code, 2, "{}", canary.all());
+    expect_code(&master, &canary, 2);
     let status = rollout(&master);
     assert_eq!(status["state"], "running", "{status}");
     assert_eq!(node_state(&status, "canary-a"), "applied", "{status}");
     let waits = run_b();
-    assert_eq!(waits.code, 0, "{}", waits.all());
+    expect_code(&master, &waits, 0);
     std::thread::sleep(Duration::from_millis(2100));
     let follows = run_b();
-    assert_eq!(follows.code, 2, "{}", follows.all());
+    expect_code(&master, &follows, 2);
     for addr in ["127.0.0.54:9763", "127.0.0.55:9763"] {
         assert_eq!(
             hostname(addr).as_deref(),
@@ -202,7 +213,7 @@ fn an_operator_pauses_resumes_and_aborts_a_rollout() {
     set_hostname(&master, "login.example.com");
     assert_eq!(run_a().code, 2);
     let paused = master.ctl(&["rollout", "pause", "is-demo"]);
-    assert_eq!(paused.code, 0, "{}", paused.all());
+    expect_code(&master, &paused, 0);
     assert!(
         paused.stdout.contains("cluster is-demo: paused"),
         "{}",
@@ -211,7 +222,7 @@ fn an_operator_pauses_resumes_and_aborts_a_rollout() {
     std::thread::sleep(Duration::from_millis(2100));
     // Paused: however long a has baked, b keeps its catalog.
     let held = run_b();
-    assert_eq!(held.code, 0, "{}", held.all());
+    expect_code(&master, &held, 0);
     assert_eq!(
         hostname("127.0.0.57:9763").as_deref(),
         Some("is.demo.example.com")
@@ -224,9 +235,9 @@ fn an_operator_pauses_resumes_and_aborts_a_rollout() {
     );
 
     let resumed = master.ctl(&["rollout", "resume", "is-demo"]);
-    assert_eq!(resumed.code, 0, "{}", resumed.all());
+    expect_code(&master, &resumed, 0);
     let admitted = run_b();
-    assert_eq!(admitted.code, 2, "{}", admitted.all());
+    expect_code(&master, &admitted, 2);
     assert_eq!(
         hostname("127.0.0.57:9763").as_deref(),
         Some("login.example.com")
@@ -234,7 +245,7 @@ fn an_operator_pauses_resumes_and_aborts_a_rollout() {
 
     // Abort: every admitted node gets its content from before the change.
     let aborted = master.ctl(&["rollout", "abort", "is-demo"]);
-    assert_eq!(aborted.code, 0, "{}", aborted.all());
+    expect_code(&master, &aborted, 0);
     assert!(
         aborted.stdout.contains("cluster is-demo: aborted"),
         "{}",
@@ -248,7 +259,7 @@ fn an_operator_pauses_resumes_and_aborts_a_rollout() {
         (&run_b, "127.0.0.57:9763"),
     ] {
         let out = run();
-        assert_eq!(out.code, 2, "{}", out.all());
+        expect_code(&master, &out, 2);
         assert_eq!(
             hostname(addr).as_deref(),
             Some("is.demo.example.com"),
@@ -274,7 +285,7 @@ fn a_canary_that_goes_bad_while_it_bakes_halts_and_is_rolled_back() {
     );
     set_hostname(&master, "login.example.com");
     let canary = a.ctl(&["run"]);
-    assert_eq!(canary.code, 0, "{}", canary.all());
+    expect_code(&master, &canary, 0);
     let status = rollout(&master);
     assert_eq!(
         node_state(&status, "bake-a"),
@@ -297,8 +308,9 @@ fn a_canary_that_goes_bad_while_it_bakes_halts_and_is_rolled_back() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the rollout did not halt: {status}\n{}",
-            a.log()
+            "the rollout did not halt: {status}\n{}\n--- master log\n{}",
+            a.log(),
+            master.log()
         );
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -310,10 +322,10 @@ fn a_canary_that_goes_bad_while_it_bakes_halts_and_is_rolled_back() {
     );
     assert_eq!(node_state(&status, "bake-a"), "rolled back", "{status}");
     let held = b.once(&master.url(), &["--imds-endpoint", &imds_b.url()]);
-    assert_eq!(held.code, 0, "{}", held.all());
+    expect_code(&master, &held, 0);
     // The next run brings the last good content back; the restart cures it.
     let back = a.ctl(&["run"]);
-    assert_eq!(back.code, 0, "{}", back.all());
+    expect_code(&master, &back, 0);
     assert_eq!(
         hostname("127.0.0.58:9763").as_deref(),
         Some("is.demo.example.com")

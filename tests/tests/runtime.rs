@@ -806,3 +806,68 @@ fn a_disk_too_small_for_an_update_never_takes_the_server_down() {
             .fragment_size();
     assert!(used < 1 << 20, "the failed update used {used} bytes");
 }
+
+#[test]
+fn status_shows_the_share_mounted_and_linked_and_says_when_it_is_not() {
+    if !root_or_skip("status_shows_the_share_mounted_and_linked_and_says_when_it_is_not") {
+        return;
+    }
+    let master = master_with_bind_share();
+    let efs = tempfile::tempdir().unwrap();
+    let mut node = node_on_share("share-status", efs.path());
+    let imds = FakeImds::start(Instance::at("i-share-status", "127.0.0.73"));
+    assert_eq!(node.enroll_at(&master, "is", &imds.url()).code, 2);
+    node.start_daemon(
+        &master.url(),
+        &["--imds-endpoint", &imds.url(), "--run-interval", "30m"],
+    );
+    assert_eq!(node.ctl(&["run"]).code, 0);
+    let status = node.status();
+    let mount = &status["mounts"][0];
+    assert_eq!(mount["path"], "/mnt/efs", "{status}");
+    assert_eq!(mount["matches"], true, "{status}");
+    assert!(
+        mount["mounted"].as_str().is_some_and(|m| !m.is_empty()),
+        "{status}"
+    );
+    let links = status["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2, "deployment and tenants: {status}");
+    for link in links {
+        assert_eq!(link["ok"], true, "{status}");
+        assert!(
+            link["expected"]
+                .as_str()
+                .unwrap()
+                .starts_with(&node.path("/mnt/efs").display().to_string()),
+            "{status}"
+        );
+    }
+    let shown = node.ctl(&["status"]);
+    assert_eq!(shown.code, 0, "{}", shown.all());
+    assert!(
+        shown.stdout.contains("mount:     /mnt/efs "),
+        "{}",
+        shown.all()
+    );
+    assert!(shown.stdout.contains("link:      "), "{}", shown.all());
+
+    // The share goes away: the screen says so and the node is degraded.
+    let umount = std::process::Command::new("umount")
+        .arg(node.path("/mnt/efs"))
+        .output()
+        .unwrap();
+    assert!(umount.status.success(), "{umount:?}");
+    let status = node.status();
+    assert_eq!(status["mounts"][0]["matches"], false, "{status}");
+    assert!(status["mounts"][0]["mounted"].is_null(), "{status}");
+    let shown = node.ctl(&["status"]);
+    assert_eq!(shown.code, 1, "{}", shown.all());
+    assert!(
+        shown
+            .stdout
+            .contains("WARNING:   /mnt/efs is NOT MOUNTED (wants bind from /srv/efs-export)"),
+        "{}",
+        shown.all()
+    );
+    node.stop_daemon();
+}

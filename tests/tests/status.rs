@@ -99,5 +99,146 @@ fn status_shows_what_is_on_the_node() {
             human.all()
         );
     }
+
+    // The facts it sends and the catalog that runs, secrets masked.
+    let facts = node.ctl(&["facts", "--json"]);
+    assert_eq!(facts.code, 0, "{}", facts.all());
+    let facts: serde_json::Value = serde_json::from_str(&facts.stdout).unwrap();
+    assert_eq!(facts["ip"], "127.0.0.71", "{facts}");
+    let flat = node.ctl(&["facts"]);
+    assert!(flat.stdout.contains("ip: 127.0.0.71\n"), "{}", flat.all());
+    let catalog = node.ctl(&["catalog", "--json"]);
+    assert_eq!(catalog.code, 0, "{}", catalog.all());
+    let catalog: serde_json::Value = serde_json::from_str(&catalog.stdout).unwrap();
+    assert_eq!(catalog["version"], status["catalog_version"], "{status}");
+    let secrets: Vec<&serde_json::Value> = catalog["content"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["secret"] == true)
+        .collect();
+    assert!(!secrets.is_empty(), "the role has secret files: {catalog}");
+    for secret in secrets {
+        let content = secret["content"].as_str().unwrap_or_default();
+        assert!(
+            content.contains("<redacted>") && !content.contains("change-me"),
+            "{secret}"
+        );
+    }
+    let shown = node.ctl(&["catalog"]);
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("version:   {} (", status["catalog_version"])),
+        "{}",
+        shown.all()
+    );
+
+    // --watch refreshes until interrupted.
+    let mut watch = std::process::Command::new(rigger_tests::bin("agentctl"))
+        .arg("--root")
+        .arg(node.root())
+        .args(["status", "--watch", "--json", "--every", "200ms"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    for _ in 0..3 {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("a refresh");
+        let refreshed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(refreshed["certname"], "status-1", "{line}");
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let ended = wait_for("agentctl --watch to end", Duration::from_secs(10), || {
+        watch.try_wait().unwrap()
+    });
+    assert_eq!(ended.code(), Some(0), "healthy");
+    node.stop_daemon();
+}
+
+#[test]
+fn a_run_killed_mid_way_leaves_a_lock_the_next_run_takes_over() {
+    let master = TestMaster::start();
+    master.enable_service("");
+    let imds = FakeImds::start(Instance::at("i-lock", "127.0.0.72"));
+    let mut node = TestAgent::new("lock-1");
+    assert_eq!(node.enroll_at(&master, "is", &imds.url()).code, 2);
+    let args = ["--imds-endpoint", &imds.url(), "--run-interval", "30m"];
+    node.start_daemon(&master.url(), &args);
+    assert_eq!(node.ctl(&["run"]).code, 0);
+    // The daemon stays out of it: only the run beside it takes the lock.
+    let disabled = node.ctl(&["disable", "--reason", "lock test"]);
+    assert_eq!(disabled.code, 0, "{}", disabled.all());
+    assert_eq!(node.status()["run_lock"]["state"], "free");
+
+    // A change that restarts a server that takes 8 s to start: the run
+    // beside the daemon holds the lock while it waits for it.
+    rigger_tests::cluster::slow_start(&master, "lock-1", 8_000);
+    let mut run = node.spawn_once(&master.url(), &["--imds-endpoint", &imds.url()]);
+    let pid = u64::from(run.id());
+    let held = wait_for("the run to hold the lock", Duration::from_secs(60), || {
+        let s = node.status();
+        (s["run_lock"]["state"] == "held").then_some(s)
+    });
+    assert_eq!(held["run_lock"]["pid"], pid, "{held}");
+    assert_eq!(held["run_lock"]["for"], "run (once)", "{held}");
+    let shown = node.ctl(&["status"]);
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("run lock:  held by pid {pid}, run (once) since ")),
+        "{}",
+        shown.all()
+    );
+
+    // Killed mid-way: the lock is free, and says who was killed.
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let status = node.status();
+    assert_eq!(
+        status["run_lock"]["state"], "free after a killed run",
+        "{status}"
+    );
+    assert_eq!(status["run_lock"]["pid"], pid, "{status}");
+    let shown = node.ctl(&["status"]);
+    assert!(
+        shown.stdout.contains(&format!(
+            "run lock:  free; the run that held it was killed before it finished (pid {pid}, run (once)"
+        )),
+        "{}",
+        shown.all()
+    );
+
+    // The next run takes it over and finishes the job.
+    let taken = node.ctl(&["run"]);
+    assert_eq!(taken.code, 0, "{}", taken.all());
+    assert!(
+        node.log()
+            .contains("the run lock was left by a run killed before it finished"),
+        "{}",
+        node.log()
+    );
+    let status = node.status();
+    assert_eq!(status["run_lock"]["state"], "free", "{status}");
+    assert!(
+        ["changed", "unchanged"].contains(&status["last_run_result"].as_str().unwrap()),
+        "{status}"
+    );
     node.stop_daemon();
 }

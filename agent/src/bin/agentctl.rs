@@ -1,5 +1,8 @@
 //! `agentctl`: asks the local agent what is going on, or makes it run now.
 
+// `status --json` is one large `json!` literal.
+#![recursion_limit = "256"]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +34,25 @@ enum Command {
     /// What the agent did last and what it will do next.
     Status {
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Refresh until interrupted (Ctrl-C), every `--every`; with
+        /// `--json`, one document per line per refresh.
+        #[arg(long)]
+        watch: bool,
+        /// How often `--watch` refreshes.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        every: std::time::Duration,
+    },
+    /// The facts the agent sends the master, gathered now.
+    Facts {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The catalog that runs (verified; secret content redacted).
+    Catalog {
+        /// Print the catalog JSON.
         #[arg(long)]
         json: bool,
     },
@@ -172,18 +194,78 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::WaitReady { .. } | Command::Disable { .. } | Command::Enable => {
             unreachable!("handled before connecting")
         }
-        Command::Status { json } => {
-            let status = client
-                .get_status(GetStatusRequest {})
+        Command::Status { json, watch, every } => {
+            let interrupted = tokio::signal::ctrl_c();
+            tokio::pin!(interrupted);
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            loop {
+                let status = client
+                    .get_status(GetStatusRequest {})
+                    .await
+                    .map_err(|s| anyhow!("{}", s.message()))?
+                    .into_inner();
+                match (json, watch) {
+                    (true, false) => {
+                        println!("{}", serde_json::to_string_pretty(&status_json(&status))?);
+                    }
+                    (true, true) => println!("{}", serde_json::to_string(&status_json(&status))?),
+                    (false, _) => {
+                        if watch && terminal {
+                            // Clear the screen and go home: a refreshing view.
+                            print!("\x1b[2J\x1b[H");
+                        }
+                        print_status(&status);
+                        if watch && !terminal {
+                            println!();
+                        }
+                    }
+                }
+                if !watch {
+                    return Ok(status_code(&status));
+                }
+                tokio::select! {
+                    _ = &mut interrupted => return Ok(status_code(&status)),
+                    _ = tokio::time::sleep(every.max(std::time::Duration::from_millis(100))) => {}
+                }
+            }
+        }
+        Command::Facts { json } => {
+            let reply = client
+                .get_facts(rigger_common::proto::GetFactsRequest {})
                 .await
                 .map_err(|s| anyhow!("{}", s.message()))?
                 .into_inner();
+            let facts: serde_json::Value = serde_json::from_str(&reply.facts_json)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&status_json(&status))?);
+                println!("{}", serde_json::to_string_pretty(&facts)?);
             } else {
-                print_status(&status);
+                let mut lines = Vec::new();
+                flatten("", &facts, &mut lines);
+                for line in lines {
+                    println!("{}", printable(&line));
+                }
             }
-            Ok(status_code(&status))
+            Ok(exit::OK)
+        }
+        Command::Catalog { json } => {
+            let reply = client
+                .get_catalog(rigger_common::proto::AppliedCatalogRequest {})
+                .await
+                .map_err(|s| anyhow!("{}", s.message()))?
+                .into_inner();
+            if reply.catalog_json.is_empty() {
+                eprintln!("agentctl: no catalog applied yet");
+                return Ok(exit::FAILURE);
+            }
+            if json {
+                let catalog: serde_json::Value = serde_json::from_str(&reply.catalog_json)?;
+                println!("{}", serde_json::to_string_pretty(&catalog)?);
+            } else {
+                let catalog: rigger_common::catalog::Catalog =
+                    serde_json::from_str(&reply.catalog_json)?;
+                print!("{}", printable(&catalog_summary(&catalog)));
+            }
+            Ok(exit::OK)
         }
         command @ (Command::Run { .. } | Command::Verify) => {
             let (noop, verify) = match command {
@@ -243,7 +325,9 @@ fn status_code(s: &AgentStatus) -> u8 {
     let degraded = s.last_run_result == "failed"
         || !s.last_error.is_empty()
         || s.used_cached_catalog
-        || s.services.iter().any(|h| !h.ready);
+        || s.services.iter().any(|h| !h.ready)
+        || s.mounts.iter().any(|m| !m.matches)
+        || s.links.iter().any(|l| l.target != l.expected);
     if s.disabled {
         exit::DISABLED
     } else if degraded {
@@ -270,6 +354,13 @@ fn cached_note(s: &rigger_common::proto::RunSummary) -> String {
 }
 
 fn status_json(s: &AgentStatus) -> serde_json::Value {
+    let holder = s.run_lock_pid > 0;
+    let run_lock = serde_json::json!({
+        "state": s.run_lock,
+        "pid": holder.then_some(s.run_lock_pid),
+        "since_ms": holder.then_some(s.run_lock_since_ms),
+        "for": holder.then_some(&s.run_lock_for),
+    });
     serde_json::json!({
         "certname": s.certname,
         "master": s.master,
@@ -282,6 +373,19 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
         "catalog_version": s.catalog_version,
         "catalog_digest": s.catalog_digest,
         "site_revision": s.site_revision,
+        "run_lock": run_lock,
+        "mounts": s.mounts.iter().map(|m| serde_json::json!({
+            "path": m.path,
+            "wanted": m.wanted,
+            "mounted": (!m.mounted.is_empty()).then_some(&m.mounted),
+            "matches": m.matches,
+        })).collect::<Vec<_>>(),
+        "links": s.links.iter().map(|l| serde_json::json!({
+            "path": l.path,
+            "expected": l.expected,
+            "target": (!l.target.is_empty()).then_some(&l.target),
+            "ok": l.target == l.expected,
+        })).collect::<Vec<_>>(),
         "site_commit": (!s.site_commit.is_empty()).then_some(&s.site_commit),
         "changed": s.changed,
         "failed": s.failed,
@@ -447,13 +551,10 @@ fn print_status(s: &AgentStatus) {
                 s.catalog_version,
                 s.catalog_digest
             );
-            if !s.site_revision.is_empty() {
-                let commit = if s.site_commit.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (git {})", s.site_commit)
-                };
-                say!("site:      revision {}{commit}", s.site_revision);
+            let site =
+                rigger_common::catalog::site_revision_text(&s.site_revision, Some(&s.site_commit));
+            if !site.is_empty() {
+                say!("site:      revision {site}");
             }
         }
         if s.used_cached_catalog {
@@ -534,6 +635,36 @@ fn print_status(s: &AgentStatus) {
             say!("process:   {} not running", p.name);
         }
     }
+    for m in &s.mounts {
+        match (m.matches, m.mounted.is_empty()) {
+            (true, _) => say!("mount:     {} {} (mounted)", m.path, m.mounted),
+            (false, true) => say!("WARNING:   {} is NOT MOUNTED (wants {})", m.path, m.wanted),
+            (false, false) => say!(
+                "WARNING:   {} has {} mounted, not {}",
+                m.path,
+                m.mounted,
+                m.wanted
+            ),
+        }
+    }
+    for l in &s.links {
+        if l.target == l.expected {
+            say!("link:      {} -> {}", l.path, l.target);
+        } else if l.target.is_empty() {
+            say!(
+                "WARNING:   link {} is missing (wants {})",
+                l.path,
+                l.expected
+            );
+        } else {
+            say!(
+                "WARNING:   link {} points at {}, not {}",
+                l.path,
+                l.target,
+                l.expected
+            );
+        }
+    }
     say!(
         "cache:     {} blobs, {:.1} MiB",
         s.cache_files,
@@ -560,5 +691,70 @@ fn print_status(s: &AgentStatus) {
         }
     }
     say!("next run:  {}", format_ms(s.next_run_at_ms));
+    let holder = format!(
+        "pid {}, {} since {}",
+        s.run_lock_pid,
+        s.run_lock_for,
+        format_ms(s.run_lock_since_ms)
+    );
+    match s.run_lock.as_str() {
+        "held" => say!("run lock:  held by {holder}"),
+        "free after a killed run" => say!(
+            "run lock:  free; the run that held it was killed before it finished ({holder}): the next run takes it over"
+        ),
+        "held by a leftover" if s.run_lock_pid > 0 => say!(
+            "WARNING:   the run lock is held, but its holder ({holder}) is gone: a process it started keeps it; runs wait until it ends"
+        ),
+        "held by a leftover" => say!(
+            "WARNING:   the run lock is held by a process that did not say who it is; runs wait until it ends"
+        ),
+        _ => say!("run lock:  free"),
+    }
     print!("{}", printable(&out));
+}
+
+/// `key.sub: value` lines of a JSON document, keys in order.
+fn flatten(prefix: &str, value: &serde_json::Value, lines: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&key, value, lines);
+            }
+        }
+        serde_json::Value::String(s) => lines.push(format!("{prefix}: {s}")),
+        other => lines.push(format!("{prefix}: {other}")),
+    }
+}
+
+/// A catalog as `agentctl catalog` shows it: its version, where it came
+/// from, and one line per resource.
+fn catalog_summary(catalog: &rigger_common::catalog::Catalog) -> String {
+    let mut out = format!(
+        "node:      {}\nversion:   {} ({})\ncompiled:  {}\n",
+        catalog.node,
+        catalog.version,
+        catalog.digest,
+        format_ms(catalog.compiled_at_ms)
+    );
+    let site = rigger_common::catalog::site_revision_text(
+        &catalog.site_revision,
+        catalog.site_commit.as_deref(),
+    );
+    if !site.is_empty() {
+        out += &format!("site:      revision {site}\n");
+    }
+    out += &format!(
+        "role:      {} ({})\nresources:\n",
+        catalog.content.role, catalog.content.profile
+    );
+    for r in &catalog.content.resources {
+        let path = r.paths().first().map(|p| p.to_string()).unwrap_or_default();
+        out += &format!("  {:<10} {:<32} {path}\n", r.spec.kind(), r.id);
+    }
+    out
 }

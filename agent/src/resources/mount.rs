@@ -75,7 +75,7 @@ fn expected_fstype(spec: &MountSpec) -> &'static str {
 }
 
 /// Whether an existing mount is the one the catalog wants.
-fn matches(spec: &MountSpec, ctx: &ApplyContext, m: &Mounted) -> bool {
+pub fn matches(spec: &MountSpec, ctx: &ApplyContext, m: &Mounted) -> bool {
     if spec.fstype == FsType::Bind {
         // A bind mount shows its backing file system; its root is the source.
         let source = ctx.paths.resolve(&spec.source);

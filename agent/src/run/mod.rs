@@ -231,7 +231,13 @@ impl Agent {
         // Enrollment too happens under the run lock: two first runs on one
         // root never enroll twice.
         self.state.ensure()?;
-        let _lock = RunLock::acquire(&RunLock::path_in(self.state.path()), LOCK_WAIT).await?;
+        let what = format!(
+            "{} ({})",
+            if noop { "noop run" } else { "run" },
+            summary.trigger
+        );
+        let _lock =
+            RunLock::acquire(&RunLock::path_in(self.state.path()), LOCK_WAIT, &what).await?;
         let identity = self.identity().await?.clone();
         let facts = facts::gather(&self.config.imds).await;
         tracing::debug!(

@@ -24,7 +24,9 @@ impl Agent {
             return Ok(vec![]);
         }
         // Never while a run holds the lock: the run decides then.
-        let Ok(Some(_lock)) = RunLock::try_acquire(&RunLock::path_in(self.state.path())) else {
+        let Ok(Some(_lock)) =
+            RunLock::try_acquire(&RunLock::path_in(self.state.path()), "supervision")
+        else {
             return Ok(vec![]);
         };
         let ctx = ApplyContext::new(self.paths.clone());

@@ -17,6 +17,17 @@ pub use spec::*;
 /// Version of the catalog format; an agent refuses formats it does not know.
 pub const FORMAT: u32 = 1;
 
+/// A site revision as the screens show it: `3cc1eb9e8e80de3b (git
+/// 1a2b3c4d5e6f)`, the commit only when the site is a checkout; "" when
+/// there is no revision.
+pub fn site_revision_text(revision: &str, commit: Option<&str>) -> String {
+    match (revision, commit.filter(|c| !c.is_empty())) {
+        ("", _) => String::new(),
+        (revision, None) => revision.to_string(),
+        (revision, Some(commit)) => format!("{revision} (git {commit})"),
+    }
+}
+
 /// Text shown instead of secret content in diffs, reports and `catalog show`.
 pub const REDACTED: &str = "<redacted>";
 

@@ -76,7 +76,11 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum RolloutCommand {
     /// Every cluster's rollout.
-    List,
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// One cluster's rollout: its steps, its nodes, why it halted.
     Status {
         /// The cluster.
@@ -106,7 +110,11 @@ enum RolloutCommand {
 #[derive(Subcommand, Debug)]
 enum LeaseCommand {
     /// List the leases nodes hold now.
-    List,
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Free a node's lease (a node that died mid-restart, say) so that the
     /// next node of its cluster may restart before the lease lapses.
     Free {
@@ -148,7 +156,11 @@ enum ArtifactCommand {
         name: String,
     },
     /// List imported artifacts.
-    List,
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,7 +252,11 @@ enum CaCommand {
 #[derive(Subcommand, Debug)]
 enum CertCommand {
     /// List issued certificates.
-    List,
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -367,7 +383,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             return ctl::token::create(&c, ttl, uses, role, unbound).await;
         }
         Command::Ca(CaCommand::Show) => ctl::ca::show(&c).await?,
-        Command::Cert(CertCommand::List) => ctl::cert::list(&c).await?,
+        Command::Cert(CertCommand::List { json }) => ctl::cert::list(&c, json).await?,
         Command::Node(NodeCommand::List { json }) => ctl::node::list(&c, json).await?,
         Command::Node(NodeCommand::Remove { node }) => ctl::node::remove(&c, &node).await?,
         Command::Node(NodeCommand::Show {
@@ -411,12 +427,12 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Artifact(ArtifactCommand::Import { file, name }) => {
             ctl::artifact::import(&c, &file, &name).await?
         }
-        Command::Artifact(ArtifactCommand::List) => ctl::artifact::list(&c).await?,
-        Command::Lease(LeaseCommand::List) => ctl::lease::list(&c).await?,
+        Command::Artifact(ArtifactCommand::List { json }) => ctl::artifact::list(&c, json).await?,
+        Command::Lease(LeaseCommand::List { json }) => ctl::lease::list(&c, json).await?,
         Command::Lease(LeaseCommand::Free { cluster, node }) => {
             ctl::lease::free(&c, &cluster, &node).await?
         }
-        Command::Rollout(RolloutCommand::List) => ctl::rollout::list(&c).await?,
+        Command::Rollout(RolloutCommand::List { json }) => ctl::rollout::list(&c, json).await?,
         Command::Rollout(RolloutCommand::Status { cluster, json }) => {
             ctl::rollout::show(&c, &cluster, json).await?
         }

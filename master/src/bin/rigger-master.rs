@@ -1,5 +1,6 @@
 //! `rigger-master`: the master daemon. Thin: parses flags, loads the
-//! configuration and runs [`rigger_master::server::Master`].
+//! configuration and runs [`rigger_master::server::Master`]; SIGHUP reads
+//! the configuration, site and modules again ([`rigger_master::reload`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use rigger_master::server::Master;
 use tokio_util::sync::CancellationToken;
 
 /// The Rigger master: CA, enrollment and catalog server for WSO2 nodes.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(version)]
 struct Cli {
     /// Configuration file.
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     rigger_common::cli::run("rigger-master", async move {
-        run(config).await?;
+        run(cli, config).await?;
         Ok(exit::OK)
     })
 }
@@ -130,7 +131,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
     Ok(MasterConfig::resolve(file, overrides)?)
 }
 
-async fn run(config: MasterConfig) -> anyhow::Result<()> {
+async fn run(cli: Cli, config: MasterConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -147,6 +148,25 @@ async fn run(config: MasterConfig) -> anyhow::Result<()> {
     )?;
     let shutdown = CancellationToken::new();
     tokio::spawn(rigger_common::cli::cancel_on_signal(shutdown.clone()));
+    reload_on_hangup(cli, config, master.state().clone())?;
     master.serve(listener, admin, shutdown).await?;
+    Ok(())
+}
+
+/// On each SIGHUP, the configuration (flags, environment and file, as at
+/// start), the site and the modules are read again.
+fn reload_on_hangup(
+    cli: Cli,
+    started: MasterConfig,
+    state: rigger_master::state::SharedState,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let loaded = load_config(&cli);
+            rigger_master::reload::reload(&state, &started, loaded);
+        }
+    });
     Ok(())
 }

@@ -426,6 +426,12 @@ impl Compiler {
         self
     }
 
+    /// Forgets every parsed module: the next compile reads them all again
+    /// (a SIGHUP, whatever the files' stamps say).
+    pub fn forget_modules(&self) {
+        self.modules.lock().expect("module cache").clear();
+    }
+
     /// Loads a module folder, or takes it from the cache when none of its
     /// files changed since.
     fn load_module(&self, dir: &Path) -> Result<Module, CompileError> {

@@ -63,7 +63,7 @@ impl<R: Read> Read for Bounded<'_, R> {
         let total = self.totals.bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if total > self.limits.max_bytes {
             return Err(io::Error::other(format!(
-                "the archive expands to more than {} bytes (import.max_bytes)",
+                "the archive expands to more than {} bytes (the master's import_max_bytes)",
                 self.limits.max_bytes
             )));
         }
@@ -72,7 +72,7 @@ impl<R: Read> Read for Bounded<'_, R> {
                 && self.read > compressed.max(1) * self.limits.max_ratio
             {
                 return Err(io::Error::other(format!(
-                    "the entry expands more than {}:1 ({compressed} compressed bytes; import.max_ratio)",
+                    "the entry expands more than {}:1 ({compressed} compressed bytes; the master's import_max_ratio)",
                     self.limits.max_ratio
                 )));
             }
@@ -202,7 +202,7 @@ pub fn for_each_entry_part(
             return Err(entry_err(
                 name,
                 format!(
-                    "the archive has more than {} entries (import.max_entries)",
+                    "the archive has more than {} entries (the master's import_max_entries)",
                     limits.max_entries
                 ),
             ));
@@ -312,7 +312,7 @@ pub fn for_each_entry_part(
                 return Err(entry_err(
                     &name,
                     format!(
-                        "the archive expands more than {}:1 ({compressed} compressed bytes; import.max_ratio)",
+                        "the archive expands more than {}:1 ({compressed} compressed bytes; the master's import_max_ratio)",
                         limits.max_ratio
                     ),
                 ));

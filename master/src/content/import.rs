@@ -93,7 +93,7 @@ pub async fn import_product(
     let _guard = state.import_lock.lock().await;
     let blobs = blocking(state);
     let archive = PathBuf::from(path);
-    let limits = state.import_limits;
+    let limits = state.settings().import_limits;
     let tree = tokio::task::spawn_blocking(move || pack::import_pack(&blobs, &archive, limits))
         .await
         .map_err(Error::internal)?
@@ -141,7 +141,7 @@ pub async fn import_update(
     let blobs = blocking(state);
     let archive = PathBuf::from(path);
     let base_digest = base.digest;
-    let limits = state.import_limits;
+    let limits = state.settings().import_limits;
     let (tree, base_manifest) = tokio::task::spawn_blocking(move || {
         let base_manifest =
             Manifest::from_json(&blobs.read(&base_digest).map_err(|e| error_chain(&e))?)

@@ -25,13 +25,28 @@ pub async fn import(ctl: &Ctl, file: &Path, name: &str) -> anyhow::Result<String
 }
 
 /// Imported artifacts.
-pub async fn list(ctl: &Ctl) -> anyhow::Result<String> {
+pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
     let reply = ctl
         .client()
         .list_artifacts(ListArtifactsRequest {})
         .await
         .map_err(status)?
         .into_inner();
+    if json {
+        let artifacts: Vec<_> = reply
+            .artifacts
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "name": a.name,
+                    "size": a.size,
+                    "imported_at_ms": a.imported_at_ms,
+                    "digest": a.digest,
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&artifacts)?));
+    }
     let mut t = table(&["NAME", "BYTES", "IMPORTED", "DIGEST"]);
     for a in reply.artifacts {
         t.add_row(vec![

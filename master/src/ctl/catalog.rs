@@ -81,10 +81,12 @@ pub async fn list(ctl: &Ctl, node: &str, limit: u32, json: bool) -> anyhow::Resu
     }
     let mut t = table(&["VERSION", "MADE", "SITE", "DIGEST", ""]);
     for v in &reply.versions {
-        let site = match (v.site_revision.as_str(), v.site_commit.as_str()) {
-            ("", _) => "-".to_string(),
-            (revision, "") => revision.to_string(),
-            (revision, commit) => format!("{revision} (git {commit})"),
+        let site = match rigger_common::catalog::site_revision_text(
+            &v.site_revision,
+            Some(&v.site_commit),
+        ) {
+            none if none.is_empty() => "-".to_string(),
+            site => site,
         };
         t.add_row(vec![
             v.version.to_string(),
@@ -218,13 +220,12 @@ fn summary(catalog: &Catalog) -> String {
     let _ = writeln!(out, "version:  {}", catalog.version);
     let _ = writeln!(out, "digest:   {}", catalog.digest);
     let _ = writeln!(out, "compiled: {}", format_ms(catalog.compiled_at_ms));
-    if !catalog.site_revision.is_empty() {
-        let commit = catalog
-            .site_commit
-            .as_ref()
-            .map(|c| format!(" (git {c})"))
-            .unwrap_or_default();
-        let _ = writeln!(out, "site:     revision {}{commit}", catalog.site_revision);
+    let site = rigger_common::catalog::site_revision_text(
+        &catalog.site_revision,
+        catalog.site_commit.as_deref(),
+    );
+    if !site.is_empty() {
+        let _ = writeln!(out, "site:     revision {site}");
     }
     let _ = writeln!(
         out,

@@ -6,13 +6,29 @@ use rigger_common::time::format_ms;
 use super::{Ctl, render, status, table};
 
 /// The restart leases nodes hold now.
-pub async fn list(ctl: &Ctl) -> anyhow::Result<String> {
+pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
     let reply = ctl
         .client()
         .list_leases(ListLeasesRequest {})
         .await
         .map_err(status)?
         .into_inner();
+    if json {
+        let leases: Vec<_> = reply
+            .leases
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "cluster": l.group,
+                    "certname": l.certname,
+                    "service": l.service,
+                    "acquired_at_ms": l.acquired_at_ms,
+                    "expires_at_ms": l.expires_at_ms,
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&leases)?));
+    }
     if reply.leases.is_empty() {
         return Ok("no node holds a restart lease\n".into());
     }

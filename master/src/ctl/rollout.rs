@@ -6,8 +6,12 @@ use rigger_common::time::format_ms;
 use super::{Ctl, render, status, table};
 
 /// Every cluster's rollout, one line each.
-pub async fn list(ctl: &Ctl) -> anyhow::Result<String> {
+pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
     let rollouts = fetch(ctl, "").await?;
+    if json {
+        let all: Vec<_> = rollouts.iter().map(as_json).collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&all)?));
+    }
     if rollouts.is_empty() {
         return Ok("no cluster has a rollout\n".into());
     }

@@ -143,7 +143,11 @@ impl MetaStore for SqliteStore {
         cert: &CertRecord,
         bound_role: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(sql("begin enrollment"))?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql("begin enrollment"))?;
         sqlx::query("INSERT INTO certs (serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem) VALUES (?, ?, ?, ?, 0, ?)")
             .bind(&cert.serial)
             .bind(&cert.certname)
@@ -554,7 +558,11 @@ impl MetaStore for SqliteStore {
     /// Removes a node from the inventory and revokes its certificates;
     /// returns whether it was there. Its catalog history is kept.
     async fn remove_node(&self, certname: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(sql("begin node removal"))?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql("begin node removal"))?;
         let removed = sqlx::query("DELETE FROM nodes WHERE certname = ?")
             .bind(certname)
             .execute(&mut *tx)
@@ -583,7 +591,11 @@ impl MetaStore for SqliteStore {
     }
 
     async fn put_rollout(&self, r: &RolloutRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(sql("begin a rollout"))?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql("begin a rollout"))?;
         let old: Option<String> =
             sqlx::query_scalar("SELECT revision FROM rollouts WHERE cluster = ?")
                 .bind(&r.cluster)
