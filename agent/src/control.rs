@@ -8,6 +8,9 @@ use rigger_common::proto::agent_control_service_server::{
 use rigger_common::proto::{
     self, AppliedCatalogRequest, GetFactsRequest, GetStatusRequest, TriggerRunRequest, run_event,
 };
+use std::sync::Arc;
+
+use rigger_common::logging::LogRing;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::UdsConnectInfo;
@@ -23,10 +26,11 @@ use crate::status::{AgentStatus, RunEvent};
 pub async fn serve(
     listener: tokio::net::UnixListener,
     inbox: mpsc::Sender<Event>,
+    logs: Arc<LogRing>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
-        .add_service(AgentControlServiceServer::new(Control::new(inbox)))
+        .add_service(AgentControlServiceServer::new(Control::new(inbox, logs)))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::UnixListenerStream::new(listener),
             shutdown.cancelled_owned(),
@@ -37,12 +41,14 @@ pub async fn serve(
 /// The control service; forwards requests to the daemon loop.
 pub struct Control {
     inbox: mpsc::Sender<Event>,
+    logs: Arc<LogRing>,
 }
 
 impl Control {
-    /// A service sending to the loop's inbox.
-    pub fn new(inbox: mpsc::Sender<Event>) -> Self {
-        Self { inbox }
+    /// A service sending to the loop's inbox, answering `logs` from the
+    /// daemon's log ring.
+    pub fn new(inbox: mpsc::Sender<Event>, logs: Arc<LogRing>) -> Self {
+        Self { inbox, logs }
     }
 }
 
@@ -52,6 +58,46 @@ fn gone() -> Status {
 
 #[tonic::async_trait]
 impl AgentControlService for Control {
+    type LogsStream = ReceiverStream<Result<proto::LogLine, Status>>;
+
+    async fn logs(
+        &self,
+        request: Request<proto::LogsRequest>,
+    ) -> Result<Response<Self::LogsStream>, Status> {
+        rigger_common::grpc::check_local_peer(request.extensions().get::<UdsConnectInfo>())?;
+        let req = request.into_inner();
+        // Subscribed before the last lines are read: none falls between.
+        let mut feed = req.follow.then(|| self.logs.follow());
+        let last = self.logs.last(req.lines as usize);
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(async move {
+            for line in last {
+                if tx.send(Ok(proto::LogLine { line })).await.is_err() {
+                    return;
+                }
+            }
+            let Some(feed) = feed.as_mut() else {
+                return;
+            };
+            loop {
+                let line = tokio::select! {
+                    _ = tx.closed() => return,
+                    line = feed.recv() => match line {
+                        Ok(line) => line,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            format!("({n} lines left out: the reader fell behind)")
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                };
+                if tx.send(Ok(proto::LogLine { line })).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
     async fn get_facts(
         &self,
         request: Request<GetFactsRequest>,
@@ -209,6 +255,9 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
             name: s.name,
             pid: s.pid,
             started_at_ms: s.started_at_ms,
+            started_with_version: s.started_with_version,
+            started_by: s.started_by,
+            restarts_after_exit: s.restarts_after_exit,
         })
         .collect();
     message.drift_repairs = status.drift_repairs;
@@ -221,6 +270,13 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
         message.disabled_by = d.by;
         message.disabled_at_ms = d.at_ms;
     }
+    // What the master said last, whichever run (noop or not) asked last.
+    message.held_back = [&status.last_run, &status.last_noop]
+        .into_iter()
+        .flatten()
+        .max_by_key(|r| r.started_at_ms)
+        .map(|r| r.held_back.clone())
+        .unwrap_or_default();
     if let Some(n) = status.last_noop {
         message.noop_at_ms = n.started_at_ms;
         message.noop_catalog_version = n.catalog_version;

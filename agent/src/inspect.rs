@@ -40,6 +40,13 @@ pub struct ServiceProcess {
     pub pid: u32,
     /// When the process started, Unix ms (0: unknown).
     pub started_at_ms: i64,
+    /// The catalog version the agent started it with (0: the running
+    /// process is not one the agent recorded starting).
+    pub started_with_version: u64,
+    /// Who started it: "run", or "supervisor" after it exited.
+    pub started_by: String,
+    /// Times the supervisor started it again after it exited.
+    pub restarts_after_exit: u64,
 }
 
 /// A mount the catalog wants, as it is.
@@ -101,10 +108,16 @@ pub fn inspect(paths: &Paths, catalog: Option<&Catalog>) -> Inspection {
             ResourceSpec::Tree(tree) => found.products.push(product(tree, paths)),
             ResourceSpec::Service(spec) => {
                 let pid = service::running_pid(spec, &ctx).unwrap_or(0);
+                let start = service::starts::last(spec, &ctx).unwrap_or_default();
+                // Only the record of the process that runs says what it runs.
+                let ours = pid != 0 && start.pid == pid;
                 found.services.push(ServiceProcess {
                     name: spec.name.clone(),
                     pid,
                     started_at_ms: if pid == 0 { 0 } else { started_at_ms(pid) },
+                    started_with_version: if ours { start.catalog_version } else { 0 },
+                    started_by: if ours { start.by } else { String::new() },
+                    restarts_after_exit: start.restarts_after_exit,
                 });
             }
             ResourceSpec::Mount(spec) => {

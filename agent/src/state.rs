@@ -54,6 +54,10 @@ pub struct RunSummary {
     /// Why the run happened ("scheduled", "pushed", "drift", "manual", "once").
     #[serde(default)]
     pub trigger: String,
+    /// Why the master kept the node on this version although the site
+    /// holds a newer change for it (a rollout); "" when it did not.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub held_back: String,
 }
 
 /// Persistent agent state.

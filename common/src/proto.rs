@@ -10,6 +10,7 @@ impl From<crate::signing::SignedCatalog> for SignedCatalog {
         Self {
             catalog_json: signed.catalog_json,
             signature: signed.signature,
+            held_back: String::new(),
         }
     }
 }

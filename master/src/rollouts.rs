@@ -611,6 +611,38 @@ pub async fn views(state: &MasterState, cluster: Option<&str>) -> Result<Vec<Rol
     Ok(views)
 }
 
+/// Why the node is kept on its current version, for its own screens: it
+/// waits for its turn in its cluster's rollout, or the rollout rolled it
+/// back; "" when no rollout holds it.
+pub async fn held_note(state: &MasterState, certname: &str) -> Result<String> {
+    for rollout in state.store.rollouts().await? {
+        let nodes = state.store.rollout_nodes(&rollout.cluster).await?;
+        let Some(node) = nodes.iter().find(|n| n.certname == certname) else {
+            continue;
+        };
+        let cluster = &rollout.cluster;
+        let reason = rollout.reason.lines().next().unwrap_or_default();
+        return Ok(match (node.state.as_str(), rollout.state.as_str()) {
+            (WAITING, RUNNING) => {
+                let spec = spec_of(state, &nodes).await;
+                let admitted: Vec<&RolloutNode> =
+                    nodes.iter().filter(|n| n.state != WAITING).collect();
+                let bake = spec.map_or(0, |s| s.bake_secs);
+                match all_baked(state, cluster, &admitted, bake, now_ms()).await? {
+                    Some(what) => format!("cluster {cluster}'s rollout is waiting for {what}"),
+                    None => format!("cluster {cluster}'s rollout admits it at its next step"),
+                }
+            }
+            (WAITING, stopped) => format!("cluster {cluster}'s rollout is {stopped}: {reason}"),
+            (ROLLED_BACK, _) => format!(
+                "cluster {cluster}'s rollout gave it its last good content back ({reason}); it follows the site again once the site changes"
+            ),
+            _ => String::new(),
+        });
+    }
+    Ok(String::new())
+}
+
 /// The rollout settings the change carries (from an admitted node's catalog).
 async fn spec_of(state: &MasterState, nodes: &[RolloutNode]) -> Option<RolloutSpec> {
     for node in nodes.iter().filter(|n| n.version > 0) {

@@ -70,9 +70,17 @@ fn a_change_reaches_the_canary_first_and_the_rest_after_it_baked() {
         hostname("127.0.0.51:9763").as_deref(),
         Some("login.example.com")
     );
-    // b asks while the canary bakes: it keeps its catalog and its server.
+    // b asks while the canary bakes: it keeps its catalog and its server,
+    // and is told why.
     let held = run(1);
     expect_code(&master, &held, 0);
+    assert!(
+        held.stdout.contains(
+            "a newer catalog is held back: cluster is-demo's rollout is waiting for wave-a to stay ready for 2s"
+        ),
+        "{}",
+        held.all()
+    );
     assert_eq!(
         hostname("127.0.0.52:9763").as_deref(),
         Some("is.demo.example.com")
@@ -155,6 +163,13 @@ fn a_change_that_fails_on_the_canary_halts_and_is_rolled_back() {
     // higher version) and is ready again without an operator.
     let held = run_b();
     expect_code(&master, &held, 0);
+    assert!(
+        held.stdout.contains(
+            "a newer catalog is held back: cluster is-demo's rollout is halted: canary-a failed"
+        ),
+        "{}",
+        held.all()
+    );
     assert_eq!(b.service_pid("wso2is"), Some(pid_b));
     let back = run_a();
     expect_code(&master, &back, 2);

@@ -342,6 +342,16 @@ fn wait_ready_returns_once_the_first_catalog_is_applied_and_the_server_answers()
         Some("ok")
     );
 
+    // What started the server: a run, with the catalog that runs.
+    let status = node.status();
+    let process = &status["processes"][0];
+    assert_eq!(
+        process["started_with_version"], status["catalog_version"],
+        "{status}"
+    );
+    assert_eq!(process["started_by"], "run", "{status}");
+    assert_eq!(process["restarts_after_exit"], 0, "{status}");
+
     // The server dies between runs: the daemon's supervisor starts it again
     // without waiting for the next run, and says so.
     let pid = node.service_pid("wso2is").unwrap();
@@ -372,6 +382,18 @@ fn wait_ready_returns_once_the_first_catalog_is_applied_and_the_server_answers()
             .unwrap()
             .contains("wso2is had exited; started again"),
         "{status}"
+    );
+    let process = &status["processes"][0];
+    assert_eq!(process["started_by"], "supervisor", "{status}");
+    assert_eq!(process["restarts_after_exit"], 1, "{status}");
+    let shown = node.ctl(&["status"]);
+    assert!(
+        shown.stdout.contains(&format!(
+            ", started again by the supervisor with catalog version {}; started again once after it exited",
+            status["catalog_version"]
+        )),
+        "{}",
+        shown.all()
     );
     assert_eq!(
         get("127.0.0.8:9763", "/carbon/admin/login.jsp").as_deref(),

@@ -142,19 +142,7 @@ fn status_shows_what_is_on_the_node() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = rigger_tests::stdout_lines(&mut watch);
     for _ in 0..3 {
         let line = rx.recv_timeout(Duration::from_secs(30)).expect("a refresh");
         let refreshed: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -169,6 +157,38 @@ fn status_shows_what_is_on_the_node() {
         watch.try_wait().unwrap()
     });
     assert_eq!(ended.code(), Some(0), "healthy");
+
+    // The daemon's own log: each run's start and end, and --follow.
+    let logs = node.ctl(&["logs", "-n", "500"]);
+    assert_eq!(logs.code, 0, "{}", logs.all());
+    for line in ["run started", "run finished", "agent started"] {
+        assert!(logs.stdout.contains(line), "{line:?}: {}", logs.all());
+    }
+    let mut follow = std::process::Command::new(rigger_tests::bin("agentctl"))
+        .arg("--root")
+        .arg(node.root())
+        .args(["logs", "--follow", "-n", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = rigger_tests::stdout_lines(&mut follow);
+    // Following before the run: its lines arrive as they are logged.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(node.ctl(&["run"]).code, 0);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("run finished")) {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no \"run finished\" line followed: {seen:?}"));
+        seen.push(line);
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("run started") && l.contains("manual")),
+        "{seen:?}"
+    );
+    follow.kill().unwrap();
+    follow.wait().unwrap();
     node.stop_daemon();
 }
 

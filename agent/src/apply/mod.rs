@@ -230,7 +230,7 @@ fn step(
     let notified = || format!("notified by {}", notified_by.join(", "));
     if noop {
         return if !changes.is_empty() {
-            outcome(Status::Pending, format!("would {summary}"), diff)
+            outcome(Status::Pending, format!("would change: {summary}"), diff)
         } else if refresh_due {
             outcome(
                 Status::Pending,

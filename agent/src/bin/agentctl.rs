@@ -50,6 +50,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The daemon's last log lines; `--follow` prints each new one until
+    /// interrupted (Ctrl-C).
+    Logs {
+        /// How many of the last lines.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: u32,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// The catalog that runs (verified; secret content redacted).
     Catalog {
         /// Print the catalog JSON.
@@ -247,6 +257,25 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Logs { lines, follow } => {
+            let mut stream = client
+                .logs(rigger_common::proto::LogsRequest { lines, follow })
+                .await
+                .map_err(|s| anyhow!("{}", s.message()))?
+                .into_inner();
+            let interrupted = tokio::signal::ctrl_c();
+            tokio::pin!(interrupted);
+            loop {
+                let line = tokio::select! {
+                    _ = &mut interrupted => return Ok(exit::OK),
+                    line = stream.message() => line.map_err(|s| anyhow!("{}", s.message()))?,
+                };
+                let Some(line) = line else {
+                    return Ok(exit::OK);
+                };
+                println!("{}", printable(&line.line));
+            }
+        }
         Command::Catalog { json } => {
             let reply = client
                 .get_catalog(rigger_common::proto::AppliedCatalogRequest {})
@@ -374,6 +403,7 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
         "catalog_digest": s.catalog_digest,
         "site_revision": s.site_revision,
         "run_lock": run_lock,
+        "held_back": (!s.held_back.is_empty()).then_some(&s.held_back),
         "mounts": s.mounts.iter().map(|m| serde_json::json!({
             "path": m.path,
             "wanted": m.wanted,
@@ -422,6 +452,9 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
             "name": p.name,
             "pid": p.pid,
             "started_at_ms": p.started_at_ms,
+            "started_with_version": (p.started_with_version > 0).then_some(p.started_with_version),
+            "started_by": (!p.started_by.is_empty()).then_some(&p.started_by),
+            "restarts_after_exit": p.restarts_after_exit,
         })).collect::<Vec<_>>(),
         "drift": {
             "watched": s.drift_watched,
@@ -557,6 +590,9 @@ fn print_status(s: &AgentStatus) {
                 say!("site:      revision {site}");
             }
         }
+        if !s.held_back.is_empty() {
+            say!("pending:   a newer catalog is held back: {}", s.held_back);
+        }
         if s.used_cached_catalog {
             say!(
                 "WARNING:   enforcing the CACHED catalog: the master gave no fresh one ({})",
@@ -624,8 +660,20 @@ fn print_status(s: &AgentStatus) {
     }
     for p in &s.processes {
         if p.pid > 0 {
+            let with = match (p.started_with_version, p.started_by.as_str()) {
+                (0, _) => ", not started by this agent".to_string(),
+                (version, "supervisor") => {
+                    format!(", started again by the supervisor with catalog version {version}")
+                }
+                (version, _) => format!(", started with catalog version {version}"),
+            };
+            let restarts = match p.restarts_after_exit {
+                0 => String::new(),
+                1 => "; started again once after it exited".to_string(),
+                n => format!("; started again {n} times after it exited"),
+            };
             say!(
-                "process:   {} pid {} up since {} ({})",
+                "process:   {} pid {} up since {} ({}){with}{restarts}",
                 p.name,
                 p.pid,
                 format_ms(p.started_at_ms),

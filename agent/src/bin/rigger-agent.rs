@@ -76,7 +76,13 @@ fn main() -> ExitCode {
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
     let cli: Cli = exit::parse_args();
-    logging::init(cli.log_format, if cli.once { "warn" } else { "info" });
+    // The daemon keeps its last lines for `agentctl logs`.
+    let ring = Arc::new(logging::LogRing::new(LOG_LINES));
+    if cli.once {
+        logging::init(cli.log_format, "warn");
+    } else {
+        logging::init_with_ring(cli.log_format, "info", ring.clone());
+    }
     let config = match rigger_common::cli::checked_config(
         "rigger-agent",
         load_config(&cli),
@@ -90,7 +96,7 @@ fn main() -> ExitCode {
         (cli.once, cli.noop, cli.verify, cli.detailed_exitcodes);
     rigger_common::cli::run("rigger-agent", async move {
         if !once_mode {
-            daemon(agent).await?;
+            daemon(agent, ring).await?;
             return Ok(exit::OK);
         }
         let code = once(agent, noop, verify).await;
@@ -160,6 +166,9 @@ async fn once(agent: Arc<Agent>, noop: bool, verify: bool) -> u8 {
         summary.fetched_blobs,
         summary.fetched_bytes
     );
+    if !summary.held_back.is_empty() {
+        println!("a newer catalog is held back: {}", summary.held_back);
+    }
     detailed_exit_code(&summary)
 }
 
@@ -178,7 +187,10 @@ fn print_outcome(o: &Outcome) {
 }
 
 /// The daemon: the main loop plus the control socket, until SIGTERM/SIGINT.
-async fn daemon(agent: Arc<Agent>) -> anyhow::Result<()> {
+/// Log lines the daemon keeps for `agentctl logs`.
+const LOG_LINES: usize = 2_000;
+
+async fn daemon(agent: Arc<Agent>, logs: Arc<logging::LogRing>) -> anyhow::Result<()> {
     let socket = agent.paths.socket();
     let listener = rigger_common::grpc::bind_private_socket(&socket)
         .with_context(|| format!("cannot bind control socket {}", socket.display()))?;
@@ -188,6 +200,7 @@ async fn daemon(agent: Arc<Agent>) -> anyhow::Result<()> {
     let server = tokio::spawn(rigger_agent::control::serve(
         listener,
         tx.clone(),
+        logs,
         shutdown.clone(),
     ));
     tokio::spawn(rigger_common::cli::cancel_on_signal(shutdown.clone()));

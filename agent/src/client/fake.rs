@@ -13,8 +13,8 @@ use rigger_common::fsutil::{Ownership, write_atomic};
 use rigger_common::signing::{SignedCatalog, sign_catalog};
 
 use super::{
-    BlobChunk, BlobStream, CatalogRequest, Connector, LeaseReply, LeaseRequest, MasterClient,
-    MasterError, RunReport,
+    BlobChunk, BlobStream, CatalogReply, CatalogRequest, Connector, LeaseReply, LeaseRequest,
+    MasterClient, MasterError, RunReport,
 };
 use crate::identity::Identity;
 
@@ -136,17 +136,21 @@ impl FakeMaster {
 
 #[tonic::async_trait]
 impl MasterClient for FakeMaster {
-    async fn catalog(&self, request: CatalogRequest) -> Result<SignedCatalog, MasterError> {
+    async fn catalog(&self, request: CatalogRequest) -> Result<CatalogReply, MasterError> {
         self.reachable()?;
         let mut inner = self.inner.lock().unwrap();
         inner.requests.push(request);
         if let Some(message) = &inner.refusal {
             return Err(MasterError::Refused(message.clone()));
         }
-        inner
+        let signed = inner
             .catalog
             .clone()
-            .ok_or_else(|| MasterError::Refused("no catalog published".into()))
+            .ok_or_else(|| MasterError::Refused("no catalog published".into()))?;
+        Ok(CatalogReply {
+            signed,
+            held_back: String::new(),
+        })
     }
 
     async fn report(&self, report: RunReport) -> Result<(), MasterError> {

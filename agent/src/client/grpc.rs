@@ -12,13 +12,12 @@ use rigger_common::proto;
 use rigger_common::proto::catalog_service_client::CatalogServiceClient;
 use rigger_common::proto::content_service_client::ContentServiceClient;
 use rigger_common::proto::enrollment_service_client::EnrollmentServiceClient;
-use rigger_common::signing::SignedCatalog;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 use super::{
-    BlobChunk, BlobStream, CatalogRequest, Connector, Enrolled, LeaseReply, LeaseRequest,
-    MasterClient, MasterError, RunReport,
+    BlobChunk, BlobStream, CatalogReply, CatalogRequest, Connector, Enrolled, LeaseReply,
+    LeaseRequest, MasterClient, MasterError, RunReport,
 };
 use crate::identity::Identity;
 
@@ -117,7 +116,7 @@ fn chunk_of(chunk: proto::BlobChunk) -> Result<BlobChunk, MasterError> {
 
 #[tonic::async_trait]
 impl MasterClient for GrpcMaster {
-    async fn catalog(&self, request: CatalogRequest) -> Result<SignedCatalog, MasterError> {
+    async fn catalog(&self, request: CatalogRequest) -> Result<CatalogReply, MasterError> {
         let request = proto::GetCatalogRequest {
             facts_json: request.facts.to_string(),
             role: request.role.unwrap_or_default(),
@@ -126,8 +125,15 @@ impl MasterClient for GrpcMaster {
             .catalogs()
             .get_catalog(request)
             .await
-            .map_err(error_of)?;
-        Ok(reply.into_inner().into())
+            .map_err(error_of)?
+            .into_inner();
+        Ok(CatalogReply {
+            held_back: rigger_common::text::printable(&reply.held_back)
+                .chars()
+                .take(2_000)
+                .collect(),
+            signed: reply.into(),
+        })
     }
 
     async fn report(&self, report: RunReport) -> Result<(), MasterError> {

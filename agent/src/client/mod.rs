@@ -31,6 +31,16 @@ pub struct CatalogRequest {
     pub role: Option<String>,
 }
 
+/// The master's answer to a catalog request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogReply {
+    /// The catalog, as signed.
+    pub signed: SignedCatalog,
+    /// Why the master keeps the node on this version although the site
+    /// holds a newer change for it (a rollout); "" when it does not.
+    pub held_back: String,
+}
+
 /// A restart lease asked for (or given back) for one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRequest {
@@ -126,7 +136,7 @@ impl MasterError {
 #[tonic::async_trait]
 pub trait MasterClient: Send + Sync + std::fmt::Debug {
     /// Compiles (or returns the current) signed catalog for this node.
-    async fn catalog(&self, request: CatalogRequest) -> Result<SignedCatalog, MasterError>;
+    async fn catalog(&self, request: CatalogRequest) -> Result<CatalogReply, MasterError>;
     /// Records a run.
     async fn report(&self, report: RunReport) -> Result<(), MasterError>;
     /// Streams the blobs `digests` name.

@@ -40,6 +40,12 @@ pub struct ApplyContext {
     pub stopping: tokio_util::sync::CancellationToken,
     /// The host programs resources run (tests put recording fakes here).
     pub host: Host,
+    /// The version of the catalog being applied (0: unknown), which a
+    /// server started now is recorded as started with.
+    pub catalog_version: u64,
+    /// Whether the daemon's supervisor applies (starting servers that
+    /// exited), not a run.
+    pub supervising: bool,
     /// The root every write resolves beneath (opened on first use).
     root: std::sync::Arc<std::sync::OnceLock<Beneath>>,
 }
@@ -91,6 +97,8 @@ impl ApplyContext {
             leases: None,
             stopping: tokio_util::sync::CancellationToken::new(),
             host: Host::default(),
+            catalog_version: 0,
+            supervising: false,
             root: Default::default(),
         }
     }

@@ -84,6 +84,7 @@ pub struct Agent {
 /// What a catalog fetch produced.
 struct Fetched {
     signed: SignedCatalog,
+    held_back: String,
     from_cache: bool,
     master: Option<Arc<dyn MasterClient>>,
     master_error: String,
@@ -186,6 +187,7 @@ impl Agent {
             trigger: trigger.to_string(),
             ..Default::default()
         };
+        tracing::info!(trigger, noop, verify, "run started");
         match self
             .run_inner(noop, verify, outcomes, started, &mut summary)
             .await
@@ -207,6 +209,16 @@ impl Agent {
             "unchanged"
         }
         .to_string();
+        tracing::info!(
+            result = %summary.result,
+            catalog_version = summary.catalog_version,
+            changed = summary.changed,
+            failed = summary.failed,
+            skipped = summary.skipped,
+            duration_ms = summary.duration_ms,
+            cached = summary.used_cached_catalog,
+            "run finished"
+        );
         let mut state = self.state.load().unwrap_or_default();
         // A noop run changes nothing, and neither what is recorded as applied.
         if summary.noop {
@@ -251,6 +263,10 @@ impl Agent {
         );
         summary.master_reachable = fetched.master_reachable;
         summary.master_error = fetched.master_error.clone();
+        summary.held_back = fetched.held_back.clone();
+        if !summary.held_back.is_empty() {
+            tracing::info!(why = %summary.held_back, "the master holds a newer catalog back");
+        }
         summary.used_cached_catalog = fetched.from_cache;
         let mut persisted = self.state.load()?;
         let catalog = self.verify(&identity, &fetched.signed, persisted.applied_version)?;
@@ -263,6 +279,7 @@ impl Agent {
         let mut ctx = ApplyContext::new(self.paths.clone());
         ctx.cache.remove_temporaries();
         ctx.full_verify = verify;
+        ctx.catalog_version = catalog.version;
         ctx.stopping = self.stopping.clone();
         ctx.previous = self
             .verified_cached_catalog()
@@ -295,6 +312,8 @@ impl Agent {
         );
         let report = tokio::task::spawn_blocking(move || {
             apply::apply_catalog(&desired, &ctx, noop, |o| {
+                // Logged as it happens, not after the run.
+                log_outcome(o, noop);
                 if let Some(tx) = &outcomes {
                     let _ = tx.send(o.clone());
                 }
@@ -313,7 +332,6 @@ impl Agent {
             .map(|o| format!("{}: {}", o.id, o.message.lines().next().unwrap_or_default()))
             .collect();
         summary.skipped = report.skipped();
-        log_outcomes(&report, noop);
 
         if !noop {
             tracing::debug!(
@@ -375,9 +393,10 @@ impl Agent {
         };
         let (master, error) = match self.connector.connect(identity).await {
             Ok(master) => match master.catalog(request).await {
-                Ok(signed) => {
+                Ok(reply) => {
                     return Ok(Fetched {
-                        signed,
+                        signed: reply.signed,
+                        held_back: reply.held_back,
                         from_cache: false,
                         master: Some(master),
                         master_error: String::new(),
@@ -397,6 +416,7 @@ impl Agent {
         match self.state.cached_catalog()? {
             Some(signed) => Ok(Fetched {
                 signed,
+                held_back: String::new(),
                 from_cache: true,
                 master,
                 master_error: message,
@@ -466,15 +486,14 @@ impl Agent {
     }
 }
 
-fn log_outcomes(report: &ApplyReport, noop: bool) {
-    for o in &report.outcomes {
-        match o.status {
-            apply::Status::Changed => tracing::info!(resource = %o.id, "{}", o.message),
-            apply::Status::Pending => tracing::info!(resource = %o.id, noop, "{}", o.message),
-            apply::Status::Failed => tracing::error!(resource = %o.id, "{}", o.message),
-            apply::Status::Skipped => tracing::warn!(resource = %o.id, "{}", o.message),
-            apply::Status::Unchanged => {}
-        }
+/// One resource's outcome in the log, when it is known.
+fn log_outcome(o: &Outcome, noop: bool) {
+    match o.status {
+        apply::Status::Changed => tracing::info!(resource = %o.id, "{}", o.message),
+        apply::Status::Pending => tracing::info!(resource = %o.id, noop, "{}", o.message),
+        apply::Status::Failed => tracing::error!(resource = %o.id, "{}", o.message),
+        apply::Status::Skipped => tracing::warn!(resource = %o.id, "{}", o.message),
+        apply::Status::Unchanged => {}
     }
 }
 

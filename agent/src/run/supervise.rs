@@ -29,7 +29,9 @@ impl Agent {
         else {
             return Ok(vec![]);
         };
-        let ctx = ApplyContext::new(self.paths.clone());
+        let mut ctx = ApplyContext::new(self.paths.clone());
+        ctx.catalog_version = catalog.version;
+        ctx.supervising = true;
         tokio::task::spawn_blocking(move || restart_exited(services, &ctx))
             .await
             .map_err(|e| e.to_string())?

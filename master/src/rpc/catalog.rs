@@ -58,7 +58,14 @@ impl CatalogService for Catalogs {
         let req = request.into_inner();
         let asked = Some(req.role.as_str()).filter(|r| !r.is_empty());
         let signed = catalogs::requested(&self.state, &certname, &req.facts_json, asked).await?;
-        Ok(Response::new(signed.into()))
+        let mut reply: SignedCatalog = signed.into();
+        reply.held_back = crate::rollouts::held_note(&self.state, &certname)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(node = %certname, error = %e, "cannot say why the node is held back");
+                String::new()
+            });
+        Ok(Response::new(reply))
     }
 
     #[tracing::instrument(skip_all)]

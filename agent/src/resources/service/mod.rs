@@ -11,6 +11,7 @@
 pub mod peers;
 pub mod process;
 pub mod readiness;
+pub mod starts;
 pub mod systemd;
 
 use std::fs;
@@ -201,7 +202,8 @@ pub fn apply(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<(), ResourceError
         return Ok(());
     }
     if manager.running(spec, ctx).is_none() {
-        manager.start(spec, ctx)?;
+        let pid = manager.start(spec, ctx)?;
+        starts::record(spec, ctx, pid);
     }
     wait_ready(spec, ctx, manager)?;
     hook("post_ready", &spec.post_ready, spec, ctx)?;
@@ -216,7 +218,8 @@ pub fn restart(spec: &ServiceSpec, ctx: &ApplyContext) -> Result<Option<String>,
     let manager = provider(spec, ctx);
     let manager = manager.as_ref();
     let note = take_down(spec, ctx, manager)?;
-    manager.start(spec, ctx)?;
+    let pid = manager.start(spec, ctx)?;
+    starts::record(spec, ctx, pid);
     wait_ready(spec, ctx, manager)?;
     hook("post_ready", &spec.post_ready, spec, ctx)?;
     finish(spec, ctx);
