@@ -52,6 +52,8 @@ fn main() {
             max_connections: None,
             max_connections_per_address: None,
             retention: Default::default(),
+            max_catalog_requests: 4,
+            max_blob_streams: 64,
         };
         let master = rigger_master::server::Master::open(config)
             .await

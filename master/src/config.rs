@@ -39,6 +39,10 @@ pub struct MasterConfigFile {
     pub max_connections: Option<u64>,
     /// Node connections open at once from one address (no cap).
     pub max_connections_per_address: Option<u64>,
+    /// Catalog requests compiled at once (twice the cores, at least 4).
+    pub max_catalog_requests: Option<u64>,
+    /// Blob streams served at once (64).
+    pub max_blob_streams: Option<u64>,
     /// Reports kept per node (200).
     pub keep_reports: Option<u32>,
     /// Reports older than this are deleted (`30d`).
@@ -74,6 +78,11 @@ pub struct MasterConfig {
     pub max_connections_per_address: Option<usize>,
     /// How much report and catalog history is kept.
     pub retention: crate::retention::Retention,
+    /// Catalog requests compiled at once; more wait, then are told to
+    /// come back.
+    pub max_catalog_requests: usize,
+    /// Blob streams served at once.
+    pub max_blob_streams: usize,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -175,6 +184,25 @@ impl MasterConfig {
                 defaults.catalog_max_age,
             ),
         };
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let max_catalog_requests = overrides
+            .max_catalog_requests
+            .or(file.max_catalog_requests)
+            .map_or((2 * cores).max(4), |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            });
+        let max_blob_streams = overrides
+            .max_blob_streams
+            .or(file.max_blob_streams)
+            .map_or(64, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        for (key, value) in [
+            ("max_catalog_requests", max_catalog_requests),
+            ("max_blob_streams", max_blob_streams),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be at least 1"));
+            }
+        }
         for (key, value) in [
             ("keep_reports", retention.keep_reports),
             ("keep_catalogs", retention.keep_catalogs),
@@ -186,6 +214,8 @@ impl MasterConfig {
         let as_count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         let config = Self {
             retention,
+            max_catalog_requests,
+            max_blob_streams,
             peer_timeout,
             import_limits,
             max_connections: max_connections.map(as_count),
@@ -250,6 +280,8 @@ mod tests {
             import_max_entries: Some(200_000),
             max_connections: None,
             max_connections_per_address: None,
+            max_catalog_requests: None,
+            max_blob_streams: Some(64),
             keep_reports: Some(200),
             report_max_age: Some("30d".into()),
             keep_catalogs: Some(50),

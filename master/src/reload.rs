@@ -88,6 +88,14 @@ fn restart_only_changes(started: &MasterConfig, now: &MasterConfig) -> Vec<&'sta
         "max_connections_per_address",
         started.max_connections_per_address != now.max_connections_per_address,
     );
+    check(
+        "max_catalog_requests",
+        started.max_catalog_requests != now.max_catalog_requests,
+    );
+    check(
+        "max_blob_streams",
+        started.max_blob_streams != now.max_blob_streams,
+    );
     changed
 }
 

@@ -111,6 +111,10 @@ impl Master {
             site_changed: tokio::sync::Notify::new(),
             site_quiet: Default::default(),
             revision_cache: Default::default(),
+            work: crate::overload::WorkLimits::new(
+                config.max_catalog_requests,
+                config.max_blob_streams,
+            ),
         });
         Ok(Self { state, config })
     }

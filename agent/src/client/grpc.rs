@@ -74,6 +74,19 @@ impl GrpcMaster {
 /// Sorts a failed call: the connection broke, the master could not serve,
 /// or it answered with a refusal.
 fn error_of(status: tonic::Status) -> MasterError {
+    if status.code() == tonic::Code::ResourceExhausted {
+        // The master's hint, else a few seconds.
+        let hint = status
+            .metadata()
+            .get("retry-after-ms")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(3_000);
+        return MasterError::Busy {
+            message: status.message().to_string(),
+            retry_after: Duration::from_millis(hint),
+        };
+    }
     if std::error::Error::source(&status).is_some() {
         MasterError::Transport(error_chain(&status))
     } else if matches!(
@@ -83,6 +96,43 @@ fn error_of(status: tonic::Status) -> MasterError {
         MasterError::Unavailable(status.message().to_string())
     } else {
         MasterError::Refused(status.message().to_string())
+    }
+}
+
+/// The longest a request waits in all for a busy master before it gives
+/// up (a run then enforces its cached catalog).
+const BUSY_WAIT: Duration = Duration::from_secs(60);
+
+/// Makes `call`; while the master answers that it is busy, waits the time
+/// it said (30 s at most each time, plus up to a quarter more, [`BUSY_WAIT`]
+/// in all) and makes it again.
+async fn when_busy_ask_again<T, F, Fut>(what: &str, mut call: F) -> Result<T, MasterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, MasterError>>,
+{
+    let mut waited = Duration::ZERO;
+    loop {
+        match call().await {
+            Err(MasterError::Busy {
+                message,
+                retry_after,
+            }) if waited < BUSY_WAIT => {
+                let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 1.0..1.25);
+                let wait = retry_after
+                    .min(Duration::from_secs(30))
+                    .mul_f64(jitter)
+                    .min(BUSY_WAIT - waited);
+                tracing::warn!(
+                    what,
+                    wait_ms = wait.as_millis() as u64,
+                    "{message}: asking again"
+                );
+                tokio::time::sleep(wait).await;
+                waited += wait;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -121,12 +171,12 @@ impl MasterClient for GrpcMaster {
             facts_json: request.facts.to_string(),
             role: request.role.unwrap_or_default(),
         };
-        let reply = self
-            .catalogs()
-            .get_catalog(request)
-            .await
-            .map_err(error_of)?
-            .into_inner();
+        let reply = when_busy_ask_again("catalog", || {
+            let request = request.clone();
+            async move { self.catalogs().get_catalog(request).await.map_err(error_of) }
+        })
+        .await?
+        .into_inner();
         Ok(CatalogReply {
             held_back: rigger_common::text::printable(&reply.held_back)
                 .chars()
@@ -149,11 +199,17 @@ impl MasterClient for GrpcMaster {
         let request = proto::FetchBlobsRequest {
             digests: digests.iter().map(ToString::to_string).collect(),
         };
-        let stream = ContentServiceClient::new(self.channel.clone())
-            .fetch_blobs(request)
-            .await
-            .map_err(error_of)?
-            .into_inner();
+        let stream = when_busy_ask_again("blobs", || {
+            let request = request.clone();
+            async move {
+                ContentServiceClient::new(self.channel.clone())
+                    .fetch_blobs(request)
+                    .await
+                    .map_err(error_of)
+            }
+        })
+        .await?
+        .into_inner();
         Ok(Box::pin(
             stream.map(|item| item.map_err(error_of).and_then(chunk_of)),
         ))
@@ -222,5 +278,65 @@ impl Connector for GrpcConnector {
             })?;
         let master = GrpcMaster::connect(&self.master, config, self.timeout).await?;
         Ok(Arc::new(master))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_master_is_asked_again_after_the_time_it_said() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let answer = when_busy_ask_again("catalog", || async {
+            match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 | 1 => Err(MasterError::Busy {
+                    message: "the master is busy".into(),
+                    retry_after: Duration::from_secs(2),
+                }),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(answer.unwrap(), 7);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(4) && waited <= Duration::from_secs(5),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_master_busy_for_longer_than_a_minute_is_given_up_on() {
+        let started = tokio::time::Instant::now();
+        let answer: Result<(), _> = when_busy_ask_again("blobs", || async {
+            Err(MasterError::Busy {
+                message: "the master is busy".into(),
+                retry_after: Duration::from_secs(30),
+            })
+        })
+        .await;
+        assert!(matches!(answer, Err(MasterError::Busy { .. })));
+        let waited = started.elapsed();
+        assert!(
+            waited >= BUSY_WAIT && waited < BUSY_WAIT + Duration::from_secs(1),
+            "{waited:?}"
+        );
+    }
+
+    #[test]
+    fn resource_exhausted_carries_the_masters_hint() {
+        let mut status = tonic::Status::resource_exhausted("the master is busy");
+        status
+            .metadata_mut()
+            .insert("retry-after-ms", "1500".parse().unwrap());
+        match error_of(status) {
+            MasterError::Busy { retry_after, .. } => {
+                assert_eq!(retry_after, Duration::from_millis(1500));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -120,6 +120,14 @@ pub enum MasterError {
     /// The master answered and refused (a compile error, a revoked certificate, …).
     #[error("{0}")]
     Refused(String),
+    /// The master is overloaded and said when to ask again.
+    #[error("{message}")]
+    Busy {
+        /// What it said.
+        message: String,
+        /// When to ask again.
+        retry_after: std::time::Duration,
+    },
     /// The master answered with something this agent cannot use.
     #[error("the master's answer is malformed: {0}")]
     Malformed(String),
@@ -128,7 +136,10 @@ pub enum MasterError {
 impl MasterError {
     /// Whether the master itself answered (it refused, rather than being out of reach).
     pub fn master_answered(&self) -> bool {
-        matches!(self, Self::Refused(_) | Self::Malformed(_))
+        matches!(
+            self,
+            Self::Refused(_) | Self::Malformed(_) | Self::Busy { .. }
+        )
     }
 }
 

@@ -408,7 +408,9 @@ impl Agent {
             Err(e) => (None, e),
         };
         let message = match &error {
-            MasterError::Unavailable(m) | MasterError::Refused(m) => {
+            MasterError::Unavailable(m)
+            | MasterError::Refused(m)
+            | MasterError::Busy { message: m, .. } => {
                 format!("the master gave no catalog: {m}")
             }
             other => other.to_string(),

@@ -56,6 +56,12 @@ struct Cli {
     /// Node connections open at once from one address (default: no cap).
     #[arg(long, env = "RIGGER_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<u64>,
+    /// Catalog requests compiled at once (default: twice the cores, at least 4).
+    #[arg(long, env = "RIGGER_MAX_CATALOG_REQUESTS")]
+    max_catalog_requests: Option<u64>,
+    /// Blob streams served at once (default 64).
+    #[arg(long, env = "RIGGER_MAX_BLOB_STREAMS")]
+    max_blob_streams: Option<u64>,
     /// Reports kept per node (default 200).
     #[arg(long, env = "RIGGER_KEEP_REPORTS")]
     keep_reports: Option<u32>,
@@ -123,6 +129,8 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
         import_max_entries: cli.import_max_entries,
         max_connections: cli.max_connections,
         max_connections_per_address: cli.max_connections_per_address,
+        max_catalog_requests: cli.max_catalog_requests,
+        max_blob_streams: cli.max_blob_streams,
         keep_reports: cli.keep_reports,
         report_max_age: cli.report_max_age.clone(),
         keep_catalogs: cli.keep_catalogs,

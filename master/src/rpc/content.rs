@@ -47,9 +47,12 @@ impl ContentService for Content {
             .map(|d| Digest::parse(d).map_err(|e| Status::invalid_argument(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         access::check_fetch(&self.state, &certname, &wanted).await?;
+        // Held until the stream ends.
+        let place = self.state.work.blob_stream().await?;
         let (tx, rx) = mpsc::channel(4);
         let state = self.state.clone();
         tokio::spawn(async move {
+            let _place = place;
             for digest in wanted {
                 if let Err(status) = send_blob(&state, digest, &tx).await {
                     let _ = tx.send(Err(status)).await;
