@@ -33,6 +33,8 @@ pub struct AgentConfigFile {
     pub splay: Option<String>,
     /// Timeout of each request to the master (`30s`).
     pub timeout: Option<String>,
+    /// Where the daemon serves `/metrics` (off when unset).
+    pub metrics_listen: Option<String>,
 }
 
 /// The resolved configuration.
@@ -60,6 +62,8 @@ pub struct AgentConfig {
     pub splay: Duration,
     /// Request timeout.
     pub timeout: Duration,
+    /// Where the daemon serves `/metrics`, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -138,6 +142,19 @@ impl AgentConfig {
         if run_interval.is_zero() {
             problems.push("run_interval must be longer than zero".into());
         }
+        let metrics_listen = overrides
+            .metrics_listen
+            .or(file.metrics_listen)
+            .filter(|a| !a.is_empty())
+            .and_then(|text| {
+                text.parse()
+                    .map_err(|_| {
+                        problems.push(format!(
+                            "metrics_listen: {text:?} is not an address such as 127.0.0.1:9141"
+                        ));
+                    })
+                    .ok()
+            });
         let certname = overrides
             .certname
             .or(file.certname)
@@ -154,6 +171,7 @@ impl AgentConfig {
             run_interval,
             splay,
             timeout,
+            metrics_listen,
         };
         ConfigError::check(problems, config)
     }

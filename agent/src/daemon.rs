@@ -304,6 +304,7 @@ fn check_drift(
     } else {
         tracing::warn!(paths = %shown, "changed outside the agent: repairing now");
         *seen = (seen.0 + 1, now_ms(), shown);
+        agent.metrics.drift_repairs.inc();
         if waiting.is_empty() {
             waiting.push_back(("drift", false, false, None));
         }

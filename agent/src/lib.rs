@@ -16,6 +16,7 @@ pub mod facts;
 pub mod identity;
 pub mod inspect;
 pub mod lease;
+pub mod metrics;
 pub mod paths;
 pub mod release;
 pub mod resources;

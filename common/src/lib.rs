@@ -16,6 +16,7 @@ pub mod fswatch;
 pub mod grpc;
 pub mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod proto;
 pub mod report;
 pub mod signing;

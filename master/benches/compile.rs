@@ -54,6 +54,7 @@ fn main() {
             retention: Default::default(),
             max_catalog_requests: 4,
             max_blob_streams: 64,
+            metrics_listen: None,
         };
         let master = rigger_master::server::Master::open(config)
             .await

@@ -232,7 +232,9 @@ pub async fn watch(
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let node = certname.to_string();
     let stopping = state.stopping.clone();
+    let open = crate::metrics::OpenStream::new(&state.metrics.watch_streams);
     tokio::spawn(async move {
+        let _open = open;
         if tx.send(latest).await.is_err() {
             return;
         }
@@ -385,9 +387,12 @@ async fn compile(
         inventory,
     };
     let products = imported_products(state).await?;
+    let seconds = state.metrics.compile_seconds.clone();
     tokio::task::spawn_blocking(move || {
-        let content = compiler.compile(&node, &products)?;
-        Ok((content, products.take_resolved_secret_files()))
+        let started = std::time::Instant::now();
+        let content = compiler.compile(&node, &products);
+        seconds.observe(started.elapsed().as_secs_f64());
+        Ok((content?, products.take_resolved_secret_files()))
     })
     .await
     .map_err(Error::internal)?

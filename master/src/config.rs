@@ -39,6 +39,8 @@ pub struct MasterConfigFile {
     pub max_connections: Option<u64>,
     /// Node connections open at once from one address (no cap).
     pub max_connections_per_address: Option<u64>,
+    /// Where `/metrics` is served (off when unset), e.g. `127.0.0.1:9140`.
+    pub metrics_listen: Option<String>,
     /// Catalog requests compiled at once (twice the cores, at least 4).
     pub max_catalog_requests: Option<u64>,
     /// Blob streams served at once (64).
@@ -83,6 +85,8 @@ pub struct MasterConfig {
     pub max_catalog_requests: usize,
     /// Blob streams served at once.
     pub max_blob_streams: usize,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -184,6 +188,19 @@ impl MasterConfig {
                 defaults.catalog_max_age,
             ),
         };
+        let metrics_listen = overrides
+            .metrics_listen
+            .or(file.metrics_listen)
+            .filter(|a| !a.is_empty())
+            .and_then(|text| {
+                text.parse()
+                    .inspect_err(|_| {
+                        problems.push(format!(
+                            "metrics_listen: {text:?} is not an address such as 127.0.0.1:9140"
+                        ));
+                    })
+                    .ok()
+            });
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let max_catalog_requests = overrides
             .max_catalog_requests
@@ -216,6 +233,7 @@ impl MasterConfig {
             retention,
             max_catalog_requests,
             max_blob_streams,
+            metrics_listen,
             peer_timeout,
             import_limits,
             max_connections: max_connections.map(as_count),
@@ -280,6 +298,7 @@ mod tests {
             import_max_entries: Some(200_000),
             max_connections: None,
             max_connections_per_address: None,
+            metrics_listen: None,
             max_catalog_requests: None,
             max_blob_streams: Some(64),
             keep_reports: Some(200),

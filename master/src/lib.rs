@@ -18,6 +18,7 @@ pub mod error;
 pub mod facts;
 pub mod inventory;
 pub mod leases;
+pub mod metrics;
 pub mod overload;
 pub mod promotions;
 pub mod refresh;

@@ -96,6 +96,10 @@ fn restart_only_changes(started: &MasterConfig, now: &MasterConfig) -> Vec<&'sta
         "max_blob_streams",
         started.max_blob_streams != now.max_blob_streams,
     );
+    check(
+        "metrics_listen",
+        started.metrics_listen != now.metrics_listen,
+    );
     changed
 }
 

@@ -111,6 +111,7 @@ impl Master {
             site_changed: tokio::sync::Notify::new(),
             site_quiet: Default::default(),
             revision_cache: Default::default(),
+            metrics: Default::default(),
             work: crate::overload::WorkLimits::new(
                 config.max_catalog_requests,
                 config.max_blob_streams,
@@ -162,6 +163,7 @@ impl Master {
             .layer(tower::util::MapRequestLayer::new(
                 rigger_common::grpc::record_rpc::<tonic::body::Body>,
             ))
+            .layer(crate::metrics::RpcMetricsLayer(self.state.clone()))
             .add_service(EnrollmentServiceServer::new(Enrollment::new(
                 self.state.clone(),
             )))

@@ -45,6 +45,8 @@ pub struct MasterState {
     /// When the site or a module last changed on disk (compiles wait for
     /// the files to stop changing).
     pub site_quiet: crate::refresh::SiteQuiet,
+    /// What `/metrics` shows.
+    pub metrics: crate::metrics::MasterMetrics,
     /// How many catalog requests and blob streams are served at once.
     pub work: crate::overload::WorkLimits,
     /// The site revision's file part, read once per change.

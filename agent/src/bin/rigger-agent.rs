@@ -51,6 +51,9 @@ struct Cli {
     /// Upper bound of the per-node splay (e.g. 5m).
     #[arg(long, env = "RIGGER_SPLAY")]
     splay: Option<String>,
+    /// The daemon serves Prometheus metrics at http://ADDRESS/metrics.
+    #[arg(long, env = "RIGGER_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// Run once and exit.
     #[arg(long)]
     once: bool,
@@ -127,6 +130,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<AgentConfig> {
         run_interval: cli.run_interval.clone(),
         splay: cli.splay.clone(),
         timeout: None,
+        metrics_listen: cli.metrics_listen.clone(),
     };
     Ok(AgentConfig::resolve(
         cli.root.clone(),
@@ -204,6 +208,20 @@ async fn daemon(agent: Arc<Agent>, logs: Arc<logging::LogRing>) -> anyhow::Resul
         shutdown.clone(),
     ));
     tokio::spawn(rigger_common::cli::cancel_on_signal(shutdown.clone()));
+    if let Some(addr) = agent.config.metrics_listen {
+        let listener = rigger_common::metrics::bind(addr).await?;
+        let metered = agent.clone();
+        let render: rigger_common::metrics::Render = Arc::new(move || {
+            let agent = metered.clone();
+            Box::pin(async move { agent.metrics.render() })
+        });
+        tracing::info!(%addr, "serving /metrics");
+        tokio::spawn(rigger_common::metrics::serve(
+            listener,
+            render,
+            shutdown.clone(),
+        ));
+    }
     tracing::info!(master = %agent.config.master, root = %agent.paths.root().display(), "agent started");
     rigger_agent::daemon::run(agent, tx, rx, shutdown.clone()).await;
     shutdown.cancel();

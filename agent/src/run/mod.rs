@@ -79,6 +79,8 @@ pub struct Agent {
     activity: crate::lease::Activity,
     /// Cancelled when the agent stops (SIGTERM): long waits give up.
     stopping: tokio_util::sync::CancellationToken,
+    /// What the daemon's `/metrics` shows.
+    pub metrics: crate::metrics::AgentMetrics,
 }
 
 /// What a catalog fetch produced.
@@ -115,6 +117,7 @@ impl Agent {
             connector,
             activity: crate::lease::Activity::default(),
             stopping: tokio_util::sync::CancellationToken::new(),
+            metrics: Default::default(),
         }
     }
 
@@ -219,6 +222,7 @@ impl Agent {
             cached = summary.used_cached_catalog,
             "run finished"
         );
+        self.metrics.run(&summary);
         let mut state = self.state.load().unwrap_or_default();
         // A noop run changes nothing, and neither what is recorded as applied.
         if summary.noop {

@@ -28,6 +28,7 @@ fn config(root: &std::path::Path) -> AgentConfig {
         run_interval: Duration::from_secs(1800),
         splay: Duration::ZERO,
         timeout: Duration::from_secs(5),
+        metrics_listen: None,
     }
 }
 

@@ -56,6 +56,9 @@ struct Cli {
     /// Node connections open at once from one address (default: no cap).
     #[arg(long, env = "RIGGER_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (off by default).
+    #[arg(long, env = "RIGGER_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// Catalog requests compiled at once (default: twice the cores, at least 4).
     #[arg(long, env = "RIGGER_MAX_CATALOG_REQUESTS")]
     max_catalog_requests: Option<u64>,
@@ -129,6 +132,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
         import_max_entries: cli.import_max_entries,
         max_connections: cli.max_connections,
         max_connections_per_address: cli.max_connections_per_address,
+        metrics_listen: cli.metrics_listen.clone(),
         max_catalog_requests: cli.max_catalog_requests,
         max_blob_streams: cli.max_blob_streams,
         keep_reports: cli.keep_reports,
@@ -156,6 +160,20 @@ async fn run(cli: Cli, config: MasterConfig) -> anyhow::Result<()> {
     )?;
     let shutdown = CancellationToken::new();
     tokio::spawn(rigger_common::cli::cancel_on_signal(shutdown.clone()));
+    if let Some(addr) = config.metrics_listen {
+        let listener = rigger_common::metrics::bind(addr).await?;
+        let state = master.state().clone();
+        let render: rigger_common::metrics::Render = std::sync::Arc::new(move || {
+            let state = state.clone();
+            Box::pin(async move { rigger_master::metrics::render(&state).await })
+        });
+        tracing::info!(%addr, "serving /metrics");
+        tokio::spawn(rigger_common::metrics::serve(
+            listener,
+            render,
+            shutdown.clone(),
+        ));
+    }
     reload_on_hangup(cli, config, master.state().clone())?;
     master.serve(listener, admin, shutdown).await?;
     Ok(())

@@ -55,7 +55,12 @@ impl CatalogService for Catalogs {
         request: Request<GetCatalogRequest>,
     ) -> Result<Response<SignedCatalog>, Status> {
         let certname = authenticated_node(&self.state, &request, "GetCatalog").await?;
-        let _place = self.state.work.catalog_request().await?;
+        let _place = self
+            .state
+            .work
+            .catalog_request()
+            .await
+            .inspect_err(|busy| self.state.metrics.busy(busy.what))?;
         let req = request.into_inner();
         let asked = Some(req.role.as_str()).filter(|r| !r.is_empty());
         let signed = catalogs::requested(&self.state, &certname, &req.facts_json, asked).await?;

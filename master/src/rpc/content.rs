@@ -48,7 +48,12 @@ impl ContentService for Content {
             .collect::<Result<Vec<_>, _>>()?;
         access::check_fetch(&self.state, &certname, &wanted).await?;
         // Held until the stream ends.
-        let place = self.state.work.blob_stream().await?;
+        let place = self
+            .state
+            .work
+            .blob_stream()
+            .await
+            .inspect_err(|busy| self.state.metrics.busy(busy.what))?;
         let (tx, rx) = mpsc::channel(4);
         let state = self.state.clone();
         tokio::spawn(async move {
