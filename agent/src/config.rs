@@ -142,19 +142,12 @@ impl AgentConfig {
         if run_interval.is_zero() {
             problems.push("run_interval must be longer than zero".into());
         }
-        let metrics_listen = overrides
-            .metrics_listen
-            .or(file.metrics_listen)
-            .filter(|a| !a.is_empty())
-            .and_then(|text| {
-                text.parse()
-                    .map_err(|_| {
-                        problems.push(format!(
-                            "metrics_listen: {text:?} is not an address such as 127.0.0.1:9141"
-                        ));
-                    })
-                    .ok()
-            });
+        let metrics_listen = rigger_common::config::optional_address(
+            "metrics_listen",
+            overrides.metrics_listen.or(file.metrics_listen),
+            "127.0.0.1:9141",
+            &mut problems,
+        );
         let certname = overrides
             .certname
             .or(file.certname)

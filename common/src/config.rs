@@ -50,3 +50,54 @@ pub fn load_file<T: DeserializeOwned + Default>(
     toml::from_str(&text)
         .map_err(|e| ConfigError::one(format!("{}: {}", path.display(), e.to_string().trim_end())))
 }
+
+/// An optional listen address setting: `None` when unset or empty; a
+/// value that is not an address is a problem naming `key` (and `example`).
+pub fn optional_address(
+    key: &str,
+    text: Option<String>,
+    example: &str,
+    problems: &mut Vec<String>,
+) -> Option<std::net::SocketAddr> {
+    let text = text.filter(|t| !t.is_empty())?;
+    text.parse()
+        .map_err(|_| {
+            problems.push(format!(
+                "{key}: {text:?} is not an address such as {example}"
+            ))
+        })
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_optional_address_is_unset_parsed_or_a_named_problem() {
+        let mut problems = Vec::new();
+        assert_eq!(optional_address("k", None, "x", &mut problems), None);
+        assert_eq!(
+            optional_address("k", Some(String::new()), "x", &mut problems),
+            None
+        );
+        assert_eq!(
+            optional_address("k", Some("127.0.0.1:9".into()), "x", &mut problems),
+            Some("127.0.0.1:9".parse().unwrap())
+        );
+        assert!(problems.is_empty());
+        assert_eq!(
+            optional_address(
+                "metrics_listen",
+                Some("localhost".into()),
+                "127.0.0.1:9140",
+                &mut problems
+            ),
+            None
+        );
+        assert_eq!(
+            problems,
+            ["metrics_listen: \"localhost\" is not an address such as 127.0.0.1:9140"]
+        );
+    }
+}

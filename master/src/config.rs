@@ -188,19 +188,12 @@ impl MasterConfig {
                 defaults.catalog_max_age,
             ),
         };
-        let metrics_listen = overrides
-            .metrics_listen
-            .or(file.metrics_listen)
-            .filter(|a| !a.is_empty())
-            .and_then(|text| {
-                text.parse()
-                    .inspect_err(|_| {
-                        problems.push(format!(
-                            "metrics_listen: {text:?} is not an address such as 127.0.0.1:9140"
-                        ));
-                    })
-                    .ok()
-            });
+        let metrics_listen = rigger_common::config::optional_address(
+            "metrics_listen",
+            overrides.metrics_listen.or(file.metrics_listen),
+            "127.0.0.1:9140",
+            &mut problems,
+        );
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let max_catalog_requests = overrides
             .max_catalog_requests
