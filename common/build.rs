@@ -10,7 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "rigger/v1/agent_control.proto",
     ];
     let fds = protox::compile(files, [proto_dir])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Small per-call buffers: see src/codec.rs.
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::SmallBufferCodec")
+        .compile_fds(fds)?;
     println!("cargo:rerun-if-changed={proto_dir}");
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod beneath;
 pub mod blob_layout;
 pub mod catalog;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod connections;
 pub mod digest;

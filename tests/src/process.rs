@@ -169,7 +169,12 @@ impl TestMaster {
     /// [`TestMaster::start`] for a master whose soft and hard open-file
     /// limits are both `limit`.
     pub fn start_with_open_file_limit(limit: u64) -> Self {
-        let master = Self::launched(&[], Some(limit));
+        Self::start_with_flags_and_open_file_limit(&[], limit)
+    }
+
+    /// [`TestMaster::start_with_open_file_limit`] with extra flags.
+    pub fn start_with_flags_and_open_file_limit(extra_args: &[&str], limit: u64) -> Self {
+        let master = Self::launched(extra_args, Some(limit));
         let out = master.import_pack(&SamplePack::new(40, 256 << 10));
         assert_eq!(
             out.code,
