@@ -49,6 +49,8 @@ pub enum Event {
     Control(ControlRequest),
     /// A run finished.
     RunFinished(RunSummary),
+    /// SIGHUP: the configuration read again, or why it could not be.
+    Reload(Result<Box<crate::config::AgentConfig>, String>),
     /// A supervision pass finished: what it did, or why a server stays down.
     Supervised(Result<Vec<String>, String>),
     /// The master has a catalog version newer than the one applied.
@@ -87,8 +89,9 @@ pub async fn run(
     let loaded = agent.state.load().unwrap_or_default();
     let mut last = loaded.last_run;
     let mut last_noop = loaded.last_noop;
-    let splay = Duration::from_millis(agent.state.splay_ms(agent.config.splay.as_millis() as u64));
-    let interval = agent.config.run_interval;
+    let mut splay =
+        Duration::from_millis(agent.state.splay_ms(agent.config.splay.as_millis() as u64));
+    let mut interval = agent.config.run_interval;
     let mut next_run = Instant::now();
     let mut first_periodic = true;
     let mut failures: u32 = 0;
@@ -193,6 +196,23 @@ pub async fn run(
                 }
                 Event::Control(ControlRequest::Catalog(reply)) => {
                     let _ = reply.send(agent.verified_cached_catalog());
+                }
+                Event::Reload(Err(why)) => {
+                    tracing::error!(error = %why, "SIGHUP: the configuration is not valid; the agent keeps the settings it runs with");
+                }
+                Event::Reload(Ok(config)) => {
+                    for setting in restart_only_changes(&agent.config, &config) {
+                        tracing::warn!(setting, "SIGHUP: this setting changed and takes effect at the next restart");
+                    }
+                    if config.run_interval != interval || config.splay != agent.config.splay {
+                        interval = config.run_interval;
+                        splay = Duration::from_millis(
+                            agent.state.splay_ms(config.splay.as_millis() as u64),
+                        );
+                        // A shorter interval is kept from the next run on.
+                        next_run = next_run.min(Instant::now() + interval);
+                    }
+                    tracing::info!(run_interval = ?interval, splay = ?splay, "SIGHUP: configuration read again");
                 }
                 Event::Supervised(outcome) => {
                     supervising = false;
@@ -396,6 +416,30 @@ async fn forward_outcomes(
             return;
         }
     }
+}
+
+/// The settings that differ and only a restart of the agent applies (the
+/// run interval and the splay apply at once).
+fn restart_only_changes(
+    running: &crate::config::AgentConfig,
+    now: &crate::config::AgentConfig,
+) -> Vec<&'static str> {
+    rigger_common::config::differing(&[
+        ("master", running.master != now.master),
+        ("ca_cert", running.ca_cert != now.ca_cert),
+        (
+            "ca_fingerprint",
+            running.ca_fingerprint != now.ca_fingerprint,
+        ),
+        ("certname", running.certname != now.certname),
+        ("role", running.role != now.role),
+        ("imds_endpoint", running.imds != now.imds),
+        ("timeout", running.timeout != now.timeout),
+        (
+            "metrics_listen",
+            running.metrics_listen != now.metrics_listen,
+        ),
+    ])
 }
 
 /// Exponential backoff with jitter (50–100 % of the step), capped at the interval.

@@ -51,6 +51,16 @@ pub fn load_file<T: DeserializeOwned + Default>(
         .map_err(|e| ConfigError::one(format!("{}: {}", path.display(), e.to_string().trim_end())))
 }
 
+/// The names of the settings whose pair says they differ, in order: what
+/// a reload reports as waiting for a restart.
+pub fn differing(settings: &[(&'static str, bool)]) -> Vec<&'static str> {
+    settings
+        .iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(name, _)| *name)
+        .collect()
+}
+
 /// An optional listen address setting: `None` when unset or empty; a
 /// value that is not an address is a problem naming `key` (and `example`).
 pub fn optional_address(

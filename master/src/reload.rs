@@ -68,39 +68,34 @@ pub fn reload(
 
 /// The settings that differ and only a restart applies.
 fn restart_only_changes(started: &MasterConfig, now: &MasterConfig) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let mut check = |name: &'static str, differs: bool| {
-        if differs {
-            changed.push(name);
-        }
-    };
-    check("data_dir", started.data_dir != now.data_dir);
-    check("listen", started.listen != now.listen);
-    check("modules", started.modules != now.modules);
-    check("site", started.site != now.site);
-    check("admin_socket", started.admin_socket != now.admin_socket);
-    check("san", started.sans != now.sans);
-    check(
-        "max_connections",
-        started.max_connections != now.max_connections,
-    );
-    check(
-        "max_connections_per_address",
-        started.max_connections_per_address != now.max_connections_per_address,
-    );
-    check(
-        "max_catalog_requests",
-        started.max_catalog_requests != now.max_catalog_requests,
-    );
-    check(
-        "max_blob_streams",
-        started.max_blob_streams != now.max_blob_streams,
-    );
-    check(
-        "metrics_listen",
-        started.metrics_listen != now.metrics_listen,
-    );
-    changed
+    rigger_common::config::differing(&[
+        ("data_dir", started.data_dir != now.data_dir),
+        ("listen", started.listen != now.listen),
+        ("modules", started.modules != now.modules),
+        ("site", started.site != now.site),
+        ("admin_socket", started.admin_socket != now.admin_socket),
+        ("san", started.sans != now.sans),
+        (
+            "max_connections",
+            started.max_connections != now.max_connections,
+        ),
+        (
+            "max_connections_per_address",
+            started.max_connections_per_address != now.max_connections_per_address,
+        ),
+        (
+            "max_catalog_requests",
+            started.max_catalog_requests != now.max_catalog_requests,
+        ),
+        (
+            "max_blob_streams",
+            started.max_blob_streams != now.max_blob_streams,
+        ),
+        (
+            "metrics_listen",
+            started.metrics_listen != now.metrics_listen,
+        ),
+    ])
 }
 
 #[cfg(test)]

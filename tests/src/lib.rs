@@ -66,3 +66,18 @@ pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receive
     });
     rx
 }
+
+/// Interrupts a child as Ctrl-C would (SIGINT) and waits (10 s at most)
+/// for it to end.
+pub fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    wait_for(
+        "the interrupted command to end",
+        Duration::from_secs(10),
+        || child.try_wait().unwrap(),
+    )
+}

@@ -530,6 +530,11 @@ impl TestAgent {
         std::fs::read_to_string(self.root().join("agent.log")).unwrap_or_default()
     }
 
+    /// The daemon's process id.
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("the daemon runs").id()
+    }
+
     /// Kills the daemon at once (SIGKILL: an instance that died), leaving
     /// its servers alone.
     pub fn kill_daemon(&mut self) {

@@ -148,14 +148,7 @@ fn status_shows_what_is_on_the_node() {
         let refreshed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(refreshed["certname"], "status-1", "{line}");
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(watch.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let ended = wait_for("agentctl --watch to end", Duration::from_secs(10), || {
-        watch.try_wait().unwrap()
-    });
+    let ended = rigger_tests::interrupt(&mut watch);
     assert_eq!(ended.code(), Some(0), "healthy");
 
     // The daemon's own log: each run's start and end, and --follow.

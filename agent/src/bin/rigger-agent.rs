@@ -15,7 +15,7 @@ use rigger_common::exit;
 use rigger_common::logging::{self, LogFormat};
 
 /// The Rigger agent: converges this node to the catalog its master compiles for it.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(version)]
 struct Cli {
     /// Configuration file (default: ROOT/etc/rigger/agent.toml).
@@ -99,7 +99,7 @@ fn main() -> ExitCode {
         (cli.once, cli.noop, cli.verify, cli.detailed_exitcodes);
     rigger_common::cli::run("rigger-agent", async move {
         if !once_mode {
-            daemon(agent, ring).await?;
+            daemon(agent, ring, cli.clone()).await?;
             return Ok(exit::OK);
         }
         let code = once(agent, noop, verify).await;
@@ -190,11 +190,12 @@ fn print_outcome(o: &Outcome) {
     }
 }
 
-/// The daemon: the main loop plus the control socket, until SIGTERM/SIGINT.
 /// Log lines the daemon keeps for `agentctl logs`.
 const LOG_LINES: usize = 2_000;
 
-async fn daemon(agent: Arc<Agent>, logs: Arc<logging::LogRing>) -> anyhow::Result<()> {
+/// The daemon: the main loop plus the control socket, until SIGTERM/SIGINT;
+/// SIGHUP reads the configuration again.
+async fn daemon(agent: Arc<Agent>, logs: Arc<logging::LogRing>, cli: Cli) -> anyhow::Result<()> {
     let socket = agent.paths.socket();
     let listener = rigger_common::grpc::bind_private_socket(&socket)
         .with_context(|| format!("cannot bind control socket {}", socket.display()))?;
@@ -208,6 +209,24 @@ async fn daemon(agent: Arc<Agent>, logs: Arc<logging::LogRing>) -> anyhow::Resul
         shutdown.clone(),
     ));
     tokio::spawn(rigger_common::cli::cancel_on_signal(shutdown.clone()));
+    // SIGHUP reads the configuration again (never ends the agent).
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot handle SIGHUP")?;
+    let reloads = tx.clone();
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let loaded = load_config(&cli)
+                .map(Box::new)
+                .map_err(|e| format!("{e:#}"));
+            if reloads
+                .send(rigger_agent::daemon::Event::Reload(loaded))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
     if let Some(addr) = agent.config.metrics_listen {
         let listener = rigger_common::metrics::bind(addr).await?;
         let metered = agent.clone();
