@@ -98,6 +98,10 @@ pub async fn run(
     let mut running: Option<tokio::task::JoinHandle<()>> = None;
     let mut waiting: VecDeque<QueuedRun> = VecDeque::new();
     let mut next_supervise = Instant::now() + SUPERVISE_EVERY;
+    // A server's exit is seen at once (pidfd), armed after each run and
+    // supervision pass with the pids then running.
+    let (exits_tx, mut exits_rx) = mpsc::channel::<(String, u32)>(16);
+    let mut _exit_watch = crate::exits::watch(agent.supervised_pids(), exits_tx.clone());
     let mut supervising = false;
     let mut supervise_failures: u32 = 0;
     let mut supervisor_note = String::new();
@@ -134,6 +138,10 @@ pub async fn run(
                 } else {
                     waiting.push_back(("scheduled", false, false, None));
                 }
+            }
+            Some((service, pid)) = exits_rx.recv() => {
+                tracing::info!(%service, pid, "the server exited: the supervisor looks at once");
+                next_supervise = Instant::now();
             }
             _ = tokio::time::sleep_until(next_supervise), if idle && !supervising && waiting.is_empty() => {
                 supervising = true;
@@ -216,6 +224,7 @@ pub async fn run(
                 }
                 Event::Supervised(outcome) => {
                     supervising = false;
+                    _exit_watch = crate::exits::watch(agent.supervised_pids(), exits_tx.clone());
                     let delay = match outcome {
                         Ok(notes) => {
                             supervise_failures = 0;
@@ -245,6 +254,7 @@ pub async fn run(
                 }
                 Event::RunFinished(summary) => {
                     running = None;
+                    _exit_watch = crate::exits::watch(agent.supervised_pids(), exits_tx.clone());
                     if !summary.noop {
                         // The catalog (and the release) may have changed.
                         follow_drift(&agent, drift_watch.as_mut());

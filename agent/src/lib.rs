@@ -12,6 +12,7 @@ pub mod content;
 pub mod control;
 pub mod daemon;
 pub mod drift;
+pub mod exits;
 pub mod facts;
 pub mod identity;
 pub mod inspect;

@@ -383,6 +383,14 @@ fn wait_ready_returns_once_the_first_catalog_is_applied_and_the_server_answers()
             .contains("wso2is had exited; started again"),
         "{status}"
     );
+    // Seen as it happened (the server's pidfd), not at a later pass.
+    assert!(
+        node.log().contains(&format!(
+            "the server exited: the supervisor looks at once service=wso2is pid={pid}"
+        )),
+        "{}",
+        node.log()
+    );
     let process = &status["processes"][0];
     assert_eq!(process["started_by"], "supervisor", "{status}");
     assert_eq!(process["restarts_after_exit"], 1, "{status}");

@@ -80,6 +80,22 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// The running servers the supervisor keeps up, with their pids (for
+    /// the daemon's exit watch).
+    pub fn supervised_pids(&self) -> Vec<(String, u32)> {
+        let Some(catalog) = self.verified_cached_catalog() else {
+            return Vec::new();
+        };
+        let ctx = ApplyContext::new(self.paths.clone());
+        services(&catalog)
+            .into_iter()
+            .filter(|s| service::supervised(s, &ctx))
+            .filter_map(|s| Some((s.name.clone(), service::running_pid(&s, &ctx)?)))
+            .collect()
+    }
+}
+
 fn services(catalog: &Catalog) -> Vec<ServiceSpec> {
     catalog
         .content
