@@ -313,6 +313,9 @@ fn event_message(event: RunEvent) -> Option<proto::RunEvent> {
             diff: o.diff.unwrap_or_default(),
         }),
         RunEvent::Summary(summary) => run_event::Event::Summary(summary_message(&summary)),
+        RunEvent::Fetched { done, total } => {
+            run_event::Event::Fetched(proto::FetchProgress { done, total })
+        }
     };
     Some(proto::RunEvent { event: Some(event) })
 }

@@ -416,13 +416,18 @@ async fn start_run(
     let _ = inbox.send(Event::RunFinished(summary)).await;
 }
 
-/// Forwards a run's outcomes to the requester as they happen.
+/// Forwards a run's outcomes and fetch progress to the requester as they
+/// happen.
 async fn forward_outcomes(
-    mut outcomes: mpsc::UnboundedReceiver<crate::apply::Outcome>,
+    mut outcomes: mpsc::UnboundedReceiver<crate::run::RunProgress>,
     sink: RunEventSender,
 ) {
-    while let Some(outcome) = outcomes.recv().await {
-        if sink.send(RunEvent::Resource(outcome)).await.is_err() {
+    while let Some(progress) = outcomes.recv().await {
+        let event = match progress {
+            crate::run::RunProgress::Resource(outcome) => RunEvent::Resource(outcome),
+            crate::run::RunProgress::Fetched { done, total } => RunEvent::Fetched { done, total },
+        };
+        if sink.send(event).await.is_err() {
             return;
         }
     }

@@ -66,6 +66,13 @@ pub struct AgentStatus {
 pub enum RunEvent {
     /// A resource's outcome, as it happens.
     Resource(Outcome),
+    /// A release's content being fetched: bytes so far and in all.
+    Fetched {
+        /// Bytes so far.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+    },
     /// The run's summary, last.
     Summary(RunSummary),
 }

@@ -122,5 +122,26 @@ fn the_status_screen_renders_on_a_terminal_and_watch_redraws_it() {
     assert!(!appended.contains(CLEAR_AND_HOME), "{appended:?}");
     piped.kill().unwrap();
     piped.wait().unwrap();
+
+    // A new level and a new host name, applied by hand on a terminal: the
+    // release's fetch draws a bar, the diffs are coloured. (Disabled: the
+    // push does not apply them first.)
+    assert_eq!(node.ctl(&["disable", "--reason", "terminal test"]).code, 0);
+    let level = rigger_tests::pack::SamplePack::new(40, 256 << 10).at_level(1, 50);
+    assert_eq!(master.import_update(&level).code, 0);
+    rigger_tests::cluster::set_hostname(&master, "term.example.com");
+    let (mut run, rx) = on_terminal(&node, &["run"]);
+    let shown = read_until(&rx, |t| t.contains("catalog version"));
+    let code = wait_for("agentctl run to end", Duration::from_secs(60), || {
+        run.try_wait().unwrap()
+    });
+    assert_eq!(code.code(), Some(0), "{shown}");
+    assert!(shown.contains("fetching  ["), "no fetch bar: {shown:?}");
+    assert!(
+        shown.contains("\x1b[32m+") && shown.contains("term.example.com"),
+        "no coloured diff: {shown:?}"
+    );
+    let piped = node.ctl(&["run"]);
+    assert!(!piped.stdout.contains('\x1b'), "{}", piped.all());
     node.stop_daemon();
 }

@@ -307,19 +307,34 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 .map_err(|s| anyhow!("{}", s.message()))?
                 .into_inner();
             let mut code = exit::OK;
+            // On a terminal: a bar for a release's fetch, coloured diffs.
+            let terminal = console::Term::stdout().is_term();
+            let mut bar: Option<indicatif::ProgressBar> = None;
             while let Some(event) = stream
                 .message()
                 .await
                 .map_err(|s| anyhow!("{}", s.message()))?
             {
                 match event.event {
+                    Some(run_event::Event::Fetched(f)) if terminal => {
+                        let bar = bar.get_or_insert_with(|| fetch_bar(f.total));
+                        bar.set_length(f.total);
+                        bar.set_position(f.done);
+                    }
+                    Some(run_event::Event::Fetched(_)) => {}
                     Some(run_event::Event::Resource(r)) => {
+                        if let Some(bar) = bar.take() {
+                            bar.finish();
+                        }
                         println!("{:<9} {}: {}", r.status, r.id, printable(&r.message));
                         if !r.diff.is_empty() {
-                            print!("{}", printable(&r.diff));
+                            print!("{}", diff_text(&printable(&r.diff), terminal));
                         }
                     }
                     Some(run_event::Event::Summary(s)) => {
+                        if let Some(bar) = bar.take() {
+                            bar.finish();
+                        }
                         if !s.error.is_empty() {
                             eprintln!("run failed: {}", printable(&s.error));
                             code = exit::FAILURE;
@@ -805,4 +820,53 @@ fn catalog_summary(catalog: &rigger_common::catalog::Catalog) -> String {
         out += &format!("  {:<10} {:<32} {path}\n", r.spec.kind(), r.id);
     }
     out
+}
+
+/// The bar a release's fetch shows on a terminal: bytes, rate, time left.
+fn fetch_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "fetching  [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+/// A unified diff, coloured on a terminal (added lines green, removed red,
+/// hunk headers cyan); as is elsewhere.
+fn diff_text(diff: &str, terminal: bool) -> String {
+    if !terminal {
+        return diff.to_string();
+    }
+    diff.lines()
+        .map(|line| {
+            let styled = if line.starts_with("+++") || line.starts_with("---") {
+                console::style(line).bold()
+            } else if line.starts_with('+') {
+                console::style(line).green()
+            } else if line.starts_with('-') {
+                console::style(line).red()
+            } else if line.starts_with("@@") {
+                console::style(line).cyan()
+            } else {
+                console::style(line)
+            };
+            // Coloured whatever the environment says: stdout is a terminal.
+            format!("{}\n", styled.force_styling(true))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_diff_is_coloured_on_a_terminal_only() {
+        let diff = "--- a\n+++ a\n@@ -1 +1 @@\n-old\n+new\n";
+        assert_eq!(super::diff_text(diff, false), diff);
+        let coloured = super::diff_text(diff, true);
+        assert!(coloured.contains("\u{1b}[32m+new\u{1b}[0m"), "{coloured:?}");
+        assert!(coloured.contains("\u{1b}[31m-old\u{1b}[0m"), "{coloured:?}");
+    }
 }

@@ -10,7 +10,7 @@ use clap::Parser;
 use rigger_agent::apply::{Outcome, Status};
 use rigger_agent::config::{AgentConfig, AgentConfigFile};
 use rigger_agent::paths::Paths;
-use rigger_agent::run::{Agent, detailed_exit_code};
+use rigger_agent::run::{Agent, RunProgress, detailed_exit_code};
 use rigger_common::exit;
 use rigger_common::logging::{self, LogFormat};
 
@@ -142,10 +142,12 @@ fn load_config(cli: &Cli) -> anyhow::Result<AgentConfig> {
 
 /// One run, printing each change (and its diff in noop) as it happens.
 async fn once(agent: Arc<Agent>, noop: bool, verify: bool) -> u8 {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunProgress>();
     let printer = tokio::spawn(async move {
-        while let Some(o) = rx.recv().await {
-            print_outcome(&o);
+        while let Some(progress) = rx.recv().await {
+            if let RunProgress::Resource(o) = progress {
+                print_outcome(&o);
+            }
         }
     });
     let summary = agent.run_because("once", noop, verify, Some(tx)).await;

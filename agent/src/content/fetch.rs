@@ -26,11 +26,16 @@ pub struct FetchStats {
     pub bytes: u64,
 }
 
-/// Fetches `digests` (those not yet cached) into the cache.
+/// Told the bytes of each chunk as it is written to the cache.
+pub type FetchProgress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Fetches `digests` (those not yet cached) into the cache; `progress`
+/// hears of each chunk written.
 pub async fn fetch_blobs(
     master: &Arc<dyn MasterClient>,
     cache: &ContentCache,
     digests: &[Digest],
+    progress: Option<FetchProgress>,
 ) -> Result<FetchStats, String> {
     // Each blob once (two files may take the same artifact): the master
     // refuses a request that names one twice.
@@ -53,7 +58,10 @@ pub async fn fetch_blobs(
         let master = master.clone();
         let cache = cache.clone();
         let stored = stored.clone();
-        tasks.spawn(async move { fetch_group(master.as_ref(), &cache, group, &stored).await });
+        let progress = progress.clone();
+        tasks.spawn(async move {
+            fetch_group(master.as_ref(), &cache, group, &stored, progress.as_ref()).await
+        });
     }
     let mut total = FetchStats::default();
     let mut first_error = None;
@@ -112,6 +120,7 @@ async fn fetch_group(
     cache: &ContentCache,
     digests: Vec<Digest>,
     stored: &std::sync::Mutex<Vec<Digest>>,
+    progress: Option<&FetchProgress>,
 ) -> Result<FetchStats, String> {
     let mut stream = master
         .fetch_blobs(digests.clone())
@@ -151,6 +160,9 @@ async fn fetch_group(
             .map_err(|e| format!("cannot write blob {digest} to the cache: {e}"))?;
         partial.written += chunk.data.len() as u64;
         stats.bytes += chunk.data.len() as u64;
+        if let Some(progress) = progress {
+            progress(chunk.data.len() as u64);
+        }
         if chunk.last {
             let done = current.take().expect("a blob in progress");
             let actual = Digest::from_bytes(done.hasher.finalize().into());

@@ -7,4 +7,4 @@ pub mod cache;
 pub mod fetch;
 
 pub use cache::ContentCache;
-pub use fetch::{FetchStats, fetch_blobs};
+pub use fetch::{FetchProgress, FetchStats, fetch_blobs};

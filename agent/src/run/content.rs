@@ -42,14 +42,19 @@ pub fn file_sources(catalog: &Catalog) -> Vec<Digest> {
         .collect()
 }
 
+/// Told the bytes of a release's fetch done so far and in all.
+pub type ReleaseProgress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
 /// Fetches what the catalog's trees need and the cache lacks: each tree's
 /// manifest, and (unless planning only, or the release is already on disk)
-/// its files. Without a master, only what is cached can be used.
+/// its files, telling `progress` of a release's bytes as they come.
+/// Without a master, only what is cached can be used.
 pub async fn prepare(
     catalog: &Catalog,
     ctx: &ApplyContext,
     master: Option<&Arc<dyn MasterClient>>,
     noop: bool,
+    progress: Option<ReleaseProgress>,
 ) -> Result<FetchStats, String> {
     let mut total = FetchStats::default();
     let mut add = |stats: FetchStats| {
@@ -58,11 +63,11 @@ pub async fn prepare(
     };
     let sources = file_sources(catalog);
     if let (false, false, Some(master)) = (noop, sources.is_empty(), master) {
-        add(fetch_blobs(master, &ctx.cache, &sources).await?);
+        add(fetch_blobs(master, &ctx.cache, &sources, None).await?);
     }
     for tree in trees(catalog) {
         if let Some(master) = master {
-            add(fetch_blobs(master, &ctx.cache, &[tree.tree]).await?);
+            add(fetch_blobs(master, &ctx.cache, &[tree.tree], None).await?);
         }
         if noop || Release::of(tree, &ctx.paths).is_on_disk() {
             continue;
@@ -86,9 +91,31 @@ pub async fn prepare(
         };
         room_for_fetch(ctx, tree, &manifest, &missing)?;
         tracing::info!(release = %tree.release_id(), blobs = missing.len(), "fetching content");
-        add(fetch_blobs(master, &ctx.cache, &missing).await?);
+        let chunks = progress.as_ref().map(|report| {
+            let total = missing_bytes(&manifest, &missing);
+            let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let report = report.clone();
+            Arc::new(move |bytes: u64| {
+                let so_far = done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes;
+                report(so_far, total);
+            }) as crate::content::FetchProgress
+        });
+        add(fetch_blobs(master, &ctx.cache, &missing, chunks).await?);
     }
     Ok(total)
+}
+
+/// The bytes of the `missing` blobs the manifest names.
+fn missing_bytes(manifest: &Manifest, missing: &[Digest]) -> u64 {
+    let sizes: HashMap<&Digest, u64> = manifest
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::File { digest, size } => Some((digest, *size)),
+            _ => None,
+        })
+        .collect();
+    missing.iter().filter_map(|d| sizes.get(d)).sum()
 }
 
 /// Refuses a fetch the disk cannot hold before a byte of it is written:
@@ -102,15 +129,7 @@ fn room_for_fetch(
     missing: &[Digest],
 ) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
-    let sizes: HashMap<Digest, u64> = manifest
-        .entries
-        .iter()
-        .filter_map(|e| match e.kind {
-            EntryKind::File { digest, size } => Some((digest, size)),
-            _ => None,
-        })
-        .collect();
-    let blobs: u64 = missing.iter().filter_map(|d| sizes.get(d)).sum();
+    let blobs = missing_bytes(manifest, missing);
     let cache = ctx.cache.root();
     std::fs::create_dir_all(cache)
         .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;

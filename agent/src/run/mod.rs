@@ -83,6 +83,20 @@ pub struct Agent {
     pub metrics: crate::metrics::AgentMetrics,
 }
 
+/// What a run tells whoever asked for it, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunProgress {
+    /// A resource's outcome.
+    Resource(Outcome),
+    /// A release's content being fetched: bytes so far and in all.
+    Fetched {
+        /// Bytes written to the cache so far.
+        done: u64,
+        /// Bytes the fetch needs.
+        total: u64,
+    },
+}
+
 /// What a catalog fetch produced.
 struct Fetched {
     signed: SignedCatalog,
@@ -168,7 +182,7 @@ impl Agent {
         &self,
         noop: bool,
         verify: bool,
-        outcomes: Option<mpsc::UnboundedSender<Outcome>>,
+        outcomes: Option<mpsc::UnboundedSender<RunProgress>>,
     ) -> RunSummary {
         self.run_because("manual", noop, verify, outcomes).await
     }
@@ -180,7 +194,7 @@ impl Agent {
         trigger: &str,
         noop: bool,
         verify: bool,
-        outcomes: Option<mpsc::UnboundedSender<Outcome>>,
+        outcomes: Option<mpsc::UnboundedSender<RunProgress>>,
     ) -> RunSummary {
         let started = Instant::now();
         let started_at_ms = now_ms();
@@ -240,7 +254,7 @@ impl Agent {
         &self,
         noop: bool,
         verify: bool,
-        outcomes: Option<mpsc::UnboundedSender<Outcome>>,
+        outcomes: Option<mpsc::UnboundedSender<RunProgress>>,
         started: Instant,
         summary: &mut RunSummary,
     ) -> Result<(), RunError> {
@@ -296,7 +310,20 @@ impl Agent {
                 self.stopping.clone(),
             )));
         }
-        match content::prepare(&catalog, &ctx, fetched.master.as_ref(), noop).await {
+        let fetch_progress = outcomes.clone().map(|tx| {
+            Arc::new(move |done, total| {
+                let _ = tx.send(RunProgress::Fetched { done, total });
+            }) as content::ReleaseProgress
+        });
+        match content::prepare(
+            &catalog,
+            &ctx,
+            fetched.master.as_ref(),
+            noop,
+            fetch_progress,
+        )
+        .await
+        {
             Ok(stats) => {
                 summary.fetched_blobs = stats.blobs;
                 summary.fetched_bytes = stats.bytes;
@@ -319,7 +346,7 @@ impl Agent {
                 // Logged as it happens, not after the run.
                 log_outcome(o, noop);
                 if let Some(tx) = &outcomes {
-                    let _ = tx.send(o.clone());
+                    let _ = tx.send(RunProgress::Resource(o.clone()));
                 }
             })
         })
