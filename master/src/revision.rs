@@ -162,8 +162,13 @@ async fn git_commit(site: &Path) -> Option<String> {
 }
 
 /// Runs git in `dir` (bounded to 10 s); its output, or `None` (logged).
+/// The site is trusted whoever owns it: the master runs as its own user,
+/// the checkout is often an operator's, and git refuses a repository of
+/// another owner ("dubious ownership") unless told it is safe.
 async fn git(dir: &Path, args: &[&str]) -> Option<String> {
     let run = tokio::process::Command::new("git")
+        .arg("-c")
+        .arg(format!("safe.directory={}", dir.display()))
         .arg("-C")
         .arg(dir)
         .args(args)
@@ -259,6 +264,21 @@ mod tests {
         ]);
         let head = sh(&["rev-parse", "HEAD"]);
         assert_eq!(git_commit(site).await, Some(head[..12].to_string()));
+        // A checkout another user owns (as root: nobody's) still names its
+        // commit: the master runs as its own user.
+        if nix::unistd::geteuid().is_root() {
+            let nobody = Some(nix::unistd::Uid::from_raw(65534));
+            for entry in walkdir::WalkDir::new(site) {
+                let entry = entry.unwrap();
+                nix::unistd::chown(entry.path(), nobody, None).unwrap();
+            }
+            assert_eq!(git_commit(site).await, Some(head[..12].to_string()));
+            for entry in walkdir::WalkDir::new(site) {
+                let entry = entry.unwrap();
+                nix::unistd::chown(entry.path(), Some(nix::unistd::Uid::from_raw(0)), None)
+                    .unwrap();
+            }
+        }
         std::fs::write(site.join("common.toml"), "a = 2\n").unwrap();
         assert_eq!(
             git_commit(site).await,
