@@ -245,6 +245,7 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
             release: p.release,
             current: p.current,
             kept: p.kept,
+            level_source: p.level_source,
         })
         .collect();
     message.processes = status

@@ -23,6 +23,9 @@ pub struct ProductState {
     pub version: String,
     /// The update level the catalog wants.
     pub level: u32,
+    /// Where that level came from: "pinned", "promoted" or "latest" (""
+    /// when the catalog does not say).
+    pub level_source: String,
     /// The release CARBON_HOME names now ("" when it names none).
     pub release: String,
     /// Whether that is the release the catalog wants.
@@ -105,7 +108,15 @@ pub fn inspect(paths: &Paths, catalog: Option<&Catalog>) -> Inspection {
     let ctx = ApplyContext::new(paths.clone());
     for resource in &catalog.content.resources {
         match &resource.spec {
-            ResourceSpec::Tree(tree) => found.products.push(product(tree, paths)),
+            ResourceSpec::Tree(tree) => {
+                let mut state = product(tree, paths);
+                state.level_source = catalog
+                    .level_sources
+                    .get(&format!("{} {}", tree.product, tree.version))
+                    .cloned()
+                    .unwrap_or_default();
+                found.products.push(state);
+            }
             ResourceSpec::Service(spec) => {
                 let pid = service::running_pid(spec, &ctx).unwrap_or(0);
                 let start = service::starts::last(spec, &ctx).unwrap_or_default();
@@ -194,6 +205,7 @@ fn product(tree: &rigger_common::catalog::TreeSpec, paths: &Paths) -> ProductSta
         product: tree.product.clone(),
         version: tree.version.clone(),
         level: tree.level,
+        level_source: String::new(),
         current: release == name_of(&wanted.release),
         release,
         kept,

@@ -150,6 +150,7 @@ mod tests {
             compiled_at_ms: 1,
             site_revision: "0123456789abcdef".into(),
             site_commit: None,
+            level_sources: Default::default(),
             content,
         }
     }

@@ -142,8 +142,9 @@ pub async fn publish(
     if pinned.is_some() && crate::rollouts::release_rolled_back(state, certname).await? {
         pinned = None;
     }
-    // Pinned content keeps the revision it was compiled from.
-    let (content, revision) = match pinned {
+    // Pinned content keeps the revision (and levels' sources) it was
+    // compiled from.
+    let (content, revision, level_sources) = match pinned {
         Some(pinned) => {
             let catalog = stored(state, certname, Some(pinned)).await.map_err(|_| {
                 Error::FailedPrecondition(format!(
@@ -155,13 +156,13 @@ pub async fn publish(
                 digest: catalog.site_revision,
                 commit: catalog.site_commit,
             };
-            (catalog.content, Some(revision))
+            (catalog.content, Some(revision), catalog.level_sources)
         }
         None => {
             state.site_quiet.settled().await;
-            let (content, secrets) = compile(state, certname, role, facts).await?;
+            let (content, secrets, level_sources) = compile(state, certname, role, facts).await?;
             store_secret_files(state, secrets).await?;
-            (content, None)
+            (content, None, level_sources)
         }
     };
     let digest = content.digest();
@@ -192,6 +193,7 @@ pub async fn publish(
         compiled_at_ms: now,
         site_revision: revision.digest,
         site_commit: revision.commit,
+        level_sources,
         content,
     };
     let signed = sign_catalog(&state.signing_key, &catalog);
@@ -356,14 +358,18 @@ pub async fn record_report(
     Ok(())
 }
 
-/// Compiles with the live inventory as peers; returns the content and the
-/// secret files the compiler resolved.
+/// Compiles with the live inventory as peers; returns the content, the
+/// secret files the compiler resolved and where each level came from.
 async fn compile(
     state: &MasterState,
     certname: &str,
     role: &str,
     facts: Value,
-) -> Result<(CatalogContent, BTreeMap<Digest, Vec<u8>>)> {
+) -> Result<(
+    CatalogContent,
+    BTreeMap<Digest, Vec<u8>>,
+    BTreeMap<String, String>,
+)> {
     let compiler = state.compiler.clone();
     let since = now_ms() - state.settings().peer_timeout.as_millis() as i64;
     let inventory = state
@@ -392,7 +398,11 @@ async fn compile(
         let started = std::time::Instant::now();
         let content = compiler.compile(&node, &products);
         seconds.observe(started.elapsed().as_secs_f64());
-        Ok((content?, products.take_resolved_secret_files()))
+        Ok((
+            content?,
+            products.take_resolved_secret_files(),
+            products.take_level_sources(),
+        ))
     })
     .await
     .map_err(Error::internal)?

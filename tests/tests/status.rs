@@ -80,6 +80,8 @@ fn status_shows_what_is_on_the_node() {
             && s["running"] == false)
             .then_some(s)
     });
+    // The demo environment follows the latest imported level.
+    assert_eq!(status["products"][0]["level_source"], "latest", "{status}");
     let kept = status["products"][0]["kept"][0]
         .as_str()
         .unwrap_or_default();
@@ -88,7 +90,7 @@ fn status_shows_what_is_on_the_node() {
     for line in [
         "agent:     ",
         "cert:      expires ",
-        "product:   wso2is 5.11.0 level 1: release wso2is-5.11.0-L1-",
+        "product:   wso2is 5.11.0 level 1 (latest imported): release wso2is-5.11.0-L1-",
         "kept for a rollback: wso2is-5.11.0-L0-",
         "process:   wso2is pid ",
         "cache:     ",

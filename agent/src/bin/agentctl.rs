@@ -459,6 +459,7 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
             "product": p.product,
             "version": p.version,
             "level": p.level,
+            "level_source": (!p.level_source.is_empty()).then_some(&p.level_source),
             "release": p.release,
             "current": p.current,
             "kept": p.kept,
@@ -651,8 +652,14 @@ fn print_status(s: &AgentStatus) {
         say!("supervisor: {}", s.supervisor);
     }
     for p in &s.products {
+        let source = match p.level_source.as_str() {
+            "pinned" => " (pinned by the site)",
+            "promoted" => " (promoted to its environment)",
+            "latest" => " (latest imported)",
+            _ => "",
+        };
         say!(
-            "product:   {} {} level {}: release {}{}{}",
+            "product:   {} {} level {}{source}: release {}{}{}",
             p.product,
             p.version,
             p.level,

@@ -67,6 +67,7 @@ impl FakeMaster {
             compiled_at_ms: 0,
             site_revision: format!("fake{version}"),
             site_commit: None,
+            level_sources: Default::default(),
             content,
         };
         self.inner.lock().unwrap().catalog = Some(sign_catalog(&self.key, &catalog));

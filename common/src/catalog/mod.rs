@@ -54,6 +54,12 @@ pub struct Catalog {
     /// tracked files differed from it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site_commit: Option<String>,
+    /// Where each product version's update level came from, by "product
+    /// version": "pinned" (the site names it), "promoted" (the level
+    /// promoted to the node's environment) or "latest" (the highest
+    /// imported, in a development environment).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub level_sources: std::collections::BTreeMap<String, String>,
     /// What the node must look like.
     pub content: CatalogContent,
 }

@@ -338,9 +338,10 @@ fn follow_channel(data: &mut toml::Table, role: &RoleSpec, development: bool, pr
     let version = role.version.clone().unwrap_or_default();
     let environment = role.environment.clone().unwrap_or_default();
     let level = products.channel_level(&product, &version, &environment);
+    // Marked as the environment's promoted level, not one the site pins.
     data.insert(
         "update_level".into(),
-        toml::Value::Integer(i64::from(level)),
+        toml::Value::String(format!("{}{level}", products::PROMOTED)),
     );
 }
 

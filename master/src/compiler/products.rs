@@ -42,7 +42,13 @@ pub struct Products {
     reviewed: Option<((String, String), (u32, TreeRef))>,
     /// Product files read so far, by tree and path.
     read_files: std::sync::Mutex<BTreeMap<(Digest, String), std::sync::Arc<str>>>,
+    /// Where each product version's level came from, as resolved so far.
+    level_sources: std::sync::Mutex<BTreeMap<String, String>>,
 }
+
+/// How `update_level` marks the level promoted to the node's environment
+/// (`promoted:3`), as opposed to a level the site pins (`3`).
+pub const PROMOTED: &str = "promoted:";
 
 /// A file of an imported tree, as edits name it.
 #[derive(Debug, Clone, Copy)]
@@ -234,6 +240,12 @@ impl Products {
         Ok(())
     }
 
+    /// Where each product version's level came from ("pinned", "latest",
+    /// "promoted"), by "product version", taken out.
+    pub fn take_level_sources(&self) -> BTreeMap<String, String> {
+        std::mem::take(&mut *self.level_sources.lock().expect("level sources"))
+    }
+
     /// The secret files compiles with this snapshot resolved (bytes by
     /// digest), taken out.
     pub fn take_resolved_secret_files(&self) -> BTreeMap<Digest, Vec<u8>> {
@@ -291,6 +303,11 @@ impl Products {
         let wanted = match level {
             Value::Null => None,
             Value::String(s) if s == "latest" => None,
+            Value::String(s) if s.starts_with(PROMOTED) => Some(
+                s[PROMOTED.len()..]
+                    .parse::<u32>()
+                    .map_err(|_| format!("update_level {s:?} must be \"latest\" or a number"))?,
+            ),
             Value::String(s) => Some(
                 s.trim()
                     .parse::<u32>()
@@ -343,6 +360,16 @@ impl Products {
             rendered.insert("keep".into(), Value::from(keep));
         }
         let (level, tree) = self.resolve(&name, &version, &wanted)?;
+        let source = match &wanted {
+            Value::Null => "latest",
+            Value::String(s) if s == "latest" => "latest",
+            Value::String(s) if s.starts_with(PROMOTED) => "promoted",
+            _ => "pinned",
+        };
+        self.level_sources
+            .lock()
+            .expect("level sources")
+            .insert(format!("{name} {version}"), source.to_string());
         rendered.insert("level".into(), Value::from(level));
         rendered.insert("tree".into(), Value::String(tree.digest.to_string()));
         rendered.insert("files".into(), Value::from(tree.files));
@@ -386,5 +413,28 @@ mod tests {
                 .unwrap_err()
                 .contains("not imported")
         );
+    }
+
+    #[test]
+    fn each_resolved_level_says_where_it_came_from() {
+        let p = Products::from_records(&[record(0, b"ga"), record(3, b"l3")]);
+        let tree = |level: Value| {
+            let mut rendered = Map::new();
+            rendered.insert("product".into(), Value::from("wso2is"));
+            rendered.insert("version".into(), Value::from("5.11.0"));
+            rendered.insert("update_level".into(), level);
+            p.resolve_into(&mut rendered).unwrap();
+            (
+                rendered["level"].as_u64().unwrap(),
+                p.take_level_sources()["wso2is 5.11.0"].clone(),
+            )
+        };
+        assert_eq!(tree(Value::from("latest")), (3, "latest".into()));
+        assert_eq!(tree(Value::from("0")), (0, "pinned".into()));
+        assert_eq!(
+            tree(Value::from(format!("{PROMOTED}3"))),
+            (3, "promoted".into())
+        );
+        assert!(p.take_level_sources().is_empty(), "taken out");
     }
 }
