@@ -146,11 +146,14 @@ pub async fn publish(
     // compiled from.
     let (content, revision, level_sources) = match pinned {
         Some(pinned) => {
-            let catalog = stored(state, certname, Some(pinned)).await.map_err(|_| {
-                Error::FailedPrecondition(format!(
-                    "node {certname} is pinned to catalog version {pinned}, which does not exist"
-                ))
-            })?;
+            let catalog = stored(state, certname, Some(pinned))
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound(_) => Error::FailedPrecondition(format!(
+                        "node {certname} is pinned to catalog version {pinned}, which does not exist"
+                    )),
+                    other => other,
+                })?;
             store_secret_files_from_site(state, &catalog.content).await?;
             let revision = crate::revision::SiteRevision {
                 digest: catalog.site_revision,
@@ -180,9 +183,18 @@ pub async fn publish(
         }
     }
     let version = latest.map_or(1, |l| l.version + 1);
+    // The revision names what the catalog came from; a site the master
+    // cannot hash whole (a file it may not read) leaves it unnamed, logged,
+    // rather than leaving the node without its catalog.
     let revision = match revision {
         Some(r) => r,
-        None => crate::revision::current(state).await?,
+        None => crate::revision::current(state).await.unwrap_or_else(|e| {
+            tracing::warn!(node = %certname, error = %e, "cannot name the site revision of a new catalog");
+            crate::revision::SiteRevision {
+                digest: String::new(),
+                commit: None,
+            }
+        }),
     };
     let now = now_ms();
     let catalog = Catalog {
