@@ -383,7 +383,7 @@ async fn compile(
     BTreeMap<String, String>,
 )> {
     let compiler = state.compiler.clone();
-    let since = now_ms() - state.settings().peer_timeout.as_millis() as i64;
+    let since = state.live_since_ms();
     let inventory = state
         .store
         .nodes()

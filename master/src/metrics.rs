@@ -127,8 +127,7 @@ pub async fn render(state: &MasterState) -> String {
     metrics.nodes.clear();
     match crate::inventory::nodes(state).await {
         Ok(nodes) => {
-            let since =
-                rigger_common::time::now_ms() - state.settings().peer_timeout.as_millis() as i64;
+            let since = state.live_since_ms();
             for node in nodes {
                 let result = match node.last_run_status.as_str() {
                     "" => "none",

@@ -166,7 +166,7 @@ pub fn spawn(state: SharedState) {
 /// The nodes heard from within the peer timeout (an empty set when the
 /// store cannot say).
 async fn live_nodes(state: &SharedState) -> std::collections::BTreeSet<String> {
-    let since = now_ms() - state.settings().peer_timeout.as_millis() as i64;
+    let since = state.live_since_ms();
     state
         .store
         .nodes()

@@ -226,14 +226,8 @@ pub async fn release_rolled_back(state: &MasterState, certname: &str) -> Result<
 /// The live nodes of the cluster: those whose services count in its
 /// budget, heard from within the peer timeout, and the node asking.
 async fn members(state: &MasterState, cluster: &str, asking: &str) -> Result<BTreeSet<String>> {
-    let since = now_ms() - state.settings().peer_timeout.as_millis() as i64;
-    let enrolled: HashSet<String> = state
-        .store
-        .nodes()
-        .await?
-        .into_iter()
-        .map(|n| n.certname)
-        .collect();
+    let since = state.live_since_ms();
+    let enrolled = enrolled(state).await?;
     let mut members: BTreeSet<String> = state
         .store
         .service_health()
@@ -284,13 +278,7 @@ async fn all_baked(
     let fresh_since = now - crate::leases::HEALTH_FRESH_MS;
     let baked_before = now - (bake_secs * 1000) as i64;
     // A node an operator removed (a dead instance) is not waited for.
-    let enrolled: HashSet<String> = state
-        .store
-        .nodes()
-        .await?
-        .into_iter()
-        .map(|n| n.certname)
-        .collect();
+    let enrolled = enrolled(state).await?;
     for node in admitted.iter().filter(|n| enrolled.contains(&n.certname)) {
         if node.state != APPLIED {
             return Ok(Some(format!(
@@ -584,10 +572,7 @@ pub async fn views(state: &MasterState, cluster: Option<&str>) -> Result<Vec<Rol
             .map(|n| n.certname.clone())
             .unwrap_or_default();
         let members = members(state, &rollout.cluster, &first).await?.len();
-        let admitted: Vec<&RolloutNode> = nodes.iter().filter(|n| n.state != WAITING).collect();
-        let now = now_ms();
-        let bake = spec.as_ref().map_or(0, |s| s.bake_secs);
-        let waiting_for = all_baked(state, &rollout.cluster, &admitted, bake, now)
+        let waiting_for = waiting_for(state, &rollout.cluster, &nodes, spec.clone())
             .await?
             .unwrap_or_default();
         let holding = nodes.iter().any(|n| n.state == WAITING);
@@ -624,11 +609,7 @@ pub async fn held_note(state: &MasterState, certname: &str) -> Result<String> {
         let reason = rollout.reason.lines().next().unwrap_or_default();
         return Ok(match (node.state.as_str(), rollout.state.as_str()) {
             (WAITING, RUNNING) => {
-                let spec = spec_of(state, &nodes).await;
-                let admitted: Vec<&RolloutNode> =
-                    nodes.iter().filter(|n| n.state != WAITING).collect();
-                let bake = spec.map_or(0, |s| s.bake_secs);
-                match all_baked(state, cluster, &admitted, bake, now_ms()).await? {
+                match waiting_for(state, cluster, &nodes, spec_of(state, &nodes).await).await? {
                     Some(what) => format!("cluster {cluster}'s rollout is waiting for {what}"),
                     None => format!("cluster {cluster}'s rollout admits it at its next step"),
                 }
@@ -641,6 +622,30 @@ pub async fn held_note(state: &MasterState, certname: &str) -> Result<String> {
         });
     }
     Ok(String::new())
+}
+
+/// What the rollout's next step waits for (`None`: nothing, every node
+/// admitted so far has baked).
+async fn waiting_for(
+    state: &MasterState,
+    cluster: &str,
+    nodes: &[RolloutNode],
+    spec: Option<RolloutSpec>,
+) -> Result<Option<String>> {
+    let admitted: Vec<&RolloutNode> = nodes.iter().filter(|n| n.state != WAITING).collect();
+    let bake = spec.map_or(0, |s| s.bake_secs);
+    all_baked(state, cluster, &admitted, bake, now_ms()).await
+}
+
+/// The certnames of the enrolled nodes.
+async fn enrolled(state: &MasterState) -> Result<HashSet<String>> {
+    Ok(state
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .map(|n| n.certname)
+        .collect())
 }
 
 /// The rollout settings the change carries (from an admitted node's catalog).

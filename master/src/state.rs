@@ -84,4 +84,11 @@ impl MasterState {
     pub fn settings(&self) -> LiveSettings {
         self.live.read().expect("live settings").clone()
     }
+
+    /// Nodes heard from since this moment (Unix ms) are live: within the
+    /// peer timeout.
+    pub fn live_since_ms(&self) -> i64 {
+        let timeout = self.live.read().expect("live settings").peer_timeout;
+        rigger_common::time::now_ms() - timeout.as_millis() as i64
+    }
 }

@@ -162,7 +162,10 @@ impl RunLock {
         match Flock::lock(file, FlockArg::LockSharedNonblock) {
             Ok(_free) => holder.map_or(LockState::Free, LockState::FreeAfterKilled),
             Err(_) => match holder {
-                Some(h) if alive(h.pid) => LockState::Held(h),
+                // A process that is gone (or a zombie) holds nothing itself.
+                Some(h) if crate::resources::service::process::start_time(h.pid).is_some() => {
+                    LockState::Held(h)
+                }
                 other => LockState::HeldByLeftover(other),
             },
         }
@@ -181,17 +184,6 @@ impl Drop for RunLock {
 fn read_holder(path: &Path) -> Option<Holder> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(text.trim()).ok()
-}
-
-/// Whether a process with this pid exists.
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    !matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(Errno::ESRCH)
-    )
 }
 
 fn open(path: &Path) -> Result<File, LockError> {
