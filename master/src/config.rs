@@ -357,6 +357,31 @@ mod tests {
     }
 
     #[test]
+    fn typos_in_the_operations_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = MasterConfigFile {
+            site: Some(dir.path().into()),
+            modules: Some(vec![dir.path().into()]),
+            metrics_listen: Some("localhost:9140".into()),
+            max_blob_streams: Some(0),
+            keep_reports: Some(0),
+            report_max_age: Some("30 dayz".into()),
+            ..Default::default()
+        };
+        let err = MasterConfig::resolve(bad, MasterConfigFile::default())
+            .unwrap_err()
+            .to_string();
+        for problem in [
+            "metrics_listen: \"localhost:9140\" is not an address such as 127.0.0.1:9140",
+            "max_blob_streams: must be at least 1",
+            "keep_reports: must be at least 1",
+            "report_max_age: \"30 dayz\" is not a duration such as 30d",
+        ] {
+            assert!(err.contains(problem), "{problem:?} missing: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.toml");

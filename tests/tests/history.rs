@@ -91,6 +91,13 @@ fn every_catalog_names_the_site_revision_it_was_compiled_from() {
         serde_json::json!(["latest", "applied"]),
         "{history}"
     );
+    let typo = master.ctl(&["catalog", "list", "histroy-1"]);
+    assert_ne!(typo.code, 0, "{}", typo.all());
+    assert!(
+        typo.stderr.contains("no node named histroy-1"),
+        "{}",
+        typo.all()
+    );
     let table = master.ctl(&["catalog", "list", "history-1"]);
     assert!(
         table
