@@ -55,6 +55,8 @@ pub enum Event {
     Supervised(Result<Vec<String>, String>),
     /// The master has a catalog version newer than the one applied.
     Pushed(u64),
+    /// The share was polled: what no longer agrees with the catalog.
+    SharePolled(Vec<String>),
     /// A heartbeat went out (or why it did not), with the services it saw.
     Heartbeat(
         Vec<rigger_common::report::ServiceHealth>,
@@ -120,6 +122,12 @@ pub async fn run(
     let mut drift_limiter = crate::drift::RepairLimiter::default();
     let mut drift_seen: (u64, i64, String) = (0, 0, String::new());
     let mut drift_pending: std::collections::BTreeSet<std::path::PathBuf> = Default::default();
+    // The share, polled: events do not cross NFS. What a repair run did
+    // not put right is not repaired again by the poll (a dead NFS server
+    // would start a run every poll): the scheduled runs retry with backoff.
+    let mut next_share_poll = Instant::now() + crate::drift::SHARE_POLL_EVERY;
+    let mut share_polling = false;
+    let mut share_repair_tried: Vec<String> = Vec::new();
 
     tokio::spawn(watch_catalog(
         agent.clone(),
@@ -158,6 +166,20 @@ pub async fn run(
                     let _ = inbox.send(Event::Heartbeat(seen, sent)).await;
                 });
             }
+            _ = tokio::time::sleep_until(next_share_poll), if idle && !share_polling && waiting.is_empty() => {
+                next_share_poll = Instant::now() + crate::drift::SHARE_POLL_EVERY;
+                if agent.state.disabled().is_none() {
+                    if let Some(catalog) = agent.verified_cached_catalog() {
+                        share_polling = true;
+                        let (agent, inbox) = (agent.clone(), events_tx.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let ctx = crate::resources::ApplyContext::new(agent.paths.clone());
+                            let found = crate::drift::poll_share(&catalog, &ctx);
+                            let _ = inbox.blocking_send(Event::SharePolled(found));
+                        });
+                    }
+                }
+            }
             Some(paths) = drift_rx.recv() => {
                 // Seen during a run: looked at once it has ended.
                 drift_pending.extend(paths);
@@ -174,6 +196,20 @@ pub async fn run(
                     } else if waiting.is_empty() {
                         tracing::debug!(version, "pushed: a run is queued");
                         waiting.push_back(("pushed", false, false, None));
+                    }
+                }
+                Event::SharePolled(found) => {
+                    share_polling = false;
+                    next_share_poll = Instant::now() + crate::drift::SHARE_POLL_EVERY;
+                    if found.is_empty() {
+                        share_repair_tried.clear();
+                    } else if running.is_some() || !waiting.is_empty() {
+                        // A run has started since: it looks at them.
+                    } else if found == share_repair_tried {
+                        tracing::debug!(changes = %found.join("; "), "still differs on the share after a repair run; the scheduled runs retry");
+                    } else {
+                        queue_repair(&agent, found.join("; "), &mut drift_limiter, &mut drift_seen, &mut waiting);
+                        share_repair_tried = found;
                     }
                 }
                 Event::Heartbeat(seen, outcome) => {
@@ -327,12 +363,24 @@ fn check_drift(
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    queue_repair(agent, shown, limiter, seen, waiting);
+}
+
+/// Queues a repair run for drift `shown` (paths, or what the share poll
+/// found), unless the agent is disabled or repairs are coming too fast.
+fn queue_repair(
+    agent: &Agent,
+    shown: String,
+    limiter: &mut crate::drift::RepairLimiter,
+    seen: &mut (u64, i64, String),
+    waiting: &mut VecDeque<QueuedRun>,
+) {
     if let Some(disabled) = agent.state.disabled() {
-        tracing::warn!(paths = %shown, by = %disabled.by, "changed outside the agent; not repaired: the agent is disabled");
+        tracing::warn!(what = %shown, by = %disabled.by, "changed outside the agent; not repaired: the agent is disabled");
     } else if !limiter.allow() {
-        tracing::warn!(paths = %shown, "changed outside the agent again: more than 5 repairs in 10 s (another writer keeps changing it); the next scheduled run repairs it");
+        tracing::warn!(what = %shown, "changed outside the agent again: more than 5 repairs in 10 s (another writer keeps changing it); the next scheduled run repairs it");
     } else {
-        tracing::warn!(paths = %shown, "changed outside the agent: repairing now");
+        tracing::warn!(what = %shown, "changed outside the agent: repairing now");
         *seen = (seen.0 + 1, now_ms(), shown);
         agent.metrics.drift_repairs.inc();
         if waiting.is_empty() {

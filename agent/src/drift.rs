@@ -5,8 +5,10 @@
 //! the resource's own check finds it no longer as the catalog wants it (a
 //! run's own writes are not; changes seen during a run are checked after
 //! it); repairs are rate-limited so that a fight with another writer
-//! cannot spin. Files on the share are not
-//! watched here (NFS gives no events): the periodic run checks them.
+//! cannot spin. What lives on a mount the catalog makes (the EFS share:
+//! its mount, the folders kept there, files under it) is polled instead
+//! ([`poll_share`]): NFS gives no event for another client's write, and an
+//! unmount gives none at all.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use rigger_common::catalog::{Catalog, ResourceSpec};
+use rigger_common::catalog::{Catalog, Resource, ResourceSpec};
 use tokio::sync::mpsc;
 
 use crate::paths::Paths;
@@ -25,6 +27,9 @@ const MAX_REPAIRS: usize = 5;
 /// … in this window (a burst of 5, then one every 2 s): more means another
 /// writer keeps changing the files, and a fight costs a run every 2 s.
 const REPAIR_WINDOW: Duration = Duration::from_secs(10);
+
+/// How often what lives on the share is looked at between runs.
+pub const SHARE_POLL_EVERY: Duration = Duration::from_secs(2);
 
 /// The watch over the applied catalog's managed paths. One watcher lives
 /// as long as the daemon; each applied catalog updates what it watches.
@@ -132,6 +137,50 @@ pub fn drifted(catalog: &Catalog, ctx: &ApplyContext, changed: &[PathBuf]) -> Ve
         .collect()
 }
 
+/// The resources events cannot follow, polled instead: the catalog's
+/// mounts, the folders it keeps on a share, and the files, links and
+/// directories under a mount point it makes.
+pub fn polled<'a>(catalog: &'a Catalog, paths: &Paths) -> Vec<&'a Resource> {
+    let resources = &catalog.content.resources;
+    let mount_points: Vec<PathBuf> = resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            ResourceSpec::Mount(m) => Some(paths.resolve(&m.path)),
+            _ => None,
+        })
+        .collect();
+    let on_a_mount = |path: &str| {
+        let path = paths.resolve(path);
+        mount_points.iter().any(|m| path.starts_with(m))
+    };
+    resources
+        .iter()
+        .filter(|r| match &r.spec {
+            ResourceSpec::Mount(_) | ResourceSpec::SharedDirs(_) => true,
+            ResourceSpec::File(f) => on_a_mount(&f.path),
+            ResourceSpec::Symlink(l) => on_a_mount(&l.path),
+            ResourceSpec::Directory(d) => on_a_mount(&d.path),
+            _ => false,
+        })
+        .collect()
+}
+
+/// Of the [`polled`] resources, what no longer agrees with the catalog,
+/// one `id: change` line each (a check that fails says its error). May
+/// block on a hung NFS server: call it off the daemon's loop.
+pub fn poll_share(catalog: &Catalog, ctx: &ApplyContext) -> Vec<String> {
+    polled(catalog, &ctx.paths)
+        .into_iter()
+        .flat_map(|r| match crate::apply::check(r, ctx, &catalog.content) {
+            Ok(changes) => changes
+                .into_iter()
+                .map(|c| format!("{}: {}", r.id, c.summary))
+                .collect::<Vec<_>>(),
+            Err(e) => vec![format!("{}: {e}", r.id)],
+        })
+        .collect()
+}
+
 /// Limits repairs, so that a fight with another writer cannot spin.
 #[derive(Debug, Default)]
 pub struct RepairLimiter {
@@ -160,6 +209,7 @@ impl RepairLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rigger_common::digest::Digest;
 
     #[test]
     fn repairs_are_limited() {
@@ -168,6 +218,34 @@ mod tests {
             assert!(limiter.allow());
         }
         assert!(!limiter.allow());
+    }
+
+    #[test]
+    fn what_lives_on_a_mount_the_catalog_makes_is_polled_and_nothing_else() {
+        let catalog: Catalog = serde_json::from_value(serde_json::json!({
+            "format": 1, "node": "n", "version": 1, "digest": Digest::of(b"x"),
+            "compiled_at_ms": 0,
+            "content": {"role": "is", "profile": "wso2is/is", "resources": [
+                {"id": "shared_fs", "kind": "mount", "path": "/mnt/efs",
+                 "fstype": "nfs4", "source": "fs-1.efs:/"},
+                {"id": "shared_dirs", "kind": "shared_dirs", "share": "/mnt/efs",
+                 "link": "/opt/wso2/is", "dirs": {"repository/deployment": "Deployment"}},
+                {"id": "on_share", "kind": "file", "path": "/mnt/efs/README"},
+                {"id": "share_dir", "kind": "directory", "path": "/mnt/efs/logs"},
+                {"id": "local", "kind": "file", "path": "/opt/wso2/is/conf/deployment.toml"},
+                {"id": "sibling", "kind": "file", "path": "/mnt/efs-old/README"},
+            ]},
+        }))
+        .unwrap();
+        let ids: Vec<&str> = polled(&catalog, &Paths::new("/tmp/root"))
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(ids, ["shared_fs", "shared_dirs", "on_share", "share_dir"]);
+        // A catalog without a mount polls nothing.
+        let mut local = catalog.clone();
+        local.content.resources.retain(|r| r.id == "local");
+        assert!(polled(&local, &Paths::new("/")).is_empty());
     }
 
     #[tokio::test]

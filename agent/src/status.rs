@@ -43,7 +43,8 @@ pub struct AgentStatus {
     pub drift_repairs: u64,
     /// When the last one was seen, Unix ms (0: none).
     pub drift_at_ms: i64,
-    /// Which managed paths it changed.
+    /// Which managed paths it changed (for the share: what the poll
+    /// found, `id: change`).
     pub drift_paths: String,
     /// How many managed paths are watched for drift.
     pub drift_watched: usize,

@@ -838,8 +838,10 @@ fn a_disk_too_small_for_an_update_never_takes_the_server_down() {
 }
 
 #[test]
-fn status_shows_the_share_mounted_and_linked_and_says_when_it_is_not() {
-    if !root_or_skip("status_shows_the_share_mounted_and_linked_and_says_when_it_is_not") {
+fn the_share_is_shown_and_polled_an_unmount_or_a_lost_folder_is_repaired_without_a_run() {
+    if !root_or_skip(
+        "the_share_is_shown_and_polled_an_unmount_or_a_lost_folder_is_repaired_without_a_run",
+    ) {
         return;
     }
     let master = master_with_bind_share();
@@ -881,17 +883,25 @@ fn status_shows_the_share_mounted_and_linked_and_says_when_it_is_not() {
     );
     assert!(shown.stdout.contains("link:      "), "{}", shown.all());
 
-    // The share goes away: the screen says so and the node is degraded.
-    let umount = std::process::Command::new("umount")
-        .arg(node.path("/mnt/efs"))
-        .output()
-        .unwrap();
-    assert!(umount.status.success(), "{umount:?}");
+    // The share goes away while the agent is disabled (which keeps it
+    // from putting the share back): the screen says so.
+    assert_eq!(
+        node.ctl(&["disable", "--reason", "share maintenance"]).code,
+        0
+    );
+    let umount = || {
+        let out = std::process::Command::new("umount")
+            .arg(node.path("/mnt/efs"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    umount();
     let status = node.status();
     assert_eq!(status["mounts"][0]["matches"], false, "{status}");
     assert!(status["mounts"][0]["mounted"].is_null(), "{status}");
     let shown = node.ctl(&["status"]);
-    assert_eq!(shown.code, 1, "{}", shown.all());
+    assert_eq!(shown.code, 3, "disabled: {}", shown.all());
     assert!(
         shown
             .stdout
@@ -899,5 +909,64 @@ fn status_shows_the_share_mounted_and_linked_and_says_when_it_is_not() {
         "{}",
         shown.all()
     );
+    // Three share polls later, a disabled agent has still left it alone.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(node.status()["mounts"][0]["matches"], false);
+    assert_eq!(node.status()["drift"]["repairs"], 0);
+
+    // Enabled again, the share poll (NFS gives no events) sees the
+    // unmount and a repair run mounts it within seconds, no run asked for.
+    assert_eq!(node.ctl(&["enable"]).code, 0);
+    let status = wait_for(
+        "the share to be mounted again",
+        Duration::from_secs(30),
+        || {
+            let s = node.status();
+            (s["mounts"][0]["matches"] == true && s["running"] == false).then_some(s)
+        },
+    );
+    assert_eq!(status["drift"]["repairs"], 1, "{status}");
+    assert!(
+        status["drift"]["last_paths"]
+            .as_str()
+            .unwrap()
+            .contains("shared_fs"),
+        "{status}"
+    );
+    assert_eq!(node.ctl(&["status"]).code, 0);
+
+    // A shared folder removed from the share (by another node, say) is
+    // seeded again from the release.
+    std::fs::remove_dir_all(efs.path().join("Tenants")).unwrap();
+    wait_for(
+        "the shared folder to be seeded again",
+        Duration::from_secs(30),
+        || {
+            efs.path()
+                .join("Tenants/.rigger-seed.json")
+                .exists()
+                .then_some(())
+        },
+    );
+    let shown = master.ctl(&["node", "show", "share-status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(json["reports"][0]["trigger"], "drift", "{json}");
+
+    // A repair that cannot work (the export is gone) is tried once, not
+    // at every poll: the scheduled runs retry with their backoff.
+    wait_for("the repair run to end", Duration::from_secs(30), || {
+        (node.status()["running"] == false).then_some(())
+    });
+    let repairs = node.status()["drift"]["repairs"].as_u64().unwrap();
+    std::fs::remove_file(node.path("/srv/efs-export")).unwrap();
+    umount();
+    wait_for("a repair to be tried", Duration::from_secs(30), || {
+        (node.status()["drift"]["repairs"].as_u64() == Some(repairs + 1)).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(8));
+    let status = node.status();
+    assert_eq!(status["drift"]["repairs"], repairs + 1, "{status}");
+    assert_eq!(status["mounts"][0]["matches"], false, "{status}");
+    assert!(node.log().contains("cannot bind"), "{}", node.log());
     node.stop_daemon();
 }
