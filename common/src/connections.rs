@@ -8,9 +8,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use rustls_pki_types::CertificateDer;
 use tokio_util::sync::CancellationToken;
 
 /// What the listener admits.
@@ -97,10 +98,26 @@ pub struct ConnectionCounts {
 
 struct Entry {
     remote: IpAddr,
-    authenticated: bool,
+    /// The client certificate it presented, verified.
+    client_cert: Option<CertificateDer<'static>>,
     activity: Arc<Activity>,
     close: CancellationToken,
+    close_reason: Arc<OnceLock<&'static str>>,
 }
+
+impl Entry {
+    fn authenticated(&self) -> bool {
+        self.client_cert.is_some()
+    }
+
+    fn close(&self, reason: &'static str) {
+        let _ = self.close_reason.set(reason);
+        self.close.cancel();
+    }
+}
+
+/// Why a connection is closed to admit another.
+const CLOSED_FOR_ROOM: &str = "closed to admit another connection";
 
 #[derive(Default)]
 struct Table {
@@ -128,7 +145,7 @@ impl Table {
     /// connection that never started an RPC, else the oldest one whose last
     /// RPC started more than `idle_ms` ago.
     fn eviction_candidate(&self, now_ms: u64, idle_ms: u64) -> Option<u64> {
-        let unauthenticated = || self.entries.iter().filter(|(_, e)| !e.authenticated);
+        let unauthenticated = || self.entries.iter().filter(|(_, e)| !e.authenticated());
         unauthenticated()
             .find(|(_, e)| !e.activity.rpc_seen())
             .or_else(|| {
@@ -186,7 +203,7 @@ impl ConnectionTable {
             match table.eviction_candidate(self.now_ms(), idle_ms) {
                 Some(id) => {
                     if let Some(evicted) = table.remove(id) {
-                        evicted.close.cancel();
+                        evicted.close(CLOSED_FOR_ROOM);
                         table.evicted += 1;
                     }
                 }
@@ -204,13 +221,15 @@ impl ConnectionTable {
             last_rpc_ms: AtomicU64::new(0),
         });
         let close = CancellationToken::new();
+        let close_reason: Arc<OnceLock<&'static str>> = Arc::default();
         table.entries.insert(
             id,
             Entry {
                 remote: ip,
-                authenticated: false,
+                client_cert: None,
                 activity: activity.clone(),
                 close: close.clone(),
+                close_reason: close_reason.clone(),
             },
         );
         *table.per_address.entry(ip).or_default() += 1;
@@ -219,7 +238,27 @@ impl ConnectionTable {
             id,
             activity,
             close,
+            close_reason,
         })
+    }
+
+    /// Closes every connection whose client certificate `refused` says
+    /// may no longer be used (revoked): its open streams end at once.
+    /// Returns how many it closed.
+    pub fn close_where(
+        &self,
+        reason: &'static str,
+        refused: impl Fn(&CertificateDer<'static>) -> bool,
+    ) -> usize {
+        let table = self.lock();
+        let mut closed = 0;
+        for entry in table.entries.values() {
+            if entry.client_cert.as_ref().is_some_and(&refused) && !entry.close.is_cancelled() {
+                entry.close(reason);
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// What the table holds and did so far.
@@ -239,14 +278,16 @@ pub struct Admission {
     id: u64,
     activity: Arc<Activity>,
     close: CancellationToken,
+    close_reason: Arc<OnceLock<&'static str>>,
 }
 
 impl Admission {
-    /// Marks the connection as carrying a verified client certificate: it
-    /// is never closed to make room.
-    pub fn authenticated(&self) {
+    /// Marks the connection as carrying the verified client certificate
+    /// `cert`: it is never closed to make room (only when the
+    /// certificate is revoked, [`ConnectionTable::close_where`]).
+    pub fn authenticated(&self, cert: CertificateDer<'static>) {
         if let Some(entry) = self.table.lock().entries.get_mut(&self.id) {
-            entry.authenticated = true;
+            entry.client_cert = Some(cert);
         }
     }
 
@@ -255,9 +296,15 @@ impl Admission {
         &self.activity
     }
 
-    /// Cancelled when the table closes this connection to admit another.
+    /// Cancelled when the table closes this connection (to admit
+    /// another, or its certificate was revoked).
     pub fn closed(&self) -> &CancellationToken {
         &self.close
+    }
+
+    /// Why the table closed it.
+    pub fn close_reason(&self) -> &'static str {
+        self.close_reason.get().copied().unwrap_or(CLOSED_FOR_ROOM)
     }
 
     /// The limits of the table that admitted it.
@@ -288,11 +335,37 @@ mod tests {
         SocketAddr::from(([127, 0, 0, last], 40000))
     }
 
+    fn cert(n: u8) -> CertificateDer<'static> {
+        CertificateDer::from(vec![n])
+    }
+
+    #[test]
+    fn the_connections_of_a_revoked_certificate_are_closed_and_say_why() {
+        let table = ConnectionTable::new(limits(10, None));
+        let revoked = [table.admit(addr(2)).unwrap(), table.admit(addr(2)).unwrap()];
+        for connection in &revoked {
+            connection.authenticated(cert(7));
+        }
+        let other = table.admit(addr(3)).unwrap();
+        other.authenticated(cert(8));
+        let enrolling = table.admit(addr(4)).unwrap();
+        let closed = table.close_where("certificate revoked", |c| c.as_ref() == [7]);
+        assert_eq!(closed, 2);
+        for connection in &revoked {
+            assert!(connection.closed().is_cancelled());
+            assert_eq!(connection.close_reason(), "certificate revoked");
+        }
+        assert!(!other.closed().is_cancelled() && !enrolling.closed().is_cancelled());
+        // Closed once: asking again closes nothing more.
+        assert_eq!(table.close_where("again", |c| c.as_ref() == [7]), 0);
+        assert_eq!(revoked[0].close_reason(), "certificate revoked");
+    }
+
     #[test]
     fn a_full_table_closes_the_oldest_idle_unauthenticated_connection() {
         let table = ConnectionTable::new(limits(3, None));
         let node = table.admit(addr(2)).unwrap();
-        node.authenticated();
+        node.authenticated(cert(1));
         let enrolling = table.admit(addr(3)).unwrap();
         enrolling.activity().record_rpc();
         let idle = table.admit(addr(4)).unwrap();
@@ -313,9 +386,9 @@ mod tests {
     fn authenticated_connections_are_never_closed_to_make_room() {
         let table = ConnectionTable::new(limits(2, None));
         let a = table.admit(addr(2)).unwrap();
-        a.authenticated();
+        a.authenticated(cert(1));
         let b = table.admit(addr(3)).unwrap();
-        b.authenticated();
+        b.authenticated(cert(2));
         assert!(table.admit(addr(4)).is_none());
         assert_eq!(table.counts().refused, 1);
         drop(a);

@@ -113,6 +113,36 @@ pub async fn tls_channel(
         .await
 }
 
+/// Whether the master accepts the client certificate in `config`: a TLS
+/// 1.3 client learns of a refused certificate only from an alert on its
+/// first read, which an HTTP/2 channel loses as "connection closed". This
+/// connects once and reads: the server's first bytes mean accepted; a
+/// TLS error is returned as the error's text ("received fatal alert:
+/// CertificateRevoked"). `Ok` also when the link itself fails (that is
+/// not a refusal).
+pub async fn probe_client_certificate(
+    master: &MasterAddress,
+    config: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let Ok(name) = ServerName::try_from(master.host.clone()) else {
+        return Ok(());
+    };
+    let attempt = async {
+        let tcp = TcpStream::connect(master.authority()).await.ok()?;
+        let mut tls = TlsConnector::from(config).connect(name, tcp).await.ok()?;
+        let mut first = [0u8; 1];
+        tls.read(&mut first).await.err()
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Some(e)) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
+            Err(e.to_string())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Opens a channel over a Unix socket.
 pub async fn unix_channel(path: &Path) -> Result<Channel, tonic::transport::Error> {
     let path = path.to_path_buf();
@@ -146,8 +176,8 @@ impl TlsConnection {
             .1
             .peer_certificates()
             .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect::<Vec<_>>()));
-        if certs.is_some() {
-            admission.authenticated();
+        if let Some(leaf) = certs.as_ref().and_then(|c| c.first()) {
+            admission.authenticated(leaf.clone());
         }
         let identity = PeerIdentity {
             remote,
@@ -170,7 +200,7 @@ impl TlsConnection {
         if self.closed.as_mut().poll(cx).is_ready() {
             return Some(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
-                "closed to admit another connection",
+                self.admission.close_reason(),
             ));
         }
         if self.admission.activity().rpc_seen() {

@@ -6,12 +6,20 @@
 
 use std::sync::Arc;
 
+use std::sync::RwLock;
+
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 
 use crate::digest::Digest;
 
@@ -79,18 +87,127 @@ fn roots(ca_pem: &str) -> Result<RootCertStore, TlsError> {
     Ok(store)
 }
 
+/// The master's client verifier: certificates are optional (enrollment
+/// has none) but, when presented, must chain to the CA and must not be on
+/// its revocation list, which [`RevocableClientVerifier::set_crls`]
+/// replaces while the listener runs: a revocation refuses the next
+/// handshake. The list's next-update time is not enforced (rustls's
+/// default), so a list the master failed to re-issue never locks the
+/// fleet out.
+pub struct RevocableClientVerifier {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+    hints: Vec<DistinguishedName>,
+    current: RwLock<Arc<dyn ClientCertVerifier>>,
+}
+
+impl std::fmt::Debug for RevocableClientVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocableClientVerifier")
+            .finish_non_exhaustive()
+    }
+}
+
+impl RevocableClientVerifier {
+    /// A verifier trusting `ca_pem`, with no certificate revoked yet.
+    pub fn new(ca_pem: &str) -> Result<Arc<Self>, TlsError> {
+        let roots = Arc::new(roots(ca_pem)?);
+        let provider = provider();
+        let current = Self::build(&roots, &provider, Vec::new())?;
+        Ok(Arc::new(Self {
+            hints: current.root_hint_subjects().to_vec(),
+            roots,
+            provider,
+            current: RwLock::new(current),
+        }))
+    }
+
+    fn build(
+        roots: &Arc<RootCertStore>,
+        provider: &Arc<CryptoProvider>,
+        crls: Vec<CertificateRevocationListDer<'static>>,
+    ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        Ok(
+            WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+                .allow_unauthenticated()
+                .with_crls(crls)
+                .only_check_end_entity_revocation()
+                .build()?,
+        )
+    }
+
+    /// Refuses, from the next handshake on, the certificates `crls` list.
+    pub fn set_crls(
+        &self,
+        crls: Vec<CertificateRevocationListDer<'static>>,
+    ) -> Result<(), TlsError> {
+        let verifier = Self::build(&self.roots, &self.provider, crls)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = verifier;
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<dyn ClientCertVerifier> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl ClientCertVerifier for RevocableClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.current()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().supported_verify_schemes()
+    }
+}
+
 /// The master's server config: TLS 1.3 only, HTTP/2, client certificates
-/// optional but verified against the CA when presented.
+/// checked by `verifier`.
 pub fn server_config(
     cert_chain_pem: &str,
     key_pem: &str,
-    ca_pem: &str,
+    verifier: Arc<RevocableClientVerifier>,
 ) -> Result<ServerConfig, TlsError> {
     let provider = provider();
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_pem)?), provider.clone())
-            .allow_unauthenticated()
-            .build()?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)

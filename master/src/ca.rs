@@ -8,10 +8,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams,
+    CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
 };
 use rigger_common::fsutil::{Ownership, write_atomic};
+use rustls_pki_types::CertificateRevocationListDer;
 use rustls_pki_types::pem::PemObject;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::FromDer;
@@ -23,6 +25,11 @@ const BACKDATE: Duration = Duration::minutes(10);
 const CA_LIFETIME: Duration = Duration::days(365 * 10);
 /// Lifetime of node and server certificates.
 const LEAF_LIFETIME: Duration = Duration::days(365 * 5);
+/// How long a revocation list is valid (its next-update time). The master
+/// issues a new one daily and at each revocation; and its own verifier
+/// does not enforce this time, so a list it failed to renew locks no one
+/// out.
+pub const CRL_LIFETIME: Duration = Duration::days(7);
 
 /// A CA operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +52,9 @@ pub enum CaError {
     /// The CSR is not acceptable.
     #[error("invalid certificate signing request: {0}")]
     BadCsr(String),
+    /// A recorded serial number is not hex.
+    #[error("invalid certificate serial: {0}")]
+    BadSerial(String),
 }
 
 /// A certificate this CA issued.
@@ -56,6 +66,15 @@ pub struct IssuedCert {
     pub serial: String,
     /// Expiry, Unix ms.
     pub not_after_ms: i64,
+}
+
+/// A signed certificate revocation list.
+#[derive(Debug, Clone)]
+pub struct RevocationList {
+    /// DER, what the TLS verifier checks.
+    pub der: CertificateRevocationListDer<'static>,
+    /// PEM, the file operators and other tools read.
+    pub pem: String,
 }
 
 /// The master's CA: its certificate and signing key.
@@ -139,6 +158,46 @@ impl CertificateAuthority {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok((issued(&params, cert.pem()), key.serialize_pem()))
+    }
+
+    /// Signs a revocation list naming `revoked` (serial as lower-case
+    /// hex, revocation time in Unix ms), numbered `number` (which must
+    /// grow from one list to the next), valid for [`CRL_LIFETIME`].
+    pub fn revocation_list(
+        &self,
+        revoked: &[(String, i64)],
+        number: u64,
+    ) -> Result<RevocationList, CaError> {
+        let now = OffsetDateTime::now_utc();
+        let revoked_certs = revoked
+            .iter()
+            .map(|(serial, at_ms)| {
+                let bytes = hex::decode(serial)
+                    .map_err(|e| CaError::BadSerial(format!("{serial:?}: {e}")))?;
+                let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(*at_ms) * 1_000_000)
+                    .unwrap_or(now)
+                    .min(now);
+                Ok(RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&bytes),
+                    revocation_time: at,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+            })
+            .collect::<Result<Vec<_>, CaError>>()?;
+        let params = CertificateRevocationListParams {
+            this_update: now - BACKDATE,
+            next_update: now + CRL_LIFETIME,
+            crl_number: SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.issuer)?;
+        Ok(RevocationList {
+            der: crl.der().clone(),
+            pem: crl.pem()?,
+        })
     }
 
     /// Signs a node's CSR. The certificate's only name is `certname` (the

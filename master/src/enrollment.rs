@@ -196,6 +196,7 @@ pub async fn enroll(
         issued_at_ms: now,
         not_after_ms: issued.not_after_ms,
         revoked: false,
+        revoked_at_ms: 0,
         cert_pem: issued.pem.clone(),
     };
     state
@@ -217,11 +218,12 @@ fn enrolled(state: &MasterState, cert_pem: String) -> Enrolled {
 /// Removes a node: it leaves the inventory, its certificates are revoked
 /// and its restart leases freed.
 pub async fn remove_node(state: &MasterState, certname: &str) -> Result<()> {
-    if !state.store.remove_node(certname).await? {
+    if !state.store.remove_node(certname, now_ms()).await? {
         return Err(Error::NotFound(format!(
             "node {certname} is not in the inventory"
         )));
     }
+    crate::revocation::publish(state).await?;
     tracing::info!(node = %certname, "node removed and its certificate revoked");
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod refresh;
 pub mod reload;
 pub mod retention;
 pub mod revision;
+pub mod revocation;
 pub mod rollouts;
 pub mod rpc;
 pub mod server;

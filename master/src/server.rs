@@ -57,6 +57,10 @@ pub enum ServerError {
     /// A gRPC server failed.
     #[error("gRPC server")]
     Transport(#[from] tonic::transport::Error),
+    /// The revocation list could not be issued: the master does not serve
+    /// without it, or a revoked node could connect.
+    #[error("revocation list")]
+    Revocation(#[source] crate::error::Error),
 }
 
 /// A master ready to serve.
@@ -95,8 +99,10 @@ impl Master {
                 tokio::runtime::Handle::current(),
             ),
         );
+        let revocation = crate::revocation::Revocation::new(ca.cert_pem(), dir.join("crl.pem"))?;
         let state = Arc::new(MasterState {
             store: Arc::new(store),
+            revocation,
             ca,
             signing_key,
             compiler,
@@ -150,9 +156,18 @@ impl Master {
         let names = certificate_names(local.ip(), &self.config.sans);
         let (server_cert, server_key) = self.state.ca.issue_server_cert(&names)?;
         let chain = format!("{}{}", server_cert.pem, self.state.ca.cert_pem());
-        let tls = rigger_common::tls::server_config(&chain, &server_key, self.state.ca.cert_pem())?;
+        crate::revocation::publish(&self.state)
+            .await
+            .map_err(ServerError::Revocation)?;
+        crate::revocation::spawn(self.state.clone());
+        let tls = rigger_common::tls::server_config(
+            &chain,
+            &server_key,
+            self.state.revocation.verifier(),
+        )?;
         let limits = self.connection_limits();
         let table = ConnectionTable::new(limits);
+        self.state.revocation.attach(table.clone());
         let incoming = rigger_common::grpc::tls_incoming(listener, Arc::new(tls), table);
         tracing::info!(addr = %local, names = ?names, max_connections = limits.max_connections, max_per_address = ?limits.max_per_address, "master listening");
 

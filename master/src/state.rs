@@ -20,6 +20,9 @@ pub struct MasterState {
     pub blobs: Arc<dyn BlobStore>,
     /// The CA.
     pub ca: CertificateAuthority,
+    /// The revocation list the TLS verifier checks, and the connections
+    /// a revocation closes.
+    pub revocation: crate::revocation::Revocation,
     /// Catalog signing key.
     pub signing_key: SigningKey,
     /// Catalog compiler.

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod imds;
 pub mod load;
 pub mod nginx;
+pub mod node_client;
 pub mod pack;
 pub mod process;
 pub mod server_config;

@@ -3,13 +3,10 @@
 //! catalogs signed by another key, older catalog versions, a wrong CA
 //! fingerprint and a role other than the token's.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rigger_common::grpc::{MasterAddress, tls_channel};
-use rigger_common::proto::GetCatalogRequest;
-use rigger_common::proto::catalog_service_client::CatalogServiceClient;
-use rigger_common::tls::{ClientIdentity, client_config};
+use rigger_common::tls::ClientIdentity;
+use rigger_tests::node_client::get_catalog;
 use rigger_tests::{TestAgent, TestMaster};
 
 const RELEASES: &str = "/opt/wso2/releases";
@@ -82,23 +79,6 @@ fn a_node_may_not_ask_for_another_role_than_its_tokens() {
         out.all()
     );
     assert!(!node.path("/opt").exists());
-}
-
-async fn get_catalog(
-    master_url: &str,
-    ca_pem: &str,
-    identity: Option<&ClientIdentity>,
-) -> Result<(), String> {
-    let config = client_config(ca_pem, identity).map_err(|e| e.to_string())?;
-    let master = MasterAddress::parse(master_url).unwrap();
-    let channel = tls_channel(&master, Arc::new(config), Duration::from_secs(10))
-        .await
-        .map_err(|e| rigger_common::error_chain(&e))?;
-    CatalogServiceClient::new(channel)
-        .get_catalog(GetCatalogRequest::default())
-        .await
-        .map(|_| ())
-        .map_err(|s| format!("{:?}: {}", s.code(), rigger_common::error_chain(&s)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,11 @@ use crate::identity::Identity;
 #[derive(Debug, Clone)]
 pub struct GrpcMaster {
     channel: Channel,
+    /// How it connected: to ask, after a broken request, whether the
+    /// master refused the certificate.
+    master: MasterAddress,
+    config: Arc<rustls::ClientConfig>,
+    timeout: Duration,
 }
 
 impl GrpcMaster {
@@ -34,13 +39,38 @@ impl GrpcMaster {
         config: rustls::ClientConfig,
         timeout: Duration,
     ) -> Result<Self, MasterError> {
-        let channel = tls_channel(master, Arc::new(config), timeout)
+        let config = Arc::new(config);
+        let channel = tls_channel(master, config.clone(), timeout)
             .await
             .map_err(|e| MasterError::Connect {
                 master: master.to_string(),
                 message: error_chain(&e),
             })?;
-        Ok(Self { channel })
+        Ok(Self {
+            channel,
+            master: master.clone(),
+            config,
+            timeout,
+        })
+    }
+
+    /// A request broke the connection: when the master refused this
+    /// node's certificate at the handshake, says so (a refusal, not an
+    /// unreachable master), else keeps `error`.
+    async fn diagnosed(&self, error: MasterError) -> MasterError {
+        if !matches!(error, MasterError::Transport(_)) {
+            return error;
+        }
+        match rigger_common::grpc::probe_client_certificate(
+            &self.master,
+            self.config.clone(),
+            self.timeout,
+        )
+        .await
+        {
+            Err(alert) => refused_certificate(&alert).map_or(error, MasterError::Refused),
+            Ok(()) => error,
+        }
     }
 
     /// The master's CA certificate (PEM), asked without trusting it yet.
@@ -88,7 +118,11 @@ fn error_of(status: tonic::Status) -> MasterError {
         };
     }
     if std::error::Error::source(&status).is_some() {
-        MasterError::Transport(error_chain(&status))
+        let chain = error_chain(&status);
+        match refused_certificate(&chain) {
+            Some(why) => MasterError::Refused(why),
+            None => MasterError::Transport(chain),
+        }
     } else if matches!(
         status.code(),
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
@@ -97,6 +131,30 @@ fn error_of(status: tonic::Status) -> MasterError {
     } else {
         MasterError::Refused(status.message().to_string())
     }
+}
+
+/// What the master's TLS alert says of this node's certificate, when it
+/// refused it at the handshake (TLS 1.3 clients learn of it only as an
+/// alert on the first read, inside a transport error).
+fn refused_certificate(chain: &str) -> Option<String> {
+    let alert = chain
+        .split("received fatal alert: ")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()?;
+    let why = match alert {
+        "CertificateRevoked" => {
+            "it was revoked (`masterctl cert list` on the master says when); enroll this node again"
+        }
+        "CertificateExpired" => "it has expired; enroll this node again",
+        "UnknownCA" | "BadCertificate" | "DecryptError" => {
+            "the master did not issue it (another master, or its CA changed); enroll this node again"
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "the master refused this node's certificate at the TLS handshake: {why}"
+    ))
 }
 
 /// The longest a request waits in all for a busy master before it gives
@@ -175,8 +233,11 @@ impl MasterClient for GrpcMaster {
             let request = request.clone();
             async move { self.catalogs().get_catalog(request).await.map_err(error_of) }
         })
-        .await?
-        .into_inner();
+        .await;
+        let reply = match reply {
+            Ok(reply) => reply.into_inner(),
+            Err(e) => return Err(self.diagnosed(e).await),
+        };
         Ok(CatalogReply {
             held_back: rigger_common::text::printable(&reply.held_back)
                 .chars()
@@ -234,12 +295,14 @@ impl MasterClient for GrpcMaster {
     }
 
     async fn watch_catalog(&self) -> Result<super::NoticeStream, MasterError> {
-        let stream = self
+        let stream = match self
             .catalogs()
             .watch_catalog(proto::WatchCatalogRequest {})
             .await
-            .map_err(error_of)?
-            .into_inner();
+        {
+            Ok(stream) => stream.into_inner(),
+            Err(e) => return Err(self.diagnosed(error_of(e)).await),
+        };
         Ok(Box::pin(
             stream.map(|item| item.map(|n| n.version).map_err(error_of)),
         ))
@@ -284,6 +347,26 @@ impl Connector for GrpcConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_refused_at_the_handshake_is_told_apart_from_a_broken_link() {
+        let revoked = "transport error: connection error: received fatal alert: CertificateRevoked";
+        assert!(
+            refused_certificate(revoked)
+                .unwrap()
+                .contains("it was revoked")
+        );
+        assert!(
+            refused_certificate("received fatal alert: UnknownCA)")
+                .unwrap()
+                .contains("did not issue it")
+        );
+        assert_eq!(refused_certificate("connection reset by peer"), None);
+        assert_eq!(
+            refused_certificate("received fatal alert: HandshakeFailure"),
+            None
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_busy_master_is_asked_again_after_the_time_it_said() {

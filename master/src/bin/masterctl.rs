@@ -251,11 +251,19 @@ enum CaCommand {
 
 #[derive(Subcommand, Debug)]
 enum CertCommand {
-    /// List issued certificates.
+    /// List issued certificates: state (valid, revoked, expired), serial,
+    /// expiry.
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Revoke a node's certificates now: the master refuses them at the
+    /// next TLS handshake and closes their open connections. The node
+    /// stays in the inventory (`node remove` also takes it out).
+    Revoke {
+        /// A certname (all its certificates) or one certificate's serial.
+        name: String,
     },
 }
 
@@ -384,6 +392,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         }
         Command::Ca(CaCommand::Show) => ctl::ca::show(&c).await?,
         Command::Cert(CertCommand::List { json }) => ctl::cert::list(&c, json).await?,
+        Command::Cert(CertCommand::Revoke { name }) => ctl::cert::revoke(&c, &name).await?,
         Command::Node(NodeCommand::List { json }) => ctl::node::list(&c, json).await?,
         Command::Node(NodeCommand::Remove { node }) => ctl::node::remove(&c, &node).await?,
         Command::Node(NodeCommand::Show {

@@ -1,7 +1,7 @@
-//! `masterctl cert list`.
+//! `masterctl cert list | revoke`.
 
-use rigger_common::proto::ListCertsRequest;
-use rigger_common::time::format_ms;
+use rigger_common::proto::{CertInfo, ListCertsRequest, RevokeCertRequest};
+use rigger_common::time::{format_ms, now_ms};
 
 use super::{Ctl, render, status, table};
 
@@ -13,6 +13,7 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
         .await
         .map_err(status)?
         .into_inner();
+    let now = now_ms();
     if json {
         let certs: Vec<_> = reply
             .certs
@@ -24,21 +25,60 @@ pub async fn list(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
                     "issued_at_ms": c.issued_at_ms,
                     "not_after_ms": c.not_after_ms,
                     "revoked": c.revoked,
+                    "revoked_at_ms": (c.revoked_at_ms > 0).then_some(c.revoked_at_ms),
+                    "state": state_of(c, now),
                 })
             })
             .collect();
         return Ok(format!("{}\n", serde_json::to_string_pretty(&certs)?));
     }
     let mut t = table(&["CERTNAME", "SERIAL", "ISSUED", "EXPIRES", "STATE"]);
-    for c in reply.certs {
-        let state = if c.revoked { "revoked" } else { "valid" };
+    for c in &reply.certs {
+        let state = match state_of(c, now) {
+            "revoked" if c.revoked_at_ms > 0 => format!("revoked {}", format_ms(c.revoked_at_ms)),
+            "valid" => format!(
+                "valid ({} days left)",
+                (c.not_after_ms - now) / (24 * 3600 * 1000)
+            ),
+            other => other.to_string(),
+        };
         t.add_row(vec![
-            c.certname,
-            c.serial,
+            c.certname.clone(),
+            c.serial.clone(),
             format_ms(c.issued_at_ms),
             format_ms(c.not_after_ms),
-            state.to_string(),
+            state,
         ]);
     }
     Ok(render(t, &[]))
+}
+
+/// A certificate's state: revoked, expired or valid.
+fn state_of(c: &CertInfo, now_ms: i64) -> &'static str {
+    if c.revoked {
+        "revoked"
+    } else if c.not_after_ms <= now_ms {
+        "expired"
+    } else {
+        "valid"
+    }
+}
+
+/// Revokes a node's certificates (by certname or serial).
+pub async fn revoke(ctl: &Ctl, name: &str) -> anyhow::Result<String> {
+    let reply = ctl
+        .client()
+        .revoke_cert(RevokeCertRequest {
+            name: name.to_string(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    Ok(format!(
+        "revoked {} certificate(s) of {} ({}): refused from the next TLS handshake; {} open connection(s) closed\n",
+        reply.serials.len(),
+        reply.certname,
+        reply.serials.join(", "),
+        reply.connections_closed
+    ))
 }

@@ -11,8 +11,8 @@ use rigger_common::proto::{
     ListLeasesRequest, ListLeasesResponse, ListRolloutsRequest, ListRolloutsResponse,
     ListTokensRequest, ListTokensResponse, LookupRequest, LookupResponse, LookupSource,
     PromoteLevelRequest, PromoteLevelResponse, RemoveNodeRequest, RemoveNodeResponse,
-    RevokeTokenRequest, RoleCheck, Rollout, RolloutNode, ShowNodeRequest, ShowNodeResponse,
-    StoredReport, TemplateReview, TokenInfo,
+    RevokeCertRequest, RevokeCertResponse, RevokeTokenRequest, RoleCheck, Rollout, RolloutNode,
+    ShowNodeRequest, ShowNodeResponse, StoredReport, TemplateReview, TokenInfo,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -98,9 +98,24 @@ impl AdminService for Admin {
                 not_after_ms: c.not_after_ms,
                 revoked: c.revoked,
                 issued_at_ms: c.issued_at_ms,
+                revoked_at_ms: c.revoked_at_ms,
             })
             .collect();
         Ok(Response::new(ListCertsResponse { certs }))
+    }
+
+    async fn revoke_cert(
+        &self,
+        request: Request<RevokeCertRequest>,
+    ) -> Result<Response<RevokeCertResponse>, Status> {
+        local_peer(&request)?;
+        let name = request.into_inner().name;
+        let (certname, serials, closed) = crate::revocation::revoke(&self.state, &name).await?;
+        Ok(Response::new(RevokeCertResponse {
+            certname,
+            serials,
+            connections_closed: u32::try_from(closed).unwrap_or(u32::MAX),
+        }))
     }
 
     async fn list_nodes(

@@ -31,6 +31,7 @@ macro_rules! meta_store_conformance {
             artifacts_are_replaced_by_name,
             a_group_grants_max_down_leases_and_expired_ones_do_not_count,
             removing_a_node_revokes_it_and_frees_its_lease,
+            revoking_a_node_s_certificates_records_when_and_keeps_the_node,
             the_budget_counts_only_settled_ready_nodes_heard_from,
             a_ready_streak_keeps_its_start_and_heartbeats_renew_leases,
             a_promotion_replaces_the_level_an_environment_runs,
@@ -55,6 +56,7 @@ fn cert(serial: &str, certname: &str, not_after_ms: i64) -> CertRecord {
         issued_at_ms: 100,
         not_after_ms,
         revoked: false,
+        revoked_at_ms: 0,
         cert_pem: format!("PEM of {serial}"),
     }
 }
@@ -529,14 +531,15 @@ pub async fn removing_a_node_revokes_it_and_frees_its_lease(store: &dyn MetaStor
         .record_service_health(&health("b", false, 0))
         .await
         .unwrap();
-    assert!(store.remove_node("b").await.unwrap());
+    assert!(store.remove_node("b", 700).await.unwrap());
     assert!(
         store.service_health().await.unwrap().is_empty(),
         "a removed node counts for nothing in its cluster's budget"
     );
-    assert!(!store.remove_node("b").await.unwrap());
+    assert!(!store.remove_node("b", 800).await.unwrap());
     assert!(store.node("b").await.unwrap().is_none());
-    assert!(store.cert("0c").await.unwrap().unwrap().revoked);
+    let revoked = store.cert("0c").await.unwrap().unwrap();
+    assert_eq!((revoked.revoked, revoked.revoked_at_ms), (true, 700));
     assert!(!store.has_valid_cert("b", 5_000).await.unwrap());
     assert!(store.valid_cert("b", 5_000).await.unwrap().is_none());
     assert!(store.leases(500).await.unwrap().is_empty());
@@ -559,6 +562,30 @@ fn health(node: &str, ready: bool, at: i64) -> ServiceHealthRecord {
         },
         peers_changed: String::new(),
     }
+}
+
+/// Revoking a node's certificates records when, once, and leaves the
+/// node in the inventory.
+pub async fn revoking_a_node_s_certificates_records_when_and_keeps_the_node(store: &dyn MetaStore) {
+    for (serial, name) in [("0a", "a"), ("0b", "a"), ("0c", "c")] {
+        store
+            .record_enrollment(&cert(serial, name, 10_000), None)
+            .await
+            .unwrap();
+    }
+    let mut serials = store.revoke_certs("a", 600).await.unwrap();
+    serials.sort();
+    assert_eq!(serials, ["0a", "0b"]);
+    // Already revoked: nothing more, and the first time stays recorded.
+    assert!(store.revoke_certs("a", 900).await.unwrap().is_empty());
+    assert_eq!(store.cert("0a").await.unwrap().unwrap().revoked_at_ms, 600);
+    assert!(!store.has_valid_cert("a", 500).await.unwrap());
+    assert!(store.has_valid_cert("c", 500).await.unwrap());
+    assert!(
+        store.node("a").await.unwrap().is_some(),
+        "still in the inventory"
+    );
+    assert!(store.revoke_certs("nobody", 600).await.unwrap().is_empty());
 }
 
 /// The PodDisruptionBudget rule: a lease is granted only while the other

@@ -71,7 +71,10 @@ pub trait MetaStore: Send + Sync {
     /// Removes a node, revokes its certificates and frees its restart
     /// leases, atomically; returns whether it was there. Its catalog
     /// history is kept.
-    async fn remove_node(&self, certname: &str) -> Result<bool, StoreError>;
+    async fn remove_node(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// Revokes every unrevoked certificate of `certname` at `now_ms`;
+    /// returns their serials (none: nothing was left to revoke).
+    async fn revoke_certs(&self, certname: &str, now_ms: i64) -> Result<Vec<String>, StoreError>;
     /// Pins a node to the content of one of its catalog versions (`None`
     /// unpins); returns whether the node exists.
     async fn set_pin(&self, certname: &str, version: Option<u64>) -> Result<bool, StoreError>;

@@ -82,6 +82,9 @@ pub struct CertRecord {
     pub not_after_ms: i64,
     /// Revoked certificates are refused.
     pub revoked: bool,
+    /// When it was revoked, Unix ms (0: not revoked, or before this was
+    /// recorded).
+    pub revoked_at_ms: i64,
     /// The certificate, PEM ("" for certificates issued before it was kept).
     pub cert_pem: String,
 }

@@ -172,7 +172,7 @@ impl MetaStore for SqliteStore {
 
     /// Certificates, newest first.
     async fn certs(&self) -> Result<Vec<CertRecord>, StoreError> {
-        let rows = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem FROM certs ORDER BY issued_at_ms DESC")
+        let rows = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem, revoked_at_ms FROM certs ORDER BY issued_at_ms DESC")
             .fetch_all(&self.pool)
             .await
             .map_err(sql("list certificates"))?;
@@ -181,7 +181,7 @@ impl MetaStore for SqliteStore {
 
     /// The certificate with this serial.
     async fn cert(&self, serial: &str) -> Result<Option<CertRecord>, StoreError> {
-        let row = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem FROM certs WHERE serial = ?")
+        let row = sqlx::query("SELECT serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem, revoked_at_ms FROM certs WHERE serial = ?")
             .bind(serial)
             .fetch_optional(&self.pool)
             .await
@@ -195,7 +195,7 @@ impl MetaStore for SqliteStore {
         now_ms: i64,
     ) -> Result<Option<CertRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem FROM certs
+            "SELECT serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem, revoked_at_ms FROM certs
              WHERE certname = ? AND revoked = 0 AND not_after_ms > ? ORDER BY issued_at_ms DESC LIMIT 1",
         )
         .bind(certname)
@@ -557,7 +557,18 @@ impl MetaStore for SqliteStore {
 
     /// Removes a node from the inventory and revokes its certificates;
     /// returns whether it was there. Its catalog history is kept.
-    async fn remove_node(&self, certname: &str) -> Result<bool, StoreError> {
+    async fn revoke_certs(&self, certname: &str, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE certs SET revoked = 1, revoked_at_ms = ? WHERE certname = ? AND revoked = 0 RETURNING serial",
+        )
+        .bind(now_ms)
+        .bind(certname)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("revoke certificates"))
+    }
+
+    async fn remove_node(&self, certname: &str, now_ms: i64) -> Result<bool, StoreError> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -569,11 +580,14 @@ impl MetaStore for SqliteStore {
             .await
             .map_err(sql("remove a node"))?
             .rows_affected();
-        sqlx::query("UPDATE certs SET revoked = 1 WHERE certname = ?")
-            .bind(certname)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql("revoke certificates"))?;
+        sqlx::query(
+            "UPDATE certs SET revoked = 1, revoked_at_ms = ? WHERE certname = ? AND revoked = 0",
+        )
+        .bind(now_ms)
+        .bind(certname)
+        .execute(&mut *tx)
+        .await
+        .map_err(sql("revoke certificates"))?;
         // A removed node restarts nothing any more: its cluster may go on.
         sqlx::query("DELETE FROM restart_leases WHERE certname = ?")
             .bind(certname)
@@ -1047,6 +1061,7 @@ fn cert_from_row(r: &sqlx::sqlite::SqliteRow) -> CertRecord {
         not_after_ms: r.get(3),
         revoked: r.get::<i64, _>(4) != 0,
         cert_pem: r.get(5),
+        revoked_at_ms: r.get(6),
     }
 }
 

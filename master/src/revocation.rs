@@ -1,0 +1,163 @@
+//! Revocation at the handshake. The master keeps a certificate revocation
+//! list of its revoked, unexpired node certificates: the TLS verifier
+//! checks it at every handshake ([`RevocableClientVerifier`]), the
+//! connections of a certificate revoked now are closed (their watch
+//! streams end), and `crl.pem` in the data directory holds it for
+//! operators. It is issued again at each revocation and daily, well
+//! before its 7-day next-update time; the verifier does not enforce that
+//! time anyway, so a master that could not issue one never locks the
+//! fleet out.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rigger_common::connections::ConnectionTable;
+use rigger_common::fsutil::{Ownership, write_atomic};
+use rigger_common::time::now_ms;
+use rigger_common::tls::RevocableClientVerifier;
+
+use crate::error::{Error, Result};
+use crate::state::MasterState;
+
+/// How often the list is issued again without a revocation.
+const REISSUE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Why the master closes a revoked certificate's connections.
+const CLOSED_REVOKED: &str = "the client certificate was revoked";
+
+/// The master's revocation state: the verifier the listener uses and the
+/// connections it may have to close.
+pub struct Revocation {
+    verifier: Arc<RevocableClientVerifier>,
+    connections: OnceLock<Arc<ConnectionTable>>,
+    crl_path: PathBuf,
+    publishing: tokio::sync::Mutex<u64>,
+}
+
+impl Revocation {
+    /// Revocation for a master whose CA certificate is `ca_pem`, writing
+    /// its list to `crl_path`; nothing is revoked until [`publish`].
+    pub fn new(
+        ca_pem: &str,
+        crl_path: PathBuf,
+    ) -> std::result::Result<Self, rigger_common::tls::TlsError> {
+        Ok(Self {
+            verifier: RevocableClientVerifier::new(ca_pem)?,
+            connections: OnceLock::new(),
+            crl_path,
+            publishing: tokio::sync::Mutex::new(0),
+        })
+    }
+
+    /// The client verifier for the node listener.
+    pub fn verifier(&self) -> Arc<RevocableClientVerifier> {
+        self.verifier.clone()
+    }
+
+    /// The listener's connections, which a revocation closes (set once,
+    /// when the listener starts).
+    pub fn attach(&self, connections: Arc<ConnectionTable>) {
+        let _ = self.connections.set(connections);
+    }
+}
+
+/// Issues the revocation list of every revoked, unexpired certificate,
+/// hands it to the verifier, writes `crl.pem`, and closes the open
+/// connections of those certificates. Returns how many it closed.
+pub async fn publish(state: &MasterState) -> Result<usize> {
+    let revocation = &state.revocation;
+    let mut last_number = revocation.publishing.lock().await;
+    let now = now_ms();
+    let certs = state.store.certs().await?;
+    let revoked: Vec<(String, i64)> = certs
+        .iter()
+        .filter(|c| c.revoked && c.not_after_ms > now)
+        .map(|c| (c.serial.clone(), c.revoked_at_ms))
+        .collect();
+    // Numbers grow: by the second, and past the last one issued.
+    let number = (u64::try_from(now / 1000).unwrap_or(0)).max(*last_number + 1);
+    let list = state.ca.revocation_list(&revoked, number).map_err(|e| {
+        Error::Internal(format!(
+            "cannot sign the revocation list: {}",
+            rigger_common::error_chain(&e)
+        ))
+    })?;
+    revocation.verifier.set_crls(vec![list.der]).map_err(|e| {
+        Error::Internal(format!(
+            "the TLS verifier refused the revocation list: {}",
+            rigger_common::error_chain(&e)
+        ))
+    })?;
+    *last_number = number;
+    if let Err(e) = write_atomic(
+        &revocation.crl_path,
+        list.pem.as_bytes(),
+        0o644,
+        Ownership::default(),
+    ) {
+        tracing::warn!(error = %rigger_common::error_chain(&e), "cannot write the revocation list file (the listener uses it already)");
+    }
+    let serials: std::collections::HashSet<&str> =
+        revoked.iter().map(|(s, _)| s.as_str()).collect();
+    let closed = revocation.connections.get().map_or(0, |table| {
+        table.close_where(CLOSED_REVOKED, |der| {
+            crate::ca::serial_of(der).is_some_and(|s| serials.contains(s.as_str()))
+        })
+    });
+    tracing::info!(
+        revoked = revoked.len(),
+        number,
+        closed,
+        "revocation list issued"
+    );
+    Ok(closed)
+}
+
+/// Issues the list again every day while the master runs.
+pub fn spawn(state: Arc<MasterState>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = state.stopping.cancelled() => return,
+                () = tokio::time::sleep(REISSUE_EVERY) => {}
+            }
+            if let Err(e) = publish(&state).await {
+                tracing::error!(error = %rigger_common::error_chain(&e), "cannot issue the revocation list again; the last one stays in force");
+            }
+        }
+    });
+}
+
+/// Revokes every certificate of the node `name` (a certname, or one
+/// certificate's serial): refused from the next handshake on, its open
+/// connections closed. Returns the certname, the serials revoked and the
+/// connections closed.
+pub async fn revoke(state: &MasterState, name: &str) -> Result<(String, Vec<String>, usize)> {
+    let now = now_ms();
+    let certname = match state.store.cert(&name.to_ascii_lowercase()).await? {
+        Some(cert) => cert.certname,
+        None => name.to_string(),
+    };
+    let serials = state.store.revoke_certs(&certname, now).await?;
+    if serials.is_empty() {
+        let known = state
+            .store
+            .certs()
+            .await?
+            .iter()
+            .any(|c| c.certname == certname);
+        return Err(if known {
+            Error::FailedPrecondition(format!(
+                "every certificate of {certname} is revoked already"
+            ))
+        } else {
+            Error::NotFound(format!(
+                "no certificate was issued to {name:?} (a certname or a serial)"
+            ))
+        });
+    }
+    let closed = publish(state).await?;
+    tracing::warn!(node = %certname, serials = ?serials, closed, "certificate revoked");
+    Ok((certname, serials, closed))
+}
