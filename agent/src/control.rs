@@ -211,6 +211,7 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
     message.agent_version = status.agent_version;
     message.agent_started_at_ms = status.agent_started_at_ms;
     message.cert_not_after_ms = status.inspection.cert_not_after_ms;
+    message.cert_renews_at_ms = status.inspection.cert_renews_at_ms;
     message.cache_bytes = status.inspection.cache_bytes;
     message.mounts = status
         .inspection

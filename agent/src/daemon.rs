@@ -537,7 +537,7 @@ fn status_of(
         )),
         applied_site_revision: applied.applied_site_revision,
         applied_site_commit: applied.applied_site_commit,
-        certname: agent.certname().unwrap_or_default().to_string(),
+        certname: agent.certname().unwrap_or_default(),
         master: agent.config.master.to_string(),
         running,
         next_run_at_ms: now_ms() + until_next.as_millis() as i64,

@@ -113,6 +113,9 @@ struct Files {
     cert: PathBuf,
     ca: PathBuf,
     signing_key: PathBuf,
+    /// A renewal's new key and certificate, until both are in place.
+    next_key: PathBuf,
+    next_cert: PathBuf,
 }
 
 impl Files {
@@ -122,8 +125,117 @@ impl Files {
             cert: dir.join("node.crt"),
             ca: dir.join("ca.crt"),
             signing_key: dir.join("catalog-signing.pub"),
+            next_key: dir.join("node.key.next"),
+            next_cert: dir.join("node.crt.next"),
         }
     }
+}
+
+/// A certificate is renewed once this share of its life has passed.
+const RENEW_AT: f64 = 2.0 / 3.0;
+
+/// A certificate's validity, Unix ms: (not before, not after).
+pub fn validity(cert_pem: &str) -> Option<(i64, i64)> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let validity = cert.validity();
+    Some((
+        validity.not_before.timestamp() * 1000,
+        validity.not_after.timestamp() * 1000,
+    ))
+}
+
+/// When the certificate is due for renewal: two thirds through its life.
+pub fn renewal_due_at_ms(cert_pem: &str) -> Option<i64> {
+    let (not_before, not_after) = validity(cert_pem)?;
+    Some(not_before + ((not_after - not_before) as f64 * RENEW_AT) as i64)
+}
+
+/// Renews the node's certificate over `master` (a connection made with the
+/// current one): a new key is made and kept beside the old one
+/// (`node.key.next`), the master signs it, the new certificate is stored
+/// beside (`node.crt.next`), and only then do both replace the old pair.
+/// A crash at any point leaves a pair that works: the old one, or the new
+/// one completed by [`finish_renewal`] at the next start.
+pub async fn renew(
+    ssl_dir: &Path,
+    current: &Identity,
+    master: &dyn crate::client::MasterClient,
+) -> Result<Identity, IdentityError> {
+    let files = Files::in_dir(ssl_dir);
+    let own = Ownership::default();
+    let key = KeyPair::generate()?;
+    write_atomic(&files.next_key, key.serialize_pem().as_bytes(), 0o600, own)?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, current.certname.as_str());
+    let csr_pem = params.serialize_request(&key)?.pem()?;
+    let reply = master
+        .renew(csr_pem)
+        .await
+        .map_err(IdentityError::Refused)?;
+    if reply.ca_cert_pem.trim() != current.ca_pem.trim() {
+        return Err(IdentityError::CaChanged);
+    }
+    let der = tls::certs_from_pem(&reply.cert_pem, "the renewed certificate")?;
+    if common_name(&der[0]).as_deref() != Some(current.certname.as_str()) {
+        return Err(IdentityError::Damaged {
+            dir: ssl_dir.to_path_buf(),
+            message: "the master renewed the certificate for another name".into(),
+        });
+    }
+    write_atomic(&files.next_cert, reply.cert_pem.as_bytes(), 0o600, own)?;
+    finish_renewal(ssl_dir)?;
+    load(ssl_dir)?.ok_or_else(|| IdentityError::Damaged {
+        dir: ssl_dir.to_path_buf(),
+        message: "identity missing right after renewal".into(),
+    })
+}
+
+/// Completes or discards a renewal a crash interrupted: a new certificate
+/// beside its key replaces the pair (key first: the certificate's arrival
+/// marks it complete); a new key without its certificate is dropped (the
+/// old pair still works).
+pub fn finish_renewal(ssl_dir: &Path) -> Result<(), IdentityError> {
+    let files = Files::in_dir(ssl_dir);
+    let rename = |from: &Path, to: &Path| {
+        std::fs::rename(from, to).map_err(|source| IdentityError::Read {
+            path: from.to_path_buf(),
+            source,
+        })
+    };
+    let Ok(next_cert) = std::fs::read_to_string(&files.next_cert) else {
+        let _ = std::fs::remove_file(&files.next_key);
+        return Ok(());
+    };
+    let holds = |key: &Path| {
+        std::fs::read_to_string(key)
+            .ok()
+            .and_then(|pem| KeyPair::from_pem(&pem).ok())
+            .is_some_and(|key| cert_has_key(&next_cert, &key))
+    };
+    if holds(&files.next_key) {
+        rename(&files.next_key, &files.key)?;
+    }
+    if holds(&files.key) {
+        rename(&files.next_cert, &files.cert)?;
+        tracing::info!(dir = %ssl_dir.display(), "renewed certificate in place");
+    } else {
+        let _ = std::fs::remove_file(&files.next_cert);
+    }
+    let _ = std::fs::remove_file(&files.next_key);
+    Ok(())
+}
+
+/// Whether the certificate (PEM) carries `key`'s public key.
+fn cert_has_key(cert_pem: &str, key: &KeyPair) -> bool {
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()) else {
+        return false;
+    };
+    pem.parse_x509().is_ok_and(|cert| {
+        cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw()
+    })
 }
 
 fn read(path: &Path) -> Result<String, IdentityError> {
@@ -173,6 +285,7 @@ fn common_name(der: &[u8]) -> Option<String> {
 /// Returns the stored identity, enrolling first if there is none. The
 /// token is ignored once the node holds a certificate.
 pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identity, IdentityError> {
+    finish_renewal(ssl_dir)?;
     if let Some(identity) = load(ssl_dir)? {
         if settings.token.is_some() {
             tracing::debug!("already enrolled; ignoring --token");
@@ -299,4 +412,112 @@ async fn discover_ca(
         });
     }
     Ok(pem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key and a self-signed certificate for it named `name`.
+    fn pair(name: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).unwrap();
+        (key.serialize_pem(), cert.pem())
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    fn read_in(dir: &Path, name: &str) -> Option<String> {
+        std::fs::read_to_string(dir.join(name)).ok()
+    }
+
+    #[test]
+    fn a_renewal_interrupted_anywhere_leaves_a_matching_pair() {
+        let (old_key, old_cert) = pair("n1");
+        let (new_key, new_cert) = pair("n1");
+        let (_, foreign_cert) = pair("n1");
+        // (files before, the pair after)
+        type Files<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Files, (&str, &str)); 5] = [
+            // The new pair is complete beside the old one.
+            (
+                &[
+                    ("node.key", &old_key),
+                    ("node.crt", &old_cert),
+                    ("node.key.next", &new_key),
+                    ("node.crt.next", &new_cert),
+                ],
+                (&new_key, &new_cert),
+            ),
+            // The key was moved, the certificate not yet.
+            (
+                &[
+                    ("node.key", &new_key),
+                    ("node.crt", &old_cert),
+                    ("node.crt.next", &new_cert),
+                ],
+                (&new_key, &new_cert),
+            ),
+            // The master never answered: the new key is dropped.
+            (
+                &[
+                    ("node.key", &old_key),
+                    ("node.crt", &old_cert),
+                    ("node.key.next", &new_key),
+                ],
+                (&old_key, &old_cert),
+            ),
+            // A certificate for neither key is dropped.
+            (
+                &[
+                    ("node.key", &old_key),
+                    ("node.crt", &old_cert),
+                    ("node.crt.next", &foreign_cert),
+                ],
+                (&old_key, &old_cert),
+            ),
+            // Nothing to do.
+            (
+                &[("node.key", &old_key), ("node.crt", &old_cert)],
+                (&old_key, &old_cert),
+            ),
+        ];
+        for (i, (files, (key, cert))) in cases.iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            for (name, text) in *files {
+                write(dir.path(), name, text);
+            }
+            finish_renewal(dir.path()).unwrap();
+            assert_eq!(
+                read_in(dir.path(), "node.key").as_deref(),
+                Some(*key),
+                "case {i}"
+            );
+            assert_eq!(
+                read_in(dir.path(), "node.crt").as_deref(),
+                Some(*cert),
+                "case {i}"
+            );
+            assert!(read_in(dir.path(), "node.key.next").is_none(), "case {i}");
+            assert!(read_in(dir.path(), "node.crt.next").is_none(), "case {i}");
+        }
+    }
+
+    #[test]
+    fn renewal_is_due_two_thirds_through_the_life() {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        // 1970-01-12 to 1970-04-12: 90 days.
+        params.not_before = rcgen::date_time_ymd(1970, 1, 12);
+        params.not_after = rcgen::date_time_ymd(1970, 4, 12);
+        let cert = params.self_signed(&key).unwrap().pem();
+        let start: i64 = 11 * 86_400_000;
+        assert_eq!(validity(&cert), Some((start, start + 90 * 86_400_000)));
+        assert_eq!(renewal_due_at_ms(&cert), Some(start + 60 * 86_400_000));
+        assert_eq!(renewal_due_at_ms("not a certificate"), None);
+    }
 }

@@ -85,6 +85,8 @@ pub struct Inspection {
     pub links: Vec<LinkState>,
     /// When the agent's certificate expires, Unix ms (0: no certificate).
     pub cert_not_after_ms: i64,
+    /// When the agent renews it, Unix ms (0: no certificate).
+    pub cert_renews_at_ms: i64,
     /// The applied catalog's products.
     pub products: Vec<ProductState>,
     /// The applied catalog's services.
@@ -97,8 +99,19 @@ pub struct Inspection {
 
 /// Looks at the node for `catalog` (the applied one, if any).
 pub fn inspect(paths: &Paths, catalog: Option<&Catalog>) -> Inspection {
+    let cert = crate::identity::load(&paths.ssl_dir())
+        .ok()
+        .flatten()
+        .map(|identity| identity.client.cert_pem);
     let mut found = Inspection {
-        cert_not_after_ms: cert_not_after(&paths.ssl_dir()),
+        cert_not_after_ms: cert
+            .as_deref()
+            .and_then(crate::identity::validity)
+            .map_or(0, |(_, after)| after),
+        cert_renews_at_ms: cert
+            .as_deref()
+            .and_then(crate::identity::renewal_due_at_ms)
+            .unwrap_or(0),
         ..Default::default()
     };
     (found.cache_files, found.cache_bytes) = folder_size(&paths.state_dir().join("cache"));
@@ -210,19 +223,6 @@ fn product(tree: &rigger_common::catalog::TreeSpec, paths: &Paths) -> ProductSta
         release,
         kept,
     }
-}
-
-/// When the certificate in `ssl_dir` stops being valid (0: none readable).
-fn cert_not_after(ssl_dir: &Path) -> i64 {
-    let Ok(Some(identity)) = crate::identity::load(ssl_dir) else {
-        return 0;
-    };
-    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(identity.client.cert_pem.as_bytes()) else {
-        return 0;
-    };
-    pem.parse_x509()
-        .map(|cert| cert.validity().not_after.timestamp() * 1000)
-        .unwrap_or(0)
 }
 
 /// When process `pid` started, Unix ms, from its start in clock ticks

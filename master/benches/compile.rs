@@ -55,6 +55,7 @@ fn main() {
             max_catalog_requests: 4,
             max_blob_streams: 64,
             metrics_listen: None,
+            cert_lifetime: rigger_master::ca::DEFAULT_NODE_CERT_LIFETIME,
         };
         let master = rigger_master::server::Master::open(config)
             .await

@@ -23,8 +23,13 @@ use x509_parser::prelude::FromDer;
 const BACKDATE: Duration = Duration::minutes(10);
 /// Lifetime of the CA certificate.
 const CA_LIFETIME: Duration = Duration::days(365 * 10);
-/// Lifetime of node and server certificates.
-const LEAF_LIFETIME: Duration = Duration::days(365 * 5);
+/// Lifetime of the master's server certificate (issued again at each
+/// start).
+const SERVER_LIFETIME: Duration = Duration::days(365 * 5);
+/// Lifetime of node certificates unless configured (`cert_lifetime`):
+/// nodes renew theirs at two thirds of it.
+pub const DEFAULT_NODE_CERT_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(90 * 24 * 3600);
 /// How long a revocation list is valid (its next-update time). The master
 /// issues a new one daily and at each revocation; and its own verifier
 /// does not enforce this time, so a list it failed to renew locks no one
@@ -81,6 +86,7 @@ pub struct RevocationList {
 pub struct CertificateAuthority {
     cert_pem: String,
     issuer: Issuer<'static, KeyPair>,
+    node_lifetime: Duration,
 }
 
 impl CertificateAuthority {
@@ -92,7 +98,11 @@ impl CertificateAuthority {
             let cert_pem = read(&cert_path)?;
             let key = KeyPair::from_pem(&read(&key_path)?)?;
             let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
-            return Ok(Self { cert_pem, issuer });
+            return Ok(Self {
+                cert_pem,
+                issuer,
+                node_lifetime: node_lifetime(DEFAULT_NODE_CERT_LIFETIME),
+            });
         }
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
@@ -127,12 +137,33 @@ impl CertificateAuthority {
         Ok(Self {
             cert_pem: cert.pem(),
             issuer: Issuer::new(params, key),
+            node_lifetime: node_lifetime(DEFAULT_NODE_CERT_LIFETIME),
         })
+    }
+
+    /// Node certificates it signs from now on are valid for `lifetime`.
+    pub fn set_node_lifetime(&mut self, lifetime: std::time::Duration) {
+        self.node_lifetime = node_lifetime(lifetime);
     }
 
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// The CA certificate's subject and expiry (Unix ms).
+    pub fn subject_and_expiry(&self) -> Option<(String, i64)> {
+        let der = rigger_common::tls::certs_from_pem(&self.cert_pem, "the CA certificate").ok()?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).ok()?;
+        Some((
+            cert.subject().to_string(),
+            cert.validity().not_after.timestamp() * 1000,
+        ))
+    }
+
+    /// How long the node certificates it signs are valid.
+    pub fn node_lifetime(&self) -> std::time::Duration {
+        std::time::Duration::try_from(self.node_lifetime).unwrap_or_default()
     }
 
     /// The sha256 fingerprint nodes pin the CA by (`--ca-fingerprint`).
@@ -147,7 +178,7 @@ impl CertificateAuthority {
     /// IP addresses). Returns the certificate and its new key, both PEM.
     pub fn issue_server_cert(&self, names: &[String]) -> Result<(IssuedCert, String), CaError> {
         let key = KeyPair::generate()?;
-        let mut params = leaf_params("rigger-master");
+        let mut params = leaf_params("rigger-master", SERVER_LIFETIME);
         params.subject_alt_names = names
             .iter()
             .map(|n| match n.parse::<IpAddr>() {
@@ -206,14 +237,20 @@ impl CertificateAuthority {
     pub fn sign_node_csr(&self, csr_pem: &str, certname: &str) -> Result<IssuedCert, CaError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| CaError::BadCsr(e.to_string()))?;
-        let mut params = leaf_params(certname);
+        let mut params = leaf_params(certname, self.node_lifetime);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let cert = params.signed_by(&csr.public_key, &self.issuer)?;
         Ok(issued(&params, cert.pem()))
     }
 }
 
-fn leaf_params(common_name: &str) -> CertificateParams {
+fn node_lifetime(lifetime: std::time::Duration) -> Duration {
+    Duration::try_from(lifetime).unwrap_or(Duration::days(365))
+}
+
+/// Certificates are backdated against clock skew, by at most a tenth of
+/// their lifetime (a short-lived certificate is not mostly in the past).
+fn leaf_params(common_name: &str, lifetime: Duration) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
@@ -225,8 +262,8 @@ fn leaf_params(common_name: &str) -> CertificateParams {
     ];
     params.use_authority_key_identifier_extension = true;
     let now = OffsetDateTime::now_utc();
-    params.not_before = now - BACKDATE;
-    params.not_after = now + LEAF_LIFETIME;
+    params.not_before = now - BACKDATE.min(lifetime / 10);
+    params.not_after = now + lifetime;
     params.serial_number = Some(random_serial());
     params
 }

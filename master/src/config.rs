@@ -53,6 +53,8 @@ pub struct MasterConfigFile {
     pub keep_catalogs: Option<u32>,
     /// Catalog versions older than this are deleted (`90d`).
     pub catalog_max_age: Option<String>,
+    /// How long node certificates are valid (`90d`).
+    pub cert_lifetime: Option<String>,
 }
 
 /// The resolved configuration.
@@ -87,6 +89,8 @@ pub struct MasterConfig {
     pub max_blob_streams: usize,
     /// Where `/metrics` is served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// How long node certificates are valid.
+    pub cert_lifetime: std::time::Duration,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -188,6 +192,17 @@ impl MasterConfig {
                 defaults.catalog_max_age,
             ),
         };
+        let cert_lifetime = age(
+            "cert_lifetime",
+            overrides.cert_lifetime.or(file.cert_lifetime),
+            crate::ca::DEFAULT_NODE_CERT_LIFETIME,
+        );
+        if cert_lifetime < std::time::Duration::from_secs(10) {
+            problems.push(format!(
+                "cert_lifetime: {} is too short (at least 10s; 90d by default)",
+                humantime::format_duration(cert_lifetime)
+            ));
+        }
         let metrics_listen = rigger_common::config::optional_address(
             "metrics_listen",
             overrides.metrics_listen.or(file.metrics_listen),
@@ -223,6 +238,7 @@ impl MasterConfig {
         }
         let as_count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         let config = Self {
+            cert_lifetime,
             retention,
             max_catalog_requests,
             max_blob_streams,
@@ -298,6 +314,7 @@ mod tests {
             report_max_age: Some("30d".into()),
             keep_catalogs: Some(50),
             catalog_max_age: Some("90d".into()),
+            cert_lifetime: Some("90d".into()),
         };
         assert_eq!(file, expected);
         let retention = crate::retention::Retention::default();

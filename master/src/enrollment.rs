@@ -190,20 +190,60 @@ pub async fn enroll(
         .ca
         .sign_node_csr(csr_pem, &certname)
         .map_err(|e| Error::InvalidArgument(rigger_common::error_chain(&e)))?;
-    let cert = CertRecord {
-        serial: issued.serial.clone(),
-        certname: certname.clone(),
-        issued_at_ms: now,
-        not_after_ms: issued.not_after_ms,
-        revoked: false,
-        revoked_at_ms: 0,
-        cert_pem: issued.pem.clone(),
-    };
+    let cert = CertRecord::issued(&certname, &issued, now);
     state
         .store
         .record_enrollment(&cert, record.role.as_deref())
         .await?;
     tracing::info!(node = %certname, serial = %issued.serial, role = ?record.role, %remote, "node enrolled");
+    Ok(enrolled(state, issued.pem))
+}
+
+/// Signs a new certificate for the node holding `current` (its verified,
+/// unrevoked client certificate) for the new key in `csr_pem`, which must
+/// name that node: a node renews only its own certificate, with a new
+/// key, once `current` is half way through its life (so that a node
+/// cannot mint certificates at will). The old certificate stays valid
+/// until it expires: the node keeps using it until the new one is
+/// stored.
+pub async fn renew(state: &MasterState, current: &CertRecord, csr_pem: &str) -> Result<Enrolled> {
+    let certname = &current.certname;
+    let asked = crate::ca::csr_common_name(csr_pem)
+        .map_err(|e| Error::InvalidArgument(format!("invalid CSR: {e}")))?;
+    if &asked != certname {
+        tracing::warn!(node = %certname, asked = %asked, "refused: a node asked to renew another node's certificate");
+        return Err(Error::PermissionDenied(format!(
+            "node {certname} may renew only its own certificate, not {asked:?}"
+        )));
+    }
+    if crate::ca::csr_has_key_of(csr_pem, &current.cert_pem)
+        .map_err(|e| Error::InvalidArgument(format!("invalid CSR: {e}")))?
+    {
+        return Err(Error::InvalidArgument(
+            "a renewal needs a new key: the CSR carries the key of the current certificate".into(),
+        ));
+    }
+    let now = now_ms();
+    let opens_at = current.issued_at_ms + (current.not_after_ms - current.issued_at_ms) / 2;
+    if now < opens_at {
+        return Err(Error::FailedPrecondition(format!(
+            "certificate {} of {certname} is not half way through its life: renewal opens at {}",
+            current.serial,
+            format_ms(opens_at)
+        )));
+    }
+    let issued = state
+        .ca
+        .sign_node_csr(csr_pem, certname)
+        .map_err(|e| Error::InvalidArgument(rigger_common::error_chain(&e)))?;
+    let cert = CertRecord::issued(certname, &issued, now);
+    if !state.store.record_renewal(&cert, &current.serial).await? {
+        return Err(Error::PermissionDenied(format!(
+            "certificate {} of {certname} was revoked or its node removed: no renewal",
+            current.serial
+        )));
+    }
+    tracing::info!(node = %certname, old = %current.serial, serial = %issued.serial, expires = %format_ms(issued.not_after_ms), "certificate renewed");
     Ok(enrolled(state, issued.pem))
 }
 

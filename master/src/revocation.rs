@@ -26,13 +26,26 @@ const REISSUE_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// Why the master closes a revoked certificate's connections.
 const CLOSED_REVOKED: &str = "the client certificate was revoked";
 
+/// The list in force: what `masterctl status` shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListInForce {
+    /// Its number (0: none issued yet).
+    pub number: u64,
+    /// When it was issued, Unix ms.
+    pub issued_at_ms: i64,
+    /// Its next-update time, Unix ms (a new one is issued long before).
+    pub next_update_ms: i64,
+    /// Certificates it names.
+    pub revoked: usize,
+}
+
 /// The master's revocation state: the verifier the listener uses and the
 /// connections it may have to close.
 pub struct Revocation {
     verifier: Arc<RevocableClientVerifier>,
     connections: OnceLock<Arc<ConnectionTable>>,
     crl_path: PathBuf,
-    publishing: tokio::sync::Mutex<u64>,
+    in_force: tokio::sync::Mutex<ListInForce>,
 }
 
 impl Revocation {
@@ -46,8 +59,13 @@ impl Revocation {
             verifier: RevocableClientVerifier::new(ca_pem)?,
             connections: OnceLock::new(),
             crl_path,
-            publishing: tokio::sync::Mutex::new(0),
+            in_force: tokio::sync::Mutex::new(ListInForce::default()),
         })
+    }
+
+    /// The list the verifier checks now.
+    pub async fn in_force(&self) -> ListInForce {
+        *self.in_force.lock().await
     }
 
     /// The client verifier for the node listener.
@@ -67,7 +85,7 @@ impl Revocation {
 /// connections of those certificates. Returns how many it closed.
 pub async fn publish(state: &MasterState) -> Result<usize> {
     let revocation = &state.revocation;
-    let mut last_number = revocation.publishing.lock().await;
+    let mut in_force = revocation.in_force.lock().await;
     let now = now_ms();
     let certs = state.store.certs().await?;
     let revoked: Vec<(String, i64)> = certs
@@ -76,7 +94,7 @@ pub async fn publish(state: &MasterState) -> Result<usize> {
         .map(|c| (c.serial.clone(), c.revoked_at_ms))
         .collect();
     // Numbers grow: by the second, and past the last one issued.
-    let number = (u64::try_from(now / 1000).unwrap_or(0)).max(*last_number + 1);
+    let number = (u64::try_from(now / 1000).unwrap_or(0)).max(in_force.number + 1);
     let list = state.ca.revocation_list(&revoked, number).map_err(|e| {
         Error::Internal(format!(
             "cannot sign the revocation list: {}",
@@ -89,7 +107,12 @@ pub async fn publish(state: &MasterState) -> Result<usize> {
             rigger_common::error_chain(&e)
         ))
     })?;
-    *last_number = number;
+    *in_force = ListInForce {
+        number,
+        issued_at_ms: now,
+        next_update_ms: now + crate::ca::CRL_LIFETIME.whole_milliseconds() as i64,
+        revoked: revoked.len(),
+    };
     if let Err(e) = write_atomic(
         &revocation.crl_path,
         list.pem.as_bytes(),

@@ -79,7 +79,8 @@ impl Master {
                 path: dir.clone(),
                 source,
             })?;
-        let ca = CertificateAuthority::load_or_create(dir)?;
+        let mut ca = CertificateAuthority::load_or_create(dir)?;
+        ca.set_node_lifetime(config.cert_lifetime);
         let signing_key =
             rigger_common::signing::load_or_create_key(&dir.join("catalog-signing.key"))?;
         let store = SqliteStore::open(&dir.join("master.db")).await?;
@@ -104,6 +105,7 @@ impl Master {
             store: Arc::new(store),
             revocation,
             ca,
+            started_at_ms: rigger_common::time::now_ms(),
             signing_key,
             compiler,
             catalog_lock: Mutex::new(()),

@@ -20,6 +20,8 @@ pub struct MasterState {
     pub blobs: Arc<dyn BlobStore>,
     /// The CA.
     pub ca: CertificateAuthority,
+    /// When this master started, Unix ms.
+    pub started_at_ms: i64,
     /// The revocation list the TLS verifier checks, and the connections
     /// a revocation closes.
     pub revocation: crate::revocation::Revocation,

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rigger_common::grpc::{MasterAddress, tls_channel};
-use rigger_common::proto::GetCatalogRequest;
 use rigger_common::proto::catalog_service_client::CatalogServiceClient;
+use rigger_common::proto::enrollment_service_client::EnrollmentServiceClient;
+use rigger_common::proto::{GetCatalogRequest, RenewRequest};
 use rigger_common::tls::{ClientIdentity, client_config};
 
 /// Asks for a catalog over a fresh connection trusting `ca_pem`, as
@@ -16,16 +17,73 @@ pub async fn get_catalog(
     ca_pem: &str,
     identity: Option<&ClientIdentity>,
 ) -> Result<(), String> {
-    let config = client_config(ca_pem, identity).map_err(|e| e.to_string())?;
-    let master = MasterAddress::parse(master_url).map_err(|e| e.to_string())?;
-    let channel = tls_channel(&master, Arc::new(config), Duration::from_secs(10))
-        .await
-        .map_err(|e| rigger_common::error_chain(&e))?;
-    CatalogServiceClient::new(channel)
+    CatalogServiceClient::new(channel(master_url, ca_pem, identity).await?)
         .get_catalog(GetCatalogRequest::default())
         .await
         .map(|_| ())
-        .map_err(|s| format!("{:?}: {}", s.code(), rigger_common::error_chain(&s)))
+        .map_err(|s| status_text(&s))
+}
+
+async fn channel(
+    master_url: &str,
+    ca_pem: &str,
+    identity: Option<&ClientIdentity>,
+) -> Result<tonic::transport::Channel, String> {
+    let config = client_config(ca_pem, identity).map_err(|e| e.to_string())?;
+    let master = MasterAddress::parse(master_url).map_err(|e| e.to_string())?;
+    tls_channel(&master, Arc::new(config), Duration::from_secs(10))
+        .await
+        .map_err(|e| rigger_common::error_chain(&e))
+}
+
+fn status_text(status: &tonic::Status) -> String {
+    format!(
+        "{:?}: {}",
+        status.code(),
+        rigger_common::error_chain(status)
+    )
+}
+
+/// Asks the master, as `identity`, to renew a certificate for `certname`
+/// with a new key; returns the new certificate.
+pub async fn renew(
+    master_url: &str,
+    ca_pem: &str,
+    identity: &ClientIdentity,
+    certname: &str,
+) -> Result<String, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, certname);
+    let csr_pem = params
+        .serialize_request(&key)
+        .and_then(|csr| csr.pem())
+        .map_err(|e| e.to_string())?;
+    EnrollmentServiceClient::new(channel(master_url, ca_pem, Some(identity)).await?)
+        .renew(RenewRequest { csr_pem })
+        .await
+        .map(|reply| reply.into_inner().cert_pem)
+        .map_err(|s| status_text(&s))
+}
+
+/// [`renew`] from a test that is not async.
+pub fn renew_blocking(
+    master_url: &str,
+    ca_pem: &str,
+    identity: &ClientIdentity,
+    certname: &str,
+) -> Result<String, String> {
+    runtime()?.block_on(renew(master_url, ca_pem, identity, certname))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// [`get_catalog`] from a test that is not async.
@@ -34,9 +92,5 @@ pub fn get_catalog_blocking(
     ca_pem: &str,
     identity: Option<&ClientIdentity>,
 ) -> Result<(), String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?
-        .block_on(get_catalog(master_url, ca_pem, identity))
+    runtime()?.block_on(get_catalog(master_url, ca_pem, identity))
 }

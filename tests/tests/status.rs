@@ -38,8 +38,17 @@ fn status_shows_what_is_on_the_node() {
     );
     let started = status["agent_started_at_ms"].as_i64().unwrap();
     assert!((before..=now).contains(&started), "{status}");
+    // 90 days by default, renewed at two thirds of that.
     let cert = status["cert_not_after_ms"].as_i64().unwrap();
-    assert!(cert > now + 300 * 86_400_000, "{status}");
+    assert!(
+        cert > now + 89 * 86_400_000 && cert < now + 91 * 86_400_000,
+        "{status}"
+    );
+    let renews = status["cert_renews_at_ms"].as_i64().unwrap();
+    assert!(
+        renews > now + 59 * 86_400_000 && renews < now + 61 * 86_400_000,
+        "{status}"
+    );
     let product = &status["products"][0];
     assert_eq!(
         (

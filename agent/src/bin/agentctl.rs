@@ -454,6 +454,7 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
         "agent_version": s.agent_version,
         "agent_started_at_ms": s.agent_started_at_ms,
         "cert_not_after_ms": s.cert_not_after_ms,
+        "cert_renews_at_ms": s.cert_renews_at_ms,
         "cache": { "bytes": s.cache_bytes, "files": s.cache_files },
         "products": s.products.iter().map(|p| serde_json::json!({
             "product": p.product,
@@ -546,11 +547,17 @@ fn print_status(s: &AgentStatus) {
         ago(s.agent_started_at_ms).replace(" ago", "")
     );
     say!("master:    {} ({reach})", s.master);
-    if s.cert_not_after_ms > 0 {
+    if s.cert_not_after_ms > 0 && s.cert_not_after_ms <= now_ms() {
+        say!(
+            "WARNING:   the certificate EXPIRED at {}: the master refuses this node until it enrolls again",
+            format_ms(s.cert_not_after_ms)
+        );
+    } else if s.cert_not_after_ms > 0 {
         let days = (s.cert_not_after_ms - now_ms()) / 86_400_000;
         say!(
-            "cert:      expires {} ({days} days left)",
-            format_ms(s.cert_not_after_ms)
+            "cert:      expires {} ({days} days left); renewed from {}",
+            format_ms(s.cert_not_after_ms),
+            format_ms(s.cert_renews_at_ms)
         );
     }
     if s.disabled {

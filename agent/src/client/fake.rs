@@ -216,6 +216,13 @@ impl MasterClient for FakeMaster {
         // No pushes: runs happen on schedule or when asked.
         Ok(Box::pin(tokio_stream::pending()))
     }
+
+    async fn renew(&self, _csr_pem: String) -> Result<super::Enrolled, MasterError> {
+        self.reachable()?;
+        Err(MasterError::Refused(
+            "the fake master has no CA: certificates are not renewed".into(),
+        ))
+    }
 }
 
 /// Connects every run to one [`FakeMaster`] (or fails while it is down).

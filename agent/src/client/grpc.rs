@@ -89,15 +89,19 @@ impl GrpcMaster {
             .await
             .map_err(error_of)?
             .into_inner();
-        Ok(Enrolled {
-            cert_pem: reply.cert_pem,
-            ca_cert_pem: reply.ca_cert_pem,
-            catalog_signing_key: reply.catalog_signing_key,
-        })
+        Ok(enrolled_of(reply))
     }
 
     fn catalogs(&self) -> CatalogServiceClient<Channel> {
         CatalogServiceClient::new(self.channel.clone())
+    }
+}
+
+fn enrolled_of(reply: proto::EnrollResponse) -> Enrolled {
+    Enrolled {
+        cert_pem: reply.cert_pem,
+        ca_cert_pem: reply.ca_cert_pem,
+        catalog_signing_key: reply.catalog_signing_key,
     }
 }
 
@@ -306,6 +310,15 @@ impl MasterClient for GrpcMaster {
         Ok(Box::pin(
             stream.map(|item| item.map(|n| n.version).map_err(error_of)),
         ))
+    }
+
+    async fn renew(&self, csr_pem: String) -> Result<Enrolled, MasterError> {
+        let reply = EnrollmentServiceClient::new(self.channel.clone())
+            .renew(proto::RenewRequest { csr_pem })
+            .await
+            .map_err(error_of)?
+            .into_inner();
+        Ok(enrolled_of(reply))
     }
 
     async fn heartbeat(

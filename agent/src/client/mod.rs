@@ -160,6 +160,8 @@ pub trait MasterClient: Send + Sync + std::fmt::Debug {
     async fn heartbeat(&self, services: Vec<ServiceHealth>) -> Result<(), MasterError>;
     /// Push: streams the node's latest catalog version as it changes.
     async fn watch_catalog(&self) -> Result<NoticeStream, MasterError>;
+    /// Has the master sign a new certificate for the CSR's new key.
+    async fn renew(&self, csr_pem: String) -> Result<Enrolled, MasterError>;
 }
 
 /// Opens a connection to the master for a run, as the node's identity.

@@ -8,6 +8,7 @@
 pub mod content;
 pub mod lock;
 mod push;
+mod renew;
 pub use push::WatchError;
 mod supervise;
 #[cfg(test)]
@@ -68,7 +69,11 @@ pub struct Agent {
     pub paths: Paths,
     /// State directory.
     pub state: StateDir,
-    identity: tokio::sync::OnceCell<Identity>,
+    /// The node's identity once loaded or enrolled; replaced when the
+    /// certificate is renewed.
+    identity: std::sync::RwLock<Option<Arc<Identity>>>,
+    /// Held while enrolling or renewing: one at a time.
+    identity_change: tokio::sync::Mutex<()>,
     /// The cached catalog as last verified, with the cache file's
     /// modification time: runs and supervisor ticks verify it again only
     /// when the file changed (another run, e.g. `--once`, may write it).
@@ -126,7 +131,8 @@ impl Agent {
             config,
             paths,
             state,
-            identity: tokio::sync::OnceCell::new(),
+            identity: std::sync::RwLock::new(None),
+            identity_change: tokio::sync::Mutex::new(()),
             applied: std::sync::Mutex::new(None),
             connector,
             activity: crate::lease::Activity::default(),
@@ -146,34 +152,49 @@ impl Agent {
     }
 
     /// The node's identity, enrolling on first use.
-    pub async fn identity(&self) -> Result<&Identity, RunError> {
+    pub async fn identity(&self) -> Result<Arc<Identity>, RunError> {
+        if let Some(identity) = self.loaded_identity() {
+            return Ok(identity);
+        }
+        let _changing = self.identity_change.lock().await;
+        if let Some(identity) = self.loaded_identity() {
+            return Ok(identity);
+        }
+        self.state.ensure()?;
+        let stored = identity::load(&self.paths.ssl_dir())?;
+        let certname = match (&self.config.certname, &stored) {
+            (_, Some(id)) => id.certname.clone(),
+            (Some(name), None) => name.clone(),
+            (None, None) => facts::default_certname(&facts::gather(&self.config.imds).await),
+        };
+        let settings = EnrollSettings {
+            master: self.config.master.clone(),
+            certname,
+            ca_cert: self.config.ca_cert.clone(),
+            ca_fingerprint: self.config.ca_fingerprint,
+            token: self.config.token.clone(),
+            timeout: self.config.timeout,
+        };
+        let identity = Arc::new(identity::ensure(&self.paths.ssl_dir(), &settings).await?);
+        self.set_identity(identity.clone());
+        Ok(identity)
+    }
+
+    /// The identity loaded or enrolled so far, if any.
+    pub fn loaded_identity(&self) -> Option<Arc<Identity>> {
         self.identity
-            .get_or_try_init(|| async {
-                self.state.ensure()?;
-                let stored = identity::load(&self.paths.ssl_dir())?;
-                let certname = match (&self.config.certname, &stored) {
-                    (_, Some(id)) => id.certname.clone(),
-                    (Some(name), None) => name.clone(),
-                    (None, None) => {
-                        facts::default_certname(&facts::gather(&self.config.imds).await)
-                    }
-                };
-                let settings = EnrollSettings {
-                    master: self.config.master.clone(),
-                    certname,
-                    ca_cert: self.config.ca_cert.clone(),
-                    ca_fingerprint: self.config.ca_fingerprint,
-                    token: self.config.token.clone(),
-                    timeout: self.config.timeout,
-                };
-                Ok(identity::ensure(&self.paths.ssl_dir(), &settings).await?)
-            })
-            .await
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_identity(&self, identity: Arc<Identity>) {
+        *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(identity);
     }
 
     /// The node's certname, once it is known (enrolled and loaded).
-    pub fn certname(&self) -> Option<&str> {
-        self.identity.get().map(|i| i.certname.as_str())
+    pub fn certname(&self) -> Option<String> {
+        self.loaded_identity().map(|i| i.certname.clone())
     }
 
     /// Runs once. Outcomes are sent to `outcomes` as they happen. Never
@@ -268,7 +289,7 @@ impl Agent {
         );
         let _lock =
             RunLock::acquire(&RunLock::path_in(self.state.path()), LOCK_WAIT, &what).await?;
-        let identity = self.identity().await?.clone();
+        let identity = self.identity().await?;
         let facts = facts::gather(&self.config.imds).await;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -279,6 +300,9 @@ impl Agent {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "catalog fetched"
         );
+        if let (Some(master), false) = (&fetched.master, noop) {
+            self.renew_if_due(master.as_ref(), &identity).await;
+        }
         summary.master_reachable = fetched.master_reachable;
         summary.master_error = fetched.master_error.clone();
         summary.held_back = fetched.held_back.clone();
@@ -469,7 +493,7 @@ impl Agent {
                 return Some(catalog.clone());
             }
         }
-        let signing_key = match self.identity.get() {
+        let signing_key = match self.loaded_identity() {
             Some(identity) => identity.signing_key.clone(),
             None => identity::load(&self.paths.ssl_dir()).ok()??.signing_key,
         };

@@ -2,6 +2,7 @@
 //! sends the node's latest catalog version at once and then each newer
 //! one; a version newer than the one applied means "run now".
 
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
@@ -25,19 +26,17 @@ impl Agent {
     /// `Ok(true)`: the master answered.
     pub async fn watch_catalog(&self, newer: &mpsc::Sender<u64>) -> Result<bool, WatchError> {
         let failed = |e: &dyn std::fmt::Display| WatchError::Failed(e.to_string());
-        let loaded;
-        let identity = match self.identity.get() {
+        let identity = match self.loaded_identity() {
             Some(identity) => identity,
-            None => {
-                loaded = identity::load(&self.paths.ssl_dir())
+            None => Arc::new(
+                identity::load(&self.paths.ssl_dir())
                     .map_err(|e| failed(&e))?
-                    .ok_or(WatchError::NotEnrolled)?;
-                &loaded
-            }
+                    .ok_or(WatchError::NotEnrolled)?,
+            ),
         };
         let master = self
             .connector
-            .connect(identity)
+            .connect(&identity)
             .await
             .map_err(|e| failed(&e))?;
         let mut versions = master.watch_catalog().await.map_err(|e| failed(&e))?;

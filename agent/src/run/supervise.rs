@@ -63,13 +63,13 @@ impl Agent {
     /// and a catalog with services.
     pub async fn heartbeat(&self) -> (Vec<ServiceHealth>, Result<(), String>) {
         let services = self.service_health().await;
-        let Some(identity) = self.identity.get() else {
+        let Some(identity) = self.loaded_identity() else {
             return (services, Ok(()));
         };
         if services.is_empty() {
             return (services, Ok(()));
         }
-        let sent = match self.connector.connect(identity).await {
+        let sent = match self.connector.connect(&identity).await {
             Ok(master) => master
                 .heartbeat(services.clone())
                 .await

@@ -31,6 +31,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The master at a glance: version, the CA's expiry (warned 90 days
+    /// ahead), the revocation list in force, node certificates by state.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Bootstrap tokens for enrolling nodes.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -390,6 +397,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         }) => {
             return ctl::token::create(&c, ttl, uses, role, unbound).await;
         }
+        Command::Status { json } => ctl::status::show(&c, json).await?,
         Command::Ca(CaCommand::Show) => ctl::ca::show(&c).await?,
         Command::Cert(CertCommand::List { json }) => ctl::cert::list(&c, json).await?,
         Command::Cert(CertCommand::Revoke { name }) => ctl::cert::revoke(&c, &name).await?,

@@ -77,6 +77,10 @@ struct Cli {
     /// Catalog versions older than this are deleted (default 90d).
     #[arg(long, env = "RIGGER_CATALOG_MAX_AGE")]
     catalog_max_age: Option<String>,
+    /// How long node certificates are valid (default 90d); nodes renew
+    /// at two thirds of it.
+    #[arg(long, env = "RIGGER_CERT_LIFETIME")]
+    cert_lifetime: Option<String>,
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -139,6 +143,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
         report_max_age: cli.report_max_age.clone(),
         keep_catalogs: cli.keep_catalogs,
         catalog_max_age: cli.catalog_max_age.clone(),
+        cert_lifetime: cli.cert_lifetime.clone(),
     };
     Ok(MasterConfig::resolve(file, overrides)?)
 }

@@ -12,6 +12,7 @@ pub mod module;
 pub mod node;
 pub mod product;
 pub mod rollout;
+pub mod status;
 pub mod token;
 pub mod update;
 

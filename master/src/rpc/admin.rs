@@ -19,7 +19,8 @@ use rigger_common::proto::{
     ImportUpdateRequest, ListCertsRequest, ListCertsResponse, ListNodesRequest, ListNodesResponse,
     ListProductsRequest, ListProductsResponse, NodeInfo, ProductLevel, RollbackCatalogRequest,
     RollbackCatalogResponse, ShowCaRequest, ShowCaResponse, ShowCatalogRequest,
-    ShowCatalogResponse, UnpinCatalogRequest, UnpinCatalogResponse,
+    ShowCatalogResponse, ShowStatusRequest, ShowStatusResponse, UnpinCatalogRequest,
+    UnpinCatalogResponse,
 };
 use rigger_common::time::now_ms;
 use tonic::transport::server::UdsConnectInfo;
@@ -129,6 +130,33 @@ impl AdminService for Admin {
             .map(node_info)
             .collect();
         Ok(Response::new(ListNodesResponse { nodes }))
+    }
+
+    async fn show_status(
+        &self,
+        request: Request<ShowStatusRequest>,
+    ) -> Result<Response<ShowStatusResponse>, Status> {
+        local_peer(&request)?;
+        let state = &self.state;
+        let (ca_subject, ca_not_after_ms) = state.ca.subject_and_expiry().unwrap_or_default();
+        let list = state.revocation.in_force().await;
+        Ok(Response::new(ShowStatusResponse {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at_ms: state.started_at_ms,
+            ca_subject,
+            ca_not_after_ms,
+            ca_fingerprint: state
+                .ca
+                .fingerprint()
+                .map_err(|e| Status::internal(error_chain(&e)))?
+                .to_string(),
+            crl_number: list.number,
+            crl_issued_at_ms: list.issued_at_ms,
+            crl_next_update_ms: list.next_update_ms,
+            crl_revoked: u32::try_from(list.revoked).unwrap_or(u32::MAX),
+            cert_lifetime_secs: state.ca.node_lifetime().as_secs(),
+            nodes: u32::try_from(state.store.nodes().await?.len()).unwrap_or(u32::MAX),
+        }))
     }
 
     async fn show_catalog(

@@ -3,7 +3,7 @@
 
 use rigger_common::proto::enrollment_service_server::EnrollmentService;
 use rigger_common::proto::{
-    EnrollRequest, EnrollResponse, GetCaCertificateRequest, GetCaCertificateResponse,
+    EnrollRequest, EnrollResponse, GetCaCertificateRequest, GetCaCertificateResponse, RenewRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -44,10 +44,25 @@ impl EnrollmentService for Enrollment {
             .map(|p| p.remote);
         let req = request.into_inner();
         let enrolled = enrollment::enroll(&self.state, &req.csr_pem, &req.token, remote).await?;
-        Ok(Response::new(EnrollResponse {
-            cert_pem: enrolled.cert_pem,
-            ca_cert_pem: enrolled.ca_cert_pem,
-            catalog_signing_key: enrolled.catalog_signing_key,
-        }))
+        Ok(Response::new(reply(enrolled)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn renew(
+        &self,
+        request: Request<RenewRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let current = super::authenticated_cert(&self.state, &request, "Renew").await?;
+        let csr_pem = request.into_inner().csr_pem;
+        let renewed = enrollment::renew(&self.state, &current, &csr_pem).await?;
+        Ok(Response::new(reply(renewed)))
+    }
+}
+
+fn reply(enrolled: enrollment::Enrolled) -> EnrollResponse {
+    EnrollResponse {
+        cert_pem: enrolled.cert_pem,
+        ca_cert_pem: enrolled.ca_cert_pem,
+        catalog_signing_key: enrolled.catalog_signing_key,
     }
 }

@@ -51,6 +51,17 @@ pub async fn authenticated_node<T>(
     request: &Request<T>,
     rpc: &str,
 ) -> Result<String, Status> {
+    Ok(authenticated_cert(state, request, rpc).await?.certname)
+}
+
+/// The record of the calling node's verified client certificate, which
+/// must be one this master issued (to the name it carries) and has not
+/// revoked.
+pub async fn authenticated_cert<T>(
+    state: &MasterState,
+    request: &Request<T>,
+    rpc: &str,
+) -> Result<crate::store::CertRecord, Status> {
     let certs = request
         .extensions()
         .get::<PeerIdentity>()
@@ -71,7 +82,7 @@ pub async fn authenticated_node<T>(
         Some(record) if record.revoked => Err(Status::permission_denied(format!(
             "certificate {serial} of node {certname} has been revoked"
         ))),
-        Some(record) if record.certname == certname => Ok(certname),
+        Some(record) if record.certname == certname => Ok(record),
         _ => Err(Status::permission_denied(format!(
             "certificate {serial} of node {certname} is not in this master's records"
         ))),

@@ -32,6 +32,7 @@ macro_rules! meta_store_conformance {
             a_group_grants_max_down_leases_and_expired_ones_do_not_count,
             removing_a_node_revokes_it_and_frees_its_lease,
             revoking_a_node_s_certificates_records_when_and_keeps_the_node,
+            a_renewal_is_recorded_only_for_a_live_certificate_of_an_enrolled_node,
             the_budget_counts_only_settled_ready_nodes_heard_from,
             a_ready_streak_keeps_its_start_and_heartbeats_renew_leases,
             a_promotion_replaces_the_level_an_environment_runs,
@@ -562,6 +563,64 @@ fn health(node: &str, ready: bool, at: i64) -> ServiceHealthRecord {
         },
         peers_changed: String::new(),
     }
+}
+
+/// A renewal is recorded only while the certificate it renews is
+/// unrevoked and its node enrolled.
+pub async fn a_renewal_is_recorded_only_for_a_live_certificate_of_an_enrolled_node(
+    store: &dyn MetaStore,
+) {
+    store
+        .record_enrollment(&cert("0a", "a", 10_000), Some("is"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .record_renewal(&cert("0b", "a", 20_000), "0a")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.valid_cert("a", 15_000).await.unwrap().unwrap().serial,
+        "0b"
+    );
+    assert_eq!(
+        store
+            .node("a")
+            .await
+            .unwrap()
+            .unwrap()
+            .bound_role
+            .as_deref(),
+        Some("is"),
+        "a renewal keeps the node's role"
+    );
+    // Another node's certificate renews nothing of a's.
+    assert!(
+        !store
+            .record_renewal(&cert("0c", "b", 20_000), "0a")
+            .await
+            .unwrap()
+    );
+    store.revoke_certs("a", 500).await.unwrap();
+    assert!(
+        !store
+            .record_renewal(&cert("0d", "a", 30_000), "0b")
+            .await
+            .unwrap()
+    );
+    assert!(store.cert("0d").await.unwrap().is_none());
+    store
+        .record_enrollment(&cert("0e", "e", 10_000), None)
+        .await
+        .unwrap();
+    store.remove_node("e", 600).await.unwrap();
+    assert!(
+        !store
+            .record_renewal(&cert("0f", "e", 30_000), "0e")
+            .await
+            .unwrap()
+    );
 }
 
 /// Revoking a node's certificates records when, once, and leaves the

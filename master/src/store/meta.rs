@@ -35,6 +35,11 @@ pub trait MetaStore: Send + Sync {
         cert: &CertRecord,
         bound_role: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// Records a certificate issued to renew the certificate `renewed` of
+    /// the same node, atomically with the check that `renewed` is still
+    /// unrevoked and its node still enrolled; `false` (nothing recorded)
+    /// when not.
+    async fn record_renewal(&self, cert: &CertRecord, renewed: &str) -> Result<bool, StoreError>;
     /// Certificates, newest first.
     async fn certs(&self) -> Result<Vec<CertRecord>, StoreError>;
     /// The certificate with this serial.

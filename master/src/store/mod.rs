@@ -89,6 +89,21 @@ pub struct CertRecord {
     pub cert_pem: String,
 }
 
+impl CertRecord {
+    /// The record of a certificate the CA just issued to `certname`.
+    pub fn issued(certname: &str, issued: &crate::ca::IssuedCert, now_ms: i64) -> Self {
+        Self {
+            serial: issued.serial.clone(),
+            certname: certname.to_string(),
+            issued_at_ms: now_ms,
+            not_after_ms: issued.not_after_ms,
+            revoked: false,
+            revoked_at_ms: 0,
+            cert_pem: issued.pem.clone(),
+        }
+    }
+}
+
 /// A node in the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {

@@ -148,15 +148,7 @@ impl MetaStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(sql("begin enrollment"))?;
-        sqlx::query("INSERT INTO certs (serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem) VALUES (?, ?, ?, ?, 0, ?)")
-            .bind(&cert.serial)
-            .bind(&cert.certname)
-            .bind(cert.issued_at_ms)
-            .bind(cert.not_after_ms)
-            .bind(&cert.cert_pem)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql("store a certificate"))?;
+        insert_cert(&mut tx, cert).await?;
         sqlx::query(
             "INSERT INTO nodes (certname, bound_role, enrolled_at_ms) VALUES (?, ?, ?)
              ON CONFLICT (certname) DO UPDATE SET bound_role = excluded.bound_role, enrolled_at_ms = excluded.enrolled_at_ms",
@@ -168,6 +160,29 @@ impl MetaStore for SqliteStore {
         .await
         .map_err(sql("store a node"))?;
         tx.commit().await.map_err(sql("commit enrollment"))
+    }
+
+    async fn record_renewal(&self, cert: &CertRecord, renewed: &str) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql("begin a renewal"))?;
+        let live: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM certs JOIN nodes USING (certname)
+             WHERE certs.serial = ? AND certs.certname = ? AND certs.revoked = 0",
+        )
+        .bind(renewed)
+        .bind(&cert.certname)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(sql("check the renewed certificate"))?;
+        if live.is_none() {
+            return Ok(false);
+        }
+        insert_cert(&mut tx, cert).await?;
+        tx.commit().await.map_err(sql("commit a renewal"))?;
+        Ok(true)
     }
 
     /// Certificates, newest first.
@@ -1051,6 +1066,23 @@ fn tree_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TreeRecord, StoreError> 
         size: r.get::<i64, _>(5) as u64,
         imported_at_ms: r.get(6),
     })
+}
+
+/// Stores an issued certificate, unrevoked.
+async fn insert_cert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    cert: &CertRecord,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO certs (serial, certname, issued_at_ms, not_after_ms, revoked, cert_pem) VALUES (?, ?, ?, ?, 0, ?)")
+        .bind(&cert.serial)
+        .bind(&cert.certname)
+        .bind(cert.issued_at_ms)
+        .bind(cert.not_after_ms)
+        .bind(&cert.cert_pem)
+        .execute(&mut **tx)
+        .await
+        .map_err(sql("store a certificate"))?;
+    Ok(())
 }
 
 fn cert_from_row(r: &sqlx::sqlite::SqliteRow) -> CertRecord {
