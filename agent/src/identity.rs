@@ -40,10 +40,28 @@ pub struct EnrollSettings {
     pub ca_cert: Option<PathBuf>,
     /// Or trust the CA whose certificate has this sha256.
     pub ca_fingerprint: Option<Digest>,
-    /// Bootstrap token (needed only without a certificate).
+    /// Bootstrap token (needed only without a certificate); wins over
+    /// the EC2 identity.
     pub token: Option<String>,
+    /// The EC2 instance's identity from IMDS, when this is one: it
+    /// enrolls without a token, and an identity stored for another
+    /// instance (baked into an image) is discarded.
+    pub ec2: Option<crate::facts::imds::InstanceIdentity>,
+    /// The role the node asks for (an EC2 policy may let it choose).
+    pub role: Option<String>,
     /// Network timeout.
     pub timeout: Duration,
+}
+
+/// What a node shows the master to enroll.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proof {
+    /// A bootstrap token ("" for none).
+    pub token: String,
+    /// The EC2 identity document's signature ("" for none).
+    pub ec2_identity: String,
+    /// The role asked for ("" for none).
+    pub role: String,
 }
 
 /// Enrollment failed.
@@ -63,7 +81,7 @@ pub enum IdentityError {
     Write(#[from] rigger_common::fsutil::WriteError),
     /// Not enrolled and no token to enroll with.
     #[error(
-        "this node has no certificate yet and no bootstrap token was given: pass --token (create one with `masterctl token create`)"
+        "this node has no certificate yet, no bootstrap token was given and it has no EC2 identity to enroll with: pass --token (create one with `masterctl token create`)"
     )]
     NoToken,
     /// Not enrolled and no way to trust the master.
@@ -116,6 +134,8 @@ struct Files {
     /// A renewal's new key and certificate, until both are in place.
     next_key: PathBuf,
     next_cert: PathBuf,
+    /// The EC2 instance the identity was enrolled on.
+    instance_id: PathBuf,
 }
 
 impl Files {
@@ -127,8 +147,66 @@ impl Files {
             signing_key: dir.join("catalog-signing.pub"),
             next_key: dir.join("node.key.next"),
             next_cert: dir.join("node.crt.next"),
+            instance_id: dir.join("instance-id"),
         }
     }
+}
+
+/// Why a stored identity cannot be used and must be replaced by a new
+/// enrollment: it belongs to another EC2 instance (baked into the image
+/// this one was launched from), or its certificate has expired and the
+/// node has a way to enroll again. `None`: use it.
+fn unusable(ssl_dir: &Path, identity: &Identity, settings: &EnrollSettings) -> Option<String> {
+    let files = Files::in_dir(ssl_dir);
+    if let Some(ec2) = &settings.ec2 {
+        let recorded = std::fs::read_to_string(&files.instance_id)
+            .ok()
+            .map(|id| id.trim().to_string())
+            .or_else(|| {
+                identity
+                    .certname
+                    .starts_with("i-")
+                    .then(|| identity.certname.clone())
+            });
+        if let Some(recorded) = recorded.filter(|r| !r.eq_ignore_ascii_case(&ec2.instance_id)) {
+            return Some(format!(
+                "the stored identity belongs to instance {recorded}, this is {} (an identity baked into the image?)",
+                ec2.instance_id
+            ));
+        }
+    }
+    let expired = validity(&identity.client.cert_pem)
+        .is_some_and(|(_, not_after)| not_after <= rigger_common::time::now_ms());
+    if expired && (settings.token.is_some() || settings.ec2.is_some()) {
+        return Some("its certificate has expired".to_string());
+    }
+    None
+}
+
+/// Moves a stored identity aside (kept for inspection, never used again)
+/// so that the node enrolls anew.
+fn discard(ssl_dir: &Path, why: &str) -> Result<(), IdentityError> {
+    let aside = ssl_dir.with_file_name(format!("ssl.discarded-{}", rigger_common::time::now_ms()));
+    let io = |source| IdentityError::Read {
+        path: ssl_dir.to_path_buf(),
+        source,
+    };
+    std::fs::rename(ssl_dir, &aside).map_err(io)?;
+    // The CA it trusted stays trusted: the master is the same one.
+    let ca = Files::in_dir(&aside).ca;
+    if let Ok(pem) = std::fs::read(&ca) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(ssl_dir).map_err(io)?;
+        std::fs::set_permissions(ssl_dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        write_atomic(
+            &Files::in_dir(ssl_dir).ca,
+            &pem,
+            0o644,
+            Ownership::default(),
+        )?;
+    }
+    tracing::warn!(why, kept = %aside.display(), "the stored identity is not used: enrolling anew");
+    Ok(())
 }
 
 /// A certificate is renewed once this share of its life has passed.
@@ -286,11 +364,24 @@ fn common_name(der: &[u8]) -> Option<String> {
 /// token is ignored once the node holds a certificate.
 pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identity, IdentityError> {
     finish_renewal(ssl_dir)?;
+    let mut certname = settings.certname.clone();
     if let Some(identity) = load(ssl_dir)? {
-        if settings.token.is_some() {
-            tracing::debug!("already enrolled; ignoring --token");
+        match unusable(ssl_dir, &identity, settings) {
+            None => {
+                if settings.token.is_some() {
+                    tracing::debug!("already enrolled; ignoring --token");
+                }
+                return Ok(identity);
+            }
+            Some(why) => {
+                discard(ssl_dir, &why)?;
+                // An instance enrolls under its own id, not the one the
+                // discarded identity named.
+                if let Some(ec2) = &settings.ec2 {
+                    certname = ec2.instance_id.to_ascii_lowercase();
+                }
+            }
         }
-        return Ok(identity);
     }
     let files = Files::in_dir(ssl_dir);
     // A key without a certificate is an enrollment whose reply was lost:
@@ -308,10 +399,21 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
             });
         }
     };
+    let ec2_identity = settings
+        .ec2
+        .as_ref()
+        .map(|ec2| ec2.rsa2048.clone())
+        .unwrap_or_default();
     let token = match (&settings.token, &pending) {
         (Some(token), _) => token.clone(),
+        (None, _) if !ec2_identity.is_empty() => String::new(),
         (None, Some(_)) => String::new(),
         (None, None) => return Err(IdentityError::NoToken),
+    };
+    let proof = Proof {
+        token,
+        ec2_identity,
+        role: settings.role.clone().unwrap_or_default(),
     };
     let ca_pem = trusted_ca(ssl_dir, settings).await?;
     let create = || -> std::io::Result<()> {
@@ -326,7 +428,7 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
     let own = Ownership::default();
     let key = match pending {
         Some(key) => {
-            tracing::info!(certname = %settings.certname, "resuming an enrollment with the key it made");
+            tracing::info!(%certname, "resuming an enrollment with the key it made");
             key
         }
         None => {
@@ -340,12 +442,12 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
-        .push(DnType::CommonName, settings.certname.as_str());
+        .push(DnType::CommonName, certname.as_str());
     let csr_pem = params.serialize_request(&key)?.pem()?;
 
     let reply = enrollment_client(settings, tls::client_config(&ca_pem, None)?)
         .await?
-        .enroll(csr_pem, token)
+        .enroll(csr_pem, proof)
         .await
         .map_err(IdentityError::Refused)?;
     if reply.ca_cert_pem.trim() != ca_pem.trim() {
@@ -358,9 +460,15 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
         0o644,
         own,
     )?;
+    match &settings.ec2 {
+        Some(ec2) => write_atomic(&files.instance_id, ec2.instance_id.as_bytes(), 0o644, own)?,
+        None => {
+            let _ = std::fs::remove_file(&files.instance_id);
+        }
+    }
     // The certificate last: its presence marks a complete enrollment.
     write_atomic(&files.cert, reply.cert_pem.as_bytes(), 0o600, own)?;
-    tracing::info!(certname = %settings.certname, master = %settings.master, "enrolled");
+    tracing::info!(%certname, master = %settings.master, "enrolled");
     load(ssl_dir)?.ok_or_else(|| IdentityError::Damaged {
         dir: ssl_dir.to_path_buf(),
         message: "identity missing right after enrollment".into(),

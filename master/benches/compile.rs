@@ -56,6 +56,7 @@ fn main() {
             max_blob_streams: 64,
             metrics_listen: None,
             cert_lifetime: rigger_master::ca::DEFAULT_NODE_CERT_LIFETIME,
+            ec2: Default::default(),
         };
         let master = rigger_master::server::Master::open(config)
             .await

@@ -55,6 +55,14 @@ pub struct MasterConfigFile {
     pub catalog_max_age: Option<String>,
     /// How long node certificates are valid (`90d`).
     pub cert_lifetime: Option<String>,
+    /// A directory of AWS's RSA-2048 instance identity certificates, one
+    /// `<region>.pem` each: EC2 identity enrollment is on when set.
+    pub aws_certificates: Option<PathBuf>,
+    /// A first EC2 enrollment must come within this long of the
+    /// instance's launch (`24h`).
+    pub ec2_max_launch_age: Option<String>,
+    /// An identity document signed longer ago than this is stale (`24h`).
+    pub ec2_max_document_age: Option<String>,
 }
 
 /// The resolved configuration.
@@ -91,6 +99,8 @@ pub struct MasterConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// How long node certificates are valid.
     pub cert_lifetime: std::time::Duration,
+    /// EC2 identity enrollment.
+    pub ec2: crate::ec2::Ec2Settings,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -197,11 +207,35 @@ impl MasterConfig {
             overrides.cert_lifetime.or(file.cert_lifetime),
             crate::ca::DEFAULT_NODE_CERT_LIFETIME,
         );
+        let ec2_defaults = crate::ec2::Ec2Settings::default();
+        let ec2 = crate::ec2::Ec2Settings {
+            aws_certificates: overrides.aws_certificates.or(file.aws_certificates),
+            max_launch_age: age(
+                "ec2_max_launch_age",
+                overrides.ec2_max_launch_age.or(file.ec2_max_launch_age),
+                ec2_defaults.max_launch_age,
+            ),
+            max_document_age: age(
+                "ec2_max_document_age",
+                overrides.ec2_max_document_age.or(file.ec2_max_document_age),
+                ec2_defaults.max_document_age,
+            ),
+        };
         if cert_lifetime < std::time::Duration::from_secs(10) {
             problems.push(format!(
                 "cert_lifetime: {} is too short (at least 10s; 90d by default)",
                 humantime::format_duration(cert_lifetime)
             ));
+        }
+        if let Some(dir) = &ec2.aws_certificates {
+            match crate::ec2::aws_certificates(dir) {
+                Ok(certs) if certs.is_empty() => problems.push(format!(
+                    "aws_certificates: {} holds no <region>.pem file",
+                    dir.display()
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(format!("aws_certificates: {e}")),
+            }
         }
         let metrics_listen = rigger_common::config::optional_address(
             "metrics_listen",
@@ -238,6 +272,7 @@ impl MasterConfig {
         }
         let as_count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         let config = Self {
+            ec2,
             cert_lifetime,
             retention,
             max_catalog_requests,
@@ -315,6 +350,9 @@ mod tests {
             keep_catalogs: Some(50),
             catalog_max_age: Some("90d".into()),
             cert_lifetime: Some("90d".into()),
+            aws_certificates: None,
+            ec2_max_launch_age: Some("24h".into()),
+            ec2_max_document_age: Some("24h".into()),
         };
         assert_eq!(file, expected);
         let retention = crate::retention::Retention::default();

@@ -114,13 +114,25 @@ pub async fn create_token(
     })
 }
 
-/// Signs `csr_pem` for the node it names in exchange for one use of
-/// `token`. `remote`, the peer address, has a budget of attempts
+/// What a node presents to enroll.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Proof<'a> {
+    /// A bootstrap token (wins over the EC2 identity when both are given).
+    pub token: &'a str,
+    /// The instance's signed identity document (IMDS's `rsa2048`).
+    pub ec2_identity: &'a str,
+    /// The role the node asks for (checked against the EC2 policy).
+    pub role: Option<&'a str>,
+}
+
+/// Signs `csr_pem` for the node it names, in exchange for one use of a
+/// bootstrap token or, for an EC2 instance, its signed identity document
+/// ([`crate::ec2`]). `remote`, the peer address, has a budget of attempts
 /// ([`crate::throttle`]) and is logged.
 pub async fn enroll(
     state: &MasterState,
     csr_pem: &str,
-    token: &str,
+    proof: Proof<'_>,
     remote: Option<SocketAddr>,
 ) -> Result<Enrolled> {
     let throttle = &state.enroll_throttle;
@@ -139,8 +151,9 @@ pub async fn enroll(
     let certname = crate::ca::csr_common_name(csr_pem)
         .map_err(|e| Error::InvalidArgument(format!("invalid CSR: {e}")))?;
     validate_certname(&certname)?;
-    // A node whose enrollment reply was lost asks again with the key it
-    // kept: it gets the same certificate (public anyway), using no token.
+    // A node whose enrollment reply was lost (or whose enrollment an
+    // operator approved since) asks again with the key it kept: it gets
+    // the issued certificate (public anyway), using no token.
     if let Some(existing) = state.store.valid_cert(&certname, now).await? {
         if crate::ca::csr_has_key_of(csr_pem, &existing.cert_pem)
             .map_err(|e| Error::InvalidArgument(format!("invalid CSR: {e}")))?
@@ -149,17 +162,76 @@ pub async fn enroll(
             return Ok(enrolled(state, existing.cert_pem));
         }
     }
-    let hash = tokens::hash(token);
-    let used_up = || {
-        Error::Unauthenticated(
-            "bootstrap token has been used up: create a new one with `masterctl token create`"
-                .into(),
-        )
+    let role = if !proof.token.is_empty() {
+        token_role(state, proof.token, remote_ip, now).await?
+    } else if !proof.ec2_identity.is_empty() {
+        let instance = ec2_admitted(state, &certname, csr_pem, proof, &remote, now).await?;
+        Some(instance)
+    } else {
+        throttle.log_refusal(remote_ip, "no token and no identity document");
+        return Err(Error::Unauthenticated(
+            "no bootstrap token and no EC2 identity document: pass --token (create one with `masterctl token create`) or enroll from an EC2 instance the site's enrollment.toml admits".into(),
+        ));
     };
-    let record = state.store.token(&hash).await?.ok_or_else(|| {
-        throttle.log_refusal(remote_ip, "unknown token");
-        Error::Unauthenticated("bootstrap token is not valid".into())
-    })?;
+    if let Some(live) = state.store.valid_cert(&certname, now).await? {
+        return Err(Error::AlreadyExists(format!(
+            "node {certname} already holds a valid certificate for another key (serial {}): a replayed identity, or an identity baked into an image? Revoke it first (`masterctl cert revoke {certname}`) if the node was rebuilt",
+            live.serial
+        )));
+    }
+    if !proof.token.is_empty()
+        && !state
+            .store
+            .consume_token(&tokens::hash(proof.token), now)
+            .await?
+    {
+        return Err(token_used_up());
+    }
+    issue(state, &certname, csr_pem, role.as_deref(), &remote, now).await
+}
+
+/// Signs and records a node's first certificate, bound to `role`.
+async fn issue(
+    state: &MasterState,
+    certname: &str,
+    csr_pem: &str,
+    role: Option<&str>,
+    remote: &str,
+    now: i64,
+) -> Result<Enrolled> {
+    let issued = state
+        .ca
+        .sign_node_csr(csr_pem, certname)
+        .map_err(|e| Error::InvalidArgument(rigger_common::error_chain(&e)))?;
+    let cert = CertRecord::issued(certname, &issued, now);
+    state.store.record_enrollment(&cert, role).await?;
+    tracing::info!(node = %certname, serial = %issued.serial, role = ?role, %remote, "node enrolled");
+    Ok(enrolled(state, issued.pem))
+}
+
+fn token_used_up() -> Error {
+    Error::Unauthenticated(
+        "bootstrap token has been used up: create a new one with `masterctl token create`".into(),
+    )
+}
+
+/// The role a valid, unexpired, unrevoked token binds (its use is taken
+/// once the rest of the enrollment has been checked).
+async fn token_role(
+    state: &MasterState,
+    token: &str,
+    remote_ip: Option<std::net::IpAddr>,
+    now: i64,
+) -> Result<Option<String>> {
+    let throttle = &state.enroll_throttle;
+    let record = state
+        .store
+        .token(&tokens::hash(token))
+        .await?
+        .ok_or_else(|| {
+            throttle.log_refusal(remote_ip, "unknown token");
+            Error::Unauthenticated("bootstrap token is not valid".into())
+        })?;
     if let Some(at) = record.revoked_at_ms {
         throttle.log_refusal(remote_ip, "revoked token");
         return Err(Error::Unauthenticated(format!(
@@ -176,27 +248,164 @@ pub async fn enroll(
     }
     if record.uses_left <= 0 {
         throttle.log_refusal(remote_ip, "used-up token");
-        return Err(used_up());
+        return Err(token_used_up());
     }
-    if state.store.has_valid_cert(&certname, now).await? {
-        return Err(Error::AlreadyExists(format!(
-            "node {certname} already holds a valid certificate for another key; remove the node first or enroll under another certname"
+    Ok(record.role)
+}
+
+/// Checks an EC2 instance's identity document and the site's policy for
+/// it: the role it is enrolled with, or why not (an enrollment no rule
+/// accepted waits for an operator).
+async fn ec2_admitted(
+    state: &MasterState,
+    certname: &str,
+    csr_pem: &str,
+    proof: Proof<'_>,
+    remote: &str,
+    now: i64,
+) -> Result<String> {
+    use crate::ec2::{InstanceIdentity, policy, signature};
+    let refuse = |why: String| {
+        state.enroll_throttle.log_refusal(
+            remote.split(':').next().and_then(|ip| ip.parse().ok()),
+            "EC2 identity refused",
+        );
+        tracing::warn!(node = %certname, %remote, why = %why, "EC2 enrollment refused");
+        Error::PermissionDenied(why)
+    };
+    let settings = state.settings().ec2;
+    let Some(dir) = settings.aws_certificates else {
+        return Err(Error::FailedPrecondition(
+            "EC2 identity enrollment is off on this master (no aws_certificates configured): enroll with a bootstrap token".into(),
+        ));
+    };
+    let certificates = crate::ec2::aws_certificates(&dir).map_err(Error::Internal)?;
+    let signed = signature::verify(proof.ec2_identity, |document| {
+        let instance =
+            InstanceIdentity::parse(document).map_err(signature::SignatureError::Malformed)?;
+        let certs = certificates.get(&instance.region).cloned().ok_or_else(|| {
+            signature::SignatureError::UnknownSigner(format!(
+                "region {} (no {}.pem in {})",
+                instance.region,
+                instance.region,
+                dir.display()
+            ))
+        })?;
+        Ok((instance.region, certs))
+    })
+    .map_err(|e| refuse(format!("identity document refused: {e}")))?;
+    let instance = InstanceIdentity::parse(&signed.document).map_err(&refuse)?;
+    if certname != instance.certname() {
+        return Err(refuse(format!(
+            "an EC2 instance enrolls under its instance id {}, not {certname:?}",
+            instance.certname()
         )));
     }
-    if !state.store.consume_token(&hash, now).await? {
-        return Err(used_up());
+    if let Some(at) = signed.signed_at_ms {
+        let max = settings.max_document_age.as_millis() as i64;
+        if now - at > max {
+            return Err(refuse(format!(
+                "the identity document was signed at {}, longer ago than ec2_max_document_age ({}): stale or replayed",
+                format_ms(at),
+                humantime::format_duration(settings.max_document_age)
+            )));
+        }
+        if at - now > 5 * 60 * 1000 {
+            return Err(refuse(format!(
+                "the identity document says it was signed at {}, in the future",
+                format_ms(at)
+            )));
+        }
     }
-    let issued = state
-        .ca
-        .sign_node_csr(csr_pem, &certname)
-        .map_err(|e| Error::InvalidArgument(rigger_common::error_chain(&e)))?;
-    let cert = CertRecord::issued(&certname, &issued, now);
-    state
-        .store
-        .record_enrollment(&cert, record.role.as_deref())
-        .await?;
-    tracing::info!(node = %certname, serial = %issued.serial, role = ?record.role, %remote, "node enrolled");
-    Ok(enrolled(state, issued.pem))
+    let policy = policy::Policy::load(state.compiler.site())
+        .map_err(|e| Error::FailedPrecondition(format!("the site's enrollment policy: {e}")))?;
+    let role = match policy.decide(&instance, proof.role) {
+        policy::Decision::Enroll(role) => role,
+        policy::Decision::Refused(why) => return Err(refuse(why)),
+        policy::Decision::Pending(why) => {
+            let document = String::from_utf8_lossy(&signed.document).into_owned();
+            state
+                .store
+                .put_pending(&crate::store::PendingEnrollment {
+                    certname: certname.to_string(),
+                    csr_pem: csr_pem.to_string(),
+                    asked_role: proof.role.map(str::to_string),
+                    document,
+                    why: why.clone(),
+                    remote: remote.to_string(),
+                    received_at_ms: now,
+                })
+                .await?;
+            tracing::warn!(node = %certname, account = %instance.account_id, image = %instance.image_id, %remote, why = %why, "EC2 enrollment waits for an operator: `masterctl cert pending`");
+            return Err(Error::FailedPrecondition(format!(
+                "enrollment of {certname} waits for an operator ({why}): on the master, `masterctl cert sign {certname} --role ROLE`; this node asks again on its next run"
+            )));
+        }
+    };
+    // A first enrollment comes soon after the launch: an old document
+    // cannot enroll an instance the master never knew.
+    if state.store.issued_count(certname).await? == 0 {
+        let launched = instance.launched_at_ms().map_err(&refuse)?;
+        let max = settings.max_launch_age.as_millis() as i64;
+        if now - launched > max {
+            return Err(refuse(format!(
+                "instance {certname} was launched at {}, longer ago than ec2_max_launch_age ({}): a first enrollment comes soon after the launch (enroll it with a token, or raise the window)",
+                format_ms(launched),
+                humantime::format_duration(settings.max_launch_age)
+            )));
+        }
+    }
+    tracing::info!(node = %certname, account = %instance.account_id, region = %instance.region, image = %instance.image_id, role = %role, "EC2 identity accepted");
+    Ok(role)
+}
+
+/// Signs an enrollment that waited for an operator, with `role` (else the
+/// role it asked for). Its node gets the certificate when it next asks.
+pub async fn sign_pending(
+    state: &MasterState,
+    certname: &str,
+    role: Option<&str>,
+) -> Result<String> {
+    let pending = state.store.take_pending(certname).await?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "no enrollment of {certname:?} waits (`masterctl cert pending`)"
+        ))
+    })?;
+    let put_back = |e: Error| async {
+        let _ = state.store.put_pending(&pending).await;
+        e
+    };
+    let Some(role) = role
+        .map(str::to_string)
+        .or_else(|| pending.asked_role.clone())
+    else {
+        return Err(put_back(Error::InvalidArgument(format!(
+            "{certname} asked for no role: say which with --role"
+        )))
+        .await);
+    };
+    if let Err(e) = state.compiler.role(&role) {
+        return Err(put_back(Error::InvalidArgument(rigger_common::error_chain(&e))).await);
+    }
+    let now = now_ms();
+    if let Some(live) = state.store.valid_cert(certname, now).await? {
+        return Err(put_back(Error::AlreadyExists(format!(
+            "{certname} already holds a valid certificate (serial {})",
+            live.serial
+        )))
+        .await);
+    }
+    issue(
+        state,
+        certname,
+        &pending.csr_pem,
+        Some(&role),
+        "operator",
+        now,
+    )
+    .await?;
+    tracing::warn!(node = %certname, role = %role, "pending enrollment signed by an operator");
+    Ok(role)
 }
 
 /// Signs a new certificate for the node holding `current` (its verified,

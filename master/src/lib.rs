@@ -13,6 +13,7 @@ pub mod compiler;
 pub mod config;
 pub mod content;
 pub mod ctl;
+pub mod ec2;
 pub mod enrollment;
 pub mod error;
 pub mod facts;

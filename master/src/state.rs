@@ -71,6 +71,8 @@ pub struct LiveSettings {
     pub import_limits: crate::content::archive::ArchiveLimits,
     /// How much report and catalog history is kept.
     pub retention: crate::retention::Retention,
+    /// What an EC2 identity enrollment is checked against.
+    pub ec2: crate::ec2::Ec2Settings,
 }
 
 impl LiveSettings {
@@ -80,6 +82,7 @@ impl LiveSettings {
             peer_timeout: config.peer_timeout,
             import_limits: config.import_limits,
             retention: config.retention.clone(),
+            ec2: config.ec2.clone(),
         }
     }
 }

@@ -67,6 +67,8 @@ fn main() {
                 ca_cert: None,
                 ca_fingerprint: Some(fingerprint),
                 token: Some(token.clone()),
+                ec2: None,
+                role: None,
                 timeout: Duration::from_secs(30),
             };
             identities.push(ensure(dir.path(), &settings).await.expect("enroll"));

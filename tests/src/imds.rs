@@ -27,6 +27,10 @@ pub struct Instance {
     pub availability_zone: String,
     /// Instance tags.
     pub tags: BTreeMap<String, String>,
+    /// The signed identity document (`dynamic/instance-identity/document`
+    /// and its `rsa2048` signature); none unless a test signs one
+    /// ([`crate::aws::TestAws::sign`]).
+    pub identity: Option<(String, String)>,
 }
 
 impl Instance {
@@ -37,7 +41,14 @@ impl Instance {
             private_ip: private_ip.to_string(),
             availability_zone: "us-east-1a".into(),
             tags: Default::default(),
+            identity: None,
         }
+    }
+
+    /// The same instance serving `document` signed as `rsa2048`.
+    pub fn with_identity(mut self, signed: (String, String)) -> Self {
+        self.identity = Some(signed);
+        self
     }
 }
 
@@ -141,6 +152,13 @@ fn answer(instance: &Instance, req: Request<Incoming>) -> Response<Full<Bytes>> 
         .is_some_and(|v| v == TOKEN);
     if !authorized {
         return reply(StatusCode::UNAUTHORIZED, String::new());
+    }
+    if let Some(what) = path.strip_prefix("/latest/dynamic/instance-identity/") {
+        return match (&instance.identity, what) {
+            (Some((document, _)), "document") => reply(StatusCode::OK, document.clone()),
+            (Some((_, rsa2048)), "rsa2048") => reply(StatusCode::OK, rsa2048.clone()),
+            _ => reply(StatusCode::NOT_FOUND, String::new()),
+        };
     }
     let Some(key) = path.strip_prefix("/latest/meta-data/") else {
         return reply(StatusCode::NOT_FOUND, String::new());

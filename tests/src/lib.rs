@@ -5,6 +5,7 @@
 //!
 //! Every process a helper starts is stopped when the helper is dropped.
 
+pub mod aws;
 pub mod cluster;
 pub mod imds;
 pub mod load;

@@ -156,6 +156,7 @@ fn a_flood_of_bad_token_enrollments_is_refused_and_logged_in_a_few_lines() {
             let request = EnrollRequest {
                 csr_pem: csr_pem.clone(),
                 token: format!("guess-{i}"),
+                ..Default::default()
             };
             codes.push(client.enroll(request).await.unwrap_err().code());
         }

@@ -15,6 +15,7 @@ fn ec2_facts_name_the_node_give_its_ip_and_classify_it_by_tag() {
         private_ip: "127.0.0.2".into(),
         availability_zone: "us-east-1a".into(),
         tags: BTreeMap::from([("rigger:role".to_string(), "is".to_string())]),
+        identity: None,
     });
     let node = TestAgent::new("");
     let token = master.token(&["--unbound"]);
@@ -91,6 +92,7 @@ fn a_node_whose_facts_inject_text_gets_no_catalog() {
         private_ip: "10.9.9.9:4000\"]\n\n[super_admin.injected]".into(),
         availability_zone: "us-east-1a".into(),
         tags: BTreeMap::new(),
+        identity: None,
     });
     let node = TestAgent::new("injector");
     let out = node.enroll_at(&master, "is", &imds.url());

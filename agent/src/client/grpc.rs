@@ -82,10 +82,20 @@ impl GrpcMaster {
         Ok(reply.into_inner().ca_cert_pem)
     }
 
-    /// Exchanges a CSR and a bootstrap token for a certificate.
-    pub async fn enroll(&self, csr_pem: String, token: String) -> Result<Enrolled, MasterError> {
+    /// Exchanges a CSR and a proof (a bootstrap token, or the EC2
+    /// instance's signed identity) for a certificate.
+    pub async fn enroll(
+        &self,
+        csr_pem: String,
+        proof: crate::identity::Proof,
+    ) -> Result<Enrolled, MasterError> {
         let reply = EnrollmentServiceClient::new(self.channel.clone())
-            .enroll(proto::EnrollRequest { csr_pem, token })
+            .enroll(proto::EnrollRequest {
+                csr_pem,
+                token: proof.token,
+                ec2_identity: proof.ec2_identity,
+                role: proof.role,
+            })
             .await
             .map_err(error_of)?
             .into_inner();

@@ -34,6 +34,15 @@ pub enum ImdsError {
     },
 }
 
+/// What IMDS says of the instance's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceIdentity {
+    /// `i-0abc…`.
+    pub instance_id: String,
+    /// Its signed identity document (`rsa2048`).
+    pub rsa2048: String,
+}
+
 /// A client for one metadata endpoint.
 pub struct ImdsClient {
     endpoint: String,
@@ -91,8 +100,7 @@ impl ImdsClient {
             .map_err(|_| ImdsError::Timeout(path.to_string()))?
     }
 
-    /// Fetches the instance facts: id, type, AZ, region, private IP and tags.
-    pub async fn gather(&self) -> Result<Map<String, Value>, ImdsError> {
+    async fn session_token(&self) -> Result<String, ImdsError> {
         let token = self
             .request(
                 Method::PUT,
@@ -104,7 +112,35 @@ impl ImdsClient {
                 path: "/latest/api/token".into(),
                 message: "no session token".into(),
             })?;
-        let auth = ("x-aws-ec2-metadata-token", token.trim());
+        Ok(token.trim().to_string())
+    }
+
+    /// The instance's id and its identity document's signature in the
+    /// form the master checks (`rsa2048`: base64 PKCS#7 carrying the
+    /// document); `None` when IMDS serves no such thing.
+    pub async fn identity(&self) -> Result<Option<InstanceIdentity>, ImdsError> {
+        let token = self.session_token().await?;
+        let auth = ("x-aws-ec2-metadata-token", token.as_str());
+        let id = self
+            .request(Method::GET, "/latest/meta-data/instance-id", auth)
+            .await?;
+        let signed = self
+            .request(
+                Method::GET,
+                "/latest/dynamic/instance-identity/rsa2048",
+                auth,
+            )
+            .await?;
+        Ok(id.zip(signed).map(|(id, rsa2048)| InstanceIdentity {
+            instance_id: id.trim().to_string(),
+            rsa2048: rsa2048.trim().to_string(),
+        }))
+    }
+
+    /// Fetches the instance facts: id, type, AZ, region, private IP and tags.
+    pub async fn gather(&self) -> Result<Map<String, Value>, ImdsError> {
+        let token = self.session_token().await?;
+        let auth = ("x-aws-ec2-metadata-token", token.as_str());
         let get = |path: String| async move { self.request(Method::GET, &path, auth).await };
         let mut facts = Map::new();
         for (key, path) in [

@@ -18,6 +18,28 @@ pub enum ImdsSetting {
 }
 
 impl ImdsSetting {
+    /// The endpoint to ask, if any.
+    pub fn endpoint(&self) -> Option<String> {
+        match self {
+            Self::Off => None,
+            Self::Endpoint(url) => Some(url.clone()),
+            Self::Auto => system::is_ec2().then(|| imds::DEFAULT_ENDPOINT.to_string()),
+        }
+    }
+
+    /// The instance's identity, when this is an EC2 instance whose
+    /// metadata answers (a failure is logged and taken as none).
+    pub async fn instance_identity(&self) -> Option<imds::InstanceIdentity> {
+        let endpoint = self.endpoint()?;
+        match imds::ImdsClient::new(&endpoint).identity().await {
+            Ok(identity) => identity,
+            Err(e) => {
+                tracing::warn!(endpoint, error = %e, "cannot read the instance identity from EC2 instance metadata");
+                None
+            }
+        }
+    }
+
     /// Parses `auto`, `off` or an `http://` URL.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text {
@@ -37,12 +59,7 @@ impl ImdsSetting {
 /// facts out; it never fails the run.
 pub async fn gather(imds: &ImdsSetting) -> Value {
     let mut facts = system::gather();
-    let endpoint = match imds {
-        ImdsSetting::Off => None,
-        ImdsSetting::Endpoint(url) => Some(url.clone()),
-        ImdsSetting::Auto => system::is_ec2().then(|| imds::DEFAULT_ENDPOINT.to_string()),
-    };
-    if let Some(endpoint) = endpoint {
+    if let Some(endpoint) = imds.endpoint() {
         match imds::ImdsClient::new(&endpoint).gather().await {
             Ok(ec2) => {
                 if let Some(ip) = ec2.get("private_ip").cloned() {

@@ -173,6 +173,8 @@ impl Agent {
             ca_cert: self.config.ca_cert.clone(),
             ca_fingerprint: self.config.ca_fingerprint,
             token: self.config.token.clone(),
+            ec2: self.config.imds.instance_identity().await,
+            role: self.config.role.clone(),
             timeout: self.config.timeout,
         };
         let identity = Arc::new(identity::ensure(&self.paths.ssl_dir(), &settings).await?);

@@ -272,6 +272,23 @@ enum CertCommand {
         /// A certname (all its certificates) or one certificate's serial.
         name: String,
     },
+    /// EC2 enrollments no rule of the site's enrollment.toml accepted,
+    /// waiting for an operator: the instance, its account, image and
+    /// address, and why.
+    Pending {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a waiting enrollment: its node gets the certificate when it
+    /// next asks.
+    Sign {
+        /// The instance id it enrolls as.
+        name: String,
+        /// The role to bind (default: the one it asked for).
+        #[arg(long)]
+        role: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -401,6 +418,10 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Ca(CaCommand::Show) => ctl::ca::show(&c).await?,
         Command::Cert(CertCommand::List { json }) => ctl::cert::list(&c, json).await?,
         Command::Cert(CertCommand::Revoke { name }) => ctl::cert::revoke(&c, &name).await?,
+        Command::Cert(CertCommand::Pending { json }) => ctl::cert::pending(&c, json).await?,
+        Command::Cert(CertCommand::Sign { name, role }) => {
+            ctl::cert::sign(&c, &name, role.as_deref()).await?
+        }
         Command::Node(NodeCommand::List { json }) => ctl::node::list(&c, json).await?,
         Command::Node(NodeCommand::Remove { node }) => ctl::node::remove(&c, &node).await?,
         Command::Node(NodeCommand::Show {

@@ -81,6 +81,16 @@ struct Cli {
     /// at two thirds of it.
     #[arg(long, env = "RIGGER_CERT_LIFETIME")]
     cert_lifetime: Option<String>,
+    /// A directory of AWS's RSA-2048 instance identity certificates
+    /// (`<region>.pem`): EC2 identity enrollment is on when set.
+    #[arg(long, env = "RIGGER_AWS_CERTIFICATES")]
+    aws_certificates: Option<std::path::PathBuf>,
+    /// A first EC2 enrollment must come within this long of the launch (default 24h).
+    #[arg(long, env = "RIGGER_EC2_MAX_LAUNCH_AGE")]
+    ec2_max_launch_age: Option<String>,
+    /// An identity document signed longer ago than this is stale (default 24h).
+    #[arg(long, env = "RIGGER_EC2_MAX_DOCUMENT_AGE")]
+    ec2_max_document_age: Option<String>,
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -144,6 +154,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
         keep_catalogs: cli.keep_catalogs,
         catalog_max_age: cli.catalog_max_age.clone(),
         cert_lifetime: cli.cert_lifetime.clone(),
+        aws_certificates: cli.aws_certificates.clone(),
+        ec2_max_launch_age: cli.ec2_max_launch_age.clone(),
+        ec2_max_document_age: cli.ec2_max_document_age.clone(),
     };
     Ok(MasterConfig::resolve(file, overrides)?)
 }

@@ -1,6 +1,8 @@
-//! `masterctl cert list | revoke`.
+//! `masterctl cert list | revoke | pending | sign`.
 
-use rigger_common::proto::{CertInfo, ListCertsRequest, RevokeCertRequest};
+use rigger_common::proto::{
+    CertInfo, ListCertsRequest, ListPendingRequest, RevokeCertRequest, SignPendingRequest,
+};
 use rigger_common::time::{format_ms, now_ms};
 
 use super::{Ctl, render, status, table};
@@ -80,5 +82,78 @@ pub async fn revoke(ctl: &Ctl, name: &str) -> anyhow::Result<String> {
         reply.certname,
         reply.serials.join(", "),
         reply.connections_closed
+    ))
+}
+
+/// EC2 enrollments waiting for an operator.
+pub async fn pending(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
+    let reply = ctl
+        .client()
+        .list_pending(ListPendingRequest {})
+        .await
+        .map_err(status)?
+        .into_inner();
+    let field = |document: &str, key: &str| -> String {
+        serde_json::from_str::<serde_json::Value>(document)
+            .ok()
+            .and_then(|d| d.get(key).and_then(|v| v.as_str()).map(str::to_string))
+            .unwrap_or_default()
+    };
+    if json {
+        let listed: Vec<_> = reply
+            .pending
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "certname": p.certname,
+                    "asked_role": (!p.asked_role.is_empty()).then_some(&p.asked_role),
+                    "document": serde_json::from_str::<serde_json::Value>(&p.document).unwrap_or_default(),
+                    "why": p.why,
+                    "remote": p.remote,
+                    "received_at_ms": p.received_at_ms,
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&listed)?));
+    }
+    let mut t = table(&[
+        "INSTANCE",
+        "ACCOUNT",
+        "REGION",
+        "IMAGE",
+        "ADDRESS",
+        "ASKED ROLE",
+        "SINCE",
+        "WHY",
+    ]);
+    for p in &reply.pending {
+        t.add_row(vec![
+            p.certname.clone(),
+            field(&p.document, "accountId"),
+            field(&p.document, "region"),
+            field(&p.document, "imageId"),
+            field(&p.document, "privateIp"),
+            p.asked_role.clone(),
+            format_ms(p.received_at_ms),
+            p.why.clone(),
+        ]);
+    }
+    Ok(render(t, &[]))
+}
+
+/// Signs a waiting enrollment.
+pub async fn sign(ctl: &Ctl, name: &str, role: Option<&str>) -> anyhow::Result<String> {
+    let reply = ctl
+        .client()
+        .sign_pending(SignPendingRequest {
+            certname: name.to_string(),
+            role: role.unwrap_or_default().to_string(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    Ok(format!(
+        "{name} enrolled with role {}: it gets its certificate when it next asks\n",
+        reply.role
     ))
 }

@@ -8,11 +8,12 @@ use rigger_common::proto::{
     ArtifactInfo, CatalogVersionInfo, CheckRolesRequest, CheckRolesResponse, ControlRolloutRequest,
     EditReview, FreeLeaseRequest, FreeLeaseResponse, ImportArtifactRequest, Lease,
     ListArtifactsRequest, ListArtifactsResponse, ListCatalogsRequest, ListCatalogsResponse,
-    ListLeasesRequest, ListLeasesResponse, ListRolloutsRequest, ListRolloutsResponse,
-    ListTokensRequest, ListTokensResponse, LookupRequest, LookupResponse, LookupSource,
-    PromoteLevelRequest, PromoteLevelResponse, RemoveNodeRequest, RemoveNodeResponse,
-    RevokeCertRequest, RevokeCertResponse, RevokeTokenRequest, RoleCheck, Rollout, RolloutNode,
-    ShowNodeRequest, ShowNodeResponse, StoredReport, TemplateReview, TokenInfo,
+    ListLeasesRequest, ListLeasesResponse, ListPendingRequest, ListPendingResponse,
+    ListRolloutsRequest, ListRolloutsResponse, ListTokensRequest, ListTokensResponse,
+    LookupRequest, LookupResponse, LookupSource, PromoteLevelRequest, PromoteLevelResponse,
+    RemoveNodeRequest, RemoveNodeResponse, RevokeCertRequest, RevokeCertResponse,
+    RevokeTokenRequest, RoleCheck, Rollout, RolloutNode, ShowNodeRequest, ShowNodeResponse,
+    SignPendingRequest, SignPendingResponse, StoredReport, TemplateReview, TokenInfo,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -103,6 +104,40 @@ impl AdminService for Admin {
             })
             .collect();
         Ok(Response::new(ListCertsResponse { certs }))
+    }
+
+    async fn list_pending(
+        &self,
+        request: Request<ListPendingRequest>,
+    ) -> Result<Response<ListPendingResponse>, Status> {
+        local_peer(&request)?;
+        let pending = self
+            .state
+            .store
+            .pending()
+            .await?
+            .into_iter()
+            .map(|p| rigger_common::proto::PendingEnrollment {
+                certname: p.certname,
+                asked_role: p.asked_role.unwrap_or_default(),
+                document: p.document,
+                why: p.why,
+                remote: p.remote,
+                received_at_ms: p.received_at_ms,
+            })
+            .collect();
+        Ok(Response::new(ListPendingResponse { pending }))
+    }
+
+    async fn sign_pending(
+        &self,
+        request: Request<SignPendingRequest>,
+    ) -> Result<Response<SignPendingResponse>, Status> {
+        local_peer(&request)?;
+        let req = request.into_inner();
+        let role = Some(req.role.as_str()).filter(|r| !r.is_empty());
+        let role = enrollment::sign_pending(&self.state, &req.certname, role).await?;
+        Ok(Response::new(SignPendingResponse { role }))
     }
 
     async fn revoke_cert(

@@ -43,7 +43,12 @@ impl EnrollmentService for Enrollment {
             .get::<rigger_common::tls::PeerIdentity>()
             .map(|p| p.remote);
         let req = request.into_inner();
-        let enrolled = enrollment::enroll(&self.state, &req.csr_pem, &req.token, remote).await?;
+        let proof = enrollment::Proof {
+            token: &req.token,
+            ec2_identity: &req.ec2_identity,
+            role: Some(req.role.as_str()).filter(|r| !r.is_empty()),
+        };
+        let enrolled = enrollment::enroll(&self.state, &req.csr_pem, proof, remote).await?;
         Ok(Response::new(reply(enrolled)))
     }
 

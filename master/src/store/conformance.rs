@@ -8,9 +8,9 @@ use rigger_common::digest::Digest;
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseRecord, MetaStore, PromotionRecord,
-    ReportRecord, RolloutNode, RolloutRecord, ServiceHealthRecord, TokenRecord, TreeInsert,
-    TreeRecord,
+    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseRecord, MetaStore, PendingEnrollment,
+    PromotionRecord, ReportRecord, RolloutNode, RolloutRecord, ServiceHealthRecord, TokenRecord,
+    TreeInsert, TreeRecord,
 };
 
 /// One test per behaviour for the backend that `$open().await` returns
@@ -33,6 +33,7 @@ macro_rules! meta_store_conformance {
             removing_a_node_revokes_it_and_frees_its_lease,
             revoking_a_node_s_certificates_records_when_and_keeps_the_node,
             a_renewal_is_recorded_only_for_a_live_certificate_of_an_enrolled_node,
+            pending_enrollments_wait_one_per_name_until_taken,
             the_budget_counts_only_settled_ready_nodes_heard_from,
             a_ready_streak_keeps_its_start_and_heartbeats_renew_leases,
             a_promotion_replaces_the_level_an_environment_runs,
@@ -563,6 +564,42 @@ fn health(node: &str, ready: bool, at: i64) -> ServiceHealthRecord {
         },
         peers_changed: String::new(),
     }
+}
+
+/// An enrollment waiting for an operator is kept once per name (the
+/// latest ask), listed oldest first, and taken once.
+pub async fn pending_enrollments_wait_one_per_name_until_taken(store: &dyn MetaStore) {
+    let pending = |name: &str, at: i64| PendingEnrollment {
+        certname: name.into(),
+        csr_pem: format!("CSR {at}"),
+        asked_role: (at > 1).then(|| "is".to_string()),
+        document: "{}".into(),
+        why: "no rule".into(),
+        remote: "127.0.0.2:1".into(),
+        received_at_ms: at,
+    };
+    store.put_pending(&pending("i-b", 2)).await.unwrap();
+    store.put_pending(&pending("i-a", 1)).await.unwrap();
+    store.put_pending(&pending("i-b", 3)).await.unwrap();
+    let listed = store.pending().await.unwrap();
+    assert_eq!(listed, vec![pending("i-a", 1), pending("i-b", 3)]);
+    assert_eq!(
+        store.take_pending("i-b").await.unwrap(),
+        Some(pending("i-b", 3))
+    );
+    assert_eq!(store.take_pending("i-b").await.unwrap(), None);
+    assert_eq!(store.pending().await.unwrap().len(), 1);
+    assert_eq!(store.issued_count("i-a").await.unwrap(), 0);
+    store
+        .record_enrollment(&cert("0a", "i-a", 10_000), None)
+        .await
+        .unwrap();
+    store.revoke_certs("i-a", 5).await.unwrap();
+    assert_eq!(
+        store.issued_count("i-a").await.unwrap(),
+        1,
+        "revoked ones count"
+    );
 }
 
 /// A renewal is recorded only while the certificate it renews is

@@ -4,8 +4,8 @@
 
 use super::{
     ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, LeaseDecision, LeaseRecord,
-    NodeRecord, PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord,
-    ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord,
+    NodeRecord, PendingEnrollment, PromotionRecord, ReportRecord, ReportSummary, RolloutNode,
+    RolloutRecord, ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord,
 };
 
 /// Tokens, certificates, inventory, catalog history, reports, trees,
@@ -40,6 +40,14 @@ pub trait MetaStore: Send + Sync {
     /// unrevoked and its node still enrolled; `false` (nothing recorded)
     /// when not.
     async fn record_renewal(&self, cert: &CertRecord, renewed: &str) -> Result<bool, StoreError>;
+    /// How many certificates were ever issued to `certname`.
+    async fn issued_count(&self, certname: &str) -> Result<u64, StoreError>;
+    /// Records (or replaces) an enrollment waiting for an operator.
+    async fn put_pending(&self, pending: &PendingEnrollment) -> Result<(), StoreError>;
+    /// Enrollments waiting for an operator, oldest first.
+    async fn pending(&self) -> Result<Vec<PendingEnrollment>, StoreError>;
+    /// Takes `certname`'s waiting enrollment out of the queue.
+    async fn take_pending(&self, certname: &str) -> Result<Option<PendingEnrollment>, StoreError>;
     /// Certificates, newest first.
     async fn certs(&self) -> Result<Vec<CertRecord>, StoreError>;
     /// The certificate with this serial.

@@ -104,6 +104,25 @@ impl CertRecord {
     }
 }
 
+/// An enrollment waiting for an operator's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEnrollment {
+    /// The name it asks for (its instance id).
+    pub certname: String,
+    /// Its CSR.
+    pub csr_pem: String,
+    /// The role it asked for, if any.
+    pub asked_role: Option<String>,
+    /// Its verified instance identity document (JSON).
+    pub document: String,
+    /// Why no rule accepted it.
+    pub why: String,
+    /// Where it came from.
+    pub remote: String,
+    /// When it last asked, Unix ms.
+    pub received_at_ms: i64,
+}
+
 /// A node in the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {

@@ -13,9 +13,9 @@ use rigger_common::signing::SignedCatalog;
 
 use super::{
     ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, LeaseDecision, LeaseRecord,
-    MetaStore, NodeRecord, PromotionRecord, ReportRecord, ReportSummary, RolloutNode,
-    RolloutRecord, ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord,
-    stored_digest,
+    MetaStore, NodeRecord, PendingEnrollment, PromotionRecord, ReportRecord, ReportSummary,
+    RolloutNode, RolloutRecord, ServiceHealthRecord, StoreError, TokenRecord, TreeInsert,
+    TreeRecord, stored_digest,
 };
 
 /// The SQLite schema's history, embedded in the binary.
@@ -183,6 +183,56 @@ impl MetaStore for SqliteStore {
         insert_cert(&mut tx, cert).await?;
         tx.commit().await.map_err(sql("commit a renewal"))?;
         Ok(true)
+    }
+
+    async fn issued_count(&self, certname: &str) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM certs WHERE certname = ?")
+            .bind(certname)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(sql("count certificates"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn put_pending(&self, p: &PendingEnrollment) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO pending_enrollments (certname, csr_pem, asked_role, document, why, remote, received_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&p.certname)
+        .bind(&p.csr_pem)
+        .bind(&p.asked_role)
+        .bind(&p.document)
+        .bind(&p.why)
+        .bind(&p.remote)
+        .bind(p.received_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("record a pending enrollment"))?;
+        Ok(())
+    }
+
+    async fn pending(&self) -> Result<Vec<PendingEnrollment>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT certname, csr_pem, asked_role, document, why, remote, received_at_ms
+             FROM pending_enrollments ORDER BY received_at_ms, certname",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("list pending enrollments"))?;
+        Ok(rows.iter().map(pending_from_row).collect())
+    }
+
+    async fn take_pending(&self, certname: &str) -> Result<Option<PendingEnrollment>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM pending_enrollments WHERE certname = ?
+             RETURNING certname, csr_pem, asked_role, document, why, remote, received_at_ms",
+        )
+        .bind(certname)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql("take a pending enrollment"))?;
+        Ok(row.as_ref().map(pending_from_row))
     }
 
     /// Certificates, newest first.
@@ -1083,6 +1133,18 @@ async fn insert_cert(
         .await
         .map_err(sql("store a certificate"))?;
     Ok(())
+}
+
+fn pending_from_row(r: &sqlx::sqlite::SqliteRow) -> PendingEnrollment {
+    PendingEnrollment {
+        certname: r.get(0),
+        csr_pem: r.get(1),
+        asked_role: r.get(2),
+        document: r.get(3),
+        why: r.get(4),
+        remote: r.get(5),
+        received_at_ms: r.get(6),
+    }
 }
 
 fn cert_from_row(r: &sqlx::sqlite::SqliteRow) -> CertRecord {
