@@ -24,7 +24,8 @@ pub async fn get_catalog(
         .map_err(|s| status_text(&s))
 }
 
-async fn channel(
+/// A channel to the master trusting `ca_pem`, presenting `identity`.
+pub async fn channel(
     master_url: &str,
     ca_pem: &str,
     identity: Option<&ClientIdentity>,
