@@ -94,6 +94,15 @@ impl FakeMaster {
         digest
     }
 
+    /// Serves `bytes` as the blob `digest` (a lying master, for tests).
+    pub fn add_blob_as(&self, digest: Digest, bytes: &[u8]) {
+        self.inner
+            .lock()
+            .unwrap()
+            .blobs
+            .insert(digest, bytes.to_vec());
+    }
+
     /// The reports received so far.
     pub fn reports(&self) -> Vec<RunReport> {
         self.inner.lock().unwrap().reports.clone()

@@ -195,3 +195,27 @@ async fn fetch_group(
     }
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::fake::FakeMaster;
+
+    #[tokio::test]
+    async fn a_blob_whose_bytes_do_not_hash_to_its_name_is_refused_and_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ContentCache::new(dir.path().to_path_buf());
+        let master = FakeMaster::new("n");
+        let good = master.add_blob(b"the real keystore");
+        let named = Digest::of(b"what the catalog names");
+        master.add_blob_as(named, b"something else entirely");
+        let client: Arc<dyn MasterClient> = master.clone();
+        let err = fetch_blobs(&client, &cache, &[named], None)
+            .await
+            .unwrap_err();
+        assert!(err.contains(&named.to_string()), "{err}");
+        assert!(!cache.has(&named), "a lying blob was kept");
+        fetch_blobs(&client, &cache, &[good], None).await.unwrap();
+        assert!(cache.has(&good));
+    }
+}
