@@ -193,6 +193,8 @@ fn status_message(status: AgentStatus) -> proto::AgentStatus {
         applied_at_ms: status.applied_at_ms,
         site_revision: status.applied_site_revision,
         site_commit: status.applied_site_commit.unwrap_or_default(),
+        catalog_epoch: status.applied_epoch,
+        catalog_expires_at_ms: status.catalog_expires_at_ms,
         ..Default::default()
     };
     use crate::run::lock::LockState;

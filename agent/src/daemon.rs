@@ -522,12 +522,12 @@ fn status_of(
 ) -> AgentStatus {
     let until_next = next_run.saturating_duration_since(Instant::now());
     let applied = agent.state.load().unwrap_or_default();
+    let catalog = agent.verified_cached_catalog();
     AgentStatus {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        inspection: crate::inspect::inspect(
-            &agent.paths,
-            agent.verified_cached_catalog().as_deref(),
-        ),
+        inspection: crate::inspect::inspect(&agent.paths, catalog.as_deref()),
+        catalog_expires_at_ms: catalog.as_ref().map_or(0, |c| c.expires_at_ms),
+        applied_epoch: applied.applied_epoch,
         disabled: agent.state.disabled(),
         applied_version: applied.applied_version,
         applied_digest: applied.applied_digest,

@@ -67,6 +67,9 @@ pub struct AgentState {
     pub applied_version: u64,
     /// Digest of that catalog.
     pub applied_digest: String,
+    /// The epoch of the master that issued it ("" before epochs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub applied_epoch: String,
     /// The last run that enforced a catalog (a noop run is not one).
     pub last_run: Option<RunSummary>,
     /// The last noop run: what it would change; never what runs.
@@ -289,6 +292,7 @@ mod tests {
         let state = AgentState {
             applied_version: 4,
             applied_digest: "d".into(),
+            applied_epoch: "e".into(),
             last_run: Some(RunSummary {
                 changed: 2,
                 ..Default::default()

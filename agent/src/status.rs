@@ -39,6 +39,10 @@ pub struct AgentStatus {
     pub applied_site_revision: String,
     /// The site's git commit, when the site is a checkout.
     pub applied_site_commit: Option<String>,
+    /// The applied catalog's master epoch ("" before epochs).
+    pub applied_epoch: String,
+    /// When the catalog in force expires, Unix ms (0: never).
+    pub catalog_expires_at_ms: i64,
     /// Changes made outside the agent that it repaired since it started.
     pub drift_repairs: u64,
     /// When the last one was seen, Unix ms (0: none).

@@ -148,6 +148,8 @@ mod tests {
             version: 3,
             digest: content.digest(),
             compiled_at_ms: 1,
+            epoch: String::new(),
+            expires_at_ms: 0,
             site_revision: "0123456789abcdef".into(),
             site_commit: None,
             level_sources: Default::default(),

@@ -57,6 +57,7 @@ fn main() {
             metrics_listen: None,
             cert_lifetime: rigger_master::ca::DEFAULT_NODE_CERT_LIFETIME,
             ec2: Default::default(),
+            catalog_ttl: std::time::Duration::from_secs(14 * 86_400),
         };
         let master = rigger_master::server::Master::open(config)
             .await

@@ -77,15 +77,34 @@ pub fn classify(
     }
 }
 
+/// The largest applied version a node may claim (beyond it, a claim is
+/// refused: version numbers must not run out).
+const MAX_APPLIED_VERSION: u64 = 1 << 48;
+
 /// The catalog for a node that asks for one: its facts (a JSON object,
-/// or empty) and the role it asks for are checked, the inventory records
-/// the request, and the current signed version is returned.
+/// or empty), the role it asks for and the catalog it says it applied
+/// are checked, the inventory records the request, and the current
+/// signed version is returned.
 pub async fn requested(
     state: &MasterState,
     certname: &str,
     facts_json: &str,
     asked_role: Option<&str>,
+    applied: Option<crate::store::AppliedCatalog>,
 ) -> Result<SignedCatalog> {
+    if let Some(applied) = &applied {
+        let printable =
+            |text: &str| text.len() <= 100 && text.bytes().all(|b| b.is_ascii_graphic());
+        if applied.version > MAX_APPLIED_VERSION
+            || !printable(&applied.epoch)
+            || !printable(&applied.digest)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "node {certname} claims an applied catalog that cannot be (version {})",
+                applied.version
+            )));
+        }
+    }
     let facts = crate::facts::parse(facts_json).inspect_err(|e| {
         tracing::warn!(node = %certname, error = %e, "facts refused");
     })?;
@@ -106,6 +125,9 @@ pub async fn requested(
         .store
         .touch_node(certname, &role, ip.as_deref(), &facts, now_ms())
         .await?;
+    if let Some(applied) = &applied {
+        state.store.record_applied(certname, applied).await?;
+    }
     publish_recorded(state, certname, &role, facts).await
 }
 
@@ -171,18 +193,39 @@ pub async fn publish(
     let digest = content.digest();
     let _guard = state.catalog_lock.lock().await;
     let latest = state.store.catalog(certname, None).await?;
+    let latest_version = latest.as_ref().map_or(0, |l| l.version);
+    // The node says it applied a version this history does not hold (its
+    // master was restored from a backup, or rebuilt): the next version
+    // goes above it, so that no version number it saw comes back with
+    // other content.
+    let applied = state.store.applied(certname).await?;
+    let beyond = applied.as_ref().filter(|a| {
+        a.version > latest_version
+            || (a.version == latest_version
+                && latest
+                    .as_ref()
+                    .is_some_and(|l| a.digest != l.digest.to_string()))
+    });
     if let Some(latest) = &latest {
-        if latest.digest == digest {
-            return Ok(latest.signed.clone());
-        }
-        if pinned.is_none()
-            && crate::rollouts::admission(state, certname, latest, &content).await?
-                == crate::rollouts::Admission::Hold
-        {
-            return Ok(latest.signed.clone());
+        if beyond.is_none() {
+            if latest.digest == digest {
+                return fresh(state, certname, latest).await;
+            }
+            if pinned.is_none()
+                && crate::rollouts::admission(state, certname, latest, &content).await?
+                    == crate::rollouts::Admission::Hold
+            {
+                return fresh(state, certname, latest).await;
+            }
         }
     }
-    let version = latest.map_or(1, |l| l.version + 1);
+    let version = match beyond {
+        Some(a) => {
+            tracing::warn!(node = %certname, applied_version = a.version, applied_epoch = %a.epoch, latest_version, "the node applied a version this master does not hold (restored from a backup?): the next version goes above it");
+            a.version.max(latest_version) + 1
+        }
+        None => latest_version + 1,
+    };
     // The revision names what the catalog came from; a site the master
     // cannot hash whole (a file it may not read) leaves it unnamed, logged,
     // rather than leaving the node without its catalog.
@@ -203,6 +246,8 @@ pub async fn publish(
         version,
         digest,
         compiled_at_ms: now,
+        epoch: state.epoch.clone(),
+        expires_at_ms: now + state.settings().catalog_ttl.as_millis() as i64,
         site_revision: revision.digest,
         site_commit: revision.commit,
         level_sources,
@@ -224,6 +269,34 @@ pub async fn publish(
     tracing::info!(node = %certname, role, version, %digest, "new catalog version");
     // Nodes watching hear of it (none may be: that is fine).
     let _ = state.notices.send((certname.to_string(), version));
+    Ok(signed)
+}
+
+/// The stored version `latest`, signed again with a later expiry (same
+/// version, same content) once half its validity has passed.
+async fn fresh(
+    state: &MasterState,
+    certname: &str,
+    latest: &CatalogRecord,
+) -> Result<SignedCatalog> {
+    let ttl = state.settings().catalog_ttl.as_millis() as i64;
+    let now = now_ms();
+    let Ok(mut catalog) = serde_json::from_slice::<Catalog>(&latest.signed.catalog_json) else {
+        return Ok(latest.signed.clone());
+    };
+    if catalog.expires_at_ms != 0 && catalog.expires_at_ms - now > ttl / 2 {
+        return Ok(latest.signed.clone());
+    }
+    catalog.expires_at_ms = now + ttl;
+    if catalog.epoch.is_empty() {
+        catalog.epoch = state.epoch.clone();
+    }
+    let signed = sign_catalog(&state.signing_key, &catalog);
+    state
+        .store
+        .replace_signed(certname, latest.version, &signed)
+        .await?;
+    tracing::debug!(node = %certname, version = latest.version, "catalog signed again with a later expiry");
     Ok(signed)
 }
 

@@ -63,6 +63,9 @@ pub struct MasterConfigFile {
     pub ec2_max_launch_age: Option<String>,
     /// An identity document signed longer ago than this is stale (`24h`).
     pub ec2_max_document_age: Option<String>,
+    /// How long a catalog is valid: a node whose master has not signed
+    /// it again by then still enforces it and says it expired (`14d`).
+    pub catalog_ttl: Option<String>,
 }
 
 /// The resolved configuration.
@@ -101,6 +104,8 @@ pub struct MasterConfig {
     pub cert_lifetime: std::time::Duration,
     /// EC2 identity enrollment.
     pub ec2: crate::ec2::Ec2Settings,
+    /// How long a catalog is valid.
+    pub catalog_ttl: std::time::Duration,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -207,6 +212,11 @@ impl MasterConfig {
             overrides.cert_lifetime.or(file.cert_lifetime),
             crate::ca::DEFAULT_NODE_CERT_LIFETIME,
         );
+        let catalog_ttl = age(
+            "catalog_ttl",
+            overrides.catalog_ttl.or(file.catalog_ttl),
+            std::time::Duration::from_secs(14 * 86_400),
+        );
         let ec2_defaults = crate::ec2::Ec2Settings::default();
         let ec2 = crate::ec2::Ec2Settings {
             aws_certificates: overrides.aws_certificates.or(file.aws_certificates),
@@ -271,7 +281,14 @@ impl MasterConfig {
             }
         }
         let as_count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        if catalog_ttl < std::time::Duration::from_secs(2) {
+            problems.push(format!(
+                "catalog_ttl: {} is too short (at least 2s; 14d by default)",
+                humantime::format_duration(catalog_ttl)
+            ));
+        }
         let config = Self {
+            catalog_ttl,
             ec2,
             cert_lifetime,
             retention,
@@ -353,6 +370,7 @@ mod tests {
             aws_certificates: None,
             ec2_max_launch_age: Some("24h".into()),
             ec2_max_document_age: Some("24h".into()),
+            catalog_ttl: Some("14d".into()),
         };
         assert_eq!(file, expected);
         let retention = crate::retention::Retention::default();

@@ -15,6 +15,7 @@ pub mod content;
 pub mod ctl;
 pub mod ec2;
 pub mod enrollment;
+pub mod epoch;
 pub mod error;
 pub mod facts;
 pub mod inventory;

@@ -101,11 +101,16 @@ impl Master {
             ),
         );
         let revocation = crate::revocation::Revocation::new(ca.cert_pem(), dir.join("crl.pem"))?;
+        let epoch = crate::epoch::load_or_create(dir).map_err(|source| ServerError::DataDir {
+            path: dir.join(crate::epoch::FILE),
+            source,
+        })?;
         let state = Arc::new(MasterState {
             store: Arc::new(store),
             revocation,
             ca,
             started_at_ms: rigger_common::time::now_ms(),
+            epoch,
             signing_key,
             compiler,
             catalog_lock: Mutex::new(()),

@@ -22,6 +22,9 @@ pub struct MasterState {
     pub ca: CertificateAuthority,
     /// When this master started, Unix ms.
     pub started_at_ms: i64,
+    /// The lineage of catalog versions this data directory issues
+    /// ([`crate::epoch`]).
+    pub epoch: String,
     /// The revocation list the TLS verifier checks, and the connections
     /// a revocation closes.
     pub revocation: crate::revocation::Revocation,
@@ -73,6 +76,8 @@ pub struct LiveSettings {
     pub retention: crate::retention::Retention,
     /// What an EC2 identity enrollment is checked against.
     pub ec2: crate::ec2::Ec2Settings,
+    /// How long a catalog is valid without being signed again.
+    pub catalog_ttl: std::time::Duration,
 }
 
 impl LiveSettings {
@@ -83,6 +88,7 @@ impl LiveSettings {
             import_limits: config.import_limits,
             retention: config.retention.clone(),
             ec2: config.ec2.clone(),
+            catalog_ttl: config.catalog_ttl,
         }
     }
 }

@@ -258,3 +258,45 @@ fn a_node_renews_its_certificate_with_a_new_key_and_only_its_own_only_when_due()
         "the expired certificate: {err}"
     );
 }
+
+#[test]
+fn a_catalog_is_signed_again_before_it_expires_and_an_expired_cached_one_is_still_enforced() {
+    let mut master = TestMaster::start_with(&["--catalog-ttl", "6s"]);
+    let node = TestAgent::new("expiry-1");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    let expiry = |master: &TestMaster| {
+        let shown = master.ctl(&["catalog", "show", "expiry-1", "--json"]);
+        let catalog: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+        (
+            catalog["version"].as_u64().unwrap(),
+            catalog["expires_at_ms"].as_i64().unwrap(),
+            catalog["epoch"].as_str().unwrap().to_string(),
+        )
+    };
+    let (version, first, epoch) = expiry(&master);
+    assert_eq!(epoch.len(), 16, "the master's epoch");
+    let now = rigger_common::time::now_ms();
+    assert!(first > now && first <= now + 6_000, "{first} vs {now}");
+
+    // Past half its validity, the next request gets the same version
+    // signed again with a later expiry: nothing to apply.
+    std::thread::sleep(Duration::from_millis(3_500));
+    let out = node.once(&master.url(), &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let (same, later, _) = expiry(&master);
+    assert_eq!(same, version);
+    assert!(later > first, "{later} vs {first}");
+
+    // The master goes away for longer than that: the node still enforces
+    // its cached catalog, and says it expired.
+    master.stop();
+    std::thread::sleep(Duration::from_millis(6_500));
+    let out = node.once(&master.url(), &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr.contains("the catalog has expired"),
+        "{}",
+        out.all()
+    );
+    master.restart();
+}

@@ -69,7 +69,7 @@ async fn a_stolen_node_identity_reaches_nothing_beyond_that_node() {
     let reply = CatalogServiceClient::new(chan.clone())
         .get_catalog(GetCatalogRequest {
             facts_json: facts.to_string(),
-            role: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -82,6 +82,7 @@ async fn a_stolen_node_identity_reaches_nothing_beyond_that_node() {
         .get_catalog(GetCatalogRequest {
             facts_json: "{}".into(),
             role: "apim".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

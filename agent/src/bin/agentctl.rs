@@ -364,14 +364,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 
 /// `agentctl status`'s exit code: 3 disabled, 1 degraded or failed (the
 /// last run failed, the master gave no fresh catalog, a service is not
-/// ready), else 0.
+/// ready, the catalog expired), else 0.
 fn status_code(s: &AgentStatus) -> u8 {
     let degraded = s.last_run_result == "failed"
         || !s.last_error.is_empty()
         || s.used_cached_catalog
         || s.services.iter().any(|h| !h.ready)
         || s.mounts.iter().any(|m| !m.matches)
-        || s.links.iter().any(|l| l.target != l.expected);
+        || s.links.iter().any(|l| l.target != l.expected)
+        || (s.catalog_expires_at_ms > 0 && s.catalog_expires_at_ms <= now_ms());
     if s.disabled {
         exit::DISABLED
     } else if degraded {
@@ -432,6 +433,8 @@ fn status_json(s: &AgentStatus) -> serde_json::Value {
             "ok": l.target == l.expected,
         })).collect::<Vec<_>>(),
         "site_commit": (!s.site_commit.is_empty()).then_some(&s.site_commit),
+        "catalog_epoch": s.catalog_epoch,
+        "catalog_expires_at_ms": s.catalog_expires_at_ms,
         "changed": s.changed,
         "failed": s.failed,
         "skipped": s.skipped,
@@ -611,6 +614,12 @@ fn print_status(s: &AgentStatus) {
                 rigger_common::catalog::site_revision_text(&s.site_revision, Some(&s.site_commit));
             if !site.is_empty() {
                 say!("site:      revision {site}");
+            }
+            if s.catalog_expires_at_ms > 0 && s.catalog_expires_at_ms <= now_ms() {
+                say!(
+                    "WARNING:   the catalog EXPIRED at {}: the master has not signed it again (is it reachable?); it is still enforced",
+                    format_ms(s.catalog_expires_at_ms)
+                );
             }
         }
         if !s.held_back.is_empty() {

@@ -65,6 +65,8 @@ impl FakeMaster {
             version,
             digest: content.digest(),
             compiled_at_ms: 0,
+            epoch: String::new(),
+            expires_at_ms: 0,
             site_revision: format!("fake{version}"),
             site_commit: None,
             level_sources: Default::default(),

@@ -239,9 +239,13 @@ fn chunk_of(chunk: proto::BlobChunk) -> Result<BlobChunk, MasterError> {
 #[tonic::async_trait]
 impl MasterClient for GrpcMaster {
     async fn catalog(&self, request: CatalogRequest) -> Result<CatalogReply, MasterError> {
+        let (applied_epoch, applied_version, applied_digest) = request.applied;
         let request = proto::GetCatalogRequest {
             facts_json: request.facts.to_string(),
             role: request.role.unwrap_or_default(),
+            applied_epoch,
+            applied_version,
+            applied_digest,
         };
         let reply = when_busy_ask_again("catalog", || {
             let request = request.clone();

@@ -29,6 +29,8 @@ pub struct CatalogRequest {
     pub facts: serde_json::Value,
     /// The role the agent asks for (`--role`), if any.
     pub role: Option<String>,
+    /// The catalog applied: (epoch, version, digest); version 0 when none.
+    pub applied: (String, u64, String),
 }
 
 /// The master's answer to a catalog request.

@@ -313,11 +313,18 @@ impl Agent {
         }
         summary.used_cached_catalog = fetched.from_cache;
         let mut persisted = self.state.load()?;
-        let catalog = self.verify(&identity, &fetched.signed, persisted.applied_version)?;
+        let catalog = self.verify(&identity, &fetched.signed, &persisted)?;
         summary.catalog_version = catalog.version;
         summary.catalog_digest = catalog.digest.to_string();
         if fetched.from_cache {
             tracing::warn!(version = catalog.version, error = %fetched.master_error, "master unavailable; enforcing the cached catalog");
+        }
+        if catalog.expires_at_ms != 0 && catalog.expires_at_ms <= rigger_common::time::now_ms() {
+            tracing::warn!(
+                version = catalog.version,
+                expired = %rigger_common::time::format_ms(catalog.expires_at_ms),
+                "the catalog has expired: its master has not signed it again for long; still enforcing it"
+            );
         }
 
         let mut ctx = ApplyContext::new(self.paths.clone());
@@ -422,6 +429,7 @@ impl Agent {
             }
             persisted.applied_version = catalog.version;
             persisted.applied_digest = catalog.digest.to_string();
+            persisted.applied_epoch = catalog.epoch.clone();
             persisted.applied_site_revision = catalog.site_revision.clone();
             persisted.applied_site_commit = catalog.site_commit.clone();
             self.state.save(&persisted)?;
@@ -444,9 +452,15 @@ impl Agent {
         identity: &Identity,
         facts: &serde_json::Value,
     ) -> Result<Fetched, RunError> {
+        let applied = self.state.load().unwrap_or_default();
         let request = CatalogRequest {
             facts: facts.clone(),
             role: self.config.role.clone(),
+            applied: (
+                applied.applied_epoch,
+                applied.applied_version,
+                applied.applied_digest,
+            ),
         };
         let (master, error) = match self.connector.connect(identity).await {
             Ok(master) => match master.catalog(request).await {
@@ -518,8 +532,9 @@ impl Agent {
         &self,
         identity: &Identity,
         signed: &SignedCatalog,
-        applied: u64,
+        applied: &crate::state::AgentState,
     ) -> Result<Catalog, RunError> {
+        let applied_version = applied.applied_version;
         let catalog = verify_catalog(&identity.signing_key, signed)
             .map_err(|e| RunError::Refused(error_chain(&e)))?;
         if catalog.node != identity.certname {
@@ -528,10 +543,23 @@ impl Agent {
                 catalog.node, identity.certname
             )));
         }
-        if catalog.version < applied {
+        if catalog.version < applied_version {
             return Err(RunError::Refused(format!(
-                "catalog version {} is older than the applied version {applied}; a rollback must come as a new, higher version",
+                "catalog version {} is older than the applied version {applied_version}; a rollback must come as a new, higher version",
                 catalog.version
+            )));
+        }
+        // (epoch, version) names one content for ever: the same number
+        // with other content is a master that lost its history (restored
+        // from a backup) reusing it.
+        if catalog.version == applied_version
+            && catalog.digest.to_string() != applied.applied_digest
+        {
+            return Err(RunError::Refused(format!(
+                "catalog version {} (master epoch {}) is not the content this node applied as version {applied_version} (epoch {}): the master reuses a version number (restored from a backup?); it must issue a higher one",
+                catalog.version,
+                shown_epoch(&catalog.epoch),
+                shown_epoch(&applied.applied_epoch)
             )));
         }
         // Structure and every path-like value, before anything is fetched
@@ -543,6 +571,10 @@ impl Agent {
             .map_err(|e| RunError::Refused(e.to_string()))?;
         Ok(catalog)
     }
+}
+
+fn shown_epoch(epoch: &str) -> &str {
+    if epoch.is_empty() { "none" } else { epoch }
 }
 
 /// One resource's outcome in the log, when it is known.

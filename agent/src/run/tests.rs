@@ -184,6 +184,33 @@ async fn an_older_version_than_the_applied_one_is_refused() {
 }
 
 #[tokio::test]
+async fn the_applied_version_with_other_content_is_refused_and_the_same_content_is_not() {
+    let root = tempfile::tempdir().unwrap();
+    let master = FakeMaster::new("node1");
+    master.publish(5, content(vec![]));
+    let agent = agent(root.path(), &master);
+    assert_eq!(agent.run_once(false, false, None).await.error, "");
+    // The same version again (signed anew): fine.
+    master.publish(5, content(vec![]));
+    assert_eq!(agent.run_once(false, false, None).await.error, "");
+    // Version 5 with other content: a master that lost its history.
+    master.publish(5, content(vec![file("conf", "/etc/demo.conf", |_| {})]));
+    let summary = agent.run_once(false, false, None).await;
+    assert!(
+        summary.error.contains("reuses a version number"),
+        "{summary:?}"
+    );
+    assert!(!root.path().join("etc/demo.conf").exists());
+    // Asked for a catalog, the agent said what it applied.
+    let asked = master.requests();
+    assert_eq!(asked.last().unwrap().applied.1, 5);
+    // Above it: applied.
+    master.publish(6, content(vec![file("conf", "/etc/demo.conf", |_| {})]));
+    assert_eq!(agent.run_once(false, false, None).await.error, "");
+    assert!(root.path().join("etc/demo.conf").exists());
+}
+
+#[tokio::test]
 async fn a_signed_catalog_whose_shared_folder_climbs_out_is_refused_before_anything_happens() {
     let root = tempfile::tempdir().unwrap();
     let master = FakeMaster::new("node1");

@@ -45,6 +45,16 @@ pub struct Catalog {
     pub digest: Digest,
     /// When the master compiled this version (Unix ms).
     pub compiled_at_ms: i64,
+    /// The master's epoch: a new one for each data directory and each
+    /// restore from a backup, so that (epoch, version) names one content
+    /// for ever ("" in catalogs made before epochs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
+    /// After this (Unix ms) a node still enforces the catalog but says it
+    /// has expired: its master has not been heard from for long (0: never
+    /// expires, catalogs made before expiry).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub expires_at_ms: i64,
     /// The revision of the site and modules it was compiled from (the
     /// same for every node compiled from one change, whatever their
     /// versions); empty in catalogs made before revisions were recorded.
@@ -62,6 +72,10 @@ pub struct Catalog {
     pub level_sources: std::collections::BTreeMap<String, String>,
     /// What the node must look like.
     pub content: CatalogContent,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// The part of a catalog that its digest covers.

@@ -91,6 +91,9 @@ struct Cli {
     /// An identity document signed longer ago than this is stale (default 24h).
     #[arg(long, env = "RIGGER_EC2_MAX_DOCUMENT_AGE")]
     ec2_max_document_age: Option<String>,
+    /// How long a catalog is valid without being signed again (default 14d).
+    #[arg(long, env = "RIGGER_CATALOG_TTL")]
+    catalog_ttl: Option<String>,
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -157,6 +160,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
         aws_certificates: cli.aws_certificates.clone(),
         ec2_max_launch_age: cli.ec2_max_launch_age.clone(),
         ec2_max_document_age: cli.ec2_max_document_age.clone(),
+        catalog_ttl: cli.catalog_ttl.clone(),
     };
     Ok(MasterConfig::resolve(file, overrides)?)
 }

@@ -63,7 +63,13 @@ impl CatalogService for Catalogs {
             .inspect_err(|busy| self.state.metrics.busy(busy.what))?;
         let req = request.into_inner();
         let asked = Some(req.role.as_str()).filter(|r| !r.is_empty());
-        let signed = catalogs::requested(&self.state, &certname, &req.facts_json, asked).await?;
+        let applied = (req.applied_version > 0).then(|| crate::store::AppliedCatalog {
+            epoch: req.applied_epoch.clone(),
+            version: req.applied_version,
+            digest: req.applied_digest.clone(),
+        });
+        let signed =
+            catalogs::requested(&self.state, &certname, &req.facts_json, asked, applied).await?;
         let mut reply: SignedCatalog = signed.into();
         reply.held_back = crate::rollouts::held_note(&self.state, &certname)
             .await

@@ -2,10 +2,13 @@
 //! race on (token uses, catalog versions, leases) is one atomic operation
 //! here, so that a backend can implement it with a transaction.
 
+use rigger_common::signing::SignedCatalog;
+
 use super::{
-    ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, LeaseDecision, LeaseRecord,
-    NodeRecord, PendingEnrollment, PromotionRecord, ReportRecord, ReportSummary, RolloutNode,
-    RolloutRecord, ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord,
+    AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord,
+    LeaseDecision, LeaseRecord, NodeRecord, PendingEnrollment, PromotionRecord, ReportRecord,
+    ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord, StoreError, TokenRecord,
+    TreeInsert, TreeRecord,
 };
 
 /// Tokens, certificates, inventory, catalog history, reports, trees,
@@ -80,6 +83,22 @@ pub trait MetaStore: Send + Sync {
         ip: Option<&str>,
         facts: &serde_json::Value,
         now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Records the catalog a node says it applied.
+    async fn record_applied(
+        &self,
+        certname: &str,
+        applied: &AppliedCatalog,
+    ) -> Result<(), StoreError>;
+    /// The catalog the node last said it applied (`None`: never said).
+    async fn applied(&self, certname: &str) -> Result<Option<AppliedCatalog>, StoreError>;
+    /// Replaces the signed form of a stored version whose content is
+    /// unchanged (re-signed with a later expiry).
+    async fn replace_signed(
+        &self,
+        certname: &str,
+        version: u64,
+        signed: &SignedCatalog,
     ) -> Result<(), StoreError>;
     /// Removes a node, revokes its certificates and frees its restart
     /// leases, atomically; returns whether it was there. Its catalog

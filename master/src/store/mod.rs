@@ -143,6 +143,17 @@ pub struct NodeRecord {
     pub catalog_error: String,
 }
 
+/// The catalog a node says it applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppliedCatalog {
+    /// The epoch of the master that issued it ("" before epochs).
+    pub epoch: String,
+    /// Its version.
+    pub version: u64,
+    /// Its content digest.
+    pub digest: String,
+}
+
 /// One stored catalog version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogRecord {

@@ -12,10 +12,10 @@ use sqlx::sqlite::{
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, LeaseDecision, LeaseRecord,
-    MetaStore, NodeRecord, PendingEnrollment, PromotionRecord, ReportRecord, ReportSummary,
-    RolloutNode, RolloutRecord, ServiceHealthRecord, StoreError, TokenRecord, TreeInsert,
-    TreeRecord, stored_digest,
+    AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord,
+    LeaseDecision, LeaseRecord, MetaStore, NodeRecord, PendingEnrollment, PromotionRecord,
+    ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord, StoreError,
+    TokenRecord, TreeInsert, TreeRecord, stored_digest,
 };
 
 /// The SQLite schema's history, embedded in the binary.
@@ -387,6 +387,56 @@ impl MetaStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(sql("store a catalog"))?;
+        Ok(())
+    }
+
+    async fn record_applied(
+        &self,
+        certname: &str,
+        applied: &AppliedCatalog,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE nodes SET applied_epoch = ?, applied_version = ?, applied_digest = ? WHERE certname = ?")
+            .bind(&applied.epoch)
+            .bind(i64::try_from(applied.version).unwrap_or(i64::MAX))
+            .bind(&applied.digest)
+            .bind(certname)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("record the applied catalog"))?;
+        Ok(())
+    }
+
+    async fn applied(&self, certname: &str) -> Result<Option<AppliedCatalog>, StoreError> {
+        let row = sqlx::query(
+            "SELECT applied_epoch, applied_version, applied_digest FROM nodes WHERE certname = ?",
+        )
+        .bind(certname)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql("read the applied catalog"))?;
+        Ok(row
+            .map(|r| AppliedCatalog {
+                epoch: r.get(0),
+                version: u64::try_from(r.get::<i64, _>(1)).unwrap_or(0),
+                digest: r.get(2),
+            })
+            .filter(|a| a.version > 0))
+    }
+
+    async fn replace_signed(
+        &self,
+        certname: &str,
+        version: u64,
+        signed: &SignedCatalog,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE catalogs SET catalog_json = ?, signature = ? WHERE certname = ? AND version = ?")
+            .bind(&signed.catalog_json)
+            .bind(&signed.signature)
+            .bind(certname)
+            .bind(version as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("re-sign a catalog"))?;
         Ok(())
     }
 
