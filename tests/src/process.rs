@@ -44,7 +44,8 @@ pub struct Output {
 }
 
 impl Output {
-    fn from(out: std::process::Output) -> Self {
+    /// What a finished process printed and how it ended.
+    pub fn of(out: std::process::Output) -> Self {
         Self {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -328,7 +329,7 @@ impl TestMaster {
             .args(args)
             .output()
             .expect("run masterctl");
-        Output::from(out)
+        Output::of(out)
     }
 
     /// Creates a token with `masterctl token create ARGS` and returns it.
@@ -444,7 +445,7 @@ impl TestAgent {
             .args(["--once", "--detailed-exitcodes"])
             .output()
             .expect("run rigger-agent");
-        Output::from(out)
+        Output::of(out)
     }
 
     /// Starts a `--once` run and returns at once (the caller waits for it
@@ -468,7 +469,7 @@ impl TestAgent {
             .envs(env.iter().copied())
             .output()
             .expect("run rigger-agent");
-        Output::from(out)
+        Output::of(out)
     }
 
     /// Enrolls with a fresh token (trusting the CA by fingerprint) and applies.
@@ -559,7 +560,7 @@ impl TestAgent {
             .args(args)
             .output()
             .expect("run agentctl");
-        Output::from(out)
+        Output::of(out)
     }
 
     /// `agentctl status --json`.

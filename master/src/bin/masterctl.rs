@@ -31,6 +31,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Encrypted backups of the master's data directory (CA, signing key,
+    /// database snapshot, content), and restores: run on the master's host.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// The master at a glance: version, the CA's expiry (warned 90 days
     /// ahead), the revocation list in force, node certificates by state.
     Status {
@@ -251,6 +255,45 @@ enum TokenCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum BackupCommand {
+    /// Write a new random backup key to FILE (0600). Keep it away from the
+    /// backups: a backup is only as safe as its key.
+    Key {
+        /// Where to write the key.
+        file: PathBuf,
+    },
+    /// Back up the data directory into FILE, encrypted with the key in
+    /// --key-file; safe while the master runs (SQLite snapshots itself).
+    Create {
+        /// The backup to write.
+        file: PathBuf,
+        /// The key (from `masterctl backup key`).
+        #[arg(long)]
+        key_file: PathBuf,
+        /// The master's data directory.
+        #[arg(long, default_value = "/var/lib/rigger/master")]
+        data_dir: PathBuf,
+        /// Leave the content store (imported packs) out: smaller, and the
+        /// packs are imported again after a restore.
+        #[arg(long)]
+        without_blobs: bool,
+    },
+    /// Restore FILE into an empty data directory (the master stopped); the
+    /// restored master starts a new epoch and continues above every
+    /// catalog version its nodes have seen.
+    Restore {
+        /// The backup.
+        file: PathBuf,
+        /// The key it was made with.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// The (empty or absent) data directory to restore into.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum CaCommand {
     /// Print the CA certificate and its sha256 fingerprint.
     Show,
@@ -368,6 +411,32 @@ enum CatalogCommand {
     },
 }
 
+fn command_of(command: BackupCommand) -> ctl::backup::Command {
+    match command {
+        BackupCommand::Key { file } => ctl::backup::Command::Key { file },
+        BackupCommand::Create {
+            file,
+            key_file,
+            data_dir,
+            without_blobs,
+        } => ctl::backup::Command::Create {
+            file,
+            key_file,
+            data_dir,
+            with_blobs: !without_blobs,
+        },
+        BackupCommand::Restore {
+            file,
+            key_file,
+            data_dir,
+        } => ctl::backup::Command::Restore {
+            file,
+            key_file,
+            data_dir,
+        },
+    }
+}
+
 fn main() -> ExitCode {
     let cli: Cli = exit::parse_args();
     rigger_common::cli::run("masterctl", async move {
@@ -403,6 +472,11 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         write_out(&Output::from(std::mem::take(&mut checked.report)))?;
         checked.into_result()?;
         return Ok(Output::default());
+    }
+    if let Command::Backup(command) = cli.command {
+        return ctl::backup::run(command_of(command))
+            .await
+            .map(Output::from);
     }
     let c = Ctl::connect(&cli.socket).await?;
     let text = match cli.command {
@@ -490,7 +564,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             checked.into_result()?;
             return Ok(Output::default());
         }
-        Command::Module(_) => unreachable!("handled before connecting"),
+        Command::Module(_) | Command::Backup(_) => unreachable!("handled before connecting"),
     };
     Ok(text.into())
 }

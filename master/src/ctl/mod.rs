@@ -3,6 +3,7 @@
 //! parses arguments and writes that text (a closed pipe ends it quietly).
 
 pub mod artifact;
+pub mod backup;
 pub mod ca;
 pub mod catalog;
 pub mod cert;
