@@ -7,6 +7,7 @@
 //! The gRPC handlers in [`rpc`] authenticate, convert and call the domain
 //! modules ([`catalogs`], [`enrollment`], [`leases`], [`content`]).
 
+pub mod admins;
 pub mod backup;
 pub mod ca;
 pub mod catalogs;

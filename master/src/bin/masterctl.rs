@@ -25,6 +25,20 @@ struct Cli {
         global = true
     )]
     socket: PathBuf,
+    /// Administer a master remotely, over its node listener (e.g.
+    /// 10.0.1.10:8140), with an admin certificate (`masterctl admin
+    /// issue`) instead of the socket.
+    #[arg(long, env = "RIGGER_MASTER", global = true, requires_all = ["cert", "key", "ca"])]
+    master: Option<String>,
+    /// The admin certificate (with --master).
+    #[arg(long, env = "RIGGER_ADMIN_CERT", global = true)]
+    cert: Option<PathBuf>,
+    /// Its key (with --master).
+    #[arg(long, env = "RIGGER_ADMIN_KEY", global = true)]
+    key: Option<PathBuf>,
+    /// The master's CA certificate (with --master).
+    #[arg(long, env = "RIGGER_ADMIN_CA", global = true)]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,6 +49,9 @@ enum Command {
     /// database snapshot, content), and restores: run on the master's host.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Remote administrators' certificates.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// The master at a glance: version, the CA's expiry (warned 90 days
     /// ahead), the revocation list in force, node certificates by state.
     Status {
@@ -251,6 +268,21 @@ enum TokenCommand {
     Revoke {
         /// Its id, as `token list` shows it.
         id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Issue an admin certificate for NAME (on the master, as root): a key
+    /// made here and its certificate, with the CA, are written to --out;
+    /// whoever holds them may administer the master remotely until the
+    /// certificate expires or `masterctl cert revoke admin/NAME`.
+    Issue {
+        /// The administrator's name (letters, digits, '.', '-', '_').
+        name: String,
+        /// The directory to write NAME.key (0600), NAME.crt and ca.crt to.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -478,8 +510,19 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             .await
             .map(Output::from);
     }
-    let c = Ctl::connect(&cli.socket).await?;
+    let c = match &cli.master {
+        Some(master) => {
+            let (Some(cert), Some(key), Some(ca)) = (&cli.cert, &cli.key, &cli.ca) else {
+                anyhow::bail!("--master needs --cert, --key and --ca");
+            };
+            Ctl::connect_remote(master, cert, key, ca).await?
+        }
+        None => Ctl::connect(&cli.socket).await?,
+    };
     let text = match cli.command {
+        Command::Admin(AdminCommand::Issue { name, out }) => {
+            ctl::admin::issue(&c, &name, &out).await?
+        }
         Command::Token(TokenCommand::Create {
             ttl,
             uses,

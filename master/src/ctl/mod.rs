@@ -2,6 +2,7 @@
 //! master's admin socket and returns the text to print; the binary only
 //! parses arguments and writes that text (a closed pipe ends it quietly).
 
+pub mod admin;
 pub mod artifact;
 pub mod backup;
 pub mod ca;
@@ -53,6 +54,36 @@ impl Ctl {
         let channel = rigger_common::grpc::unix_channel(socket)
             .await
             .with_context(|| format!("cannot reach the master's admin socket {} (is rigger-master running, and are you root?)", socket.display()))?;
+        Ok(Self {
+            client: AdminServiceClient::new(channel),
+        })
+    }
+
+    /// Connects to the master at `master` (its node listener) with the
+    /// admin certificate `cert` and key `key`, trusting the CA in `ca`.
+    pub async fn connect_remote(
+        master: &str,
+        cert: &Path,
+        key: &Path,
+        ca: &Path,
+    ) -> anyhow::Result<Self> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let identity = rigger_common::tls::ClientIdentity {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        };
+        let config = rigger_common::tls::client_config(&read(ca)?, Some(&identity))?;
+        let address = rigger_common::grpc::MasterAddress::parse(master)
+            .map_err(|e| anyhow!("--master {master:?}: {e}"))?;
+        let channel = rigger_common::grpc::tls_channel(
+            &address,
+            std::sync::Arc::new(config),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .with_context(|| format!("cannot reach the master at {master}"))?;
         Ok(Self {
             client: AdminServiceClient::new(channel),
         })

@@ -6,14 +6,15 @@ use std::time::Duration;
 use rigger_common::proto::admin_service_server::AdminService;
 use rigger_common::proto::{
     ArtifactInfo, CatalogVersionInfo, CheckRolesRequest, CheckRolesResponse, ControlRolloutRequest,
-    EditReview, FreeLeaseRequest, FreeLeaseResponse, ImportArtifactRequest, Lease,
-    ListArtifactsRequest, ListArtifactsResponse, ListCatalogsRequest, ListCatalogsResponse,
-    ListLeasesRequest, ListLeasesResponse, ListPendingRequest, ListPendingResponse,
-    ListRolloutsRequest, ListRolloutsResponse, ListTokensRequest, ListTokensResponse,
-    LookupRequest, LookupResponse, LookupSource, PromoteLevelRequest, PromoteLevelResponse,
-    RemoveNodeRequest, RemoveNodeResponse, RevokeCertRequest, RevokeCertResponse,
-    RevokeTokenRequest, RoleCheck, Rollout, RolloutNode, ShowNodeRequest, ShowNodeResponse,
-    SignPendingRequest, SignPendingResponse, StoredReport, TemplateReview, TokenInfo,
+    EditReview, FreeLeaseRequest, FreeLeaseResponse, ImportArtifactRequest, IssueAdminCertRequest,
+    IssueAdminCertResponse, Lease, ListArtifactsRequest, ListArtifactsResponse,
+    ListCatalogsRequest, ListCatalogsResponse, ListLeasesRequest, ListLeasesResponse,
+    ListPendingRequest, ListPendingResponse, ListRolloutsRequest, ListRolloutsResponse,
+    ListTokensRequest, ListTokensResponse, LookupRequest, LookupResponse, LookupSource,
+    PromoteLevelRequest, PromoteLevelResponse, RemoveNodeRequest, RemoveNodeResponse,
+    RevokeCertRequest, RevokeCertResponse, RevokeTokenRequest, RoleCheck, Rollout, RolloutNode,
+    ShowNodeRequest, ShowNodeResponse, SignPendingRequest, SignPendingResponse, StoredReport,
+    TemplateReview, TokenInfo,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -44,7 +45,42 @@ impl Admin {
     }
 }
 
-fn local_peer<T>(request: &Request<T>) -> Result<(), Status> {
+/// Who makes an admin request, or why they may not: root (or the
+/// master's own user) on the admin socket, or, over TLS, the holder of an
+/// unrevoked admin certificate (`masterctl admin issue`). Every request is
+/// logged with who made it.
+async fn admin_caller<T>(
+    state: &crate::state::MasterState,
+    request: &Request<T>,
+) -> Result<String, Status> {
+    let method = request
+        .extensions()
+        .get::<tonic::GrpcMethod>()
+        .map_or("?", |m| m.method());
+    let who = if let Some(uds) = request.extensions().get::<UdsConnectInfo>() {
+        rigger_common::grpc::check_local_peer(Some(uds))?;
+        let uid = uds.peer_cred.map_or(0, |c| c.uid());
+        format!("uid {uid} on the admin socket")
+    } else {
+        let cert = super::authenticated_cert(state, request, method).await?;
+        match crate::admins::name_of(&cert.certname) {
+            Some(name) => format!("admin {name} (certificate {})", cert.serial),
+            None => {
+                tracing::warn!(node = %cert.certname, method, "refused: a node called the admin API");
+                return Err(Status::permission_denied(format!(
+                    "{} is a node: the admin API needs the admin socket or an admin certificate (`masterctl admin issue`)",
+                    cert.certname
+                )));
+            }
+        }
+    };
+    tracing::info!(who = %who, method, "admin request");
+    Ok(who)
+}
+
+/// Refuses a request that did not come over the admin socket (what only
+/// root on the master may do: issue admin certificates).
+fn local_only<T>(request: &Request<T>) -> Result<(), Status> {
     rigger_common::grpc::check_local_peer(request.extensions().get::<UdsConnectInfo>())
 }
 
@@ -54,7 +90,7 @@ impl AdminService for Admin {
         &self,
         request: Request<CreateTokenRequest>,
     ) -> Result<Response<CreateTokenResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let role = Some(req.role).filter(|r| !r.is_empty());
         let ttl = Duration::from_secs(req.ttl_seconds);
@@ -71,7 +107,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ShowCaRequest>,
     ) -> Result<Response<ShowCaResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let fingerprint = self
             .state
             .ca
@@ -87,7 +123,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ListCertsRequest>,
     ) -> Result<Response<ListCertsResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let certs = self
             .state
             .store
@@ -110,7 +146,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ListPendingRequest>,
     ) -> Result<Response<ListPendingResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let pending = self
             .state
             .store
@@ -133,7 +169,7 @@ impl AdminService for Admin {
         &self,
         request: Request<SignPendingRequest>,
     ) -> Result<Response<SignPendingResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let role = Some(req.role.as_str()).filter(|r| !r.is_empty());
         let role = enrollment::sign_pending(&self.state, &req.certname, role).await?;
@@ -144,7 +180,7 @@ impl AdminService for Admin {
         &self,
         request: Request<RevokeCertRequest>,
     ) -> Result<Response<RevokeCertResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let name = request.into_inner().name;
         let (certname, serials, closed) = crate::revocation::revoke(&self.state, &name).await?;
         Ok(Response::new(RevokeCertResponse {
@@ -158,7 +194,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let nodes = inventory::nodes(&self.state)
             .await?
             .into_iter()
@@ -167,11 +203,26 @@ impl AdminService for Admin {
         Ok(Response::new(ListNodesResponse { nodes }))
     }
 
+    async fn issue_admin_cert(
+        &self,
+        request: Request<IssueAdminCertRequest>,
+    ) -> Result<Response<IssueAdminCertResponse>, Status> {
+        local_only(&request)?;
+        admin_caller(&self.state, &request).await?;
+        let req = request.into_inner();
+        let (cert_pem, ca_cert_pem) =
+            crate::admins::issue(&self.state, &req.name, &req.csr_pem).await?;
+        Ok(Response::new(IssueAdminCertResponse {
+            cert_pem,
+            ca_cert_pem,
+        }))
+    }
+
     async fn show_status(
         &self,
         request: Request<ShowStatusRequest>,
     ) -> Result<Response<ShowStatusResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let state = &self.state;
         let (ca_subject, ca_not_after_ms) = state.ca.subject_and_expiry().unwrap_or_default();
         let list = state.revocation.in_force().await;
@@ -198,7 +249,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ShowCatalogRequest>,
     ) -> Result<Response<ShowCatalogResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let version = Some(req.version).filter(|v| *v > 0);
         let catalog = catalogs::stored(&self.state, &req.certname, version).await?;
@@ -211,7 +262,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ImportProductRequest>,
     ) -> Result<Response<ImportResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let name = Some(req.name).filter(|n| !n.is_empty());
         let version = Some(req.version).filter(|v| !v.is_empty());
@@ -223,7 +274,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ImportUpdateRequest>,
     ) -> Result<Response<ImportResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let level = Some(req.level).filter(|l| *l > 0);
         let outcome = import::import_update(&self.state, &req.product, &req.path, level).await?;
@@ -234,7 +285,7 @@ impl AdminService for Admin {
         &self,
         request: Request<RollbackCatalogRequest>,
     ) -> Result<Response<RollbackCatalogResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let catalog = catalogs::roll_back(&self.state, &req.certname, req.to_version).await?;
         Ok(Response::new(RollbackCatalogResponse {
@@ -247,7 +298,7 @@ impl AdminService for Admin {
         &self,
         request: Request<UnpinCatalogRequest>,
     ) -> Result<Response<UnpinCatalogResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let certname = request.into_inner().certname;
         let was_pinned = catalogs::unpin(&self.state, &certname).await?;
         Ok(Response::new(UnpinCatalogResponse { was_pinned }))
@@ -257,7 +308,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ImportArtifactRequest>,
     ) -> Result<Response<ArtifactInfo>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let record = import::import_artifact(&self.state, &req.path, &req.name).await?;
         Ok(Response::new(artifact_info(record)))
@@ -267,7 +318,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ListArtifactsRequest>,
     ) -> Result<Response<ListArtifactsResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let artifacts = self
             .state
             .store
@@ -283,7 +334,7 @@ impl AdminService for Admin {
         &self,
         request: Request<PromoteLevelRequest>,
     ) -> Result<Response<PromoteLevelResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let done =
             crate::promotions::promote(&self.state, &req.product, req.level, &req.environment)
@@ -301,7 +352,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ShowNodeRequest>,
     ) -> Result<Response<ShowNodeResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let detail = inventory::node(&self.state, &req.certname, req.reports).await?;
         Ok(Response::new(ShowNodeResponse {
@@ -322,7 +373,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ListRolloutsRequest>,
     ) -> Result<Response<ListRolloutsResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let cluster = Some(req.cluster.as_str()).filter(|c| !c.is_empty());
         let rollouts = crate::rollouts::views(&self.state, cluster)
@@ -337,7 +388,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ControlRolloutRequest>,
     ) -> Result<Response<Rollout>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let what = match req.action.as_str() {
             "pause" => crate::rollouts::Control::Pause,
@@ -360,7 +411,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ListTokensRequest>,
     ) -> Result<Response<ListTokensResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let tokens = crate::tokens::list(&self.state)
             .await?
             .into_iter()
@@ -373,7 +424,7 @@ impl AdminService for Admin {
         &self,
         request: Request<RevokeTokenRequest>,
     ) -> Result<Response<TokenInfo>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let id = request.into_inner().id;
         let token = crate::tokens::revoke(&self.state, &id).await?;
         Ok(Response::new(token_info(token)))
@@ -383,7 +434,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ListCatalogsRequest>,
     ) -> Result<Response<ListCatalogsResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let store = &self.state.store;
         if store
@@ -429,7 +480,7 @@ impl AdminService for Admin {
         &self,
         request: Request<CheckRolesRequest>,
     ) -> Result<Response<CheckRolesResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let checks = crate::catalogs::check_roles(&self.state).await?;
         Ok(Response::new(CheckRolesResponse {
             roles: checks
@@ -454,7 +505,7 @@ impl AdminService for Admin {
         &self,
         request: Request<LookupRequest>,
     ) -> Result<Response<LookupResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let req = request.into_inner();
         let found = inventory::lookup(&self.state, &req.certname, &req.key).await?;
         Ok(Response::new(LookupResponse {
@@ -473,7 +524,7 @@ impl AdminService for Admin {
         &self,
         request: Request<RemoveNodeRequest>,
     ) -> Result<Response<RemoveNodeResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let certname = request.into_inner().certname;
         enrollment::remove_node(&self.state, &certname).await?;
         Ok(Response::new(RemoveNodeResponse {}))
@@ -483,7 +534,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ListLeasesRequest>,
     ) -> Result<Response<ListLeasesResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let leases = self
             .state
             .store
@@ -505,7 +556,7 @@ impl AdminService for Admin {
         &self,
         request: Request<FreeLeaseRequest>,
     ) -> Result<Response<FreeLeaseResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let FreeLeaseRequest { group, certname } = request.into_inner();
         leases::free(&self.state, &group, &certname).await?;
         Ok(Response::new(FreeLeaseResponse {}))
@@ -515,7 +566,7 @@ impl AdminService for Admin {
         &self,
         request: Request<ListProductsRequest>,
     ) -> Result<Response<ListProductsResponse>, Status> {
-        local_peer(&request)?;
+        admin_caller(&self.state, &request).await?;
         let running = crate::promotions::running_levels(&self.state).await?;
         let levels = self
             .state

@@ -57,7 +57,7 @@ impl EnrollmentService for Enrollment {
         &self,
         request: Request<RenewRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
-        let current = super::authenticated_cert(&self.state, &request, "Renew").await?;
+        let current = super::node_cert(&self.state, &request, "Renew").await?;
         let csr_pem = request.into_inner().csr_pem;
         let renewed = enrollment::renew(&self.state, &current, &csr_pem).await?;
         Ok(Response::new(reply(renewed)))

@@ -51,7 +51,24 @@ pub async fn authenticated_node<T>(
     request: &Request<T>,
     rpc: &str,
 ) -> Result<String, Status> {
-    Ok(authenticated_cert(state, request, rpc).await?.certname)
+    Ok(node_cert(state, request, rpc).await?.certname)
+}
+
+/// [`authenticated_cert`], refusing an admin certificate: node RPCs are
+/// for nodes.
+pub async fn node_cert<T>(
+    state: &MasterState,
+    request: &Request<T>,
+    rpc: &str,
+) -> Result<crate::store::CertRecord, Status> {
+    let cert = authenticated_cert(state, request, rpc).await?;
+    if crate::admins::name_of(&cert.certname).is_some() {
+        return Err(Status::permission_denied(format!(
+            "{} is an admin certificate: {rpc} is for nodes",
+            cert.certname
+        )));
+    }
+    Ok(cert)
 }
 
 /// The record of the calling node's verified client certificate, which

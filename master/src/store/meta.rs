@@ -43,6 +43,8 @@ pub trait MetaStore: Send + Sync {
     /// unrevoked and its node still enrolled; `false` (nothing recorded)
     /// when not.
     async fn record_renewal(&self, cert: &CertRecord, renewed: &str) -> Result<bool, StoreError>;
+    /// Records a certificate that enrolls no node (an admin's).
+    async fn record_cert(&self, cert: &CertRecord) -> Result<(), StoreError>;
     /// How many certificates were ever issued to `certname`.
     async fn issued_count(&self, certname: &str) -> Result<u64, StoreError>;
     /// Records (or replaces) an enrollment waiting for an operator.

@@ -185,6 +185,16 @@ impl MetaStore for SqliteStore {
         Ok(true)
     }
 
+    async fn record_cert(&self, cert: &CertRecord) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(sql("begin storing a certificate"))?;
+        insert_cert(&mut tx, cert).await?;
+        tx.commit().await.map_err(sql("commit a certificate"))
+    }
+
     async fn issued_count(&self, certname: &str) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM certs WHERE certname = ?")
             .bind(certname)
