@@ -135,7 +135,12 @@ pub async fn create(
     with_blobs: bool,
 ) -> Result<Summary, BackupError> {
     let cipher = read_key(key_file)?;
-    let scratch = tempfile::tempdir_in(out.parent().unwrap_or(Path::new("."))).map_err(io(out))?;
+    // Written beside its destination, renamed into place once whole.
+    let beside = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let scratch = tempfile::tempdir_in(beside).map_err(io(out))?;
     let db = data_dir.join("master.db");
     if !db.exists() {
         return Err(BackupError::Missing(db.display().to_string()));
@@ -253,7 +258,10 @@ pub fn restore(backup: &Path, key_file: &Path, data_dir: &Path) -> Result<Summar
     let opened = OpeningReader::new(std::io::BufReader::new(file), cipher, backup)?;
     // Unpacked beside, moved in once whole: a failed restore leaves the
     // data directory empty.
-    let parent = data_dir.parent().unwrap_or(Path::new("."));
+    let parent = data_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     let staging = tempfile::tempdir_in(parent).map_err(io(parent))?;
     let mut archive = tar::Archive::new(opened);

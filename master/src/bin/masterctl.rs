@@ -27,17 +27,18 @@ struct Cli {
     socket: PathBuf,
     /// Administer a master remotely, over its node listener (e.g.
     /// 10.0.1.10:8140), with an admin certificate (`masterctl admin
-    /// issue`) instead of the socket.
-    #[arg(long, env = "RIGGER_MASTER", global = true, requires_all = ["cert", "key", "ca"])]
+    /// issue`) instead of the socket. Given before the command (`module
+    /// check --master` is another flag).
+    #[arg(long, env = "RIGGER_ADMIN_MASTER", requires_all = ["cert", "key", "ca"])]
     master: Option<String>,
     /// The admin certificate (with --master).
-    #[arg(long, env = "RIGGER_ADMIN_CERT", global = true)]
+    #[arg(long, env = "RIGGER_ADMIN_CERT")]
     cert: Option<PathBuf>,
     /// Its key (with --master).
-    #[arg(long, env = "RIGGER_ADMIN_KEY", global = true)]
+    #[arg(long, env = "RIGGER_ADMIN_KEY")]
     key: Option<PathBuf>,
     /// The master's CA certificate (with --master).
-    #[arg(long, env = "RIGGER_ADMIN_CA", global = true)]
+    #[arg(long, env = "RIGGER_ADMIN_CA")]
     ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -610,4 +611,17 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Module(_) | Command::Backup(_) => unreachable!("handled before connecting"),
     };
     Ok(text.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // Two flags of one name where clap would see both (a global one
+        // and a subcommand's) fail here rather than at run time.
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }
