@@ -98,8 +98,9 @@ pub struct ConnectionCounts {
 
 struct Entry {
     remote: IpAddr,
-    /// The client certificate it presented, verified.
-    client_cert: Option<CertificateDer<'static>>,
+    /// The client certificate chain it presented, verified (shared with
+    /// the connection's identity, not copied).
+    client_cert: Option<Arc<Vec<CertificateDer<'static>>>>,
     activity: Arc<Activity>,
     close: CancellationToken,
     close_reason: Arc<OnceLock<&'static str>>,
@@ -253,7 +254,8 @@ impl ConnectionTable {
         let table = self.lock();
         let mut closed = 0;
         for entry in table.entries.values() {
-            if entry.client_cert.as_ref().is_some_and(&refused) && !entry.close.is_cancelled() {
+            let leaf = entry.client_cert.as_ref().and_then(|chain| chain.first());
+            if leaf.is_some_and(&refused) && !entry.close.is_cancelled() {
                 entry.close(reason);
                 closed += 1;
             }
@@ -283,11 +285,11 @@ pub struct Admission {
 
 impl Admission {
     /// Marks the connection as carrying the verified client certificate
-    /// `cert`: it is never closed to make room (only when the
-    /// certificate is revoked, [`ConnectionTable::close_where`]).
-    pub fn authenticated(&self, cert: CertificateDer<'static>) {
+    /// chain `chain` (leaf first): it is never closed to make room (only
+    /// when the certificate is revoked, [`ConnectionTable::close_where`]).
+    pub fn authenticated(&self, chain: Arc<Vec<CertificateDer<'static>>>) {
         if let Some(entry) = self.table.lock().entries.get_mut(&self.id) {
-            entry.client_cert = Some(cert);
+            entry.client_cert = Some(chain);
         }
     }
 
@@ -335,8 +337,8 @@ mod tests {
         SocketAddr::from(([127, 0, 0, last], 40000))
     }
 
-    fn cert(n: u8) -> CertificateDer<'static> {
-        CertificateDer::from(vec![n])
+    fn cert(n: u8) -> Arc<Vec<CertificateDer<'static>>> {
+        Arc::new(vec![CertificateDer::from(vec![n])])
     }
 
     #[test]

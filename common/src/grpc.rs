@@ -176,8 +176,8 @@ impl TlsConnection {
             .1
             .peer_certificates()
             .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect::<Vec<_>>()));
-        if let Some(leaf) = certs.as_ref().and_then(|c| c.first()) {
-            admission.authenticated(leaf.clone());
+        if let Some(chain) = certs.as_ref().filter(|c| !c.is_empty()) {
+            admission.authenticated(chain.clone());
         }
         let identity = PeerIdentity {
             remote,
