@@ -152,6 +152,46 @@ impl Files {
     }
 }
 
+/// Whether the PEM bundles `a` and `b` hold a certificate in common.
+fn shares_a_ca(a: &str, b: &str) -> bool {
+    let fingerprints = |pem: &str| -> Vec<Digest> {
+        tls::certs_from_pem(pem, "a CA bundle")
+            .map(|certs| certs.iter().map(tls::fingerprint).collect())
+            .unwrap_or_default()
+    };
+    let b = fingerprints(b);
+    fingerprints(a).iter().any(|f| b.contains(f))
+}
+
+/// Trusts `bundle` (every CA the master trusts now, as it said over a
+/// connection this node verified with a CA in `trusted`) from now on: a
+/// CA rotation's new CA reaches the nodes this way. A bundle sharing no
+/// CA with `trusted`, or not parsing, is ignored. Returns whether the
+/// stored CA changed.
+pub fn adopt_ca_bundle(ssl_dir: &Path, trusted: &str, bundle: &str) -> Result<bool, IdentityError> {
+    let normalized = |pem: &str| pem.split_whitespace().collect::<String>();
+    if bundle.trim().is_empty() || normalized(bundle) == normalized(trusted) {
+        return Ok(false);
+    }
+    if !shares_a_ca(bundle, trusted) {
+        tracing::warn!(
+            "the master's CA bundle shares no CA with the one this node trusts: ignored"
+        );
+        return Ok(false);
+    }
+    write_atomic(
+        &Files::in_dir(ssl_dir).ca,
+        bundle.as_bytes(),
+        0o644,
+        Ownership::default(),
+    )?;
+    tracing::info!(
+        cas = tls::certs_from_pem(bundle, "the CA bundle").map_or(0, |c| c.len()),
+        "the master's CAs changed (a CA rotation): this node trusts them from now on"
+    );
+    Ok(true)
+}
+
 /// Why a stored identity cannot be used and must be replaced by a new
 /// enrollment: it belongs to another EC2 instance (baked into the image
 /// this one was launched from), or its certificate has expired and the
@@ -253,7 +293,7 @@ pub async fn renew(
         .renew(csr_pem)
         .await
         .map_err(IdentityError::Refused)?;
-    if reply.ca_cert_pem.trim() != current.ca_pem.trim() {
+    if !shares_a_ca(&reply.ca_cert_pem, &current.ca_pem) {
         return Err(IdentityError::CaChanged);
     }
     let der = tls::certs_from_pem(&reply.cert_pem, "the renewed certificate")?;
@@ -265,6 +305,7 @@ pub async fn renew(
     }
     write_atomic(&files.next_cert, reply.cert_pem.as_bytes(), 0o600, own)?;
     finish_renewal(ssl_dir)?;
+    adopt_ca_bundle(ssl_dir, &current.ca_pem, &reply.ca_cert_pem)?;
     load(ssl_dir)?.ok_or_else(|| IdentityError::Damaged {
         dir: ssl_dir.to_path_buf(),
         message: "identity missing right after renewal".into(),
@@ -450,10 +491,12 @@ pub async fn ensure(ssl_dir: &Path, settings: &EnrollSettings) -> Result<Identit
         .enroll(csr_pem, proof)
         .await
         .map_err(IdentityError::Refused)?;
-    if reply.ca_cert_pem.trim() != ca_pem.trim() {
+    // The master answers with every CA it trusts (two during a
+    // rotation): one of them must be the one this node trusted.
+    if !shares_a_ca(&reply.ca_cert_pem, &ca_pem) {
         return Err(IdentityError::CaChanged);
     }
-    write_atomic(&files.ca, ca_pem.as_bytes(), 0o644, own)?;
+    write_atomic(&files.ca, reply.ca_cert_pem.as_bytes(), 0o644, own)?;
     write_atomic(
         &files.signing_key,
         hex::encode(&reply.catalog_signing_key).as_bytes(),

@@ -11,6 +11,7 @@ impl From<crate::signing::SignedCatalog> for SignedCatalog {
             catalog_json: signed.catalog_json,
             signature: signed.signature,
             held_back: String::new(),
+            ca_bundle_pem: String::new(),
         }
     }
 }

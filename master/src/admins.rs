@@ -36,7 +36,7 @@ pub async fn issue(state: &MasterState, name: &str, csr_pem: &str) -> Result<(St
         .record_cert(&CertRecord::issued(&certname, &issued, now_ms()))
         .await?;
     tracing::warn!(admin = %name, serial = %issued.serial, "admin certificate issued");
-    Ok((issued.pem, state.ca.cert_pem().to_string()))
+    Ok((issued.pem, state.ca.trusted_pem()))
 }
 
 #[cfg(test)]

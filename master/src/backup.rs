@@ -1,5 +1,6 @@
 //! Backup and restore of a master's data directory, for disaster
-//! recovery: the CA, the catalog signing key, the restart-key HMAC key,
+//! recovery: the CA (and a rotation's next and previous CAs), the catalog
+//! signing key, the restart-key HMAC key,
 //! the epoch, a consistent snapshot of the database (`VACUUM INTO`, safe
 //! while the master runs) and, unless left out, the content store.
 //!
@@ -31,14 +32,18 @@ const TAG: usize = 16;
 /// The nonce prefix STREAM-BE32 leaves of a 96-bit nonce.
 const NONCE_PREFIX: usize = 7;
 
-/// The files of a data directory a backup holds (besides `master.db` and
-/// `blobs/`); those absent are skipped.
-const FILES: &[&str] = &[
-    "ca.crt",
-    "ca.key",
-    "catalog-signing.key",
-    "restart-key",
+/// The files of a data directory a backup must hold (besides
+/// `master.db` and `blobs/`).
+const FILES: &[&str] = &["ca.crt", "ca.key", "catalog-signing.key", "restart-key"];
+
+/// Those it holds when they are there: the epoch (older data directories
+/// have none) and the CAs of a rotation in progress.
+const OPTIONAL_FILES: &[&str] = &[
     crate::epoch::FILE,
+    "ca-next.crt",
+    "ca-next.key",
+    "ca-previous.crt",
+    "ca-previous.key",
 ];
 
 /// A backup or restore that failed.
@@ -211,10 +216,15 @@ fn write_archive(
         };
         for name in FILES {
             let path = data_dir.join(name);
+            if !path.exists() {
+                return Err(BackupError::Missing(path.display().to_string()));
+            }
+            add(&path, name, &mut summary)?;
+        }
+        for name in OPTIONAL_FILES {
+            let path = data_dir.join(name);
             if path.exists() {
                 add(&path, name, &mut summary)?;
-            } else if *name != crate::epoch::FILE {
-                return Err(BackupError::Missing(path.display().to_string()));
             }
         }
         add(snapshot, "master.db", &mut summary)?;

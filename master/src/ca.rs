@@ -57,6 +57,9 @@ pub enum CaError {
     /// The CSR is not acceptable.
     #[error("invalid certificate signing request: {0}")]
     BadCsr(String),
+    /// A rotation step out of order.
+    #[error("{0}")]
+    Rotation(String),
     /// A recorded serial number is not hex.
     #[error("invalid certificate serial: {0}")]
     BadSerial(String),
@@ -82,32 +85,44 @@ pub struct RevocationList {
     pub pem: String,
 }
 
-/// The master's CA: its certificate and signing key.
-pub struct CertificateAuthority {
+/// One certificate authority: its certificate and signing key.
+struct Authority {
     cert_pem: String,
     issuer: Issuer<'static, KeyPair>,
-    node_lifetime: Duration,
 }
 
-impl CertificateAuthority {
-    /// Loads `ca.crt`/`ca.key` from `dir`, creating them on first start.
-    pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
-        let cert_path = dir.join("ca.crt");
-        let key_path = dir.join("ca.key");
-        if cert_path.exists() && key_path.exists() {
-            let cert_pem = read(&cert_path)?;
-            let key = KeyPair::from_pem(&read(&key_path)?)?;
-            let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
-            return Ok(Self {
-                cert_pem,
-                issuer,
-                node_lifetime: node_lifetime(DEFAULT_NODE_CERT_LIFETIME),
-            });
+impl Authority {
+    /// Loads `<name>.crt`/`<name>.key` from `dir`, if both are there.
+    fn load(dir: &Path, name: &str) -> Result<Option<Self>, CaError> {
+        let cert_path = dir.join(format!("{name}.crt"));
+        let key_path = dir.join(format!("{name}.key"));
+        if !(cert_path.exists() && key_path.exists()) {
+            return Ok(None);
         }
+        let cert_pem = read(&cert_path)?;
+        let key = KeyPair::from_pem(&read(&key_path)?)?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
+        Ok(Some(Self { cert_pem, issuer }))
+    }
+
+    /// Makes a new authority and writes it as `<name>.crt`/`<name>.key`.
+    fn create(dir: &Path, name: &str) -> Result<Self, CaError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("Rigger CA {}", hostname()));
+        let now = OffsetDateTime::now_utc();
+        // A name of its own: during a rotation two CAs are trusted side
+        // by side, and revocation lists are matched to certificates by
+        // their issuer's name.
+        dn.push(
+            DnType::CommonName,
+            format!(
+                "Rigger CA {} {}-{}",
+                hostname(),
+                now.unix_timestamp(),
+                hex::encode(rand::random::<[u8; 4]>())
+            ),
+        );
         dn.push(DnType::OrganizationName, "Rigger");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -116,29 +131,147 @@ impl CertificateAuthority {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let now = OffsetDateTime::now_utc();
         params.not_before = now - BACKDATE;
         params.not_after = now + CA_LIFETIME;
         params.serial_number = Some(random_serial());
         let cert = params.self_signed(&key)?;
         write_atomic(
-            &key_path,
+            &dir.join(format!("{name}.key")),
             key.serialize_pem().as_bytes(),
             0o600,
             Ownership::default(),
         )?;
         write_atomic(
-            &cert_path,
+            &dir.join(format!("{name}.crt")),
             cert.pem().as_bytes(),
             0o644,
             Ownership::default(),
         )?;
-        tracing::info!(path = %cert_path.display(), "created a new certificate authority");
         Ok(Self {
             cert_pem: cert.pem(),
             issuer: Issuer::new(params, key),
-            node_lifetime: node_lifetime(DEFAULT_NODE_CERT_LIFETIME),
         })
+    }
+}
+
+/// Where a CA rotation stands: a new CA introduced (trusted, announced
+/// to the nodes, not yet signing), or the old one retired (still trusted
+/// until the certificates it signed are renewed away).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// No rotation.
+    None,
+    /// `ca-next.*` is introduced: the next `ca rotate --finish` (and a
+    /// restart) makes it the CA.
+    Introduced,
+}
+
+/// The master's CA: the one that signs, and during a rotation the one
+/// introduced next and the one retired before (both trusted).
+pub struct CertificateAuthority {
+    current: Authority,
+    previous: Option<Authority>,
+    dir: PathBuf,
+    node_lifetime: Duration,
+    /// The PEM bundle nodes and the verifier trust (changes when a new CA
+    /// is introduced).
+    trusted: std::sync::RwLock<String>,
+}
+
+impl CertificateAuthority {
+    /// Loads `ca.crt`/`ca.key` from `dir`, creating them on first start,
+    /// and the CAs of a rotation in progress (`ca-next.*`, `ca-previous.*`).
+    pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
+        let current = match Authority::load(dir, "ca")? {
+            Some(current) => current,
+            None => {
+                let created = Authority::create(dir, "ca")?;
+                tracing::info!(path = %dir.join("ca.crt").display(), "created a new certificate authority");
+                created
+            }
+        };
+        let previous = Authority::load(dir, "ca-previous")?;
+        let next = Authority::load(dir, "ca-next")?;
+        let trusted = [Some(&current), next.as_ref(), previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|a| a.cert_pem.trim_end().to_string() + "\n")
+            .collect::<String>();
+        Ok(Self {
+            current,
+            previous,
+            dir: dir.to_path_buf(),
+            node_lifetime: node_lifetime(DEFAULT_NODE_CERT_LIFETIME),
+            trusted: std::sync::RwLock::new(trusted),
+        })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.current.cert_pem
+    }
+
+    /// Every CA certificate nodes and the TLS verifier trust now (the
+    /// current one, and during a rotation the next and the previous), PEM.
+    pub fn trusted_pem(&self) -> String {
+        self.trusted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Where a rotation stands.
+    pub fn rotation(&self) -> Rotation {
+        if self.dir.join("ca-next.crt").exists() {
+            Rotation::Introduced
+        } else {
+            Rotation::None
+        }
+    }
+
+    /// Introduces a new CA: it is trusted and announced to every node (in
+    /// each catalog reply) from now on; `finish_rotation` makes it the CA.
+    /// Returns its certificate, PEM.
+    pub fn introduce_next(&self) -> Result<String, CaError> {
+        if self.rotation() == Rotation::Introduced {
+            return Err(CaError::Rotation(
+                "a new CA is introduced already: finish that rotation first (`masterctl ca rotate --finish`)".into(),
+            ));
+        }
+        let next = Authority::create(&self.dir, "ca-next")?;
+        let mut trusted = self.trusted.write().unwrap_or_else(|e| e.into_inner());
+        let mut bundle = self.current.cert_pem.trim_end().to_string() + "\n";
+        bundle.push_str(next.cert_pem.trim_end());
+        bundle.push('\n');
+        *trusted = bundle;
+        Ok(next.cert_pem)
+    }
+
+    /// Makes the introduced CA the CA, the current one the previous
+    /// (still trusted, for the certificates it signed), on disk: it takes
+    /// effect when the master starts again.
+    pub fn finish_rotation(&self) -> Result<(), CaError> {
+        if self.rotation() != Rotation::Introduced {
+            return Err(CaError::Rotation(
+                "no new CA is introduced: `masterctl ca rotate` first, then let the nodes pick it up".into(),
+            ));
+        }
+        let io = |path: PathBuf| move |source| CaError::Read { path, source };
+        for ext in ["crt", "key"] {
+            let (current, previous, next) = (
+                self.dir.join(format!("ca.{ext}")),
+                self.dir.join(format!("ca-previous.{ext}")),
+                self.dir.join(format!("ca-next.{ext}")),
+            );
+            std::fs::copy(&current, &previous).map_err(io(previous.clone()))?;
+            std::fs::rename(&next, &current).map_err(io(current.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// The retired CA's certificate, if a rotation kept one.
+    pub fn previous_pem(&self) -> Option<&str> {
+        self.previous.as_ref().map(|p| p.cert_pem.as_str())
     }
 
     /// Node certificates it signs from now on are valid for `lifetime`.
@@ -146,14 +279,10 @@ impl CertificateAuthority {
         self.node_lifetime = node_lifetime(lifetime);
     }
 
-    /// The CA certificate, PEM.
-    pub fn cert_pem(&self) -> &str {
-        &self.cert_pem
-    }
-
     /// The CA certificate's subject and expiry (Unix ms).
     pub fn subject_and_expiry(&self) -> Option<(String, i64)> {
-        let der = rigger_common::tls::certs_from_pem(&self.cert_pem, "the CA certificate").ok()?;
+        let der = rigger_common::tls::certs_from_pem(&self.current.cert_pem, "the CA certificate")
+            .ok()?;
         let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).ok()?;
         Some((
             cert.subject().to_string(),
@@ -170,7 +299,7 @@ impl CertificateAuthority {
     pub fn fingerprint(
         &self,
     ) -> Result<rigger_common::digest::Digest, rigger_common::tls::TlsError> {
-        let der = rigger_common::tls::certs_from_pem(&self.cert_pem, "the CA certificate")?;
+        let der = rigger_common::tls::certs_from_pem(&self.current.cert_pem, "the CA certificate")?;
         Ok(rigger_common::tls::fingerprint(&der[0]))
     }
 
@@ -187,18 +316,34 @@ impl CertificateAuthority {
             })
             .collect::<Result<_, _>>()?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = params.signed_by(&key, &self.current.issuer)?;
         Ok((issued(&params, cert.pem()), key.serialize_pem()))
     }
 
     /// Signs a revocation list naming `revoked` (serial as lower-case
     /// hex, revocation time in Unix ms), numbered `number` (which must
-    /// grow from one list to the next), valid for [`CRL_LIFETIME`].
-    pub fn revocation_list(
+    /// grow from one list to the next), valid for [`CRL_LIFETIME`]: one
+    /// by the CA, and one by the previous CA while a rotation keeps it
+    /// (the verifier needs a list from each issuer it trusts).
+    pub fn revocation_lists(
         &self,
         revoked: &[(String, i64)],
         number: u64,
-    ) -> Result<RevocationList, CaError> {
+    ) -> Result<Vec<RevocationList>, CaError> {
+        [Some(&self.current), self.previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|authority| revocation_list(authority, revoked, number))
+            .collect()
+    }
+}
+
+fn revocation_list(
+    authority: &Authority,
+    revoked: &[(String, i64)],
+    number: u64,
+) -> Result<RevocationList, CaError> {
+    {
         let now = OffsetDateTime::now_utc();
         let revoked_certs = revoked
             .iter()
@@ -224,13 +369,15 @@ impl CertificateAuthority {
             revoked_certs,
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        let crl = params.signed_by(&self.issuer)?;
+        let crl = params.signed_by(&authority.issuer)?;
         Ok(RevocationList {
             der: crl.der().clone(),
             pem: crl.pem()?,
         })
     }
+}
 
+impl CertificateAuthority {
     /// Signs a node's CSR. The certificate's only name is `certname` (the
     /// CSR's requested extensions are ignored); it is valid for client
     /// authentication only.
@@ -239,7 +386,7 @@ impl CertificateAuthority {
             .map_err(|e| CaError::BadCsr(e.to_string()))?;
         let mut params = leaf_params(certname, self.node_lifetime);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params.signed_by(&csr.public_key, &self.issuer)?;
+        let cert = params.signed_by(&csr.public_key, &self.current.issuer)?;
         Ok(issued(&params, cert.pem()))
     }
 }

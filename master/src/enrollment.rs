@@ -459,7 +459,7 @@ pub async fn renew(state: &MasterState, current: &CertRecord, csr_pem: &str) -> 
 fn enrolled(state: &MasterState, cert_pem: String) -> Enrolled {
     Enrolled {
         cert_pem,
-        ca_cert_pem: state.ca.cert_pem().to_string(),
+        ca_cert_pem: state.ca.trusted_pem(),
         catalog_signing_key: state.signing_key.verifying_key().to_bytes().to_vec(),
     }
 }

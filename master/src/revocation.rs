@@ -95,13 +95,15 @@ pub async fn publish(state: &MasterState) -> Result<usize> {
         .collect();
     // Numbers grow: by the second, and past the last one issued.
     let number = (u64::try_from(now / 1000).unwrap_or(0)).max(in_force.number + 1);
-    let list = state.ca.revocation_list(&revoked, number).map_err(|e| {
+    let lists = state.ca.revocation_lists(&revoked, number).map_err(|e| {
         Error::Internal(format!(
             "cannot sign the revocation list: {}",
             rigger_common::error_chain(&e)
         ))
     })?;
-    revocation.verifier.set_crls(vec![list.der]).map_err(|e| {
+    let pem: String = lists.iter().map(|l| l.pem.as_str()).collect();
+    let ders = lists.into_iter().map(|l| l.der).collect();
+    revocation.verifier.set_crls(ders).map_err(|e| {
         Error::Internal(format!(
             "the TLS verifier refused the revocation list: {}",
             rigger_common::error_chain(&e)
@@ -115,7 +117,7 @@ pub async fn publish(state: &MasterState) -> Result<usize> {
     };
     if let Err(e) = write_atomic(
         &revocation.crl_path,
-        list.pem.as_bytes(),
+        pem.as_bytes(),
         0o644,
         Ownership::default(),
     ) {

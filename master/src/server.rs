@@ -100,7 +100,8 @@ impl Master {
                 tokio::runtime::Handle::current(),
             ),
         );
-        let revocation = crate::revocation::Revocation::new(ca.cert_pem(), dir.join("crl.pem"))?;
+        let revocation =
+            crate::revocation::Revocation::new(&ca.trusted_pem(), dir.join("crl.pem"))?;
         let epoch = crate::epoch::load_or_create(dir).map_err(|source| ServerError::DataDir {
             path: dir.join(crate::epoch::FILE),
             source,
@@ -110,6 +111,7 @@ impl Master {
             revocation,
             ca,
             started_at_ms: rigger_common::time::now_ms(),
+            data_dir: dir.clone(),
             epoch,
             signing_key,
             compiler,

@@ -22,6 +22,8 @@ pub struct MasterState {
     pub ca: CertificateAuthority,
     /// When this master started, Unix ms.
     pub started_at_ms: i64,
+    /// The data directory.
+    pub data_dir: std::path::PathBuf,
     /// The lineage of catalog versions this data directory issues
     /// ([`crate::epoch`]).
     pub epoch: String,

@@ -300,3 +300,85 @@ fn a_catalog_is_signed_again_before_it_expires_and_an_expired_cached_one_is_stil
     );
     master.restart();
 }
+
+/// Whether `openssl verify` says `ca_file` signed the certificate `cert`.
+fn signed_by(ca_file: &std::path::Path, cert: &std::path::Path) -> bool {
+    std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(ca_file)
+        .arg(cert)
+        .output()
+        .expect("openssl runs")
+        .status
+        .success()
+}
+
+#[test]
+fn a_ca_rotation_reaches_the_nodes_and_stops_nothing() {
+    if rigger_tests::services::program_or_skip(
+        "a_ca_rotation_reaches_the_nodes_and_stops_nothing",
+        "openssl",
+        "openssl",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let mut master = TestMaster::start();
+    let node = TestAgent::new("rotate-1");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    let old_fingerprint = master.fingerprint();
+    let old_ca = master.data_dir().join("ca.crt");
+    let kept = tempfile::tempdir().unwrap();
+    let old_ca_copy = kept.path().join("old-ca.crt");
+    std::fs::copy(&old_ca, &old_ca_copy).unwrap();
+
+    // Introduced: announced to the nodes, not signing yet.
+    let out = master.ctl(&["ca", "rotate"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("is introduced"), "{}", out.all());
+    let again = master.ctl(&["ca", "rotate"]);
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stderr.contains("introduced already"),
+        "{}",
+        again.all()
+    );
+    let status = master.ctl(&["status"]);
+    assert!(status.stdout.contains("rotation:"), "{}", status.all());
+
+    // The node's next run picks the new CA up.
+    let out = node.once(&master.url(), &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let trusted = std::fs::read_to_string(node.path(&format!("{SSL}/ca.crt"))).unwrap();
+    assert_eq!(trusted.matches("BEGIN CERTIFICATE").count(), 2, "{trusted}");
+
+    // Finished and restarted: the new CA signs (the server certificate
+    // too); the node, whose certificate the old CA signed, works on.
+    let out = master.ctl(&["ca", "rotate", "--finish"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    master.stop();
+    master.restart();
+    let new_fingerprint = master.fingerprint();
+    assert_ne!(new_fingerprint, old_fingerprint);
+    let out = node.once(&master.url(), &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+
+    // A node enrolled now gets a certificate from the new CA.
+    let newer = TestAgent::new("rotate-2");
+    assert_eq!(newer.enroll(&master, &["--role", "is"]).code, 2);
+    let new_ca = master.data_dir().join("ca.crt");
+    let newer_cert = newer.path(&format!("{SSL}/node.crt"));
+    let older_cert = node.path(&format!("{SSL}/node.crt"));
+    assert!(signed_by(&new_ca, &newer_cert));
+    assert!(!signed_by(&new_ca, &older_cert));
+    assert!(signed_by(&old_ca_copy, &older_cert));
+
+    // Revocation covers what the old CA signed (its own list).
+    assert_eq!(master.ctl(&["cert", "revoke", "rotate-1"]).code, 0);
+    let ca_pem = std::fs::read_to_string(&new_ca).unwrap();
+    let err = get_catalog(&master.url(), &ca_pem, &identity_of(&node)).unwrap_err();
+    assert!(err.contains("transport error"), "{err}");
+    get_catalog(&master.url(), &ca_pem, &identity_of(&newer)).expect("the new CA's node");
+}

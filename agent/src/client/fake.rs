@@ -162,6 +162,7 @@ impl MasterClient for FakeMaster {
         Ok(CatalogReply {
             signed,
             held_back: String::new(),
+            ca_bundle: String::new(),
         })
     }
 

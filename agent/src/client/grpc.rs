@@ -252,7 +252,7 @@ impl MasterClient for GrpcMaster {
             async move { self.catalogs().get_catalog(request).await.map_err(error_of) }
         })
         .await;
-        let reply = match reply {
+        let mut reply = match reply {
             Ok(reply) => reply.into_inner(),
             Err(e) => return Err(self.diagnosed(e).await),
         };
@@ -261,6 +261,7 @@ impl MasterClient for GrpcMaster {
                 .chars()
                 .take(2_000)
                 .collect(),
+            ca_bundle: std::mem::take(&mut reply.ca_bundle_pem),
             signed: reply.into(),
         })
     }

@@ -41,6 +41,9 @@ pub struct CatalogReply {
     /// Why the master keeps the node on this version although the site
     /// holds a newer change for it (a rollout); "" when it does not.
     pub held_back: String,
+    /// Every CA the master trusts now, PEM ("" from masters before CA
+    /// rotation): the node trusts them too ([`crate::identity::adopt_ca_bundle`]).
+    pub ca_bundle: String,
 }
 
 /// A restart lease asked for (or given back) for one service.

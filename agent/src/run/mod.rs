@@ -194,6 +194,19 @@ impl Agent {
         *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(identity);
     }
 
+    /// Trusts the master's CAs (a rotation's new one) from now on.
+    fn adopt_cas(&self, identity: &Identity, bundle: &str) {
+        match identity::adopt_ca_bundle(&self.paths.ssl_dir(), &identity.ca_pem, bundle) {
+            Ok(true) => {
+                let mut updated = identity.clone();
+                updated.ca_pem = bundle.to_string();
+                self.set_identity(Arc::new(updated));
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %error_chain(&e), "cannot store the master's CAs"),
+        }
+    }
+
     /// The node's certname, once it is known (enrolled and loaded).
     pub fn certname(&self) -> Option<String> {
         self.loaded_identity().map(|i| i.certname.clone())
@@ -465,6 +478,7 @@ impl Agent {
         let (master, error) = match self.connector.connect(identity).await {
             Ok(master) => match master.catalog(request).await {
                 Ok(reply) => {
+                    self.adopt_cas(identity, &reply.ca_bundle);
                     return Ok(Fetched {
                         signed: reply.signed,
                         held_back: reply.held_back,

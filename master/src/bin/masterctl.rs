@@ -330,6 +330,16 @@ enum BackupCommand {
 enum CaCommand {
     /// Print the CA certificate and its sha256 fingerprint.
     Show,
+    /// Rotate the CA in two steps. First: a new CA is introduced, trusted
+    /// and announced to every node at its next run. Then, once every node
+    /// has run (`masterctl status` names the new CA), `--finish`: the new
+    /// CA signs from the master's next start, and the old one stays
+    /// trusted for the certificates it signed until they are renewed.
+    Rotate {
+        /// Make the introduced CA the CA (takes effect at the next start).
+        #[arg(long)]
+        finish: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -534,6 +544,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         }
         Command::Status { json } => ctl::status::show(&c, json).await?,
         Command::Ca(CaCommand::Show) => ctl::ca::show(&c).await?,
+        Command::Ca(CaCommand::Rotate { finish }) => ctl::ca::rotate(&c, finish).await?,
         Command::Cert(CertCommand::List { json }) => ctl::cert::list(&c, json).await?,
         Command::Cert(CertCommand::Revoke { name }) => ctl::cert::revoke(&c, &name).await?,
         Command::Cert(CertCommand::Pending { json }) => ctl::cert::pending(&c, json).await?,

@@ -66,6 +66,7 @@ pub async fn show(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
                 "subject": s.ca_subject,
                 "not_after_ms": s.ca_not_after_ms,
                 "fingerprint": s.ca_fingerprint,
+                "next_fingerprint": (!s.next_ca_fingerprint.is_empty()).then_some(&s.next_ca_fingerprint),
                 "expires_soon": ca_days < CA_WARNING_DAYS,
             },
             "revocation_list": {
@@ -96,9 +97,15 @@ pub async fn show(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
         s.ca_fingerprint,
         format_ms(s.ca_not_after_ms)
     ));
+    if !s.next_ca_fingerprint.is_empty() {
+        say(format!(
+            "rotation:  a new CA ({}) is introduced and announced to the nodes; `masterctl ca rotate --finish` once all have run",
+            s.next_ca_fingerprint
+        ));
+    }
     if ca_days < CA_WARNING_DAYS {
         say(format!(
-            "WARNING:   the CA expires in {ca_days} days: every node certificate and the master's own stop working then; replace it before (a new data directory and a new enrollment of each node)"
+            "WARNING:   the CA expires in {ca_days} days: rotate it before (`masterctl ca rotate`, then `--finish`)"
         ));
     }
     say(format!(

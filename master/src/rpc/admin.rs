@@ -13,8 +13,8 @@ use rigger_common::proto::{
     ListTokensRequest, ListTokensResponse, LookupRequest, LookupResponse, LookupSource,
     PromoteLevelRequest, PromoteLevelResponse, RemoveNodeRequest, RemoveNodeResponse,
     RevokeCertRequest, RevokeCertResponse, RevokeTokenRequest, RoleCheck, Rollout, RolloutNode,
-    ShowNodeRequest, ShowNodeResponse, SignPendingRequest, SignPendingResponse, StoredReport,
-    TemplateReview, TokenInfo,
+    RotateCaRequest, RotateCaResponse, ShowNodeRequest, ShowNodeResponse, SignPendingRequest,
+    SignPendingResponse, StoredReport, TemplateReview, TokenInfo,
 };
 use rigger_common::proto::{
     CertInfo, CreateTokenRequest, CreateTokenResponse, ImportProductRequest, ImportResponse,
@@ -76,6 +76,15 @@ async fn admin_caller<T>(
     };
     tracing::info!(who = %who, method, "admin request");
     Ok(who)
+}
+
+/// The fingerprint of a CA introduced and not yet made current ("": none).
+fn next_ca_fingerprint(data_dir: &std::path::Path) -> String {
+    std::fs::read_to_string(data_dir.join("ca-next.crt"))
+        .ok()
+        .and_then(|pem| rigger_common::tls::certs_from_pem(&pem, "ca-next.crt").ok())
+        .map(|der| rigger_common::tls::fingerprint(&der[0]).to_string())
+        .unwrap_or_default()
 }
 
 /// Refuses a request that did not come over the admin socket (what only
@@ -203,6 +212,30 @@ impl AdminService for Admin {
         Ok(Response::new(ListNodesResponse { nodes }))
     }
 
+    async fn rotate_ca(
+        &self,
+        request: Request<RotateCaRequest>,
+    ) -> Result<Response<RotateCaResponse>, Status> {
+        admin_caller(&self.state, &request).await?;
+        let ca = &self.state.ca;
+        let failed = |e: crate::ca::CaError| Status::failed_precondition(error_chain(&e));
+        let pem = if request.into_inner().finish {
+            ca.finish_rotation().map_err(failed)?;
+            tracing::warn!("CA rotation finished: the new CA signs from the next start");
+            std::fs::read_to_string(self.state.data_dir.join("ca.crt"))
+                .map_err(|e| Status::internal(e.to_string()))?
+        } else {
+            let pem = ca.introduce_next().map_err(failed)?;
+            tracing::warn!("a new CA is introduced: nodes trust it from their next run");
+            pem
+        };
+        let der = rigger_common::tls::certs_from_pem(&pem, "the new CA")
+            .map_err(|e| Status::internal(error_chain(&e)))?;
+        Ok(Response::new(RotateCaResponse {
+            fingerprint: rigger_common::tls::fingerprint(&der[0]).to_string(),
+        }))
+    }
+
     async fn issue_admin_cert(
         &self,
         request: Request<IssueAdminCertRequest>,
@@ -242,6 +275,7 @@ impl AdminService for Admin {
             crl_revoked: u32::try_from(list.revoked).unwrap_or(u32::MAX),
             cert_lifetime_secs: state.ca.node_lifetime().as_secs(),
             nodes: u32::try_from(state.store.nodes().await?.len()).unwrap_or(u32::MAX),
+            next_ca_fingerprint: next_ca_fingerprint(&state.data_dir),
         }))
     }
 

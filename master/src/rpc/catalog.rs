@@ -71,6 +71,7 @@ impl CatalogService for Catalogs {
         let signed =
             catalogs::requested(&self.state, &certname, &req.facts_json, asked, applied).await?;
         let mut reply: SignedCatalog = signed.into();
+        reply.ca_bundle_pem = self.state.ca.trusted_pem();
         reply.held_back = crate::rollouts::held_note(&self.state, &certname)
             .await
             .unwrap_or_else(|e| {
