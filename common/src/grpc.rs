@@ -86,7 +86,6 @@ pub async fn tls_channel(
 ) -> Result<Channel, tonic::transport::Error> {
     let connector = TlsConnector::from(config);
     let authority = master.authority();
-    let server_name = ServerName::try_from(master.host.clone()).map_err(|e| e.to_string());
     let endpoint = Endpoint::from_shared(format!("http://{authority}"))?
         .connect_timeout(timeout)
         .timeout(timeout)
@@ -94,23 +93,26 @@ pub async fn tls_channel(
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true);
+    let master = master.clone();
     endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let connector = connector.clone();
-            let authority = authority.clone();
-            let server_name = server_name.clone();
-            async move {
-                let name = server_name
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
-                    .to_owned();
-                let tcp = TcpStream::connect(&authority).await?;
-                // Small gRPC frames: without this, Nagle + delayed ACKs add ~40 ms per call.
-                tcp.set_nodelay(true)?;
-                let tls = connector.connect(name, tcp).await?;
-                Ok::<_, io::Error>(TokioIo::new(tls))
-            }
+            let (connector, master) = (connector.clone(), master.clone());
+            async move { Ok::<_, io::Error>(TokioIo::new(connect_tls(&connector, &master).await?)) }
         }))
         .await
+}
+
+/// One TLS connection to the master (TCP without Nagle's delay).
+async fn connect_tls(
+    connector: &TlsConnector,
+    master: &MasterAddress,
+) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let name = ServerName::try_from(master.host.clone())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let tcp = TcpStream::connect(master.authority()).await?;
+    // Small gRPC frames: without this, Nagle + delayed ACKs add ~40 ms per call.
+    tcp.set_nodelay(true)?;
+    connector.connect(name, tcp).await
 }
 
 /// Whether the master accepts the client certificate in `config`: a TLS
@@ -126,12 +128,10 @@ pub async fn probe_client_certificate(
     timeout: Duration,
 ) -> Result<(), String> {
     use tokio::io::AsyncReadExt;
-    let Ok(name) = ServerName::try_from(master.host.clone()) else {
-        return Ok(());
-    };
     let attempt = async {
-        let tcp = TcpStream::connect(master.authority()).await.ok()?;
-        let mut tls = TlsConnector::from(config).connect(name, tcp).await.ok()?;
+        let mut tls = connect_tls(&TlsConnector::from(config), master)
+            .await
+            .ok()?;
         let mut first = [0u8; 1];
         tls.read(&mut first).await.err()
     };

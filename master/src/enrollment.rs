@@ -280,9 +280,13 @@ async fn ec2_admitted(
         ));
     };
     let certificates = crate::ec2::aws_certificates(&dir).map_err(Error::Internal)?;
+    // The document is read once, before its signature is checked against
+    // its own region's certificate; it is used only once that held.
+    let mut read = None;
     let signed = signature::verify(proof.ec2_identity, |document| {
         let instance =
             InstanceIdentity::parse(document).map_err(signature::SignatureError::Malformed)?;
+        read = Some(instance.clone());
         let certs = certificates.get(&instance.region).cloned().ok_or_else(|| {
             signature::SignatureError::UnknownSigner(format!(
                 "region {} (no {}.pem in {})",
@@ -294,7 +298,9 @@ async fn ec2_admitted(
         Ok((instance.region, certs))
     })
     .map_err(|e| refuse(format!("identity document refused: {e}")))?;
-    let instance = InstanceIdentity::parse(&signed.document).map_err(&refuse)?;
+    let instance = read.ok_or_else(|| {
+        Error::Internal("an identity document verified without being read".into())
+    })?;
     if certname != instance.certname() {
         return Err(refuse(format!(
             "an EC2 instance enrolls under its instance id {}, not {certname:?}",

@@ -166,12 +166,7 @@ pub async fn revoke(state: &MasterState, name: &str) -> Result<(String, Vec<Stri
     };
     let serials = state.store.revoke_certs(&certname, now).await?;
     if serials.is_empty() {
-        let known = state
-            .store
-            .certs()
-            .await?
-            .iter()
-            .any(|c| c.certname == certname);
+        let known = state.store.issued_count(&certname).await? > 0;
         return Err(if known {
             Error::FailedPrecondition(format!(
                 "every certificate of {certname} is revoked already"
