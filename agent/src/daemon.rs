@@ -134,11 +134,19 @@ pub async fn run(
         events_tx.clone(),
         shutdown.clone(),
     ));
+    // systemd's watchdog is pinged from this loop: a wedged loop (not a
+    // long run, which is a task of its own) gets the agent restarted.
+    let watchdog_every = rigger_common::service_manager::watchdog_interval();
+    let mut next_watchdog = Instant::now();
 
     loop {
         let idle = running.is_none();
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(next_watchdog), if watchdog_every.is_some() => {
+                rigger_common::service_manager::watchdog_ping();
+                next_watchdog = Instant::now() + watchdog_every.unwrap_or_default();
+            }
             _ = tokio::time::sleep_until(next_run), if idle && waiting.is_empty() => {
                 if let Some(disabled) = agent.state.disabled() {
                     tracing::info!(by = %disabled.by, reason = %disabled.reason, "scheduled run skipped: the agent is disabled");

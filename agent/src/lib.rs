@@ -6,6 +6,7 @@
 //! [`apply::apply_catalog`] (the engine), [`config::AgentConfig`].
 
 pub mod apply;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod content;

@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod proto;
 pub mod report;
+pub mod service_manager;
 pub mod signing;
 pub mod text;
 pub mod time;

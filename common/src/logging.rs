@@ -32,6 +32,12 @@ pub fn init_with_ring(format: LogFormat, default_filter: &str, ring: Arc<LogRing
 fn init_with(format: LogFormat, default_filter: &str, ring: Option<Arc<LogRing>>) {
     let filter =
         EnvFilter::try_from_env("RIGGER_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
+    if crate::service_manager::stderr_is_journal() {
+        match tracing_journald::layer() {
+            Ok(journal) => return init_journal(filter, journal, ring),
+            Err(e) => eprintln!("cannot log to the journal's socket ({e}): logging to stderr"),
+        }
+    }
     // Colours only on a terminal, and never in the ring.
     let ansi = ring.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -39,12 +45,35 @@ fn init_with(format: LogFormat, default_filter: &str, ring: Option<Arc<LogRing>>
         .with_ansi(ansi)
         .with_writer(move || TeeWriter {
             ring: ring.clone(),
+            to_stderr: true,
             line: Vec::new(),
         });
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Under systemd with stderr on the journal: each event goes to the
+/// journal with its fields as journal fields (`journalctl -o verbose`
+/// shows `NODE=`, `VERSION=`, …), and as a text line to the ring.
+fn init_journal(filter: EnvFilter, journal: tracing_journald::Layer, ring: Option<Arc<LogRing>>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let ring_lines = ring.map(|ring| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || TeeWriter {
+                ring: Some(ring.clone()),
+                to_stderr: false,
+                line: Vec::new(),
+            })
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(journal)
+        .with(ring_lines)
+        .try_init();
 }
 
 /// The last lines a daemon logged, and a feed of the new ones.
@@ -106,9 +135,11 @@ impl LogRing {
     }
 }
 
-/// Writes one event to stderr and, whole, to the ring when it is dropped.
+/// Writes one event to stderr (unless the journal has it) and, whole, to
+/// the ring when it is dropped.
 struct TeeWriter {
     ring: Option<Arc<LogRing>>,
+    to_stderr: bool,
     line: Vec<u8>,
 }
 
@@ -116,6 +147,9 @@ impl Write for TeeWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.ring.is_some() {
             self.line.extend_from_slice(buf);
+        }
+        if !self.to_stderr {
+            return Ok(buf.len());
         }
         std::io::stderr().write(buf)
     }
@@ -160,6 +194,7 @@ mod tests {
         {
             let mut writer = TeeWriter {
                 ring: Some(ring.clone()),
+                to_stderr: true,
                 line: Vec::new(),
             };
             writer.write_all(b"2026-12-06 INFO run ").unwrap();

@@ -10,6 +10,7 @@
 pub mod admins;
 pub mod backup;
 pub mod ca;
+pub mod cli;
 pub mod catalogs;
 pub mod compiler;
 pub mod config;

@@ -1,78 +1,19 @@
 //! `rigger-agent`: the node daemon (or, with `--once`, a single run).
 //! Thin: parses flags, loads the configuration and calls the library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use rigger_agent::apply::{Outcome, Status};
 use rigger_agent::config::{AgentConfig, AgentConfigFile};
 use rigger_agent::paths::Paths;
 use rigger_agent::run::{Agent, RunProgress, detailed_exit_code};
 use rigger_common::exit;
-use rigger_common::logging::{self, LogFormat};
+use rigger_common::logging::{self};
+use rigger_common::service_manager;
 
-/// The Rigger agent: converges this node to the catalog its master compiles for it.
-#[derive(Parser, Debug, Clone)]
-#[command(version)]
-struct Cli {
-    /// Configuration file (default: ROOT/etc/rigger/agent.toml).
-    #[arg(long, env = "RIGGER_AGENT_CONFIG")]
-    config: Option<PathBuf>,
-    /// Resolve every managed path, the state and the socket under DIR.
-    #[arg(long, env = "RIGGER_ROOT", default_value = "/")]
-    root: PathBuf,
-    /// The master, https://HOST[:PORT].
-    #[arg(long, env = "RIGGER_MASTER")]
-    master: Option<String>,
-    /// Trust the master's CA in this file.
-    #[arg(long, env = "RIGGER_CA_CERT", conflicts_with = "ca_fingerprint")]
-    ca_cert: Option<PathBuf>,
-    /// Trust the master's CA with this fingerprint (sha256:HEX).
-    #[arg(long, env = "RIGGER_CA_FINGERPRINT")]
-    ca_fingerprint: Option<String>,
-    /// Bootstrap token for the first enrollment.
-    #[arg(long, env = "RIGGER_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// This node's name.
-    #[arg(long, env = "RIGGER_CERTNAME")]
-    certname: Option<String>,
-    /// Role to ask for when the token bound none.
-    #[arg(long, env = "RIGGER_ROLE")]
-    role: Option<String>,
-    /// EC2 metadata: auto, off or an http:// URL.
-    #[arg(long, env = "RIGGER_IMDS_ENDPOINT")]
-    imds_endpoint: Option<String>,
-    /// Time between runs (e.g. 30m).
-    #[arg(long, env = "RIGGER_RUN_INTERVAL")]
-    run_interval: Option<String>,
-    /// Upper bound of the per-node splay (e.g. 5m).
-    #[arg(long, env = "RIGGER_SPLAY")]
-    splay: Option<String>,
-    /// The daemon serves Prometheus metrics at http://ADDRESS/metrics.
-    #[arg(long, env = "RIGGER_METRICS_LISTEN")]
-    metrics_listen: Option<String>,
-    /// Run once and exit.
-    #[arg(long)]
-    once: bool,
-    /// Show what would change, change nothing.
-    #[arg(long)]
-    noop: bool,
-    /// Re-hash every release file instead of trusting the index, repairing what differs.
-    #[arg(long)]
-    verify: bool,
-    /// With --once: exit 0 no changes, 2 changes, 4 failures, 6 both.
-    #[arg(long)]
-    detailed_exitcodes: bool,
-    /// Validate the configuration and exit.
-    #[arg(long)]
-    check_config: bool,
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RIGGER_LOG_FORMAT")]
-    log_format: LogFormat,
-}
+use rigger_agent::cli::agent::*;
 
 fn main() -> ExitCode {
     // Crash tests only: a build with the `failpoints` feature reads FAILPOINTS.
@@ -244,7 +185,12 @@ async fn daemon(agent: Arc<Agent>, logs: Arc<logging::LogRing>, cli: Cli) -> any
         ));
     }
     tracing::info!(master = %agent.config.master, root = %agent.paths.root().display(), "agent started");
+    // Ready once the control socket answers: `agentctl wait-ready` (not
+    // systemd's start timeout) waits for the first run, however long a
+    // cold install takes.
+    service_manager::ready(&format!("control socket {}", socket.display()));
     rigger_agent::daemon::run(agent, tx, rx, shutdown.clone()).await;
+    service_manager::stopping();
     shutdown.cancel();
     let _ = server.await;
     let _ = std::fs::remove_file(&socket);

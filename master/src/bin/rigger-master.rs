@@ -6,101 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use rigger_common::exit;
-use rigger_common::logging::{self, LogFormat};
+use rigger_common::logging::{self};
+use rigger_common::service_manager;
 use rigger_master::config::{DEFAULT_CONFIG_PATH, MasterConfig, MasterConfigFile};
 use rigger_master::server::Master;
 use tokio_util::sync::CancellationToken;
 
-/// The Rigger master: CA, enrollment and catalog server for WSO2 nodes.
-#[derive(Parser, Debug, Clone)]
-#[command(version)]
-struct Cli {
-    /// Configuration file.
-    #[arg(long, env = "RIGGER_MASTER_CONFIG")]
-    config: Option<PathBuf>,
-    /// State directory (CA, keys, database).
-    #[arg(long, env = "RIGGER_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Listen address for nodes.
-    #[arg(long, env = "RIGGER_LISTEN")]
-    listen: Option<String>,
-    /// Module path (repeatable, searched in order).
-    #[arg(long, env = "RIGGER_MODULES", value_delimiter = ',')]
-    modules: Vec<PathBuf>,
-    /// Site data directory.
-    #[arg(long, env = "RIGGER_SITE")]
-    site: Option<PathBuf>,
-    /// Admin socket for masterctl.
-    #[arg(long, env = "RIGGER_ADMIN_SOCKET")]
-    admin_socket: Option<PathBuf>,
-    /// Extra server certificate name, DNS name or IP (repeatable).
-    #[arg(long, env = "RIGGER_SAN", value_delimiter = ',')]
-    san: Vec<String>,
-    /// Nodes not seen for this long leave their peers' lists (e.g. 90m).
-    #[arg(long, env = "RIGGER_PEER_TIMEOUT")]
-    peer_timeout: Option<String>,
-    /// Bytes an imported archive may expand to, in all.
-    #[arg(long, env = "RIGGER_IMPORT_MAX_BYTES")]
-    import_max_bytes: Option<u64>,
-    /// How far an archive entry over 1 MiB may expand (N:1).
-    #[arg(long, env = "RIGGER_IMPORT_MAX_RATIO")]
-    import_max_ratio: Option<u64>,
-    /// Entries an imported archive may hold.
-    #[arg(long, env = "RIGGER_IMPORT_MAX_ENTRIES")]
-    import_max_entries: Option<u64>,
-    /// Node connections open at once (default: the open-file limit less 128).
-    #[arg(long, env = "RIGGER_MAX_CONNECTIONS")]
-    max_connections: Option<u64>,
-    /// Node connections open at once from one address (default: no cap).
-    #[arg(long, env = "RIGGER_MAX_CONNECTIONS_PER_ADDRESS")]
-    max_connections_per_address: Option<u64>,
-    /// Serve Prometheus metrics at http://ADDRESS/metrics (off by default).
-    #[arg(long, env = "RIGGER_METRICS_LISTEN")]
-    metrics_listen: Option<String>,
-    /// Catalog requests compiled at once (default: twice the cores, at least 4).
-    #[arg(long, env = "RIGGER_MAX_CATALOG_REQUESTS")]
-    max_catalog_requests: Option<u64>,
-    /// Blob streams served at once (default 64).
-    #[arg(long, env = "RIGGER_MAX_BLOB_STREAMS")]
-    max_blob_streams: Option<u64>,
-    /// Reports kept per node (default 200).
-    #[arg(long, env = "RIGGER_KEEP_REPORTS")]
-    keep_reports: Option<u32>,
-    /// Reports older than this are deleted (default 30d).
-    #[arg(long, env = "RIGGER_REPORT_MAX_AGE")]
-    report_max_age: Option<String>,
-    /// Catalog versions kept per node (default 50).
-    #[arg(long, env = "RIGGER_KEEP_CATALOGS")]
-    keep_catalogs: Option<u32>,
-    /// Catalog versions older than this are deleted (default 90d).
-    #[arg(long, env = "RIGGER_CATALOG_MAX_AGE")]
-    catalog_max_age: Option<String>,
-    /// How long node certificates are valid (default 90d); nodes renew
-    /// at two thirds of it.
-    #[arg(long, env = "RIGGER_CERT_LIFETIME")]
-    cert_lifetime: Option<String>,
-    /// A directory of AWS's RSA-2048 instance identity certificates
-    /// (`<region>.pem`): EC2 identity enrollment is on when set.
-    #[arg(long, env = "RIGGER_AWS_CERTIFICATES")]
-    aws_certificates: Option<std::path::PathBuf>,
-    /// A first EC2 enrollment must come within this long of the launch (default 24h).
-    #[arg(long, env = "RIGGER_EC2_MAX_LAUNCH_AGE")]
-    ec2_max_launch_age: Option<String>,
-    /// An identity document signed longer ago than this is stale (default 24h).
-    #[arg(long, env = "RIGGER_EC2_MAX_DOCUMENT_AGE")]
-    ec2_max_document_age: Option<String>,
-    /// How long a catalog is valid without being signed again (default 14d).
-    #[arg(long, env = "RIGGER_CATALOG_TTL")]
-    catalog_ttl: Option<String>,
-    /// Validate the configuration and exit.
-    #[arg(long)]
-    check_config: bool,
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RIGGER_LOG_FORMAT")]
-    log_format: LogFormat,
-}
+use rigger_master::cli::master::*;
 
 fn main() -> ExitCode {
     let cli: Cli = exit::parse_args();
@@ -197,7 +110,11 @@ async fn run(cli: Cli, config: MasterConfig) -> anyhow::Result<()> {
         ));
     }
     reload_on_hangup(cli, config, master.state().clone())?;
-    master.serve(listener, admin, shutdown).await?;
+    service_manager::ready(&format!("listening on {local}"));
+    service_manager::spawn_watchdog(shutdown.clone());
+    let served = master.serve(listener, admin, shutdown).await;
+    service_manager::stopping();
+    served?;
     Ok(())
 }
 
