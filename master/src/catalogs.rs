@@ -500,7 +500,7 @@ async fn compile(
 
 /// What compiles see of the imported products: the levels, the artifacts,
 /// the site's secret files and the packs' own files (for edits).
-async fn imported_products(state: &MasterState) -> Result<Products> {
+pub(crate) async fn imported_products(state: &MasterState) -> Result<Products> {
     Ok(Products::from_records(&state.store.trees().await?)
         .with_artifacts(&state.store.artifacts().await?)
         .with_promotions(&state.store.promotions().await?)

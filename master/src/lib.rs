@@ -13,6 +13,7 @@ pub mod ca;
 pub mod cli;
 pub mod catalogs;
 pub mod compiler;
+pub mod dbinit;
 pub mod config;
 pub mod content;
 pub mod ctl;

@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod cluster;
+pub mod databases;
 pub mod imds;
 pub mod load;
 pub mod nginx;

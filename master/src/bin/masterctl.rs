@@ -171,6 +171,9 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             ctl::rollout::control(&c, &cluster, "abort").await?
         }
         Command::Lookup { node, key } => ctl::lookup::lookup(&c, &node, &key).await?,
+        Command::Db(DbCommand::Init { role, dry_run }) => {
+            return ctl::db::init(&c, &role, dry_run).await;
+        }
         Command::Module(ModuleCommand::Check { master: true, .. }) => {
             let mut checked = ctl::module::check_on_master(&c).await?;
             write_out(&Output::from(std::mem::take(&mut checked.report)))?;

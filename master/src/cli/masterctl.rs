@@ -57,6 +57,9 @@ pub enum Command {
     /// Bootstrap tokens for enrolling nodes.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The products' databases: their dbscripts, run once.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// The master's certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -458,5 +461,22 @@ pub enum CatalogCommand {
         /// Print the catalog JSON as is.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// The verbs of `masterctl db`.
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Run the role's pack `dbscripts/` against its datasources (MySQL,
+    /// MariaDB, PostgreSQL), each script once: a missing database is
+    /// created, what ran is recorded in RIGGER_DBSCRIPTS, a script changed
+    /// by an update level is reported and not run.
+    Init {
+        /// The role whose datasources to initialise.
+        #[arg(long)]
+        role: String,
+        /// Connect and show what would run; create and run nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }

@@ -163,6 +163,25 @@ impl Compiler {
         SiteData::new(&self.site).role_names()
     }
 
+    /// A role's data as any of its nodes sees it (no node file), secrets
+    /// merged, its update level following the environment's channel (for
+    /// `masterctl db init`, which works for a role, not a node).
+    pub fn role_data(
+        &self,
+        role_name: &str,
+        products: &Products,
+    ) -> Result<(RoleSpec, toml::Table), CompileError> {
+        let site = SiteData::new(&self.site);
+        let role = site.role(role_name)?;
+        let module = self.module(&role.module, role_name)?;
+        let mut data = site.merged_data(&module, role_name, &role, "")?;
+        let development = data::lookup(&data, "environment.development")
+            .and_then(toml::Value::as_bool)
+            .unwrap_or(false);
+        super::follow_channel(&mut data, &role, development, products);
+        Ok((role, data))
+    }
+
     /// Explains a data key for a node of `role_name`: the merged value and
     /// the files that set it, most specific first.
     pub fn explain(

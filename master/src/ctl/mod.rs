@@ -6,6 +6,7 @@ pub mod admin;
 pub mod artifact;
 pub mod backup;
 pub mod ca;
+pub mod db;
 pub mod catalog;
 pub mod cert;
 pub mod lease;

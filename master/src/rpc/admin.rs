@@ -554,6 +554,29 @@ impl AdminService for Admin {
         }))
     }
 
+    async fn init_databases(
+        &self,
+        request: Request<rigger_common::proto::InitDatabasesRequest>,
+    ) -> Result<Response<rigger_common::proto::InitDatabasesResponse>, Status> {
+        let caller = admin_caller(&self.state, &request).await?;
+        let req = request.into_inner();
+        tracing::info!(role = %req.role, dry_run = req.dry_run, by = %caller, "db init");
+        // On a thread of its own: sqlx's connection futures are not
+        // provably Send through the admin service's boxed futures, and db
+        // init is rare and long (connections, scripts), not a hot path.
+        let state = self.state.clone();
+        let handle = tokio::runtime::Handle::current();
+        let report = tokio::task::spawn_blocking(move || {
+            handle.block_on(crate::dbinit::init(&state, &req.role, req.dry_run))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("db init stopped: {e}")))??;
+        Ok(Response::new(rigger_common::proto::InitDatabasesResponse {
+            report: report.text,
+            failed: report.failed,
+        }))
+    }
+
     async fn remove_node(
         &self,
         request: Request<RemoveNodeRequest>,
