@@ -218,11 +218,14 @@ pub enum ProductCommand {
 /// The verbs of `masterctl update`.
 #[derive(Subcommand, Debug)]
 pub enum UpdateCommand {
-    /// Import an update level: a full updated pack or an update bundle.
+    /// Import an update level: a pack the wso2update tool updated (Updates
+    /// 2.0: updates/config.json, updates/product.txt), a WUM update zip
+    /// (update-descriptor3.yaml or update-descriptor.yaml, files under
+    /// carbon.home/), or a Rigger bundle (rigger-update.toml).
     Import {
         /// NAME@VERSION, e.g. wso2is@5.11.0.
         product: String,
-        /// The updated pack or bundle.
+        /// The updated pack, WUM update zip or bundle.
         file: PathBuf,
         /// The level, when the archive does not say.
         #[arg(long)]

@@ -142,18 +142,30 @@ pub async fn import_update(
     let archive = PathBuf::from(path);
     let base_digest = base.digest;
     let limits = state.settings().import_limits;
+    let product_id = (name.clone(), version.clone());
     let (tree, base_manifest) = tokio::task::spawn_blocking(move || {
         let base_manifest =
             Manifest::from_json(&blobs.read(&base_digest).map_err(|e| error_chain(&e))?)
                 .map_err(|e| e.to_string())?;
         let read = pack::read_entries(&blobs, &archive, limits).map_err(|e| error_chain(&e))?;
-        let tree = if pack::is_bundle(&read) {
+        let (name, version) = (&product_id.0, &product_id.1);
+        let tree = if super::wum::is_wum_update(&read) {
+            super::wum::wum_from(&blobs, &base_manifest, &archive, read, (name, version))
+                .map(|(t, _)| t)
+        } else if pack::is_bundle(&read) {
             pack::bundle_from(&blobs, &base_manifest, &archive, read).map(|(t, _)| t)
         } else {
             pack::pack_from(&blobs, read)
         };
-        tree.map(|t| (t, base_manifest))
-            .map_err(|e| error_chain(&e))
+        let tree = tree.map_err(|e| error_chain(&e))?;
+        // A pack of another product (or version) is no update of this one.
+        if let (Some(n), Some(v)) = (&tree.name, &tree.version) {
+            if (n, v) != (name, version) {
+                pack::discard_tree(&blobs, &tree);
+                return Err(format!("it is {n}-{v}, not an update of {name}-{version}"));
+            }
+        }
+        Ok((tree, base_manifest))
     })
     .await
     .map_err(Error::internal)?

@@ -8,5 +8,6 @@ pub mod blobs;
 pub mod import;
 pub mod pack;
 pub mod pack_files;
+pub mod wum;
 
 pub use blobs::{BlobStore, LocalBlobStore};

@@ -36,6 +36,9 @@ pub enum ImportError {
         "cannot tell the product name and version of {0}: its top folder is not NAME-VERSION (give --name and --version)"
     )]
     NameVersion(String),
+    /// The pack or update contradicts itself or the product.
+    #[error("{0}")]
+    Pack(String),
     /// The update bundle's descriptor is missing or wrong.
     #[error("update bundle {file}: {message}")]
     Bundle {
@@ -107,13 +110,35 @@ fn tree_of_pack(store: &BlockingBlobs, read: ReadEntries) -> Result<ImportedTree
         entry.path = relative.clone();
         entries.insert(relative, entry);
     }
-    let level = entries
-        .get("updates/config.json")
-        .and_then(|e| match e.kind {
+    let file = |path: &str| {
+        entries.get(path).and_then(|e| match e.kind {
             EntryKind::File { digest, .. } => store.read(&digest).ok(),
             _ => None,
         })
-        .and_then(|bytes| update_level_of(&bytes));
+    };
+    let level = file("updates/config.json").and_then(|bytes| update_level_of(&bytes));
+    // A pack the wso2update tool (Updates 2.0) updated names its product in
+    // updates/product.txt: it must agree with the top folder, and names
+    // the product when there is none.
+    let (name, version) = match file("updates/product.txt")
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .filter(|text| !text.is_empty())
+    {
+        None => (name, version),
+        Some(text) => {
+            let (n, v) = split_name_version(&text).ok_or_else(|| {
+                ImportError::Pack(format!("updates/product.txt: {text:?} is not NAME-VERSION"))
+            })?;
+            if let (Some(top_n), Some(top_v)) = (&name, &version) {
+                if (top_n, top_v) != (&n, &v) {
+                    return Err(ImportError::Pack(format!(
+                        "updates/product.txt names {n}-{v}, but the pack's folder is {top_n}-{top_v}"
+                    )));
+                }
+            }
+            (Some(n), Some(v))
+        }
+    };
     finish(
         store,
         entries,
@@ -194,11 +219,11 @@ fn tree_of_bundle(
 
 /// Every entry of an archive, file content already in the store.
 pub struct ReadEntries {
-    entries: BTreeMap<String, Entry>,
-    new_bytes: u64,
+    pub(super) entries: BTreeMap<String, Entry>,
+    pub(super) new_bytes: u64,
     /// Blobs this read stored that the store did not have: removed again
     /// when the import is refused.
-    new_digests: Vec<Digest>,
+    pub(super) new_digests: Vec<Digest>,
 }
 
 /// Removes the blobs a refused import stored (best effort: a blob that
@@ -224,7 +249,7 @@ fn discard(store: &BlockingBlobs, digests: &[Digest]) {
 
 /// Runs `build` over what was read; when it fails, the blobs the read
 /// stored go again.
-fn or_discard<T>(
+pub(super) fn or_discard<T>(
     store: &BlockingBlobs,
     new_digests: &[Digest],
     build: impl FnOnce() -> Result<T, ImportError>,
@@ -354,7 +379,7 @@ fn read_part(
     })
 }
 
-fn finish(
+pub(super) fn finish(
     store: &BlockingBlobs,
     entries: BTreeMap<String, Entry>,
     (name, version, level): (Option<String>, Option<String>, Option<u32>),
@@ -379,7 +404,7 @@ fn finish(
     })
 }
 
-fn single_top_folder(entries: &BTreeMap<String, Entry>) -> Option<String> {
+pub(super) fn single_top_folder(entries: &BTreeMap<String, Entry>) -> Option<String> {
     let mut tops = entries.keys().map(|p| p.split('/').next().unwrap_or(""));
     let first = tops.next()?.to_string();
     if tops.all(|t| t == first) && entries.keys().any(|p| p.contains('/')) {
