@@ -13,7 +13,9 @@
 # Parameter Store by name.
 #
 #   RIGGER_MASTER           the master's address, e.g. 10.0.1.10:8140 (required)
-#   RIGGER_CA_FINGERPRINT   sha256 fingerprint of the master's CA (required)
+#   RIGGER_CA_FINGERPRINT   sha256 fingerprint of the master's CA (required,
+#                           unless RIGGER_CA_FINGERPRINT_PARAMETER names the
+#                           SSM parameter the master stack published it to)
 #   RIGGER_ROLE             the role to ask for (e.g. is, apim, mi)
 #   RIGGER_TOKEN_PARAMETER  SSM SecureString holding a bootstrap token (optional)
 #   RIGGER_AGENT_PACKAGE    the agent .deb/.rpm: s3://…, https://… or a path
@@ -54,6 +56,10 @@ write_if_changed() {
 }
 
 [ -n "${RIGGER_MASTER:-}" ] || fail "RIGGER_MASTER is not set (the master's address, e.g. 10.0.1.10:8140)"
+if [ -z "${RIGGER_CA_FINGERPRINT:-}" ] && [ -n "${RIGGER_CA_FINGERPRINT_PARAMETER:-}" ]; then
+    RIGGER_CA_FINGERPRINT="$(aws ssm get-parameter --name "$RIGGER_CA_FINGERPRINT_PARAMETER" \
+        --query Parameter.Value --output text)" || fail "cannot read SSM parameter $RIGGER_CA_FINGERPRINT_PARAMETER"
+fi
 [ -n "${RIGGER_CA_FINGERPRINT:-}" ] || fail "RIGGER_CA_FINGERPRINT is not set (masterctl ca show)"
 case "$RIGGER_MASTER" in
     *[!A-Za-z0-9.:/\[\]-]*) fail "RIGGER_MASTER has characters an address cannot: $RIGGER_MASTER" ;;
