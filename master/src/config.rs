@@ -308,7 +308,13 @@ impl MasterConfig {
                 .modules
                 .filter(|m| !m.is_empty())
                 .or(file.modules)
-                .unwrap_or_else(|| vec![PathBuf::from("/etc/rigger/modules")]),
+                .unwrap_or_else(|| {
+                    // The site's own modules, then the ones the package ships.
+                    vec![
+                        PathBuf::from("/etc/rigger/modules"),
+                        PathBuf::from("/usr/share/rigger/modules"),
+                    ]
+                }),
             site: overrides
                 .site
                 .or(file.site)
@@ -349,7 +355,10 @@ mod tests {
         let expected = MasterConfigFile {
             data_dir: Some("/var/lib/rigger/master".into()),
             listen: Some("0.0.0.0:8140".into()),
-            modules: Some(vec!["/etc/rigger/modules".into()]),
+            modules: Some(vec![
+                "/etc/rigger/modules".into(),
+                "/usr/share/rigger/modules".into(),
+            ]),
             site: Some("/etc/rigger/site".into()),
             admin_socket: Some("/run/rigger/master.sock".into()),
             san: Some(vec![]),

@@ -162,8 +162,13 @@ pub enum ModuleCommand {
     /// each product version; with `--master`, the running master compiles
     /// its site's roles against the packs it imported.
     Check {
-        /// Module path (repeatable).
-        #[arg(long, default_value = "/etc/rigger/modules")]
+        /// Module path (repeatable; default: the site's own modules, then
+        /// the packaged ones, as the master searches them).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_values = ["/etc/rigger/modules", "/usr/share/rigger/modules"]
+        )]
         modules: Vec<PathBuf>,
         /// Site data directory to check too.
         #[arg(long)]
