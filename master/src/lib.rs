@@ -10,13 +10,13 @@
 pub mod admins;
 pub mod backup;
 pub mod ca;
-pub mod cli;
 pub mod catalogs;
+pub mod cli;
 pub mod compiler;
-pub mod dbinit;
 pub mod config;
 pub mod content;
 pub mod ctl;
+pub mod dbinit;
 pub mod ec2;
 pub mod enrollment;
 pub mod epoch;

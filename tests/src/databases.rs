@@ -109,7 +109,11 @@ fn run(command: &mut Command, what: &str) {
 /// PostgreSQL's programs, which Debian keeps out of PATH.
 fn postgres_program(test: &str, name: &str) -> Option<PathBuf> {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.flatten().map(|e| e.path().join("bin").join(name)).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join("bin").join(name))
+                .collect()
+        })
         .unwrap_or_default();
     versions.sort();
     versions
@@ -143,7 +147,10 @@ impl Database {
         let child = unprivileged(Command::new(server).arg("--no-defaults"))
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--pid-file={}", dir.path().join("mysqld.pid").display()))
+            .arg(format!(
+                "--pid-file={}",
+                dir.path().join("mysqld.pid").display()
+            ))
             .args([
                 &format!("--port={port}"),
                 "--bind-address=127.0.0.1",
@@ -198,7 +205,12 @@ impl Database {
             unprivileged(&mut Command::new(initdb))
                 .arg("-D")
                 .arg(&data)
-                .args(["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                ])
                 .arg(format!("--pwfile={}", password_file.display()))
                 .env("LC_ALL", "C"),
             "initdb",

@@ -19,7 +19,8 @@ fn templates() -> Vec<std::path::PathBuf> {
 
 #[test]
 fn the_templates_pass_cfn_lint() {
-    let Some(lint) = program_or_skip("the_templates_pass_cfn_lint", "cfn-lint", "pip: cfn-lint") else {
+    let Some(lint) = program_or_skip("the_templates_pass_cfn_lint", "cfn-lint", "pip: cfn-lint")
+    else {
         return;
     };
     let templates = templates();
@@ -45,24 +46,39 @@ fn no_template_or_user_data_holds_a_secret_or_a_sleep() {
             assert!(!text.contains(forbidden), "{name} has {forbidden:?}");
         }
         assert!(
-            !text.lines().any(|l| l.trim_start().starts_with("MasterUserPassword:")),
+            !text
+                .lines()
+                .any(|l| l.trim_start().starts_with("MasterUserPassword:")),
             "{name} sets a database password"
         );
         assert!(
-            !text.lines().any(|l| l.contains("password = \"") && !l.contains('%')),
+            !text
+                .lines()
+                .any(|l| l.contains("password = \"") && !l.contains('%')),
             "{name} writes a literal password"
         );
     }
-    for pattern in ["is-pattern-1.yaml", "apim-mi.yaml", "apim-ei-analytics.yaml"] {
+    for pattern in [
+        "is-pattern-1.yaml",
+        "apim-mi.yaml",
+        "apim-ei-analytics.yaml",
+    ] {
         let text = std::fs::read_to_string(repo_root().join("deploy/aws").join(pattern)).unwrap();
-        assert!(text.contains("ManageMasterUserPassword: true"), "{pattern}: RDS keeps the password");
-        assert!(text.contains("Type: AWS::CloudFormation::Stack"), "{pattern}: the master is a nested stack");
+        assert!(
+            text.contains("ManageMasterUserPassword: true"),
+            "{pattern}: RDS keeps the password"
+        );
+        assert!(
+            text.contains("Type: AWS::CloudFormation::Stack"),
+            "{pattern}: the master is a nested stack"
+        );
     }
 }
 
 #[test]
 fn the_master_signals_after_db_init() {
-    let template = std::fs::read_to_string(repo_root().join("deploy/aws/rigger-master.yaml")).unwrap();
+    let template =
+        std::fs::read_to_string(repo_root().join("deploy/aws/rigger-master.yaml")).unwrap();
     let text = &template[template.find("UserData:").expect("the master's user-data")..];
     let at = |needle: &str| {
         text.find(needle)
@@ -70,5 +86,8 @@ fn the_master_signals_after_db_init() {
     };
     assert!(at("systemctl enable --now rigger-master") < at("masterctl db init"));
     assert!(at("masterctl db init") < at("signal 0"));
-    assert!(text.contains("trap 'signal 1' ERR"), "a failed step signals failure");
+    assert!(
+        text.contains("trap 'signal 1' ERR"),
+        "a failed step signals failure"
+    );
 }

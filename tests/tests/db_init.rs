@@ -118,9 +118,21 @@ fn db_init_runs_each_script_once(db: Database) {
     // A dry run connects, says what it would do, and creates nothing.
     let dry = db_init(&master, &["--dry-run"]);
     assert_eq!(dry.code, 0, "{}", dry.all());
-    assert!(dry.stdout.contains("would create database WSO2IS_IDENTITY_DB"), "{}", dry.all());
-    assert!(dry.stdout.contains("would run dbscripts/identity/"), "{}", dry.all());
-    assert!(db.sql("WSO2IS_IDENTITY_DB", "SELECT 1").is_err(), "a dry run creates no database");
+    assert!(
+        dry.stdout
+            .contains("would create database WSO2IS_IDENTITY_DB"),
+        "{}",
+        dry.all()
+    );
+    assert!(
+        dry.stdout.contains("would run dbscripts/identity/"),
+        "{}",
+        dry.all()
+    );
+    assert!(
+        db.sql("WSO2IS_IDENTITY_DB", "SELECT 1").is_err(),
+        "a dry run creates no database"
+    );
 
     // Two operators at once: each script runs once.
     let concurrent: Vec<std::process::Child> = (0..2)
@@ -143,19 +155,36 @@ fn db_init_runs_each_script_once(db: Database) {
         assert_eq!(out.code, 0, "{}", out.all());
     }
     let both = format!("{}{}", outputs[0].stdout, outputs[1].stdout);
-    assert_eq!(both.matches("ran dbscripts/identity/").count(), 2, "identity and uma, once: {both}");
+    assert_eq!(
+        both.matches("ran dbscripts/identity/").count(),
+        2,
+        "identity and uma, once: {both}"
+    );
     assert_eq!(both.matches("ran dbscripts/consent/").count(), 1, "{both}");
     let runs = db
-        .sql("WSO2IS_IDENTITY_DB", "SELECT SCRIPT FROM DB_INIT_RUNS ORDER BY SCRIPT")
-        .unwrap();
-    assert_eq!(runs.lines().collect::<Vec<_>>(), ["consent", "identity", "uma"]);
-    // The shared database's script ran in a database of its own.
-    assert!(db.sql("WSO2IS_SHARED_DB", "SELECT COUNT(*) FROM REG_CLUSTER_LOCK").is_ok());
-    // The trigger (DELIMITER block, dollar-quoted function) works.
-    db.sql("WSO2IS_IDENTITY_DB", "INSERT INTO IDN_OAUTH (ID, SCOPE) VALUES (1, 'OPENID')")
+        .sql(
+            "WSO2IS_IDENTITY_DB",
+            "SELECT SCRIPT FROM DB_INIT_RUNS ORDER BY SCRIPT",
+        )
         .unwrap();
     assert_eq!(
-        db.sql("WSO2IS_IDENTITY_DB", "SELECT SCOPE FROM IDN_OAUTH").unwrap(),
+        runs.lines().collect::<Vec<_>>(),
+        ["consent", "identity", "uma"]
+    );
+    // The shared database's script ran in a database of its own.
+    assert!(
+        db.sql("WSO2IS_SHARED_DB", "SELECT COUNT(*) FROM REG_CLUSTER_LOCK")
+            .is_ok()
+    );
+    // The trigger (DELIMITER block, dollar-quoted function) works.
+    db.sql(
+        "WSO2IS_IDENTITY_DB",
+        "INSERT INTO IDN_OAUTH (ID, SCOPE) VALUES (1, 'OPENID')",
+    )
+    .unwrap();
+    assert_eq!(
+        db.sql("WSO2IS_IDENTITY_DB", "SELECT SCOPE FROM IDN_OAUTH")
+            .unwrap(),
         "openid"
     );
 
@@ -163,28 +192,38 @@ fn db_init_runs_each_script_once(db: Database) {
     let again = db_init(&master, &[]);
     assert_eq!(again.code, 0, "{}", again.all());
     assert!(!again.stdout.contains("ran "), "{}", again.all());
-    assert_eq!(again.stdout.matches("already applied at level 0").count(), 4, "{}", again.all());
     assert_eq!(
-        db.sql("WSO2IS_IDENTITY_DB", "SELECT COUNT(*) FROM DB_INIT_RUNS").unwrap(),
+        again.stdout.matches("already applied at level 0").count(),
+        4,
+        "{}",
+        again.all()
+    );
+    assert_eq!(
+        db.sql("WSO2IS_IDENTITY_DB", "SELECT COUNT(*) FROM DB_INIT_RUNS")
+            .unwrap(),
         "3"
     );
 
     // An update level changed a script: reported, not run.
     let (path, text) = &scripts(engine)[2];
-    let updated = pack(engine)
-        .at_level(1, 0)
-        .with_file(path, &format!("{text}INSERT INTO DB_INIT_RUNS VALUES ('consent again');\n"));
+    let updated = pack(engine).at_level(1, 0).with_file(
+        path,
+        &format!("{text}INSERT INTO DB_INIT_RUNS VALUES ('consent again');\n"),
+    );
     let out = master.import_update(&updated);
     assert_eq!(out.code, 0, "{}", out.all());
     let changed = db_init(&master, &[]);
     assert_eq!(changed.code, 0, "{}", changed.all());
     assert!(
-        changed.stdout.contains(&format!("{path}: CHANGED since it was applied at level 0")),
+        changed
+            .stdout
+            .contains(&format!("{path}: CHANGED since it was applied at level 0")),
         "{}",
         changed.all()
     );
     assert_eq!(
-        db.sql("WSO2IS_IDENTITY_DB", "SELECT COUNT(*) FROM DB_INIT_RUNS").unwrap(),
+        db.sql("WSO2IS_IDENTITY_DB", "SELECT COUNT(*) FROM DB_INIT_RUNS")
+            .unwrap(),
         "3",
         "the changed script did not run"
     );
@@ -195,7 +234,8 @@ fn db_init_runs_each_script_once(db: Database) {
     assert_eq!(denied.code, 1, "{}", denied.all());
     assert!(denied.all().contains("identity_db"), "{}", denied.all());
     assert!(
-        denied.all().contains("Access denied") || denied.all().contains("password authentication failed"),
+        denied.all().contains("Access denied")
+            || denied.all().contains("password authentication failed"),
         "{}",
         denied.all()
     );
@@ -208,7 +248,7 @@ fn db_init_runs_each_script_once(db: Database) {
     let refused = db_init(&master, &[]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(
-        refused.all().contains(&format!("cannot connect to")) && refused.all().contains(&nowhere),
+        refused.all().contains("cannot connect to") && refused.all().contains(&nowhere),
         "{}",
         refused.all()
     );
@@ -241,5 +281,9 @@ fn db_init_names_oracle_as_unsupported() {
     });
     let out = db_init(&master, &["--dry-run"]);
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.all().contains("Oracle is not supported"), "{}", out.all());
+    assert!(
+        out.all().contains("Oracle is not supported"),
+        "{}",
+        out.all()
+    );
 }

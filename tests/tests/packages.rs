@@ -183,12 +183,18 @@ fn install_on_this_machine() {
     let gid: u32 = group.split(':').nth(2).unwrap().trim().parse().unwrap();
     let site = std::fs::metadata("/etc/rigger/site").unwrap();
     assert_eq!(site.gid(), gid, "the master reads its site");
-    assert_eq!(site.mode() & 0o7, 0, "the site (secrets) is not world-readable");
-    let conffiles = run(Command::new("dpkg-query").args(["-W", "-f", "${Conffiles}", "rigger-master"]));
+    assert_eq!(
+        site.mode() & 0o7,
+        0,
+        "the site (secrets) is not world-readable"
+    );
+    let conffiles =
+        run(Command::new("dpkg-query").args(["-W", "-f", "${Conffiles}", "rigger-master"]));
     assert!(conffiles.contains("/etc/rigger/master.toml"), "{conffiles}");
     let version = run(Command::new("/usr/bin/masterctl").arg("--version"));
     assert!(version.starts_with("masterctl "));
-    if let Some(analyze) = program_or_skip("install_on_this_machine", "systemd-analyze", "systemd") {
+    if let Some(analyze) = program_or_skip("install_on_this_machine", "systemd-analyze", "systemd")
+    {
         let out = Command::new(analyze)
             .args(["verify", "--man=no"])
             .args([

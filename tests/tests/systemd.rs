@@ -73,7 +73,9 @@ fn assert_ready_pinged_and_stopping(mut child: Child, notify: &NotifySocket, sta
         .find(|m| m.lines().any(|l| l == "READY=1"))
         .unwrap_or_else(|| panic!("no READY=1 among {seen:?}"));
     assert!(
-        ready.lines().any(|l| l.starts_with("STATUS=") && l.contains(status)),
+        ready
+            .lines()
+            .any(|l| l.starts_with("STATUS=") && l.contains(status)),
         "the READY message says what is up ({status}): {ready:?}"
     );
     assert!(

@@ -27,7 +27,10 @@ struct Boot {
 fn boot(root: &Path, stubs: &Path, env: &[(&str, String)]) -> Boot {
     let out = Command::new("bash")
         .arg(repo_root().join("deploy/aws/user-data.sh"))
-        .env("PATH", format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", stubs.display()))
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", stubs.display()),
+        )
         .env("RIGGER_ROOT", root)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
@@ -174,13 +177,23 @@ fn user_data_twice_writes_one_configuration_enrolls_once_and_signals_the_result(
         config_mtime,
         "an unchanged configuration is not rewritten"
     );
-    assert_eq!(std::fs::read_to_string(root.join("etc/fstab")).unwrap(), fstab);
-    assert_eq!(std::fs::read_to_string(root.join("etc/hosts")).unwrap(), hosts);
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/fstab")).unwrap(),
+        fstab
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/hosts")).unwrap(),
+        hosts
+    );
     let configs: Vec<_> = std::fs::read_dir(root.join("etc/rigger"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(configs, ["agent.toml"], "one configuration file, no leftovers");
+    assert_eq!(
+        configs,
+        ["agent.toml"],
+        "one configuration file, no leftovers"
+    );
     let nodes = master.nodes();
     assert_eq!(
         nodes.as_array().map(|n| n.len()),
@@ -207,13 +220,24 @@ fn user_data_without_the_master_or_with_a_hostile_value_stops_and_signals_failur
     ];
     let missing = boot(root.path(), stubs.path(), &signal);
     assert_eq!(missing.code, 1);
-    assert!(missing.stderr.contains("RIGGER_MASTER is not set"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("RIGGER_MASTER is not set"),
+        "{}",
+        missing.stderr
+    );
     let mut hostile = signal.to_vec();
-    hostile.push(("RIGGER_MASTER", "10.0.0.1:8140\"\nrole = \"admin".to_string()));
+    hostile.push((
+        "RIGGER_MASTER",
+        "10.0.0.1:8140\"\nrole = \"admin".to_string(),
+    ));
     hostile.push(("RIGGER_CA_FINGERPRINT", "sha256:00".to_string()));
     let out = boot(root.path(), stubs.path(), &hostile);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("characters an address cannot"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("characters an address cannot"),
+        "{}",
+        out.stderr
+    );
     assert!(!root.path().join("etc/rigger/agent.toml").exists());
     let recorded = std::fs::read_to_string(&calls).unwrap();
     assert_eq!(recorded.matches("--exit-code 1").count(), 2, "{recorded}");

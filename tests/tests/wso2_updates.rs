@@ -83,7 +83,11 @@ fn a_pack_updated_by_wso2update_becomes_its_level_and_another_products_pack_is_r
         .with_file("updates/product.txt", "wso2is-5.11.0\n");
     let out = master.import_update(&updated);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.starts_with("wso2is 5.11.0 level 7: imported"), "{}", out.all());
+    assert!(
+        out.stdout.starts_with("wso2is 5.11.0 level 7: imported"),
+        "{}",
+        out.all()
+    );
     // Exactly the files that differ between the two packs.
     let before = zip_files(&master.write_pack(&ga()));
     let after = zip_files(&master.write_pack(&updated));
@@ -107,7 +111,9 @@ fn a_pack_updated_by_wso2update_becomes_its_level_and_another_products_pack_is_r
     let out = master.import_update(&lying);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.all().contains("updates/product.txt names wso2am-4.2.0, but the pack's folder is wso2is-5.11.0"),
+        out.all().contains(
+            "updates/product.txt names wso2am-4.2.0, but the pack's folder is wso2is-5.11.0"
+        ),
         "{}",
         out.all()
     );
@@ -115,7 +121,12 @@ fn a_pack_updated_by_wso2update_becomes_its_level_and_another_products_pack_is_r
     let other = master.write_pack(&ga().of("wso2am", "4.2.0").at_level(9, 10));
     let out = import_file(&master, &other);
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.all().contains("it is wso2am-4.2.0, not an update of wso2is-5.11.0"), "{}", out.all());
+    assert!(
+        out.all()
+            .contains("it is wso2am-4.2.0, not an update of wso2is-5.11.0"),
+        "{}",
+        out.all()
+    );
     assert_eq!(levels(&master), [0, 7], "nothing recorded");
 }
 
@@ -140,15 +151,28 @@ fn wum_update_zips_apply_their_listed_changes_and_nothing_else() {
     write_zip(
         &wum3,
         &[
-            (format!("{top}/update-descriptor3.yaml"), descriptor3.clone().into_bytes()),
-            (format!("{top}/instructions.txt"), b"Restart the server.\n".to_vec()),
+            (
+                format!("{top}/update-descriptor3.yaml"),
+                descriptor3.clone().into_bytes(),
+            ),
+            (
+                format!("{top}/instructions.txt"),
+                b"Restart the server.\n".to_vec(),
+            ),
             (format!("{top}/carbon.home/{added}"), b"new jar".to_vec()),
-            (format!("{top}/carbon.home/{modified}"), b"fixed jar".to_vec()),
+            (
+                format!("{top}/carbon.home/{modified}"),
+                b"fixed jar".to_vec(),
+            ),
         ],
     );
     let out = import_file(&master, &wum3);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.starts_with("wso2is 5.11.0 level 4242: imported"), "{}", out.all());
+    assert!(
+        out.stdout.starts_with("wso2is 5.11.0 level 4242: imported"),
+        "{}",
+        out.all()
+    );
     let mut expected = vec![
         added.to_string(),
         "repository/components/patches".to_string(),
@@ -170,14 +194,21 @@ fn wum_update_zips_apply_their_listed_changes_and_nothing_else() {
     write_zip(
         &wum1,
         &[
-            ("update-descriptor.yaml".to_string(), descriptor.into_bytes()),
+            (
+                "update-descriptor.yaml".to_string(),
+                descriptor.into_bytes(),
+            ),
             (format!("carbon.home/{modified}"), b"fixed again".to_vec()),
         ],
     );
     let out = import_file(&master, &wum1);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.starts_with("wso2is 5.11.0 level 4243: imported"), "{}", out.all());
-    assert_eq!(changed(&out), [modified.clone()], "{}", out.all());
+    assert!(
+        out.stdout.starts_with("wso2is 5.11.0 level 4243: imported"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(changed(&out), vec![modified.as_str()], "{}", out.all());
 
     // Refused, nothing recorded: an unlisted file, another product only,
     // a listed file the zip lacks.
@@ -210,7 +241,11 @@ fn wum_update_zips_apply_their_listed_changes_and_nothing_else() {
         write_zip(&path, &files);
         let out = import_file(&master, &path);
         assert_eq!(out.code, 1, "{}", out.all());
-        assert!(out.all().contains(error), "expected {error:?}: {}", out.all());
+        assert!(
+            out.all().contains(error),
+            "expected {error:?}: {}",
+            out.all()
+        );
     }
     assert_eq!(levels(&master), [0, 4242, 4243]);
 }

@@ -57,7 +57,9 @@ fn man_pages(command: clap::Command, dir: &Path) -> std::io::Result<()> {
         for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
             write(sub.clone(), dir)?;
         }
-        clap_mangen::Man::new(command).section("8").generate_to(dir)?;
+        clap_mangen::Man::new(command)
+            .section("8")
+            .generate_to(dir)?;
         Ok(())
     }
     let mut command = command.disable_help_subcommand(true);

@@ -325,7 +325,12 @@ fn rollout_spec(
 /// environment (`[environment] development = true`); any other environment
 /// runs the level promoted to it (`masterctl update promote`), else the GA
 /// level. A numbered level is taken as it is.
-pub(super) fn follow_channel(data: &mut toml::Table, role: &RoleSpec, development: bool, products: &Products) {
+pub(super) fn follow_channel(
+    data: &mut toml::Table,
+    role: &RoleSpec,
+    development: bool,
+    products: &Products,
+) {
     let latest = matches!(data.get("update_level"), Some(toml::Value::String(s)) if s == "latest");
     if !latest || development {
         return;

@@ -64,13 +64,10 @@ struct Descriptor1 {
 /// with a `/`), when the archive is a WUM update.
 fn descriptor_folder(read: &ReadEntries) -> Option<String> {
     let top = single_top_folder(&read.entries).map(|t| format!("{t}/"));
-    [String::new()]
-        .into_iter()
-        .chain(top)
-        .find(|folder| {
-            read.entries.contains_key(&format!("{folder}{DESCRIPTOR3}"))
-                || read.entries.contains_key(&format!("{folder}{DESCRIPTOR}"))
-        })
+    [String::new()].into_iter().chain(top).find(|folder| {
+        read.entries.contains_key(&format!("{folder}{DESCRIPTOR3}"))
+            || read.entries.contains_key(&format!("{folder}{DESCRIPTOR}"))
+    })
 }
 
 /// Whether the archive read is a WUM update zip.
@@ -101,21 +98,24 @@ fn tree_of_wum(
     read: ReadEntries,
     (name, version): (&str, &str),
 ) -> Result<(ImportedTree, u32), ImportError> {
-    let wrong = |message: String| {
-        ImportError::Pack(format!("WUM update {}: {message}", archive.display()))
-    };
+    let wrong =
+        |message: String| ImportError::Pack(format!("WUM update {}: {message}", archive.display()));
     let folder = descriptor_folder(&read).unwrap_or_default();
     let text = |file: &str| -> Result<Option<String>, ImportError> {
-        match read.entries.get(&format!("{folder}{file}")).map(|e| &e.kind) {
-            Some(EntryKind::File { digest, .. }) => {
-                Ok(Some(String::from_utf8_lossy(&store.read(digest)?).into_owned()))
-            }
+        match read
+            .entries
+            .get(&format!("{folder}{file}"))
+            .map(|e| &e.kind)
+        {
+            Some(EntryKind::File { digest, .. }) => Ok(Some(
+                String::from_utf8_lossy(&store.read(digest)?).into_owned(),
+            )),
             _ => Ok(None),
         }
     };
     let (number, changes) = if let Some(yaml) = text(DESCRIPTOR3)? {
-        let descriptor: Descriptor3 = serde_saphyr::from_str(&yaml)
-            .map_err(|e| wrong(format!("{DESCRIPTOR3}: {e}")))?;
+        let descriptor: Descriptor3 =
+            serde_saphyr::from_str(&yaml).map_err(|e| wrong(format!("{DESCRIPTOR3}: {e}")))?;
         let mut products = descriptor
             .compatible_products
             .into_iter()
@@ -128,14 +128,18 @@ fn tree_of_wum(
         let Some(product) = found else {
             return Err(wrong(format!(
                 "{DESCRIPTOR3} does not apply to {name}-{version} (it lists: {})",
-                if seen.is_empty() { "no product".to_string() } else { seen.join(", ") }
+                if seen.is_empty() {
+                    "no product".to_string()
+                } else {
+                    seen.join(", ")
+                }
             )));
         };
         (descriptor.update_number, product.changes)
     } else {
         let yaml = text(DESCRIPTOR)?.unwrap_or_default();
-        let descriptor: Descriptor1 = serde_saphyr::from_str(&yaml)
-            .map_err(|e| wrong(format!("{DESCRIPTOR}: {e}")))?;
+        let descriptor: Descriptor1 =
+            serde_saphyr::from_str(&yaml).map_err(|e| wrong(format!("{DESCRIPTOR}: {e}")))?;
         if let Some(applies) = &descriptor.applies_to {
             let wanted = format!("{name}-{version}");
             if !applies.split(',').any(|a| a.trim() == wanted) {
@@ -159,7 +163,13 @@ fn tree_of_wum(
     for (path, entry) in read.entries {
         if let Some(relative) = path.strip_prefix(&prefix).filter(|r| !r.is_empty()) {
             let relative = clean_path(relative)?;
-            carried.insert(relative.clone(), Entry { path: relative, ..entry });
+            carried.insert(
+                relative.clone(),
+                Entry {
+                    path: relative,
+                    ..entry
+                },
+            );
         }
     }
     let mut entries: BTreeMap<String, Entry> = base
@@ -184,7 +194,9 @@ fn tree_of_wum(
     {
         let path = clean_path(path)?;
         let Some(entry) = carried.get(&path) else {
-            return Err(wrong(format!("lists {path} but carries no {CARBON_HOME}{path}")));
+            return Err(wrong(format!(
+                "lists {path} but carries no {CARBON_HOME}{path}"
+            )));
         };
         if must_exist && !entries.contains_key(&path) {
             return Err(wrong(format!(
@@ -211,7 +223,11 @@ fn tree_of_wum(
     let tree = finish(
         store,
         entries,
-        (Some(name.to_string()), Some(version.to_string()), Some(level)),
+        (
+            Some(name.to_string()),
+            Some(version.to_string()),
+            Some(level),
+        ),
         read.new_bytes,
         read.new_digests,
     )?;

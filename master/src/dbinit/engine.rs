@@ -118,19 +118,20 @@ impl Db {
     /// Whether `database` exists on the server.
     pub async fn database_exists(&mut self, database: &str) -> Result<bool, String> {
         let found = match self {
-            Db::MySql(c) => sqlx::query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
-                .bind(database)
-                .fetch_optional(c)
-                .await
-                .map(|row| row.is_some()),
+            Db::MySql(c) => {
+                sqlx::query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
+                    .bind(database)
+                    .fetch_optional(c)
+                    .await
+                    .map(|row| row.is_some())
+            }
             Db::Postgres(c) => sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
                 .bind(database)
                 .fetch_optional(c)
                 .await
                 .map(|row| row.is_some()),
         };
-        found
-            .map_err(|e| format!("cannot list the databases: {}", server_error(&e)))
+        found.map_err(|e| format!("cannot list the databases: {}", server_error(&e)))
     }
 
     /// Creates `database` (a name already checked to be letters, digits
@@ -241,7 +242,11 @@ impl Db {
     /// Runs a script's statements and records it, all or nothing on
     /// PostgreSQL (DDL is transactional there); MySQL commits each DDL
     /// statement, so a failure says how many were applied.
-    pub async fn apply(&mut self, statements: &[Statement], record: &Applied) -> Result<(), String> {
+    pub async fn apply(
+        &mut self,
+        statements: &[Statement],
+        record: &Applied,
+    ) -> Result<(), String> {
         let transactional = matches!(self, Db::Postgres(_));
         if transactional {
             self.raw("BEGIN").await?;

@@ -53,9 +53,9 @@ pub enum Parsed {
 
 /// Reads a JDBC URL. Oracle and SQL Server are named as unsupported.
 pub fn parse(jdbc: &str) -> Result<Parsed, String> {
-    let rest = jdbc
-        .strip_prefix("jdbc:")
-        .ok_or_else(|| format!("{jdbc:?} is not a JDBC URL (jdbc:mysql://…, jdbc:postgresql://…)"))?;
+    let rest = jdbc.strip_prefix("jdbc:").ok_or_else(|| {
+        format!("{jdbc:?} is not a JDBC URL (jdbc:mysql://…, jdbc:postgresql://…)")
+    })?;
     let scheme = rest.split(':').next().unwrap_or_default();
     let dialect = match scheme {
         "mysql" | "mariadb" => Dialect::MySql,
@@ -117,7 +117,11 @@ fn tls(url: &url::Url, dialect: Dialect) -> Tls {
         let value = value.to_ascii_lowercase();
         match (dialect, key.as_ref()) {
             (Dialect::MySql, "useSSL" | "requireSSL") => {
-                tls = if value == "true" { Tls::Required } else { Tls::Disabled };
+                tls = if value == "true" {
+                    Tls::Required
+                } else {
+                    Tls::Disabled
+                };
             }
             (Dialect::MySql, "sslMode") | (Dialect::Postgres, "sslmode") => {
                 tls = match value.as_str() {
@@ -155,22 +159,47 @@ mod tests {
         let t = server("jdbc:mariadb://10.0.0.5/shared");
         assert_eq!((t.port, t.tls), (3306, Tls::Preferred));
         let t = server("jdbc:postgresql://db:5433/apim?sslmode=verify-full");
-        assert_eq!((t.dialect, t.port, t.tls), (Dialect::Postgres, 5433, Tls::Verified));
+        assert_eq!(
+            (t.dialect, t.port, t.tls),
+            (Dialect::Postgres, 5433, Tls::Verified)
+        );
         assert_eq!(t.describe(), "postgresql://db:5433/apim");
         assert_eq!(server("jdbc:mysql://h/d?useSSL=false").tls, Tls::Disabled);
     }
 
     #[test]
     fn embedded_unsupported_and_malformed_urls_are_named() {
-        assert_eq!(parse("jdbc:h2:./repository/database/X").unwrap(), Parsed::Embedded);
+        assert_eq!(
+            parse("jdbc:h2:./repository/database/X").unwrap(),
+            Parsed::Embedded
+        );
         let e = parse("jdbc:oracle:thin:@db:1521/ORCL").unwrap_err();
-        assert!(e.contains("Oracle is not supported") && e.contains("oracle.sql"), "{e}");
+        assert!(
+            e.contains("Oracle is not supported") && e.contains("oracle.sql"),
+            "{e}"
+        );
         let e = parse("jdbc:sqlserver://db:1433;databaseName=X").unwrap_err();
         assert!(e.contains("SQL Server"), "{e}");
         assert!(parse("mysql://h/d").unwrap_err().contains("not a JDBC URL"));
-        assert!(parse("jdbc:mysql://h/").unwrap_err().contains("no database"));
-        assert!(parse("jdbc:mysql://h/x;drop").unwrap_err().contains("letters, digits"));
-        assert!(parse("jdbc:mysql://a,b/x").unwrap_err().contains("several hosts"));
-        assert!(parse("jdbc:db2://h/x").unwrap_err().contains("not supported"));
+        assert!(
+            parse("jdbc:mysql://h/")
+                .unwrap_err()
+                .contains("no database")
+        );
+        assert!(
+            parse("jdbc:mysql://h/x;drop")
+                .unwrap_err()
+                .contains("letters, digits")
+        );
+        assert!(
+            parse("jdbc:mysql://a,b/x")
+                .unwrap_err()
+                .contains("several hosts")
+        );
+        assert!(
+            parse("jdbc:db2://h/x")
+                .unwrap_err()
+                .contains("not supported")
+        );
     }
 }

@@ -65,8 +65,8 @@ pub async fn init(state: &MasterState, role: &str, dry_run: bool) -> Result<Repo
         .unwrap_or_default()
         .to_string();
     let version = spec.version.clone().unwrap_or_default();
-    let level_value = serde_json::to_value(data.get("update_level").cloned())
-        .map_err(Error::internal)?;
+    let level_value =
+        serde_json::to_value(data.get("update_level").cloned()).map_err(Error::internal)?;
     let (level, tree) = products
         .resolve(&product, &version, &level_value)
         .map_err(Error::FailedPrecondition)?;
@@ -90,7 +90,11 @@ pub async fn init(state: &MasterState, role: &str, dry_run: bool) -> Result<Repo
         pack.product,
         pack.version,
         pack.level,
-        if dry_run { " (dry run: nothing is changed)" } else { "" }
+        if dry_run {
+            " (dry run: nothing is changed)"
+        } else {
+            ""
+        }
     );
     for datasource in &datasources {
         let mut lines = String::new();
@@ -175,7 +179,10 @@ fn pack_scripts(
             pattern.replace("{engine}", engine_file(dialect))
         );
         if path.contains("..") {
-            return Err(format!("dbscripts.{}: {path} leaves dbscripts/", datasource.name));
+            return Err(format!(
+                "dbscripts.{}: {path} leaves dbscripts/",
+                datasource.name
+            ));
         }
         let file = TreeFile {
             product: &pack.product,
@@ -239,7 +246,12 @@ async fn init_one(
         if dry_run {
             let _ = writeln!(out, "  would create database {}", target.database);
             for (s, statements) in scripts.iter().zip(&parsed) {
-                let _ = writeln!(out, "  would run {} ({} statements)", s.path, statements.len());
+                let _ = writeln!(
+                    out,
+                    "  would run {} ({} statements)",
+                    s.path,
+                    statements.len()
+                );
             }
             return Ok(());
         }
@@ -315,7 +327,12 @@ async fn run_scripts(
                 );
             }
             None if dry_run => {
-                let _ = writeln!(out, "  would run {} ({} statements)", script.path, statements.len());
+                let _ = writeln!(
+                    out,
+                    "  would run {} ({} statements)",
+                    script.path,
+                    statements.len()
+                );
             }
             None => {
                 let record = Applied {
@@ -328,7 +345,12 @@ async fn run_scripts(
                 db.apply(statements, &record)
                     .await
                     .map_err(|e| format!("{}: {e}", script.path))?;
-                let _ = writeln!(out, "  ran {} ({} statements)", script.path, statements.len());
+                let _ = writeln!(
+                    out,
+                    "  ran {} ({} statements)",
+                    script.path,
+                    statements.len()
+                );
             }
         }
     }

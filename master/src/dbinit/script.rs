@@ -48,8 +48,14 @@ pub fn split(script: &str, dialect: Dialect) -> Result<Vec<Statement>, String> {
     while i < chars.len() {
         let c = chars[i];
         // `DELIMITER xx` (MySQL client syntax) on a line of its own.
-        if dialect == Dialect::MySql && at_line_start(&current) && starts_with_word(&chars, i, "DELIMITER") {
-            let end = chars[i..].iter().position(|&c| c == '\n').map_or(chars.len(), |p| i + p);
+        if dialect == Dialect::MySql
+            && at_line_start(&current)
+            && starts_with_word(&chars, i, "DELIMITER")
+        {
+            let end = chars[i..]
+                .iter()
+                .position(|&c| c == '\n')
+                .map_or(chars.len(), |p| i + p);
             let word: String = chars[i + "DELIMITER".len()..end].iter().collect();
             let word = word.trim();
             if word.is_empty() {
@@ -132,7 +138,9 @@ fn push(statements: &mut Vec<Statement>, current: &mut String, line: usize) {
 }
 
 fn matches_at(chars: &[char], i: usize, word: &str) -> bool {
-    word.chars().enumerate().all(|(k, w)| chars.get(i + k) == Some(&w))
+    word.chars()
+        .enumerate()
+        .all(|(k, w)| chars.get(i + k) == Some(&w))
 }
 
 fn starts_with_word(chars: &[char], i: usize, word: &str) -> bool {
@@ -143,7 +151,10 @@ fn starts_with_word(chars: &[char], i: usize, word: &str) -> bool {
 }
 
 fn skip_line(chars: &[char], i: usize) -> usize {
-    chars[i..].iter().position(|&c| c == '\n').map_or(chars.len(), |p| i + p)
+    chars[i..]
+        .iter()
+        .position(|&c| c == '\n')
+        .map_or(chars.len(), |p| i + p)
 }
 
 /// The index just past the closing quote; a doubled quote (and, in MySQL,
