@@ -41,7 +41,8 @@ signal() {
 }
 
 # Writes stdin to FILE (mode MODE) atomically, and only when it differs:
-# a second boot leaves the file, and its time stamp, as they were.
+# a second boot leaves the file, and its time stamp, as they were. A
+# failure (a full disk) stops the script.
 write_if_changed() {
     local file="$1" mode="$2" tmp
     mkdir -p "$(dirname "$file")"
@@ -50,9 +51,10 @@ write_if_changed() {
     chmod "$mode" "$tmp"
     if [ -f "$file" ] && cmp -s "$tmp" "$file"; then
         rm -f "$tmp"
-        return 1
+    else
+        mv -f "$tmp" "$file"
+        log "wrote ${file#"$ROOT"}"
     fi
-    mv -f "$tmp" "$file"
 }
 
 [ -n "${RIGGER_MASTER:-}" ] || fail "RIGGER_MASTER is not set (the master's address, e.g. 10.0.1.10:8140)"
@@ -106,7 +108,7 @@ fi
     echo "ca_fingerprint = \"$RIGGER_CA_FINGERPRINT\""
     if [ -n "${RIGGER_ROLE:-}" ]; then echo "role = \"$RIGGER_ROLE\""; fi
     if [ -n "${RIGGER_IMDS_ENDPOINT:-}" ]; then echo "imds_endpoint = \"$RIGGER_IMDS_ENDPOINT\""; fi
-} | write_if_changed "$ROOT/etc/rigger/agent.toml" 0644 && log "wrote /etc/rigger/agent.toml" || true
+} | write_if_changed "$ROOT/etc/rigger/agent.toml" 0644
 
 # 3. Enrollment: by the EC2 identity document, which the agent presents
 # itself; a token only where the operator chose one, fetched once, and
@@ -118,7 +120,7 @@ elif [ -n "${RIGGER_TOKEN_PARAMETER:-}" ]; then
     token="$(aws ssm get-parameter --with-decryption --name "$RIGGER_TOKEN_PARAMETER" \
         --query Parameter.Value --output text)" || fail "cannot read the token from SSM parameter $RIGGER_TOKEN_PARAMETER"
     case "$token" in *[!A-Za-z0-9._~+/=-]*|"") fail "SSM parameter $RIGGER_TOKEN_PARAMETER does not hold a token" ;; esac
-    (umask 077; printf 'RIGGER_TOKEN=%s\n' "$token" | write_if_changed "$env_file" 0600) || true
+    (umask 077; printf 'RIGGER_TOKEN=%s\n' "$token" | write_if_changed "$env_file" 0600)
     unset token
 fi
 
