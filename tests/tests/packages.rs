@@ -10,6 +10,9 @@ use std::process::Command;
 use rigger_tests::repo_root;
 use rigger_tests::services::program_or_skip;
 
+/// scripts/package.sh writes target/package: one test at a time.
+static PACKAGING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run(command: &mut Command) -> String {
     let out = command.output().expect("run");
     let text = format!(
@@ -21,33 +24,39 @@ fn run(command: &mut Command) -> String {
     text
 }
 
-/// Whether cargo-deb is installed (`.ci/run` installs it); `None` skips.
-fn cargo_deb_or_skip(test: &str) -> Option<()> {
+/// Whether the cargo subcommand `tool` is installed (`.ci/run` installs
+/// cargo-deb and cargo-generate-rpm); `None` skips.
+fn cargo_tool_or_skip(test: &str, tool: &str) -> Option<()> {
     let found = Command::new("cargo")
-        .args(["deb", "--version"])
+        .args([tool, "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
         assert!(
             std::env::var("RIGGER_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "{test} needs cargo-deb (cargo install cargo-deb) and RIGGER_REQUIRE_SERVICES=1"
+            "{test} needs cargo-{tool} (cargo install cargo-{tool}) and RIGGER_REQUIRE_SERVICES=1"
         );
-        eprintln!("skipping {test}: needs cargo-deb (cargo install cargo-deb)");
+        eprintln!("skipping {test}: needs cargo-{tool} (cargo install cargo-{tool})");
         return None;
     }
     Some(())
 }
 
-fn deb(name: &str) -> std::path::PathBuf {
+/// The built package of `name` whose file name ends with `suffix`.
+fn package(name: &str, separator: char, suffix: &str) -> std::path::PathBuf {
     let dir = repo_root().join("target/package");
     std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
             let file = p.file_name().unwrap().to_string_lossy().to_string();
-            file.starts_with(&format!("{name}_")) && file.ends_with(".deb")
+            file.starts_with(&format!("{name}{separator}")) && file.ends_with(suffix)
         })
-        .unwrap_or_else(|| panic!("no {name} .deb in {}", dir.display()))
+        .unwrap_or_else(|| panic!("no {name} {suffix} in {}", dir.display()))
+}
+
+fn deb(name: &str) -> std::path::PathBuf {
+    package(name, '_', ".deb")
 }
 
 fn assert_gzipped_man_page(root: &Path, page: &str) {
@@ -82,9 +91,12 @@ fn assert_completions(root: &Path, command: &str) {
 #[test]
 fn the_packages_build_and_their_files_work_from_the_installed_paths() {
     let test = "the_packages_build_and_their_files_work_from_the_installed_paths";
-    if cargo_deb_or_skip(test).is_none() || program_or_skip(test, "dpkg-deb", "dpkg").is_none() {
+    if cargo_tool_or_skip(test, "deb").is_none()
+        || program_or_skip(test, "dpkg-deb", "dpkg").is_none()
+    {
         return;
     }
+    let _one_at_a_time = PACKAGING.lock().unwrap_or_else(|e| e.into_inner());
     run(Command::new(repo_root().join("scripts/package.sh")).args([
         "--profile",
         "dev",
@@ -212,4 +224,78 @@ fn install_on_this_machine() {
     run(Command::new("dpkg").args(["--purge", "rigger-master", "rigger-agent"]));
     assert!(!Path::new("/usr/bin/rigger-master").exists());
     assert!(!Path::new("/etc/rigger/master.toml").exists(), "purged");
+}
+
+#[test]
+fn the_rpms_hold_the_binaries_units_and_scriptlets() {
+    let test = "the_rpms_hold_the_binaries_units_and_scriptlets";
+    if cargo_tool_or_skip(test, "generate-rpm").is_none()
+        || cargo_tool_or_skip(test, "deb").is_none()
+    {
+        return;
+    }
+    let Some(rpm) = program_or_skip(test, "rpm", "rpm") else {
+        return;
+    };
+    let _one_at_a_time = PACKAGING.lock().unwrap_or_else(|e| e.into_inner());
+    run(Command::new(repo_root().join("scripts/package.sh")).args([
+        "--profile",
+        "dev",
+        "--no-build",
+    ]));
+    let dir = repo_root().join("target/package");
+    let find = |name: &str| {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let file = p.file_name().unwrap().to_string_lossy().to_string();
+                file.starts_with(&format!("{name}-")) && file.ends_with(".rpm")
+            })
+            .unwrap_or_else(|| panic!("no {name} .rpm in {}", dir.display()))
+    };
+    for (name, files, scriptlet) in [
+        (
+            "rigger-master",
+            &[
+                "/usr/bin/rigger-master",
+                "/usr/bin/masterctl",
+                "/usr/lib/systemd/system/rigger-master.service",
+                "/etc/rigger/master.toml",
+                "/usr/share/rigger/modules/wso2is/module.toml",
+                "/usr/share/man/man8/masterctl-db-init.8",
+                "/usr/share/bash-completion/completions/masterctl",
+            ][..],
+            "useradd --system",
+        ),
+        (
+            "rigger-agent",
+            &[
+                "/usr/bin/rigger-agent",
+                "/usr/bin/agentctl",
+                "/usr/lib/systemd/system/rigger-agent.service",
+                "/usr/share/man/man8/agentctl-wait-ready.8",
+                "/usr/share/zsh/site-functions/_agentctl",
+            ][..],
+            "systemctl try-restart rigger-agent.service",
+        ),
+    ] {
+        let path = find(name);
+        let listed = run(Command::new(&rpm).arg("-qlp").arg(&path));
+        for file in files {
+            assert!(
+                listed.lines().any(|l| l == *file),
+                "{name}.rpm lacks {file}:\n{listed}"
+            );
+        }
+        let scripts = run(Command::new(&rpm).args(["-qp", "--scripts"]).arg(&path));
+        assert!(
+            scripts.contains(scriptlet),
+            "{name}.rpm scriptlets: {scripts}"
+        );
+    }
+    let config = run(Command::new(&rpm)
+        .args(["-qp", "--configfiles"])
+        .arg(find("rigger-master")));
+    assert!(config.contains("/etc/rigger/master.toml"), "{config}");
 }
