@@ -67,7 +67,7 @@ pub fn check(
                 spec.owner.as_deref(),
                 spec.group.as_deref(),
             );
-            let damaged = damaged_files(
+            let Inspection { damaged, refreshed } = damaged_files(
                 spec,
                 ctx,
                 &manifest,
@@ -76,6 +76,7 @@ pub fn check(
                 &l.release,
                 &owner,
             );
+            refresh_index(spec, &l.release, &marker, refreshed);
             let meta =
                 fs::metadata(&l.release).map_err(super::io_error("cannot stat", &l.release))?;
             if let Some(change) = pending.or_else(|| {
@@ -138,10 +139,14 @@ pub fn apply(
         Some(marker) => {
             let owner =
                 DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
-            let damaged =
+            let Inspection { damaged, refreshed } =
                 damaged_files(spec, ctx, &manifest, &marker, &overlays, &l.release, &owner);
             let release = Beneath::open(&l.release)?;
-            if !damaged.is_empty() {
+            if damaged.is_empty() {
+                refresh_index(spec, &l.release, &marker, refreshed);
+            } else {
+                let mut marker = marker;
+                marker.index.extend(refreshed);
                 repair(spec, ctx, &release, &damaged, marker)?;
             }
             give_to_owner(spec, ctx, &manifest, &release)?;
@@ -410,6 +415,16 @@ pub fn place_entry(
     Ok(())
 }
 
+/// What a look at a release found: the enforced files that differ from
+/// the manifest, and the index entries to refresh (files whose size,
+/// mtime or inode moved — a restored or copied node root — but whose
+/// content hashed equal: without the refresh, every run would hash them
+/// again).
+struct Inspection<'a> {
+    damaged: Vec<&'a Entry>,
+    refreshed: Vec<(String, crate::release::StatKey)>,
+}
+
 /// Enforced files that differ from the manifest: by the index (size, mtime,
 /// inode) and a re-hash of those that moved, or by a full re-hash when
 /// verifying; also files given to someone else than the release's owner.
@@ -421,42 +436,79 @@ fn damaged_files<'a>(
     overlays: &HashSet<String>,
     release: &Path,
     owner: &DesiredOwner,
-) -> Vec<&'a Entry> {
-    manifest
-        .entries
-        .iter()
-        .filter(|e| {
-            !spec.is_runtime_path(&e.path)
-                && !spec.is_excluded(&e.path)
-                && !overlays.contains(&e.path)
-        })
-        .filter(|e| {
-            let path = release.join(&e.path);
-            match &e.kind {
-                EntryKind::Dir => !path.is_dir(),
-                EntryKind::Symlink { target } => {
-                    fs::read_link(&path).ok().as_deref() != Some(Path::new(target))
-                }
-                EntryKind::File { digest, size } => {
-                    let Ok(meta) = fs::symlink_metadata(&path) else {
-                        return true;
-                    };
+) -> Inspection<'a> {
+    let mut found = Inspection {
+        damaged: Vec::new(),
+        refreshed: Vec::new(),
+    };
+    let enforced = manifest.entries.iter().filter(|e| {
+        !spec.is_runtime_path(&e.path) && !spec.is_excluded(&e.path) && !overlays.contains(&e.path)
+    });
+    for e in enforced {
+        let path = release.join(&e.path);
+        let damaged = match &e.kind {
+            EntryKind::Dir => !path.is_dir(),
+            EntryKind::Symlink { target } => {
+                fs::read_link(&path).ok().as_deref() != Some(Path::new(target))
+            }
+            EntryKind::File { digest, size } => match fs::symlink_metadata(&path) {
+                Err(_) => true,
+                Ok(meta)
                     if !meta.is_file()
                         || meta.len() != *size
                         || meta.permissions().mode() & 0o7777 != e.mode
-                        || !owner.changes(&meta).is_empty()
-                    {
-                        return true;
-                    }
-                    let unchanged = marker.index.get(&e.path) == Some(&stat_key(&meta));
-                    if unchanged && !ctx.full_verify {
-                        return false;
-                    }
-                    Digest::of_file(&path).ok().as_ref() != Some(digest)
+                        || !owner.changes(&meta).is_empty() =>
+                {
+                    true
                 }
-            }
-        })
-        .collect()
+                Ok(meta) => {
+                    let key = stat_key(&meta);
+                    let indexed = marker.index.get(&e.path) == Some(&key);
+                    if indexed && !ctx.full_verify {
+                        false
+                    } else if Digest::of_file(&path).ok().as_ref() == Some(digest) {
+                        if !indexed {
+                            found.refreshed.push((e.path.clone(), key));
+                        }
+                        false
+                    } else {
+                        true
+                    }
+                }
+            },
+        };
+        if damaged {
+            found.damaged.push(e);
+        }
+    }
+    found
+}
+
+/// Records the refreshed index entries in the release's marker (the
+/// agent's own bookkeeping; a failure only costs the next run a re-hash).
+fn refresh_index(
+    spec: &TreeSpec,
+    release: &Path,
+    marker: &ReleaseMarker,
+    refreshed: Vec<(String, crate::release::StatKey)>,
+) {
+    if refreshed.is_empty() {
+        return;
+    }
+    let count = refreshed.len();
+    let mut marker = marker.clone();
+    marker.index.extend(refreshed);
+    let written = Beneath::open(release)
+        .map_err(ResourceError::from)
+        .and_then(|r| write_marker(&r, &marker));
+    match written {
+        Ok(()) => {
+            tracing::info!(release = %spec.release_id(), files = count, "stat index refreshed: the files moved (a restored or copied node?) but their content is verified equal")
+        }
+        Err(e) => {
+            tracing::warn!(release = %spec.release_id(), error = %e, "cannot refresh the stat index")
+        }
+    }
 }
 
 fn repair(

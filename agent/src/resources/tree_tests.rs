@@ -109,3 +109,42 @@ fn a_real_directory_at_the_link_is_never_replaced() {
     assert!(err.to_string().contains("refusing to replace"), "{err}");
     assert!(f.ctx.paths.resolve("/opt/p-1.0/unmanaged").is_dir());
 }
+
+#[test]
+fn a_restored_release_is_hashed_once_then_known_by_its_new_stat_keys() {
+    let f = fixture();
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    let l = Release::of(&f.spec, &f.ctx.paths);
+    // A restore from a snapshot: the same bytes, new inodes and times.
+    for file in ["bin/run.sh", "lib/a.jar"] {
+        let path = l.release.join(file);
+        let bytes = fs::read(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions();
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, &bytes).unwrap();
+        fs::set_permissions(&path, mode).unwrap();
+    }
+    let stale = read_marker(&l.release).unwrap();
+    let now = |file: &str| stat_key(&fs::metadata(l.release.join(file)).unwrap());
+    assert_ne!(stale.index.get("lib/a.jar"), Some(&now("lib/a.jar")));
+
+    // Verified equal: nothing to change, and the index learns the new keys.
+    assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
+    let refreshed = read_marker(&l.release).unwrap();
+    for file in ["bin/run.sh", "lib/a.jar"] {
+        assert_eq!(refreshed.index.get(file), Some(&now(file)), "{file}");
+    }
+
+    // A change after the refresh is still seen (the index is no blind spot).
+    fs::write(l.release.join("lib/a.jar"), b"jar b").unwrap();
+    let changes = check(&f.spec, &f.ctx, &f.content).unwrap();
+    assert!(
+        changes[0].summary.contains("repair 1 modified file"),
+        "{changes:?}"
+    );
+    // Content that differs is never recorded as known.
+    assert_ne!(
+        read_marker(&l.release).unwrap().index.get("lib/a.jar"),
+        Some(&now("lib/a.jar"))
+    );
+}
