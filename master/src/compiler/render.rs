@@ -125,10 +125,13 @@ pub fn resources(
     // The same context with every secret replaced: a file whose rendering
     // differs under it holds a secret.
     let masked = masked_secrets(context, secrets);
+    let masked = masked.as_ref().map(Ctx::of);
     // The same context without peers: a file whose rendering without them
     // is unchanged changed only because of its peer lists.
     let no_peers = without_peers(context);
-    let bases = tree_bases(&env, module, profile, context, products);
+    let no_peers = Ctx::of(&no_peers);
+    let context = Ctx::of(context);
+    let bases = tree_bases(&env, module, profile, &context, products);
     for (index, declaration) in profile.resources.iter().enumerate() {
         let id = declaration
             .get("id")
@@ -137,7 +140,7 @@ pub fn resources(
             .to_string();
         let origin = profile.origins.get(index).unwrap_or(&manifest);
         if let Some(condition) = declaration.get("when") {
-            match render_value(&env, condition, context) {
+            match render_value_in(&env, condition, &context.converted) {
                 Ok(value) if !is_true(&value) => {
                     skipped.push(id);
                     continue;
@@ -163,7 +166,7 @@ pub fn resources(
             products,
             bases: &bases,
         };
-        match declared.render(context) {
+        match declared.render(&context) {
             Ok(resource) if rendered_size(&resource) > MAX_RENDERED_BYTES => {
                 errors.push(CompileError::Resource {
                     file: origin.clone(),
@@ -212,10 +215,11 @@ pub fn used_markers(
     let env = environment();
     let manifest = module.manifest_path();
     let mut used = Vec::new();
-    let bases = tree_bases(&env, module, profile, context, products);
+    let context = Ctx::of(context);
+    let bases = tree_bases(&env, module, profile, &context, products);
     for (index, declaration) in profile.resources.iter().enumerate() {
         if let Some(condition) = declaration.get("when") {
-            if !render_value(&env, condition, context).is_ok_and(|v| is_true(&v)) {
+            if !render_value_in(&env, condition, &context.converted).is_ok_and(|v| is_true(&v)) {
                 continue;
             }
         }
@@ -228,7 +232,7 @@ pub fn used_markers(
             products,
             bases: &bases,
         };
-        let Ok(resource) = declared.render(context) else {
+        let Ok(resource) = declared.render(&context) else {
             continue;
         };
         let text = serde_json::to_string(&resource).unwrap_or_default();
@@ -250,7 +254,7 @@ fn tree_bases(
     env: &Environment<'_>,
     module: &Module,
     profile: &Profile,
-    context: &Value,
+    context: &Ctx<'_>,
     products: &Products,
 ) -> Bases {
     let manifest = module.manifest_path();
@@ -261,7 +265,7 @@ fn tree_bases(
             continue;
         }
         if let Some(condition) = declaration.get("when") {
-            if !render_value(env, condition, context).is_ok_and(|v| is_true(&v)) {
+            if !render_value_in(env, condition, &context.converted).is_ok_and(|v| is_true(&v)) {
                 continue;
             }
         }
@@ -400,13 +404,30 @@ struct Declared<'a> {
 /// The profile's rendered trees by resource id.
 type Bases = std::collections::BTreeMap<String, TreeSpec>;
 
+/// A render context, and the same converted to minijinja's values once:
+/// converting the whole context (data, facts, peers) at every field and
+/// template was most of a compile's time.
+struct Ctx<'a> {
+    json: &'a Value,
+    converted: minijinja::Value,
+}
+
+impl<'a> Ctx<'a> {
+    fn of(json: &'a Value) -> Self {
+        Self {
+            json,
+            converted: minijinja::Value::from_serialize(json),
+        }
+    }
+}
+
 impl Declared<'_> {
-    fn render(&self, context: &Value) -> Result<Resource, CompileError> {
+    fn render(&self, context: &Ctx<'_>) -> Result<Resource, CompileError> {
         render_resource(self, context)
     }
 
     /// The file this declaration renders to under another context, if it renders.
-    fn file_under(&self, context: &Value) -> Option<rigger_common::catalog::FileSpec> {
+    fn file_under(&self, context: &Ctx<'_>) -> Option<rigger_common::catalog::FileSpec> {
         match self.render(context).ok()?.spec {
             rigger_common::catalog::ResourceSpec::File(f) => Some(f),
             _ => None,
@@ -431,7 +452,7 @@ fn rendered_size(resource: &Resource) -> usize {
 /// A template that cannot render without peers gets no key: any change restarts.
 fn set_restart_key(
     declared: &Declared<'_>,
-    no_peers: &Value,
+    no_peers: &Ctx<'_>,
     key: &RestartKey,
     resource: &mut Resource,
 ) {
@@ -456,7 +477,7 @@ fn set_restart_key(
 /// rendering that fails with secrets masked counts as depending on one),
 /// and keeps the masked rendering, with [`REDACTED`] for each secret value,
 /// for diffs and screens.
-fn mark_secret(declared: &Declared<'_>, masked: &Value, resource: &mut Resource) {
+fn mark_secret(declared: &Declared<'_>, masked: &Ctx<'_>, resource: &mut Resource) {
     let rigger_common::catalog::ResourceSpec::File(file) = &mut resource.spec else {
         return;
     };
@@ -499,7 +520,7 @@ fn is_true(value: &Value) -> bool {
     }
 }
 
-fn render_resource(declared: &Declared<'_>, context: &Value) -> Result<Resource, CompileError> {
+fn render_resource(declared: &Declared<'_>, context: &Ctx<'_>) -> Result<Resource, CompileError> {
     let Declared {
         env,
         module,
@@ -519,6 +540,7 @@ fn render_resource(declared: &Declared<'_>, context: &Value) -> Result<Resource,
         id: id.clone(),
         message,
     };
+    let converted = &context.converted;
     let mut rendered = Map::new();
     for (key, value) in declaration {
         if matches!(
@@ -527,7 +549,7 @@ fn render_resource(declared: &Declared<'_>, context: &Value) -> Result<Resource,
         ) {
             continue;
         }
-        let value = render_value(env, value, context)
+        let value = render_value_in(env, value, converted)
             .map_err(|e| resource_error(format!("field {key:?}: {}", describe(&e))))?;
         rendered.insert(key.clone(), value);
     }
@@ -540,15 +562,15 @@ fn render_resource(declared: &Declared<'_>, context: &Value) -> Result<Resource,
         let local;
         let template_context = match rendered.remove("vars") {
             Some(Value::Object(vars)) => {
-                let mut extended = context.clone();
+                let mut extended = context.json.clone();
                 if let Value::Object(root) = &mut extended {
                     root.extend(vars);
                 }
-                local = extended;
+                local = minijinja::Value::from_serialize(&extended);
                 &local
             }
             Some(_) => return Err(resource_error("field \"vars\" must be a table".into())),
-            None => context,
+            None => converted,
         };
         let content = env
             .render_named_str(name, &source, template_context)
@@ -575,7 +597,7 @@ fn render_resource(declared: &Declared<'_>, context: &Value) -> Result<Resource,
                 "a file has either a template or edits, not both".into(),
             ));
         }
-        let content = edited(declared, name, &mut rendered, context)?;
+        let content = edited(declared, name, &mut rendered, converted)?;
         rendered.insert("content".into(), Value::String(content));
     } else if rendered.contains_key("from") {
         return Err(resource_error(
@@ -617,7 +639,7 @@ fn edited(
     declared: &Declared<'_>,
     name: &str,
     rendered: &mut Map<String, Value>,
-    context: &Value,
+    context: &minijinja::Value,
 ) -> Result<String, CompileError> {
     let id = rendered
         .get("id")
@@ -701,6 +723,18 @@ fn render_value(
     value: &toml::Value,
     context: &Value,
 ) -> Result<Value, minijinja::Error> {
+    render_value_in(env, value, &minijinja::Value::from_serialize(context))
+}
+
+/// [`render_value`] with the context already converted to minijinja's
+/// values: converting the whole context (data, facts, peers) at every
+/// field and template was most of a compile's time, so a resource's
+/// rendering converts it once.
+fn render_value_in(
+    env: &Environment<'_>,
+    value: &toml::Value,
+    context: &minijinja::Value,
+) -> Result<Value, minijinja::Error> {
     // A field that is one whole expression keeps the expression's type
     // (a number, a list, a table from data), not its text.
     if let Some(expression) = value.as_str().and_then(whole_expression) {
@@ -720,13 +754,13 @@ fn render_value(
         toml::Value::Array(items) => Value::Array(
             items
                 .iter()
-                .map(|v| render_value(env, v, context))
+                .map(|v| render_value_in(env, v, context))
                 .collect::<Result<_, _>>()?,
         ),
         toml::Value::Table(table) => Value::Object(
             table
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), render_value(env, v, context)?)))
+                .map(|(k, v)| Ok((k.clone(), render_value_in(env, v, context)?)))
                 .collect::<Result<_, minijinja::Error>>()?,
         ),
         other => serde_json::to_value(other).unwrap_or(Value::Null),

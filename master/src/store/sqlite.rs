@@ -405,11 +405,19 @@ impl MetaStore for SqliteStore {
         certname: &str,
         applied: &AppliedCatalog,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE nodes SET applied_epoch = ?, applied_version = ?, applied_digest = ? WHERE certname = ?")
+        // Unchanged (every converged run): no row changes, nothing to sync.
+        let version = i64::try_from(applied.version).unwrap_or(i64::MAX);
+        sqlx::query(
+            "UPDATE nodes SET applied_epoch = ?, applied_version = ?, applied_digest = ? WHERE certname = ? \
+             AND (applied_epoch IS NOT ? OR applied_version IS NOT ? OR applied_digest IS NOT ?)",
+        )
             .bind(&applied.epoch)
-            .bind(i64::try_from(applied.version).unwrap_or(i64::MAX))
+            .bind(version)
             .bind(&applied.digest)
             .bind(certname)
+            .bind(&applied.epoch)
+            .bind(version)
+            .bind(&applied.digest)
             .execute(&self.pool)
             .await
             .map_err(sql("record the applied catalog"))?;
