@@ -10,7 +10,7 @@ use rigger_agent::config::{AgentConfig, AgentConfigFile};
 use rigger_agent::paths::Paths;
 use rigger_agent::run::{Agent, RunProgress, detailed_exit_code};
 use rigger_common::exit;
-use rigger_common::logging::{self};
+use rigger_common::logging;
 use rigger_common::service_manager;
 
 use rigger_agent::cli::agent::*;

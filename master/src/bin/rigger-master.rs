@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use rigger_common::exit;
-use rigger_common::logging::{self};
+use rigger_common::logging;
 use rigger_common::service_manager;
 use rigger_master::config::{DEFAULT_CONFIG_PATH, MasterConfig, MasterConfigFile};
 use rigger_master::server::Master;
