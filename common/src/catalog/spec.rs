@@ -491,10 +491,14 @@ impl TreeSpec {
     }
 }
 
+/// Whether `relative` is one of `roots` or below one (no allocation: a
+/// converged run asks this for every file of a release).
 fn under_any(roots: &[String], relative: &str) -> bool {
     roots.iter().any(|r| {
         let r = r.trim_matches('/');
-        relative == r || relative.starts_with(&format!("{r}/"))
+        relative
+            .strip_prefix(r)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     })
 }
 
@@ -504,4 +508,21 @@ fn default_keep() -> u32 {
 
 fn default_exec_timeout() -> u64 {
     300
+}
+
+#[cfg(test)]
+mod tests {
+    use super::under_any;
+
+    #[test]
+    fn a_path_is_under_a_root_only_at_a_component_boundary() {
+        let roots = vec!["repository/database".to_string(), "/samples/".to_string()];
+        assert!(under_any(&roots, "repository/database"));
+        assert!(under_any(&roots, "repository/database/WSO2CARBON_DB.mv.db"));
+        assert!(under_any(&roots, "samples/a.txt"));
+        assert!(!under_any(&roots, "repository/databases/x"));
+        assert!(!under_any(&roots, "repository"));
+        assert!(!under_any(&roots, "samplesx"));
+        assert!(!under_any(&[String::new()], "anything"));
+    }
 }
