@@ -180,7 +180,12 @@ impl StateDir {
 
     fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StateError> {
         let bytes = serde_json::to_vec_pretty(value).expect("state serializes");
-        write_atomic(&self.dir.join(name), &bytes, 0o600, Ownership::default())?;
+        let path = self.dir.join(name);
+        // The same bytes (the catalog of a converged run): no write, no fsync.
+        if std::fs::read(&path).is_ok_and(|current| current == bytes) {
+            return Ok(());
+        }
+        write_atomic(&path, &bytes, 0o600, Ownership::default())?;
         Ok(())
     }
 
