@@ -5,18 +5,19 @@ use std::path::Path;
 use rigger_common::proto::{ImportArtifactRequest, ListArtifactsRequest};
 use rigger_common::time::format_ms;
 
-use super::{Ctl, absolute, render, status, table};
+use super::{Ctl, absolute, import_status, render, status, table};
 
 /// Imports a file under a name modules refer to.
 pub async fn import(ctl: &Ctl, file: &Path, name: &str) -> anyhow::Result<String> {
+    let path = absolute(file)?;
     let reply = ctl
         .client()
         .import_artifact(ImportArtifactRequest {
-            path: absolute(file)?,
+            path: path.clone(),
             name: name.to_string(),
         })
         .await
-        .map_err(status)?
+        .map_err(|e| import_status(e, &path))?
         .into_inner();
     Ok(format!(
         "artifact {}: {} ({} bytes)\n",

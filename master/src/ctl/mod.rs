@@ -132,6 +132,24 @@ fn render(mut table: Table, right_aligned: &[usize]) -> String {
 }
 
 /// The absolute path of a file the master must read (it has another cwd).
+/// Where the packaged master cannot see a file: its systemd unit gives it
+/// a private /tmp and no /home or /root.
+const HIDDEN_FROM_THE_MASTER: [&str; 4] = ["/tmp/", "/var/tmp/", "/home/", "/root/"];
+
+/// A refused import: the master's words, and where the file it could not
+/// read is out of its sight, what to do about it.
+fn import_status(e: tonic::Status, path: &str) -> anyhow::Error {
+    let message = e.message();
+    let unreadable = message.contains("No such file") || message.contains("Permission denied");
+    if unreadable && HIDDEN_FROM_THE_MASTER.iter().any(|p| path.starts_with(p)) {
+        anyhow!(
+            "{message}\n(the master opens the file itself, as the rigger user; its systemd unit gives it a private /tmp and no /home or /root: copy the file to /var/lib/rigger/import/ and import it from there)"
+        )
+    } else {
+        anyhow!("{message}")
+    }
+}
+
 fn absolute(file: &Path) -> anyhow::Result<String> {
     let path =
         std::fs::canonicalize(file).with_context(|| format!("cannot open {}", file.display()))?;
@@ -141,6 +159,23 @@ fn absolute(file: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_import_the_master_cannot_read_under_tmp_says_where_to_put_the_file() {
+        let refused = tonic::Status::invalid_argument(
+            "/tmp/p.zip: cannot read /tmp/p.zip: No such file or directory (os error 2)",
+        );
+        let e = import_status(refused.clone(), "/tmp/p.zip").to_string();
+        assert!(e.contains("/var/lib/rigger/import/"), "{e}");
+        let e = import_status(refused, "/srv/packs/p.zip").to_string();
+        assert!(!e.contains("/var/lib/rigger/import/"), "{e}");
+        let other = tonic::Status::invalid_argument("/tmp/p.zip: not a zip");
+        assert!(
+            !import_status(other, "/tmp/p.zip")
+                .to_string()
+                .contains("rigger/import")
+        );
+    }
 
     #[test]
     fn a_long_name_widens_its_column_and_keeps_the_rows_whole() {

@@ -6,7 +6,7 @@ use std::path::Path;
 use rigger_common::proto::{ImportProductRequest, ImportResponse, ListProductsRequest};
 use rigger_common::time::format_ms;
 
-use super::{Ctl, absolute, render, status, table};
+use super::{Ctl, absolute, import_status, render, status, table};
 
 /// Imports a product pack.
 pub async fn import(
@@ -15,15 +15,16 @@ pub async fn import(
     name: Option<String>,
     version: Option<String>,
 ) -> anyhow::Result<String> {
+    let path = absolute(file)?;
     let reply = ctl
         .client()
         .import_product(ImportProductRequest {
-            path: absolute(file)?,
+            path: path.clone(),
             name: name.unwrap_or_default(),
             version: version.unwrap_or_default(),
         })
         .await
-        .map_err(status)?
+        .map_err(|e| import_status(e, &path))?
         .into_inner();
     Ok(import_text(&reply))
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use rigger_common::proto::ImportUpdateRequest;
 
 use super::product::import_text;
-use super::{Ctl, absolute, status};
+use super::{Ctl, absolute, import_status, status};
 
 /// Imports an update level (a full updated pack or an update bundle).
 pub async fn import(
@@ -14,15 +14,16 @@ pub async fn import(
     file: &Path,
     level: Option<u32>,
 ) -> anyhow::Result<String> {
+    let path = absolute(file)?;
     let reply = ctl
         .client()
         .import_update(ImportUpdateRequest {
             product: product.to_string(),
-            path: absolute(file)?,
+            path: path.clone(),
             level: level.unwrap_or(0),
         })
         .await
-        .map_err(status)?
+        .map_err(|e| import_status(e, &path))?
         .into_inner();
     Ok(import_text(&reply))
 }
