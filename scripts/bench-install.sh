@@ -77,23 +77,24 @@ t1=$(now)
 echo "Rigger 2% update install:                $(elapsed "$t0" "$t1") s"
 grep -o 'fetched.*' "$work/update.out" | sed 's/^/    /'
 
+# Five runs of the agent on ROOT: its own run time, then the whole process.
+converged_runs() {
+  local root="$1" i t0 t1
+  for i in 1 2 3 4 5; do
+    t0=$(now)
+    "$bin/rigger-agent" --root "$root" --master "https://$addr" --certname bench-1 \
+      --imds-endpoint off --once --detailed-exitcodes >"$work/conv.out"
+    t1=$(now)
+    echo "    run $i: $(grep -o 'in [0-9]* ms' "$work/conv.out"), process $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms"
+  done
+}
+
 echo "converged runs (the agent's own run time, then the whole process):"
-for i in 1 2 3 4 5; do
-  t0=$(now)
-  "${agent[@]}" >"$work/conv.out"
-  t1=$(now)
-  echo "    run $i: $(grep -o 'in [0-9]* ms' "$work/conv.out"), process $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms"
-done
+converged_runs "$work/node"
 
 # A node restored from a snapshot (or its root copied): the same bytes,
 # new inodes. The first run re-hashes what moved and refreshes the stat
 # index; the runs after it are converged runs again.
 echo "a restored node (its root copied with cp -a: new inodes), converged runs:"
 cp -a "$work/node" "$work/restored"
-restored=("$bin/rigger-agent" --root "$work/restored" --master "https://$addr" --certname bench-1 --imds-endpoint off --once --detailed-exitcodes)
-for i in 1 2 3 4 5; do
-  t0=$(now)
-  "${restored[@]}" >"$work/restored.out"
-  t1=$(now)
-  echo "    run $i: $(grep -o 'in [0-9]* ms' "$work/restored.out"), process $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms"
-done
+converged_runs "$work/restored"

@@ -13,11 +13,6 @@ pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
-/// Tells systemd a new status line.
-pub fn status(status: &str) {
-    notify(&[NotifyState::Status(status)]);
-}
-
 /// Tells systemd the daemon is stopping.
 pub fn stopping() {
     notify(&[NotifyState::Stopping]);
@@ -90,15 +85,5 @@ mod tests {
         assert!(!journal_stream_matches("9:1234", 8, 1234));
         assert!(!journal_stream_matches("garbage", 8, 1234));
         assert!(!journal_stream_matches("", 8, 1234));
-    }
-
-    #[test]
-    fn a_notification_without_systemd_is_a_no_op() {
-        // NOTIFY_SOCKET is unset under cargo test.
-        if std::env::var_os("NOTIFY_SOCKET").is_none() {
-            ready("test");
-            stopping();
-            watchdog_ping();
-        }
     }
 }

@@ -67,32 +67,10 @@ fn give_to_server(dir: &Path) {
     if nix::unistd::geteuid().is_root() {
         let nobody = Some(nix::unistd::Uid::from_raw(65534));
         let nogroup = Some(nix::unistd::Gid::from_raw(65534));
-        for entry in walkdir(dir) {
-            nix::unistd::chown(&entry, nobody, nogroup).unwrap();
+        for entry in walkdir::WalkDir::new(dir) {
+            nix::unistd::chown(entry.unwrap().path(), nobody, nogroup).unwrap();
         }
     }
-}
-
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut found = vec![dir.to_path_buf()];
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                found.extend(walkdir(&e.path()));
-            } else {
-                found.push(e.path());
-            }
-        }
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn run(command: &mut Command, what: &str) {
@@ -142,7 +120,7 @@ impl Database {
             .arg(format!("--datadir={}", data.display())),
             "mariadb-install-db",
         );
-        let port = free_port();
+        let port = crate::free_port();
         let socket = dir.path().join("mysqld.sock");
         let child = unprivileged(Command::new(server).arg("--no-defaults"))
             .arg(format!("--datadir={}", data.display()))
@@ -215,7 +193,7 @@ impl Database {
                 .env("LC_ALL", "C"),
             "initdb",
         );
-        let port = free_port();
+        let port = crate::free_port();
         let child = unprivileged(&mut Command::new(server))
             .arg("-D")
             .arg(&data)

@@ -23,6 +23,15 @@ pub use process::{Output, TestAgent, TestMaster, bin, repo_root};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+/// A loopback port nothing listens on now (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `GET path` from `addr` (HTTP/1.0 on loopback): the body, or `None` if
 /// nothing answers within a few seconds.
 pub fn http_get(addr: &str, path: &str) -> Option<String> {

@@ -26,11 +26,7 @@ impl Nginx {
     /// Starts `program` balancing over `upstreams` (`IP:PORT` each).
     pub fn start(program: &Path, upstreams: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let addr = format!("127.0.0.1:{port}");
         let d = dir.path().display();
         let servers: String = upstreams

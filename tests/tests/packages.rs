@@ -42,6 +42,17 @@ fn cargo_tool_or_skip(test: &str, tool: &str) -> Option<()> {
     Some(())
 }
 
+/// Builds the packages with `scripts/package.sh --profile dev --no-build
+/// EXTRA` (the binaries `cargo test` built), holding the folder until the
+/// guard is dropped.
+fn build_packages(extra: &[&str]) -> std::sync::MutexGuard<'static, ()> {
+    let one_at_a_time = PACKAGING.lock().unwrap_or_else(|e| e.into_inner());
+    run(Command::new(repo_root().join("scripts/package.sh"))
+        .args(["--profile", "dev", "--no-build"])
+        .args(extra));
+    one_at_a_time
+}
+
 /// The built package of `name` whose file name ends with `suffix`.
 fn package(name: &str, separator: char, suffix: &str) -> std::path::PathBuf {
     let dir = repo_root().join("target/package");
@@ -96,13 +107,7 @@ fn the_packages_build_and_their_files_work_from_the_installed_paths() {
     {
         return;
     }
-    let _one_at_a_time = PACKAGING.lock().unwrap_or_else(|e| e.into_inner());
-    run(Command::new(repo_root().join("scripts/package.sh")).args([
-        "--profile",
-        "dev",
-        "--no-build",
-        "--deb-only",
-    ]));
+    let _packages = build_packages(&["--deb-only"]);
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("root");
     for name in ["rigger-agent", "rigger-master"] {
@@ -237,23 +242,8 @@ fn the_rpms_hold_the_binaries_units_and_scriptlets() {
     let Some(rpm) = program_or_skip(test, "rpm", "rpm") else {
         return;
     };
-    let _one_at_a_time = PACKAGING.lock().unwrap_or_else(|e| e.into_inner());
-    run(Command::new(repo_root().join("scripts/package.sh")).args([
-        "--profile",
-        "dev",
-        "--no-build",
-    ]));
-    let dir = repo_root().join("target/package");
-    let find = |name: &str| {
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                let file = p.file_name().unwrap().to_string_lossy().to_string();
-                file.starts_with(&format!("{name}-")) && file.ends_with(".rpm")
-            })
-            .unwrap_or_else(|| panic!("no {name} .rpm in {}", dir.display()))
-    };
+    let _packages = build_packages(&[]);
+    let find = |name: &str| package(name, '-', ".rpm");
     for (name, files, scriptlet) in [
         (
             "rigger-master",

@@ -12,6 +12,17 @@ use sqlx::{ConnectOptions, Connection, Row};
 use super::jdbc::{Target, Tls};
 use super::script::{Dialect, Statement};
 
+/// The same code on either engine's connection: sqlx's types differ by
+/// engine, the statements built here do not.
+macro_rules! on_either {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db {
+            Db::MySql($c) => $body,
+            Db::Postgres($c) => $body,
+        }
+    };
+}
+
 /// How long connecting may take: a wrong host fails in seconds, never hangs.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `db init` waits for another one working on the same database.
@@ -117,20 +128,15 @@ pub fn server_error(e: &sqlx::Error) -> String {
 impl Db {
     /// Whether `database` exists on the server.
     pub async fn database_exists(&mut self, database: &str) -> Result<bool, String> {
-        let found = match self {
-            Db::MySql(c) => {
-                sqlx::query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
-                    .bind(database)
-                    .fetch_optional(c)
-                    .await
-                    .map(|row| row.is_some())
-            }
-            Db::Postgres(c) => sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
-                .bind(database)
-                .fetch_optional(c)
-                .await
-                .map(|row| row.is_some()),
+        let sql = match self {
+            Db::MySql(_) => "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            Db::Postgres(_) => "SELECT 1 FROM pg_database WHERE datname = $1",
         };
+        let found = on_either!(self, c => sqlx::query(sql)
+            .bind(database)
+            .fetch_optional(c)
+            .await
+            .map(|row| row.is_some()));
         found.map_err(|e| format!("cannot list the databases: {}", server_error(&e)))
     }
 
@@ -215,18 +221,11 @@ impl Db {
         let sql = format!(
             "SELECT SCRIPT, DIGEST, UPDATE_LEVEL, APPLIED_AT, APPLIED_BY FROM {RECORD_TABLE}"
         );
-        let rows = match self {
-            Db::MySql(c) => sqlx::query(&sql).fetch_all(c).await.map(|rows| {
-                rows.iter()
-                    .map(|r| applied_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-                    .collect()
-            }),
-            Db::Postgres(c) => sqlx::query(&sql).fetch_all(c).await.map(|rows| {
-                rows.iter()
-                    .map(|r| applied_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-                    .collect()
-            }),
-        };
+        let rows = on_either!(self, c => sqlx::query(&sql).fetch_all(c).await.map(|rows| {
+            rows.iter()
+                .map(|r| applied_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .collect()
+        }));
         match rows {
             Ok(rows) => Ok(rows),
             // No table yet: nothing applied (MySQL 1146, PostgreSQL 42P01).
@@ -271,30 +270,22 @@ impl Db {
                 return Err(message);
             }
         }
-        let insert = match self {
-            Db::MySql(c) => sqlx::query(&format!(
-                "INSERT INTO {RECORD_TABLE} (SCRIPT, DIGEST, UPDATE_LEVEL, APPLIED_AT, APPLIED_BY) VALUES (?, ?, ?, ?, ?)"
-            ))
-            .bind(&record.script)
-            .bind(&record.digest)
-            .bind(record.level as i32)
-            .bind(&record.at)
-            .bind(&record.by)
-            .execute(c)
-            .await
-            .map(drop),
-            Db::Postgres(c) => sqlx::query(&format!(
-                "INSERT INTO {RECORD_TABLE} (SCRIPT, DIGEST, UPDATE_LEVEL, APPLIED_AT, APPLIED_BY) VALUES ($1, $2, $3, $4, $5)"
-            ))
-            .bind(&record.script)
-            .bind(&record.digest)
-            .bind(record.level as i32)
-            .bind(&record.at)
-            .bind(&record.by)
-            .execute(c)
-            .await
-            .map(drop),
+        let values = match self {
+            Db::MySql(_) => "?, ?, ?, ?, ?",
+            Db::Postgres(_) => "$1, $2, $3, $4, $5",
         };
+        let sql = format!(
+            "INSERT INTO {RECORD_TABLE} (SCRIPT, DIGEST, UPDATE_LEVEL, APPLIED_AT, APPLIED_BY) VALUES ({values})"
+        );
+        let insert = on_either!(self, c => sqlx::query(&sql)
+            .bind(&record.script)
+            .bind(&record.digest)
+            .bind(record.level as i32)
+            .bind(&record.at)
+            .bind(&record.by)
+            .execute(c)
+            .await
+            .map(drop));
         insert.map_err(|e| format!("cannot record {}: {}", record.script, server_error(&e)))?;
         if transactional {
             self.raw("COMMIT").await?;
@@ -303,19 +294,13 @@ impl Db {
     }
 
     async fn raw(&mut self, sql: &str) -> Result<(), String> {
-        match self {
-            Db::MySql(c) => sqlx::raw_sql(sql).execute(c).await.map(drop),
-            Db::Postgres(c) => sqlx::raw_sql(sql).execute(c).await.map(drop),
-        }
-        .map_err(|e| server_error(&e))
+        on_either!(self, c => sqlx::raw_sql(sql).execute(c).await.map(drop))
+            .map_err(|e| server_error(&e))
     }
 
     /// Closes the connection (releasing the lock).
     pub async fn close(self) {
-        let _ = match self {
-            Db::MySql(c) => c.close().await,
-            Db::Postgres(c) => c.close().await,
-        };
+        let _ = on_either!(self, c => c.close().await);
     }
 }
 

@@ -45,6 +45,7 @@ struct Datasource {
 }
 
 /// The role's pack at its update level.
+#[derive(Clone)]
 struct Pack {
     product: String,
     version: String,
@@ -239,11 +240,16 @@ async fn init_one(
         .map(|s| script::split(&s.text, target.dialect).map_err(|e| format!("{}: {e}", s.path)))
         .collect::<std::result::Result<_, _>>()?;
 
+    // One connection to the server: is the database there, create it if not.
     let mut server = engine::connect(&target, &datasource.user, &datasource.password, None).await?;
-    let exists = server.database_exists(&target.database).await;
+    let created = ensure_database(&mut server, &target.database, dry_run).await;
     server.close().await;
-    if !exists? {
-        if dry_run {
+    match created? {
+        Presence::Existed => {}
+        Presence::Created => {
+            let _ = writeln!(out, "  created database {}", target.database);
+        }
+        Presence::Missing => {
             let _ = writeln!(out, "  would create database {}", target.database);
             for (s, statements) in scripts.iter().zip(&parsed) {
                 let _ = writeln!(
@@ -254,13 +260,6 @@ async fn init_one(
                 );
             }
             return Ok(());
-        }
-        let mut server =
-            engine::connect(&target, &datasource.user, &datasource.password, None).await?;
-        let created = server.create_database(&target.database).await;
-        server.close().await;
-        if created? {
-            let _ = writeln!(out, "  created database {}", target.database);
         }
     }
     let mut db = engine::connect(
@@ -275,6 +274,31 @@ async fn init_one(
     result
 }
 
+/// Whether the database was there, is now, or (in a dry run) is missing.
+enum Presence {
+    Existed,
+    Created,
+    Missing,
+}
+
+/// Creates `database` when it is missing, unless `dry_run`.
+async fn ensure_database(
+    server: &mut Db,
+    database: &str,
+    dry_run: bool,
+) -> std::result::Result<Presence, String> {
+    if server.database_exists(database).await? {
+        Ok(Presence::Existed)
+    } else if dry_run {
+        Ok(Presence::Missing)
+    } else if server.create_database(database).await? {
+        Ok(Presence::Created)
+    } else {
+        // Another run created it meanwhile.
+        Ok(Presence::Existed)
+    }
+}
+
 /// [`pack_scripts`] on a blocking thread (the blob store reads files).
 async fn pack_scripts_blocking(
     state: &MasterState,
@@ -283,13 +307,7 @@ async fn pack_scripts_blocking(
     dialect: Dialect,
 ) -> std::result::Result<Vec<PackScript>, String> {
     let files = state.pack_files.clone();
-    let pack = Pack {
-        product: pack.product.clone(),
-        version: pack.version.clone(),
-        level: pack.level,
-        tree: pack.tree,
-    };
-    let datasource = datasource.clone();
+    let (pack, datasource) = (pack.clone(), datasource.clone());
     tokio::task::spawn_blocking(move || pack_scripts(&files, &pack, &datasource, dialect))
         .await
         .map_err(|e| format!("reading the scripts stopped: {e}"))?
