@@ -273,9 +273,15 @@ fn db_init_names_oracle_as_unsupported() {
     let master = TestMaster::start_empty();
     let imported = master.import_pack(&SamplePack::new(4, 16 << 10));
     assert_eq!(imported.code, 0, "{}", imported.all());
+    // Both datasources: the example's shared_db names a host, and a test
+    // never resolves one.
     master.edit_site("roles/is.toml", |text| {
         text.replace(
             "jdbc:mysql://wso2-db.demo.internal:3306/WSO2IS_IDENTITY_DB?useSSL=true",
+            "jdbc:oracle:thin:@db:1521/ORCL",
+        )
+        .replace(
+            "jdbc:mysql://wso2-db.demo.internal:3306/WSO2IS_SHARED_DB?useSSL=true",
             "jdbc:oracle:thin:@db:1521/ORCL",
         )
     });
