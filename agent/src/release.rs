@@ -53,6 +53,10 @@ pub struct ReleaseMarker {
     pub installed_at_ms: i64,
     /// Every enforced file when written.
     pub index: StatIndex,
+    /// Built with links to the cache's read-only objects (see
+    /// `resources/sharing.rs`); releases of earlier agents are copies.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 /// Where one tree's release, its siblings and its link live.

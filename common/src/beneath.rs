@@ -27,9 +27,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2, renameat};
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2, renameat};
 use nix::sys::stat::{Mode, fchmod, fstatat, mkdirat};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, symlinkat, unlinkat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
 
 use crate::fsutil::{Ownership, WriteError, ctx as failed};
 
@@ -241,6 +241,25 @@ impl Beneath {
         fchmod(&to, Mode::from_bits_truncate(mode))
             .map_err(io)
             .map_err(failed("cannot set the mode of", path))
+    }
+
+    /// Makes `path` another name of the file at `source` (a hard link;
+    /// `source` is outside the root and never followed if it is a link),
+    /// replacing a file or link there atomically. Not fsynced when nothing
+    /// was there: bulk writers flush the file system once.
+    pub fn link_file(&self, source: &Path, path: &Path) -> Result<(), WriteError> {
+        let (dir, name) = self.parent_of(path)?;
+        match linkat(AT_FDCWD, source, &dir, name, AtFlags::empty()) {
+            Ok(()) => Ok(()),
+            Err(Errno::EEXIST) => {
+                let tmp = temp_name(name);
+                linkat(AT_FDCWD, source, &dir, tmp.as_os_str(), AtFlags::empty())
+                    .map_err(io)
+                    .map_err(failed("cannot link a temporary name beside", path))?;
+                rename_into_place(dir, &tmp, name, path, "cannot rename the new link over")
+            }
+            Err(e) => Err(failed("cannot link", path)(io(e))),
+        }
     }
 
     /// Points the symlink at `path` to `target` atomically (a new link

@@ -49,6 +49,14 @@ impl From<crate::report::RunReport> for Report {
                 .collect(),
             services: report.services.into_iter().map(Into::into).collect(),
             trigger: report.trigger,
+            timings: report
+                .timings
+                .into_iter()
+                .map(|t| PhaseTiming {
+                    phase: t.phase,
+                    micros: t.micros,
+                })
+                .collect(),
         }
     }
 }
@@ -101,6 +109,14 @@ impl From<Report> for crate::report::RunReport {
                 .collect(),
             services: report.services.into_iter().map(Into::into).collect(),
             trigger: report.trigger,
+            timings: report
+                .timings
+                .into_iter()
+                .map(|t| crate::report::PhaseTiming {
+                    phase: t.phase,
+                    micros: t.micros,
+                })
+                .collect(),
         }
     }
 }

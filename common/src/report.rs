@@ -66,6 +66,28 @@ pub struct RunReport {
     /// "once" ("" from older agents).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub trigger: String,
+    /// Where the run's time went, phase by phase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timings: Vec<PhaseTiming>,
+}
+
+/// One phase of a run and its duration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseTiming {
+    /// "facts", "catalog", "verify", "content", "plan", a resource kind
+    /// ("tree", "file", …) or "remember".
+    pub phase: String,
+    /// Its duration in microseconds.
+    pub micros: u64,
+}
+
+/// The timings as one line: `catalog 11.2 ms, tree 8.0 ms, …`.
+pub fn timings_line(timings: &[PhaseTiming]) -> String {
+    timings
+        .iter()
+        .map(|t| format!("{} {:.1} ms", t.phase, t.micros as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl RunReport {

@@ -395,6 +395,8 @@ pub async fn stored(state: &MasterState, certname: &str, version: Option<u64>) -
 
 /// The most resources one report may list.
 pub const MAX_REPORTED_RESOURCES: usize = 100_000;
+/// Phases a report may time (the run's own, one per resource kind).
+const MAX_REPORTED_PHASES: usize = 64;
 /// The longest message kept for one resource (longer ones are cut).
 pub const MAX_REPORTED_MESSAGE: usize = 8 * 1024;
 
@@ -405,6 +407,14 @@ pub fn bounded_report(mut report: ReportRecord) -> Result<ReportRecord> {
         return Err(Error::InvalidArgument(format!(
             "the report lists {} resources, more than {MAX_REPORTED_RESOURCES}",
             report.resources.len()
+        )));
+    }
+    if report.timings.len() > MAX_REPORTED_PHASES
+        || report.timings.iter().any(|t| t.phase.len() > 64)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "the report's timings list {} phases (at most {MAX_REPORTED_PHASES}, names of at most 64 bytes)",
+            report.timings.len()
         )));
     }
     for resource in &mut report.resources {

@@ -92,9 +92,10 @@ fn ga_install_update_fetches_only_changed_blobs_and_rollback_fetches_nothing() {
     }
     let script = node.path(LINK).join("bin/wso2server.sh");
     use std::os::unix::fs::PermissionsExt;
+    // Shared with the cache: the pack's execute bits, no write bits.
     assert_eq!(
         std::fs::metadata(&script).unwrap().permissions().mode() & 0o777,
-        0o755
+        0o555
     );
     let rendered =
         std::fs::read_to_string(node.path(LINK).join("repository/conf/deployment.toml")).unwrap();
@@ -275,6 +276,112 @@ fn modified_release_files_are_repaired_and_runtime_paths_left_alone() {
         verify.code,
         0,
         "a full re-hash finds nothing more: {}",
+        verify.all()
+    );
+}
+
+/// Changes a read-only release file in place (root can; a non-root test
+/// run, which owns the shared inode, makes it writable first).
+fn change_in_place(path: &std::path::Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn inode(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+#[test]
+fn a_change_through_a_file_releases_share_is_repaired_in_every_release_and_never_served_again() {
+    let master = TestMaster::start_empty();
+    let ga = SamplePack::new(60, 1 << 20);
+    assert_eq!(master.import_pack(&ga).code, 0);
+    let node = TestAgent::new("share-1");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    let ga_release = current_release(&node);
+    let update = ga.at_level(1, 100);
+    assert_eq!(master.import_update(&update).code, 0);
+    assert_eq!(node.once(&master.url(), &[]).code, 2);
+    let l1_release = current_release(&node);
+    // A plugin jar level 1 did not change: both releases and the cache
+    // share its bytes (one inode).
+    let i = (0..ga.files)
+        .find(|&i| i % 4 == 0 && !update.changes(i))
+        .unwrap();
+    let file = SamplePack::file_path(i);
+    let digest = rigger_common::digest::Digest::of(&ga.content(i)).to_string();
+    let hex = digest.trim_start_matches("sha256:");
+    let object = node
+        .path("/var/lib/rigger/agent/cache/sha256")
+        .join(&hex[..2])
+        .join(&hex[2..]);
+    assert_eq!(inode(&l1_release.join(&file)), inode(&object));
+    assert_eq!(inode(&ga_release.join(&file)), inode(&object));
+
+    // Root edits the running release's jar in place.
+    change_in_place(&l1_release.join(&file), b"patched by hand");
+    let run = node.once(&master.url(), &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stdout.contains("repair 1 modified file"),
+        "{}",
+        run.all()
+    );
+    assert!(run.all().contains("fetching blobs again"), "{}", run.all());
+    // The cache dropped the changed bytes and fetched the blob again; both
+    // releases hold the verified object.
+    assert_eq!(std::fs::read(&object).unwrap(), ga.content(i));
+    for release in [&l1_release, &ga_release] {
+        let path = release.join(&file);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            ga.content(i),
+            "{}",
+            path.display()
+        );
+        assert_eq!(inode(&path), inode(&object), "{}", path.display());
+    }
+
+    // A mode change: repaired with a fresh object, the changed inode left
+    // alone (a name the test keeps for it still shows its mode).
+    use std::os::unix::fs::PermissionsExt;
+    let witness = node.root().join("witness");
+    std::fs::hard_link(l1_release.join(&file), &witness).unwrap();
+    std::fs::set_permissions(
+        l1_release.join(&file),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let run = node.once(&master.url(), &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&witness), 0o666);
+    for release in [&l1_release, &ga_release] {
+        let path = release.join(&file);
+        assert_eq!(mode(&path), 0o444, "{}", path.display());
+        assert_ne!(inode(&path), inode(&witness), "{}", path.display());
+    }
+
+    // Runtime paths are the server's: copies, writable by it.
+    let runtime = (0..ga.files).find(|&i| i % 4 == 3).unwrap();
+    let runtime_file = l1_release.join(SamplePack::file_path(runtime));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&runtime_file).unwrap().nlink(), 1);
+
+    // Rolling back finds the kept release intact.
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("update_level = \"latest\"", "update_level = 0")
+    });
+    let rollback = node.once(&master.url(), &[]);
+    assert_eq!(rollback.code, 2, "{}", rollback.all());
+    assert!(!rollback.stdout.contains("repair"), "{}", rollback.all());
+    let verify = node.once(&master.url(), &["--verify"]);
+    assert_eq!(
+        verify.code,
+        0,
+        "a full re-hash finds nothing: {}",
         verify.all()
     );
 }

@@ -122,6 +122,17 @@ fn an_edit_to_a_managed_file_on_the_node_is_repaired_at_once() {
     let json: serde_json::Value =
         serde_json::from_str(&master.ctl(&["node", "show", "drift-1", "--json"]).stdout).unwrap();
     assert_eq!(json["reports"][0]["trigger"], "drift", "{json}");
+    // Where the run's time went, phase by phase, as the agent measured it.
+    let phases: Vec<&str> = json["reports"][0]["timings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no timings: {json}"))
+        .iter()
+        .map(|t| t["phase"].as_str().unwrap())
+        .collect();
+    for phase in ["catalog", "verify", "plan", "file", "remember"] {
+        assert!(phases.contains(&phase), "{phase} missing: {phases:?}");
+    }
+    assert!(shown.stdout.contains("  took "), "{}", shown.all());
     assert_eq!(json["facts"]["ip"], json["ip"], "{json}");
     assert!(
         node.log()

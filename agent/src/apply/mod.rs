@@ -53,6 +53,8 @@ pub struct Outcome {
     pub message: String,
     /// Unified diff of content changes (secrets redacted).
     pub diff: Option<String>,
+    /// How long applying it took (after the plan).
+    pub elapsed: std::time::Duration,
 }
 
 /// The result of applying a catalog.
@@ -60,6 +62,8 @@ pub struct Outcome {
 pub struct ApplyReport {
     /// Outcomes in apply order.
     pub outcomes: Vec<Outcome>,
+    /// How long checking every resource took.
+    pub plan: std::time::Duration,
 }
 
 impl ApplyReport {
@@ -89,6 +93,7 @@ pub fn apply_catalog(
     mut on_outcome: impl FnMut(&Outcome),
 ) -> Result<ApplyReport, CatalogError> {
     let order = content.apply_order()?;
+    let planning = std::time::Instant::now();
     // Plan: check everything before writing anything.
     let plans: Vec<Result<Vec<Change>, ResourceError>> = order
         .iter()
@@ -109,8 +114,12 @@ pub fn apply_catalog(
     let mut changed: HashSet<&str> = HashSet::new();
     // Files whose change is only in their peer lists: they do not restart services.
     let mut peer_only: HashSet<&str> = HashSet::new();
-    let mut report = ApplyReport::default();
+    let mut report = ApplyReport {
+        plan: planning.elapsed(),
+        ..ApplyReport::default()
+    };
     for (&i, plan) in order.iter().zip(plans) {
+        let stepping = std::time::Instant::now();
         let resource = &content.resources[i];
         let notified_by: Vec<&str> = sources
             .get(resource.id.as_str())
@@ -183,6 +192,7 @@ pub fn apply_catalog(
                 " (only peer lists changed: no server restart)"
             });
         }
+        outcome.elapsed = stepping.elapsed();
         on_outcome(&outcome);
         report.outcomes.push(outcome);
     }
@@ -203,6 +213,7 @@ fn step(
         status,
         message,
         diff,
+        elapsed: std::time::Duration::ZERO,
     };
     if let Some(dep) = resource
         .requires
@@ -246,7 +257,7 @@ fn step(
         // cannot be built (too little disk, blobs missing) leaves the
         // running release and its servers alone.
         if let ResourceSpec::Tree(tree) = &resource.spec {
-            if let Err(e) = resources::tree::prepare(tree, ctx) {
+            if let Err(e) = resources::tree::prepare(tree, ctx, content) {
                 return outcome(
                     Status::Failed,
                     format!(

@@ -1,8 +1,20 @@
-//! Blobs on the node, by digest: `<state>/cache/sha256/ab/cdef…`.
+//! Blobs on the node, by digest: `<state>/cache/sha256/ab/cdef…`, and
+//! the read-only objects releases share by hard links.
+//!
+//! Every cached blob is an *object*: owned by the agent, mode 0444, its
+//! modification time the Unix epoch. A write through any of its names
+//! (a release's hard link included) moves the modification time, so a
+//! changed object is seen by a `statx`, without hashing: the cache then
+//! hashes it, and either makes a fresh object from verified bytes or drops
+//! it to be fetched again. It never modifies an object in place (other
+//! releases may share its inode). A file a release wants with execute bits
+//! has its own object, `modes/0555/ab/cdef…`, made once from the blob.
 
 use std::collections::HashSet;
 use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
 use rigger_common::blob_layout::BlobLayout;
 use rigger_common::digest::Digest;
@@ -44,9 +56,82 @@ impl ContentCache {
         }
     }
 
-    /// Whether the blob is cached.
+    /// Whether the blob is cached as an intact object (a changed one is
+    /// verified and made fresh, or dropped).
     pub fn has(&self, digest: &Digest) -> bool {
-        self.path_of(digest).is_file()
+        matches!(self.object(digest, BLOB_MODE, &HashSet::new()), Ok(Some(_)))
+    }
+
+    /// Where the object of `digest` with `mode` (write bits cleared) lives.
+    pub fn object_path(&self, digest: &Digest, mode: u32) -> PathBuf {
+        let mode = shared_mode(mode);
+        if mode == BLOB_MODE {
+            return self.path_of(digest);
+        }
+        let hex = hex::encode(digest.as_bytes());
+        self.root()
+            .join("modes")
+            .join(format!("{mode:04o}"))
+            .join(&hex[..2])
+            .join(&hex[2..])
+    }
+
+    /// The intact object of `digest` with `mode` (write bits cleared),
+    /// made from the blob when missing; `None` when the blob is not cached
+    /// or was found changed (then dropped: fetch it again). Objects whose
+    /// inode is in `suspect` are verified by hashing even when their
+    /// metadata looks intact (a release file with that inode failed its
+    /// check).
+    pub fn object(
+        &self,
+        digest: &Digest,
+        mode: u32,
+        suspect: &HashSet<u64>,
+    ) -> io::Result<Option<PathBuf>> {
+        let blob = self.path_of(digest);
+        let meta = match std::fs::symlink_metadata(&blob) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !is_intact(&meta, BLOB_MODE) || suspect.contains(&meta.ino()) {
+            if !self.renew(digest, &blob, &blob, BLOB_MODE)? {
+                tracing::warn!(blob = %digest, "a cached blob was changed on disk: dropped, it is fetched again");
+                std::fs::remove_file(&blob)?;
+                return Ok(None);
+            }
+            tracing::info!(blob = %digest, "a cached blob's metadata was changed: made a fresh copy of its verified bytes");
+        }
+        let mode = shared_mode(mode);
+        if mode == BLOB_MODE {
+            return Ok(Some(blob));
+        }
+        let object = self.object_path(digest, mode);
+        let intact = std::fs::symlink_metadata(&object)
+            .is_ok_and(|m| is_intact(&m, mode) && !suspect.contains(&m.ino()));
+        if !intact && !self.renew(digest, &blob, &object, mode)? {
+            // The blob changed between its check and the copy.
+            std::fs::remove_file(&blob)?;
+            return Ok(None);
+        }
+        Ok(Some(object))
+    }
+
+    /// Writes a fresh object at `to` from `from`'s bytes when they hash to
+    /// `digest` (false, and nothing written, when they do not).
+    fn renew(&self, digest: &Digest, from: &Path, to: &Path, mode: u32) -> io::Result<bool> {
+        std::fs::create_dir_all(self.tmp_dir())?;
+        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())?;
+        std::io::copy(&mut std::fs::File::open(from)?, tmp.as_file_mut())?;
+        if Digest::of_file(tmp.path())? != *digest {
+            return Ok(false);
+        }
+        seal(tmp.as_file(), mode)?;
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        tmp.persist(to).map_err(|e| e.error)?;
+        Ok(true)
     }
 
     /// A cached manifest, if present and valid.
@@ -65,9 +150,19 @@ impl ContentCache {
         wanted.iter().filter(|d| !self.has(d)).copied().collect()
     }
 
-    /// Deletes every cached blob not in `keep`; returns (blobs, bytes) removed.
+    /// Deletes every cached blob (and its objects) not in `keep`; returns
+    /// (blobs, bytes) removed. Releases keep their own links to them.
     pub fn retain(&self, keep: &HashSet<Digest>) -> io::Result<(u64, u64)> {
         let mut removed = (0, 0);
+        if let Ok(modes) = std::fs::read_dir(self.root().join("modes")) {
+            for mode in modes.flatten() {
+                for object in BlobLayout::files_in(&mode.path())? {
+                    if !keep.contains(&object.digest) {
+                        std::fs::remove_file(&object.path)?;
+                    }
+                }
+            }
+        }
         for blob in self.layout.files()? {
             if !keep.contains(&blob.digest) {
                 let size = std::fs::metadata(&blob.path).map_or(0, |m| m.len());
@@ -83,4 +178,32 @@ impl ContentCache {
     pub fn root(&self) -> &Path {
         self.layout.root()
     }
+}
+
+/// The mode of a blob as cached (and of the release files that share it
+/// unless they are executable).
+pub const BLOB_MODE: u32 = 0o444;
+
+/// The mode an object shared with a release has for a file the pack
+/// gives `mode`: read and execute bits only.
+pub fn shared_mode(mode: u32) -> u32 {
+    mode & 0o555
+}
+
+/// Whether an object's metadata is what the cache made: a regular file
+/// of the agent's, with `mode`, never written since (epoch mtime).
+pub fn is_intact(meta: &std::fs::Metadata, mode: u32) -> bool {
+    meta.is_file()
+        && meta.permissions().mode() & 0o7777 == mode
+        && meta.mtime() == 0
+        && meta.mtime_nsec() == 0
+        && meta.uid() == nix::unistd::geteuid().as_raw()
+        && meta.gid() == nix::unistd::getegid().as_raw()
+}
+
+/// Gives a new object (not yet renamed into place) its mode and the
+/// epoch as modification time.
+pub fn seal(file: &std::fs::File, mode: u32) -> io::Result<()> {
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.set_modified(UNIX_EPOCH)
 }

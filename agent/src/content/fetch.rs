@@ -89,6 +89,38 @@ pub async fn fetch_blobs(
     }
 }
 
+/// Fetches from the master for the blocking apply thread (a repair that
+/// found a cached object changed).
+#[derive(Debug)]
+pub struct MasterRefetch {
+    master: Arc<dyn MasterClient>,
+    cache: ContentCache,
+    runtime: tokio::runtime::Handle,
+}
+
+impl MasterRefetch {
+    /// Fetches from `master` into `cache`, driven by `runtime`.
+    pub fn new(
+        master: Arc<dyn MasterClient>,
+        cache: ContentCache,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        Self {
+            master,
+            cache,
+            runtime,
+        }
+    }
+}
+
+impl crate::resources::Refetch for MasterRefetch {
+    fn refetch(&self, digests: &[Digest]) -> Result<(), String> {
+        self.runtime
+            .block_on(fetch_blobs(&self.master, &self.cache, digests, None))
+            .map(drop)
+    }
+}
+
 /// After a failed fetch on a (nearly) full disk, removes the blobs it
 /// stored, so that the server and its logs keep their room; on a disk with
 /// room they stay, and the next run resumes from them.
@@ -172,6 +204,8 @@ async fn fetch_group(
                     done.digest
                 ));
             }
+            super::cache::seal(done.file.as_file(), super::cache::BLOB_MODE)
+                .map_err(|e| format!("cannot seal blob {}: {e}", done.digest))?;
             let target = cache.path_of(&done.digest);
             std::fs::create_dir_all(target.parent().expect("blob path has a parent"))
                 .map_err(|e| e.to_string())?;

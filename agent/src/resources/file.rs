@@ -2,7 +2,7 @@
 //! written atomically. Secret content never appears in a diff.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use rigger_common::catalog::{FileSpec, REDACTED};
 use rigger_common::digest::Digest;
@@ -76,7 +76,10 @@ pub fn apply(spec: &FileSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
     let path = ctx.paths.resolve(&spec.path);
     let owner = DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
     let root = ctx.beneath()?;
-    let content_matches = fs::read(&path).is_ok_and(|c| matches(spec, &c));
+    // A file with several names (a release file shared with the content
+    // cache) is replaced, never changed in place.
+    let shared = fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.nlink() > 1);
+    let content_matches = !shared && fs::read(&path).is_ok_and(|c| matches(spec, &c));
     if content_matches {
         root.set_mode(&path, spec.effective_mode())?;
         return owner.apply(root, &path);

@@ -12,6 +12,7 @@ pub mod owner;
 pub mod package;
 pub mod service;
 pub mod shared;
+pub mod sharing;
 pub mod symlink;
 pub mod tree;
 
@@ -35,6 +36,9 @@ pub struct ApplyContext {
     pub previous: Option<std::sync::Arc<rigger_common::catalog::CatalogContent>>,
     /// The cluster's restart leases (`None`: no master to ask this run).
     pub leases: Option<std::sync::Arc<dyn RestartLeases>>,
+    /// Fetches blobs a repair found changed in the cache (`None`: no
+    /// master this run; the repair fails and the next run fetches them).
+    pub refetch: Option<std::sync::Arc<dyn Refetch>>,
     /// Cancelled when the agent is stopping: long waits (readiness, the
     /// cluster's lease) give up instead of holding the agent.
     pub stopping: tokio_util::sync::CancellationToken,
@@ -85,6 +89,12 @@ pub trait RestartLeases: Send + Sync + std::fmt::Debug {
     fn release(&self, service: &rigger_common::catalog::ServiceSpec);
 }
 
+/// Fetches blobs into the content cache from the blocking apply thread.
+pub trait Refetch: Send + Sync + std::fmt::Debug {
+    /// Fetches `digests` (verified) into the cache.
+    fn refetch(&self, digests: &[rigger_common::digest::Digest]) -> Result<(), String>;
+}
+
 impl ApplyContext {
     /// A context for `paths` with the cache in the agent's state directory.
     pub fn new(paths: Paths) -> Self {
@@ -95,6 +105,7 @@ impl ApplyContext {
             full_verify: false,
             previous: None,
             leases: None,
+            refetch: None,
             stopping: tokio_util::sync::CancellationToken::new(),
             host: Host::default(),
             catalog_version: 0,

@@ -8,6 +8,8 @@
 //! directory exists under its final name only after every file is in it.
 //! Invariant: a converged run stats files against an index (size, mtime,
 //! inode) instead of re-hashing them; `verify` re-hashes everything.
+//! Files a release shares with the cache (hard links, `sharing.rs`) are
+//! never changed in place: a repair links a fresh, verified object.
 
 use std::collections::HashSet;
 use std::fs;
@@ -20,6 +22,7 @@ use rigger_common::digest::Digest;
 use rigger_common::manifest::{Entry, EntryKind, Manifest};
 
 use super::owner::DesiredOwner;
+use super::sharing::{self, Sharing, is_linked_intact, place_linked};
 use super::{ApplyContext, Change, ResourceError};
 use crate::release::{Release, ReleaseMarker, StatIndex, read_marker, stat_key, write_marker};
 
@@ -67,15 +70,10 @@ pub fn check(
                 spec.owner.as_deref(),
                 spec.group.as_deref(),
             );
-            let Inspection { damaged, refreshed } = damaged_files(
-                spec,
-                ctx,
-                &manifest,
-                &marker,
-                &overlay_paths(spec, content),
-                &l.release,
-                &owner,
-            );
+            let overlays = overlay_paths(spec, content);
+            let sharing = Sharing::new(marker.shared, spec, &overlays);
+            let Inspection { damaged, refreshed } =
+                damaged_files(spec, ctx, &manifest, &marker, sharing, &l.release, &owner);
             refresh_index(spec, &l.release, &marker, refreshed);
             let meta =
                 fs::metadata(&l.release).map_err(super::io_error("cannot stat", &l.release))?;
@@ -139,19 +137,20 @@ pub fn apply(
         Some(marker) => {
             let owner =
                 DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
+            let sharing = Sharing::new(marker.shared, spec, &overlays);
             let Inspection { damaged, refreshed } =
-                damaged_files(spec, ctx, &manifest, &marker, &overlays, &l.release, &owner);
+                damaged_files(spec, ctx, &manifest, &marker, sharing, &l.release, &owner);
             let release = Beneath::open(&l.release)?;
             if damaged.is_empty() {
                 refresh_index(spec, &l.release, &marker, refreshed);
             } else {
                 let mut marker = marker;
                 marker.index.extend(refreshed);
-                repair(spec, ctx, &release, &damaged, marker)?;
+                repair(spec, ctx, &l, &release, &damaged, marker, sharing)?;
             }
-            give_to_owner(spec, ctx, &manifest, &release)?;
+            give_to_owner(spec, ctx, &manifest, &release, sharing)?;
         }
-        None => materialize(spec, ctx, &manifest, &l)?,
+        None => materialize(spec, ctx, &manifest, &l, &overlays)?,
     }
     place_overlays(spec, ctx, content, &l.release)?;
     if let Some(parent) = l.link.parent() {
@@ -163,12 +162,17 @@ pub fn apply(
 
 /// Builds the release when it is not on disk yet, without touching the
 /// running one (the apply engine calls this before it stops any server).
-pub fn prepare(spec: &TreeSpec, ctx: &ApplyContext) -> Result<(), ResourceError> {
+pub fn prepare(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+    content: &CatalogContent,
+) -> Result<(), ResourceError> {
     let l = Release::of(spec, &ctx.paths);
     if read_marker(&l.release).is_some_and(|m| m.tree == spec.tree) {
         return Ok(());
     }
-    materialize(spec, ctx, &manifest(spec, ctx)?, &l)
+    let overlays = overlay_paths(spec, content);
+    materialize(spec, ctx, &manifest(spec, ctx)?, &l, &overlays)
 }
 
 /// Paths (release-relative) that other catalog resources manage inside the link.
@@ -244,12 +248,14 @@ fn place_overlays(
     Ok(())
 }
 
-/// Builds the release in a temporary directory and renames it into place.
+/// Builds the release in a temporary directory and renames it into place:
+/// files shared with the cache are linked, the others copied.
 fn materialize(
     spec: &TreeSpec,
     ctx: &ApplyContext,
     manifest: &Manifest,
     l: &Release,
+    overlays: &HashSet<String>,
 ) -> Result<(), ResourceError> {
     let root = ctx.beneath()?;
     root.create_dir_all(&l.releases)?;
@@ -262,6 +268,7 @@ fn materialize(
             missing.len()
         )));
     }
+    let sharing = Sharing::new(sharing::possible(&ctx.cache, &l.releases), spec, overlays);
     let tmp = l.temporary();
     root.create_dir_all(&tmp)?;
     // The pack's own files, folders and links are written beneath the new
@@ -297,7 +304,15 @@ fn materialize(
                 let release = &release;
                 scope.spawn(move || {
                     for e in part {
-                        place_entry(ctx, release, Path::new(&e.path), e)?;
+                        let dest = Path::new(&e.path);
+                        if !sharing.links(e) {
+                            place_entry(ctx, release, dest, e)?;
+                        } else if !place_linked(ctx, release, dest, e, &HashSet::new())? {
+                            return Err(err(format!(
+                                "{} of the release: its blob is no longer in the cache (changed on disk?)",
+                                e.path
+                            )));
+                        }
                         // Crash tests: `FAILPOINTS=materialize-file=100*off->return`
                         // kills the agent after 100 files (feature `failpoints` only).
                         fail::fail_point!("materialize-file", |_| -> Result<(), ResourceError> {
@@ -326,7 +341,7 @@ fn materialize(
             release.create_symlink(Path::new(&e.path), Path::new(target))?;
         }
     }
-    give_to_owner(spec, ctx, manifest, &release)?;
+    give_to_owner(spec, ctx, manifest, &release, sharing)?;
     let marker = ReleaseMarker {
         product: spec.product.clone(),
         version: spec.version.clone(),
@@ -341,6 +356,7 @@ fn materialize(
                 .filter(|e| !spec.is_runtime_path(&e.path))
                 .collect::<Vec<_>>(),
         ),
+        shared: sharing.is_on(),
     };
     write_marker(&release, &marker)?;
     // Every file of the release is on disk before it gets its final name.
@@ -350,13 +366,14 @@ fn materialize(
 }
 
 /// Gives the release's folders, files and links to the spec's owner and
-/// group (when it names them and they differ). Rendered files placed
-/// afterwards keep their own owner.
+/// group (when it names them and they differ), except the files it shares
+/// with the cache. Rendered files placed afterwards keep their own owner.
 fn give_to_owner(
     spec: &TreeSpec,
     ctx: &ApplyContext,
     manifest: &Manifest,
     release: &Beneath,
+    sharing: Sharing,
 ) -> Result<(), ResourceError> {
     let owner = DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
     if !owner.is_managed() {
@@ -368,7 +385,7 @@ fn give_to_owner(
     for e in manifest
         .entries
         .iter()
-        .filter(|e| !spec.is_excluded(&e.path))
+        .filter(|e| !spec.is_excluded(&e.path) && !sharing.links(e))
     {
         let path = top.join(&e.path);
         // Runtime paths may be gone (the server removed them): skip those.
@@ -433,7 +450,7 @@ fn damaged_files<'a>(
     ctx: &ApplyContext,
     manifest: &'a Manifest,
     marker: &ReleaseMarker,
-    overlays: &HashSet<String>,
+    sharing: Sharing,
     release: &Path,
     owner: &DesiredOwner,
 ) -> Inspection<'a> {
@@ -442,7 +459,7 @@ fn damaged_files<'a>(
         refreshed: Vec::new(),
     };
     let enforced = manifest.entries.iter().filter(|e| {
-        !spec.is_runtime_path(&e.path) && !spec.is_excluded(&e.path) && !overlays.contains(&e.path)
+        !spec.is_runtime_path(&e.path) && !spec.is_excluded(&e.path) && !sharing.is_overlay(&e.path)
     });
     for e in enforced {
         let path = release.join(&e.path);
@@ -453,11 +470,19 @@ fn damaged_files<'a>(
             }
             EntryKind::File { digest, size } => match fs::symlink_metadata(&path) {
                 Err(_) => true,
+                // A linked file: a write, chmod or chown shows in its
+                // metadata (the object's mode, owner and epoch mtime).
                 Ok(meta)
-                    if !meta.is_file()
-                        || meta.len() != *size
-                        || meta.permissions().mode() & 0o7777 != e.mode
-                        || !owner.changes(&meta).is_empty() =>
+                    if sharing.links(e) && (meta.len() != *size || !is_linked_intact(&meta, e)) =>
+                {
+                    true
+                }
+                Ok(meta)
+                    if !sharing.links(e)
+                        && (!meta.is_file()
+                            || meta.len() != *size
+                            || meta.permissions().mode() & 0o7777 != e.mode
+                            || !owner.changes(&meta).is_empty()) =>
                 {
                     true
                 }
@@ -511,35 +536,112 @@ fn refresh_index(
     }
 }
 
+/// Puts the damaged files back from verified content. A linked file's
+/// inode may be the cache's object and other releases' files: the cache
+/// verifies (or drops and fetches again) that object, the file gets a
+/// fresh link, and so does every kept release that linked the inode.
 fn repair(
     spec: &TreeSpec,
     ctx: &ApplyContext,
+    layout: &Release,
     release: &Beneath,
     damaged: &[&Entry],
     mut marker: ReleaseMarker,
+    sharing: Sharing,
 ) -> Result<(), ResourceError> {
+    let linked: Vec<&Entry> = damaged
+        .iter()
+        .copied()
+        .filter(|e| sharing.links(e))
+        .collect();
+    let suspect = sharing::inodes_of(linked.iter().map(|e| release.root().join(&e.path)));
+    let mut refetch = Vec::new();
     for e in damaged {
         let path = release.root().join(&e.path);
         if let EntryKind::File { digest, .. } = &e.kind {
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                release.remove_dir_all(&path)?;
+            }
+            if sharing.links(e) {
+                if !place_linked(ctx, release, &path, e, &suspect)? {
+                    refetch.push(*e);
+                }
+                continue;
+            }
             if !ctx.cache.has(digest) {
                 return Err(err(format!(
                     "cannot repair {}: blob {digest} is not in the cache",
                     e.path
                 )));
             }
-            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-                release.remove_dir_all(&path)?;
-            }
         }
         place_entry(ctx, release, &path, e)?;
-        if matches!(e.kind, EntryKind::File { .. }) {
-            if let Ok(meta) = fs::metadata(&path) {
-                marker.index.insert(e.path.clone(), stat_key(&meta));
+    }
+    if !refetch.is_empty() {
+        fetch_again(ctx, &refetch)?;
+        for e in &refetch {
+            if !place_linked(
+                ctx,
+                release,
+                &release.root().join(&e.path),
+                e,
+                &HashSet::new(),
+            )? {
+                return Err(err(format!(
+                    "cannot repair {}: its blob was not fetched",
+                    e.path
+                )));
             }
         }
     }
+    for e in damaged
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+    {
+        if let Ok(meta) = fs::metadata(release.root().join(&e.path)) {
+            marker.index.insert(e.path.clone(), stat_key(&meta));
+        }
+    }
     tracing::warn!(release = %spec.release_id(), files = damaged.len(), "repaired modified files in the release");
-    write_marker(release, &marker)
+    write_marker(release, &marker)?;
+    if !suspect.is_empty() {
+        let digests = linked
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::File { digest, .. } => Some(*digest),
+                _ => None,
+            })
+            .collect();
+        sharing::repair_siblings(ctx, spec, layout, &digests, &suspect)?;
+    }
+    Ok(())
+}
+
+/// Fetches the blobs of `entries` again: the cache dropped them as changed.
+fn fetch_again(ctx: &ApplyContext, entries: &[&Entry]) -> Result<(), ResourceError> {
+    let mut digests: Vec<Digest> = entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::File { digest, .. } => Some(*digest),
+            _ => None,
+        })
+        .collect();
+    digests.sort();
+    digests.dedup();
+    let Some(refetch) = &ctx.refetch else {
+        return Err(err(format!(
+            "{} blob(s) of the release were changed on disk and dropped from the cache (e.g. {}); the next run that reaches the master fetches them again",
+            digests.len(),
+            digests[0]
+        )));
+    };
+    tracing::warn!(
+        blobs = digests.len(),
+        "fetching blobs again: they were changed on disk"
+    );
+    refetch
+        .refetch(&digests)
+        .map_err(|e| err(format!("cannot fetch the changed blobs again: {e}")))
 }
 
 /// Fails when `dir`'s file system has less than `needed` bytes (plus a

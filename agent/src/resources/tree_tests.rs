@@ -3,6 +3,7 @@
 use super::*;
 use crate::paths::Paths;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -11,25 +12,51 @@ struct Fixture {
     content: CatalogContent,
 }
 
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = ApplyContext::new(Paths::new(dir.path()));
-    let files: [(&str, &[u8], u32); 3] = [
-        ("bin/run.sh", b"#!/bin/sh\n", 0o755),
-        ("lib/a.jar", b"jar a", 0o644),
-        ("samples/demo.txt", b"sample", 0o644),
-    ];
+/// A master that writes the blobs it holds into `cache` (verified objects).
+#[derive(Debug)]
+struct CacheFiller {
+    cache: crate::content::ContentCache,
+    blobs: std::collections::HashMap<Digest, Vec<u8>>,
+    fetched: std::sync::Mutex<Vec<Digest>>,
+}
+
+impl crate::resources::Refetch for CacheFiller {
+    fn refetch(&self, digests: &[Digest]) -> Result<(), String> {
+        for d in digests {
+            let bytes = self.blobs.get(d).ok_or("unknown blob")?;
+            write_object(&self.cache, bytes);
+            self.fetched.lock().unwrap().push(*d);
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` into the cache as the fetch does (sealed object).
+fn write_object(cache: &crate::content::ContentCache, bytes: &[u8]) {
+    let blob = cache.path_of(&Digest::of(bytes));
+    fs::create_dir_all(blob.parent().unwrap()).unwrap();
+    let tmp = blob.with_extension("tmp");
+    fs::write(&tmp, bytes).unwrap();
+    crate::content::cache::seal(&fs::File::open(&tmp).unwrap(), 0o444).unwrap();
+    fs::rename(&tmp, &blob).unwrap();
+}
+
+/// A tree of `files` at `level`, its blobs and manifest in the cache
+/// (written as a fetch of an earlier agent would: plain files).
+fn tree_of(ctx: &ApplyContext, files: &[(&str, &[u8], u32)], level: u32) -> TreeSpec {
     let mut entries = BTreeMap::new();
     for (path, bytes, mode) in files {
         let digest = Digest::of(bytes);
         let blob = ctx.cache.path_of(&digest);
-        fs::create_dir_all(blob.parent().unwrap()).unwrap();
-        fs::write(&blob, bytes).unwrap();
+        if !blob.exists() {
+            fs::create_dir_all(blob.parent().unwrap()).unwrap();
+            fs::write(&blob, bytes).unwrap();
+        }
         entries.insert(
             path.to_string(),
             Entry {
                 path: path.to_string(),
-                mode,
+                mode: *mode,
                 kind: EntryKind::File {
                     size: bytes.len() as u64,
                     digest,
@@ -42,12 +69,12 @@ fn fixture() -> Fixture {
     let blob = ctx.cache.path_of(&manifest.digest());
     fs::create_dir_all(blob.parent().unwrap()).unwrap();
     fs::write(&blob, &json).unwrap();
-    let spec = TreeSpec {
+    TreeSpec {
         product: "p".into(),
         version: "1.0".into(),
-        level: 0,
+        level,
         tree: manifest.digest(),
-        files: 3,
+        files: files.len() as u64,
         size: manifest.total_size(),
         link: "/opt/p-1.0".into(),
         releases_dir: "/opt/releases".into(),
@@ -56,7 +83,19 @@ fn fixture() -> Fixture {
         exclude: vec!["samples".into()],
         owner: None,
         group: None,
-    };
+    }
+}
+
+const FILES: [(&str, &[u8], u32); 3] = [
+    ("bin/run.sh", b"#!/bin/sh\n", 0o755),
+    ("lib/a.jar", b"jar a", 0o644),
+    ("samples/demo.txt", b"sample", 0o644),
+];
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ApplyContext::new(Paths::new(dir.path()));
+    let spec = tree_of(&ctx, &FILES, 0);
     let content = CatalogContent {
         role: "r".into(),
         profile: "p/p".into(),
@@ -70,6 +109,22 @@ fn fixture() -> Fixture {
     }
 }
 
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).unwrap().ino()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// Changes a read-only linked file in place, as root would (or its owner,
+/// after a chmod): the shared inode's bytes change.
+fn write_in_place(path: &Path, bytes: &[u8]) {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(path, bytes).unwrap();
+}
+
 #[test]
 fn installs_switches_leaves_out_excluded_paths_and_repairs() {
     let f = fixture();
@@ -79,17 +134,14 @@ fn installs_switches_leaves_out_excluded_paths_and_repairs() {
     let release = fs::read_link(&link).unwrap();
     assert!(release.ends_with(f.spec.release_id()));
     assert_eq!(fs::read(link.join("lib/a.jar")).unwrap(), b"jar a");
-    assert_eq!(
-        fs::metadata(link.join("bin/run.sh"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777,
-        0o755
-    );
+    // Shared with the cache: read-only, the execute bits kept.
+    assert_eq!(mode(&link.join("bin/run.sh")), 0o555);
+    assert_eq!(mode(&link.join("lib/a.jar")), 0o444);
     assert!(!link.join("samples").exists(), "excluded path installed");
     assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
 
+    // Replaced by a new file (a new inode): the cache is untouched.
+    fs::remove_file(link.join("lib/a.jar")).unwrap();
     fs::write(link.join("lib/a.jar"), b"tampered!").unwrap();
     let changes = check(&f.spec, &f.ctx, &f.content).unwrap();
     assert!(
@@ -122,7 +174,9 @@ fn a_restored_release_is_hashed_once_then_known_by_its_new_stat_keys() {
         let mode = fs::metadata(&path).unwrap().permissions();
         fs::remove_file(&path).unwrap();
         fs::write(&path, &bytes).unwrap();
-        fs::set_permissions(&path, mode).unwrap();
+        let restored = fs::File::open(&path).unwrap();
+        restored.set_modified(std::time::UNIX_EPOCH).unwrap();
+        restored.set_permissions(mode).unwrap();
     }
     let stale = read_marker(&l.release).unwrap();
     let now = |file: &str| stat_key(&fs::metadata(l.release.join(file)).unwrap());
@@ -136,7 +190,7 @@ fn a_restored_release_is_hashed_once_then_known_by_its_new_stat_keys() {
     }
 
     // A change after the refresh is still seen (the index is no blind spot).
-    fs::write(l.release.join("lib/a.jar"), b"jar b").unwrap();
+    write_in_place(&l.release.join("lib/a.jar"), b"jar b");
     let changes = check(&f.spec, &f.ctx, &f.content).unwrap();
     assert!(
         changes[0].summary.contains("repair 1 modified file"),
@@ -147,4 +201,138 @@ fn a_restored_release_is_hashed_once_then_known_by_its_new_stat_keys() {
         read_marker(&l.release).unwrap().index.get("lib/a.jar"),
         Some(&now("lib/a.jar"))
     );
+}
+
+/// Two releases of the product: level 0 (current before) and level 1,
+/// which changed `bin/run.sh` and shares `lib/a.jar` with level 0.
+fn two_levels(f: &mut Fixture) -> (TreeSpec, Release, Release) {
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    let old = Release::of(&f.spec, &f.ctx.paths);
+    let level1 = tree_of(
+        &f.ctx,
+        &[
+            ("bin/run.sh", b"#!/bin/sh\nexec level1\n", 0o755),
+            ("lib/a.jar", b"jar a", 0o644),
+        ],
+        1,
+    );
+    apply(&level1, &f.ctx, &f.content).unwrap();
+    let new = Release::of(&level1, &f.ctx.paths);
+    (level1, old, new)
+}
+
+#[test]
+fn releases_share_unchanged_files_with_the_cache_and_each_other() {
+    let mut f = fixture();
+    let (_, old, new) = two_levels(&mut f);
+    let jar = Digest::of(b"jar a");
+    let object = f.ctx.cache.path_of(&jar);
+    assert_eq!(inode(&old.release.join("lib/a.jar")), inode(&object));
+    assert_eq!(inode(&new.release.join("lib/a.jar")), inode(&object));
+    assert_ne!(
+        inode(&old.release.join("bin/run.sh")),
+        inode(&new.release.join("bin/run.sh"))
+    );
+    assert!(read_marker(&new.release).unwrap().shared);
+}
+
+#[test]
+fn a_change_through_a_shared_inode_is_repaired_everywhere_from_fetched_content() {
+    let mut f = fixture();
+    let (level1, old, new) = two_levels(&mut f);
+    let jar = Digest::of(b"jar a");
+    let filler = Arc::new(CacheFiller {
+        cache: f.ctx.cache.clone(),
+        blobs: [(jar, b"jar a".to_vec())].into(),
+        fetched: Default::default(),
+    });
+    f.ctx.refetch = Some(filler.clone());
+
+    // Root edits the current release's jar in place: the cache's object
+    // and the kept release share those bytes.
+    let changed = inode(&new.release.join("lib/a.jar"));
+    write_in_place(&new.release.join("lib/a.jar"), b"jar X");
+    let changes = check(&level1, &f.ctx, &f.content).unwrap();
+    assert!(
+        changes[0].summary.contains("repair 1 modified file"),
+        "{changes:?}"
+    );
+    apply(&level1, &f.ctx, &f.content).unwrap();
+
+    // The cache did not serve the changed bytes: it dropped the object and
+    // fetched the blob again.
+    assert_eq!(*filler.fetched.lock().unwrap(), [jar]);
+    let object = f.ctx.cache.path_of(&jar);
+    assert_eq!(fs::read(&object).unwrap(), b"jar a");
+    assert_ne!(inode(&object), changed);
+    // Both releases hold the fresh object.
+    for release in [&new, &old] {
+        let path = release.release.join("lib/a.jar");
+        assert_eq!(fs::read(&path).unwrap(), b"jar a", "{}", path.display());
+        assert_eq!(inode(&path), inode(&object), "{}", path.display());
+    }
+    assert!(check(&level1, &f.ctx, &f.content).unwrap().is_empty());
+    // The kept release is intact too: switching back finds nothing to repair.
+    assert!(
+        check(&f.spec, &f.ctx, &f.content).unwrap()[0]
+            .summary
+            .contains("switch")
+    );
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
+}
+
+#[test]
+fn a_mode_repair_never_changes_a_shared_inode() {
+    let mut f = fixture();
+    let (level1, old, new) = two_levels(&mut f);
+    let path = new.release.join("lib/a.jar");
+    // A name the test keeps for the inode both releases and the cache share.
+    let witness = f._dir.path().join("witness");
+    fs::hard_link(&path, &witness).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(!check(&level1, &f.ctx, &f.content).unwrap().is_empty());
+    apply(&level1, &f.ctx, &f.content).unwrap();
+    // The repair linked a fresh object; the changed inode was left as it
+    // was, and no release holds it any more. Its bytes were verified equal:
+    // nothing was fetched.
+    assert_eq!(mode(&witness), 0o666);
+    for release in [&new, &old] {
+        let file = release.release.join("lib/a.jar");
+        assert_eq!(mode(&file), 0o444, "{}", file.display());
+        assert_ne!(inode(&file), inode(&witness), "{}", file.display());
+    }
+    assert!(check(&level1, &f.ctx, &f.content).unwrap().is_empty());
+}
+
+#[test]
+fn runtime_paths_and_the_catalogs_own_files_are_copies() {
+    let mut f = fixture();
+    f.spec.runtime_paths = vec!["bin".into()];
+    f.content.resources.push(Resource {
+        id: "conf".into(),
+        spec: ResourceSpec::File(rigger_common::catalog::FileSpec {
+            path: "/opt/p-1.0/lib/a.jar".into(),
+            content: "jar a".into(),
+            source: None,
+            mode: Some(0o644),
+            owner: None,
+            group: None,
+            secret: false,
+            redacted_content: None,
+            restart_key: None,
+        }),
+        requires: vec![],
+        notifies: vec![],
+    });
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    let l = Release::of(&f.spec, &f.ctx.paths);
+    for file in ["bin/run.sh", "lib/a.jar"] {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(l.release.join(file)).unwrap();
+        assert_eq!(meta.nlink(), 1, "{file} is shared");
+    }
+    // The server may write its runtime files: the pack's mode, not read-only.
+    assert_eq!(mode(&l.release.join("bin/run.sh")), 0o755);
+    assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
 }

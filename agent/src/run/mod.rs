@@ -13,6 +13,7 @@ pub use push::WatchError;
 mod supervise;
 #[cfg(test)]
 mod tests;
+mod timings;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -296,6 +297,7 @@ impl Agent {
     ) -> Result<(), RunError> {
         // Enrollment too happens under the run lock: two first runs on one
         // root never enroll twice.
+        let mut phases = timings::Phases::start();
         self.state.ensure()?;
         let what = format!(
             "{} ({})",
@@ -305,16 +307,11 @@ impl Agent {
         let _lock =
             RunLock::acquire(&RunLock::path_in(self.state.path()), LOCK_WAIT, &what).await?;
         let identity = self.identity().await?;
+        phases.end("start");
         let facts = facts::gather(&self.config.imds).await;
-        tracing::debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "facts gathered"
-        );
+        phases.end("facts");
         let fetched = self.fetch(&identity, &facts).await?;
-        tracing::debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "catalog fetched"
-        );
+        phases.end("catalog");
         if let (Some(master), false) = (&fetched.master, noop) {
             self.renew_if_due(master.as_ref(), &identity).await;
         }
@@ -327,6 +324,7 @@ impl Agent {
         summary.used_cached_catalog = fetched.from_cache;
         let mut persisted = self.state.load()?;
         let catalog = self.verify(&identity, &fetched.signed, &persisted)?;
+        phases.end("verify");
         summary.catalog_version = catalog.version;
         summary.catalog_digest = catalog.digest.to_string();
         if fetched.from_cache {
@@ -354,6 +352,11 @@ impl Agent {
                 tokio::runtime::Handle::current(),
                 self.activity.clone(),
                 self.stopping.clone(),
+            )));
+            ctx.refetch = Some(Arc::new(crate::content::MasterRefetch::new(
+                master.clone(),
+                ctx.cache.clone(),
+                tokio::runtime::Handle::current(),
             )));
         }
         let fetch_progress = outcomes.clone().map(|tx| {
@@ -383,10 +386,7 @@ impl Agent {
         }
         let gc_ctx = ctx.clone();
         let desired = catalog.content.clone();
-        tracing::debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "content prepared"
-        );
+        phases.end("content");
         let report = tokio::task::spawn_blocking(move || {
             apply::apply_catalog(&desired, &ctx, noop, |o| {
                 // Logged as it happens, not after the run.
@@ -399,6 +399,14 @@ impl Agent {
         .await
         .map_err(|e| RunError::ApplyTask(e.to_string()))?
         .map_err(|e| RunError::Refused(e.to_string()))?;
+        phases.end_apply(&report, |id| {
+            catalog
+                .content
+                .resources
+                .iter()
+                .find(|r| r.id == id)
+                .map_or("other", |r| r.spec.kind())
+        });
         summary.changed = report.changed();
         summary.failed = report.failed();
         summary.failures = report
@@ -411,10 +419,6 @@ impl Agent {
         summary.skipped = report.skipped();
 
         if !noop {
-            tracing::debug!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "catalog applied"
-            );
             let is_tree = |id: &str| {
                 catalog
                     .content
@@ -430,10 +434,6 @@ impl Agent {
             if tree_changed {
                 content::collect_garbage(&gc_ctx, &catalog);
             }
-            tracing::debug!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "cache collected"
-            );
             if !fetched.from_cache {
                 self.state.cache_catalog(&fetched.signed)?;
             }
@@ -446,16 +446,21 @@ impl Agent {
             persisted.applied_site_revision = catalog.site_revision.clone();
             persisted.applied_site_commit = catalog.site_commit.clone();
             self.state.save(&persisted)?;
+            phases.end("remember");
         }
         if let Some(master) = fetched.master {
-            summary.duration_ms = started.elapsed().as_millis() as u64;
             let mut report = to_report(summary, &report, noop);
             if !noop {
                 report.services = services_after(&catalog, &report, &gc_ctx).await;
+                phases.end("services");
             }
+            summary.duration_ms = started.elapsed().as_millis() as u64;
+            report.duration_ms = summary.duration_ms;
+            report.timings = phases.timings();
             if let Err(e) = master.report(report).await {
                 tracing::warn!(error = %e, "cannot submit the run report");
             }
+            phases.end("report");
         }
         Ok(())
     }
@@ -626,6 +631,7 @@ fn to_report(summary: &RunSummary, report: &ApplyReport, noop: bool) -> RunRepor
             })
             .collect(),
         trigger: summary.trigger.clone(),
+        timings: Vec::new(),
     }
 }
 

@@ -198,6 +198,13 @@ pub async fn show(ctl: &Ctl, node: &str, reports: u32, json: bool) -> anyhow::Re
                 ""
             }
         );
+        if !r.timings.is_empty() {
+            out += &format!(
+                "  took {} ms: {}\n",
+                r.duration_ms,
+                printable(&rigger_common::report::timings_line(&r.timings))
+            );
+        }
         for o in &r.resources {
             out += &format!("  {:<9} {}: {}\n", o.status, o.id, o.message);
             for line in o.diff.lines() {

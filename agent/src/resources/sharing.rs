@@ -1,0 +1,178 @@
+//! Release files shared with the content cache by hard links: a release
+//! writes a product's bytes once, and an update level links the files it
+//! did not change instead of copying them (see "Releases share the cache's
+//! read-only objects" in ARCHITECTURE.md).
+//!
+//! A linked file is the cache's object: the agent's, read-only (the
+//! pack's mode without write bits), modified at the epoch. The service
+//! user can read and run it, not change it; a change by root moves its
+//! modification time, which the release's check and the cache both see.
+//! Files the server writes (runtime paths), the catalog's own files,
+//! files with special bits and files the service user could only read as
+//! their owner are copies, as before.
+//!
+//! Invariant: a repair never changes a shared inode: it links a fresh,
+//! verified object in its place, in this release and in every kept
+//! release that linked the changed inode.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use rigger_common::beneath::Beneath;
+use rigger_common::catalog::TreeSpec;
+use rigger_common::digest::Digest;
+use rigger_common::manifest::{Entry, EntryKind};
+
+use super::{ApplyContext, ResourceError};
+use crate::content::ContentCache;
+use crate::content::cache::{is_intact, shared_mode};
+use crate::release::{Release, read_marker, stat_key, write_marker};
+
+/// Which files of one release are links to the cache's objects.
+#[derive(Debug, Clone, Copy)]
+pub struct Sharing<'a> {
+    on: bool,
+    spec: &'a TreeSpec,
+    overlays: &'a HashSet<String>,
+}
+
+impl<'a> Sharing<'a> {
+    /// The rule for a release of `spec` built with links (`on`) or copies,
+    /// whose `overlays` are the catalog's own files inside it.
+    pub fn new(on: bool, spec: &'a TreeSpec, overlays: &'a HashSet<String>) -> Self {
+        Self { on, spec, overlays }
+    }
+
+    /// Whether the release is built with links at all.
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Whether `path` (release-relative) is one of the catalog's own files.
+    pub fn is_overlay(&self, path: &str) -> bool {
+        self.overlays.contains(path)
+    }
+
+    /// Whether the release links `entry` to the cache's object.
+    pub fn links(&self, entry: &Entry) -> bool {
+        let unowned = self.spec.owner.as_deref().is_none_or(str::is_empty)
+            && self.spec.group.as_deref().is_none_or(str::is_empty);
+        self.on
+            && matches!(entry.kind, EntryKind::File { .. })
+            && !self.spec.is_runtime_path(&entry.path)
+            && !self.overlays.contains(&entry.path)
+            && entry.mode & 0o7000 == 0
+            // Owned by the agent, the file must be readable by everyone
+            // for the service user to read it.
+            && (unowned || entry.mode & 0o004 != 0)
+    }
+}
+
+/// Whether releases under `releases` can link the cache's objects: both
+/// on one file system.
+pub fn possible(cache: &ContentCache, releases: &Path) -> bool {
+    let device = |path: &Path| fs::metadata(path).ok().map(|m| m.dev());
+    device(cache.root()).is_some() && device(cache.root()) == device(releases)
+}
+
+/// Whether a linked file's metadata is what the cache made (a write,
+/// `chmod` or `chown` through any of its names shows here).
+pub fn is_linked_intact(meta: &fs::Metadata, entry: &Entry) -> bool {
+    is_intact(meta, shared_mode(entry.mode))
+}
+
+/// Links `entry`'s object at `dest` beneath `root`. An object whose inode
+/// is in `suspect` is verified first; `Ok(false)` when the blob is not in
+/// the cache (or was dropped as changed): fetch it and ask again.
+pub fn place_linked(
+    ctx: &ApplyContext,
+    root: &Beneath,
+    dest: &Path,
+    entry: &Entry,
+    suspect: &HashSet<u64>,
+) -> Result<bool, ResourceError> {
+    let EntryKind::File { digest, .. } = &entry.kind else {
+        return Ok(true);
+    };
+    let object = ctx
+        .cache
+        .object(digest, entry.mode, suspect)
+        .map_err(|e| ResourceError::Other(format!("cannot read cached blob {digest}: {e}")))?;
+    let Some(object) = object else {
+        return Ok(false);
+    };
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        root.create_dir_all(parent)?;
+    }
+    root.link_file(&object, dest)?;
+    Ok(true)
+}
+
+/// The inodes of `paths` (regular files only): a changed linked file's
+/// inode is the one its cached object and other releases may share.
+pub fn inodes_of(paths: impl Iterator<Item = std::path::PathBuf>) -> HashSet<u64> {
+    paths
+        .filter_map(|p| fs::symlink_metadata(p).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.ino())
+        .collect()
+}
+
+/// Gives every other complete release of the product that links one of
+/// the `suspect` inodes (for a blob in `digests`) the intact object
+/// instead; returns how many files were replaced.
+pub fn repair_siblings(
+    ctx: &ApplyContext,
+    spec: &TreeSpec,
+    layout: &Release,
+    digests: &HashSet<Digest>,
+    suspect: &HashSet<u64>,
+) -> Result<usize, ResourceError> {
+    let Ok(dirs) = fs::read_dir(&layout.releases) else {
+        return Ok(0);
+    };
+    let mut replaced = 0;
+    for dir in dirs.flatten().map(|d| d.path()) {
+        if dir == layout.release {
+            continue;
+        }
+        let Some(mut marker) = read_marker(&dir).filter(|m| m.shared) else {
+            continue;
+        };
+        let Ok(Some(manifest)) = ctx.cache.manifest(&marker.tree) else {
+            continue;
+        };
+        let root = Beneath::open(&dir)?;
+        let mut changed = false;
+        for e in &manifest.entries {
+            let EntryKind::File { digest, .. } = &e.kind else {
+                continue;
+            };
+            let path = dir.join(&e.path);
+            let shares = digests.contains(digest)
+                && fs::symlink_metadata(&path).is_ok_and(|m| suspect.contains(&m.ino()));
+            if !shares {
+                continue;
+            }
+            if !place_linked(ctx, &root, Path::new(&e.path), e, &HashSet::new())? {
+                return Err(ResourceError::Other(format!(
+                    "cannot repair {} in release {}: blob {digest} is not in the cache",
+                    e.path,
+                    dir.display()
+                )));
+            }
+            if let Ok(meta) = fs::metadata(&path) {
+                marker.index.insert(e.path.clone(), stat_key(&meta));
+            }
+            replaced += 1;
+            changed = true;
+        }
+        if changed {
+            tracing::warn!(release = %dir.display(), spec = %spec.release_id(), "repaired files a kept release shared with a changed one");
+            write_marker(&root, &marker)?;
+        }
+    }
+    Ok(replaced)
+}
