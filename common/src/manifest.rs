@@ -13,6 +13,7 @@ use crate::digest::Digest;
 
 /// One entry of a tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "FlatEntry")]
 pub struct Entry {
     /// Path relative to the tree root.
     pub path: String,
@@ -41,6 +42,51 @@ pub enum EntryKind {
         /// Link target.
         target: String,
     },
+}
+
+/// An entry as it lies in the JSON, read in one pass: serde's `flatten`
+/// over an internally tagged enum buffers every entry twice, and a
+/// converged run reads a 3000-entry manifest each time.
+#[derive(Deserialize)]
+struct FlatEntry {
+    path: String,
+    mode: u32,
+    #[serde(rename = "type")]
+    kind: FlatKind,
+    size: Option<u64>,
+    digest: Option<Digest>,
+    target: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FlatKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+impl TryFrom<FlatEntry> for Entry {
+    type Error = String;
+
+    fn try_from(e: FlatEntry) -> Result<Self, String> {
+        let kind = match (e.kind, e.size, e.digest, e.target) {
+            (FlatKind::File, Some(size), Some(digest), None) => EntryKind::File { size, digest },
+            (FlatKind::Dir, None, None, None) => EntryKind::Dir,
+            (FlatKind::Symlink, None, None, Some(target)) => EntryKind::Symlink { target },
+            _ => {
+                return Err(format!(
+                    "entry {}: a file has a size and a digest, a link a target, a folder neither",
+                    e.path
+                ));
+            }
+        };
+        Ok(Self {
+            path: e.path,
+            mode: e.mode,
+            kind,
+        })
+    }
 }
 
 /// A tree's manifest: entries sorted by path.
@@ -287,6 +333,16 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_read_back_as_written_and_a_mixed_entry_is_refused() {
+        let json = br#"{"entries":[{"path":"bin","mode":493,"type":"dir"},{"path":"bin/a","mode":420,"type":"file","size":1,"digest":"sha256:ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"},{"path":"bin/l","mode":511,"type":"symlink","target":"a"}]}"#;
+        let manifest = Manifest::from_json(json).unwrap();
+        assert_eq!(manifest.to_json(), json.to_vec());
+        let mixed = br#"{"entries":[{"path":"bin","mode":493,"type":"dir","target":"x"}]}"#;
+        let err = Manifest::from_json(mixed).unwrap_err().to_string();
+        assert!(err.contains("entry bin"), "{err}");
+    }
 
     fn file(path: &str, content: &[u8]) -> (String, Entry) {
         (

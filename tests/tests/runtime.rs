@@ -265,20 +265,22 @@ fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
         uid_line.split_whitespace().skip(1).all(|id| id == "802"),
         "{uid_line}"
     );
-    // The release belongs to the service user, so the server could write
-    // its pid file into CARBON_HOME; rendered secrets stay root's, read
-    // through the service group.
+    // The release's folders and runtime paths belong to the service user,
+    // so the server could write its pid file into CARBON_HOME; the pack's
+    // own files are the cache's read-only objects, which it can run but
+    // not change; rendered secrets stay root's, read through the service
+    // group.
     use std::os::unix::fs::MetadataExt;
     let home = node.path("/opt/wso2/wso2is-5.11.0");
-    for relative in [
-        ".",
-        "bin/wso2server.sh",
-        "repository/logs",
-        "wso2carbon.pid",
-    ] {
+    for relative in [".", "bin", "repository/logs", "wso2carbon.pid"] {
         let meta = std::fs::metadata(home.join(relative)).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (802, 802), "{relative}");
     }
+    let script = std::fs::metadata(home.join("bin/wso2server.sh")).unwrap();
+    assert_eq!(
+        (script.uid(), script.gid(), script.mode() & 0o777),
+        (0, 0, 0o555)
+    );
     let toml = std::fs::metadata(home.join("repository/conf/deployment.toml")).unwrap();
     assert_eq!(
         (toml.uid(), toml.gid(), toml.mode() & 0o777),
@@ -294,15 +296,18 @@ fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
     // Someone gives the release to root: the next run gives it back.
     let release = std::fs::canonicalize(&home).unwrap();
     std::os::unix::fs::chown(&release, Some(0), Some(0)).unwrap();
-    std::os::unix::fs::lchown(release.join("bin/wso2server.sh"), Some(0), Some(0)).unwrap();
     let fixed = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
     assert_eq!(fixed.code, 2, "{}", fixed.all());
     assert!(fixed.stdout.contains("give release"), "{}", fixed.all());
-    let script = std::fs::metadata(home.join("bin/wso2server.sh")).unwrap();
-    assert_eq!((script.uid(), script.gid()), (802, 802));
+    let meta = std::fs::metadata(&release).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (802, 802));
 
-    // One file given away: found by the converged run's stat pass.
-    std::os::unix::fs::lchown(release.join("bin/wso2server.sh"), Some(0), Some(0)).unwrap();
+    // A shared file given to the service user (who could then change it):
+    // found by the converged run's stat pass and replaced by a fresh
+    // object, root's again; the inode given away is no release's any more.
+    let given = release.join("bin/wso2server.sh");
+    let given_inode = std::fs::metadata(&given).unwrap().ino();
+    std::os::unix::fs::lchown(&given, Some(802), Some(802)).unwrap();
     let repaired = node.once(&master.url(), &["--imds-endpoint", &imds.url()]);
     assert_eq!(repaired.code, 2, "{}", repaired.all());
     assert!(
@@ -310,8 +315,12 @@ fn the_server_runs_as_the_service_user_created_in_the_nodes_root() {
         "{}",
         repaired.all()
     );
-    let script = std::fs::metadata(home.join("bin/wso2server.sh")).unwrap();
-    assert_eq!((script.uid(), script.gid()), (802, 802));
+    let script = std::fs::metadata(&given).unwrap();
+    assert_eq!(
+        (script.uid(), script.gid(), script.mode() & 0o777),
+        (0, 0, 0o555)
+    );
+    assert_ne!(script.ino(), given_inode);
 }
 
 #[test]

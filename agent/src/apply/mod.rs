@@ -97,7 +97,15 @@ pub fn apply_catalog(
     // Plan: check everything before writing anything.
     let plans: Vec<Result<Vec<Change>, ResourceError>> = order
         .iter()
-        .map(|&i| check(&content.resources[i], ctx, content))
+        .map(|&i| {
+            let checking = std::time::Instant::now();
+            let plan = check(&content.resources[i], ctx, content);
+            let took = checking.elapsed();
+            if took >= std::time::Duration::from_millis(1) {
+                tracing::debug!(resource = %content.resources[i].id, micros = took.as_micros() as u64, "slow check");
+            }
+            plan
+        })
         .collect();
 
     // target id -> ids of the resources that notify it

@@ -193,12 +193,21 @@ pub fn shared_mode(mode: u32) -> u32 {
 /// Whether an object's metadata is what the cache made: a regular file
 /// of the agent's, with `mode`, never written since (epoch mtime).
 pub fn is_intact(meta: &std::fs::Metadata, mode: u32) -> bool {
+    // Asked for every shared file of a release on each run: the agent's
+    // ids once, not two system calls a file.
+    static AGENT: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    let (uid, gid) = *AGENT.get_or_init(|| {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    });
     meta.is_file()
         && meta.permissions().mode() & 0o7777 == mode
         && meta.mtime() == 0
         && meta.mtime_nsec() == 0
-        && meta.uid() == nix::unistd::geteuid().as_raw()
-        && meta.gid() == nix::unistd::getegid().as_raw()
+        && meta.uid() == uid
+        && meta.gid() == gid
 }
 
 /// Gives a new object (not yet renamed into place) its mode and the

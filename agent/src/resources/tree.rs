@@ -463,6 +463,7 @@ fn damaged_files<'a>(
     });
     for e in enforced {
         let path = release.join(&e.path);
+        let linked = sharing.links(e);
         let damaged = match &e.kind {
             EntryKind::Dir => !path.is_dir(),
             EntryKind::Symlink { target } => {
@@ -472,13 +473,9 @@ fn damaged_files<'a>(
                 Err(_) => true,
                 // A linked file: a write, chmod or chown shows in its
                 // metadata (the object's mode, owner and epoch mtime).
+                Ok(meta) if linked && (meta.len() != *size || !is_linked_intact(&meta, e)) => true,
                 Ok(meta)
-                    if sharing.links(e) && (meta.len() != *size || !is_linked_intact(&meta, e)) =>
-                {
-                    true
-                }
-                Ok(meta)
-                    if !sharing.links(e)
+                    if !linked
                         && (!meta.is_file()
                             || meta.len() != *size
                             || meta.permissions().mode() & 0o7777 != e.mode
