@@ -38,7 +38,7 @@ chmod 755 "$work"
 pids=()
 mounts=()
 cleanup() {
-  for pidfile in "$work"/*/var/lib/rigger/agent/services/*.pid; do
+  for pidfile in "$work"/*/var/lib/rigger/agent/services/*.pid "$work"/fs/*/var/lib/rigger/agent/services/*.pid; do
     [ -f "$pidfile" ] && kill -TERM -- "-$(cut -d' ' -f1 "$pidfile")" 2>/dev/null || true
   done
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -46,7 +46,10 @@ cleanup() {
   for m in "$work"/fs/*/mnt/efs "$work"/*/mnt/efs; do
     mountpoint -q "$m" 2>/dev/null && umount "$m"
   done
-  for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
+  for m in "${mounts[@]}"; do
+    # The servers may take a moment to let go of their files.
+    for _ in $(seq 1 50); do umount "$m" 2>/dev/null && break; sleep 0.1; done
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
