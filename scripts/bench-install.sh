@@ -38,8 +38,15 @@ chmod 755 "$work"
 pids=()
 mounts=()
 cleanup() {
+  local servers=()
   for pidfile in "$work"/*/var/lib/rigger/agent/services/*.pid "$work"/fs/*/var/lib/rigger/agent/services/*.pid; do
-    [ -f "$pidfile" ] && kill -TERM -- "-$(cut -d' ' -f1 "$pidfile")" 2>/dev/null || true
+    [ -f "$pidfile" ] || continue
+    servers+=("$(cut -d' ' -f1 "$pidfile")")
+    kill -TERM -- "-${servers[-1]}" 2>/dev/null || true
+  done
+  # The servers stop gracefully: wait for them (bounded).
+  for pid in "${servers[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   done
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -135,14 +142,16 @@ if $root; then
 fi
 token=$("${ctl[@]}" token create --role is 2>/dev/null)
 fp=$("${ctl[@]}" ca show | sed -n 's/^fingerprint: //p')
+# One run of the agent on ROOT; `wrap` goes before it (GNU time, for the installs).
+wrap=()
 agent() {
   local root="$1"; shift
-  "$bin/rigger-agent" --root "$root" --master "https://$addr" --certname bench-1 \
+  "${wrap[@]}" "$bin/rigger-agent" --root "$root" --master "https://$addr" --certname bench-1 \
     --imds-endpoint "$imds" --once --detailed-exitcodes "$@"
 }
+wrap=("${timed[@]}")
 sync; t0=$(now)
-RIGGER_LOG=debug "${timed[@]}" "$bin/rigger-agent" --root "$node" --master "https://$addr" --certname bench-1 \
-  --imds-endpoint "$imds" --once --detailed-exitcodes --token "$token" --ca-fingerprint "$fp" \
+RIGGER_LOG=debug agent "$node" --token "$token" --ca-fingerprint "$fp" \
   >"$work/cold.out" 2>"$work/cold.err" || [ $? -eq 2 ] || { cat "$work/cold.err" >&2; exit 1; }
 sync; t1=$(now)
 cold=$(elapsed "$t0" "$t1")
@@ -156,12 +165,11 @@ echo "    phases: $(phases "$work/cold.err")"
 head -2 "$work/update-import.out" | sed "s/^/    /"
 new_content=$(sed -n 's/.*; \([0-9]*\) bytes of new content stored.*/\1/p' "$work/update-import.out")
 sync; t0=$(now)
-RIGGER_LOG=debug "${timed[@]}" "$bin/rigger-agent" --root "$node" --master "https://$addr" --certname bench-1 \
-  --imds-endpoint "$imds" --once --detailed-exitcodes \
-  >"$work/update.out" 2>"$work/update.err" || [ $? -eq 2 ] || { cat "$work/update.err" >&2; exit 1; }
+RIGGER_LOG=debug agent "$node" >"$work/update.out" 2>"$work/update.err" || [ $? -eq 2 ] || { cat "$work/update.err" >&2; exit 1; }
 sync; t1=$(now)
 update=$(elapsed "$t0" "$t1")
 update_rss=$(peak_rss)
+wrap=()
 fetched=$(sed -n 's/.*fetched [0-9]* blobs (\([0-9]*\) bytes).*/\1/p' "$work/update.out" | head -1)
 echo "Rigger 2% update install:                $update s = $(ratio "$update" "$cold")x the cold install"
 echo "    phases: $(phases "$work/update.err")"

@@ -67,13 +67,8 @@ impl BlobLayout {
 
     /// Every blob on disk; files whose names are not digests are left out.
     pub fn files(&self) -> io::Result<Vec<BlobFile>> {
-        Self::files_in(&self.root.join("sha256"))
-    }
-
-    /// Every blob laid out as `dir/ab/cdef…`; other names are left out.
-    pub fn files_in(dir: &Path) -> io::Result<Vec<BlobFile>> {
         let mut found = Vec::new();
-        let prefixes = match std::fs::read_dir(dir) {
+        let prefixes = match std::fs::read_dir(self.root.join("sha256")) {
             Ok(p) => p,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
             Err(e) => return Err(e),

@@ -44,6 +44,16 @@ pub enum EntryKind {
     },
 }
 
+impl Entry {
+    /// The blob of a regular file (`None` for a folder or a link).
+    pub fn file_digest(&self) -> Option<Digest> {
+        match self.kind {
+            EntryKind::File { digest, .. } => Some(digest),
+            _ => None,
+        }
+    }
+}
+
 /// An entry as it lies in the JSON, read in one pass: serde's `flatten`
 /// over an internally tagged enum buffers every entry twice, and a
 /// converged run reads a 3000-entry manifest each time.
@@ -300,14 +310,7 @@ impl Manifest {
 
     /// Every file blob digest, once each.
     pub fn file_digests(&self) -> Vec<Digest> {
-        let mut out: Vec<Digest> = self
-            .entries
-            .iter()
-            .filter_map(|e| match e.kind {
-                EntryKind::File { digest, .. } => Some(digest),
-                _ => None,
-            })
-            .collect();
+        let mut out: Vec<Digest> = self.entries.iter().filter_map(Entry::file_digest).collect();
         out.sort();
         out.dedup();
         out

@@ -8,7 +8,7 @@
 //! hashes it, and either makes a fresh object from verified bytes or drops
 //! it to be fetched again. It never modifies an object in place (other
 //! releases may share its inode). A file a release wants with execute bits
-//! has its own object, `modes/0555/ab/cdef…`, made once from the blob.
+//! has its own object, `modes/0555/sha256/ab/cdef…`, made once from the blob.
 
 use std::collections::HashSet;
 use std::io;
@@ -68,12 +68,13 @@ impl ContentCache {
         if mode == BLOB_MODE {
             return self.path_of(digest);
         }
-        let hex = hex::encode(digest.as_bytes());
-        self.root()
-            .join("modes")
-            .join(format!("{mode:04o}"))
-            .join(&hex[..2])
-            .join(&hex[2..])
+        self.objects_of_mode(mode).path_of(digest)
+    }
+
+    /// The objects with `mode` other than the blobs themselves:
+    /// `modes/0555/sha256/ab/cdef…`.
+    fn objects_of_mode(&self, mode: u32) -> BlobLayout {
+        BlobLayout::new(self.root().join("modes").join(format!("{mode:04o}")))
     }
 
     /// The intact object of `digest` with `mode` (write bits cleared),
@@ -156,7 +157,7 @@ impl ContentCache {
         let mut removed = (0, 0);
         if let Ok(modes) = std::fs::read_dir(self.root().join("modes")) {
             for mode in modes.flatten() {
-                for object in BlobLayout::files_in(&mode.path())? {
+                for object in BlobLayout::new(mode.path()).files()? {
                     if !keep.contains(&object.digest) {
                         std::fs::remove_file(&object.path)?;
                     }

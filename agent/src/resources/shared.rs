@@ -403,7 +403,7 @@ fn shipped_folder(
     relative: &str,
     ctx: &ApplyContext,
 ) -> Result<Option<tempfile::TempDir>, ResourceError> {
-    use rigger_common::manifest::{Entry, EntryKind};
+    use rigger_common::manifest::Entry;
     if !fs::symlink_metadata(l.release.join(relative)).is_ok_and(|m| m.is_symlink()) {
         return Ok(None);
     }
@@ -427,10 +427,7 @@ fn shipped_folder(
         .collect();
     let blobs: Vec<Digest> = entries
         .iter()
-        .filter_map(|(_, e)| match e.kind {
-            EntryKind::File { digest, .. } => Some(digest),
-            _ => None,
-        })
+        .filter_map(|(_, e)| e.file_digest())
         .collect();
     if let Some(missing) = ctx.cache.missing(&blobs).first() {
         return Err(err(format!(

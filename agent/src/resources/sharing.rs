@@ -34,6 +34,8 @@ use crate::release::{Release, read_marker, stat_key, write_marker};
 #[derive(Debug, Clone, Copy)]
 pub struct Sharing<'a> {
     on: bool,
+    /// The release is the agent's (no owner or group named).
+    unowned: bool,
     spec: &'a TreeSpec,
     overlays: &'a HashSet<String>,
 }
@@ -42,7 +44,14 @@ impl<'a> Sharing<'a> {
     /// The rule for a release of `spec` built with links (`on`) or copies,
     /// whose `overlays` are the catalog's own files inside it.
     pub fn new(on: bool, spec: &'a TreeSpec, overlays: &'a HashSet<String>) -> Self {
-        Self { on, spec, overlays }
+        let unowned = spec.owner.as_deref().is_none_or(str::is_empty)
+            && spec.group.as_deref().is_none_or(str::is_empty);
+        Self {
+            on,
+            unowned,
+            spec,
+            overlays,
+        }
     }
 
     /// Whether the release is built with links at all.
@@ -57,8 +66,6 @@ impl<'a> Sharing<'a> {
 
     /// Whether the release links `entry` to the cache's object.
     pub fn links(&self, entry: &Entry) -> bool {
-        let unowned = self.spec.owner.as_deref().is_none_or(str::is_empty)
-            && self.spec.group.as_deref().is_none_or(str::is_empty);
         self.on
             && matches!(entry.kind, EntryKind::File { .. })
             && !self.spec.is_runtime_path(&entry.path)
@@ -66,7 +73,7 @@ impl<'a> Sharing<'a> {
             && entry.mode & 0o7000 == 0
             // Owned by the agent, the file must be readable by everyone
             // for the service user to read it.
-            && (unowned || entry.mode & 0o004 != 0)
+            && (self.unowned || entry.mode & 0o004 != 0)
     }
 }
 
@@ -74,7 +81,8 @@ impl<'a> Sharing<'a> {
 /// on one file system.
 pub fn possible(cache: &ContentCache, releases: &Path) -> bool {
     let device = |path: &Path| fs::metadata(path).ok().map(|m| m.dev());
-    device(cache.root()).is_some() && device(cache.root()) == device(releases)
+    let cache = device(cache.root());
+    cache.is_some() && cache == device(releases)
 }
 
 /// Whether a linked file's metadata is what the cache made (a write,

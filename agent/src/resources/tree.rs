@@ -602,13 +602,7 @@ fn repair(
     tracing::warn!(release = %spec.release_id(), files = damaged.len(), "repaired modified files in the release");
     write_marker(release, &marker)?;
     if !suspect.is_empty() {
-        let digests = linked
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EntryKind::File { digest, .. } => Some(*digest),
-                _ => None,
-            })
-            .collect();
+        let digests = linked.iter().filter_map(|e| e.file_digest()).collect();
         sharing::repair_siblings(ctx, spec, layout, &digests, &suspect)?;
     }
     Ok(())
@@ -616,13 +610,7 @@ fn repair(
 
 /// Fetches the blobs of `entries` again: the cache dropped them as changed.
 fn fetch_again(ctx: &ApplyContext, entries: &[&Entry]) -> Result<(), ResourceError> {
-    let mut digests: Vec<Digest> = entries
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EntryKind::File { digest, .. } => Some(*digest),
-            _ => None,
-        })
-        .collect();
+    let mut digests: Vec<Digest> = entries.iter().filter_map(|e| e.file_digest()).collect();
     digests.sort();
     digests.dedup();
     let Some(refetch) = &ctx.refetch else {
@@ -669,10 +657,7 @@ pub fn needed_blobs(spec: &TreeSpec, manifest: &Manifest) -> Vec<Digest> {
         .entries
         .iter()
         .filter(|e| !spec.is_excluded(&e.path))
-        .filter_map(|e| match e.kind {
-            EntryKind::File { digest, .. } => Some(digest),
-            _ => None,
-        })
+        .filter_map(Entry::file_digest)
         .collect();
     digests.sort();
     digests.dedup();
