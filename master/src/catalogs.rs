@@ -628,6 +628,25 @@ mod tests {
             bounded_report(flood),
             Err(Error::InvalidArgument(_))
         ));
+        // A node's timings are bounded too: in count and in name length.
+        let phase = |name: &str| rigger_common::report::PhaseTiming {
+            phase: name.into(),
+            micros: 1,
+        };
+        let timed = |timings| ReportRecord {
+            timings,
+            ..Default::default()
+        };
+        assert!(bounded_report(timed(vec![phase("catalog"); MAX_REPORTED_PHASES])).is_ok());
+        for hostile in [
+            vec![phase("catalog"); MAX_REPORTED_PHASES + 1],
+            vec![phase(&"x".repeat(65))],
+        ] {
+            match bounded_report(timed(hostile)) {
+                Err(Error::InvalidArgument(why)) => assert!(why.contains("timings"), "{why}"),
+                other => panic!("accepted: {other:?}"),
+            }
+        }
     }
 
     #[test]
