@@ -63,6 +63,9 @@ fn main() {
             .await
             .expect("master opens");
         let state = master.state().clone();
+        // As a serving master does: the site watch lets the site revision's
+        // file hash be reused until a file changes.
+        let _site_watch = rigger_master::refresh::watch_site(state.clone()).expect("site watch");
         // A tree holding the product's deployment.toml, which the edits apply to.
         let config = std::fs::read(
             root.join("modules/wso2is/reference/wso2is-5.11.0/repository/conf/deployment.toml"),

@@ -181,13 +181,21 @@ pub async fn publish(
                 digest: catalog.site_revision,
                 commit: catalog.site_commit,
             };
-            (catalog.content, Some(revision), catalog.level_sources)
+            (
+                catalog.content,
+                Revision::Named(revision),
+                catalog.level_sources,
+            )
         }
         None => {
             state.site_quiet.settled().await;
-            let (content, secrets, level_sources) = compile(state, certname, role, facts).await?;
-            store_secret_files(state, secrets).await?;
-            (content, None, level_sources)
+            let (compiled, imported) = compile(state, certname, role, facts).await?;
+            store_secret_files(state, compiled.secret_files).await?;
+            (
+                compiled.content,
+                Revision::Of(imported),
+                compiled.level_sources,
+            )
         }
     };
     let digest = content.digest();
@@ -226,18 +234,21 @@ pub async fn publish(
         }
         None => latest_version + 1,
     };
-    // The revision names what the catalog came from; a site the master
-    // cannot hash whole (a file it may not read) leaves it unnamed, logged,
-    // rather than leaving the node without its catalog.
+    // The revision names what the catalog came from (the records the
+    // compile resolved); a site the master cannot hash whole (a file it
+    // may not read) leaves it unnamed, logged, rather than leaving the node
+    // without its catalog.
     let revision = match revision {
-        Some(r) => r,
-        None => crate::revision::current(state).await.unwrap_or_else(|e| {
-            tracing::warn!(node = %certname, error = %e, "cannot name the site revision of a new catalog");
-            crate::revision::SiteRevision {
-                digest: String::new(),
-                commit: None,
-            }
-        }),
+        Revision::Named(r) => r,
+        Revision::Of(imported) => crate::revision::of(state, &imported)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(node = %certname, error = %e, "cannot name the site revision of a new catalog");
+                crate::revision::SiteRevision {
+                    digest: String::new(),
+                    commit: None,
+                }
+            }),
     };
     let now = now_ms();
     let catalog = Catalog {
@@ -453,18 +464,33 @@ pub async fn record_report(
     Ok(())
 }
 
-/// Compiles with the live inventory as peers; returns the content, the
-/// secret files the compiler resolved and where each level came from.
+/// What one compile made.
+struct Compiled {
+    /// The catalog's content.
+    content: CatalogContent,
+    /// The secret files the compiler resolved, by digest.
+    secret_files: BTreeMap<Digest, Vec<u8>>,
+    /// Where each level came from.
+    level_sources: BTreeMap<String, String>,
+}
+
+/// The site revision of a catalog: named already (pinned content keeps
+/// its own), or of the imported records a compile resolved (hashed only
+/// when a new version is stored).
+enum Revision {
+    Named(crate::revision::SiteRevision),
+    Of(crate::revision::Imported),
+}
+
+/// Compiles with the live inventory as peers; returns what it made and
+/// the imported records it resolved (read once: they also name the
+/// revision).
 async fn compile(
     state: &MasterState,
     certname: &str,
     role: &str,
     facts: Value,
-) -> Result<(
-    CatalogContent,
-    BTreeMap<Digest, Vec<u8>>,
-    BTreeMap<String, String>,
-)> {
+) -> Result<(Compiled, crate::revision::Imported)> {
     let compiler = state.compiler.clone();
     let since = state.live_since_ms();
     let inventory = state
@@ -487,17 +513,18 @@ async fn compile(
         facts,
         inventory,
     };
-    let products = imported_products(state).await?;
+    let imported = crate::revision::Imported::read(state).await?;
+    let products = products_of(state, &imported);
     let seconds = state.metrics.compile_seconds.clone();
-    tokio::task::spawn_blocking(move || {
+    let compiled = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
         let content = compiler.compile(&node, &products);
         seconds.observe(started.elapsed().as_secs_f64());
-        Ok((
-            content?,
-            products.take_resolved_secret_files(),
-            products.take_level_sources(),
-        ))
+        Ok(Compiled {
+            content: content?,
+            secret_files: products.take_resolved_secret_files(),
+            level_sources: products.take_level_sources(),
+        })
     })
     .await
     .map_err(Error::internal)?
@@ -505,17 +532,26 @@ async fn compile(
         let text = error_chain(&e);
         tracing::error!(node = %certname, role, error = %text, "catalog compilation failed");
         Error::FailedPrecondition(format!("cannot compile the catalog of {certname}: {text}"))
-    })
+    })?;
+    Ok((compiled, imported))
 }
 
 /// What compiles see of the imported products: the levels, the artifacts,
 /// the site's secret files and the packs' own files (for edits).
 pub(crate) async fn imported_products(state: &MasterState) -> Result<Products> {
-    Ok(Products::from_records(&state.store.trees().await?)
-        .with_artifacts(&state.store.artifacts().await?)
-        .with_promotions(&state.store.promotions().await?)
+    Ok(products_of(
+        state,
+        &crate::revision::Imported::read(state).await?,
+    ))
+}
+
+/// [`imported_products`] from records already read.
+fn products_of(state: &MasterState, imported: &crate::revision::Imported) -> Products {
+    Products::from_records(&imported.trees)
+        .with_artifacts(&imported.artifacts)
+        .with_promotions(&imported.promotions)
         .with_secret_files(state.compiler.site().join("secrets/files"))
-        .with_pack_files(Arc::new(state.pack_files.clone())))
+        .with_pack_files(Arc::new(state.pack_files.clone()))
 }
 
 /// One site role compiled by `masterctl module check --master`.

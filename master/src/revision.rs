@@ -42,19 +42,46 @@ struct CachedFiles {
     commit: Option<String>,
 }
 
+/// The imported levels, artifacts and promotions, read together: what a
+/// compile resolves and what its revision names are the same records.
+pub struct Imported {
+    /// The imported trees (every level of every product version).
+    pub trees: Vec<crate::store::TreeRecord>,
+    /// The imported artifacts.
+    pub artifacts: Vec<crate::store::ArtifactRecord>,
+    /// The levels promoted to environments.
+    pub promotions: Vec<crate::store::PromotionRecord>,
+}
+
+impl Imported {
+    /// Reads them from the store.
+    pub async fn read(state: &MasterState) -> Result<Self> {
+        Ok(Self {
+            trees: state.store.trees().await?,
+            artifacts: state.store.artifacts().await?,
+            promotions: state.store.promotions().await?,
+        })
+    }
+}
+
 /// The current revision.
 pub async fn current(state: &MasterState) -> Result<SiteRevision> {
+    of(state, &Imported::read(state).await?).await
+}
+
+/// The revision of the site's files now and of `imported`.
+pub async fn of(state: &MasterState, imported: &Imported) -> Result<SiteRevision> {
     let (mut hash, commit) = files_part(state).await?;
-    for tree in state.store.trees().await? {
+    for tree in &imported.trees {
         hash.update(format!(
             "tree {} {} {} {}\n",
             tree.name, tree.version, tree.level, tree.digest
         ));
     }
-    for artifact in state.store.artifacts().await? {
+    for artifact in &imported.artifacts {
         hash.update(format!("artifact {} {}\n", artifact.name, artifact.digest));
     }
-    for p in state.store.promotions().await? {
+    for p in &imported.promotions {
         hash.update(format!(
             "promotion {} {} {} {}\n",
             p.name, p.version, p.environment, p.level

@@ -114,7 +114,7 @@ impl Compiler {
             profile,
             &context,
             (&self.reference_products(), &toml::Table::new()),
-            &self.restart_key,
+            (&self.restart_key, &self.templates),
         )?;
         let content = CatalogContent {
             role: profile_name.to_string(),

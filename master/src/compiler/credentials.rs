@@ -84,6 +84,16 @@ pub fn marked_context(
     (marked, markers)
 }
 
+/// Whether a defaulted credential's use by the node's configuration can
+/// change [`problems`]: an external database's password is a problem
+/// whether used or not, and in development only the admin password is.
+pub fn use_matters(credential: &DefaultCredential, development: bool) -> bool {
+    !credential.external_database && (!development || credential.key == ADMIN_PASSWORD)
+}
+
+/// The admin password's key: a problem when used, even in development.
+const ADMIN_PASSWORD: &str = "super_admin.password";
+
 /// The problems: each credential that must come from secrets and does not,
 /// with the file to add it to. `used` holds the keys the configuration uses.
 pub fn problems(
@@ -101,7 +111,7 @@ pub fn problems(
                 "the password of a database that is not embedded"
             } else if !is_used {
                 return None;
-            } else if c.key == "super_admin.password" {
+            } else if c.key == ADMIN_PASSWORD {
                 "the admin password"
             } else if development {
                 return None;
@@ -199,6 +209,45 @@ password = "wso2carbon"
         let in_production = problems(&found, &used, false, "is");
         assert_eq!(in_production.len(), 2, "{in_production:?}");
         assert!(in_production[0].starts_with("keystore.password: a credential"));
+    }
+
+    #[test]
+    fn use_matters_only_where_it_changes_the_problems() {
+        let found = defaults_with("");
+        let mattering = |development| -> Vec<&str> {
+            found
+                .iter()
+                .filter(|c| use_matters(c, development))
+                .map(|c| c.key.as_str())
+                .collect()
+        };
+        assert_eq!(mattering(true), ["super_admin.password"]);
+        assert_eq!(
+            mattering(false),
+            [
+                "databases.local_db.password",
+                "keystore.key_password",
+                "keystore.password",
+                "super_admin.password"
+            ]
+        );
+        // Whatever is used, the problems are those of a full check.
+        for development in [true, false] {
+            let used: Vec<String> = found.iter().map(|c| c.key.clone()).collect();
+            let relevant: Vec<String> = used
+                .iter()
+                .filter(|k| {
+                    found
+                        .iter()
+                        .any(|c| &c.key == *k && use_matters(c, development))
+                })
+                .cloned()
+                .collect();
+            assert_eq!(
+                problems(&found, &used, development, "is"),
+                problems(&found, &relevant, development, "is")
+            );
+        }
     }
 
     #[test]

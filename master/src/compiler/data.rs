@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Table;
 
+use std::sync::Arc;
+
+use super::files::{SourceFiles, Stamp, StampedText};
 use super::schema::{DataProblem, Schema};
 use super::{CompileError, Module};
 
@@ -40,12 +43,115 @@ pub struct RoleSpec {
 /// The site directory.
 pub struct SiteData<'a> {
     dir: &'a Path,
+    /// Files kept parsed across compiles (none: every file is read).
+    files: Option<&'a SourceFiles>,
 }
 
 impl<'a> SiteData<'a> {
     /// The site rooted at `dir`.
     pub fn new(dir: &'a Path) -> Self {
-        Self { dir }
+        Self { dir, files: None }
+    }
+
+    /// The site rooted at `dir`, its files (and the modules' data) kept
+    /// parsed in `files` while they are unchanged.
+    pub fn kept_in(dir: &'a Path, files: &'a SourceFiles) -> Self {
+        Self {
+            dir,
+            files: Some(files),
+        }
+    }
+
+    /// A TOML file as a table; a missing file is `None`.
+    fn table(&self, path: &Path) -> Result<Option<Table>, CompileError> {
+        match self.files {
+            Some(files) => Ok(files.table(path)?.map(|t| Table::clone(&*t))),
+            None => read_table(path),
+        }
+    }
+
+    /// A file's text, with its stamp when it may key a cache.
+    fn text(&self, path: &Path) -> Result<Option<StampedText>, CompileError> {
+        match self.files {
+            Some(files) => files.text(path),
+            None => Ok(read_text(path)?.map(|t| (Arc::from(t), None))),
+        }
+    }
+
+    /// The module's default data for `profile` (its layers merged), and a
+    /// fingerprint of the layers it came from when they may key a cache.
+    fn defaults(
+        &self,
+        module: &Module,
+        profile: &str,
+    ) -> Result<(Table, Option<u64>), CompileError> {
+        use std::hash::{Hash, Hasher};
+        let mut data = Table::new();
+        let mut fingerprint = std::collections::hash_map::DefaultHasher::new();
+        let mut trusted = self.files.is_some();
+        for layer in module.default_layers(profile) {
+            let stamp = match self.files {
+                Some(files) => files.text(&layer)?.map(|(_, stamp)| stamp),
+                None => None,
+            };
+            layer.hash(&mut fingerprint);
+            match stamp {
+                Some(Some(stamp)) => stamp.hash(&mut fingerprint),
+                Some(None) => trusted = false,
+                None => 0u8.hash(&mut fingerprint),
+            }
+            if let Some(over) = self.table(&layer)? {
+                merge(&mut data, over);
+            }
+        }
+        module.open_maps.hash(&mut fingerprint);
+        Ok((data, trusted.then(|| fingerprint.finish())))
+    }
+
+    /// One site file's table (without its `[role]`), or its problems
+    /// against `schema` (whose defaults have `fingerprint`); the same text
+    /// is checked and parsed, and a file found clean before is not
+    /// checked again. A missing file is an empty table.
+    fn checked_table(
+        &self,
+        schema: &Schema<'_>,
+        fingerprint: Option<u64>,
+        layer: &Path,
+    ) -> Result<Result<Table, Vec<DataProblem>>, CompileError> {
+        let Some((text, stamp)) = self.text(layer)? else {
+            return Ok(Ok(Table::new()));
+        };
+        let problems = self.problems(schema, fingerprint, layer, (&text, stamp));
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+        let mut table = match self.files {
+            Some(files) => Table::clone(&*files.parsed(layer, &text, stamp)?),
+            None => parse_table(layer, &text)?,
+        };
+        table.remove("role");
+        Ok(Ok(table))
+    }
+
+    /// The problems of one site file's `text` against `schema`.
+    fn problems(
+        &self,
+        schema: &Schema<'_>,
+        fingerprint: Option<u64>,
+        layer: &Path,
+        (text, stamp): (&str, Option<Stamp>),
+    ) -> Vec<DataProblem> {
+        let memo = self.files.zip(stamp).zip(fingerprint);
+        if let Some(((files, stamp), fingerprint)) = memo {
+            if files.known_clean(layer, stamp, fingerprint) {
+                return Vec::new();
+            }
+        }
+        let problems = schema.check_text(layer, text);
+        if let (Some(((files, stamp), fingerprint)), true) = (memo, problems.is_empty()) {
+            files.found_clean(layer, stamp, fingerprint);
+        }
+        problems
     }
 
     fn role_file(&self, role: &str) -> PathBuf {
@@ -108,7 +214,7 @@ impl<'a> SiteData<'a> {
                 expected: path,
             });
         }
-        let mut table = read_table(&path)?.unwrap_or_default();
+        let mut table = self.table(&path)?.unwrap_or_default();
         let spec = table.remove("role").ok_or_else(|| CompileError::Toml {
             path: path.clone(),
             message: "missing the [role] table (module, profile, …)".to_string(),
@@ -160,30 +266,28 @@ impl<'a> SiteData<'a> {
         role: &RoleSpec,
         certname: &str,
     ) -> Result<Table, CompileError> {
-        let mut data = module.defaults(&role.profile)?;
+        let (mut data, fingerprint) = self.defaults(module, &role.profile)?;
         let site_layers = self.site_layers(role_name, role, certname);
         let secret_layers = self.secret_layers(role_name, role, certname);
         let schema = Schema::new(&data, &module.open_maps);
-        // Each site file is read once: checked, then parsed.
-        let mut texts = Vec::new();
+        // Each site file is checked and parsed from the same text.
+        let mut tables = Vec::new();
         let mut problems: Vec<DataProblem> = Vec::new();
-        for layer in site_layers {
-            if let Some(text) = read_text(&layer)? {
-                problems.extend(schema.check_text(&layer, &text));
-                texts.push((layer, text));
+        for layer in &site_layers {
+            match self.checked_table(&schema, fingerprint, layer)? {
+                Ok(table) => tables.push(table),
+                Err(found) => problems.extend(found),
             }
         }
-        problems.extend(
-            secret_layers
-                .iter()
-                .flat_map(|layer| schema.check_file(layer)),
-        );
+        for layer in &secret_layers {
+            if let Some((text, stamp)) = self.text(layer)? {
+                problems.extend(self.problems(&schema, fingerprint, layer, (&text, stamp)));
+            }
+        }
         if !problems.is_empty() {
             return Err(CompileError::SiteData(problems));
         }
-        for (layer, text) in texts {
-            let mut table = parse_table(&layer, &text)?;
-            table.remove("role");
+        for table in tables {
             merge(&mut data, table);
         }
         if let Some(level) = &role.update_level {
@@ -213,7 +317,7 @@ impl<'a> SiteData<'a> {
                     tracing::warn!(path = %layer.display(), "secrets file is readable by group or others: chmod 600 it");
                 }
             }
-            if let Some(table) = read_table(&layer)? {
+            if let Some(table) = self.table(&layer)? {
                 merge(&mut secrets, table);
             }
         }
@@ -296,7 +400,7 @@ fn read_text(path: &Path) -> Result<Option<String>, CompileError> {
 }
 
 /// Parses the text of the TOML file at `path`.
-fn parse_table(path: &Path, text: &str) -> Result<Table, CompileError> {
+pub(super) fn parse_table(path: &Path, text: &str) -> Result<Table, CompileError> {
     text.parse::<Table>().map_err(|e| CompileError::Toml {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),

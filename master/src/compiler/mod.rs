@@ -9,6 +9,7 @@ pub mod credentials;
 mod data;
 pub mod edit;
 pub mod escape;
+mod files;
 mod module;
 mod products;
 mod reference;
@@ -16,6 +17,7 @@ mod render;
 mod restart_key;
 mod review;
 pub mod schema;
+mod templates;
 
 use std::path::{Path, PathBuf};
 
@@ -157,7 +159,7 @@ pub enum CompileError {
 /// the module's defaults, [`credentials`]) that it may not run with.
 fn check_credentials(
     (module, profile): (&Module, &module::Profile),
-    context: &Value,
+    (context, templates): (&Value, &templates::Templates),
     products: &Products,
     (defaulted, development): (&[credentials::DefaultCredential], bool),
     role: &str,
@@ -165,8 +167,20 @@ fn check_credentials(
     if defaulted.is_empty() {
         return Ok(());
     }
-    let (marked, markers) = credentials::marked_context(context, defaulted);
-    let used = render::used_markers(module, profile, &marked, products, &markers);
+    // Only the credentials whose use changes the outcome are looked for:
+    // none (a development node whose admin password is a secret) skips
+    // the rendering under markers.
+    let looked_for: Vec<_> = defaulted
+        .iter()
+        .filter(|c| credentials::use_matters(c, development))
+        .cloned()
+        .collect();
+    let used = if looked_for.is_empty() {
+        Vec::new()
+    } else {
+        let (marked, markers) = credentials::marked_context(context, &looked_for);
+        render::used_markers(module, profile, &marked, products, &markers, templates)
+    };
     let problems = credentials::problems(defaulted, &used, development, role);
     if problems.is_empty() {
         Ok(())
@@ -393,6 +407,10 @@ pub struct Compiler {
     modules: std::sync::Arc<std::sync::Mutex<ModuleCache>>,
     /// What files' restart keys are made with.
     restart_key: RestartKey,
+    /// The site's and modules' data files, kept parsed while unchanged.
+    files: std::sync::Arc<files::SourceFiles>,
+    /// The modules' templates, kept parsed while unchanged.
+    templates: std::sync::Arc<templates::Templates>,
 }
 
 /// Module folder → the stamps of the files it was parsed from, and the module.
@@ -423,6 +441,8 @@ impl Compiler {
             site,
             modules: Default::default(),
             restart_key: RestartKey::for_checks(),
+            files: Default::default(),
+            templates: Default::default(),
         }
     }
 
@@ -594,7 +614,7 @@ impl Compiler {
         node: &NodeContext,
         products: &Products,
     ) -> Result<CatalogContent, CompileError> {
-        let site = SiteData::new(&self.site);
+        let site = SiteData::kept_in(&self.site, &self.files);
         let role = site.role(&node.role)?;
         let module = self.module(&role.module, &node.role)?;
         let profile = module.profile(&role.profile)?;
@@ -615,7 +635,7 @@ impl Compiler {
         )?;
         check_credentials(
             (&module, profile),
-            &context,
+            (&context, &self.templates),
             products,
             (&defaulted, development),
             &node.role,
@@ -625,7 +645,7 @@ impl Compiler {
             profile,
             &context,
             (products, &secrets),
-            &self.restart_key,
+            (&self.restart_key, &self.templates),
         )?;
         for resource in &mut resources {
             if let rigger_common::catalog::ResourceSpec::Service(service) = &mut resource.spec {

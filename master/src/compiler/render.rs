@@ -4,6 +4,8 @@
 
 use minijinja::{Environment, UndefinedBehavior};
 
+use super::templates::Templates;
+
 use super::escape::Format;
 use rigger_common::catalog::{REDACTED, Resource, ResourceSpec, TreeSpec};
 use serde_json::{Map, Value};
@@ -47,7 +49,7 @@ pub fn add_runtime(
     let Some(service) = service else {
         return Ok(());
     };
-    let env = environment();
+    let env = Templates::default();
     let declared = toml::Value::try_from(service).map_err(|e| CompileError::Template {
         file: manifest.to_path_buf(),
         message: format!("[service]: {e}"),
@@ -66,7 +68,9 @@ pub fn add_runtime(
     Ok(())
 }
 
-fn environment() -> Environment<'static> {
+/// The environment every template renders in: strict about undefined
+/// values, escaping by the output format the template's name ends with.
+pub(super) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Errors carry the template source, so they can name what is undefined.
@@ -115,9 +119,8 @@ pub fn resources(
     profile: &Profile,
     context: &Value,
     (products, secrets): (&Products, &Table),
-    restart_key: &RestartKey,
+    (restart_key, env): (&RestartKey, &Templates),
 ) -> Result<Vec<Resource>, CompileError> {
-    let env = environment();
     let manifest = module.manifest_path();
     let mut skipped = Vec::new();
     let mut rendered_resources = Vec::new();
@@ -128,10 +131,11 @@ pub fn resources(
     let masked = masked.as_ref().map(Ctx::of);
     // The same context without peers: a file whose rendering without them
     // is unchanged changed only because of its peer lists.
-    let no_peers = without_peers(context);
-    let no_peers = Ctx::of(&no_peers);
+    // A node with no peers renders the same without them: no second rendering.
+    let no_peers = has_peers(context).then(|| without_peers(context));
+    let no_peers = no_peers.as_ref().map(Ctx::of);
     let context = Ctx::of(context);
-    let bases = tree_bases(&env, module, profile, &context, products);
+    let bases = tree_bases(env, module, profile, &context, products);
     for (index, declaration) in profile.resources.iter().enumerate() {
         let id = declaration
             .get("id")
@@ -140,7 +144,7 @@ pub fn resources(
             .to_string();
         let origin = profile.origins.get(index).unwrap_or(&manifest);
         if let Some(condition) = declaration.get("when") {
-            match render_value_in(&env, condition, &context.converted) {
+            match render_value_in(env, condition, &context.converted) {
                 Ok(value) if !is_true(&value) => {
                     skipped.push(id);
                     continue;
@@ -158,7 +162,7 @@ pub fn resources(
         }
         // Render every resource, so that one run reports every error.
         let declared = Declared {
-            env: &env,
+            env,
             module,
             manifest: origin,
             index,
@@ -181,7 +185,7 @@ pub fn resources(
                 if let Some(masked) = &masked {
                     mark_secret(&declared, masked, &mut resource);
                 }
-                set_restart_key(&declared, &no_peers, restart_key, &mut resource);
+                set_restart_key(&declared, no_peers.as_ref(), restart_key, &mut resource);
                 rendered_resources.push(resource)
             }
             Err(e) => errors.push(e),
@@ -211,20 +215,23 @@ pub fn used_markers(
     context: &Value,
     products: &Products,
     markers: &std::collections::BTreeMap<String, String>,
+    env: &Templates,
 ) -> Vec<String> {
-    let env = environment();
     let manifest = module.manifest_path();
     let mut used = Vec::new();
     let context = Ctx::of(context);
-    let bases = tree_bases(&env, module, profile, &context, products);
+    let bases = tree_bases(env, module, profile, &context, products);
     for (index, declaration) in profile.resources.iter().enumerate() {
+        if used.len() == markers.len() {
+            break;
+        }
         if let Some(condition) = declaration.get("when") {
-            if !render_value_in(&env, condition, &context.converted).is_ok_and(|v| is_true(&v)) {
+            if !render_value_in(env, condition, &context.converted).is_ok_and(|v| is_true(&v)) {
                 continue;
             }
         }
         let declared = Declared {
-            env: &env,
+            env,
             module,
             manifest: profile.origins.get(index).unwrap_or(&manifest),
             index,
@@ -251,7 +258,7 @@ pub fn used_markers(
 /// files edited `from` them. A tree that does not render is left out here;
 /// the main pass reports its error.
 fn tree_bases(
-    env: &Environment<'_>,
+    env: &Templates,
     module: &Module,
     profile: &Profile,
     context: &Ctx<'_>,
@@ -379,6 +386,18 @@ fn masked_secrets(context: &Value, secrets: &Table) -> Option<Value> {
     Some(masked)
 }
 
+/// Whether any of the context's peer lists holds a node.
+fn has_peers(context: &Value) -> bool {
+    context
+        .get("peers")
+        .and_then(Value::as_object)
+        .is_some_and(|peers| {
+            peers
+                .values()
+                .any(|list| list.as_array().is_none_or(|l| !l.is_empty()))
+        })
+}
+
 fn without_peers(context: &Value) -> Value {
     let mut copy = context.clone();
     if let Some(Value::Object(peers)) = copy.get_mut("peers") {
@@ -391,7 +410,7 @@ fn without_peers(context: &Value) -> Value {
 
 /// One resource declaration of a profile, ready to render with a context.
 struct Declared<'a> {
-    env: &'a Environment<'a>,
+    env: &'a Templates,
     module: &'a Module,
     manifest: &'a std::path::Path,
     index: usize,
@@ -449,10 +468,12 @@ fn rendered_size(resource: &Resource) -> usize {
 
 /// Gives a file the keyed digest of its rendering without peers, unless
 /// the module says a peer change needs a restart (`restart_on_peer_change`).
-/// A template that cannot render without peers gets no key: any change restarts.
+/// A template that cannot render without peers gets no key: any change
+/// restarts. `no_peers` is `None` when the context has no peers: the
+/// rendering without them is the resource itself.
 fn set_restart_key(
     declared: &Declared<'_>,
-    no_peers: &Ctx<'_>,
+    no_peers: Option<&Ctx<'_>>,
     key: &RestartKey,
     resource: &mut Resource,
 ) {
@@ -467,10 +488,14 @@ fn set_restart_key(
     if restarts {
         return;
     }
-    file.restart_key = declared.file_under(no_peers).map(|o| match o.source {
+    let keyed = |o: &rigger_common::catalog::FileSpec| match &o.source {
         Some(source) => key.of(source.as_bytes()),
         None => key.of(o.content.as_bytes()),
-    });
+    };
+    file.restart_key = match no_peers {
+        Some(no_peers) => declared.file_under(no_peers).as_ref().map(keyed),
+        None => Some(keyed(file)),
+    };
 }
 
 /// Marks a file resource secret when its rendering depends on a secret (a
@@ -573,7 +598,7 @@ fn render_resource(declared: &Declared<'_>, context: &Ctx<'_>) -> Result<Resourc
             None => converted,
         };
         let content = env
-            .render_named_str(name, &source, template_context)
+            .render_file(&path, &source, template_context)
             .map_err(|e| CompileError::Template {
                 file: path.clone(),
                 message: describe(&e),
@@ -692,7 +717,7 @@ fn edited(
     };
     let text = declared
         .env
-        .render_named_str(name, &source, context)
+        .render_file(&template_path, &source, context)
         .map_err(|e| template_error(describe(&e)))?;
     let edits = super::edit::parse(&text).map_err(template_error)?;
     let file = super::products::TreeFile {
@@ -719,7 +744,7 @@ fn edited(
 }
 
 fn render_value(
-    env: &Environment<'_>,
+    env: &Templates,
     value: &toml::Value,
     context: &Value,
 ) -> Result<Value, minijinja::Error> {
@@ -731,14 +756,17 @@ fn render_value(
 /// field and template was most of a compile's time, so a resource's
 /// rendering converts it once.
 fn render_value_in(
-    env: &Environment<'_>,
+    env: &Templates,
     value: &toml::Value,
     context: &minijinja::Value,
 ) -> Result<Value, minijinja::Error> {
     // A field that is one whole expression keeps the expression's type
     // (a number, a list, a table from data), not its text.
     if let Some(expression) = value.as_str().and_then(whole_expression) {
-        let result = env.compile_expression(expression)?.eval(context)?;
+        let result = env
+            .environment()
+            .compile_expression(expression)?
+            .eval(context)?;
         if result.is_undefined() {
             return Err(minijinja::Error::new(
                 minijinja::ErrorKind::UndefinedError,
@@ -749,7 +777,7 @@ fn render_value_in(
     }
     Ok(match value {
         toml::Value::String(s) if s.contains("{{") || s.contains("{%") => {
-            Value::String(env.render_str(s, context)?)
+            Value::String(env.render_field(s, context)?)
         }
         toml::Value::Array(items) => Value::Array(
             items

@@ -1,5 +1,7 @@
 //! The imported packs' own files, for edits: a tree's manifest (parsed once
-//! and kept by digest) names the blob of each path.
+//! and kept by digest) names the blob of each path; the files edits read
+//! are kept by digest too (content-addressed: never stale), so that a
+//! compile does not read and verify the same blob again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,14 @@ type FileIndex = Arc<BTreeMap<String, Digest>>;
 pub struct ImportedPackFiles {
     blobs: BlockingBlobs,
     indexes: Arc<Mutex<HashMap<Digest, FileIndex>>>,
+    files: Arc<Mutex<FileCache>>,
+}
+
+/// Files read so far, by digest, and their total size.
+#[derive(Default)]
+struct FileCache {
+    bytes: usize,
+    files: HashMap<Digest, Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for ImportedPackFiles {
@@ -28,6 +38,8 @@ impl std::fmt::Debug for ImportedPackFiles {
 
 /// The most manifests kept parsed; past it the cache starts again.
 const MAX_INDEXES: usize = 64;
+/// The most bytes of files kept; past it the cache starts again.
+const MAX_FILE_BYTES: usize = 32 << 20;
 
 impl ImportedPackFiles {
     /// Over `blobs`, with a manifest cache shared by clones.
@@ -35,6 +47,7 @@ impl ImportedPackFiles {
         Self {
             blobs,
             indexes: Default::default(),
+            files: Default::default(),
         }
     }
 
@@ -73,10 +86,22 @@ impl PackFiles for ImportedPackFiles {
         let Some(digest) = index.get(file.path) else {
             return Ok(None);
         };
-        self.blobs
+        if let Some(bytes) = self.files.lock().expect("files").files.get(digest) {
+            return Ok(Some(bytes.to_vec()));
+        }
+        let bytes = self
+            .blobs
             .read(digest)
-            .map(Some)
-            .map_err(|e| format!("{file}: its blob {digest} cannot be read: {e}"))
+            .map_err(|e| format!("{file}: its blob {digest} cannot be read: {e}"))?;
+        let mut cache = self.files.lock().expect("files");
+        if cache.bytes + bytes.len() > MAX_FILE_BYTES {
+            *cache = FileCache::default();
+        }
+        if bytes.len() <= MAX_FILE_BYTES {
+            cache.bytes += bytes.len();
+            cache.files.insert(*digest, Arc::from(bytes.as_slice()));
+        }
+        Ok(Some(bytes))
     }
 
     fn describe(&self, _file: &TreeFile<'_>) -> String {
