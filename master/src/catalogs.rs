@@ -200,13 +200,15 @@ pub async fn publish(
     };
     let digest = content.digest();
     let _guard = state.catalog_lock.lock().await;
-    let latest = state.store.catalog(certname, None).await?;
-    let latest_version = latest.as_ref().map_or(0, |l| l.version);
     // The node says it applied a version this history does not hold (its
     // master was restored from a backup, or rebuilt): the next version
     // goes above it, so that no version number it saw comes back with
     // other content.
-    let applied = state.store.applied(certname).await?;
+    let (latest, applied) = tokio::try_join!(
+        state.store.catalog(certname, None),
+        state.store.applied(certname)
+    )?;
+    let latest_version = latest.as_ref().map_or(0, |l| l.version);
     let beyond = applied.as_ref().filter(|a| {
         a.version > latest_version
             || (a.version == latest_version
@@ -493,10 +495,11 @@ async fn compile(
 ) -> Result<(Compiled, crate::revision::Imported)> {
     let compiler = state.compiler.clone();
     let since = state.live_since_ms();
-    let inventory = state
-        .store
-        .nodes()
-        .await?
+    let (nodes, imported) = tokio::try_join!(
+        async { Ok(state.store.nodes().await?) },
+        crate::revision::Imported::read(state)
+    )?;
+    let inventory = nodes
         .into_iter()
         .filter(|n| n.last_seen_ms >= since)
         .filter_map(|n| {
@@ -513,7 +516,6 @@ async fn compile(
         facts,
         inventory,
     };
-    let imported = crate::revision::Imported::read(state).await?;
     let products = products_of(state, &imported);
     let seconds = state.metrics.compile_seconds.clone();
     let compiled = tokio::task::spawn_blocking(move || {

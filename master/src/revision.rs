@@ -56,10 +56,15 @@ pub struct Imported {
 impl Imported {
     /// Reads them from the store.
     pub async fn read(state: &MasterState) -> Result<Self> {
+        let (trees, artifacts, promotions) = tokio::try_join!(
+            state.store.trees(),
+            state.store.artifacts(),
+            state.store.promotions()
+        )?;
         Ok(Self {
-            trees: state.store.trees().await?,
-            artifacts: state.store.artifacts().await?,
-            promotions: state.store.promotions().await?,
+            trees,
+            artifacts,
+            promotions,
         })
     }
 }
