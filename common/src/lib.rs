@@ -4,6 +4,7 @@
 //! exit codes) both sides follow.
 
 pub mod beneath;
+pub mod blob_encoding;
 pub mod blob_layout;
 pub mod catalog;
 pub mod cli;

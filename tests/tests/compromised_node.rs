@@ -97,6 +97,7 @@ async fn a_stolen_node_identity_reaches_nothing_beyond_that_node() {
     let err = ContentServiceClient::new(chan.clone())
         .fetch_blobs(FetchBlobsRequest {
             digests: vec![artifact.clone()],
+            ..Default::default()
         })
         .await
         .unwrap_err();

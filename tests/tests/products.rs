@@ -530,6 +530,7 @@ async fn a_node_may_fetch_only_blobs_its_catalog_references() {
     let err = client
         .fetch_blobs(rigger_common::proto::FetchBlobsRequest {
             digests: vec![foreign.to_string()],
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -194,6 +194,7 @@ impl MasterClient for FakeMaster {
                 offset: 0,
                 data,
                 last: true,
+                gzip: false,
             }));
         }
         Ok(Box::pin(tokio_stream::iter(chunks)))

@@ -228,11 +228,22 @@ fn lease_reply(reply: proto::RestartLeaseReply) -> LeaseReply {
 fn chunk_of(chunk: proto::BlobChunk) -> Result<BlobChunk, MasterError> {
     let digest = Digest::parse(&chunk.digest)
         .map_err(|e| MasterError::Malformed(format!("blob chunk: {e}")))?;
+    let gzip = match chunk.encoding.as_str() {
+        "" => false,
+        rigger_common::blob_encoding::GZIP => true,
+        other => {
+            return Err(MasterError::Malformed(format!(
+                "blob {digest} comes in encoding {:?}, which this agent does not decode",
+                other.escape_debug().take(40).collect::<String>()
+            )));
+        }
+    };
     Ok(BlobChunk {
         digest,
         offset: chunk.offset,
         data: chunk.data,
         last: chunk.last,
+        gzip,
     })
 }
 
@@ -278,6 +289,7 @@ impl MasterClient for GrpcMaster {
     async fn fetch_blobs(&self, digests: Vec<Digest>) -> Result<BlobStream, MasterError> {
         let request = proto::FetchBlobsRequest {
             digests: digests.iter().map(ToString::to_string).collect(),
+            accept_encodings: vec![rigger_common::blob_encoding::GZIP.to_string()],
         };
         let stream = when_busy_ask_again("blobs", || {
             let request = request.clone();

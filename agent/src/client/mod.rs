@@ -94,6 +94,9 @@ pub struct BlobChunk {
     pub data: Vec<u8>,
     /// The blob's last chunk.
     pub last: bool,
+    /// Whether the blob's bytes come gzip-encoded (`offset` then counts
+    /// encoded bytes).
+    pub gzip: bool,
 }
 
 /// The chunks of the blobs asked for, one blob after the other.

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use rigger_common::blob_encoding;
 use rigger_common::digest::Digest;
 use sha2::{Digest as _, Sha256};
 use tokio_stream::StreamExt;
@@ -144,7 +145,21 @@ struct Partial {
     digest: Digest,
     file: tempfile::NamedTempFile,
     hasher: Sha256,
+    /// Bytes received (encoded bytes for an encoded blob).
     written: u64,
+    /// An encoded blob's decoder (it decodes to at most 4 MiB, kept in
+    /// memory until the blob is whole).
+    decoder: Option<blob_encoding::Decoder<Vec<u8>>>,
+}
+
+impl Partial {
+    /// Hashes and writes (decoded) bytes of the blob.
+    fn take(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.hasher.update(bytes);
+        self.file
+            .write_all(bytes)
+            .map_err(|e| format!("cannot write blob {} to the cache: {e}", self.digest))
+    }
 }
 
 async fn fetch_group(
@@ -176,6 +191,7 @@ async fn fetch_group(
                     file,
                     hasher: Sha256::new(),
                     written: 0,
+                    decoder: chunk.gzip.then(|| blob_encoding::Decoder::new(Vec::new())),
                 })
             }
         };
@@ -185,18 +201,28 @@ async fn fetch_group(
                 chunk.offset, partial.written
             ));
         }
-        partial.hasher.update(&chunk.data);
-        partial
-            .file
-            .write_all(&chunk.data)
-            .map_err(|e| format!("cannot write blob {digest} to the cache: {e}"))?;
+        if chunk.gzip != partial.decoder.is_some() {
+            return Err(format!("blob {digest}: its chunks change encoding"));
+        }
+        match &mut partial.decoder {
+            Some(decoder) => decoder
+                .write(&chunk.data)
+                .map_err(|e| format!("blob {digest} does not decode: {e}"))?,
+            None => partial.take(&chunk.data)?,
+        }
         partial.written += chunk.data.len() as u64;
         stats.bytes += chunk.data.len() as u64;
         if let Some(progress) = progress {
             progress(chunk.data.len() as u64);
         }
         if chunk.last {
-            let done = current.take().expect("a blob in progress");
+            let mut done = current.take().expect("a blob in progress");
+            if let Some(decoder) = done.decoder.take() {
+                let (decoded, _) = decoder
+                    .finish()
+                    .map_err(|e| format!("blob {} does not decode: {e}", done.digest))?;
+                done.take(&decoded)?;
+            }
             let actual = Digest::from_bytes(done.hasher.finalize().into());
             if actual != done.digest {
                 return Err(format!(

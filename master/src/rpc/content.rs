@@ -1,8 +1,11 @@
 //! `ContentService`: streams blobs to nodes, through the [`BlobStore`]
 //! trait, once [`access`] says the node's latest catalog references them.
+//! A text blob goes gzip-encoded to a node that accepts it
+//! ([`rigger_common::blob_encoding`]).
 //!
 //! [`BlobStore`]: crate::content::BlobStore
 
+use rigger_common::blob_encoding;
 use rigger_common::digest::Digest;
 use rigger_common::proto::content_service_server::ContentService;
 use rigger_common::proto::{BlobChunk, FetchBlobsRequest};
@@ -40,8 +43,12 @@ impl ContentService for Content {
         request: Request<FetchBlobsRequest>,
     ) -> Result<Response<Self::FetchBlobsStream>, Status> {
         let certname = authenticated_node(&self.state, &request, "FetchBlobs").await?;
+        let request = request.into_inner();
+        let gzip = request
+            .accept_encodings
+            .iter()
+            .any(|e| e == blob_encoding::GZIP);
         let wanted = request
-            .into_inner()
             .digests
             .iter()
             .map(|d| Digest::parse(d).map_err(|e| Status::invalid_argument(e.to_string())))
@@ -59,7 +66,7 @@ impl ContentService for Content {
         tokio::spawn(async move {
             let _place = place;
             for digest in wanted {
-                if let Err(status) = send_blob(&state, digest, &tx).await {
+                if let Err(status) = send_blob(&state, digest, gzip, &tx).await {
                     let _ = tx.send(Err(status)).await;
                     return;
                 }
@@ -69,9 +76,12 @@ impl ContentService for Content {
     }
 }
 
+/// Sends one blob: encoded when the node accepts gzip and the blob is
+/// small text that shrinks, else as it is, chunk by chunk.
 async fn send_blob(
     state: &MasterState,
     digest: Digest,
+    gzip: bool,
     tx: &mpsc::Sender<Result<BlobChunk, Status>>,
 ) -> Result<(), Status> {
     let mut blob = state.blobs.open(&digest).await.map_err(|e| match e {
@@ -80,34 +90,99 @@ async fn send_blob(
         }
         other => Status::internal(super::error_chain(&other)),
     })?;
-    let mut offset = 0u64;
+    let mut sender = Sender {
+        digest,
+        offset: 0,
+        tx,
+    };
+    let mut first = read_up_to(&mut blob, CHUNK, &digest).await?;
+    // Text that may be encoded: read on up to the limit (one past it tells
+    // the blob is larger).
+    if gzip && blob_encoding::is_text(&first) {
+        if first.len() == CHUNK {
+            let more = blob_encoding::MAX_ENCODED_BLOB + 1 - CHUNK;
+            first.extend(read_up_to(&mut blob, more, &digest).await?);
+        }
+        if first.len() <= blob_encoding::MAX_ENCODED_BLOB {
+            let (first_back, encoded) = tokio::task::spawn_blocking(move || {
+                let encoded = blob_encoding::encode(&first);
+                (first, encoded)
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+            return match encoded {
+                Some(encoded) => sender.send_all(encoded, blob_encoding::GZIP).await,
+                None => sender.send_all(first_back, "").await,
+            };
+        }
+    }
+    // As it is: what was read, then the rest chunk by chunk.
     loop {
-        let mut data = vec![0u8; CHUNK];
-        let mut filled = 0;
-        while filled < CHUNK {
-            let n = blob
-                .read(&mut data[filled..])
-                .await
-                .map_err(|e| Status::internal(format!("reading blob {digest}: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
+        let whole = first.len() < CHUNK;
+        let mut pieces: Vec<Vec<u8>> = first.chunks(CHUNK).map(<[u8]>::to_vec).collect();
+        if pieces.is_empty() {
+            pieces.push(Vec::new());
         }
-        data.truncate(filled);
-        let last = filled < CHUNK;
-        let chunk = BlobChunk {
-            digest: digest.to_string(),
-            offset,
-            data,
-            last,
-        };
-        offset += filled as u64;
-        if tx.send(Ok(chunk)).await.is_err() {
-            return Err(Status::cancelled("client went away"));
+        let count = pieces.len();
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let last = whole && i + 1 == count;
+            sender.send(piece, last, "").await?;
         }
-        if last {
+        if whole {
             return Ok(());
         }
+        first = read_up_to(&mut blob, CHUNK, &digest).await?;
+    }
+}
+
+/// Up to `limit` bytes of the blob (fewer only at its end).
+async fn read_up_to(
+    blob: &mut (impl tokio::io::AsyncRead + Unpin),
+    limit: usize,
+    digest: &Digest,
+) -> Result<Vec<u8>, Status> {
+    let mut data = Vec::with_capacity(limit.min(CHUNK));
+    blob.take(limit as u64)
+        .read_to_end(&mut data)
+        .await
+        .map_err(|e| Status::internal(format!("reading blob {digest}: {e}")))?;
+    Ok(data)
+}
+
+/// The chunks of one blob, in order.
+struct Sender<'a> {
+    digest: Digest,
+    /// Bytes sent so far (encoded bytes for an encoded blob).
+    offset: u64,
+    tx: &'a mpsc::Sender<Result<BlobChunk, Status>>,
+}
+
+impl Sender<'_> {
+    async fn send(&mut self, data: Vec<u8>, last: bool, encoding: &str) -> Result<(), Status> {
+        let len = data.len() as u64;
+        let chunk = BlobChunk {
+            digest: self.digest.to_string(),
+            offset: self.offset,
+            data,
+            last,
+            encoding: encoding.to_string(),
+        };
+        self.offset += len;
+        self.tx
+            .send(Ok(chunk))
+            .await
+            .map_err(|_| Status::cancelled("client went away"))
+    }
+
+    /// Sends all of a blob's bytes (held whole) in chunks.
+    async fn send_all(&mut self, bytes: Vec<u8>, encoding: &str) -> Result<(), Status> {
+        if bytes.is_empty() {
+            return self.send(Vec::new(), true, encoding).await;
+        }
+        let count = bytes.len().div_ceil(CHUNK);
+        for (i, piece) in bytes.chunks(CHUNK).enumerate() {
+            self.send(piece.to_vec(), i + 1 == count, encoding).await?;
+        }
+        Ok(())
     }
 }
