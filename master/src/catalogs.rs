@@ -189,8 +189,37 @@ pub async fn publish(
         }
         None => {
             state.site_quiet.settled().await;
-            let (compiled, imported) = compile(state, certname, role, facts).await?;
+            // Read before the inputs: a change while they are read or
+            // compiled makes the next request compile again.
+            let site_changes = state.site_quiet.changes();
+            let gathered = gather(state, certname, role, facts).await?;
+            let inputs = state.site_quiet.watching().then(|| {
+                crate::compile_memo::Inputs::of(
+                    site_changes,
+                    (certname, role, &gathered.node.facts),
+                    &gathered.node.inventory,
+                    &gathered.imported,
+                )
+            });
+            // Nothing it is compiled from changed since the node's last
+            // compile, whose content is its latest version: that version.
+            if let Some(digest) = inputs.and_then(|i| state.compile_memo.get(certname, i)) {
+                let _guard = state.catalog_lock.lock().await;
+                let (latest, applied) = latest_and_applied(state, certname).await?;
+                if let Some(latest) = latest
+                    .filter(|l| l.digest == digest && beyond(Some(l), applied.as_ref()).is_none())
+                {
+                    state.metrics.compiles_saved.inc();
+                    return fresh(state, certname, &latest).await;
+                }
+            }
+            let (compiled, imported) = compile(state, gathered).await?;
             store_secret_files(state, compiled.secret_files).await?;
+            if let Some(inputs) = inputs {
+                state
+                    .compile_memo
+                    .put(certname, inputs, compiled.content.digest());
+            }
             (
                 compiled.content,
                 Revision::Of(imported),
@@ -200,22 +229,9 @@ pub async fn publish(
     };
     let digest = content.digest();
     let _guard = state.catalog_lock.lock().await;
-    // The node says it applied a version this history does not hold (its
-    // master was restored from a backup, or rebuilt): the next version
-    // goes above it, so that no version number it saw comes back with
-    // other content.
-    let (latest, applied) = tokio::try_join!(
-        state.store.catalog(certname, None),
-        state.store.applied(certname)
-    )?;
+    let (latest, applied) = latest_and_applied(state, certname).await?;
     let latest_version = latest.as_ref().map_or(0, |l| l.version);
-    let beyond = applied.as_ref().filter(|a| {
-        a.version > latest_version
-            || (a.version == latest_version
-                && latest
-                    .as_ref()
-                    .is_some_and(|l| a.digest != l.digest.to_string()))
-    });
+    let beyond = beyond(latest.as_ref(), applied.as_ref());
     if let Some(latest) = &latest {
         if beyond.is_none() {
             if latest.digest == digest {
@@ -283,6 +299,32 @@ pub async fn publish(
     // Nodes watching hear of it (none may be: that is fine).
     let _ = state.notices.send((certname.to_string(), version));
     Ok(signed)
+}
+
+/// The node's latest stored version and the version it says it applied.
+async fn latest_and_applied(
+    state: &MasterState,
+    certname: &str,
+) -> Result<(Option<CatalogRecord>, Option<crate::store::AppliedCatalog>)> {
+    Ok(tokio::try_join!(
+        state.store.catalog(certname, None),
+        state.store.applied(certname)
+    )?)
+}
+
+/// The applied version when this history does not hold it (its master was
+/// restored from a backup, or rebuilt): the next version goes above it, so
+/// that no version number the node saw comes back with other content.
+fn beyond<'a>(
+    latest: Option<&CatalogRecord>,
+    applied: Option<&'a crate::store::AppliedCatalog>,
+) -> Option<&'a crate::store::AppliedCatalog> {
+    let latest_version = latest.map_or(0, |l| l.version);
+    applied.filter(|a| {
+        a.version > latest_version
+            || (a.version == latest_version
+                && latest.is_some_and(|l| a.digest != l.digest.to_string()))
+    })
 }
 
 /// The stored version `latest`, signed again with a later expiry (same
@@ -484,16 +526,16 @@ enum Revision {
     Of(crate::revision::Imported),
 }
 
-/// Compiles with the live inventory as peers; returns what it made and
-/// the imported records it resolved (read once: they also name the
-/// revision).
-async fn compile(
-    state: &MasterState,
-    certname: &str,
-    role: &str,
-    facts: Value,
-) -> Result<(Compiled, crate::revision::Imported)> {
-    let compiler = state.compiler.clone();
+/// What a compile of one node reads from the store: the node with its
+/// live peers, and the imported records.
+struct Gathered {
+    node: NodeContext,
+    imported: crate::revision::Imported,
+}
+
+/// Reads what compiling the node needs: the live inventory (its peers) and
+/// the imported records, at once.
+async fn gather(state: &MasterState, certname: &str, role: &str, facts: Value) -> Result<Gathered> {
     let since = state.live_since_ms();
     let (nodes, imported) = tokio::try_join!(
         async { Ok(state.store.nodes().await?) },
@@ -516,6 +558,17 @@ async fn compile(
         facts,
         inventory,
     };
+    Ok(Gathered { node, imported })
+}
+
+/// Compiles the gathered node; returns what it made and the imported
+/// records it resolved (read once: they also name the revision).
+async fn compile(
+    state: &MasterState,
+    Gathered { node, imported }: Gathered,
+) -> Result<(Compiled, crate::revision::Imported)> {
+    let compiler = state.compiler.clone();
+    let (certname, role) = (node.certname.clone(), node.role.clone());
     let products = products_of(state, &imported);
     let seconds = state.metrics.compile_seconds.clone();
     let compiled = tokio::task::spawn_blocking(move || {

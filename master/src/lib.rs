@@ -12,6 +12,7 @@ pub mod backup;
 pub mod ca;
 pub mod catalogs;
 pub mod cli;
+pub mod compile_memo;
 pub mod compiler;
 pub mod config;
 pub mod content;

@@ -28,6 +28,9 @@ pub struct MasterMetrics {
     rpc_seconds: HistogramFamily,
     /// Seconds one catalog compile took.
     pub compile_seconds: Histogram,
+    /// Catalog requests answered without a compile: nothing the node's
+    /// catalog is compiled from had changed.
+    pub compiles_saved: Counter,
     /// Requests answered "busy", by what was asked.
     pub busy: Family<Labels, Counter>,
     /// Open `WatchCatalog` streams.
@@ -56,6 +59,12 @@ impl Default for MasterMetrics {
             "Time to compile one node's catalog",
             compile_seconds.clone(),
         );
+        let compiles_saved = Counter::default();
+        registry.register(
+            "compiles_saved",
+            "Catalog requests answered without a compile (nothing the catalog is compiled from changed)",
+            compiles_saved.clone(),
+        );
         let busy = Family::<Labels, Counter>::default();
         registry.register(
             "busy",
@@ -79,6 +88,7 @@ impl Default for MasterMetrics {
             rpcs,
             rpc_seconds,
             compile_seconds,
+            compiles_saved,
             busy,
             watch_streams,
             nodes,

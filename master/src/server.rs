@@ -126,6 +126,7 @@ impl Master {
             site_changed: tokio::sync::Notify::new(),
             site_quiet: Default::default(),
             revision_cache: Default::default(),
+            compile_memo: Default::default(),
             metrics: Default::default(),
             work: crate::overload::WorkLimits::new(
                 config.max_catalog_requests,

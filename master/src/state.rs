@@ -61,6 +61,9 @@ pub struct MasterState {
     pub work: crate::overload::WorkLimits,
     /// The site revision's file part, read once per change.
     pub revision_cache: crate::revision::RevisionCache,
+    /// Each node's last compile inputs and content (a request with the
+    /// same inputs takes the stored version).
+    pub compile_memo: crate::compile_memo::CompileMemo,
 }
 
 /// Shared handle to the state.

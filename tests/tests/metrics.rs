@@ -51,6 +51,11 @@ fn master_and_agent_metrics_follow_what_happened() {
         value(&text, "rigger_master_compile_duration_seconds_count") >= Some(1.0),
         "{text}"
     );
+    // The runs after the first asked with nothing changed: no compile.
+    assert!(
+        value(&text, "rigger_master_compiles_saved_total") >= Some(1.0),
+        "{text}"
+    );
     assert_eq!(
         value(
             &text,
