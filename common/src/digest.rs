@@ -6,9 +6,27 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 /// A sha256 digest, displayed and serialized as `sha256:<64 hex digits>`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
 pub struct Digest([u8; 32]);
+
+/// Read from the text in place (a manifest holds thousands: no string is
+/// made for each).
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Digest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sha256:<hex> digest")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Digest, E> {
+                Digest::parse(text).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
 
 /// A string that is not a `sha256:<hex>` digest.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +68,13 @@ impl Digest {
     /// Parses `sha256:<hex>`; also accepts the colon-separated upper-case
     /// form `openssl x509 -fingerprint -sha256` prints.
     pub fn parse(text: &str) -> Result<Self, ParseDigestError> {
+        // The form digests are written in (manifests hold thousands).
+        if let Some(hex_part) = text.strip_prefix("sha256:").filter(|h| h.len() == 64) {
+            let mut bytes = [0u8; 32];
+            if hex::decode_to_slice(hex_part, &mut bytes).is_ok() {
+                return Ok(Self(bytes));
+            }
+        }
         let err = || ParseDigestError(text.to_string());
         let trimmed = text.trim();
         let lower = trimmed.to_ascii_lowercase();

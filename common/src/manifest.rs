@@ -241,6 +241,15 @@ pub fn clean_path(raw: &str) -> Result<String, ManifestError> {
     Ok(parts.join("/"))
 }
 
+/// Whether `path` is already what [`clean_path`] makes of it (checked
+/// without making it).
+pub fn is_clean_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains(['\0', '\\'])
+        && path.split('/').all(|part| !matches!(part, "" | "." | ".."))
+}
+
 /// Whether a symlink at `path` with `target` stays inside the tree.
 pub fn symlink_stays_inside(path: &str, target: &str) -> bool {
     if target.starts_with('/') || target.is_empty() {
@@ -295,7 +304,7 @@ impl Manifest {
         let manifest: Self =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Decode(e.to_string()))?;
         for entry in &manifest.entries {
-            if clean_path(&entry.path).as_deref() != Ok(entry.path.as_str()) {
+            if !is_clean_path(&entry.path) {
                 return Err(ManifestError::UnsafePath(entry.path.clone()));
             }
         }
@@ -366,6 +375,19 @@ mod tests {
         assert_eq!(clean_path("./a//b/").unwrap(), "a/b");
         for bad in ["/etc/passwd", "a/../../b", "..", "", "a\\b"] {
             assert!(clean_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_clean_path_is_one_cleaning_leaves_as_it_is() {
+        for path in [
+            "a/b", "./a//b/", "a/./b", "a/", "/a", "a/..", "..", "", ".", "a\\b", "a\0b", "lib/x.jar",
+        ] {
+            assert_eq!(
+                is_clean_path(path),
+                clean_path(path).as_deref() == Ok(path),
+                "{path:?}"
+            );
         }
     }
 

@@ -16,6 +16,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use rigger_common::blob_layout::BlobLayout;
 use rigger_common::digest::Digest;
 use rigger_common::manifest::Manifest;
@@ -24,13 +27,22 @@ use rigger_common::manifest::Manifest;
 #[derive(Debug, Clone)]
 pub struct ContentCache {
     layout: BlobLayout,
+    /// Manifests parsed so far, by digest (content-addressed: never stale).
+    /// A run reads the same manifest for its content, its tree check, its
+    /// shares and the cache's retention; parsing it was most of a
+    /// converged run's time.
+    manifests: Arc<Mutex<HashMap<Digest, Arc<Manifest>>>>,
 }
+
+/// The most manifests kept parsed; past it they are parsed again.
+const MAX_PARSED_MANIFESTS: usize = 16;
 
 impl ContentCache {
     /// A cache rooted at `root`.
     pub fn new(root: PathBuf) -> Self {
         Self {
             layout: BlobLayout::new(root),
+            manifests: Default::default(),
         }
     }
 
@@ -136,14 +148,23 @@ impl ContentCache {
     }
 
     /// A cached manifest, if present and valid.
-    pub fn manifest(&self, digest: &Digest) -> Result<Option<Manifest>, String> {
-        match std::fs::read(self.path_of(digest)) {
-            Ok(bytes) => Manifest::from_json(&bytes)
-                .map(Some)
-                .map_err(|e| format!("cached manifest {digest}: {e}")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read cached manifest {digest}: {e}")),
+    pub fn manifest(&self, digest: &Digest) -> Result<Option<Arc<Manifest>>, String> {
+        if let Some(parsed) = self.manifests.lock().expect("manifests").get(digest) {
+            return Ok(Some(parsed.clone()));
         }
+        let manifest = match std::fs::read(self.path_of(digest)) {
+            Ok(bytes) => Arc::new(
+                Manifest::from_json(&bytes).map_err(|e| format!("cached manifest {digest}: {e}"))?,
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read cached manifest {digest}: {e}")),
+        };
+        let mut parsed = self.manifests.lock().expect("manifests");
+        if parsed.len() >= MAX_PARSED_MANIFESTS {
+            parsed.clear();
+        }
+        parsed.insert(*digest, manifest.clone());
+        Ok(Some(manifest))
     }
 
     /// Digests among `wanted` that are not cached.

@@ -35,7 +35,7 @@ fn err(message: String) -> ResourceError {
     ResourceError::Other(message)
 }
 
-fn manifest(spec: &TreeSpec, ctx: &ApplyContext) -> Result<Manifest, ResourceError> {
+fn manifest(spec: &TreeSpec, ctx: &ApplyContext) -> Result<std::sync::Arc<Manifest>, ResourceError> {
     ctx.cache.manifest(&spec.tree).map_err(err)?.ok_or_else(|| {
         err(format!(
             "manifest {} of {} {} level {} is not in the cache (master unreachable?)",
@@ -172,7 +172,7 @@ pub fn prepare(
         return Ok(());
     }
     let overlays = overlay_paths(spec, content);
-    materialize(spec, ctx, &manifest(spec, ctx)?, &l, &overlays)
+    materialize(spec, ctx, &*manifest(spec, ctx)?, &l, &overlays)
 }
 
 /// Paths (release-relative) that other catalog resources manage inside the link.
