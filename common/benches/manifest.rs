@@ -14,7 +14,11 @@ const ROUNDS: usize = 200;
 fn main() {
     let mut entries = BTreeMap::new();
     for i in 0..FILES {
-        let dir = ["repository/components/plugins", "repository/components/lib", "lib/runtimes/cxf3/lib"][i % 3];
+        let dir = [
+            "repository/components/plugins",
+            "repository/components/lib",
+            "lib/runtimes/cxf3/lib",
+        ][i % 3];
         for (path, kind) in [
             (dir.to_string(), EntryKind::Dir),
             (
@@ -25,12 +29,22 @@ fn main() {
                 },
             ),
         ] {
-            let mode = if matches!(kind, EntryKind::Dir) { 0o755 } else { 0o644 };
+            let mode = if matches!(kind, EntryKind::Dir) {
+                0o755
+            } else {
+                0o644
+            };
             entries.insert(path.clone(), Entry { path, mode, kind });
         }
     }
     // The parent folders of the three.
-    for dir in ["repository", "repository/components", "lib", "lib/runtimes", "lib/runtimes/cxf3"] {
+    for dir in [
+        "repository",
+        "repository/components",
+        "lib",
+        "lib/runtimes",
+        "lib/runtimes/cxf3",
+    ] {
         entries.insert(
             dir.to_string(),
             Entry {

@@ -381,7 +381,18 @@ mod tests {
     #[test]
     fn a_clean_path_is_one_cleaning_leaves_as_it_is() {
         for path in [
-            "a/b", "./a//b/", "a/./b", "a/", "/a", "a/..", "..", "", ".", "a\\b", "a\0b", "lib/x.jar",
+            "a/b",
+            "./a//b/",
+            "a/./b",
+            "a/",
+            "/a",
+            "a/..",
+            "..",
+            "",
+            ".",
+            "a\\b",
+            "a\0b",
+            "lib/x.jar",
         ] {
             assert_eq!(
                 is_clean_path(path),

@@ -154,7 +154,8 @@ impl ContentCache {
         }
         let manifest = match std::fs::read(self.path_of(digest)) {
             Ok(bytes) => Arc::new(
-                Manifest::from_json(&bytes).map_err(|e| format!("cached manifest {digest}: {e}"))?,
+                Manifest::from_json(&bytes)
+                    .map_err(|e| format!("cached manifest {digest}: {e}"))?,
             ),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read cached manifest {digest}: {e}")),

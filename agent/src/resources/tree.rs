@@ -35,7 +35,10 @@ fn err(message: String) -> ResourceError {
     ResourceError::Other(message)
 }
 
-fn manifest(spec: &TreeSpec, ctx: &ApplyContext) -> Result<std::sync::Arc<Manifest>, ResourceError> {
+fn manifest(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+) -> Result<std::sync::Arc<Manifest>, ResourceError> {
     ctx.cache.manifest(&spec.tree).map_err(err)?.ok_or_else(|| {
         err(format!(
             "manifest {} of {} {} level {} is not in the cache (master unreachable?)",

@@ -414,7 +414,7 @@ pub struct Compiler {
 }
 
 /// Module folder → the stamps of the files it was parsed from, and the module.
-type ModuleCache = std::collections::HashMap<PathBuf, (Vec<FileStamp>, Module)>;
+type ModuleCache = std::collections::HashMap<PathBuf, (Vec<FileStamp>, std::sync::Arc<Module>)>;
 
 /// What tells a file changed: its path, size and modification time.
 type FileStamp = (PathBuf, u64, Option<std::time::SystemTime>);
@@ -436,13 +436,14 @@ fn stamps_of(module: &Module) -> Vec<FileStamp> {
 impl Compiler {
     /// A compiler over `module_paths` (searched in order) and `site`.
     pub fn new(module_paths: Vec<PathBuf>, site: PathBuf) -> Self {
+        let files = std::sync::Arc::new(files::SourceFiles::default());
         Self {
             module_paths,
             site,
             modules: Default::default(),
             restart_key: RestartKey::for_checks(),
-            files: Default::default(),
-            templates: Default::default(),
+            files: files.clone(),
+            templates: std::sync::Arc::new(templates::Templates::new(files)),
         }
     }
 
@@ -460,13 +461,13 @@ impl Compiler {
 
     /// Loads a module folder, or takes it from the cache when none of its
     /// files changed since.
-    fn load_module(&self, dir: &Path) -> Result<Module, CompileError> {
+    fn load_module(&self, dir: &Path) -> Result<std::sync::Arc<Module>, CompileError> {
         if let Some((stamps, module)) = self.modules.lock().expect("module cache").get(dir) {
             if stamps.iter().all(|s| stamp(s.0.clone()) == *s) {
                 return Ok(module.clone());
             }
         }
-        let module = Module::load(dir)?;
+        let module = std::sync::Arc::new(Module::load(dir)?);
         self.modules
             .lock()
             .expect("module cache")
@@ -490,7 +491,7 @@ impl Compiler {
     }
 
     /// Finds and loads a module by name.
-    pub fn module(&self, name: &str, role: &str) -> Result<Module, CompileError> {
+    pub fn module(&self, name: &str, role: &str) -> Result<std::sync::Arc<Module>, CompileError> {
         for dir in &self.module_paths {
             let candidate = dir.join(name);
             if candidate.join("module.toml").is_file() {

@@ -256,16 +256,22 @@ impl Module {
     }
 }
 
-/// Reads a template file by its name under `dir/templates/` (a module's or
-/// a library's folder).
-pub fn template_source_in(dir: &Path, name: &str) -> Result<(PathBuf, String), CompileError> {
-    let path = dir.join("templates").join(name);
+/// Where a template named `name` lies under `dir/templates/` (a module's
+/// or a library's folder); a name that climbs out is refused.
+pub fn template_path_in(dir: &Path, name: &str) -> Result<PathBuf, CompileError> {
     if name.split('/').any(|c| c == ".." || c.is_empty()) {
         return Err(CompileError::Template {
             file: dir.join("module.toml"),
             message: format!("template name {name:?} must be a relative path inside templates/"),
         });
     }
+    Ok(dir.join("templates").join(name))
+}
+
+/// Reads a template file by its name under `dir/templates/` (a module's or
+/// a library's folder).
+pub fn template_source_in(dir: &Path, name: &str) -> Result<(PathBuf, String), CompileError> {
+    let path = template_path_in(dir, name)?;
     let source = std::fs::read_to_string(&path).map_err(|source| CompileError::Read {
         path: path.clone(),
         source,

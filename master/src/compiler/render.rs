@@ -548,7 +548,6 @@ fn is_true(value: &Value) -> bool {
 fn render_resource(declared: &Declared<'_>, context: &Ctx<'_>) -> Result<Resource, CompileError> {
     let Declared {
         env,
-        module,
         manifest,
         index,
         table: declaration,
@@ -582,7 +581,7 @@ fn render_resource(declared: &Declared<'_>, context: &Ctx<'_>) -> Result<Resourc
         let name = name
             .as_str()
             .ok_or_else(|| resource_error("field \"template\" must be a string".into()))?;
-        let (path, source) = template_of(module, manifest, name)?;
+        let (path, source) = template_of(declared, name)?;
         // `vars` (already rendered) extend the context of this template only.
         let local;
         let template_context = match rendered.remove("vars") {
@@ -645,15 +644,23 @@ fn render_resource(declared: &Declared<'_>, context: &Ctx<'_>) -> Result<Resourc
     serde_json::from_value(Value::Object(rendered)).map_err(|e| resource_error(e.to_string()))
 }
 
-/// A template of the module (a library's resources name templates of the library).
+/// A template of the module (a library's resources name templates of the
+/// library), read through the compiler's kept files.
 fn template_of(
-    module: &Module,
-    manifest: &std::path::Path,
+    declared: &Declared<'_>,
     name: &str,
-) -> Result<(std::path::PathBuf, String), CompileError> {
-    match manifest.parent() {
-        Some(dir) if dir != module.dir => super::module::template_source_in(dir, name),
-        _ => module.template_source(name),
+) -> Result<(std::path::PathBuf, std::sync::Arc<str>), CompileError> {
+    let dir = match declared.manifest.parent() {
+        Some(dir) if dir != declared.module.dir => dir,
+        _ => declared.module.dir.as_path(),
+    };
+    let path = super::module::template_path_in(dir, name)?;
+    match declared.env.files().text(&path)? {
+        Some((source, _)) => Ok((path, source)),
+        None => Err(CompileError::Read {
+            source: std::io::Error::from_raw_os_error(nix::errno::Errno::ENOENT as i32),
+            path,
+        }),
     }
 }
 
@@ -710,7 +717,7 @@ fn edited(
             "{relative}: edits apply to XML, TOML, YAML, JSON and properties files"
         ))
     })?;
-    let (template_path, source) = template_of(declared.module, declared.manifest, name)?;
+    let (template_path, source) = template_of(declared, name)?;
     let template_error = |message: String| CompileError::Template {
         file: template_path.clone(),
         message,

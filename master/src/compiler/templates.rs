@@ -15,6 +15,8 @@ const MAX_FIELDS: usize = 10_000;
 /// Parsed templates, shared by a compiler's clones.
 pub struct Templates {
     env: RwLock<Environment<'static>>,
+    /// Where template files are read from (kept while unchanged).
+    files: Arc<super::files::SourceFiles>,
     /// The text each name was parsed from (a changed file is parsed again).
     sources: Mutex<HashMap<String, Arc<str>>>,
 }
@@ -27,14 +29,25 @@ impl std::fmt::Debug for Templates {
 
 impl Default for Templates {
     fn default() -> Self {
-        Self {
-            env: RwLock::new(super::render::environment()),
-            sources: Default::default(),
-        }
+        Self::new(Default::default())
     }
 }
 
 impl Templates {
+    /// Templates whose files are read through `files`.
+    pub fn new(files: Arc<super::files::SourceFiles>) -> Self {
+        Self {
+            env: RwLock::new(super::render::environment()),
+            files,
+            sources: Default::default(),
+        }
+    }
+
+    /// Where template files are read from.
+    pub fn files(&self) -> &super::files::SourceFiles {
+        &self.files
+    }
+
     /// Renders the template file at `path` (its text `source`) with `context`.
     pub fn render_file(
         &self,
