@@ -448,6 +448,8 @@ struct Inspection<'a> {
 /// Enforced files that differ from the manifest: by the index (size, mtime,
 /// inode) and a re-hash of those that moved, or by a full re-hash when
 /// verifying; also files given to someone else than the release's owner.
+/// A large tree is looked at on two threads (a converged run's check is
+/// thousands of `stat`s).
 fn damaged_files<'a>(
     spec: &TreeSpec,
     ctx: &ApplyContext,
@@ -457,14 +459,50 @@ fn damaged_files<'a>(
     release: &Path,
     owner: &DesiredOwner,
 ) -> Inspection<'a> {
+    let enforced: Vec<&'a Entry> = manifest
+        .entries
+        .iter()
+        .filter(|e| {
+            !spec.is_runtime_path(&e.path)
+                && !spec.is_excluded(&e.path)
+                && !sharing.is_overlay(&e.path)
+        })
+        .collect();
+    let full_verify = ctx.full_verify;
+    let inspect = |entries: &[&'a Entry]| {
+        inspect_files(entries, (marker, &sharing, owner), release, full_verify)
+    };
+    if enforced.len() < PARALLEL_FROM {
+        return inspect(&enforced);
+    }
+    let (first, second) = enforced.split_at(enforced.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| inspect(second));
+        let mut found = inspect(first);
+        let rest = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        found.damaged.extend(rest.damaged);
+        found.refreshed.extend(rest.refreshed);
+        found
+    })
+}
+
+/// From how many enforced entries a release is looked at on two threads.
+const PARALLEL_FROM: usize = 512;
+
+/// [`damaged_files`] for some of the release's entries.
+fn inspect_files<'a>(
+    entries: &[&'a Entry],
+    (marker, sharing, owner): (&ReleaseMarker, &Sharing, &DesiredOwner),
+    release: &Path,
+    full_verify: bool,
+) -> Inspection<'a> {
     let mut found = Inspection {
         damaged: Vec::new(),
         refreshed: Vec::new(),
     };
-    let enforced = manifest.entries.iter().filter(|e| {
-        !spec.is_runtime_path(&e.path) && !spec.is_excluded(&e.path) && !sharing.is_overlay(&e.path)
-    });
-    for e in enforced {
+    for &e in entries {
         let path = release.join(&e.path);
         let linked = sharing.links(e);
         let damaged = match &e.kind {
@@ -489,7 +527,7 @@ fn damaged_files<'a>(
                 Ok(meta) => {
                     let key = stat_key(&meta);
                     let indexed = marker.index.get(&e.path) == Some(&key);
-                    if indexed && !ctx.full_verify {
+                    if indexed && !full_verify {
                         false
                     } else if Digest::of_file(&path).ok().as_ref() == Some(digest) {
                         if !indexed {

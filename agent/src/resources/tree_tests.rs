@@ -336,3 +336,47 @@ fn runtime_paths_and_the_catalogs_own_files_are_copies() {
     assert_eq!(mode(&l.release.join("bin/run.sh")), 0o755);
     assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
 }
+
+#[test]
+fn a_large_release_is_checked_whole_on_two_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ApplyContext::new(Paths::new(dir.path()));
+    let names: Vec<String> = (0..2 * super::PARALLEL_FROM)
+        .map(|i| format!("lib/l{i:04}.jar"))
+        .collect();
+    let contents: Vec<Vec<u8>> = (0..names.len())
+        .map(|i| format!("jar {i}").into_bytes())
+        .collect();
+    let files: Vec<(&str, &[u8], u32)> = names
+        .iter()
+        .zip(&contents)
+        .map(|(n, c)| (n.as_str(), c.as_slice(), 0o644))
+        .collect();
+    let spec = tree_of(&ctx, &files, 0);
+    let content = CatalogContent {
+        role: "r".into(),
+        profile: "p/p".into(),
+        resources: vec![],
+    };
+    apply(&spec, &ctx, &content).unwrap();
+    assert!(check(&spec, &ctx, &content).unwrap().is_empty());
+    // One file in each half replaced: both are found, in manifest order.
+    let link = ctx.paths.resolve("/opt/p-1.0");
+    for name in [&names[3], &names[names.len() - 2]] {
+        fs::remove_file(link.join(name)).unwrap();
+        fs::write(link.join(name), b"tampered").unwrap();
+    }
+    let changes = check(&spec, &ctx, &content).unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(
+        changes[0].summary.contains(&format!(
+            "repair 2 modified file(s) in release {}: {}, {}",
+            spec.release_id(),
+            names[3],
+            names[names.len() - 2]
+        )),
+        "{changes:?}"
+    );
+    apply(&spec, &ctx, &content).unwrap();
+    assert!(check(&spec, &ctx, &content).unwrap().is_empty());
+}
