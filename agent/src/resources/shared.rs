@@ -491,6 +491,9 @@ struct Resync {
 /// removes files the product no longer ships if nobody changed them, and
 /// keeps everything else (operators' own artifacts and edits). A marker
 /// from before files were recorded (`seeded` empty) replaces product files.
+/// Only the files the level changes are read on the share: one it ships
+/// as seeded stays whatever the share holds (an edit wins either way),
+/// and an update level changes a few files of thousands.
 fn resync(
     on_share: &Beneath,
     source: &Path,
@@ -501,9 +504,18 @@ fn resync(
     let mut done = Resync::default();
     for (relative, digest) in files {
         let (from, to) = (source.join(relative), target.join(relative));
-        let current = match fs::symlink_metadata(&to) {
-            Ok(_) => Some(Digest::of_file(&to).map_err(super::io_error("cannot read", &to))?),
-            Err(_) => None,
+        let present = fs::symlink_metadata(&to).is_ok();
+        if seeded.get(relative) == Some(digest) {
+            // Shipped as seeded: put back only if it is gone.
+            if !present {
+                copy_in(on_share, &from, &to)?;
+                done.copied += 1;
+            }
+            continue;
+        }
+        let current = match present {
+            true => Some(Digest::of_file(&to).map_err(super::io_error("cannot read", &to))?),
+            false => None,
         };
         let replace = match current {
             None => true,
@@ -511,15 +523,7 @@ fn resync(
             Some(current) => seeded.is_empty() || seeded.get(relative) == Some(&current),
         };
         if replace {
-            if let Some(parent) = to.parent() {
-                on_share.create_dir_all(parent)?;
-            }
-            let tmp = to.with_file_name(format!(
-                ".rigger-{}",
-                to.file_name().unwrap_or_default().to_string_lossy()
-            ));
-            on_share.copy_file(&from, &tmp, mode_of(&from)?)?;
-            on_share.rename(&tmp, &to)?;
+            copy_in(on_share, &from, &to)?;
             done.copied += 1;
         } else if current != Some(*digest) {
             done.kept.push(relative.clone());
@@ -538,6 +542,20 @@ fn resync(
         }
     }
     Ok(done)
+}
+
+/// Copies a product file onto the share, whole or not at all (through a
+/// temporary name renamed into place).
+fn copy_in(on_share: &Beneath, from: &Path, to: &Path) -> Result<(), ResourceError> {
+    if let Some(parent) = to.parent() {
+        on_share.create_dir_all(parent)?;
+    }
+    let tmp = to.with_file_name(format!(
+        ".rigger-{}",
+        to.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    on_share.copy_file(from, &tmp, mode_of(from)?)?;
+    Ok(on_share.rename(&tmp, to)?)
 }
 
 /// The permission bits of a file the share gets a copy of.
@@ -621,21 +639,28 @@ mod tests {
             ("webapps/gone.war", "g1"),
             ("webapps/edited.war", "e1"),
             ("webapps/gone-edited.war", "x1"),
+            ("webapps/same-edited.war", "s1"),
+            ("webapps/lost.war", "l1"),
         ] {
             put(&old, f, t);
             put(&share, f, t);
         }
         let seeded = product_files(&old).unwrap();
-        // Operators change two product files and deploy their own.
+        // Operators change three product files, remove one and deploy their own.
         put(&share, "webapps/edited.war", "operator's edit");
         put(&share, "webapps/gone-edited.war", "operator's edit");
+        put(&share, "webapps/same-edited.war", "operator's edit");
+        fs::remove_file(share.join("webapps/lost.war")).unwrap();
         put(&share, "carbonapps/orders.car", "operator's own");
-        // Level 2: a and edited change, gone and gone-edited go, c comes.
+        // Level 2: a and edited change, gone and gone-edited go, c comes;
+        // b, same-edited and lost are shipped as seeded.
         for (f, t) in [
             ("webapps/a.war", "a2"),
             ("webapps/b.war", "b1"),
             ("webapps/edited.war", "e2"),
             ("webapps/c.war", "c2"),
+            ("webapps/same-edited.war", "s1"),
+            ("webapps/lost.war", "l1"),
         ] {
             put(&new, f, t);
         }
@@ -669,10 +694,17 @@ mod tests {
             read("carbonapps/orders.car").as_deref(),
             Some("operator's own")
         );
+        // Shipped as seeded: an edit stays (not reported: the level does
+        // not change the file), a removed file comes back.
+        assert_eq!(
+            read("webapps/same-edited.war").as_deref(),
+            Some("operator's edit")
+        );
+        assert_eq!(read("webapps/lost.war").as_deref(), Some("l1"));
         assert_eq!(
             done,
             Resync {
-                copied: 2,
+                copied: 3,
                 removed: 1,
                 kept: vec!["webapps/edited.war".into()],
             }
