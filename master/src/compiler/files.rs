@@ -40,7 +40,7 @@ pub struct Stamp {
 
 impl Stamp {
     /// Whether the file last changed at least [`SETTLE`] before `now`.
-    fn settled_at(&self, now: std::time::SystemTime) -> bool {
+    pub fn settled_at(&self, now: std::time::SystemTime) -> bool {
         let changed = std::time::UNIX_EPOCH
             + std::time::Duration::new(
                 self.ctime.0.max(0) as u64,

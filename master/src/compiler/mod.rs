@@ -416,14 +416,12 @@ pub struct Compiler {
 /// Module folder → the stamps of the files it was parsed from, and the module.
 type ModuleCache = std::collections::HashMap<PathBuf, (Vec<FileStamp>, std::sync::Arc<Module>)>;
 
-/// What tells a file changed: its path, size and modification time.
-type FileStamp = (PathBuf, u64, Option<std::time::SystemTime>);
+/// A module file and what tells it changed ([`files::Stamp`]).
+type FileStamp = (PathBuf, Option<files::Stamp>);
 
 fn stamp(path: PathBuf) -> FileStamp {
-    let meta = std::fs::metadata(&path).ok();
-    let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
-    let modified = meta.and_then(|m| m.modified().ok());
-    (path, size, modified)
+    let stamp = files::Stamp::of(&path).ok().flatten();
+    (path, stamp)
 }
 
 fn stamps_of(module: &Module) -> Vec<FileStamp> {
@@ -460,18 +458,27 @@ impl Compiler {
     }
 
     /// Loads a module folder, or takes it from the cache when none of its
-    /// files changed since.
+    /// files changed since. A module whose files changed just before it was
+    /// loaded is not kept (as [`files`] does: the kernel's timestamps
+    /// would not tell a second edit in the same tick).
     fn load_module(&self, dir: &Path) -> Result<std::sync::Arc<Module>, CompileError> {
         if let Some((stamps, module)) = self.modules.lock().expect("module cache").get(dir) {
             if stamps.iter().all(|s| stamp(s.0.clone()) == *s) {
                 return Ok(module.clone());
             }
         }
+        let started = std::time::SystemTime::now();
         let module = std::sync::Arc::new(Module::load(dir)?);
-        self.modules
-            .lock()
-            .expect("module cache")
-            .insert(dir.to_path_buf(), (stamps_of(&module), module.clone()));
+        let stamps = stamps_of(&module);
+        let settled = stamps
+            .iter()
+            .all(|(_, s)| s.is_some_and(|s| s.settled_at(started)));
+        let mut modules = self.modules.lock().expect("module cache");
+        if settled {
+            modules.insert(dir.to_path_buf(), (stamps, module.clone()));
+        } else {
+            modules.remove(dir);
+        }
         Ok(module)
     }
 
@@ -827,6 +834,15 @@ health = "{{ runtime.health_url }}"
         module("three");
         let edited = compiler.compile(&node, &Products::default()).unwrap();
         assert_eq!(content_of(&edited), "three", "the cached module was used");
+        // Rewritten at once with the same size (the same clock tick, as
+        // likely as not): still seen.
+        module("seven");
+        let same_size = compiler.compile(&node, &Products::default()).unwrap();
+        assert_eq!(
+            content_of(&same_size),
+            "seven",
+            "the cached module was used"
+        );
     }
 
     #[test]
