@@ -50,27 +50,8 @@ impl Inputs {
             field("peer-role", peer.role.as_bytes());
             field("peer-ip", peer.ip.as_bytes());
         }
-        for tree in &imported.trees {
-            field(
-                "tree",
-                format!(
-                    "{} {} {} {}",
-                    tree.name, tree.version, tree.level, tree.digest
-                )
-                .as_bytes(),
-            );
-        }
-        for artifact in &imported.artifacts {
-            field(
-                "artifact",
-                format!("{} {}", artifact.name, artifact.digest).as_bytes(),
-            );
-        }
-        for p in &imported.promotions {
-            field(
-                "promotion",
-                format!("{} {} {} {}", p.name, p.version, p.environment, p.level).as_bytes(),
-            );
+        for line in imported.lines() {
+            field("imported", line.as_bytes());
         }
         Self(hash.finalize().into())
     }

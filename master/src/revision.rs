@@ -67,6 +67,26 @@ impl Imported {
             promotions,
         })
     }
+
+    /// One line per record (`tree NAME VERSION LEVEL DIGEST`, `artifact …`,
+    /// `promotion …`): what the revision and a compile's inputs hash.
+    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
+        let trees = self
+            .trees
+            .iter()
+            .map(|t| format!("tree {} {} {} {}\n", t.name, t.version, t.level, t.digest));
+        let artifacts = self
+            .artifacts
+            .iter()
+            .map(|a| format!("artifact {} {}\n", a.name, a.digest));
+        let promotions = self.promotions.iter().map(|p| {
+            format!(
+                "promotion {} {} {} {}\n",
+                p.name, p.version, p.environment, p.level
+            )
+        });
+        trees.chain(artifacts).chain(promotions)
+    }
 }
 
 /// The current revision.
@@ -77,20 +97,8 @@ pub async fn current(state: &MasterState) -> Result<SiteRevision> {
 /// The revision of the site's files now and of `imported`.
 pub async fn of(state: &MasterState, imported: &Imported) -> Result<SiteRevision> {
     let (mut hash, commit) = files_part(state).await?;
-    for tree in &imported.trees {
-        hash.update(format!(
-            "tree {} {} {} {}\n",
-            tree.name, tree.version, tree.level, tree.digest
-        ));
-    }
-    for artifact in &imported.artifacts {
-        hash.update(format!("artifact {} {}\n", artifact.name, artifact.digest));
-    }
-    for p in &imported.promotions {
-        hash.update(format!(
-            "promotion {} {} {} {}\n",
-            p.name, p.version, p.environment, p.level
-        ));
+    for line in imported.lines() {
+        hash.update(line);
     }
     Ok(SiteRevision {
         digest: hex::encode(&hash.finalize()[..8]),

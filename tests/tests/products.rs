@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use rigger_common::blob_layout::BlobLayout;
 use rigger_tests::pack::SamplePack;
 use rigger_tests::{Output, TestAgent, TestMaster};
 
@@ -47,12 +48,8 @@ fn manifest_size(master: &TestMaster, level: u32) -> u64 {
         .as_str()
         .unwrap()
         .to_string();
-    let hex = tree.trim_start_matches("sha256:");
-    let path = master
-        .data_dir()
-        .join("blobs/sha256")
-        .join(&hex[..2])
-        .join(&hex[2..]);
+    let path = BlobLayout::new(master.data_dir().join("blobs"))
+        .path_of(&rigger_common::digest::Digest::parse(&tree).unwrap());
     std::fs::metadata(path).unwrap().len()
 }
 
@@ -314,12 +311,8 @@ fn a_change_through_a_file_releases_share_is_repaired_in_every_release_and_never
         .find(|&i| i % 4 == 0 && !update.changes(i))
         .unwrap();
     let file = SamplePack::file_path(i);
-    let digest = rigger_common::digest::Digest::of(&ga.content(i)).to_string();
-    let hex = digest.trim_start_matches("sha256:");
-    let object = node
-        .path("/var/lib/rigger/agent/cache/sha256")
-        .join(&hex[..2])
-        .join(&hex[2..]);
+    let object = BlobLayout::new(node.path("/var/lib/rigger/agent/cache"))
+        .path_of(&rigger_common::digest::Digest::of(&ga.content(i)));
     assert_eq!(inode(&l1_release.join(&file)), inode(&object));
     assert_eq!(inode(&ga_release.join(&file)), inode(&object));
 

@@ -90,19 +90,17 @@ impl<'a> SiteData<'a> {
         let mut fingerprint = std::collections::hash_map::DefaultHasher::new();
         let mut trusted = self.files.is_some();
         for layer in module.default_layers(profile) {
-            let stamp = match self.files {
-                Some(files) => files.text(&layer)?.map(|(_, stamp)| stamp),
-                None => None,
-            };
             layer.hash(&mut fingerprint);
+            // Read once: the stamp keys the fingerprint, the text merges.
+            let Some((text, stamp)) = self.text(&layer)? else {
+                0u8.hash(&mut fingerprint);
+                continue;
+            };
             match stamp {
-                Some(Some(stamp)) => stamp.hash(&mut fingerprint),
-                Some(None) => trusted = false,
-                None => 0u8.hash(&mut fingerprint),
+                Some(stamp) => stamp.hash(&mut fingerprint),
+                None => trusted = false,
             }
-            if let Some(over) = self.table(&layer)? {
-                merge(&mut data, over);
-            }
+            merge(&mut data, self.parse(&layer, &text, stamp)?);
         }
         module.open_maps.hash(&mut fingerprint);
         Ok((data, trusted.then(|| fingerprint.finish())))
@@ -125,12 +123,17 @@ impl<'a> SiteData<'a> {
         if !problems.is_empty() {
             return Ok(Err(problems));
         }
-        let mut table = match self.files {
-            Some(files) => Table::clone(&*files.parsed(layer, &text, stamp)?),
-            None => parse_table(layer, &text)?,
-        };
+        let mut table = self.parse(layer, &text, stamp)?;
         table.remove("role");
         Ok(Ok(table))
+    }
+
+    /// A file's `text` (as [`Self::text`] gave it) parsed as a table.
+    fn parse(&self, path: &Path, text: &str, stamp: Option<Stamp>) -> Result<Table, CompileError> {
+        match self.files {
+            Some(files) => Ok(Table::clone(&*files.parsed(path, text, stamp)?)),
+            None => parse_table(path, text),
+        }
     }
 
     /// The problems of one site file's `text` against `schema`.
@@ -388,7 +391,7 @@ pub fn read_table(path: &Path) -> Result<Option<Table>, CompileError> {
 }
 
 /// Reads a file's text; a missing file is `None`.
-fn read_text(path: &Path) -> Result<Option<String>, CompileError> {
+pub(super) fn read_text(path: &Path) -> Result<Option<String>, CompileError> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -110,16 +110,10 @@ impl SourceFiles {
                 return Ok(Some((kept.text.clone(), Some(stamp))));
             }
         }
-        let text: Arc<str> = match std::fs::read_to_string(path) {
-            Ok(text) => text.into(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(CompileError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
+        let Some(text) = super::data::read_text(path)? else {
+            return Ok(None);
         };
+        let text: Arc<str> = text.into();
         let settled = stamp.settled_at(now);
         let mut kept = self.kept.lock().expect("source files");
         if kept.len() >= MAX_FILES {

@@ -111,23 +111,16 @@ async fn send_blob(
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
             return match encoded {
-                Some(encoded) => sender.send_all(encoded, blob_encoding::GZIP).await,
-                None => sender.send_all(first_back, "").await,
+                Some(encoded) => sender.send_pieces(encoded, true, blob_encoding::GZIP).await,
+                None => sender.send_pieces(first_back, true, "").await,
             };
         }
     }
-    // As it is: what was read, then the rest chunk by chunk.
+    // As it is: what was read, then the rest chunk by chunk (a short read
+    // is the blob's end).
     loop {
         let whole = first.len() < CHUNK;
-        let mut pieces: Vec<Vec<u8>> = first.chunks(CHUNK).map(<[u8]>::to_vec).collect();
-        if pieces.is_empty() {
-            pieces.push(Vec::new());
-        }
-        let count = pieces.len();
-        for (i, piece) in pieces.into_iter().enumerate() {
-            let last = whole && i + 1 == count;
-            sender.send(piece, last, "").await?;
-        }
+        sender.send_pieces(first, whole, "").await?;
         if whole {
             return Ok(());
         }
@@ -174,14 +167,21 @@ impl Sender<'_> {
             .map_err(|_| Status::cancelled("client went away"))
     }
 
-    /// Sends all of a blob's bytes (held whole) in chunks.
-    async fn send_all(&mut self, bytes: Vec<u8>, encoding: &str) -> Result<(), Status> {
-        if bytes.is_empty() {
-            return self.send(Vec::new(), true, encoding).await;
+    /// Sends `bytes` in chunks of at most [`CHUNK`]; the last one ends the
+    /// blob when the bytes are the rest of it (`ends`).
+    async fn send_pieces(
+        &mut self,
+        bytes: Vec<u8>,
+        ends: bool,
+        encoding: &str,
+    ) -> Result<(), Status> {
+        if bytes.len() <= CHUNK {
+            return self.send(bytes, ends, encoding).await;
         }
         let count = bytes.len().div_ceil(CHUNK);
         for (i, piece) in bytes.chunks(CHUNK).enumerate() {
-            self.send(piece.to_vec(), i + 1 == count, encoding).await?;
+            self.send(piece.to_vec(), ends && i + 1 == count, encoding)
+                .await?;
         }
         Ok(())
     }
