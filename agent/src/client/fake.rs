@@ -27,6 +27,8 @@ struct Inner {
     reports: Vec<RunReport>,
     requests: Vec<CatalogRequest>,
     blobs: HashMap<Digest, Vec<u8>>,
+    /// Blobs whose bytes above are sent as gzip-encoded.
+    gzipped: std::collections::HashSet<Digest>,
 }
 
 /// The in-memory master.
@@ -103,6 +105,14 @@ impl FakeMaster {
             .unwrap()
             .blobs
             .insert(digest, bytes.to_vec());
+    }
+
+    /// Serves `encoded` as the gzip encoding of the blob `digest` (a
+    /// bomb or a lie, for tests).
+    pub fn add_gzipped_blob_as(&self, digest: Digest, encoded: &[u8]) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.blobs.insert(digest, encoded.to_vec());
+        inner.gzipped.insert(digest);
     }
 
     /// The reports received so far.
@@ -194,7 +204,7 @@ impl MasterClient for FakeMaster {
                 offset: 0,
                 data,
                 last: true,
-                gzip: false,
+                gzip: inner.gzipped.contains(&digest),
             }));
         }
         Ok(Box::pin(tokio_stream::iter(chunks)))

@@ -234,7 +234,7 @@ fn chunk_of(chunk: proto::BlobChunk) -> Result<BlobChunk, MasterError> {
         other => {
             return Err(MasterError::Malformed(format!(
                 "blob {digest} comes in encoding {:?}, which this agent does not decode",
-                other.escape_debug().take(40).collect::<String>()
+                other.chars().take(40).collect::<String>()
             )));
         }
     };
@@ -387,6 +387,25 @@ impl Connector for GrpcConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blob_in_an_encoding_the_agent_does_not_decode_is_refused_by_name() {
+        let digest = Digest::of(b"x").to_string();
+        let chunk = |encoding: &str| proto::BlobChunk {
+            digest: digest.clone(),
+            offset: 0,
+            data: vec![],
+            last: true,
+            encoding: encoding.into(),
+        };
+        assert!(chunk_of(chunk("gzip")).unwrap().gzip);
+        assert!(!chunk_of(chunk("")).unwrap().gzip);
+        let err = chunk_of(chunk("zstd\u{7}")).unwrap_err().to_string();
+        assert!(
+            err.contains(&digest) && err.contains("\"zstd\\u{7}\""),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_certificate_refused_at_the_handshake_is_told_apart_from_a_broken_link() {

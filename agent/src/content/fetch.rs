@@ -278,4 +278,35 @@ mod tests {
         fetch_blobs(&client, &cache, &[good], None).await.unwrap();
         assert!(cache.has(&good));
     }
+
+    #[tokio::test]
+    async fn an_encoded_blob_is_kept_decoded_and_a_bomb_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ContentCache::new(dir.path().to_path_buf());
+        let master = FakeMaster::new("n");
+        let manifest = "{\"entries\": []}\n".repeat(1000);
+        let named = Digest::of(manifest.as_bytes());
+        master.add_gzipped_blob_as(named, &blob_encoding::encode(manifest.as_bytes()).unwrap());
+        // Small on the wire, more than an encoded blob may be once decoded.
+        let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        bomb.write_all(&vec![b' '; blob_encoding::MAX_ENCODED_BLOB + 1])
+            .unwrap();
+        let bombed = Digest::of(b"a configuration file");
+        master.add_gzipped_blob_as(bombed, &bomb.finish().unwrap());
+        let client: Arc<dyn MasterClient> = master.clone();
+
+        fetch_blobs(&client, &cache, &[named], None).await.unwrap();
+        assert_eq!(
+            std::fs::read(cache.path_of(&named)).unwrap(),
+            manifest.as_bytes()
+        );
+        let err = fetch_blobs(&client, &cache, &[bombed], None)
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("does not decode") && err.contains("more than"),
+            "{err}"
+        );
+        assert!(!cache.has(&bombed), "a bomb was kept");
+    }
 }
