@@ -57,6 +57,22 @@ pub struct ReleaseMarker {
     /// `resources/sharing.rs`); releases of earlier agents are copies.
     #[serde(default)]
     pub shared: bool,
+    /// Release folders (release-relative runtime paths) the catalog keeps
+    /// on the shared file system, left out of the release when it was
+    /// built: `shared_dirs` seeds the share from the manifest and links
+    /// them; the tree puts them back if the catalog stops sharing them
+    /// before the link was made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
+}
+
+impl ReleaseMarker {
+    /// Whether `relative` (release-relative) is in a folder left out for the share.
+    pub fn is_left_out(&self, relative: &str) -> bool {
+        self.left_out
+            .iter()
+            .any(|folder| rigger_common::catalog::is_within(folder, relative))
+    }
 }
 
 /// Where one tree's release, its siblings and its link live.

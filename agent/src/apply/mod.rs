@@ -93,6 +93,9 @@ pub fn apply_catalog(
     mut on_outcome: impl FnMut(&Outcome),
 ) -> Result<ApplyReport, CatalogError> {
     let order = content.apply_order()?;
+    // What each resource requires, named or implied (a file on a shared
+    // folder requires the `shared_dirs` that links it).
+    let requirements = content.requirements();
     let planning = std::time::Instant::now();
     // Plan: check everything before writing anything.
     let plans: Vec<Result<Vec<Change>, ResourceError>> = order
@@ -144,17 +147,17 @@ pub fn apply_catalog(
         // release; a share that was away is mounted again by now).
         let plan = match plan {
             Ok(changes) if !changes.is_empty() => Ok(changes),
-            _ if !noop
-                && resource
-                    .requires
-                    .iter()
-                    .any(|r| changed.contains(r.as_str())) =>
+            _ if !noop && requirements[i].iter().any(|r| changed.contains(r)) =>
             {
                 check(resource, ctx, content)
             }
             plan => plan,
         };
-        let outcome = step(resource, plan, ctx, content, noop, &blocked, &notified_by);
+        let blocker = requirements[i]
+            .iter()
+            .find(|r| blocked.contains(*r))
+            .copied();
+        let outcome = step(resource, blocker, plan, ctx, content, noop, &notified_by);
         if let ResourceSpec::Service(service) = &resource.spec {
             if !noop && outcome.status == Status::Unchanged {
                 // The server kept running over files rewritten with new
@@ -207,13 +210,15 @@ pub fn apply_catalog(
     Ok(report)
 }
 
+/// Applies (or plans) one resource; `blocker` is a requirement that did
+/// not apply, which skips it.
 fn step(
     resource: &Resource,
+    blocker: Option<&str>,
     plan: Result<Vec<Change>, ResourceError>,
     ctx: &ApplyContext,
     content: &CatalogContent,
     noop: bool,
-    blocked: &HashSet<&str>,
     notified_by: &[&str],
 ) -> Outcome {
     let outcome = |status, message: String, diff| Outcome {
@@ -223,11 +228,7 @@ fn step(
         diff,
         elapsed: std::time::Duration::ZERO,
     };
-    if let Some(dep) = resource
-        .requires
-        .iter()
-        .find(|r| blocked.contains(r.as_str()))
-    {
+    if let Some(dep) = blocker {
         return outcome(
             Status::Skipped,
             format!("skipped: requires {dep}, which did not apply"),

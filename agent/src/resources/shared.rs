@@ -26,6 +26,7 @@ use rigger_common::fsutil::Ownership;
 use serde::{Deserialize, Serialize};
 
 use super::owner::DesiredOwner;
+use crate::release::ReleaseMarker;
 use super::{ApplyContext, Change, ResourceError};
 
 const MARKER: &str = ".rigger-seed.json";
@@ -60,7 +61,9 @@ fn read_marker(dir: &Path) -> Option<SeedMarker> {
 struct Layout {
     share: PathBuf,
     release: PathBuf,
-    identity: (String, String, u32),
+    /// What the release records about itself (product, level, tree and
+    /// the folders left out of it for the share).
+    marker: ReleaseMarker,
     /// This node ran a higher level of the product before this run: its
     /// update was rolled back, and the share goes back with it.
     rolled_back_from: Option<u32>,
@@ -72,7 +75,7 @@ impl Layout {
     /// a higher one this node is rolling back from. A node that simply has
     /// not been updated yet never takes the share down a level.
     fn needs_sync(&self, marker: Option<&SeedMarker>) -> bool {
-        let level = self.identity.2;
+        let level = self.marker.level;
         marker
             .is_none_or(|m| m.level < level || (m.level > level && self.rolled_back_from.is_some()))
     }
@@ -105,13 +108,13 @@ fn layout(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<Layout, ResourceE
         .paths
         .read_link(&link)
         .ok_or_else(|| err(format!("{} is not a release link yet", link.display())))?;
-    let identity = crate::release::release_identity(&release)
+    let marker = crate::release::read_marker(&release)
         .ok_or_else(|| err(format!("{} is not a complete release", release.display())))?;
     Ok(Layout {
         share,
         release,
-        rolled_back_from: rolled_back_from(&spec.link, identity.2, ctx),
-        identity,
+        rolled_back_from: rolled_back_from(&spec.link, marker.level, ctx),
+        marker,
     })
 }
 
@@ -138,14 +141,14 @@ pub fn check(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<Vec<Change>, R
             ))),
             Some(m) if l.needs_sync(Some(&m)) => changes.push(Change::new(format!(
                 "{} {}/{name} from level {} to {}",
-                if m.level > l.identity.2 {
+                if m.level > l.marker.level {
                     "roll back"
                 } else {
                     "re-sync"
                 },
                 spec.share,
                 m.level,
-                l.identity.2
+                l.marker.level
             ))),
             Some(_) => {}
         }
@@ -177,13 +180,8 @@ pub fn apply(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<(), ResourceEr
             std::time::Duration::from_secs(spec.lock_wait_secs),
         )?;
         for (relative, name) in &spec.dirs {
-            // A kept release (rolled back to) has its folder linked to the
-            // share already: its own files come from its manifest.
-            let shipped = shipped_folder(&l, relative, ctx)?;
-            let source = shipped
-                .as_ref()
-                .map_or_else(|| l.release.join(relative), |t| t.path().to_path_buf());
-            seed(&l, &on_share, &source, name, owner)?;
+            let source = Shipped::of(&l, relative, ctx)?;
+            seed(&l, &on_share, source.as_ref(), name, owner)?;
         }
         let _ = on_share.remove_file(Path::new(LEASE));
     }
@@ -322,26 +320,21 @@ fn hostname() -> String {
 fn seed(
     l: &Layout,
     on_share: &Beneath,
-    source: &Path,
+    source: Option<&Shipped>,
     name: &str,
     owner: DesiredOwner,
 ) -> Result<(), ResourceError> {
     let target = l.share.join(name);
-    let level = l.identity.2;
+    let level = l.marker.level;
     let seeded = read_marker(&target);
     if !l.needs_sync(seeded.as_ref()) {
         return Ok(()); // another node did it meanwhile
     }
-    let has_source = source.is_dir() && !source.is_symlink();
-    let files = if has_source {
-        product_files(source)?
-    } else {
-        BTreeMap::new()
-    };
+    let files = source.map(Shipped::files).unwrap_or_default();
     match seeded {
         Some(seeded) => {
-            if has_source {
-                let done = resync(on_share, source, &target, &seeded.files, &files)?;
+            if let Some(source) = source {
+                let done = resync(on_share, source, &target, &seeded.files)?;
                 let verb = if seeded.level > level {
                     "rolled back"
                 } else {
@@ -351,7 +344,7 @@ fn seed(
                 if !done.kept.is_empty() {
                     tracing::warn!(
                         share = %target.display(),
-                        release = %source.display(),
+                        release = %l.release.display(),
                         "level {} → {level}: kept {} file(s) that were changed on the share after level {} seeded them, and that level {level} ships differently (an operator's or a server's edit wins; the product's versions are in the release): {}",
                         seeded.level,
                         done.kept.len(),
@@ -365,8 +358,8 @@ fn seed(
         }
         None if target.exists() => {
             // A folder someone made before Rigger: adopt it, add what is missing.
-            if has_source {
-                copy_tree(on_share, source, &target, false)?;
+            if let Some(source) = source {
+                source.copy_into(on_share, &target, false)?;
             }
             give_tree(on_share, &target, owner)?;
         }
@@ -374,16 +367,16 @@ fn seed(
             let tmp = l.share.join(format!(".tmp-{name}-{}", std::process::id()));
             on_share.remove_dir_all(&tmp)?;
             on_share.create_dir_all(&tmp)?;
-            if has_source {
-                copy_tree(on_share, source, &tmp, true)?;
+            if let Some(source) = source {
+                source.copy_into(on_share, &tmp, true)?;
             }
             give_tree(on_share, &tmp, owner)?;
             on_share.rename(&tmp, &target)?;
         }
     }
     let marker = SeedMarker {
-        product: l.identity.0.clone(),
-        version: l.identity.1.clone(),
+        product: l.marker.product.clone(),
+        version: l.marker.version.clone(),
         level,
         by: format!("{} pid {}", hostname(), std::process::id()),
         files,
@@ -394,87 +387,181 @@ fn seed(
     Ok(())
 }
 
-/// The release's folder `relative` as the product shipped it, built from
-/// the release's manifest and the node's cache into a temporary folder,
-/// when the release holds only the link to the share there (a kept
-/// release); `None` when the release has the folder itself.
-fn shipped_folder(
-    l: &Layout,
-    relative: &str,
-    ctx: &ApplyContext,
-) -> Result<Option<tempfile::TempDir>, ResourceError> {
-    use rigger_common::manifest::Entry;
-    if !fs::symlink_metadata(l.release.join(relative)).is_ok_and(|m| m.is_symlink()) {
-        return Ok(None);
-    }
-    let marker = crate::release::read_marker(&l.release)
-        .ok_or_else(|| err(format!("{} is not a complete release", l.release.display())))?;
-    let manifest = ctx
-        .cache
-        .manifest(&marker.tree)
-        .map_err(err)?
-        .ok_or_else(|| {
-            err(format!(
-                "the manifest of level {} is not in the cache: cannot bring the share back to it",
-                marker.level
-            ))
-        })?;
-    let prefix = format!("{}/", relative.trim_end_matches('/'));
-    let entries: Vec<(&str, &Entry)> = manifest
-        .entries
-        .iter()
-        .filter_map(|e| e.path.strip_prefix(&prefix).map(|inner| (inner, e)))
-        .collect();
-    let blobs: Vec<Digest> = entries
-        .iter()
-        .filter_map(|(_, e)| e.file_digest())
-        .collect();
-    if let Some(missing) = ctx.cache.missing(&blobs).first() {
-        return Err(err(format!(
-            "level {}'s files for the share are not in the cache (e.g. {missing}): cannot bring the share back to it",
-            marker.level
-        )));
-    }
-    let state = ctx.paths.state_dir();
-    fs::create_dir_all(&state).map_err(super::io_error("cannot create", &state))?;
-    let folder = tempfile::Builder::new()
-        .prefix(".shipped-")
-        .tempdir_in(&state)
-        .map_err(super::io_error("cannot create a folder in", &state))?;
-    let into = Beneath::open(folder.path())?;
-    for (inner, entry) in entries {
-        super::tree::place_entry(ctx, &into, Path::new(inner), entry)?;
-    }
-    Ok(Some(folder))
+/// What a release ships in one of its shared folders, which the share is
+/// seeded and re-synced from: folder-relative paths, parents first.
+struct Shipped {
+    items: Vec<(String, Item)>,
 }
 
-/// The regular files under `dir`, by relative path, with their sha256.
-fn product_files(dir: &Path) -> Result<BTreeMap<String, Digest>, ResourceError> {
-    fn walk(
-        root: &Path,
-        dir: &Path,
-        out: &mut BTreeMap<String, Digest>,
-    ) -> Result<(), ResourceError> {
-        for entry in fs::read_dir(dir).map_err(super::io_error("cannot read", dir))? {
-            let entry = entry.map_err(super::io_error("cannot read", dir))?;
-            let path = entry.path();
-            let kind = entry
-                .file_type()
-                .map_err(super::io_error("cannot stat", &path))?;
-            if kind.is_dir() {
-                walk(root, &path, out)?;
-            } else if kind.is_file() {
-                let digest =
-                    Digest::of_file(&path).map_err(super::io_error("cannot read", &path))?;
-                let relative = path.strip_prefix(root).unwrap_or(&path);
-                out.insert(relative.to_string_lossy().into_owned(), digest);
+/// One thing in a [`Shipped`] folder.
+enum Item {
+    Dir,
+    /// A file: where its bytes are, its mode and sha256.
+    File {
+        from: PathBuf,
+        mode: u32,
+        digest: Digest,
+    },
+    Symlink(PathBuf),
+}
+
+impl Shipped {
+    /// The release's folder `relative`: as the manifest ships it, read
+    /// from the cache's objects, when the release does not hold the folder
+    /// itself (left out of it for the share, or a kept release whose folder
+    /// is linked to the share already); else the folder on disk (a release
+    /// built by an earlier agent, with its files hashed). `None` when the
+    /// release has no such folder.
+    fn of(l: &Layout, relative: &str, ctx: &ApplyContext) -> Result<Option<Self>, ResourceError> {
+        let relative = relative.trim_matches('/');
+        let local = l.release.join(relative);
+        let meta = fs::symlink_metadata(&local).ok();
+        if l.marker.is_left_out(relative) || meta.as_ref().is_some_and(|m| m.is_symlink()) {
+            return Self::from_manifest(l, relative, ctx);
+        }
+        match meta {
+            Some(m) if m.is_dir() => Self::on_disk(&local).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The folder as the release's manifest ships it, from the cache.
+    fn from_manifest(
+        l: &Layout,
+        relative: &str,
+        ctx: &ApplyContext,
+    ) -> Result<Option<Self>, ResourceError> {
+        use rigger_common::manifest::EntryKind;
+        let level = l.marker.level;
+        let manifest = ctx
+            .cache
+            .manifest(&l.marker.tree)
+            .map_err(err)?
+            .ok_or_else(|| {
+                err(format!(
+                    "the manifest of level {level} is not in the cache: cannot bring the share to it"
+                ))
+            })?;
+        let mut items = Vec::new();
+        let mut blobs = Vec::new();
+        for e in &manifest.entries {
+            if !rigger_common::catalog::is_within(relative, &e.path) {
+                continue;
+            }
+            let inner = e.path[relative.len()..].trim_start_matches('/').to_string();
+            let item = match &e.kind {
+                EntryKind::Dir => Item::Dir,
+                EntryKind::Symlink { target } => Item::Symlink(PathBuf::from(target)),
+                EntryKind::File { digest, .. } => {
+                    blobs.push(*digest);
+                    Item::File {
+                        from: ctx.cache.path_of(digest),
+                        mode: e.mode,
+                        digest: *digest,
+                    }
+                }
+            };
+            items.push((inner, item));
+        }
+        if items.is_empty() {
+            return Ok(None);
+        }
+        if let Some(missing) = ctx.cache.missing(&blobs).first() {
+            return Err(err(format!(
+                "level {level}'s files for the share are not in the cache (e.g. {missing}): cannot bring the share to it"
+            )));
+        }
+        Ok(Some(Self { items }))
+    }
+
+    /// The folder `dir` as it is on disk, its files hashed.
+    fn on_disk(dir: &Path) -> Result<Self, ResourceError> {
+        fn walk(
+            root: &Path,
+            dir: &Path,
+            items: &mut Vec<(String, Item)>,
+        ) -> Result<(), ResourceError> {
+            for entry in fs::read_dir(dir).map_err(super::io_error("cannot read", dir))? {
+                let entry = entry.map_err(super::io_error("cannot read", dir))?;
+                let path = entry.path();
+                let kind = entry
+                    .file_type()
+                    .map_err(super::io_error("cannot stat", &path))?;
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                if kind.is_dir() {
+                    items.push((relative, Item::Dir));
+                    walk(root, &path, items)?;
+                } else if kind.is_symlink() {
+                    let target =
+                        fs::read_link(&path).map_err(super::io_error("cannot read link", &path))?;
+                    items.push((relative, Item::Symlink(target)));
+                } else if kind.is_file() {
+                    let digest =
+                        Digest::of_file(&path).map_err(super::io_error("cannot read", &path))?;
+                    let mode = mode_of(&path)?;
+                    items.push((
+                        relative,
+                        Item::File {
+                            from: path,
+                            mode,
+                            digest,
+                        },
+                    ));
+                }
+            }
+            Ok(())
+        }
+        let mut items = Vec::new();
+        walk(dir, dir, &mut items)?;
+        Ok(Self { items })
+    }
+
+    /// The regular files, by folder-relative path, with their sha256.
+    fn files(&self) -> BTreeMap<String, Digest> {
+        self.items
+            .iter()
+            .filter_map(|(relative, item)| match item {
+                Item::File { digest, .. } => Some((relative.clone(), *digest)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Copies the folder into `to` on the share; `overwrite` replaces files
+    /// and links that exist (the product's own), otherwise only what is
+    /// missing is added.
+    fn copy_into(&self, on_share: &Beneath, to: &Path, overwrite: bool) -> Result<(), ResourceError> {
+        on_share.create_dir_all(to)?;
+        for (relative, item) in &self.items {
+            let dst = to.join(relative);
+            let missing = || fs::symlink_metadata(&dst).is_err();
+            match item {
+                Item::Dir => on_share.create_dir_all(&dst)?,
+                Item::Symlink(target) if overwrite || missing() => {
+                    make_parent(on_share, &dst)?;
+                    on_share.replace_symlink(&dst, target)?;
+                }
+                Item::File { from, mode, .. } if overwrite || missing() => {
+                    make_parent(on_share, &dst)?;
+                    on_share.copy_file(from, &dst, *mode)?;
+                }
+                _ => {}
             }
         }
         Ok(())
     }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out)?;
-    Ok(out)
+}
+
+/// Creates the folder `path` goes in, on the share.
+fn make_parent(on_share: &Beneath, path: &Path) -> Result<(), ResourceError> {
+    if let Some(parent) = path.parent() {
+        on_share.create_dir_all(parent)?;
+    }
+    Ok(())
 }
 
 /// What a re-sync did.
@@ -496,19 +583,23 @@ struct Resync {
 /// and an update level changes a few files of thousands.
 fn resync(
     on_share: &Beneath,
-    source: &Path,
+    source: &Shipped,
     target: &Path,
     seeded: &BTreeMap<String, Digest>,
-    files: &BTreeMap<String, Digest>,
 ) -> Result<Resync, ResourceError> {
     let mut done = Resync::default();
-    for (relative, digest) in files {
-        let (from, to) = (source.join(relative), target.join(relative));
+    let mut shipped = std::collections::HashSet::new();
+    for (relative, item) in &source.items {
+        let Item::File { from, mode, digest } = item else {
+            continue;
+        };
+        shipped.insert(relative.as_str());
+        let to = target.join(relative);
         let present = fs::symlink_metadata(&to).is_ok();
         if seeded.get(relative) == Some(digest) {
             // Shipped as seeded: put back only if it is gone.
             if !present {
-                copy_in(on_share, &from, &to)?;
+                copy_in(on_share, from, &to, *mode)?;
                 done.copied += 1;
             }
             continue;
@@ -523,16 +614,16 @@ fn resync(
             Some(current) => seeded.is_empty() || seeded.get(relative) == Some(&current),
         };
         if replace {
-            copy_in(on_share, &from, &to)?;
+            copy_in(on_share, from, &to, *mode)?;
             done.copied += 1;
         } else if current != Some(*digest) {
             done.kept.push(relative.clone());
         }
     }
     // Folders and links the level adds.
-    copy_tree(on_share, source, target, false)?;
+    source.copy_into(on_share, target, false)?;
     for (relative, digest) in seeded {
-        if files.contains_key(relative) {
+        if shipped.contains(relative.as_str()) {
             continue;
         }
         let path = target.join(relative);
@@ -546,15 +637,13 @@ fn resync(
 
 /// Copies a product file onto the share, whole or not at all (through a
 /// temporary name renamed into place).
-fn copy_in(on_share: &Beneath, from: &Path, to: &Path) -> Result<(), ResourceError> {
-    if let Some(parent) = to.parent() {
-        on_share.create_dir_all(parent)?;
-    }
+fn copy_in(on_share: &Beneath, from: &Path, to: &Path, mode: u32) -> Result<(), ResourceError> {
+    make_parent(on_share, to)?;
     let tmp = to.with_file_name(format!(
         ".rigger-{}",
         to.file_name().unwrap_or_default().to_string_lossy()
     ));
-    on_share.copy_file(from, &tmp, mode_of(from)?)?;
+    on_share.copy_file(from, &tmp, mode)?;
     Ok(on_share.rename(&tmp, to)?)
 }
 
@@ -579,36 +668,6 @@ fn give_tree(on_share: &Beneath, dir: &Path, owner: DesiredOwner) -> Result<(), 
             give_tree(on_share, &entry.path(), owner)?;
         } else {
             owner.apply(on_share, &entry.path())?;
-        }
-    }
-    Ok(())
-}
-
-/// Copies a folder tree; `overwrite` replaces files that exist (the
-/// product's own), otherwise only missing files are added.
-fn copy_tree(
-    on_share: &Beneath,
-    from: &Path,
-    to: &Path,
-    overwrite: bool,
-) -> Result<(), ResourceError> {
-    on_share.create_dir_all(to)?;
-    for entry in fs::read_dir(from).map_err(super::io_error("cannot read", from))? {
-        let entry = entry.map_err(super::io_error("cannot read", from))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry
-            .file_type()
-            .map_err(super::io_error("cannot stat", &src))?;
-        if kind.is_dir() {
-            copy_tree(on_share, &src, &dst, overwrite)?;
-        } else if kind.is_symlink() {
-            if overwrite || fs::symlink_metadata(&dst).is_err() {
-                let target =
-                    fs::read_link(&src).map_err(super::io_error("cannot read link", &src))?;
-                on_share.replace_symlink(&dst, &target)?;
-            }
-        } else if overwrite || fs::symlink_metadata(&dst).is_err() {
-            on_share.copy_file(&src, &dst, mode_of(&src)?)?;
         }
     }
     Ok(())
@@ -645,7 +704,7 @@ mod tests {
             put(&old, f, t);
             put(&share, f, t);
         }
-        let seeded = product_files(&old).unwrap();
+        let seeded = Shipped::on_disk(&old).unwrap().files();
         // Operators change three product files, remove one and deploy their own.
         put(&share, "webapps/edited.war", "operator's edit");
         put(&share, "webapps/gone-edited.war", "operator's edit");
@@ -664,15 +723,8 @@ mod tests {
         ] {
             put(&new, f, t);
         }
-        let files = product_files(&new).unwrap();
-        let done = resync(
-            &Beneath::open(&share).unwrap(),
-            &new,
-            &share,
-            &seeded,
-            &files,
-        )
-        .unwrap();
+        let level_2 = Shipped::on_disk(&new).unwrap();
+        let done = resync(&Beneath::open(&share).unwrap(), &level_2, &share, &seeded).unwrap();
         let read = |f: &str| fs::read_to_string(share.join(f)).ok();
         assert_eq!(read("webapps/a.war").as_deref(), Some("a2"));
         assert_eq!(read("webapps/b.war").as_deref(), Some("b1"));

@@ -17,14 +17,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use rigger_common::beneath::Beneath;
-use rigger_common::catalog::{CatalogContent, Resource, ResourceSpec, TreeSpec};
+use rigger_common::catalog::{CatalogContent, Resource, ResourceSpec, TreeSpec, is_within};
 use rigger_common::digest::Digest;
 use rigger_common::manifest::{Entry, EntryKind, Manifest};
 
 use super::owner::DesiredOwner;
 use super::sharing::{self, Sharing, is_linked_intact, place_linked};
 use super::{ApplyContext, Change, ResourceError};
-use crate::release::{Release, ReleaseMarker, StatIndex, read_marker, stat_key, write_marker};
+use crate::release::{
+    Release, ReleaseMarker, StatIndex, read_marker, stat_key, write_marker,
+};
 
 pub use crate::release::{kept_trees, release_identity};
 
@@ -78,6 +80,14 @@ pub fn check(
             let Inspection { damaged, refreshed } =
                 damaged_files(spec, ctx, &manifest, &marker, sharing, &l.release, &owner);
             refresh_index(spec, &l.release, &marker, refreshed);
+            let unshared = folders_to_restore(spec, content, &marker, &l.release);
+            if !unshared.is_empty() {
+                return Ok(vec![Change::new(format!(
+                    "restore {} in release {}: left out for the share, which the catalog no longer keeps them on",
+                    unshared.join(", "),
+                    spec.release_id()
+                ))]);
+            }
             let meta =
                 fs::metadata(&l.release).map_err(super::io_error("cannot stat", &l.release))?;
             if let Some(change) = pending.or_else(|| {
@@ -144,16 +154,18 @@ pub fn apply(
             let Inspection { damaged, refreshed } =
                 damaged_files(spec, ctx, &manifest, &marker, sharing, &l.release, &owner);
             let release = Beneath::open(&l.release)?;
-            if damaged.is_empty() {
+            let marker = if damaged.is_empty() {
                 refresh_index(spec, &l.release, &marker, refreshed);
+                marker
             } else {
                 let mut marker = marker;
                 marker.index.extend(refreshed);
-                repair(spec, ctx, &l, &release, &damaged, marker, sharing)?;
-            }
+                repair(spec, ctx, &l, &release, &damaged, marker, sharing)?
+            };
+            restore_folders(spec, ctx, &manifest, &release, content, marker)?;
             give_to_owner(spec, ctx, &manifest, &release, sharing)?;
         }
-        None => materialize(spec, ctx, &manifest, &l, &overlays)?,
+        None => materialize(spec, ctx, &manifest, &l, content)?,
     }
     place_overlays(spec, ctx, content, &l.release)?;
     if let Some(parent) = l.link.parent() {
@@ -174,8 +186,89 @@ pub fn prepare(
     if read_marker(&l.release).is_some_and(|m| m.tree == spec.tree) {
         return Ok(());
     }
-    let overlays = overlay_paths(spec, content);
-    materialize(spec, ctx, &*manifest(spec, ctx)?, &l, &overlays)
+    materialize(spec, ctx, &*manifest(spec, ctx)?, &l, content)
+}
+
+/// The release folders the catalog keeps on the shared file system (a
+/// `shared_dirs` resource on this tree's link) that are runtime paths:
+/// a new release leaves them out, `shared_dirs` seeds the share from the
+/// manifest and links them. A folder the tree enforces stays in.
+fn folders_for_the_share(spec: &TreeSpec, content: &CatalogContent) -> Vec<String> {
+    let link = spec.link.trim_end_matches('/');
+    let mut folders: Vec<String> = content
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            ResourceSpec::SharedDirs(s) if s.link.trim_end_matches('/') == link => Some(s),
+            _ => None,
+        })
+        .flat_map(|s| s.dirs.keys())
+        .map(|folder| folder.trim_matches('/').to_string())
+        .filter(|folder| spec.is_runtime_path(folder) && !spec.is_excluded(folder))
+        .collect();
+    folders.sort();
+    folders.dedup();
+    folders
+}
+
+/// Folders left out of the release for the share that the catalog no
+/// longer shares and that the release does not hold (neither the folder
+/// nor a link to the share): they come back from the manifest.
+fn folders_to_restore(
+    spec: &TreeSpec,
+    content: &CatalogContent,
+    marker: &ReleaseMarker,
+    release: &Path,
+) -> Vec<String> {
+    if marker.left_out.is_empty() {
+        return vec![];
+    }
+    let shared = folders_for_the_share(spec, content);
+    marker
+        .left_out
+        .iter()
+        .filter(|folder| !shared.contains(folder))
+        .filter(|folder| fs::symlink_metadata(release.join(folder)).is_err())
+        .cloned()
+        .collect()
+}
+
+/// Puts back the folders [`folders_to_restore`] names, copied from the
+/// cache as the pack ships them, and records that they are in the release.
+fn restore_folders(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+    manifest: &Manifest,
+    release: &Beneath,
+    content: &CatalogContent,
+    mut marker: ReleaseMarker,
+) -> Result<(), ResourceError> {
+    let restore = folders_to_restore(spec, content, &marker, release.root());
+    if restore.is_empty() {
+        return Ok(());
+    }
+    let entries: Vec<&Entry> = manifest
+        .entries
+        .iter()
+        .filter(|e| restore.iter().any(|f| is_within(f, &e.path)))
+        .collect();
+    let blobs: Vec<Digest> = entries.iter().filter_map(|e| e.file_digest()).collect();
+    if let Some(missing) = ctx.cache.missing(&blobs).first() {
+        return Err(err(format!(
+            "cannot restore {} in release {}: blob {missing} is not in the cache (the next run that reaches the master fetches it)",
+            restore.join(", "),
+            spec.release_id()
+        )));
+    }
+    for e in entries {
+        place_entry(ctx, release, Path::new(&e.path), e)?;
+        if let EntryKind::Dir = e.kind {
+            release.set_mode(Path::new(&e.path), e.mode | 0o700)?;
+        }
+    }
+    tracing::warn!(release = %spec.release_id(), folders = %restore.join(", "), "restored folders left out for the share: the catalog no longer keeps them there");
+    marker.left_out.retain(|f| !restore.contains(f));
+    write_marker(release, &marker)
 }
 
 /// Paths (release-relative) that other catalog resources manage inside the link.
@@ -218,7 +311,11 @@ fn place_overlays(
         spec.release_id()
     );
     let root = ctx.beneath()?;
+    // A folder left out for the share gets the catalog's files there from
+    // their own resources, once `shared_dirs` linked it (they come after it).
+    let marker = read_marker(release);
     let mut sorted = overlays(spec, content);
+    sorted.retain(|(rel, _)| !marker.as_ref().is_some_and(|m| m.is_left_out(rel)));
     sorted.sort_by_key(|(rel, _)| rel.matches('/').count());
     for (rel, resource) in sorted {
         let path = format!("{release_abs}/{rel}");
@@ -258,8 +355,10 @@ fn materialize(
     ctx: &ApplyContext,
     manifest: &Manifest,
     l: &Release,
-    overlays: &HashSet<String>,
+    content: &CatalogContent,
 ) -> Result<(), ResourceError> {
+    let overlays = &overlay_paths(spec, content);
+    let left_out = folders_for_the_share(spec, content);
     let root = ctx.beneath()?;
     root.create_dir_all(&l.releases)?;
     l.remove_stale_temporaries(root);
@@ -277,12 +376,13 @@ fn materialize(
     // The pack's own files, folders and links are written beneath the new
     // release: none of its links can take a write out of it.
     let release = Beneath::open(&tmp)?;
-    // Runtime paths are copied like the rest; they are only exempt from
-    // enforcement afterwards.
+    // Runtime paths are copied like the rest (they are only exempt from
+    // enforcement afterwards), except the folders that go to the share.
     let enforced: Vec<&Entry> = manifest
         .entries
         .iter()
         .filter(|e| !spec.is_excluded(&e.path))
+        .filter(|e| !left_out.iter().any(|f| is_within(f, &e.path)))
         .collect();
     for e in &enforced {
         if matches!(e.kind, EntryKind::Dir) {
@@ -360,6 +460,7 @@ fn materialize(
                 .collect::<Vec<_>>(),
         ),
         shared: sharing.is_on(),
+        left_out,
     };
     write_marker(&release, &marker)?;
     // Every file of the release is on disk before it gets its final name.
@@ -586,7 +687,7 @@ fn repair(
     damaged: &[&Entry],
     mut marker: ReleaseMarker,
     sharing: Sharing,
-) -> Result<(), ResourceError> {
+) -> Result<ReleaseMarker, ResourceError> {
     let linked: Vec<&Entry> = damaged
         .iter()
         .copied()
@@ -646,7 +747,7 @@ fn repair(
         let digests = linked.iter().filter_map(|e| e.file_digest()).collect();
         sharing::repair_siblings(ctx, spec, layout, &digests, &suspect)?;
     }
-    Ok(())
+    Ok(marker)
 }
 
 /// Fetches the blobs of `entries` again: the cache dropped them as changed.

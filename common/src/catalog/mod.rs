@@ -203,8 +203,9 @@ pub enum CatalogError {
 
 impl CatalogContent {
     /// Checks ids, references and paths and returns the resources' indexes in
-    /// an order where every resource comes after what it requires and before
-    /// what it notifies (ties keep declaration order).
+    /// an order where every resource comes after what it requires (named
+    /// or implied: [`Self::requirements`]) and before what it notifies
+    /// (ties keep declaration order).
     pub fn apply_order(&self) -> Result<Vec<usize>, CatalogError> {
         let mut index = HashMap::new();
         for (i, r) in self.resources.iter().enumerate() {
@@ -225,6 +226,7 @@ impl CatalogContent {
                 }
             }
         }
+        let implied = self.implied_requirements();
         // edges[a] = resources that must come after a.
         let mut edges = vec![Vec::new(); self.resources.len()];
         let mut indegree = vec![0usize; self.resources.len()];
@@ -241,6 +243,10 @@ impl CatalogContent {
             };
             for req in &r.requires {
                 let j = lookup(req, "requires")?;
+                edges[j].push(i);
+                indegree[i] += 1;
+            }
+            for &j in &implied[i] {
                 edges[j].push(i);
                 indegree[i] += 1;
             }
@@ -271,6 +277,56 @@ impl CatalogContent {
             return Err(CatalogError::Cycle(stuck));
         }
         Ok(order)
+    }
+
+    /// Each resource's requirements: the ids it names in `requires`, and
+    /// those it requires without naming them ([`Self::apply_order`]).
+    pub fn requirements(&self) -> Vec<Vec<&str>> {
+        self.implied_requirements()
+            .into_iter()
+            .zip(&self.resources)
+            .map(|(implied, r)| {
+                let mut ids: Vec<&str> = r.requires.iter().map(String::as_str).collect();
+                ids.extend(implied.iter().map(|&j| self.resources[j].id.as_str()));
+                ids
+            })
+            .collect()
+    }
+
+    /// The `shared_dirs` resources (indexes) each resource requires without
+    /// naming them: a file, folder or link inside a folder kept on the
+    /// share comes after the link to the share is made (as Puppet
+    /// autorequires a file's parent). Written before it, it would land in
+    /// the release's own folder and be lost when the link replaces it.
+    fn implied_requirements(&self) -> Vec<Vec<usize>> {
+        let mut implied = vec![Vec::new(); self.resources.len()];
+        for (j, shared) in self.resources.iter().enumerate() {
+            let ResourceSpec::SharedDirs(s) = &shared.spec else {
+                continue;
+            };
+            let link = s.link.trim_end_matches('/');
+            for (i, r) in self.resources.iter().enumerate() {
+                let path = match &r.spec {
+                    ResourceSpec::File(f) => &f.path,
+                    ResourceSpec::Symlink(l) => &l.path,
+                    ResourceSpec::Directory(d) => &d.path,
+                    _ => continue,
+                };
+                let inside = path
+                    .strip_prefix(link)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .is_some_and(|relative| {
+                        s.dirs
+                            .keys()
+                            .any(|folder| is_within(folder.trim_matches('/'), relative))
+                    });
+                if inside && !r.requires.contains(&shared.id) && !shared.requires.contains(&r.id)
+                {
+                    implied[i].push(j);
+                }
+            }
+        }
+        implied
     }
 
     /// A copy with every secret file's content replaced by its redacted
@@ -418,6 +474,12 @@ impl Catalog {
             ..self.clone()
         }
     }
+}
+
+/// Whether the relative `path` is `folder` or beneath it.
+pub fn is_within(folder: &str, path: &str) -> bool {
+    path.strip_prefix(folder)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]

@@ -494,12 +494,9 @@ impl TreeSpec {
 /// Whether `relative` is one of `roots` or below one (no allocation: a
 /// converged run asks this for every file of a release).
 fn under_any(roots: &[String], relative: &str) -> bool {
-    roots.iter().any(|r| {
-        let r = r.trim_matches('/');
-        relative
-            .strip_prefix(r)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    roots
+        .iter()
+        .any(|r| super::is_within(r.trim_matches('/'), relative))
 }
 
 fn default_keep() -> u32 {
