@@ -380,3 +380,72 @@ fn a_large_release_is_checked_whole_on_two_threads() {
     apply(&spec, &ctx, &content).unwrap();
     assert!(check(&spec, &ctx, &content).unwrap().is_empty());
 }
+
+#[test]
+fn a_folder_kept_on_the_share_is_left_out_and_comes_back_when_the_catalog_stops_sharing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ApplyContext::new(Paths::new(dir.path()));
+    let files: [(&str, &[u8], u32); 3] = [
+        ("bin/run.sh", b"#!/bin/sh\n", 0o755),
+        ("repository/deployment/server/app.war", b"webapp", 0o644),
+        ("repository/deployment/README.txt", b"readme", 0o640),
+    ];
+    let mut spec = tree_of(&ctx, &files, 0);
+    spec.runtime_paths = vec!["repository/deployment".into()];
+    let resource = |id: &str, spec: serde_json::Value| Resource {
+        id: id.into(),
+        requires: vec![],
+        notifies: vec![],
+        spec: serde_json::from_value(spec).unwrap(),
+    };
+    let overlay = resource(
+        "publisher",
+        serde_json::json!({"kind": "file", "content": "x",
+            "path": "/opt/p-1.0/repository/deployment/server/publisher.xml"}),
+    );
+    let shared = resource(
+        "shared_dirs",
+        serde_json::json!({"kind": "shared_dirs", "share": "/mnt/efs", "link": "/opt/p-1.0",
+            "dirs": {"repository/deployment": "Deployment"}}),
+    );
+    let content = |resources: Vec<Resource>| CatalogContent {
+        role: "r".into(),
+        profile: "p/p".into(),
+        resources,
+    };
+    let sharing = content(vec![overlay.clone(), shared]);
+    apply(&spec, &ctx, &sharing).unwrap();
+    let l = Release::of(&spec, &ctx.paths);
+    // Neither the pack's files nor the catalog's own file there: the share
+    // gets them (`shared_dirs` from the manifest, the file from its resource).
+    assert!(!l.release.join("repository/deployment").exists());
+    assert_eq!(read_marker(&l.release).unwrap().left_out, ["repository/deployment"]);
+    assert!(check(&spec, &ctx, &sharing).unwrap().is_empty());
+
+    // Linked to the share, then no longer shared: the link stays (the
+    // server's artifacts are there).
+    let link = l.release.join("repository/deployment");
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+    let alone = content(vec![overlay]);
+    assert!(check(&spec, &ctx, &alone).unwrap().is_empty());
+
+    // Never linked (the share never came up) and no longer shared: the
+    // folder comes back as the pack ships it, with the catalog's file.
+    fs::remove_file(&link).unwrap();
+    let changes = check(&spec, &ctx, &alone).unwrap();
+    assert!(
+        changes[0].summary.contains("restore repository/deployment"),
+        "{changes:?}"
+    );
+    apply(&spec, &ctx, &alone).unwrap();
+    assert_eq!(
+        fs::read(link.join("server/app.war")).unwrap(),
+        b"webapp",
+        "not restored"
+    );
+    assert_eq!(mode(&link.join("README.txt")), 0o640);
+    assert_eq!(fs::read(link.join("server/publisher.xml")).unwrap(), b"x");
+    assert!(read_marker(&l.release).unwrap().left_out.is_empty());
+    assert!(check(&spec, &ctx, &alone).unwrap().is_empty());
+}

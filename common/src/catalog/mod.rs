@@ -592,6 +592,49 @@ mod tests {
     }
 
     #[test]
+    fn what_lies_on_a_shared_folder_comes_after_the_link_to_the_share() {
+        use serde_json::json;
+        let file = |id: &str, path: &str| {
+            resource(
+                id,
+                json!({"kind": "file", "path": path, "content": "x"}),
+            )
+        };
+        let mut shared = resource(
+            "shared_dirs",
+            json!({"kind": "shared_dirs", "share": "/mnt/efs", "link": "/opt/wso2/is/",
+                   "dirs": {"repository/deployment": "Deployment"}}),
+        );
+        shared.requires = vec!["product".into()];
+        let mut named = file("named", "/opt/wso2/is/repository/deployment/b.xml");
+        named.requires = vec!["shared_dirs".into()];
+        let c = content(vec![
+            file("publisher", "/opt/wso2/is/repository/deployment/server/a.xml"),
+            file("conf", "/opt/wso2/is/repository/conf/deployment.toml"),
+            file("lookalike", "/opt/wso2/is/repository/deployment2/c.xml"),
+            named,
+            dir("product", "/opt/wso2/is/repository/deployment", &[]),
+            shared,
+        ]);
+        let order: Vec<&str> = c
+            .apply_order()
+            .unwrap()
+            .into_iter()
+            .map(|i| c.resources[i].id.as_str())
+            .collect();
+        assert_eq!(
+            order,
+            ["conf", "lookalike", "product", "shared_dirs", "publisher", "named"]
+        );
+        let requirements = c.requirements();
+        assert_eq!(requirements[0], ["shared_dirs"], "implied");
+        assert!(requirements[1].is_empty() && requirements[2].is_empty());
+        assert_eq!(requirements[3], ["shared_dirs"], "named once");
+        // What the shared_dirs requires is never made to require it back.
+        assert!(requirements[4].is_empty());
+    }
+
+    #[test]
     fn notified_resources_come_after_their_source() {
         let mut src = dir("src", "/src", &[]);
         src.notifies = vec!["dst".into()];
