@@ -719,6 +719,63 @@ fn a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed() {
 }
 
 #[test]
+fn a_release_built_while_the_share_was_away_gets_its_folders_back_when_sharing_is_turned_off() {
+    if !root_or_skip(
+        "a_release_built_while_the_share_was_away_gets_its_folders_back_when_sharing_is_turned_off",
+    ) {
+        return;
+    }
+    let master = master_with_bind_share();
+    // The "EFS" export never comes up on this node.
+    let node = TestAgent::new("share-away");
+    let imds = FakeImds::start(Instance::at("i-share-away", "127.0.0.26"));
+    let url = imds.url();
+    let first = node.enroll_at(&master, "is", &url);
+    assert!(first.code == 4 || first.code == 6, "{}", first.all());
+    assert!(first.stderr.contains("server: skipped"), "{}", first.all());
+    // The release went in without the folders it keeps on the share: a
+    // new release never copies them only to replace them with a link.
+    let home = node.link_target("/opt/wso2/wso2is-5.11.0");
+    assert!(home.join("bin").is_dir(), "{}", home.display());
+    for folder in ["repository/deployment", "repository/tenants"] {
+        assert!(
+            std::fs::symlink_metadata(home.join(folder)).is_err(),
+            "{folder} was copied into the release"
+        );
+    }
+
+    // The operator turns the share off: the same release gets the pack's
+    // folders back and the server starts on them.
+    master.edit_site("roles/is.toml", |t| {
+        t.replace("[shared_fs]\nenabled = true", "[shared_fs]\nenabled = false")
+    });
+    let out = node.once(&master.url(), &["--imds-endpoint", &url]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(!out.all().contains("FAILED"), "{}", out.all());
+    assert!(
+        out.stdout.contains("restore repository/deployment"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(node.link_target("/opt/wso2/wso2is-5.11.0"), home);
+    let webapp = rigger_tests::pack::SamplePack::file_path(3);
+    assert_eq!(
+        std::fs::read(home.join(&webapp)).unwrap(),
+        rigger_tests::pack::SamplePack::new(40, 256 << 10).content(3),
+        "{webapp} was not restored"
+    );
+    assert!(!std::fs::symlink_metadata(home.join("repository/deployment"))
+        .unwrap()
+        .is_symlink());
+    assert_eq!(
+        get("127.0.0.26:9763", "/carbon/admin/login.jsp").as_deref(),
+        Some("ok")
+    );
+    let settled = node.once(&master.url(), &["--imds-endpoint", &url]);
+    assert_eq!(settled.code, 0, "{}", settled.all());
+}
+
+#[test]
 fn an_api_manager_gateway_runs_through_the_same_node_runtime() {
     let master = TestMaster::start_empty();
     let mut pack = rigger_tests::pack::SamplePack::new(20, 64 << 10);
