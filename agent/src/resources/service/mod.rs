@@ -309,6 +309,7 @@ fn wait_ready(
         return Ok(());
     };
     let deadline = Instant::now() + Duration::from_secs(spec.ready_timeout_secs.max(1));
+    let mut polling = Polling::up_to(Duration::from_millis(200));
     loop {
         if ctx.stopping.is_cancelled() {
             return Err(ResourceError::Stopping(format!(
@@ -337,13 +338,58 @@ fn wait_ready(
                 log_tail: log_tail(&ctx.paths.resolve(&spec.log_file)),
             });
         }
-        std::thread::sleep(Duration::from_millis(200));
+        polling.sleep();
     }
 }
+
+/// Sleeps between looks at something that is usually quick and sometimes
+/// slow (a server's first answer, its exit): 10 ms at first, doubling up
+/// to a cap, so a fast server is seen at once and a slow one is not
+/// polled more often than before.
+pub struct Polling {
+    next: Duration,
+    cap: Duration,
+}
+
+impl Polling {
+    /// Intervals from 10 ms up to `cap`.
+    pub fn up_to(cap: Duration) -> Self {
+        Self {
+            next: Duration::from_millis(10).min(cap),
+            cap,
+        }
+    }
+
+    /// Sleeps the next interval.
+    pub fn sleep(&mut self) {
+        std::thread::sleep(self.next_interval());
+    }
+
+    fn next_interval(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 2).min(self.cap);
+        now
+    }
+}
+
 
 /// The last lines of a log, for failure messages.
 pub fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+#[cfg(test)]
+mod polling_tests {
+    use super::*;
+
+    #[test]
+    fn polling_starts_fast_and_settles_at_its_cap() {
+        let mut polling = Polling::up_to(Duration::from_millis(200));
+        let ms: Vec<u128> = (0..7).map(|_| polling.next_interval().as_millis()).collect();
+        assert_eq!(ms, [10, 20, 40, 80, 160, 200, 200]);
+        let mut short = Polling::up_to(Duration::from_millis(5));
+        assert_eq!(short.next_interval(), Duration::from_millis(5));
+    }
 }

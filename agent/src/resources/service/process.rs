@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 use rigger_common::catalog::ServiceSpec;
 use rigger_common::fsutil::Ownership;
 
-use super::{ServiceManager, err, log_tail, rotate_log};
+use super::{Polling, ServiceManager, err, log_tail, rotate_log};
 use crate::resources::account;
 use crate::resources::owner::DesiredOwner;
 use crate::resources::{ApplyContext, ResourceError, io_error};
@@ -183,9 +183,10 @@ impl ServiceManager for ProcessManager {
         let group = Pid::from_raw(pid as i32);
         let _ = killpg(group, Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(spec.stop_grace_secs.max(1));
+        let mut polling = Polling::up_to(Duration::from_millis(50));
         while start_time(pid).is_some() && Instant::now() < deadline {
             reap(pid);
-            std::thread::sleep(Duration::from_millis(50));
+            polling.sleep();
         }
         if start_time(pid).is_some() {
             tracing::warn!(service = %spec.name, pid, "did not stop in time; killing it");
