@@ -5,7 +5,7 @@
 //! Invariant: every path is relative, `/`-separated, free of `.`/`..` and
 //! empty components; no symlink points outside the tree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -183,30 +183,43 @@ fn push_target(pending: &mut Vec<String>, target: &str) {
 /// Checks what a tree may not hold: a symlink that escapes it (alone or by
 /// a chain of its links), an entry beneath a file or a link.
 fn check_tree<'a>(entries: impl Iterator<Item = &'a Entry> + Clone) -> Result<(), ManifestError> {
-    let kinds: BTreeMap<&str, &EntryKind> = entries
+    // Paths nothing may lie beneath: files and links.
+    let not_folders: HashSet<&str> = entries
         .clone()
-        .map(|e| (e.path.as_str(), &e.kind))
+        .filter(|e| !matches!(e.kind, EntryKind::Dir))
+        .map(|e| e.path.as_str())
         .collect();
-    let links: BTreeMap<&str, &str> = kinds
-        .iter()
-        .filter_map(|(path, kind)| match kind {
-            EntryKind::Symlink { target } => Some((*path, target.as_str())),
+    let links: BTreeMap<&str, &str> = entries
+        .clone()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Symlink { target } => Some((e.path.as_str(), target.as_str())),
             _ => None,
         })
         .collect();
+    // Folders already known to be no file or link, nor beneath one: most
+    // entries share their parents, which are looked at once.
+    let mut clean: HashSet<&str> = HashSet::new();
     for entry in entries {
         let mut parent = entry.path.as_str();
         while let Some((dir, _)) = parent.rsplit_once('/') {
-            if matches!(
-                kinds.get(dir),
-                Some(EntryKind::File { .. } | EntryKind::Symlink { .. })
-            ) {
+            if clean.contains(dir) {
+                break;
+            }
+            if not_folders.contains(dir) {
                 return Err(ManifestError::BeneathNonDirectory {
                     path: entry.path.clone(),
                     parent: dir.to_string(),
                 });
             }
             parent = dir;
+        }
+        // Every folder walked above is clean now.
+        let mut walked = entry.path.as_str();
+        while let Some((dir, _)) = walked.rsplit_once('/') {
+            if !clean.insert(dir) {
+                break;
+            }
+            walked = dir;
         }
         if let EntryKind::Symlink { target } = &entry.kind {
             if !symlink_stays_inside(&entry.path, target)
@@ -507,6 +520,26 @@ mod tests {
         assert!(matches!(
             Manifest::from_entries(under_file),
             Err(ManifestError::BeneathNonDirectory { .. })
+        ));
+        // Folders seen clean once are not looked at again; a file among
+        // them still is, whatever order a master lists the entries in.
+        let sibling = BTreeMap::from([
+            dir("a"),
+            dir("a/b"),
+            file("a/b/c", b"x"),
+            file("a/b/f", b"y"),
+            file("a/b/f/g", b"z"),
+        ]);
+        assert!(matches!(
+            Manifest::from_entries(sibling.clone()),
+            Err(ManifestError::BeneathNonDirectory { parent, .. }) if parent == "a/b/f"
+        ));
+        let reversed = Manifest {
+            entries: sibling.into_values().rev().collect(),
+        };
+        assert!(matches!(
+            Manifest::from_json(&serde_json::to_vec(&reversed).unwrap()),
+            Err(ManifestError::BeneathNonDirectory { parent, .. }) if parent == "a/b/f"
         ));
     }
 

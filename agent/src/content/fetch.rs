@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 use tokio_stream::StreamExt;
 
 use super::ContentCache;
+use super::new_blob::NewBlob;
 use crate::client::MasterClient;
 
 /// Streams run in parallel.
@@ -46,8 +47,6 @@ pub async fn fetch_blobs(
     if missing.is_empty() {
         return Ok(FetchStats::default());
     }
-    std::fs::create_dir_all(cache.tmp_dir())
-        .map_err(|e| format!("cannot create {}: {e}", cache.tmp_dir().display()))?;
     let mut groups: Vec<Vec<Digest>> = vec![Vec::new(); STREAMS.min(missing.len())];
     let count = groups.len();
     for (i, d) in missing.into_iter().enumerate() {
@@ -143,7 +142,7 @@ fn remove_when_disk_is_full(cache: &ContentCache, stored: &[Digest]) {
 
 struct Partial {
     digest: Digest,
-    file: tempfile::NamedTempFile,
+    file: NewBlob,
     hasher: Sha256,
     /// Bytes received (encoded bytes for an encoded blob).
     written: u64,
@@ -157,6 +156,7 @@ impl Partial {
     fn take(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.hasher.update(bytes);
         self.file
+            .file()
             .write_all(bytes)
             .map_err(|e| format!("cannot write blob {} to the cache: {e}", self.digest))
     }
@@ -184,8 +184,8 @@ async fn fetch_group(
                 if chunk.offset != 0 {
                     return Err(format!("blob {digest} started at offset {}", chunk.offset));
                 }
-                let file =
-                    tempfile::NamedTempFile::new_in(cache.tmp_dir()).map_err(|e| e.to_string())?;
+                let file = NewBlob::create(&cache.path_of(&digest), &cache.tmp_dir())
+                    .map_err(|e| format!("cannot create blob {digest} in the cache: {e}"))?;
                 current.insert(Partial {
                     digest,
                     file,
@@ -230,14 +230,11 @@ async fn fetch_group(
                     done.digest
                 ));
             }
-            super::cache::seal(done.file.as_file(), super::cache::BLOB_MODE)
+            super::cache::seal(done.file.file(), super::cache::BLOB_MODE)
                 .map_err(|e| format!("cannot seal blob {}: {e}", done.digest))?;
-            let target = cache.path_of(&done.digest);
-            std::fs::create_dir_all(target.parent().expect("blob path has a parent"))
-                .map_err(|e| e.to_string())?;
             done.file
-                .persist(&target)
-                .map_err(|e| format!("cannot store blob {}: {}", done.digest, e.error))?;
+                .persist(&cache.path_of(&done.digest))
+                .map_err(|e| format!("cannot store blob {}: {e}", done.digest))?;
             stored.lock().expect("not poisoned").push(done.digest);
             stats.blobs += 1;
         }

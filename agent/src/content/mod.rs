@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod fetch;
+pub mod new_blob;
 
 pub use cache::ContentCache;
 pub use fetch::{FetchProgress, FetchStats, MasterRefetch, fetch_blobs};
