@@ -54,7 +54,9 @@ fn main() {
     ];
     for i in (3..FILES).step_by(4) {
         parents.push(format!("repository/deployment/server/webapps/app{i}"));
-        parents.push(format!("repository/deployment/server/webapps/app{i}/WEB-INF"));
+        parents.push(format!(
+            "repository/deployment/server/webapps/app{i}/WEB-INF"
+        ));
     }
     for dir in parents {
         entries.insert(

@@ -83,6 +83,10 @@ impl Digest {
             .find_map(|prefix| lower.strip_prefix(prefix))
             .ok_or_else(err)?;
         let hex_part: String = hex_part.chars().filter(|c| *c != ':').collect();
+        // const-hex takes a `0x` prefix; a digest has none.
+        if hex_part.starts_with("0x") {
+            return Err(err());
+        }
         let bytes = hex::decode(hex_part).map_err(|_| err())?;
         Ok(Self(bytes.try_into().map_err(|_| err())?))
     }
@@ -142,7 +146,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed_digests() {
-        for bad in ["", "sha256:", "md5:abcd", "sha256:zz", "sha256:abcd"] {
+        let prefixed = format!("sha256:0x{}", "ab".repeat(32));
+        let short_prefixed = format!("sha256:0x{}", "ab".repeat(31));
+        for bad in [
+            "",
+            "sha256:",
+            "md5:abcd",
+            "sha256:zz",
+            "sha256:abcd",
+            &prefixed,
+            &short_prefixed,
+        ] {
             assert!(Digest::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -747,7 +747,10 @@ fn a_release_built_while_the_share_was_away_gets_its_folders_back_when_sharing_i
     // The operator turns the share off: the same release gets the pack's
     // folders back and the server starts on them.
     master.edit_site("roles/is.toml", |t| {
-        t.replace("[shared_fs]\nenabled = true", "[shared_fs]\nenabled = false")
+        t.replace(
+            "[shared_fs]\nenabled = true",
+            "[shared_fs]\nenabled = false",
+        )
     });
     let out = node.once(&master.url(), &["--imds-endpoint", &url]);
     assert_eq!(out.code, 2, "{}", out.all());
@@ -764,9 +767,11 @@ fn a_release_built_while_the_share_was_away_gets_its_folders_back_when_sharing_i
         rigger_tests::pack::SamplePack::new(40, 256 << 10).content(3),
         "{webapp} was not restored"
     );
-    assert!(!std::fs::symlink_metadata(home.join("repository/deployment"))
-        .unwrap()
-        .is_symlink());
+    assert!(
+        !std::fs::symlink_metadata(home.join("repository/deployment"))
+            .unwrap()
+            .is_symlink()
+    );
     assert_eq!(
         get("127.0.0.26:9763", "/carbon/admin/login.jsp").as_deref(),
         Some("ok")

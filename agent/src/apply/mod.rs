@@ -147,8 +147,7 @@ pub fn apply_catalog(
         // release; a share that was away is mounted again by now).
         let plan = match plan {
             Ok(changes) if !changes.is_empty() => Ok(changes),
-            _ if !noop && requirements[i].iter().any(|r| changed.contains(r)) =>
-            {
+            _ if !noop && requirements[i].iter().any(|r| changed.contains(r)) => {
                 check(resource, ctx, content)
             }
             plan => plan,

@@ -30,6 +30,9 @@ impl NewBlob {
     pub fn create(target: &Path, tmp_dir: &Path) -> io::Result<Self> {
         let folder = target.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(folder)?;
+        if !proc_is_mounted() {
+            return Self::named(tmp_dir);
+        }
         match nix::fcntl::open(
             folder,
             OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
@@ -38,12 +41,14 @@ impl NewBlob {
             Ok(fd) => Ok(Self::Unnamed(File::from(fd))),
             // No unnamed files here (EOPNOTSUPP; EISDIR from kernels that
             // do not know the flag).
-            Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => {
-                std::fs::create_dir_all(tmp_dir)?;
-                Ok(Self::Named(tempfile::NamedTempFile::new_in(tmp_dir)?))
-            }
+            Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => Self::named(tmp_dir),
             Err(e) => Err(io::Error::from(e)),
         }
+    }
+
+    fn named(tmp_dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(tmp_dir)?;
+        Ok(Self::Named(tempfile::NamedTempFile::new_in(tmp_dir)?))
     }
 
     /// The open file, to write to and seal.
@@ -88,6 +93,13 @@ fn link_unnamed(file: &File, target: &Path) -> Result<(), Errno> {
     )
 }
 
+/// Whether `/proc/self/fd` is there to give an unnamed file its name
+/// (a container may have no /proc).
+fn proc_is_mounted() -> bool {
+    static MOUNTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MOUNTED.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+}
+
 /// A temporary name beside `target`.
 fn beside(target: &Path) -> PathBuf {
     let name = target.file_name().unwrap_or_default().to_string_lossy();
@@ -120,7 +132,11 @@ mod tests {
         again.file().write_all(b"second").unwrap();
         again.persist(&target).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"second");
-        assert_eq!(names(target.parent().unwrap()), 1, "a temporary name stayed");
+        assert_eq!(
+            names(target.parent().unwrap()),
+            1,
+            "a temporary name stayed"
+        );
     }
 
     #[test]
@@ -131,7 +147,10 @@ mod tests {
         let blob = NewBlob::create(&target, &tmp).unwrap();
         blob.file().write_all(b"cut").unwrap();
         drop(blob);
-        assert_eq!(std::fs::read_dir(target.parent().unwrap()).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(target.parent().unwrap()).unwrap().count(),
+            0
+        );
         assert!(std::fs::read_dir(&tmp).map_or(true, |mut d| d.next().is_none()));
     }
 }

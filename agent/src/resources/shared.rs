@@ -26,8 +26,8 @@ use rigger_common::fsutil::Ownership;
 use serde::{Deserialize, Serialize};
 
 use super::owner::DesiredOwner;
-use crate::release::ReleaseMarker;
 use super::{ApplyContext, Change, ResourceError};
+use crate::release::ReleaseMarker;
 
 const MARKER: &str = ".rigger-seed.json";
 const LOCK: &str = ".rigger-seed.lock";
@@ -534,7 +534,12 @@ impl Shipped {
     /// Copies the folder into `to` on the share; `overwrite` replaces files
     /// and links that exist (the product's own), otherwise only what is
     /// missing is added.
-    fn copy_into(&self, on_share: &Beneath, to: &Path, overwrite: bool) -> Result<(), ResourceError> {
+    fn copy_into(
+        &self,
+        on_share: &Beneath,
+        to: &Path,
+        overwrite: bool,
+    ) -> Result<(), ResourceError> {
         on_share.create_dir_all(to)?;
         for (relative, item) in &self.items {
             let dst = to.join(relative);

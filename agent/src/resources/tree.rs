@@ -24,9 +24,7 @@ use rigger_common::manifest::{Entry, EntryKind, Manifest};
 use super::owner::DesiredOwner;
 use super::sharing::{self, Sharing, is_linked_intact, place_linked};
 use super::{ApplyContext, Change, ResourceError};
-use crate::release::{
-    Release, ReleaseMarker, StatIndex, read_marker, stat_key, write_marker,
-};
+use crate::release::{Release, ReleaseMarker, StatIndex, read_marker, stat_key, write_marker};
 
 pub use crate::release::{kept_trees, release_identity};
 

@@ -419,7 +419,10 @@ fn a_folder_kept_on_the_share_is_left_out_and_comes_back_when_the_catalog_stops_
     // Neither the pack's files nor the catalog's own file there: the share
     // gets them (`shared_dirs` from the manifest, the file from its resource).
     assert!(!l.release.join("repository/deployment").exists());
-    assert_eq!(read_marker(&l.release).unwrap().left_out, ["repository/deployment"]);
+    assert_eq!(
+        read_marker(&l.release).unwrap().left_out,
+        ["repository/deployment"]
+    );
     assert!(check(&spec, &ctx, &sharing).unwrap().is_empty());
 
     // Linked to the share, then no longer shared: the link stays (the

@@ -320,8 +320,7 @@ impl CatalogContent {
                             .keys()
                             .any(|folder| is_within(folder.trim_matches('/'), relative))
                     });
-                if inside && !r.requires.contains(&shared.id) && !shared.requires.contains(&r.id)
-                {
+                if inside && !r.requires.contains(&shared.id) && !shared.requires.contains(&r.id) {
                     implied[i].push(j);
                 }
             }
@@ -595,10 +594,7 @@ mod tests {
     fn what_lies_on_a_shared_folder_comes_after_the_link_to_the_share() {
         use serde_json::json;
         let file = |id: &str, path: &str| {
-            resource(
-                id,
-                json!({"kind": "file", "path": path, "content": "x"}),
-            )
+            resource(id, json!({"kind": "file", "path": path, "content": "x"}))
         };
         let mut shared = resource(
             "shared_dirs",
@@ -609,7 +605,10 @@ mod tests {
         let mut named = file("named", "/opt/wso2/is/repository/deployment/b.xml");
         named.requires = vec!["shared_dirs".into()];
         let c = content(vec![
-            file("publisher", "/opt/wso2/is/repository/deployment/server/a.xml"),
+            file(
+                "publisher",
+                "/opt/wso2/is/repository/deployment/server/a.xml",
+            ),
             file("conf", "/opt/wso2/is/repository/conf/deployment.toml"),
             file("lookalike", "/opt/wso2/is/repository/deployment2/c.xml"),
             named,
@@ -624,7 +623,14 @@ mod tests {
             .collect();
         assert_eq!(
             order,
-            ["conf", "lookalike", "product", "shared_dirs", "publisher", "named"]
+            [
+                "conf",
+                "lookalike",
+                "product",
+                "shared_dirs",
+                "publisher",
+                "named"
+            ]
         );
         let requirements = c.requirements();
         assert_eq!(requirements[0], ["shared_dirs"], "implied");

@@ -372,7 +372,6 @@ impl Polling {
     }
 }
 
-
 /// The last lines of a log, for failure messages.
 pub fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
@@ -387,7 +386,9 @@ mod polling_tests {
     #[test]
     fn polling_starts_fast_and_settles_at_its_cap() {
         let mut polling = Polling::up_to(Duration::from_millis(200));
-        let ms: Vec<u128> = (0..7).map(|_| polling.next_interval().as_millis()).collect();
+        let ms: Vec<u128> = (0..7)
+            .map(|_| polling.next_interval().as_millis())
+            .collect();
         assert_eq!(ms, [10, 20, 40, 80, 160, 200, 200]);
         let mut short = Polling::up_to(Duration::from_millis(5));
         assert_eq!(short.next_interval(), Duration::from_millis(5));
