@@ -180,6 +180,10 @@ pub fn apply(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<(), ResourceEr
             std::time::Duration::from_secs(spec.lock_wait_secs),
         )?;
         for (relative, name) in &spec.dirs {
+            // Only the folders that need it: one on disk is hashed whole.
+            if !l.needs_sync(read_marker(&l.share.join(name)).as_ref()) {
+                continue;
+            }
             let source = Shipped::of(&l, relative, ctx)?;
             seed(&l, &on_share, source.as_ref(), name, owner)?;
         }
@@ -345,7 +349,7 @@ fn seed(
                     tracing::warn!(
                         share = %target.display(),
                         release = %l.release.display(),
-                        "level {} → {level}: kept {} file(s) that were changed on the share after level {} seeded them, and that level {level} ships differently (an operator's or a server's edit wins; the product's versions are in the release): {}",
+                        "level {} → {level}: kept {} file(s) that were changed on the share after level {} seeded them, and that level {level} ships differently (an operator's or a server's edit wins): {}",
                         seeded.level,
                         done.kept.len(),
                         seeded.level,
