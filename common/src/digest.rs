@@ -41,12 +41,15 @@ impl Digest {
 
     /// The digest of a file's content, read in 256 KiB pieces.
     pub fn of_file(path: &std::path::Path) -> std::io::Result<Self> {
-        use std::io::Read;
-        let mut file = std::fs::File::open(path)?;
+        Self::of_reader(std::fs::File::open(path)?)
+    }
+
+    /// The digest of everything `reader` gives, read in 256 KiB pieces.
+    pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<Self> {
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
-            let n = file.read(&mut buf)?;
+            let n = reader.read(&mut buf)?;
             if n == 0 {
                 break;
             }

@@ -23,6 +23,8 @@ use rigger_common::blob_layout::BlobLayout;
 use rigger_common::digest::Digest;
 use rigger_common::manifest::Manifest;
 
+use super::new_blob::NewBlob;
+
 /// The node's content cache.
 #[derive(Debug, Clone)]
 pub struct ContentCache {
@@ -133,17 +135,17 @@ impl ContentCache {
     /// Writes a fresh object at `to` from `from`'s bytes when they hash to
     /// `digest` (false, and nothing written, when they do not).
     fn renew(&self, digest: &Digest, from: &Path, to: &Path, mode: u32) -> io::Result<bool> {
-        std::fs::create_dir_all(self.tmp_dir())?;
-        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())?;
-        std::io::copy(&mut std::fs::File::open(from)?, tmp.as_file_mut())?;
-        if Digest::of_file(tmp.path())? != *digest {
+        use std::io::{Seek, SeekFrom};
+        let fresh = NewBlob::create(to, &self.tmp_dir())?;
+        let mut file = fresh.file();
+        std::io::copy(&mut std::fs::File::open(from)?, &mut file)?;
+        // What was written is what is checked.
+        file.seek(SeekFrom::Start(0))?;
+        if Digest::of_reader(file)? != *digest {
             return Ok(false);
         }
-        seal(tmp.as_file(), mode)?;
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        tmp.persist(to).map_err(|e| e.error)?;
+        seal(file, mode)?;
+        fresh.persist(to)?;
         Ok(true)
     }
 

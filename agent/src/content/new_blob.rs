@@ -35,7 +35,7 @@ impl NewBlob {
         }
         match nix::fcntl::open(
             folder,
-            OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o600),
         ) {
             Ok(fd) => Ok(Self::Unnamed(File::from(fd))),
@@ -51,7 +51,7 @@ impl NewBlob {
         Ok(Self::Named(tempfile::NamedTempFile::new_in(tmp_dir)?))
     }
 
-    /// The open file, to write to and seal.
+    /// The open file (read and write), to write to, check and seal.
     pub fn file(&self) -> &File {
         match self {
             Self::Unnamed(file) => file,

@@ -144,7 +144,7 @@ pub fn apply(
     let root = ctx.beneath()?;
     let manifest = manifest(spec, ctx)?;
     let overlays = overlay_paths(spec, content);
-    match read_marker(&l.release).filter(|m| m.tree == spec.tree) {
+    let left_out = match read_marker(&l.release).filter(|m| m.tree == spec.tree) {
         Some(marker) => {
             let owner =
                 DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
@@ -160,12 +160,13 @@ pub fn apply(
                 marker.index.extend(refreshed);
                 repair(spec, ctx, &l, &release, &damaged, marker, sharing)?
             };
-            restore_folders(spec, ctx, &manifest, &release, content, marker)?;
+            let left_out = restore_folders(spec, ctx, &manifest, &release, content, marker)?;
             give_to_owner(spec, ctx, &manifest, &release, sharing)?;
+            left_out
         }
         None => materialize(spec, ctx, &manifest, &l, content)?,
-    }
-    place_overlays(spec, ctx, content, &l.release)?;
+    };
+    place_overlays(spec, ctx, content, &l.release, &left_out)?;
     if let Some(parent) = l.link.parent() {
         root.create_dir_all(parent)?;
     }
@@ -184,7 +185,7 @@ pub fn prepare(
     if read_marker(&l.release).is_some_and(|m| m.tree == spec.tree) {
         return Ok(());
     }
-    materialize(spec, ctx, &*manifest(spec, ctx)?, &l, content)
+    materialize(spec, ctx, &*manifest(spec, ctx)?, &l, content).map(drop)
 }
 
 /// The release folders the catalog keeps on the shared file system (a
@@ -192,17 +193,16 @@ pub fn prepare(
 /// a new release leaves them out, `shared_dirs` seeds the share from the
 /// manifest and links them. A folder the tree enforces stays in.
 fn folders_for_the_share(spec: &TreeSpec, content: &CatalogContent) -> Vec<String> {
-    let link = spec.link.trim_end_matches('/');
     let mut folders: Vec<String> = content
         .resources
         .iter()
         .filter_map(|r| match &r.spec {
-            ResourceSpec::SharedDirs(s) if s.link.trim_end_matches('/') == link => Some(s),
+            ResourceSpec::SharedDirs(s) if s.is_for(&spec.link) => Some(s),
             _ => None,
         })
-        .flat_map(|s| s.dirs.keys())
-        .map(|folder| folder.trim_matches('/').to_string())
+        .flat_map(|s| s.folders())
         .filter(|folder| spec.is_runtime_path(folder) && !spec.is_excluded(folder))
+        .map(str::to_string)
         .collect();
     folders.sort();
     folders.dedup();
@@ -232,7 +232,8 @@ fn folders_to_restore(
 }
 
 /// Puts back the folders [`folders_to_restore`] names, copied from the
-/// cache as the pack ships them, and records that they are in the release.
+/// cache as the pack ships them, and records that they are in the release;
+/// returns the folders still left out.
 fn restore_folders(
     spec: &TreeSpec,
     ctx: &ApplyContext,
@@ -240,10 +241,10 @@ fn restore_folders(
     release: &Beneath,
     content: &CatalogContent,
     mut marker: ReleaseMarker,
-) -> Result<(), ResourceError> {
+) -> Result<Vec<String>, ResourceError> {
     let restore = folders_to_restore(spec, content, &marker, release.root());
     if restore.is_empty() {
-        return Ok(());
+        return Ok(marker.left_out);
     }
     let entries: Vec<&Entry> = manifest
         .entries
@@ -266,7 +267,8 @@ fn restore_folders(
     }
     tracing::warn!(release = %spec.release_id(), folders = %restore.join(", "), "restored folders left out for the share: the catalog no longer keeps them there");
     marker.left_out.retain(|f| !restore.contains(f));
-    write_marker(release, &marker)
+    write_marker(release, &marker)?;
+    Ok(marker.left_out)
 }
 
 /// Paths (release-relative) that other catalog resources manage inside the link.
@@ -283,25 +285,23 @@ fn overlays<'a>(spec: &TreeSpec, content: &'a CatalogContent) -> Vec<(String, &'
         .resources
         .iter()
         .filter_map(|r| {
-            let path = match &r.spec {
-                ResourceSpec::File(f) => &f.path,
-                ResourceSpec::Symlink(s) => &s.path,
-                ResourceSpec::Directory(d) => &d.path,
-                _ => return None,
-            };
-            path.strip_prefix(&prefix).map(|rel| (rel.to_string(), r))
+            let rel = r.spec.placed_path()?.strip_prefix(&prefix)?;
+            Some((rel.to_string(), r))
         })
         .collect()
 }
 
 /// Writes the catalog's files, links and directories under the link into
 /// `release` (before the switch, so the server never sees a release
-/// without its configuration).
+/// without its configuration). A folder `left_out` for the share gets the
+/// catalog's files there from their own resources, once `shared_dirs`
+/// linked it (they come after it).
 fn place_overlays(
     spec: &TreeSpec,
     ctx: &ApplyContext,
     content: &CatalogContent,
     release: &Path,
+    left_out: &[String],
 ) -> Result<(), ResourceError> {
     let release_abs = format!(
         "{}/{}",
@@ -309,11 +309,8 @@ fn place_overlays(
         spec.release_id()
     );
     let root = ctx.beneath()?;
-    // A folder left out for the share gets the catalog's files there from
-    // their own resources, once `shared_dirs` linked it (they come after it).
-    let marker = read_marker(release);
     let mut sorted = overlays(spec, content);
-    sorted.retain(|(rel, _)| !marker.as_ref().is_some_and(|m| m.is_left_out(rel)));
+    sorted.retain(|(rel, _)| !left_out.iter().any(|f| is_within(f, rel)));
     sorted.sort_by_key(|(rel, _)| rel.matches('/').count());
     for (rel, resource) in sorted {
         let path = format!("{release_abs}/{rel}");
@@ -347,14 +344,15 @@ fn place_overlays(
 }
 
 /// Builds the release in a temporary directory and renames it into place:
-/// files shared with the cache are linked, the others copied.
+/// files shared with the cache are linked, the others copied. Returns the
+/// folders left out of it for the share.
 fn materialize(
     spec: &TreeSpec,
     ctx: &ApplyContext,
     manifest: &Manifest,
     l: &Release,
     content: &CatalogContent,
-) -> Result<(), ResourceError> {
+) -> Result<Vec<String>, ResourceError> {
     let overlays = &overlay_paths(spec, content);
     let left_out = folders_for_the_share(spec, content);
     let root = ctx.beneath()?;
@@ -458,13 +456,13 @@ fn materialize(
                 .collect::<Vec<_>>(),
         ),
         shared: sharing.is_on(),
-        left_out,
+        left_out: left_out.clone(),
     };
     write_marker(&release, &marker)?;
     // Every file of the release is on disk before it gets its final name.
     rigger_common::fsutil::sync_filesystem(&tmp).map_err(super::io_error("cannot flush", &tmp))?;
     root.rename(&tmp, &l.release)?;
-    Ok(())
+    Ok(left_out)
 }
 
 /// Gives the release's folders, files and links to the spec's owner and

@@ -162,6 +162,16 @@ impl ResourceSpec {
             Self::Package(_) => "package",
         }
     }
+
+    /// The path a file, folder or link resource puts in place.
+    pub fn placed_path(&self) -> Option<&str> {
+        match self {
+            Self::File(f) => Some(&f.path),
+            Self::Symlink(l) => Some(&l.path),
+            Self::Directory(d) => Some(&d.path),
+            _ => None,
+        }
+    }
 }
 
 /// A catalog that cannot be applied as it stands.
@@ -304,22 +314,8 @@ impl CatalogContent {
             let ResourceSpec::SharedDirs(s) = &shared.spec else {
                 continue;
             };
-            let link = s.link.trim_end_matches('/');
             for (i, r) in self.resources.iter().enumerate() {
-                let path = match &r.spec {
-                    ResourceSpec::File(f) => &f.path,
-                    ResourceSpec::Symlink(l) => &l.path,
-                    ResourceSpec::Directory(d) => &d.path,
-                    _ => continue,
-                };
-                let inside = path
-                    .strip_prefix(link)
-                    .and_then(|rest| rest.strip_prefix('/'))
-                    .is_some_and(|relative| {
-                        s.dirs
-                            .keys()
-                            .any(|folder| is_within(folder.trim_matches('/'), relative))
-                    });
+                let inside = r.spec.placed_path().is_some_and(|path| s.holds(path));
                 if inside && !r.requires.contains(&shared.id) && !shared.requires.contains(&r.id) {
                     implied[i].push(j);
                 }

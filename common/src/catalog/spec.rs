@@ -145,6 +145,28 @@ pub struct SharedDirsSpec {
     pub group: Option<String>,
 }
 
+impl SharedDirsSpec {
+    /// Whether it keeps folders of the release behind `link` on the share.
+    pub fn is_for(&self, link: &str) -> bool {
+        self.link.trim_end_matches('/') == link.trim_end_matches('/')
+    }
+
+    /// The release folders it keeps on the share (release-relative).
+    pub fn folders(&self) -> impl Iterator<Item = &str> {
+        self.dirs.keys().map(|folder| folder.trim_matches('/'))
+    }
+
+    /// Whether the absolute `path` lies in one of those folders.
+    pub fn holds(&self, path: &str) -> bool {
+        path.strip_prefix(self.link.trim_end_matches('/'))
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|relative| {
+                self.folders()
+                    .any(|folder| super::is_within(folder, relative))
+            })
+    }
+}
+
 fn default_share_lock_wait() -> u64 {
     600
 }
