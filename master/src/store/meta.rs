@@ -13,6 +13,16 @@ use super::{
 
 /// Tokens, certificates, inventory, catalog history, reports, trees,
 /// artifacts and restart leases.
+///
+/// Every write is durable when it returns, except the ones marked
+/// *refreshed*: what each catalog request records again (last seen,
+/// facts, the applied version, why the last request failed) and the
+/// catalog versions, which a compile makes again. A backend may let a
+/// power loss take back the last of those, never one durable write made
+/// after them, and never leave a half-written one. Catalog version
+/// numbers stay safe: the next request records the version the node
+/// applied before anything is compiled, and the next version goes above
+/// it ([`crate::catalogs::publish`]).
 #[async_trait::async_trait]
 pub trait MetaStore: Send + Sync {
     /// Stores a new token by hash.
@@ -75,9 +85,10 @@ pub trait MetaStore: Send + Sync {
     /// The facts a node sent with its last catalog request.
     async fn node_facts(&self, certname: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// Records why the master could not give a node its catalog ("" when
-    /// it could again).
+    /// it could again). Refreshed.
     async fn set_catalog_error(&self, certname: &str, error: &str) -> Result<(), StoreError>;
     /// Records that a node asked for its catalog with these facts.
+    /// Refreshed.
     async fn touch_node(
         &self,
         certname: &str,
@@ -86,7 +97,7 @@ pub trait MetaStore: Send + Sync {
         facts: &serde_json::Value,
         now_ms: i64,
     ) -> Result<(), StoreError>;
-    /// Records the catalog a node says it applied.
+    /// Records the catalog a node says it applied. Refreshed.
     async fn record_applied(
         &self,
         certname: &str,
@@ -95,7 +106,7 @@ pub trait MetaStore: Send + Sync {
     /// The catalog the node last said it applied (`None`: never said).
     async fn applied(&self, certname: &str) -> Result<Option<AppliedCatalog>, StoreError>;
     /// Replaces the signed form of a stored version whose content is
-    /// unchanged (re-signed with a later expiry).
+    /// unchanged (re-signed with a later expiry). Refreshed.
     async fn replace_signed(
         &self,
         certname: &str,
@@ -123,6 +134,7 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<Option<CatalogRecord>, StoreError>;
     /// Appends a catalog version to the node's history; a version that
     /// exists already is an error (versions are never rewritten).
+    /// Refreshed.
     async fn insert_catalog(
         &self,
         certname: &str,

@@ -25,10 +25,19 @@ fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Sql { context, source }
 }
 
-/// The metadata store in a SQLite file.
+/// The metadata store in a SQLite file (write-ahead log).
+///
+/// Two pools share the file. Writes through `pool` are durable when they
+/// return (`synchronous = FULL`: the log is flushed at each commit). The
+/// writes the [`MetaStore`] documents as refreshed go through `refreshed`
+/// (`synchronous = NORMAL`): they survive the master's crash, and a power
+/// loss can take back only the last of them, never corrupt the file. The
+/// log is one sequence, so the next durable commit flushes every commit
+/// before it too.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    refreshed: SqlitePool,
 }
 
 impl SqliteStore {
@@ -43,11 +52,16 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(sql("open the database"))?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Self { pool })
+        let refreshed = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await
+            .map_err(sql("open the database"))?;
+        Ok(Self { pool, refreshed })
     }
 }
 
@@ -317,7 +331,7 @@ impl MetaStore for SqliteStore {
             .bind(error)
             .bind(certname)
             .bind(error)
-            .execute(&self.pool)
+            .execute(&self.refreshed)
             .await
             .map_err(sql("record why a node got no catalog"))?;
         Ok(())
@@ -338,7 +352,7 @@ impl MetaStore for SqliteStore {
             .bind(facts.to_string())
             .bind(now_ms)
             .bind(certname)
-            .execute(&self.pool)
+            .execute(&self.refreshed)
             .await
             .map_err(sql("update a node"))?;
         Ok(())
@@ -394,7 +408,7 @@ impl MetaStore for SqliteStore {
             .bind(now_ms)
             .bind(site_revision)
             .bind(site_commit)
-            .execute(&self.pool)
+            .execute(&self.refreshed)
             .await
             .map_err(sql("store a catalog"))?;
         Ok(())
@@ -418,7 +432,7 @@ impl MetaStore for SqliteStore {
             .bind(&applied.epoch)
             .bind(version)
             .bind(&applied.digest)
-            .execute(&self.pool)
+            .execute(&self.refreshed)
             .await
             .map_err(sql("record the applied catalog"))?;
         Ok(())
@@ -452,7 +466,7 @@ impl MetaStore for SqliteStore {
             .bind(&signed.signature)
             .bind(certname)
             .bind(version as i64)
-            .execute(&self.pool)
+            .execute(&self.refreshed)
             .await
             .map_err(sql("re-sign a catalog"))?;
         Ok(())

@@ -48,3 +48,28 @@ async fn a_digest_that_does_not_parse_is_an_error_naming_the_row() {
     let err = store.artifacts().await.unwrap_err().to_string();
     assert!(err.contains("artifact mysql.jar"), "{err}");
 }
+
+#[tokio::test]
+async fn only_the_refreshed_writes_commit_without_flushing_the_log() {
+    let (_dir, store) = open().await;
+    let synchronous = |pool: &SqlitePool| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    // 2 = FULL, 1 = NORMAL (https://sqlite.org/pragma.html#pragma_synchronous).
+    assert_eq!(synchronous(&store.pool).await, 2);
+    assert_eq!(synchronous(&store.refreshed).await, 1);
+    let mode = sqlx::query_scalar::<_, String>("PRAGMA journal_mode")
+        .fetch_one(&store.refreshed)
+        .await
+        .unwrap();
+    assert_eq!(
+        mode, "wal",
+        "NORMAL is only crash-safe with the write-ahead log"
+    );
+}
