@@ -44,6 +44,7 @@ pub struct InstanceIdentity {
 }
 
 /// A client for one metadata endpoint.
+#[derive(Clone)]
 pub struct ImdsClient {
     endpoint: String,
     client: Client<HttpConnector, Empty<Bytes>>,
@@ -140,30 +141,70 @@ impl ImdsClient {
     /// Fetches the instance facts: id, type, AZ, region, private IP and tags.
     pub async fn gather(&self) -> Result<Map<String, Value>, ImdsError> {
         let token = self.session_token().await?;
-        let auth = ("x-aws-ec2-metadata-token", token.as_str());
-        let get = |path: String| async move { self.request(Method::GET, &path, auth).await };
-        let mut facts = Map::new();
-        for (key, path) in [
+        const FACTS: [(&str, &str); 6] = [
             ("instance_id", "instance-id"),
             ("instance_type", "instance-type"),
             ("availability_zone", "placement/availability-zone"),
             ("region", "placement/region"),
             ("private_ip", "local-ipv4"),
             ("local_hostname", "local-hostname"),
-        ] {
-            if let Some(value) = get(format!("/latest/meta-data/{path}")).await? {
-                facts.insert(key.into(), Value::String(value.trim().to_string()));
+        ];
+        let mut paths: Vec<String> = FACTS
+            .iter()
+            .map(|(_, path)| format!("/latest/meta-data/{path}"))
+            .collect();
+        paths.push("/latest/meta-data/tags/instance".into());
+        let mut values = self.get_all(paths, &token).await?;
+        let tag_keys = values.pop().flatten().unwrap_or_default();
+        let mut facts = Map::new();
+        for ((key, _), value) in FACTS.iter().zip(values) {
+            if let Some(value) = value {
+                facts.insert((*key).into(), Value::String(value.trim().to_string()));
             }
         }
+        let keys: Vec<&str> = tag_keys
+            .lines()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .collect();
+        let tag_paths = keys
+            .iter()
+            .map(|key| format!("/latest/meta-data/tags/instance/{key}"))
+            .collect();
         let mut tags = Map::new();
-        if let Some(keys) = get("/latest/meta-data/tags/instance".into()).await? {
-            for key in keys.lines().map(str::trim).filter(|k| !k.is_empty()) {
-                if let Some(value) = get(format!("/latest/meta-data/tags/instance/{key}")).await? {
-                    tags.insert(key.to_string(), Value::String(value.trim().to_string()));
-                }
+        for (key, value) in keys.iter().zip(self.get_all(tag_paths, &token).await?) {
+            if let Some(value) = value {
+                tags.insert((*key).to_string(), Value::String(value.trim().to_string()));
             }
         }
         facts.insert("tags".into(), Value::Object(tags));
         Ok(facts)
+    }
+
+    /// GETs every path at once (each on its own connection), in order;
+    /// the first failure fails them all.
+    async fn get_all(
+        &self,
+        paths: Vec<String>,
+        token: &str,
+    ) -> Result<Vec<Option<String>>, ImdsError> {
+        let mut requests = tokio::task::JoinSet::new();
+        let count = paths.len();
+        for (i, path) in paths.into_iter().enumerate() {
+            let (client, token) = (self.clone(), token.to_string());
+            requests.spawn(async move {
+                let auth = ("x-aws-ec2-metadata-token", token.as_str());
+                (i, client.request(Method::GET, &path, auth).await)
+            });
+        }
+        let mut values = vec![None; count];
+        while let Some(done) = requests.join_next().await {
+            let (i, value) = done.map_err(|e| ImdsError::Request {
+                path: "an instance metadata request".into(),
+                message: e.to_string(),
+            })?;
+            values[i] = value?;
+        }
+        Ok(values)
     }
 }
