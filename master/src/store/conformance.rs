@@ -2,7 +2,9 @@
 //! the master relies on, written once. A backend's tests call
 //! [`meta_store_conformance!`](crate::meta_store_conformance) with a
 //! function that opens an empty store (and returns a guard keeping its
-//! files alive).
+//! files alive), or runs [`CASES`] itself (one database server for all of
+//! them). Built for the master's tests and, with the `conformance`
+//! feature, for `rigger-tests`.
 
 use rigger_common::digest::Digest;
 use rigger_common::signing::SignedCatalog;
@@ -13,43 +15,55 @@ use super::{
     TreeInsert, TreeRecord,
 };
 
-/// One test per behaviour for the backend that `$open().await` returns
-/// as `(guard, store)`.
+/// A test that runs every case of [`CASES`] against a new, empty store
+/// from `$open().await` (which returns `(guard, store)`), saying which case
+/// runs so that a failure names it.
 #[macro_export]
 macro_rules! meta_store_conformance {
     ($open:path) => {
-        $crate::meta_store_conformance!(@cases $open;
-            tokens_are_limited_and_expire,
-            enrollment_records_the_certificate_and_binds_the_node,
-            nodes_remember_their_last_request_and_pin,
-            catalog_history_keeps_every_version_once,
-            pruning_keeps_the_latest_the_protected_and_the_newest,
-            pruning_reports_keeps_what_the_screens_read,
-            retention_never_prunes_what_a_rollback_or_a_screen_reads,
-            the_last_report_is_the_newest,
-            a_tree_level_is_recorded_once_and_never_rewritten,
-            artifacts_are_replaced_by_name,
-            a_group_grants_max_down_leases_and_expired_ones_do_not_count,
-            removing_a_node_revokes_it_and_frees_its_lease,
-            revoking_a_node_s_certificates_records_when_and_keeps_the_node,
-            a_renewal_is_recorded_only_for_a_live_certificate_of_an_enrolled_node,
-            pending_enrollments_wait_one_per_name_until_taken,
-            the_budget_counts_only_settled_ready_nodes_heard_from,
-            a_ready_streak_keeps_its_start_and_heartbeats_renew_leases,
-            a_promotion_replaces_the_level_an_environment_runs,
-            a_new_revision_of_a_rollout_forgets_its_nodes,
-        );
-    };
-    (@cases $open:path; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $case() {
+        #[tokio::test]
+        async fn the_conformance_suite() {
+            for (name, case) in $crate::store::conformance::CASES {
+                eprintln!("conformance case {name}");
                 let (_guard, store) = $open().await;
-                $crate::store::conformance::$case(&store).await;
+                case(&store).await;
             }
-        )*
+        }
     };
 }
+
+/// One behaviour every backend has, checked against an empty store.
+pub type Case =
+    for<'a> fn(&'a dyn MetaStore) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        /// Every case, by name.
+        pub const CASES: &[(&str, Case)] = &[$((stringify!($case), |store| Box::pin($case(store)))),*];
+    };
+}
+
+cases!(
+    tokens_are_limited_and_expire,
+    enrollment_records_the_certificate_and_binds_the_node,
+    nodes_remember_their_last_request_and_pin,
+    catalog_history_keeps_every_version_once,
+    pruning_keeps_the_latest_the_protected_and_the_newest,
+    pruning_reports_keeps_what_the_screens_read,
+    retention_never_prunes_what_a_rollback_or_a_screen_reads,
+    the_last_report_is_the_newest,
+    a_tree_level_is_recorded_once_and_never_rewritten,
+    artifacts_are_replaced_by_name,
+    a_group_grants_max_down_leases_and_expired_ones_do_not_count,
+    removing_a_node_revokes_it_and_frees_its_lease,
+    revoking_a_node_s_certificates_records_when_and_keeps_the_node,
+    a_renewal_is_recorded_only_for_a_live_certificate_of_an_enrolled_node,
+    pending_enrollments_wait_one_per_name_until_taken,
+    the_budget_counts_only_settled_ready_nodes_heard_from,
+    a_ready_streak_keeps_its_start_and_heartbeats_renew_leases,
+    a_promotion_replaces_the_level_an_environment_runs,
+    a_new_revision_of_a_rollout_forgets_its_nodes,
+);
 
 fn cert(serial: &str, certname: &str, not_after_ms: i64) -> CertRecord {
     CertRecord {

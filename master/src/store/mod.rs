@@ -1,19 +1,22 @@
 //! The master's metadata: tokens, certificates, node inventory, catalog
 //! history, reports, imported trees and artifacts, restart leases. Behind
-//! the [`MetaStore`] trait; [`SqliteStore`] is the embedded default, and
-//! every backend passes the one conformance suite (`conformance.rs`).
+//! the [`MetaStore`] trait; [`SqliteStore`] is the embedded default,
+//! [`PostgresStore`] what several masters share, and every backend passes
+//! the one conformance suite (`conformance.rs`).
 //! Records come back decoded (digests as [`Digest`], catalogs as signed
 //! bytes with their typed digest): a row that does not decode is an error.
 
-#[cfg(test)]
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod meta;
+mod postgres;
 mod sqlite;
 
 use rigger_common::digest::Digest;
 use rigger_common::signing::SignedCatalog;
 
 pub use meta::MetaStore;
+pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// A store operation that failed.
