@@ -58,6 +58,7 @@ fn main() {
             cert_lifetime: rigger_master::ca::DEFAULT_NODE_CERT_LIFETIME,
             ec2: Default::default(),
             catalog_ttl: std::time::Duration::from_secs(14 * 86_400),
+            store: Default::default(),
         };
         let master = rigger_master::server::Master::open(config)
             .await

@@ -82,6 +82,12 @@ pub enum BackupError {
     /// directory.
     #[error("{0} is missing")]
     Missing(String),
+    /// The data directory has keys but no SQLite database: its master
+    /// keeps its metadata elsewhere.
+    #[error(
+        "{0} has no master.db: a master with [store] kind = \"postgres\" keeps its metadata in PostgreSQL, which the database's own backups (RDS snapshots, pg_dump) cover; this backup covers a SQLite master"
+    )]
+    MetadataElsewhere(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
@@ -148,7 +154,11 @@ pub async fn create(
     let scratch = tempfile::tempdir_in(beside).map_err(io(out))?;
     let db = data_dir.join("master.db");
     if !db.exists() {
-        return Err(BackupError::Missing(db.display().to_string()));
+        return Err(if data_dir.join("ca.key").exists() {
+            BackupError::MetadataElsewhere(data_dir.display().to_string())
+        } else {
+            BackupError::Missing(db.display().to_string())
+        });
     }
     let snapshot = scratch.path().join("master.db");
     snapshot_database(&db, &snapshot).await?;

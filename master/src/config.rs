@@ -66,6 +66,9 @@ pub struct MasterConfigFile {
     /// How long a catalog is valid: a node whose master has not signed
     /// it again by then still enforces it and says it expired (`14d`).
     pub catalog_ttl: Option<String>,
+    /// The metadata store (`[store]`): SQLite in the data directory unless
+    /// it names PostgreSQL.
+    pub store: Option<crate::store_config::StoreFile>,
 }
 
 /// The resolved configuration.
@@ -106,6 +109,8 @@ pub struct MasterConfig {
     pub ec2: crate::ec2::Ec2Settings,
     /// How long a catalog is valid.
     pub catalog_ttl: std::time::Duration,
+    /// The metadata store.
+    pub store: crate::store_config::StoreSettings,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -287,7 +292,15 @@ impl MasterConfig {
                 humantime::format_duration(catalog_ttl)
             ));
         }
+        let store = crate::store_config::StoreSettings::resolve(
+            overrides
+                .store
+                .unwrap_or_default()
+                .over(file.store.unwrap_or_default()),
+            &mut problems,
+        );
         let config = Self {
+            store,
             catalog_ttl,
             ec2,
             cert_lifetime,
@@ -380,6 +393,10 @@ mod tests {
             ec2_max_launch_age: Some("24h".into()),
             ec2_max_document_age: Some("24h".into()),
             catalog_ttl: Some("14d".into()),
+            store: Some(crate::store_config::StoreFile {
+                kind: Some("sqlite".into()),
+                ..Default::default()
+            }),
         };
         assert_eq!(file, expected);
         let retention = crate::retention::Retention::default();

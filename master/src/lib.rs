@@ -38,5 +38,6 @@ pub mod rpc;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod store_config;
 pub mod throttle;
 pub mod tokens;

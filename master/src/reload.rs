@@ -70,6 +70,7 @@ pub fn reload(
 fn restart_only_changes(started: &MasterConfig, now: &MasterConfig) -> Vec<&'static str> {
     rigger_common::config::differing(&[
         ("data_dir", started.data_dir != now.data_dir),
+        ("store", started.store != now.store),
         ("listen", started.listen != now.listen),
         ("modules", started.modules != now.modules),
         ("site", started.site != now.site),

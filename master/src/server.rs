@@ -25,7 +25,8 @@ use crate::rpc::catalog::Catalogs;
 use crate::rpc::content::Content;
 use crate::rpc::enrollment::Enrollment;
 use crate::rpc::{MasterState, SharedState};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{PostgresSettings, PostgresStore, SqliteStore, StoreError};
+use crate::store_config::StoreSettings;
 
 /// The master failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,24 @@ pub enum ServerError {
     /// The metadata store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The configured metadata store could not be opened.
+    #[error("cannot open the metadata store, {store}")]
+    StoreOpen {
+        /// Which store (never its password).
+        store: String,
+        /// Why.
+        #[source]
+        source: Box<ServerError>,
+    },
+    /// The PostgreSQL store's password file could not be read.
+    #[error("cannot read the store's password file {}", path.display())]
+    StorePassword {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The TLS configuration was refused.
     #[error("TLS configuration")]
     Tls(#[from] rigger_common::tls::TlsError),
@@ -61,6 +80,42 @@ pub enum ServerError {
     /// without it, or a revoked node could connect.
     #[error("revocation list")]
     Revocation(#[source] crate::error::Error),
+}
+
+/// Opens the configured metadata store (SQLite: `master.db` in `dir`).
+async fn open_store(
+    settings: &StoreSettings,
+    dir: &std::path::Path,
+) -> Result<Arc<dyn crate::store::MetaStore>, ServerError> {
+    Ok(match settings {
+        StoreSettings::Sqlite => Arc::new(SqliteStore::open(&dir.join("master.db")).await?),
+        StoreSettings::Postgres {
+            url,
+            password_file,
+            pool_size,
+        } => {
+            let password = match password_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|source| ServerError::StorePassword {
+                            path: path.clone(),
+                            source,
+                        })?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string(),
+                ),
+                None => None,
+            };
+            Arc::new(
+                PostgresStore::open(&PostgresSettings {
+                    url: url.clone(),
+                    password,
+                    pool_size: *pool_size,
+                })
+                .await?,
+            )
+        }
+    })
 }
 
 /// A master ready to serve.
@@ -83,7 +138,14 @@ impl Master {
         ca.set_node_lifetime(config.cert_lifetime);
         let signing_key =
             rigger_common::signing::load_or_create_key(&dir.join("catalog-signing.key"))?;
-        let store = SqliteStore::open(&dir.join("master.db")).await?;
+        let store =
+            open_store(&config.store, dir)
+                .await
+                .map_err(|source| ServerError::StoreOpen {
+                    store: config.store.describe(),
+                    source: Box::new(source),
+                })?;
+        tracing::info!(store = %config.store.describe(), "metadata store open");
         let restart_key = crate::compiler::RestartKey::load_or_create(&dir.join("restart-key"))?;
         let compiler = Compiler::new(config.modules.clone(), config.site.clone())
             .with_restart_key(restart_key);
@@ -107,7 +169,7 @@ impl Master {
             source,
         })?;
         let state = Arc::new(MasterState {
-            store: Arc::new(store),
+            store,
             revocation,
             ca,
             started_at_ms: rigger_common::time::now_ms(),

@@ -104,3 +104,122 @@ async fn masters_sharing_one_database_never_overspend_a_token_or_a_lease() {
     let holders = masters[1].leases(2_000).await.unwrap();
     assert_eq!(holders.len(), 1, "{holders:?}");
 }
+
+#[test]
+fn a_master_on_postgres_serves_a_node_and_keeps_its_history_across_a_restart() {
+    let Some(server) = Database::postgres(
+        "a_master_on_postgres_serves_a_node_and_keeps_its_history_across_a_restart",
+    ) else {
+        return;
+    };
+    server.sql("postgres", "CREATE DATABASE rigger").unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("store-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let url = format!("postgres://{USER}@{}/rigger", server.addr());
+    let mut master = rigger_tests::TestMaster::start_with(&[
+        "--store",
+        "postgres",
+        "--store-url",
+        &url,
+        "--store-password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    // Nothing of the metadata is in the data directory.
+    assert!(!master.data_dir().join("master.db").exists());
+    let node = rigger_tests::TestAgent::new("pg-node");
+    let first = node.enroll(&master, &["--role", "is"]);
+    assert_eq!(first.code, 2, "{}", first.all());
+    let second = node.once(&master.url(), &[]);
+    assert_eq!(second.code, 0, "{}", second.all());
+    let versions = server
+        .sql(
+            "rigger",
+            "SELECT count(*) FROM catalogs WHERE certname = 'pg-node'",
+        )
+        .unwrap();
+    assert_eq!(versions, "1", "one catalog version, in PostgreSQL");
+
+    // A restarted master finds the node, its catalog and its reports there.
+    master.restart();
+    let again = node.once(&master.url(), &[]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    let nodes = master.nodes();
+    assert_eq!(nodes[0]["certname"], "pg-node", "{nodes}");
+    let reports = server
+        .sql(
+            "rigger",
+            "SELECT count(*) FROM reports WHERE certname = 'pg-node'",
+        )
+        .unwrap();
+    assert_eq!(reports, "3", "every run's report");
+
+    // The data directory's backup does not pretend to hold the metadata.
+    let ctl = |args: &[&str]| {
+        rigger_tests::Output::of(
+            std::process::Command::new(rigger_tests::bin("masterctl"))
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let key = secrets.path().join("backup.key");
+    assert_eq!(ctl(&["backup", "key", key.to_str().unwrap()]).code, 0);
+    let backup = ctl(&[
+        "backup",
+        "create",
+        secrets.path().join("master.backup").to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--data-dir",
+        master.data_dir().to_str().unwrap(),
+    ]);
+    assert_ne!(backup.code, 0, "{}", backup.all());
+    assert!(
+        backup.all().contains("keeps its metadata in PostgreSQL"),
+        "{}",
+        backup.all()
+    );
+    assert!(!secrets.path().join("master.backup").exists());
+}
+
+#[test]
+fn a_wrong_store_setting_stops_the_master_naming_it_and_hiding_the_password() {
+    let bin = rigger_tests::bin("rigger-master");
+    let dir = tempfile::tempdir().unwrap();
+    let check = |args: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .args(["--data-dir", dir.path().to_str().unwrap(), "--check-config"])
+            .args([
+                "--site",
+                rigger_tests::repo_root()
+                    .join("examples/site")
+                    .to_str()
+                    .unwrap(),
+                "--modules",
+                rigger_tests::repo_root().join("modules").to_str().unwrap(),
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = check(&["--store", "postgress"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("store.kind: \"postgress\""), "{err}");
+    let (code, err) = check(&["--store", "postgres"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("store.url"), "{err}");
+    let (code, err) = check(&[
+        "--store",
+        "postgres",
+        "--store-url",
+        "mysql://rigger:hunter2@127.0.0.1/rigger",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("is not a postgres:// URL"), "{err}");
+    assert!(!err.contains("hunter2"), "the password shows: {err}");
+}

@@ -74,6 +74,12 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
         ec2_max_launch_age: cli.ec2_max_launch_age.clone(),
         ec2_max_document_age: cli.ec2_max_document_age.clone(),
         catalog_ttl: cli.catalog_ttl.clone(),
+        store: Some(rigger_master::store_config::StoreFile {
+            kind: cli.store.clone(),
+            url: cli.store_url.clone(),
+            password_file: cli.store_password_file.clone(),
+            pool_size: cli.store_pool_size,
+        }),
     };
     Ok(MasterConfig::resolve(file, overrides)?)
 }

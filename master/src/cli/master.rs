@@ -86,6 +86,19 @@ pub struct Cli {
     /// How long a catalog is valid without being signed again (default 14d).
     #[arg(long, env = "RIGGER_CATALOG_TTL")]
     pub catalog_ttl: Option<String>,
+    /// The metadata store: sqlite (default, in the data directory) or
+    /// postgres (several masters on one database).
+    #[arg(long, env = "RIGGER_STORE")]
+    pub store: Option<String>,
+    /// The PostgreSQL store's URL (postgres://USER@HOST:PORT/DATABASE).
+    #[arg(long, env = "RIGGER_STORE_URL")]
+    pub store_url: Option<String>,
+    /// A file holding the PostgreSQL store's password.
+    #[arg(long, env = "RIGGER_STORE_PASSWORD_FILE")]
+    pub store_password_file: Option<PathBuf>,
+    /// Connections kept to the PostgreSQL store (default 10).
+    #[arg(long, env = "RIGGER_STORE_POOL_SIZE")]
+    pub store_pool_size: Option<u32>,
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check_config: bool,
