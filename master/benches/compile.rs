@@ -59,6 +59,7 @@ fn main() {
             ec2: Default::default(),
             catalog_ttl: std::time::Duration::from_secs(14 * 86_400),
             store: Default::default(),
+            blobs: Default::default(),
         };
         let master = rigger_master::server::Master::open(config)
             .await

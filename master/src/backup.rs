@@ -104,6 +104,9 @@ pub struct Summary {
     pub files: u64,
     /// Their bytes, before encryption.
     pub bytes: u64,
+    /// Whether the content store (`blobs/`) is in it: asked for, and in
+    /// the data directory (a master on S3 keeps its content there).
+    pub blobs: bool,
 }
 
 /// Writes a new random key to `path` (0600); an existing file is kept.
@@ -240,6 +243,7 @@ fn write_archive(
         add(snapshot, "master.db", &mut summary)?;
         let blobs = data_dir.join("blobs");
         if with_blobs && blobs.is_dir() {
+            summary.blobs = true;
             for entry in walkdir::WalkDir::new(&blobs).sort_by_file_name() {
                 let entry = entry.map_err(|e| BackupError::Io {
                     path: blobs.clone(),

@@ -69,6 +69,9 @@ pub struct MasterConfigFile {
     /// The metadata store (`[store]`): SQLite in the data directory unless
     /// it names PostgreSQL.
     pub store: Option<crate::store_config::StoreFile>,
+    /// The content store (`[blobs]`): the data directory's `blobs/` unless
+    /// it names an S3 bucket.
+    pub blobs: Option<crate::store_config::BlobsFile>,
 }
 
 /// The resolved configuration.
@@ -111,6 +114,8 @@ pub struct MasterConfig {
     pub catalog_ttl: std::time::Duration,
     /// The metadata store.
     pub store: crate::store_config::StoreSettings,
+    /// The content store.
+    pub blobs: crate::store_config::BlobsSettings,
 }
 
 pub use rigger_common::config::ConfigError;
@@ -299,7 +304,15 @@ impl MasterConfig {
                 .over(file.store.unwrap_or_default()),
             &mut problems,
         );
+        let blobs = crate::store_config::BlobsSettings::resolve(
+            overrides
+                .blobs
+                .unwrap_or_default()
+                .over(file.blobs.unwrap_or_default()),
+            &mut problems,
+        );
         let config = Self {
+            blobs,
             store,
             catalog_ttl,
             ec2,
@@ -395,6 +408,10 @@ mod tests {
             catalog_ttl: Some("14d".into()),
             store: Some(crate::store_config::StoreFile {
                 kind: Some("sqlite".into()),
+                ..Default::default()
+            }),
+            blobs: Some(crate::store_config::BlobsFile {
+                kind: Some("local".into()),
                 ..Default::default()
             }),
         };

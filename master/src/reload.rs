@@ -71,6 +71,7 @@ fn restart_only_changes(started: &MasterConfig, now: &MasterConfig) -> Vec<&'sta
     rigger_common::config::differing(&[
         ("data_dir", started.data_dir != now.data_dir),
         ("store", started.store != now.store),
+        ("blobs", started.blobs != now.blobs),
         ("listen", started.listen != now.listen),
         ("modules", started.modules != now.modules),
         ("site", started.site != now.site),

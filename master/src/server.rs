@@ -26,7 +26,7 @@ use crate::rpc::content::Content;
 use crate::rpc::enrollment::Enrollment;
 use crate::rpc::{MasterState, SharedState};
 use crate::store::{PostgresSettings, PostgresStore, SqliteStore, StoreError};
-use crate::store_config::StoreSettings;
+use crate::store_config::{BlobsSettings, StoreSettings};
 
 /// The master failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,15 @@ pub enum ServerError {
         /// Why.
         #[source]
         source: Box<ServerError>,
+    },
+    /// The configured content store could not be opened.
+    #[error("cannot open the content store, {blobs}")]
+    BlobsOpen {
+        /// Which store.
+        blobs: String,
+        /// Why.
+        #[source]
+        source: crate::content::blobs::BlobError,
     },
     /// The PostgreSQL store's password file could not be read.
     #[error("cannot read the store's password file {}", path.display())]
@@ -118,6 +127,31 @@ async fn open_store(
     })
 }
 
+/// Opens the configured content store (local: `blobs/` in `dir`; S3
+/// spools through `dir/spool`).
+fn open_blobs(
+    settings: &BlobsSettings,
+    dir: &std::path::Path,
+) -> Result<Arc<dyn crate::content::blobs::BlobStore>, ServerError> {
+    Ok(match settings {
+        BlobsSettings::Local => {
+            let path = dir.join("blobs");
+            Arc::new(
+                crate::content::LocalBlobStore::open(&path)
+                    .map_err(|source| ServerError::DataDir { path, source })?,
+            )
+        }
+        BlobsSettings::S3(s3) => Arc::new(
+            crate::content::blobs::S3BlobStore::open(s3, &dir.join("spool")).map_err(|source| {
+                ServerError::BlobsOpen {
+                    blobs: settings.describe(),
+                    source,
+                }
+            })?,
+        ),
+    })
+}
+
 /// A master ready to serve.
 pub struct Master {
     state: SharedState,
@@ -149,13 +183,8 @@ impl Master {
         let restart_key = crate::compiler::RestartKey::load_or_create(&dir.join("restart-key"))?;
         let compiler = Compiler::new(config.modules.clone(), config.site.clone())
             .with_restart_key(restart_key);
-        let blobs = crate::content::LocalBlobStore::open(&dir.join("blobs")).map_err(|source| {
-            ServerError::DataDir {
-                path: dir.join("blobs"),
-                source,
-            }
-        })?;
-        let blobs: Arc<dyn crate::content::blobs::BlobStore> = Arc::new(blobs);
+        let blobs = open_blobs(&config.blobs, dir)?;
+        tracing::info!(blobs = %config.blobs.describe(), "content store open");
         let pack_files = crate::content::pack_files::ImportedPackFiles::new(
             crate::content::blobs::BlockingBlobs::new(
                 blobs.clone(),

@@ -1,6 +1,8 @@
-//! Which metadata store a master uses: `[store]` in `master.toml` (and
-//! `--store…` flags, `RIGGER_STORE…` variables). SQLite in the data
-//! directory is the default; PostgreSQL is what several masters share.
+//! Which stores a master uses: `[store]` (metadata) and `[blobs]` (content)
+//! in `master.toml`, and their `--store…`/`--blobs…` flags and
+//! `RIGGER_STORE…`/`RIGGER_BLOBS…` variables. SQLite and `blobs/` in the
+//! data directory are the default; PostgreSQL and S3 are what several
+//! masters share.
 
 use std::path::PathBuf;
 
@@ -113,6 +115,131 @@ impl StoreSettings {
     }
 }
 
+/// `[blobs]` as written, every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobsFile {
+    /// `local` (default) or `s3`.
+    pub kind: Option<String>,
+    /// For `s3`: the bucket.
+    pub bucket: Option<String>,
+    /// For `s3`: what keys start with (`""`).
+    pub prefix: Option<String>,
+    /// For `s3`: the bucket's region (`AWS_REGION`, else us-east-1).
+    pub region: Option<String>,
+    /// For `s3`: an S3-compatible endpoint instead of AWS's.
+    pub endpoint: Option<String>,
+}
+
+impl BlobsFile {
+    /// Each field of `self`, else of `file`.
+    pub fn over(self, file: Self) -> Self {
+        Self {
+            kind: self.kind.or(file.kind),
+            bucket: self.bucket.or(file.bucket),
+            prefix: self.prefix.or(file.prefix),
+            region: self.region.or(file.region),
+            endpoint: self.endpoint.or(file.endpoint),
+        }
+    }
+}
+
+/// The resolved content store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BlobsSettings {
+    /// `blobs/` in the data directory.
+    #[default]
+    Local,
+    /// An S3 bucket; credentials come from AWS's chain (the `AWS_…`
+    /// variables, then the instance's role), never from this file.
+    S3(crate::content::blobs::S3Settings),
+}
+
+impl BlobsSettings {
+    /// Checks `[blobs]`, adding what is wrong to `problems`.
+    pub fn resolve(file: BlobsFile, problems: &mut Vec<String>) -> Self {
+        match file.kind.as_deref().unwrap_or("local") {
+            "local" => {
+                for (key, set) in [
+                    ("bucket", file.bucket.is_some()),
+                    ("prefix", file.prefix.is_some()),
+                    ("region", file.region.is_some()),
+                    ("endpoint", file.endpoint.is_some()),
+                ] {
+                    if set {
+                        problems.push(format!(
+                            "blobs.{key}: only for kind = \"s3\" (the content is in the data directory's blobs/)"
+                        ));
+                    }
+                }
+                Self::Local
+            }
+            "s3" => {
+                let bucket = file.bucket.unwrap_or_default();
+                if bucket.is_empty() {
+                    problems.push("blobs.bucket: kind = \"s3\" needs the bucket's name".into());
+                } else if !valid_bucket(&bucket) {
+                    problems.push(format!(
+                        "blobs.bucket: {bucket:?} is not a bucket name (3 to 63 lower-case letters, digits, dots and dashes)"
+                    ));
+                }
+                if let Some(endpoint) = &file.endpoint {
+                    if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+                        problems.push(format!(
+                            "blobs.endpoint: {:?} is not an http:// or https:// URL",
+                            shown_url(endpoint)
+                        ));
+                    }
+                }
+                let region = file
+                    .region
+                    .or_else(|| std::env::var("AWS_REGION").ok())
+                    .unwrap_or_else(|| "us-east-1".into());
+                Self::S3(crate::content::blobs::S3Settings {
+                    bucket,
+                    prefix: file.prefix.unwrap_or_default(),
+                    region,
+                    endpoint: file.endpoint,
+                    credentials: None,
+                })
+            }
+            other => {
+                problems.push(format!("blobs.kind: {other:?} is not \"local\" or \"s3\""));
+                Self::Local
+            }
+        }
+    }
+
+    /// What the logs say about the content store.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Local => "the data directory's blobs/".into(),
+            Self::S3(s3) => format!(
+                "S3 bucket {} ({}{})",
+                s3.bucket,
+                s3.endpoint
+                    .as_deref()
+                    .map_or_else(|| s3.region.clone(), shown_url),
+                if s3.prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!(", keys under {}", s3.prefix)
+                }
+            ),
+        }
+    }
+}
+
+/// An S3 bucket name as AWS allows it.
+fn valid_bucket(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
 /// A URL with any password in it replaced by `***`.
 pub fn shown_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -191,6 +318,60 @@ mod tests {
             !problems[0].contains("hunter2"),
             "a password in an error: {problems:?}"
         );
+    }
+
+    #[test]
+    fn s3_needs_a_bucket_and_a_typo_is_named() {
+        let mut problems = Vec::new();
+        let blobs = BlobsSettings::resolve(
+            BlobsFile {
+                kind: Some("s3".into()),
+                bucket: Some("rigger-content".into()),
+                region: Some("eu-west-1".into()),
+                ..Default::default()
+            },
+            &mut problems,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(
+            matches!(&blobs, BlobsSettings::S3(s) if s.bucket == "rigger-content" && s.credentials.is_none())
+        );
+        for (file, expected) in [
+            (
+                BlobsFile {
+                    kind: Some("s3".into()),
+                    ..Default::default()
+                },
+                "blobs.bucket: kind",
+            ),
+            (
+                BlobsFile {
+                    kind: Some("s3".into()),
+                    bucket: Some("Rigger_Content".into()),
+                    ..Default::default()
+                },
+                "blobs.bucket: \"Rigger_Content\" is not a bucket name",
+            ),
+            (
+                BlobsFile {
+                    kind: Some("S3".into()),
+                    ..Default::default()
+                },
+                "blobs.kind: \"S3\" is not",
+            ),
+            (
+                BlobsFile {
+                    bucket: Some("rigger".into()),
+                    ..Default::default()
+                },
+                "blobs.bucket: only for kind",
+            ),
+        ] {
+            let mut problems = Vec::new();
+            BlobsSettings::resolve(file, &mut problems);
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].starts_with(expected), "{problems:?}");
+        }
     }
 
     #[test]

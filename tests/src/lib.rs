@@ -14,6 +14,7 @@ pub mod nginx;
 pub mod node_client;
 pub mod pack;
 pub mod process;
+pub mod s3;
 pub mod server_config;
 pub mod services;
 

@@ -98,6 +98,8 @@ pub struct TestMaster {
     dir: TempDir,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// Variables the master runs with (e.g. AWS credentials for S3).
+    env: Vec<(String, String)>,
     open_file_limit: Option<u64>,
     /// The module path (the repository's `modules/` unless a test sets another).
     modules: PathBuf,
@@ -206,19 +208,35 @@ impl TestMaster {
         Self::launched(extra_args, None)
     }
 
+    /// [`TestMaster::start_with`], the master also given `env`.
+    pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut master = Self::unlaunched(extra_args, None);
+        master.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        master.launch();
+        master.with_sample_pack()
+    }
+
     fn launched(extra_args: &[&str], open_file_limit: Option<u64>) -> Self {
+        let mut master = Self::unlaunched(extra_args, open_file_limit);
+        master.launch();
+        master
+    }
+
+    fn unlaunched(extra_args: &[&str], open_file_limit: Option<u64>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo_root().join("examples/site"), &dir.path().join("site"));
-        let mut master = Self {
+        Self {
             dir,
             child: None,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
             open_file_limit,
             modules: repo_root().join("modules"),
             addr: String::new(),
-        };
-        master.launch();
-        master
+        }
     }
 
     /// The master's data directory.
@@ -277,6 +295,7 @@ impl TestMaster {
             .arg("--admin-socket")
             .arg(self.socket())
             .env_remove("RIGGER_MASTER_CONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

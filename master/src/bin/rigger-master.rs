@@ -80,6 +80,13 @@ fn load_config(cli: &Cli) -> anyhow::Result<MasterConfig> {
             password_file: cli.store_password_file.clone(),
             pool_size: cli.store_pool_size,
         }),
+        blobs: Some(rigger_master::store_config::BlobsFile {
+            kind: cli.blobs.clone(),
+            bucket: cli.blobs_bucket.clone(),
+            prefix: cli.blobs_prefix.clone(),
+            region: cli.blobs_region.clone(),
+            endpoint: cli.blobs_endpoint.clone(),
+        }),
     };
     Ok(MasterConfig::resolve(file, overrides)?)
 }

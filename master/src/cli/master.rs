@@ -99,6 +99,22 @@ pub struct Cli {
     /// Connections kept to the PostgreSQL store (default 10).
     #[arg(long, env = "RIGGER_STORE_POOL_SIZE")]
     pub store_pool_size: Option<u32>,
+    /// The content store: local (default, the data directory's blobs/) or
+    /// s3 (several masters on one bucket).
+    #[arg(long, env = "RIGGER_BLOBS")]
+    pub blobs: Option<String>,
+    /// The S3 content store's bucket.
+    #[arg(long, env = "RIGGER_BLOBS_BUCKET")]
+    pub blobs_bucket: Option<String>,
+    /// What the S3 content store's keys start with.
+    #[arg(long, env = "RIGGER_BLOBS_PREFIX")]
+    pub blobs_prefix: Option<String>,
+    /// The S3 bucket's region (default: AWS_REGION, else us-east-1).
+    #[arg(long, env = "RIGGER_BLOBS_REGION")]
+    pub blobs_region: Option<String>,
+    /// An S3-compatible endpoint instead of AWS's.
+    #[arg(long, env = "RIGGER_BLOBS_ENDPOINT")]
+    pub blobs_endpoint: Option<String>,
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check_config: bool,

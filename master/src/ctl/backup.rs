@@ -55,10 +55,11 @@ pub async fn run(command: Command) -> anyhow::Result<String> {
                 data_dir.display(),
                 summary.files,
                 summary.bytes,
-                if with_blobs {
-                    ""
-                } else {
-                    ", without the content store"
+                match (with_blobs, summary.blobs) {
+                    (_, true) => "",
+                    (false, false) => ", without the content store",
+                    (true, false) =>
+                        ", without the content store: the data directory has none (a master with [blobs] kind = \"s3\" keeps it in the bucket)",
                 },
                 file.display()
             ))

@@ -1,5 +1,6 @@
 //! Content-addressed blob storage behind [`BlobStore`]: local disk
-//! ([`LocalBlobStore`], `<data>/blobs`) now, S3 later behind the same trait.
+//! ([`LocalBlobStore`], `<data>/blobs`, the default) or an S3 bucket
+//! ([`S3BlobStore`], what several masters share).
 //! The interface names no local path: blobs go in as byte streams and come
 //! out as async readers, so a remote backend fits. Every implementation
 //! passes the one conformance suite (`conformance.rs`).
@@ -8,9 +9,10 @@
 //! hashed and written; a reader never sees a partial blob.
 
 mod blocking;
-#[cfg(test)]
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod local;
+mod s3;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use blocking::{BlockingBlobs, IngestError};
 pub use local::LocalBlobStore;
+pub use s3::{PART_SIZE, S3BlobStore, S3Settings};
 
 /// A blob's bytes, read as they come.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
