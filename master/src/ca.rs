@@ -269,6 +269,14 @@ impl CertificateAuthority {
         Ok(())
     }
 
+    /// The sha256 fingerprints of every CA it trusts (the current one, and
+    /// during a rotation the next and the previous).
+    pub fn trusted_fingerprints(&self) -> Vec<rigger_common::digest::Digest> {
+        rigger_common::tls::certs_from_pem(&self.trusted_pem(), "the trusted CAs")
+            .map(|certs| certs.iter().map(rigger_common::tls::fingerprint).collect())
+            .unwrap_or_default()
+    }
+
     /// The retired CA's certificate, if a rotation kept one.
     pub fn previous_pem(&self) -> Option<&str> {
         self.previous.as_ref().map(|p| p.cert_pem.as_str())

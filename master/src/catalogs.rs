@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::compiler::{NodeContext, Peer, Products};
 use crate::error::{Error, Result};
 use crate::state::MasterState;
-use crate::store::{CatalogRecord, ReportRecord};
+use crate::store::{CatalogRecord, ReportRecord, StoreError};
 
 /// The largest catalog a node is sent (its gRPC message must stay under
 /// the 4 MiB a client decodes).
@@ -294,7 +294,21 @@ pub async fn publish(
         digest,
         signed: signed.clone(),
     };
-    state.store.insert_catalog(certname, &record, now).await?;
+    match state.store.insert_catalog(certname, &record, now).await {
+        Ok(()) => {}
+        // Another master stored this version first: the same content (it
+        // compiled the same inputs) is that version; other content leaves
+        // the version to it, and the node asks again.
+        Err(StoreError::VersionTaken { .. }) => {
+            return match state.store.catalog(certname, Some(version)).await? {
+                Some(theirs) if theirs.digest == digest => fresh(state, certname, &theirs).await,
+                _ => Err(Error::FailedPrecondition(format!(
+                    "another master stored catalog version {version} of {certname} with other content at the same moment; the node's next request gets the newest"
+                ))),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(node = %certname, role, version, %digest, "new catalog version");
     // Nodes watching hear of it (none may be: that is fine).
     let _ = state.notices.send((certname.to_string(), version));

@@ -107,6 +107,15 @@ pub struct TestMaster {
     pub addr: String,
 }
 
+/// The files every master of one fleet holds alike.
+pub const FLEET_FILES: [&str; 5] = [
+    "ca.crt",
+    "ca.key",
+    "catalog-signing.key",
+    "restart-key",
+    "epoch",
+];
+
 impl TestMaster {
     /// Starts a master on 127.0.0.1 with a copy of `examples/site` and a
     /// small sample wso2is 5.11.0 pack imported (GA).
@@ -206,6 +215,25 @@ impl TestMaster {
     /// Starts a master with nothing imported and extra `rigger-master` flags.
     pub fn start_empty_with(extra_args: &[&str]) -> Self {
         Self::launched(extra_args, None)
+    }
+
+    /// Another master of `fleet`'s fleet (its flags and `env` name the
+    /// same shared stores): the fleet's key files are copied into its data
+    /// directory first, as an operator provisions one; nothing is imported
+    /// (the stores hold the packs).
+    pub fn start_joining(fleet: &TestMaster, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut master = Self::unlaunched(extra_args, None);
+        master.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        std::fs::create_dir_all(master.data_dir()).unwrap();
+        for file in FLEET_FILES {
+            std::fs::copy(fleet.data_dir().join(file), master.data_dir().join(file))
+                .unwrap_or_else(|e| panic!("copy {file}: {e}"));
+        }
+        master.launch();
+        master
     }
 
     /// [`TestMaster::start_with`], the master also given `env`.

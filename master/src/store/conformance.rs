@@ -63,6 +63,7 @@ cases!(
     a_ready_streak_keeps_its_start_and_heartbeats_renew_leases,
     a_promotion_replaces_the_level_an_environment_runs,
     a_new_revision_of_a_rollout_forgets_its_nodes,
+    the_first_master_s_keys_are_the_fleet_s,
 );
 
 fn cert(serial: &str, certname: &str, not_after_ms: i64) -> CertRecord {
@@ -239,8 +240,11 @@ pub async fn catalog_history_keeps_every_version_once(store: &dyn MetaStore) {
     assert!(store.catalog("n", Some(9)).await.unwrap().is_none());
     assert!(store.catalog("other", None).await.unwrap().is_none());
     assert!(
-        store.insert_catalog("n", &catalog(3), 0).await.is_err(),
-        "a version was rewritten"
+        matches!(
+            store.insert_catalog("n", &catalog(3), 0).await,
+            Err(super::StoreError::VersionTaken { version: 3, .. })
+        ),
+        "a version was rewritten, or its refusal does not say it is taken"
     );
     assert_eq!(store.catalog("n", Some(3)).await.unwrap(), Some(catalog(3)));
 }
@@ -910,4 +914,24 @@ pub async fn a_new_revision_of_a_rollout_forgets_its_nodes(store: &dyn MetaStore
         store.rollouts().await.unwrap(),
         vec![rollout("r2", "running")]
     );
+}
+
+/// The first master's keys are recorded; a later master with other keys
+/// is told the recorded ones, which stay.
+pub async fn the_first_master_s_keys_are_the_fleet_s(store: &dyn MetaStore) {
+    let first = super::FleetKeys {
+        ca: "sha256:ca".into(),
+        signing: "signing".into(),
+        restart: "restart".into(),
+        epoch: "e1".into(),
+    };
+    assert_eq!(store.claim_fleet_keys(&first).await.unwrap(), first);
+    let other = super::FleetKeys {
+        ca: "sha256:other".into(),
+        ..first.clone()
+    };
+    assert_eq!(store.claim_fleet_keys(&other).await.unwrap(), first);
+    assert_eq!(store.claim_fleet_keys(&first).await.unwrap(), first);
+    store.replace_fleet_keys(&other).await.unwrap();
+    assert_eq!(store.claim_fleet_keys(&first).await.unwrap(), other);
 }

@@ -5,7 +5,7 @@
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord,
+    AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, FleetKeys,
     LeaseDecision, LeaseRecord, NodeRecord, PendingEnrollment, PromotionRecord, ReportRecord,
     ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord, StoreError, TokenRecord,
     TreeInsert, TreeRecord,
@@ -133,8 +133,8 @@ pub trait MetaStore: Send + Sync {
         version: Option<u64>,
     ) -> Result<Option<CatalogRecord>, StoreError>;
     /// Appends a catalog version to the node's history; a version that
-    /// exists already is an error (versions are never rewritten).
-    /// Refreshed.
+    /// exists already is [`StoreError::VersionTaken`] (versions are never
+    /// rewritten: of masters storing one at once, one does). Refreshed.
     async fn insert_catalog(
         &self,
         certname: &str,
@@ -241,4 +241,11 @@ pub trait MetaStore: Send + Sync {
     async fn release_lease(&self, group: &str, certname: &str) -> Result<bool, StoreError>;
     /// Unexpired leases, by group and acquisition time.
     async fn leases(&self, now_ms: i64) -> Result<Vec<LeaseRecord>, StoreError>;
+
+    /// Records `mine` as the fleet's keys unless some are recorded
+    /// (atomic: of masters starting at once, one is first); returns the
+    /// recorded ones.
+    async fn claim_fleet_keys(&self, mine: &FleetKeys) -> Result<FleetKeys, StoreError>;
+    /// Replaces the recorded keys (a master whose CA rotation finished).
+    async fn replace_fleet_keys(&self, keys: &FleetKeys) -> Result<(), StoreError>;
 }

@@ -34,6 +34,14 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error("metadata store: cannot migrate the schema")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Another master stored this catalog version of the node first.
+    #[error("metadata store: catalog version {version} of {certname} is taken")]
+    VersionTaken {
+        /// The node.
+        certname: String,
+        /// The version.
+        version: u64,
+    },
     /// A stored value does not decode (a damaged or foreign database).
     #[error("metadata store: {what} is corrupt: {message}")]
     Corrupt {
@@ -144,6 +152,21 @@ pub struct NodeRecord {
     /// Why the master could not give it a catalog the last time it asked
     /// ("" when it could).
     pub catalog_error: String,
+}
+
+/// What every master serving one fleet must hold alike, as recorded by
+/// the first master on the store: never a secret, only names of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetKeys {
+    /// The CA certificate's sha256 fingerprint (what nodes pin).
+    pub ca: String,
+    /// The catalog signing key's public half (what nodes verify with).
+    pub signing: String,
+    /// A keyed digest by the restart key (catalogs compiled anywhere
+    /// restart the same servers).
+    pub restart: String,
+    /// The lineage of catalog versions ([`crate::epoch`]).
+    pub epoch: String,
 }
 
 /// The catalog a node says it applied.

@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord,
+    AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, FleetKeys,
     LeaseDecision, LeaseRecord, MetaStore, NodeRecord, PendingEnrollment, PromotionRecord,
     ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord, StoreError,
     TokenRecord, TreeInsert, TreeRecord, stored_digest,
@@ -444,7 +444,13 @@ impl MetaStore for PostgresStore {
             .bind(site_commit)
             .execute(&self.refreshed)
             .await
-            .map_err(sql("store a catalog"))?;
+            .map_err(|e| match e.as_database_error() {
+                Some(db) if db.is_unique_violation() => StoreError::VersionTaken {
+                    certname: certname.to_string(),
+                    version: record.version,
+                },
+                _ => sql("store a catalog")(e),
+            })?;
         Ok(())
     }
 
@@ -1198,6 +1204,44 @@ impl MetaStore for PostgresStore {
             .into_iter()
             .filter(|l| l.expires_at_ms > now_ms)
             .collect())
+    }
+
+    async fn claim_fleet_keys(&self, mine: &FleetKeys) -> Result<FleetKeys, StoreError> {
+        sqlx::query(
+            "INSERT INTO fleet (id, ca, signing, restart, epoch) VALUES (1, $1, $2, $3, $4)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&mine.ca)
+        .bind(&mine.signing)
+        .bind(&mine.restart)
+        .bind(&mine.epoch)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("record the fleet's keys"))?;
+        let row = sqlx::query("SELECT ca, signing, restart, epoch FROM fleet WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(sql("read the fleet's keys"))?;
+        Ok(FleetKeys {
+            ca: row.get(0),
+            signing: row.get(1),
+            restart: row.get(2),
+            epoch: row.get(3),
+        })
+    }
+
+    async fn replace_fleet_keys(&self, keys: &FleetKeys) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE fleet SET ca = $1, signing = $2, restart = $3, epoch = $4 WHERE id = 1",
+        )
+        .bind(&keys.ca)
+        .bind(&keys.signing)
+        .bind(&keys.restart)
+        .bind(&keys.epoch)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("replace the fleet's keys"))?;
+        Ok(())
     }
 }
 

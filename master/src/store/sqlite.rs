@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord,
+    AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, FleetKeys,
     LeaseDecision, LeaseRecord, MetaStore, NodeRecord, PendingEnrollment, PromotionRecord,
     ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord, StoreError,
     TokenRecord, TreeInsert, TreeRecord, stored_digest,
@@ -410,7 +410,13 @@ impl MetaStore for SqliteStore {
             .bind(site_commit)
             .execute(&self.refreshed)
             .await
-            .map_err(sql("store a catalog"))?;
+            .map_err(|e| match e.as_database_error() {
+                Some(db) if db.is_unique_violation() => StoreError::VersionTaken {
+                    certname: certname.to_string(),
+                    version: record.version,
+                },
+                _ => sql("store a catalog")(e),
+            })?;
         Ok(())
     }
 
@@ -1157,6 +1163,42 @@ impl MetaStore for SqliteStore {
             .into_iter()
             .filter(|l| l.expires_at_ms > now_ms)
             .collect())
+    }
+
+    async fn claim_fleet_keys(&self, mine: &FleetKeys) -> Result<FleetKeys, StoreError> {
+        sqlx::query(
+            "INSERT INTO fleet (id, ca, signing, restart, epoch) VALUES (1, ?, ?, ?, ?)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&mine.ca)
+        .bind(&mine.signing)
+        .bind(&mine.restart)
+        .bind(&mine.epoch)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("record the fleet's keys"))?;
+        let row = sqlx::query("SELECT ca, signing, restart, epoch FROM fleet WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(sql("read the fleet's keys"))?;
+        Ok(FleetKeys {
+            ca: row.get(0),
+            signing: row.get(1),
+            restart: row.get(2),
+            epoch: row.get(3),
+        })
+    }
+
+    async fn replace_fleet_keys(&self, keys: &FleetKeys) -> Result<(), StoreError> {
+        sqlx::query("UPDATE fleet SET ca = ?, signing = ?, restart = ?, epoch = ? WHERE id = 1")
+            .bind(&keys.ca)
+            .bind(&keys.signing)
+            .bind(&keys.restart)
+            .bind(&keys.epoch)
+            .execute(&self.pool)
+            .await
+            .map_err(sql("replace the fleet's keys"))?;
+        Ok(())
     }
 }
 
