@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rigger_common::digest::Digest;
-use rigger_common::grpc::MasterAddress;
+use rigger_common::grpc::{MasterAddress, MasterAddresses};
 use serde::Deserialize;
 
 use crate::facts::ImdsSetting;
@@ -43,7 +43,7 @@ pub struct AgentConfig {
     /// Root prefix for every managed path.
     pub root: PathBuf,
     /// The master.
-    pub master: MasterAddress,
+    pub master: MasterAddresses,
     /// CA file to trust.
     pub ca_cert: Option<PathBuf>,
     /// CA fingerprint to trust.
@@ -88,12 +88,13 @@ impl AgentConfig {
             .master
             .or(file.master)
             .unwrap_or_else(|| "https://rigger-master:8140".to_string());
-        let master = MasterAddress::parse(&master_text).unwrap_or_else(|e| {
+        let master = MasterAddresses::parse(&master_text).unwrap_or_else(|e| {
             problems.push(format!("master: {e}"));
             MasterAddress {
                 host: "invalid".into(),
                 port: 0,
             }
+            .into()
         });
         let ca_fingerprint = overrides
             .ca_fingerprint

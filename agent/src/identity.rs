@@ -11,7 +11,7 @@ use std::time::Duration;
 use rcgen::{CertificateParams, DnType, KeyPair};
 use rigger_common::digest::Digest;
 use rigger_common::fsutil::{Ownership, write_atomic};
-use rigger_common::grpc::MasterAddress;
+use rigger_common::grpc::MasterAddresses;
 use rigger_common::tls::{self, ClientIdentity};
 
 use crate::client::{GrpcMaster, MasterError};
@@ -33,7 +33,7 @@ pub struct Identity {
 #[derive(Debug, Clone)]
 pub struct EnrollSettings {
     /// The master.
-    pub master: MasterAddress,
+    pub master: MasterAddresses,
     /// The node's certname.
     pub certname: String,
     /// Trust the CA in this file.
@@ -522,7 +522,8 @@ async fn enrollment_client(
     settings: &EnrollSettings,
     config: rustls::ClientConfig,
 ) -> Result<GrpcMaster, IdentityError> {
-    GrpcMaster::connect(&settings.master, config, settings.timeout)
+    let start = crate::client::node_place(&settings.certname, settings.master.all().len());
+    GrpcMaster::connect_any(&settings.master, start, config, settings.timeout)
         .await
         .map_err(IdentityError::Connect)
 }

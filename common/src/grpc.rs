@@ -78,6 +78,54 @@ impl std::fmt::Display for MasterAddress {
     }
 }
 
+/// The masters a node may talk to, in the order it tries them: one, or
+/// several serving one fleet (`https://a:8140,https://b:8140`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterAddresses(Vec<MasterAddress>);
+
+impl MasterAddresses {
+    /// Parses one address or several separated by commas; an empty one
+    /// or a bad one is an error naming it.
+    pub fn parse(text: &str) -> Result<Self, BadMasterAddress> {
+        let masters = text
+            .split(',')
+            .map(|one| MasterAddress::parse(one.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self(masters))
+    }
+
+    /// Each master, in order.
+    pub fn all(&self) -> &[MasterAddress] {
+        &self.0
+    }
+
+    /// The masters in the order a node tries them now: from a place
+    /// `start` picks (a node's own, so that nodes spread over the
+    /// masters), round the list.
+    pub fn from(&self, start: usize) -> impl Iterator<Item = &MasterAddress> {
+        let n = self.0.len();
+        (0..n).map(move |i| &self.0[(start + i) % n])
+    }
+}
+
+impl From<MasterAddress> for MasterAddresses {
+    fn from(one: MasterAddress) -> Self {
+        Self(vec![one])
+    }
+}
+
+impl std::fmt::Display for MasterAddresses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, master) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{master}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Opens an HTTP/2 channel to the master over TLS with `config`.
 pub async fn tls_channel(
     master: &MasterAddress,
@@ -377,6 +425,19 @@ pub fn socket_path(dir: &Path, name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_masters_are_tried_round_the_list_and_a_bad_one_is_named() {
+        let masters = MasterAddresses::parse("https://10.0.1.5:8140, 10.0.2.5").unwrap();
+        assert_eq!(
+            masters.to_string(),
+            "https://10.0.1.5:8140,https://10.0.2.5:8140"
+        );
+        let order: Vec<String> = masters.from(1).map(ToString::to_string).collect();
+        assert_eq!(order, ["https://10.0.2.5:8140", "https://10.0.1.5:8140"]);
+        let err = MasterAddresses::parse("https://a:8140,,ftp://b").unwrap_err();
+        assert!(err.to_string().contains("\"\""), "{err}");
+    }
 
     #[test]
     fn parses_master_addresses() {

@@ -62,7 +62,7 @@ fn main() {
         let mut identities = Vec::new();
         for (i, dir) in dirs.iter().enumerate() {
             let settings = EnrollSettings {
-                master: address.clone(),
+                master: address.clone().into(),
                 certname: format!("bench-watch-{i}"),
                 ca_cert: None,
                 ca_fingerprint: Some(fingerprint),
@@ -81,7 +81,7 @@ fn main() {
     let started = Instant::now();
     let held = runtime.block_on(async {
         let connector = Arc::new(GrpcConnector {
-            master: address.clone(),
+            master: address.clone().into(),
             timeout: Duration::from_secs(60),
         });
         let identities = Arc::new(identities);

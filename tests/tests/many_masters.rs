@@ -113,11 +113,31 @@ fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
     assert!(peers.code == 0 || peers.code == 2, "{}", peers.all());
     let settled = versions(&db);
 
-    // A stops: both nodes carry on through B, with the versions they have.
-    a.stop();
+    // Both nodes are told of both masters; A stops: each carries on (the
+    // one that kept to A fails over to B), with the versions it has.
+    // Each node's list puts A where the node starts (its own place).
+    let starting_at_a = |node: &TestAgent| {
+        if rigger_agent::client::node_place(&node.certname, 2) == 0 {
+            format!("{},{}", a.url(), b.url())
+        } else {
+            format!("{},{}", b.url(), a.url())
+        }
+    };
     for node in [&one, &two] {
-        let run = node.once(&b.url(), &[]);
+        let run = node.once(&starting_at_a(node), &[]);
         assert_eq!(run.code, 0, "{}", run.all());
+    }
+    let lists = [starting_at_a(&one), starting_at_a(&two)];
+    a.stop();
+    for (node, list) in [&one, &two].into_iter().zip(&lists) {
+        let run = node.once(list, &[]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert!(!run.all().contains("cached catalog"), "{}", run.all());
+        assert!(
+            run.all().contains("using another of the fleet"),
+            "{}",
+            run.all()
+        );
     }
     assert_eq!(versions(&db), settled, "B made versions A had made already");
     assert_eq!(b.nodes().as_array().unwrap().len(), 2);

@@ -38,7 +38,7 @@ fn a_busy_master_tells_a_node_when_to_come_back_and_it_does() {
     assert!(!cached.is_empty());
     let held = runtime.block_on(async {
         let connector = GrpcConnector {
-            master: MasterAddress::parse(&master.url()).unwrap(),
+            master: MasterAddress::parse(&master.url()).unwrap().into(),
             timeout: Duration::from_secs(10),
         };
         let client = connector.connect(&identity).await.unwrap();

@@ -15,7 +15,8 @@ pub struct Cli {
     /// Resolve every managed path, the state and the socket under DIR.
     #[arg(long, env = "RIGGER_ROOT", default_value = "/")]
     pub root: PathBuf,
-    /// The master, https://HOST[:PORT].
+    /// The master, https://HOST[:PORT]; several masters of one fleet
+    /// separated by commas (each node keeps to one, and fails over).
     #[arg(long, env = "RIGGER_MASTER")]
     pub master: Option<String>,
     /// Trust the master's CA in this file.

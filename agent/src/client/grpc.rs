@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rigger_common::digest::Digest;
 use rigger_common::error_chain;
-use rigger_common::grpc::{MasterAddress, tls_channel};
+use rigger_common::grpc::{MasterAddress, MasterAddresses, tls_channel};
 use rigger_common::proto;
 use rigger_common::proto::catalog_service_client::CatalogServiceClient;
 use rigger_common::proto::content_service_client::ContentServiceClient;
@@ -51,6 +51,41 @@ impl GrpcMaster {
             master: master.clone(),
             config,
             timeout,
+        })
+    }
+
+    /// Connects to the first of `masters` that answers, trying them from
+    /// the place `start` picks; a master that cannot be reached is passed
+    /// over (logged), and when none can be, the error names each.
+    pub async fn connect_any(
+        masters: &MasterAddresses,
+        start: usize,
+        config: rustls::ClientConfig,
+        timeout: Duration,
+    ) -> Result<Self, MasterError> {
+        let mut failed: Vec<(String, String)> = Vec::new();
+        for master in masters.from(start) {
+            match Self::connect(master, config.clone(), timeout).await {
+                Ok(client) => {
+                    if !failed.is_empty() {
+                        tracing::warn!(%master, passed_over = failed.len(), "a master cannot be reached: using another of the fleet");
+                    }
+                    return Ok(client);
+                }
+                Err(MasterError::Connect { master, message }) => failed.push((master, message)),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(match <[_; 1]>::try_from(failed) {
+            Ok([(master, message)]) => MasterError::Connect { master, message },
+            Err(failed) => MasterError::Connect {
+                master: masters.to_string(),
+                message: failed
+                    .iter()
+                    .map(|(master, message)| format!("{master}: {message}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
         })
     }
 
@@ -362,11 +397,12 @@ impl MasterClient for GrpcMaster {
     }
 }
 
-/// Connects to one master address over mutually authenticated TLS.
+/// Connects to the master (or the first of the fleet's masters that
+/// answers) over mutually authenticated TLS.
 #[derive(Debug, Clone)]
 pub struct GrpcConnector {
-    /// The master.
-    pub master: MasterAddress,
+    /// The masters.
+    pub master: MasterAddresses,
     /// Connect and request timeout.
     pub timeout: Duration,
 }
@@ -379,9 +415,19 @@ impl Connector for GrpcConnector {
                 master: self.master.to_string(),
                 message: error_chain(&e),
             })?;
-        let master = GrpcMaster::connect(&self.master, config, self.timeout).await?;
+        let start = node_place(&identity.certname, self.master.all().len());
+        let master = GrpcMaster::connect_any(&self.master, start, config, self.timeout).await?;
         Ok(Arc::new(master))
     }
+}
+
+/// Where in a list of `n` masters a node starts: its own place (nodes
+/// spread over the masters and each keeps to one while it answers).
+pub fn node_place(certname: &str, n: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    certname.hash(&mut hasher);
+    (hasher.finish() % n.max(1) as u64) as usize
 }
 
 #[cfg(test)]

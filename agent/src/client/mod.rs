@@ -17,7 +17,7 @@ use rigger_common::digest::Digest;
 use rigger_common::signing::SignedCatalog;
 use tokio_stream::Stream;
 
-pub use grpc::{GrpcConnector, GrpcMaster};
+pub use grpc::{GrpcConnector, GrpcMaster, node_place};
 pub use rigger_common::report::{ReportedOutcome, RunReport, ServiceHealth};
 
 use crate::identity::Identity;

@@ -18,7 +18,8 @@ fn config(root: &std::path::Path) -> AgentConfig {
         master: MasterAddress {
             host: "127.0.0.1".into(),
             port: 9,
-        },
+        }
+        .into(),
         ca_cert: None,
         ca_fingerprint: None,
         token: None,
