@@ -310,8 +310,12 @@ pub async fn publish(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(node = %certname, role, version, %digest, "new catalog version");
-    // Nodes watching hear of it (none may be: that is fine).
+    // Nodes watching hear of it (none may be: that is fine), through this
+    // master and the others on its store.
     let _ = state.notices.send((certname.to_string(), version));
+    if let Err(e) = state.store.announce_catalog(certname, version).await {
+        tracing::warn!(node = %certname, version, error = %rigger_common::error_chain(&e), "cannot tell the other masters of a new catalog version: their watchers hear of it at their next run");
+    }
     Ok(signed)
 }
 

@@ -163,6 +163,30 @@ pub fn spawn(state: SharedState) {
     });
 }
 
+/// Passes the new catalog versions other masters on the store announce to
+/// this master's watch streams, until the master stops (a store only one
+/// master uses announces nothing).
+pub async fn hear_other_masters(state: SharedState) -> Result<(), crate::store::StoreError> {
+    use tokio_stream::StreamExt;
+    let Some(mut announced) = state.store.catalog_announcements().await? else {
+        return Ok(());
+    };
+    tokio::spawn(async move {
+        loop {
+            let (certname, version) = tokio::select! {
+                _ = state.stopping.cancelled() => return,
+                next = announced.next() => match next {
+                    Some(announced) => announced,
+                    None => return,
+                },
+            };
+            tracing::debug!(node = %certname, version, "another master made a new catalog version");
+            let _ = state.notices.send((certname, version));
+        }
+    });
+    Ok(())
+}
+
 /// The nodes heard from within the peer timeout (an empty set when the
 /// store cannot say).
 async fn live_nodes(state: &SharedState) -> std::collections::BTreeSet<String> {

@@ -334,6 +334,7 @@ impl Master {
             .ok();
         crate::refresh::spawn(self.state.clone());
         crate::retention::spawn(self.state.clone());
+        crate::refresh::hear_other_masters(self.state.clone()).await?;
         let names = certificate_names(local.ip(), &self.config.sans);
         let (server_cert, server_key) = self.state.ca.issue_server_cert(&names)?;
         let chain = format!("{}{}", server_cert.pem, self.state.ca.cert_pem());

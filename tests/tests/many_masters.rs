@@ -5,39 +5,69 @@
 
 use rigger_tests::databases::{Database, PASSWORD, USER};
 use rigger_tests::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+use std::time::Duration;
+
 use rigger_tests::{TestAgent, TestMaster};
+
+/// One PostgreSQL database and one S3 bucket, and the flags and
+/// variables that put a master on them.
+struct SharedStores {
+    db: Database,
+    _s3: S3Server,
+    _secrets: tempfile::TempDir,
+    flags: Vec<String>,
+}
+
+impl SharedStores {
+    fn start(test: &str) -> Option<Self> {
+        let (db, s3) = (Database::postgres(test)?, S3Server::start(test)?);
+        db.sql("postgres", "CREATE DATABASE fleet").unwrap();
+        s3.bucket("fleet-content");
+        let secrets = tempfile::tempdir().unwrap();
+        let password_file = secrets.path().join("store-password");
+        std::fs::write(&password_file, PASSWORD).unwrap();
+        let flags = [
+            "--store",
+            "postgres",
+            "--store-url",
+            &format!("postgres://{USER}@{}/fleet", db.addr()),
+            "--store-password-file",
+            password_file.to_str().unwrap(),
+            "--blobs",
+            "s3",
+            "--blobs-bucket",
+            "fleet-content",
+            "--blobs-endpoint",
+            &s3.endpoint(),
+        ]
+        .map(str::to_string)
+        .to_vec();
+        Some(Self {
+            db,
+            _s3: s3,
+            _secrets: secrets,
+            flags,
+        })
+    }
+
+    fn flags(&self) -> Vec<&str> {
+        self.flags.iter().map(String::as_str).collect()
+    }
+}
+
+/// The S3 credentials every master gets.
+const ENV: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+    ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+];
 
 #[test]
 fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
-    let test = "two_masters_on_postgres_and_s3_serve_one_fleet_alike";
-    let (Some(db), Some(s3)) = (Database::postgres(test), S3Server::start(test)) else {
+    let Some(stores) = SharedStores::start("two_masters_on_postgres_and_s3_serve_one_fleet_alike")
+    else {
         return;
     };
-    db.sql("postgres", "CREATE DATABASE fleet").unwrap();
-    s3.bucket("fleet-content");
-    let secrets = tempfile::tempdir().unwrap();
-    let password_file = secrets.path().join("store-password");
-    std::fs::write(&password_file, PASSWORD).unwrap();
-    let url = format!("postgres://{USER}@{}/fleet", db.addr());
-    let endpoint = s3.endpoint();
-    let flags = [
-        "--store",
-        "postgres",
-        "--store-url",
-        &url,
-        "--store-password-file",
-        password_file.to_str().unwrap(),
-        "--blobs",
-        "s3",
-        "--blobs-bucket",
-        "fleet-content",
-        "--blobs-endpoint",
-        &endpoint,
-    ];
-    let env = [
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-    ];
+    let (db, flags, env) = (&stores.db, stores.flags(), ENV);
     let mut a = TestMaster::start_with_env(&flags, &env);
 
     // A master started on the same stores with keys of its own refuses
@@ -47,7 +77,7 @@ fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
         .arg("--data-dir")
         .arg(stranger.path())
         .args(["--listen", "127.0.0.1:0"])
-        .args(flags)
+        .args(&flags)
         .arg("--site")
         .arg(a.site())
         .arg("--modules")
@@ -89,7 +119,7 @@ fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
         .unwrap()
     };
     assert_eq!(
-        versions(&db),
+        versions(db),
         "fleet-1:1",
         "switching masters made a new version"
     );
@@ -111,7 +141,7 @@ fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
     // once it has it, the other master has nothing newer for it.
     let peers = one.once(&a.url(), &[]);
     assert!(peers.code == 0 || peers.code == 2, "{}", peers.all());
-    let settled = versions(&db);
+    let settled = versions(db);
 
     // Both nodes are told of both masters; A stops: each carries on (the
     // one that kept to A fails over to B), with the versions it has.
@@ -139,6 +169,59 @@ fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
             run.all()
         );
     }
-    assert_eq!(versions(&db), settled, "B made versions A had made already");
+    assert_eq!(versions(db), settled, "B made versions A had made already");
     assert_eq!(b.nodes().as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_new_version_made_on_one_master_is_pushed_through_the_other() {
+    let Some(stores) =
+        SharedStores::start("a_new_version_made_on_one_master_is_pushed_through_the_other")
+    else {
+        return;
+    };
+    let a = TestMaster::start_with_env(&stores.flags(), &ENV);
+    let b = TestMaster::start_joining(&a, &stores.flags(), &ENV);
+    let mut node = TestAgent::new("pushed-1");
+    assert_eq!(node.enroll(&a, &["--role", "is"]).code, 2);
+    // Version 2 (a peer joined), through either master.
+    let peer = TestAgent::new("pushed-2");
+    assert_eq!(peer.enroll(&a, &["--role", "is"]).code, 2);
+    let second = node.once(&b.url(), &[]);
+    assert!(
+        second.all().contains("catalog version 2"),
+        "{}",
+        second.all()
+    );
+
+    // The node watches B; its next scheduled run is half an hour away.
+    node.start_daemon(&b.url(), &["--run-interval", "30m", "--splay", "0s"]);
+    rigger_tests::wait_for("the daemon's first run", Duration::from_secs(60), || {
+        let s = node.status();
+        (s["last_run_at_ms"].as_i64() > Some(0) && s["running"] == false).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // An operator rolls the node back on A: version 3, made by A alone.
+    let out = a.ctl(&["catalog", "rollback", "pushed-1", "--to", "1"]);
+    assert!(
+        out.stdout.contains("new catalog version 3"),
+        "{}",
+        out.all()
+    );
+    let status = rigger_tests::wait_for(
+        "B to push A's version to the node",
+        Duration::from_secs(30),
+        || {
+            let s = node.status();
+            (s["catalog_version"] == 3 && s["running"] == false).then_some(s)
+        },
+    );
+    assert_eq!(status["catalog_version"], 3, "{status}");
+    assert!(
+        node.log()
+            .contains("the master has a newer catalog: running now"),
+        "{}",
+        node.log()
+    );
+    node.stop_daemon();
 }

@@ -5,10 +5,10 @@
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, FleetKeys,
-    LeaseDecision, LeaseRecord, NodeRecord, PendingEnrollment, PromotionRecord, ReportRecord,
-    ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord, StoreError, TokenRecord,
-    TreeInsert, TreeRecord,
+    AppliedCatalog, ArtifactRecord, Budget, CatalogAnnouncements, CatalogRecord, CatalogVersion,
+    CertRecord, FleetKeys, LeaseDecision, LeaseRecord, NodeRecord, PendingEnrollment,
+    PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord,
+    StoreError, TokenRecord, TreeInsert, TreeRecord,
 };
 
 /// Tokens, certificates, inventory, catalog history, reports, trees,
@@ -248,4 +248,18 @@ pub trait MetaStore: Send + Sync {
     async fn claim_fleet_keys(&self, mine: &FleetKeys) -> Result<FleetKeys, StoreError>;
     /// Replaces the recorded keys (a master whose CA rotation finished).
     async fn replace_fleet_keys(&self, keys: &FleetKeys) -> Result<(), StoreError>;
+
+    /// Tells the other masters on this store of a node's new catalog
+    /// version (their nodes' watch streams push it). A store only one
+    /// master uses has no one to tell.
+    async fn announce_catalog(&self, _certname: &str, _version: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The new catalog versions other masters on this store announce, as
+    /// (certname, version), for as long as the stream is held; `None`: a
+    /// store only one master uses.
+    async fn catalog_announcements(&self) -> Result<Option<CatalogAnnouncements>, StoreError> {
+        Ok(None)
+    }
 }

@@ -169,6 +169,10 @@ pub struct FleetKeys {
     pub epoch: String,
 }
 
+/// New catalog versions announced by other masters: (certname, version).
+pub type CatalogAnnouncements =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = (String, u64)> + Send>>;
+
 /// The catalog a node says it applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppliedCatalog {

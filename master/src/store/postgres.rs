@@ -19,10 +19,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, FleetKeys,
-    LeaseDecision, LeaseRecord, MetaStore, NodeRecord, PendingEnrollment, PromotionRecord,
-    ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord, StoreError,
-    TokenRecord, TreeInsert, TreeRecord, stored_digest,
+    AppliedCatalog, ArtifactRecord, Budget, CatalogAnnouncements, CatalogRecord, CatalogVersion,
+    CertRecord, FleetKeys, LeaseDecision, LeaseRecord, MetaStore, NodeRecord, PendingEnrollment,
+    PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord,
+    StoreError, TokenRecord, TreeInsert, TreeRecord, stored_digest,
 };
 
 /// The PostgreSQL schema's history, embedded in the binary.
@@ -53,7 +53,12 @@ pub struct PostgresSettings {
 pub struct PostgresStore {
     pool: PgPool,
     refreshed: PgPool,
+    /// This store's own name in its announcements (it does not hear itself).
+    origin: String,
 }
+
+/// The channel new catalog versions are announced on.
+const CATALOG_CHANNEL: &str = "rigger_catalog";
 
 impl PostgresStore {
     /// Connects and brings the schema up to date (several masters may do
@@ -79,7 +84,11 @@ impl PostgresStore {
             .connect_with(options.options([("synchronous_commit", "off")]))
             .await
             .map_err(sql("connect to PostgreSQL"))?;
-        Ok(Self { pool, refreshed })
+        Ok(Self {
+            pool,
+            refreshed,
+            origin: hex::encode(rand::random::<[u8; 8]>()),
+        })
     }
 
     /// A transaction holding the advisory lock named `key` until it ends.
@@ -1230,6 +1239,55 @@ impl MetaStore for PostgresStore {
         })
     }
 
+    async fn announce_catalog(&self, certname: &str, version: u64) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CATALOG_CHANNEL)
+            .bind(format!("{} {version} {certname}", self.origin))
+            .execute(&self.refreshed)
+            .await
+            .map_err(sql("announce a catalog version"))?;
+        Ok(())
+    }
+
+    async fn catalog_announcements(&self) -> Result<Option<CatalogAnnouncements>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(sql("listen for catalog versions"))?;
+        listener
+            .listen(CATALOG_CHANNEL)
+            .await
+            .map_err(sql("listen for catalog versions"))?;
+        let origin = self.origin.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                // The listener connects again by itself when its connection
+                // is lost (what was announced meanwhile is missed: the
+                // nodes' next scheduled runs get it).
+                let notification = tokio::select! {
+                    _ = tx.closed() => return,
+                    n = listener.recv() => n,
+                };
+                match notification {
+                    Ok(n) => {
+                        if let Some(announced) = parse_announcement(n.payload(), &origin) {
+                            if tx.send(announced).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %rigger_common::error_chain(&e), "lost the catalog announcements of the other masters: listening again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(Box::pin(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        ))))
+    }
+
     async fn replace_fleet_keys(&self, keys: &FleetKeys) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE fleet SET ca = $1, signing = $2, restart = $3, epoch = $4 WHERE id = 1",
@@ -1335,5 +1393,29 @@ fn node_from_row(r: &sqlx::postgres::PgRow) -> NodeRecord {
         last_seen_ms: r.get(4),
         ip: r.get(5),
         catalog_error: r.get(6),
+    }
+}
+
+/// `ORIGIN VERSION CERTNAME` from another store than `own`.
+fn parse_announcement(payload: &str, own: &str) -> Option<(String, u64)> {
+    let mut parts = payload.splitn(3, ' ');
+    let (origin, version, certname) = (parts.next()?, parts.next()?, parts.next()?);
+    (origin != own && !certname.is_empty()).then_some(())?;
+    Some((certname.to_string(), version.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_announcement_is_heard_from_other_masters_only_and_a_bad_one_is_dropped() {
+        assert_eq!(
+            parse_announcement("a1 7 is-node-1", "b2"),
+            Some(("is-node-1".into(), 7))
+        );
+        assert_eq!(parse_announcement("b2 7 is-node-1", "b2"), None);
+        assert_eq!(parse_announcement("a1 seven is-node-1", "b2"), None);
+        assert_eq!(parse_announcement("a1 7", "b2"), None);
     }
 }
