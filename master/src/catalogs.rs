@@ -237,10 +237,12 @@ pub async fn publish(
             if latest.digest == digest {
                 return fresh(state, certname, latest).await;
             }
-            if pinned.is_none()
-                && crate::rollouts::admission(state, certname, latest, &content).await?
+            if pinned.is_none() && {
+                // Masters sharing a store decide about rollouts one at a time.
+                let _rollouts = state.store.lock_rollouts().await?;
+                crate::rollouts::admission(state, certname, latest, &content).await?
                     == crate::rollouts::Admission::Hold
-            {
+            } {
                 return fresh(state, certname, latest).await;
             }
         }

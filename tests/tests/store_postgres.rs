@@ -223,3 +223,30 @@ fn a_wrong_store_setting_stops_the_master_naming_it_and_hiding_the_password() {
     assert!(err.contains("is not a postgres:// URL"), "{err}");
     assert!(!err.contains("hunter2"), "the password shows: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masters_decide_about_rollouts_one_at_a_time() {
+    let Some(server) = Database::postgres("masters_decide_about_rollouts_one_at_a_time") else {
+        return;
+    };
+    server.sql("postgres", "CREATE DATABASE rollouts").unwrap();
+    let (a, b) = (
+        open(&server, "rollouts").await,
+        open(&server, "rollouts").await,
+    );
+    let held = a.lock_rollouts().await.unwrap();
+    let waiting = tokio::spawn(async move {
+        let lock = b.lock_rollouts().await.unwrap();
+        (b, lock)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "B decided while A held the rollouts"
+    );
+    drop(held);
+    let (_b, _lock) = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("B decides once A let go")
+        .unwrap();
+}

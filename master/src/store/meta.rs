@@ -7,8 +7,8 @@ use rigger_common::signing::SignedCatalog;
 use super::{
     AppliedCatalog, ArtifactRecord, Budget, CatalogAnnouncements, CatalogRecord, CatalogVersion,
     CertRecord, FleetKeys, LeaseDecision, LeaseRecord, NodeRecord, PendingEnrollment,
-    PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord,
-    StoreError, TokenRecord, TreeInsert, TreeRecord,
+    PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord, RolloutsLock,
+    ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord,
 };
 
 /// Tokens, certificates, inventory, catalog history, reports, trees,
@@ -248,6 +248,12 @@ pub trait MetaStore: Send + Sync {
     async fn claim_fleet_keys(&self, mine: &FleetKeys) -> Result<FleetKeys, StoreError>;
     /// Replaces the recorded keys (a master whose CA rotation finished).
     async fn replace_fleet_keys(&self, keys: &FleetKeys) -> Result<(), StoreError>;
+
+    /// Waits until no other master on this store decides about rollouts,
+    /// then holds that right until the lock is dropped.
+    async fn lock_rollouts(&self) -> Result<RolloutsLock, StoreError> {
+        Ok(RolloutsLock::local())
+    }
 
     /// Tells the other masters on this store of a node's new catalog
     /// version (their nodes' watch streams push it). A store only one

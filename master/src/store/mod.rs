@@ -169,6 +169,23 @@ pub struct FleetKeys {
     pub epoch: String,
 }
 
+/// Held while a master decides which nodes a rollout admits: every master
+/// on the store waits for it. Dropping it lets the next one decide.
+pub struct RolloutsLock(#[allow(dead_code)] Option<Box<dyn std::any::Any + Send>>);
+
+impl RolloutsLock {
+    /// No lock to hold: a store only one master uses (its own catalog
+    /// lock serialises its decisions).
+    pub fn local() -> Self {
+        Self(None)
+    }
+
+    /// A lock that lasts as long as `held` does.
+    pub fn holding(held: Box<dyn std::any::Any + Send>) -> Self {
+        Self(Some(held))
+    }
+}
+
 /// New catalog versions announced by other masters: (certname, version).
 pub type CatalogAnnouncements =
     std::pin::Pin<Box<dyn tokio_stream::Stream<Item = (String, u64)> + Send>>;

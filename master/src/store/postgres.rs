@@ -21,8 +21,8 @@ use rigger_common::signing::SignedCatalog;
 use super::{
     AppliedCatalog, ArtifactRecord, Budget, CatalogAnnouncements, CatalogRecord, CatalogVersion,
     CertRecord, FleetKeys, LeaseDecision, LeaseRecord, MetaStore, NodeRecord, PendingEnrollment,
-    PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord,
-    StoreError, TokenRecord, TreeInsert, TreeRecord, stored_digest,
+    PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord, RolloutsLock,
+    ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord, stored_digest,
 };
 
 /// The PostgreSQL schema's history, embedded in the binary.
@@ -1237,6 +1237,23 @@ impl MetaStore for PostgresStore {
             restart: row.get(2),
             epoch: row.get(3),
         })
+    }
+
+    async fn lock_rollouts(&self) -> Result<RolloutsLock, StoreError> {
+        // A session lock on a connection of its own, taken out of the
+        // pool: closing the connection (dropping the lock) releases it,
+        // whatever happens to the task holding it.
+        let mut connection = self
+            .pool
+            .acquire()
+            .await
+            .map_err(sql("lock the rollouts"))?
+            .detach();
+        sqlx::query("SELECT pg_advisory_lock(hashtextextended('rigger rollouts', 0))")
+            .execute(&mut connection)
+            .await
+            .map_err(sql("lock the rollouts"))?;
+        Ok(RolloutsLock::holding(Box::new(connection)))
     }
 
     async fn announce_catalog(&self, certname: &str, version: u64) -> Result<(), StoreError> {
