@@ -362,6 +362,13 @@ impl TestMaster {
         self.launch();
     }
 
+    /// Restarts it with `extra_args` instead of the flags it had.
+    pub fn restart_with_flags(&mut self, extra_args: &[&str]) {
+        self.stop();
+        self.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        self.launch();
+    }
+
     /// Restarts it with `modules` as its module path (a test's own copy).
     pub fn restart_with_modules(&mut self, modules: &Path) {
         self.modules = modules.to_path_buf();

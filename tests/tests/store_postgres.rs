@@ -250,3 +250,71 @@ async fn masters_decide_about_rollouts_one_at_a_time() {
         .expect("B decides once A let go")
         .unwrap();
 }
+
+#[test]
+fn a_sqlite_master_moves_to_postgres_and_its_nodes_do_not_notice() {
+    let Some(server) =
+        Database::postgres("a_sqlite_master_moves_to_postgres_and_its_nodes_do_not_notice")
+    else {
+        return;
+    };
+    server.sql("postgres", "CREATE DATABASE moved").unwrap();
+    let mut master = rigger_tests::TestMaster::start();
+    let node = rigger_tests::TestAgent::new("moved-1");
+    assert_eq!(node.enroll(&master, &["--role", "is"]).code, 2);
+    assert_eq!(node.once(&master.url(), &[]).code, 0);
+    master.stop();
+
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("store-password");
+    std::fs::write(&password_file, PASSWORD).unwrap();
+    let url = format!("postgres://{USER}@{}/moved", server.addr());
+    let migrate = || {
+        rigger_tests::Output::of(
+            std::process::Command::new(rigger_tests::bin("masterctl"))
+                .args(["store", "migrate", "--to", "postgres", "--url", &url])
+                .arg("--password-file")
+                .arg(&password_file)
+                .arg("--data-dir")
+                .arg(master.data_dir())
+                .output()
+                .unwrap(),
+        )
+    };
+    let moved = migrate();
+    assert_eq!(moved.code, 0, "{}", moved.all());
+    assert!(
+        moved.stdout.contains("nodes                1 rows"),
+        "{}",
+        moved.all()
+    );
+    assert!(
+        moved.stdout.contains("reports              2 rows"),
+        "{}",
+        moved.all()
+    );
+    // A second move into the same database would mix two fleets.
+    let again = migrate();
+    assert_ne!(again.code, 0);
+    assert!(again.all().contains("is not empty"), "{}", again.all());
+
+    master.restart_with_flags(&[
+        "--store",
+        "postgres",
+        "--store-url",
+        &url,
+        "--store-password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    let run = node.once(&master.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("catalog version 1"), "{}", run.all());
+    assert_eq!(master.nodes()[0]["certname"], "moved-1");
+    let reports = server
+        .sql("moved", "SELECT count(*) || ' ' || max(id) FROM reports")
+        .unwrap();
+    assert_eq!(
+        reports, "3 3",
+        "the new report numbers on from the moved ones"
+    );
+}

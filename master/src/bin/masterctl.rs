@@ -74,6 +74,17 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         checked.into_result()?;
         return Ok(Output::default());
     }
+    if let Command::Store(StoreCommand::Migrate {
+        to: _,
+        url,
+        password_file,
+        data_dir,
+    }) = cli.command
+    {
+        return ctl::store::migrate(url, password_file, data_dir)
+            .await
+            .map(Output::from);
+    }
     if let Command::Backup(command) = cli.command {
         return ctl::backup::run(command_of(command))
             .await
@@ -180,7 +191,9 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             checked.into_result()?;
             return Ok(Output::default());
         }
-        Command::Module(_) | Command::Backup(_) => unreachable!("handled before connecting"),
+        Command::Module(_) | Command::Backup(_) | Command::Store(_) => {
+            unreachable!("handled before connecting")
+        }
     };
     Ok(text.into())
 }

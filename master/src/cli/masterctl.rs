@@ -44,6 +44,10 @@ pub enum Command {
     /// database snapshot, content), and restores: run on the master's host.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// The metadata store: move a SQLite master's data into PostgreSQL
+    /// (run on the master's host, the master stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Remote administrators' certificates.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -336,6 +340,28 @@ pub enum BackupCommand {
         key_file: PathBuf,
         /// The (empty or absent) data directory to restore into.
         #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+/// The verbs of `masterctl store`.
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Copy every table of the data directory's master.db into an empty
+    /// PostgreSQL database, in one transaction; then set `[store] kind =
+    /// "postgres"` and start the master (docs/scale-out.md).
+    Migrate {
+        /// The store to move to: postgres.
+        #[arg(long, value_parser = ["postgres"])]
+        to: String,
+        /// The PostgreSQL database, postgres://USER@HOST:PORT/DATABASE.
+        #[arg(long)]
+        url: String,
+        /// A file holding its password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// The master's data directory (its master.db).
+        #[arg(long, default_value = "/var/lib/rigger/master")]
         data_dir: PathBuf,
     },
 }

@@ -16,6 +16,7 @@ pub mod node;
 pub mod product;
 pub mod rollout;
 pub mod status;
+pub mod store;
 pub mod token;
 pub mod update;
 

@@ -9,6 +9,7 @@
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod meta;
+pub mod migrate;
 mod postgres;
 mod sqlite;
 

@@ -61,6 +61,11 @@ pub struct PostgresStore {
 const CATALOG_CHANNEL: &str = "rigger_catalog";
 
 impl PostgresStore {
+    /// The pool of durable writes (for [`super::migrate`]).
+    pub(super) fn durable_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Connects and brings the schema up to date (several masters may do
     /// so at once: the migrations run under the migrator's lock).
     pub async fn open(settings: &PostgresSettings) -> Result<Self, StoreError> {

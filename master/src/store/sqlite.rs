@@ -41,6 +41,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The pool of durable writes (for [`super::migrate`]).
+    pub(super) fn durable_pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Opens (creating if needed) the database at `path` and its schema.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite://")
