@@ -7,13 +7,8 @@ use std::path::Path;
 
 use rigger_common::blob_layout::BlobLayout;
 use rigger_common::digest::Digest;
-use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{BlobError, BlobReader, BlobStore, Stored};
-
-/// Size of the buffer a blob is streamed through.
-const BUFFER: usize = 256 * 1024;
 
 /// Blobs on the local disk.
 #[derive(Debug, Clone)]
@@ -48,7 +43,7 @@ impl BlobStore for LocalBlobStore {
             .map_err(BlobError::io(format!("look for blob {digest}")))
     }
 
-    async fn put_stream(&self, mut body: BlobReader) -> Result<Stored, BlobError> {
+    async fn put_stream(&self, body: BlobReader) -> Result<Stored, BlobError> {
         let tmp_dir = self.layout.tmp_dir();
         let tmp = tokio::task::spawn_blocking(move || tempfile::NamedTempFile::new_in(tmp_dir))
             .await
@@ -56,28 +51,8 @@ impl BlobStore for LocalBlobStore {
             .map_err(BlobError::io("create a temporary blob"))?;
         let (file, tmp_path) = tmp.into_parts();
         let mut file = tokio::fs::File::from_std(file);
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut buf = vec![0u8; BUFFER];
-        loop {
-            let n = body
-                .read(&mut buf)
-                .await
-                .map_err(BlobError::io("read the blob being stored"))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])
-                .await
-                .map_err(BlobError::io("write a temporary blob"))?;
-            size += n as u64;
-        }
-        file.flush()
-            .await
-            .map_err(BlobError::io("write a temporary blob"))?;
+        let (digest, size) = super::write_hashing(body, &mut file).await?;
         drop(file);
-        let digest = Digest::from_bytes(hasher.finalize().into());
         let target = self.layout.path_of(&digest);
         if self.has(&digest).await? {
             return Ok(Stored {

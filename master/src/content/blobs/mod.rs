@@ -71,6 +71,37 @@ impl BlobError {
     }
 }
 
+/// Writes `body` into `file` (a new blob's temporary), hashing it on the
+/// way; returns its digest and size.
+pub(crate) async fn write_hashing(
+    mut body: BlobReader,
+    file: &mut tokio::fs::File,
+) -> Result<(Digest, u64), BlobError> {
+    use sha2::Digest as _;
+    use tokio::io::AsyncWriteExt;
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = body
+            .read(&mut buf)
+            .await
+            .map_err(BlobError::io("read the blob being stored"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .await
+            .map_err(BlobError::io("write a temporary blob"))?;
+        size += n as u64;
+    }
+    file.flush()
+        .await
+        .map_err(BlobError::io("write a temporary blob"))?;
+    Ok((Digest::from_bytes(hasher.finalize().into()), size))
+}
+
 /// Blobs by sha256.
 #[async_trait::async_trait]
 pub trait BlobStore: Send + Sync + std::fmt::Debug {

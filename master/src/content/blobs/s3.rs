@@ -20,7 +20,7 @@ use object_store::path::Path as Key;
 use object_store::{ObjectStore, PutPayload, WriteMultipart};
 use rigger_common::digest::Digest;
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio_stream::StreamExt;
 
 use super::{BlobError, BlobReader, BlobStore, Stored};
@@ -29,8 +29,6 @@ use super::{BlobError, BlobReader, BlobStore, Stored};
 pub const PART_SIZE: usize = 8 << 20;
 /// Parts uploaded at once.
 const PARTS_IN_FLIGHT: usize = 4;
-/// Size of the buffer a blob is spooled through.
-const BUFFER: usize = 256 * 1024;
 
 /// Which bucket, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +154,7 @@ impl BlobStore for S3BlobStore {
         }
     }
 
-    async fn put_stream(&self, mut body: BlobReader) -> Result<Stored, BlobError> {
+    async fn put_stream(&self, body: BlobReader) -> Result<Stored, BlobError> {
         let spool = self.spool.clone();
         let spooled = tokio::task::spawn_blocking(move || tempfile::NamedTempFile::new_in(spool))
             .await
@@ -164,26 +162,8 @@ impl BlobStore for S3BlobStore {
             .map_err(BlobError::io("spool a blob"))?;
         let (file, path) = spooled.into_parts();
         let mut file = tokio::fs::File::from_std(file);
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut buf = vec![0u8; BUFFER];
-        loop {
-            let n = body
-                .read(&mut buf)
-                .await
-                .map_err(BlobError::io("read the blob being stored"))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])
-                .await
-                .map_err(BlobError::io("spool a blob"))?;
-            size += n as u64;
-        }
-        file.flush().await.map_err(BlobError::io("spool a blob"))?;
+        let (digest, size) = super::write_hashing(body, &mut file).await?;
         drop(file);
-        let digest = Digest::from_bytes(hasher.finalize().into());
         if self.has(&digest).await? {
             return Ok(Stored {
                 digest,
