@@ -139,9 +139,28 @@ fn a_catalog_signed_by_another_key_is_refused_and_nothing_is_applied() {
     let before = std::fs::read_to_string(node.path(DEPLOYMENT_TOML)).unwrap();
 
     // The master comes back with a different signing key (stolen or
-    // restored wrongly): its catalogs must not be applied.
+    // restored wrongly). The master itself refuses to start: its store
+    // records the fleet's key.
     master.stop();
     std::fs::remove_file(master.data_dir().join("catalog-signing.key")).unwrap();
+    let refused = std::process::Command::new(rigger_tests::bin("rigger-master"))
+        .arg("--data-dir")
+        .arg(master.data_dir())
+        .args(["--listen", "127.0.0.1:0", "--admin-socket"])
+        .arg(master.data_dir().join("refused.sock"))
+        .arg("--site")
+        .arg(master.site())
+        .arg("--modules")
+        .arg(rigger_tests::repo_root().join("modules"))
+        .env_remove("RIGGER_MASTER_CONFIG")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("catalog-signing.key"), "{said}");
+    // Whoever also rewrites the store's record gets a master that serves:
+    // its catalogs must still not be applied.
+    forget_fleet_keys(&master.data_dir().join("master.db"));
     master.edit_site("roles/is.toml", |t| {
         t.replace("xmx = \"2048m\"", "xmx = \"8g\"")
     });
@@ -361,4 +380,25 @@ fn links_planted_on_the_node_cannot_take_a_write_outside_the_root() {
             "the agent wrote outside its root: {written:?}"
         );
     }
+}
+
+/// Deletes the fleet's recorded keys from a stopped master's database (as
+/// an intruder with the database could).
+fn forget_fleet_keys(db: &std::path::Path) {
+    use sqlx::ConnectOptions;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM fleet")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
 }
