@@ -308,3 +308,38 @@ pub async fn sqlite_to_postgres(
 fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Sql { context, source }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_table_and_column_of_the_schema_is_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx_%' ORDER BY name",
+        )
+        .fetch_all(store.durable_pool())
+        .await
+        .unwrap();
+        let mut known: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
+        known.sort_unstable();
+        assert_eq!(tables, known, "a table the migration does not move");
+        for (table, columns) in TABLES {
+            let mut names: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                    .fetch_all(store.durable_pool())
+                    .await
+                    .unwrap();
+            names.sort();
+            let mut moved: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+            moved.sort_unstable();
+            assert_eq!(
+                names, moved,
+                "a column of {table} the migration does not move"
+            );
+        }
+    }
+}
