@@ -284,6 +284,7 @@ impl Master {
             started_at_ms: rigger_common::time::now_ms(),
             data_dir: dir.clone(),
             epoch,
+            stores: (config.store.describe(), config.blobs.describe()),
             signing_key,
             compiler,
             catalog_lock: Mutex::new(()),

@@ -27,6 +27,9 @@ pub struct MasterState {
     /// The lineage of catalog versions this data directory issues
     /// ([`crate::epoch`]).
     pub epoch: String,
+    /// Which metadata and content stores it uses, as screens show them
+    /// (never a password).
+    pub stores: (String, String),
     /// The revocation list the TLS verifier checks, and the connections
     /// a revocation closes.
     pub revocation: crate::revocation::Revocation,

@@ -104,6 +104,16 @@ fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
 
     let b = TestMaster::start_joining(&a, &flags, &env);
     assert_eq!(a.fingerprint(), b.fingerprint(), "one CA");
+    let status = b.ctl(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("stores:    metadata in PostgreSQL postgres://")
+            && status.stdout.contains("content in S3 bucket fleet-content"),
+        "{}",
+        status.all()
+    );
+    assert!(!status.all().contains(PASSWORD), "{}", status.all());
 
     // One node enrolled through A, then served by B: same version.
     let one = TestAgent::new("fleet-1");

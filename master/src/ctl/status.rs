@@ -76,6 +76,10 @@ pub async fn show(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
                 "revoked": s.crl_revoked,
             },
             "cert_lifetime_secs": s.cert_lifetime_secs,
+            "stores": {
+                "metadata": s.metadata_store,
+                "content": s.content_store,
+            },
             "certs": counts,
             "nodes": s.nodes,
         });
@@ -96,6 +100,10 @@ pub async fn show(ctl: &Ctl, json: bool) -> anyhow::Result<String> {
         s.ca_subject,
         s.ca_fingerprint,
         format_ms(s.ca_not_after_ms)
+    ));
+    say(format!(
+        "stores:    metadata in {}; content in {}",
+        s.metadata_store, s.content_store
     ));
     if !s.next_ca_fingerprint.is_empty() {
         say(format!(

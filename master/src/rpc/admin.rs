@@ -276,6 +276,8 @@ impl AdminService for Admin {
             cert_lifetime_secs: state.ca.node_lifetime().as_secs(),
             nodes: u32::try_from(state.store.nodes().await?.len()).unwrap_or(u32::MAX),
             next_ca_fingerprint: next_ca_fingerprint(&state.data_dir),
+            metadata_store: state.stores.0.clone(),
+            content_store: state.stores.1.clone(),
         }))
     }
 
