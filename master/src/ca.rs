@@ -277,6 +277,13 @@ impl CertificateAuthority {
             .unwrap_or_default()
     }
 
+    /// The retired CA's fingerprint, if a rotation kept one.
+    pub fn previous_fingerprint(&self) -> Option<String> {
+        let der =
+            rigger_common::tls::certs_from_pem(self.previous_pem()?, "the previous CA").ok()?;
+        Some(rigger_common::tls::fingerprint(der.first()?).to_string())
+    }
+
     /// The retired CA's certificate, if a rotation kept one.
     pub fn previous_pem(&self) -> Option<&str> {
         self.previous.as_ref().map(|p| p.cert_pem.as_str())

@@ -7,6 +7,17 @@
 //! The gRPC handlers in [`rpc`] authenticate, convert and call the domain
 //! modules ([`catalogs`], [`enrollment`], [`leases`], [`content`]).
 
+/// `pub const CASES`: each named conformance case of a suite, as its
+/// module's `Case` (a function taking the store under test), in the
+/// suite's module (`store::conformance`, `content::blobs::conformance`).
+#[cfg(any(test, feature = "conformance"))]
+macro_rules! conformance_cases {
+    ($($case:ident),* $(,)?) => {
+        /// Every case, by name.
+        pub const CASES: &[(&str, Case)] = &[$((stringify!($case), |store| Box::pin($case(store)))),*];
+    };
+}
+
 pub mod admins;
 pub mod backup;
 pub mod ca;
@@ -23,6 +34,7 @@ pub mod enrollment;
 pub mod epoch;
 pub mod error;
 pub mod facts;
+pub mod fleet;
 pub mod inventory;
 pub mod leases;
 pub mod metrics;

@@ -59,18 +59,8 @@ pub enum ServerError {
         source: Box<ServerError>,
     },
     /// The master's keys are not those of the fleet its store serves.
-    #[error(
-        "this master's {differing} differ from the fleet's, recorded in its store by the first master (CA {fleet_ca}): copy ca.crt, ca.key, catalog-signing.key, restart-key and epoch from a master of the fleet into {}, then start it again",
-        data_dir.display()
-    )]
-    NotOfTheFleet {
-        /// What differs, with the files that hold it.
-        differing: String,
-        /// Where the files go.
-        data_dir: std::path::PathBuf,
-        /// The fleet's CA fingerprint.
-        fleet_ca: String,
-    },
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
     /// The configured content store could not be opened.
     #[error("cannot open the content store, {blobs}")]
     BlobsOpen {
@@ -116,26 +106,16 @@ async fn open_store(
             password_file,
             pool_size,
         } => {
-            let password = match password_file {
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .map_err(|source| ServerError::StorePassword {
-                            path: path.clone(),
-                            source,
-                        })?
-                        .trim_end_matches(['\n', '\r'])
-                        .to_string(),
-                ),
-                None => None,
-            };
-            Arc::new(
-                PostgresStore::open(&PostgresSettings {
-                    url: url.clone(),
-                    password,
-                    pool_size: *pool_size,
-                })
-                .await?,
+            let settings = PostgresSettings::with_password_file(
+                url.clone(),
+                password_file.as_deref(),
+                *pool_size,
             )
+            .map_err(|source| ServerError::StorePassword {
+                path: password_file.clone().unwrap_or_default(),
+                source,
+            })?;
+            Arc::new(PostgresStore::open(&settings).await?)
         }
     })
 }
@@ -162,45 +142,6 @@ fn open_blobs(
                 }
             })?,
         ),
-    })
-}
-
-/// Refuses a master whose keys are not the fleet's (recorded by the first
-/// master on the store): its nodes would not trust it, or it would give
-/// them other catalogs than the other masters do. The epoch counts only on
-/// a shared store (a SQLite master restored from a backup starts a new
-/// one on purpose).
-fn check_fleet_keys(
-    mine: &crate::store::FleetKeys,
-    fleet: &crate::store::FleetKeys,
-    trusted_cas: &[String],
-    store: &StoreSettings,
-    dir: &std::path::Path,
-) -> Result<(), ServerError> {
-    let shared = !matches!(store, StoreSettings::Sqlite);
-    let differing: Vec<&str> = [
-        // A rotation in progress on one master: the fleet's CA is trusted.
-        ("the CA (ca.crt, ca.key)", !trusted_cas.contains(&fleet.ca)),
-        (
-            "the catalog signing key (catalog-signing.key)",
-            mine.signing != fleet.signing,
-        ),
-        (
-            "the restart key (restart-key)",
-            mine.restart != fleet.restart,
-        ),
-        ("the epoch (epoch)", shared && mine.epoch != fleet.epoch),
-    ]
-    .into_iter()
-    .filter_map(|(what, differs)| differs.then_some(what))
-    .collect();
-    if differing.is_empty() {
-        return Ok(());
-    }
-    Err(ServerError::NotOfTheFleet {
-        differing: differing.join(", "),
-        data_dir: dir.to_path_buf(),
-        fleet_ca: fleet.ca.clone(),
     })
 }
 
@@ -237,34 +178,9 @@ impl Master {
             path: dir.join(crate::epoch::FILE),
             source,
         })?;
-        let mine = crate::store::FleetKeys {
-            ca: ca.fingerprint()?.to_string(),
-            signing: hex::encode(signing_key.verifying_key().as_bytes()),
-            restart: restart_key.of(b"rigger fleet keys").to_string(),
-            epoch: epoch.clone(),
-        };
-        let fleet = store.claim_fleet_keys(&mine).await?;
-        let previous_ca = ca
-            .previous_pem()
-            .and_then(|pem| rigger_common::tls::certs_from_pem(pem, "the previous CA").ok())
-            .map(|der| rigger_common::tls::fingerprint(&der[0]).to_string());
-        if fleet.ca != mine.ca && previous_ca.as_deref() == Some(fleet.ca.as_str()) {
-            // This master finished a CA rotation: the fleet's CA is its new one.
-            store
-                .replace_fleet_keys(&crate::store::FleetKeys {
-                    ca: mine.ca.clone(),
-                    ..fleet.clone()
-                })
-                .await?;
-            tracing::warn!(ca = %mine.ca, "the fleet's CA is this master's new one (rotation finished)");
-        } else {
-            let trusted: Vec<String> = ca
-                .trusted_fingerprints()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            check_fleet_keys(&mine, &fleet, &trusted, &config.store, dir)?;
-        }
+        let mine = crate::fleet::keys_of(&ca, &signing_key, &restart_key, &epoch)?;
+        let shared = !matches!(config.store, StoreSettings::Sqlite);
+        crate::fleet::join(store.as_ref(), &ca, &mine, shared, dir).await?;
         let compiler = Compiler::new(config.modules.clone(), config.site.clone())
             .with_restart_key(restart_key);
         let blobs = open_blobs(&config.blobs, dir)?;

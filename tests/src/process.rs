@@ -107,6 +107,47 @@ pub struct TestMaster {
     pub addr: String,
 }
 
+/// `masterctl ARGS` run on the master's host without talking to a master
+/// (`backup`, `store migrate`).
+pub fn masterctl_offline(args: &[&str]) -> Output {
+    Output::of(
+        Command::new(bin("masterctl"))
+            .args(args)
+            .output()
+            .expect("run masterctl"),
+    )
+}
+
+/// `rigger-master` on `data_dir` with `site`, the repository's modules and
+/// `extra_args`, where it is expected to refuse to start: what it said.
+pub fn master_refusing(
+    data_dir: &Path,
+    site: &Path,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
+    let out = Command::new(bin("rigger-master"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0", "--admin-socket"])
+        .arg(data_dir.join("refused.sock"))
+        .arg("--site")
+        .arg(site)
+        .arg("--modules")
+        .arg(repo_root().join("modules"))
+        .args(extra_args)
+        .env_remove("RIGGER_MASTER_CONFIG")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run rigger-master");
+    assert!(
+        !out.status.success(),
+        "rigger-master started: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Output::of(out)
+}
+
 /// The files every master of one fleet holds alike.
 pub const FLEET_FILES: [&str; 5] = [
     "ca.crt",
@@ -222,11 +263,7 @@ impl TestMaster {
     /// directory first, as an operator provisions one; nothing is imported
     /// (the stores hold the packs).
     pub fn start_joining(fleet: &TestMaster, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut master = Self::unlaunched(extra_args, None);
-        master.env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut master = Self::unlaunched(extra_args, None, env);
         std::fs::create_dir_all(master.data_dir()).unwrap();
         for file in FLEET_FILES {
             std::fs::copy(fleet.data_dir().join(file), master.data_dir().join(file))
@@ -238,29 +275,28 @@ impl TestMaster {
 
     /// [`TestMaster::start_with`], the master also given `env`.
     pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut master = Self::unlaunched(extra_args, None);
-        master.env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut master = Self::unlaunched(extra_args, None, env);
         master.launch();
         master.with_sample_pack()
     }
 
     fn launched(extra_args: &[&str], open_file_limit: Option<u64>) -> Self {
-        let mut master = Self::unlaunched(extra_args, open_file_limit);
+        let mut master = Self::unlaunched(extra_args, open_file_limit, &[]);
         master.launch();
         master
     }
 
-    fn unlaunched(extra_args: &[&str], open_file_limit: Option<u64>) -> Self {
+    fn unlaunched(extra_args: &[&str], open_file_limit: Option<u64>, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo_root().join("examples/site"), &dir.path().join("site"));
         Self {
             dir,
             child: None,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
-            env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             open_file_limit,
             modules: repo_root().join("modules"),
             addr: String::new(),

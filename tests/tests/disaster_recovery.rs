@@ -4,17 +4,10 @@
 //! its versions above the ones they applied since the backup. A backup
 //! opens only with its key, whole and unchanged.
 
-use rigger_tests::{Output, TestAgent, TestMaster};
+use rigger_tests::{TestAgent, TestMaster};
 
 /// `masterctl ARGS` with no master to talk to (backups run offline).
-fn ctl_offline(args: &[&str]) -> Output {
-    Output::of(
-        std::process::Command::new(rigger_tests::process::bin("masterctl"))
-            .args(args)
-            .output()
-            .expect("run masterctl"),
-    )
-}
+use rigger_tests::process::masterctl_offline as ctl_offline;
 
 #[test]
 fn a_master_restored_from_an_older_backup_serves_its_nodes_without_reenrollment() {

@@ -73,26 +73,8 @@ fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
     // A master started on the same stores with keys of its own refuses
     // to serve, and says which files to copy.
     let stranger = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(rigger_tests::bin("rigger-master"))
-        .arg("--data-dir")
-        .arg(stranger.path())
-        .args(["--listen", "127.0.0.1:0"])
-        .args(&flags)
-        .arg("--site")
-        .arg(a.site())
-        .arg("--modules")
-        .arg(rigger_tests::repo_root().join("modules"))
-        .arg("--admin-socket")
-        .arg(stranger.path().join("master.sock"))
-        .env_remove("RIGGER_MASTER_CONFIG")
-        .envs(env)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "a master with other keys started: {said}"
-    );
+    let said =
+        rigger_tests::process::master_refusing(stranger.path(), &a.site(), &flags, &env).stderr;
     assert!(
         said.contains("the CA (ca.crt, ca.key)") && said.contains("copy ca.crt"),
         "{said}"

@@ -143,20 +143,8 @@ fn a_catalog_signed_by_another_key_is_refused_and_nothing_is_applied() {
     // records the fleet's key.
     master.stop();
     std::fs::remove_file(master.data_dir().join("catalog-signing.key")).unwrap();
-    let refused = std::process::Command::new(rigger_tests::bin("rigger-master"))
-        .arg("--data-dir")
-        .arg(master.data_dir())
-        .args(["--listen", "127.0.0.1:0", "--admin-socket"])
-        .arg(master.data_dir().join("refused.sock"))
-        .arg("--site")
-        .arg(master.site())
-        .arg("--modules")
-        .arg(rigger_tests::repo_root().join("modules"))
-        .env_remove("RIGGER_MASTER_CONFIG")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "{said}");
+    let said =
+        rigger_tests::process::master_refusing(&master.data_dir(), &master.site(), &[], &[]).stderr;
     assert!(said.contains("catalog-signing.key"), "{said}");
     // Whoever also rewrites the store's record gets a master that serves:
     // its catalogs must still not be applied.

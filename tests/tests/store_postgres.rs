@@ -155,14 +155,7 @@ fn a_master_on_postgres_serves_a_node_and_keeps_its_history_across_a_restart() {
     assert_eq!(reports, "3", "every run's report");
 
     // The data directory's backup does not pretend to hold the metadata.
-    let ctl = |args: &[&str]| {
-        rigger_tests::Output::of(
-            std::process::Command::new(rigger_tests::bin("masterctl"))
-                .args(args)
-                .output()
-                .unwrap(),
-        )
-    };
+    let ctl = rigger_tests::process::masterctl_offline;
     let key = secrets.path().join("backup.key");
     assert_eq!(ctl(&["backup", "key", key.to_str().unwrap()]).code, 0);
     let backup = ctl(&[
@@ -269,17 +262,20 @@ fn a_sqlite_master_moves_to_postgres_and_its_nodes_do_not_notice() {
     let password_file = secrets.path().join("store-password");
     std::fs::write(&password_file, PASSWORD).unwrap();
     let url = format!("postgres://{USER}@{}/moved", server.addr());
+    let data_dir = master.data_dir();
     let migrate = || {
-        rigger_tests::Output::of(
-            std::process::Command::new(rigger_tests::bin("masterctl"))
-                .args(["store", "migrate", "--to", "postgres", "--url", &url])
-                .arg("--password-file")
-                .arg(&password_file)
-                .arg("--data-dir")
-                .arg(master.data_dir())
-                .output()
-                .unwrap(),
-        )
+        rigger_tests::process::masterctl_offline(&[
+            "store",
+            "migrate",
+            "--to",
+            "postgres",
+            "--url",
+            &url,
+            "--password-file",
+            password_file.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ])
     };
     let moved = migrate();
     assert_eq!(moved.code, 0, "{}", moved.all());

@@ -11,21 +11,15 @@ pub async fn migrate(
     data_dir: PathBuf,
 ) -> anyhow::Result<String> {
     use anyhow::Context;
-    let password = match &password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the password file {}", path.display()))?
-                .trim_end_matches(['\n', '\r'])
-                .to_string(),
-        ),
-        None => None,
-    };
     let shown = crate::store_config::shown_url(&url);
-    let settings = crate::store::PostgresSettings {
-        url,
-        password,
-        pool_size: 2,
-    };
+    let settings =
+        crate::store::PostgresSettings::with_password_file(url, password_file.as_deref(), 2)
+            .with_context(|| {
+                format!(
+                    "cannot read the password file {}",
+                    password_file.unwrap_or_default().display()
+                )
+            })?;
     let moved = crate::store::migrate::sqlite_to_postgres(&data_dir.join("master.db"), &settings)
         .await
         .with_context(|| format!("cannot move the metadata into {shown}"))?;

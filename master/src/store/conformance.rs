@@ -36,14 +36,7 @@ macro_rules! meta_store_conformance {
 pub type Case =
     for<'a> fn(&'a dyn MetaStore) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        /// Every case, by name.
-        pub const CASES: &[(&str, Case)] = &[$((stringify!($case), |store| Box::pin($case(store)))),*];
-    };
-}
-
-cases!(
+conformance_cases!(
     tokens_are_limited_and_expire,
     enrollment_records_the_certificate_and_binds_the_node,
     nodes_remember_their_last_request_and_pin,

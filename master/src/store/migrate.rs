@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sqlx::Row;
 
-use super::{PostgresSettings, PostgresStore, SqliteStore, StoreError};
+use super::{PostgresSettings, PostgresStore, SqliteStore, StoreError, sql};
 
 /// How a column's values travel.
 #[derive(Debug, Clone, Copy)]
@@ -303,10 +303,6 @@ pub async fn sqlite_to_postgres(
     .map_err(sql("number new reports on"))?;
     tx.commit().await.map_err(sql("commit the migration"))?;
     Ok(moved)
-}
-
-fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Sql { context, source }
 }
 
 #[cfg(test)]

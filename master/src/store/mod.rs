@@ -63,6 +63,11 @@ impl StoreError {
     }
 }
 
+/// A database failure while doing `context` ("store a catalog").
+pub(crate) fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Sql { context, source }
+}
+
 /// Parses a stored digest, naming what it belongs to when it does not parse.
 pub fn stored_digest(text: &str, what: impl FnOnce() -> String) -> Result<Digest, StoreError> {
     Digest::parse(text).map_err(|e| StoreError::corrupt(what(), e))
@@ -172,18 +177,21 @@ pub struct FleetKeys {
 
 /// Held while a master decides which nodes a rollout admits: every master
 /// on the store waits for it. Dropping it lets the next one decide.
-pub struct RolloutsLock(#[allow(dead_code)] Option<Box<dyn std::any::Any + Send>>);
+pub struct RolloutsLock {
+    /// What holds the lock (a connection); kept only to be dropped.
+    _held: Option<Box<dyn std::any::Any + Send>>,
+}
 
 impl RolloutsLock {
     /// No lock to hold: a store only one master uses (its own catalog
     /// lock serialises its decisions).
     pub fn local() -> Self {
-        Self(None)
+        Self { _held: None }
     }
 
     /// A lock that lasts as long as `held` does.
     pub fn holding(held: Box<dyn std::any::Any + Send>) -> Self {
-        Self(Some(held))
+        Self { _held: Some(held) }
     }
 }
 

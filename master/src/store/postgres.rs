@@ -22,7 +22,7 @@ use super::{
     AppliedCatalog, ArtifactRecord, Budget, CatalogAnnouncements, CatalogRecord, CatalogVersion,
     CertRecord, FleetKeys, LeaseDecision, LeaseRecord, MetaStore, NodeRecord, PendingEnrollment,
     PromotionRecord, ReportRecord, ReportSummary, RolloutNode, RolloutRecord, RolloutsLock,
-    ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord, stored_digest,
+    ServiceHealthRecord, StoreError, TokenRecord, TreeInsert, TreeRecord, sql, stored_digest,
 };
 
 /// The PostgreSQL schema's history, embedded in the binary.
@@ -30,10 +30,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 /// How long a query waits for a free connection of the pool.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Sql { context, source }
-}
 
 /// Where the store is and how many connections a master keeps to it.
 #[derive(Debug, Clone)]
@@ -46,6 +42,30 @@ pub struct PostgresSettings {
     pub password: Option<String>,
     /// Connections for durable writes and reads.
     pub pool_size: u32,
+}
+
+impl PostgresSettings {
+    /// Settings whose password (if any) is the first line of
+    /// `password_file`, a file the operator keeps.
+    pub fn with_password_file(
+        url: String,
+        password_file: Option<&std::path::Path>,
+        pool_size: u32,
+    ) -> std::io::Result<Self> {
+        let password = match password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+            None => None,
+        };
+        Ok(Self {
+            url,
+            password,
+            pool_size,
+        })
+    }
 }
 
 /// The metadata store in a PostgreSQL database.

@@ -15,15 +15,11 @@ use super::{
     AppliedCatalog, ArtifactRecord, Budget, CatalogRecord, CatalogVersion, CertRecord, FleetKeys,
     LeaseDecision, LeaseRecord, MetaStore, NodeRecord, PendingEnrollment, PromotionRecord,
     ReportRecord, ReportSummary, RolloutNode, RolloutRecord, ServiceHealthRecord, StoreError,
-    TokenRecord, TreeInsert, TreeRecord, stored_digest,
+    TokenRecord, TreeInsert, TreeRecord, sql, stored_digest,
 };
 
 /// The SQLite schema's history, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-
-fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Sql { context, source }
-}
 
 /// The metadata store in a SQLite file (write-ahead log).
 ///

@@ -29,14 +29,7 @@ macro_rules! blob_store_conformance {
 pub type Case =
     for<'a> fn(&'a dyn BlobStore) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        /// Every case, by name.
-        pub const CASES: &[(&str, Case)] = &[$((stringify!($case), |store| Box::pin($case(store)))),*];
-    };
-}
-
-cases!(
+conformance_cases!(
     a_blob_is_stored_once_under_its_digest,
     a_stream_comes_back_byte_for_byte,
     a_missing_blob_is_reported_as_missing,
