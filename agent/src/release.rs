@@ -38,9 +38,11 @@ pub fn stat_key(meta: &fs::Metadata) -> StatKey {
     (meta.len(), mtime, meta.ino())
 }
 
-/// What a release directory records about itself.
+/// What a release directory records about itself. `I` is its stat index:
+/// a [`ReleaseHead`] skips it, for the readers that only ask what the
+/// release is (decoding 3000 entries twice was a converged run's cost).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReleaseMarker {
+pub struct ReleaseMarker<I = StatIndex> {
     /// Product name.
     pub product: String,
     /// Product version.
@@ -52,7 +54,7 @@ pub struct ReleaseMarker {
     /// When it was completed, Unix ms.
     pub installed_at_ms: i64,
     /// Every enforced file when written.
-    pub index: StatIndex,
+    pub index: I,
     /// Built with links to the cache's read-only objects (see
     /// `resources/sharing.rs`); releases of earlier agents are copies.
     #[serde(default)]
@@ -66,7 +68,10 @@ pub struct ReleaseMarker {
     pub left_out: Vec<String>,
 }
 
-impl ReleaseMarker {
+/// A release's marker without its stat index.
+pub type ReleaseHead = ReleaseMarker<serde::de::IgnoredAny>;
+
+impl<I> ReleaseMarker<I> {
     /// Whether `relative` (release-relative) is in a folder left out for the share.
     pub fn is_left_out(&self, relative: &str) -> bool {
         self.left_out
@@ -141,7 +146,7 @@ impl Release {
             .map(|e| e.path())
             .filter(|p| *p != self.release)
             .filter_map(|p| {
-                let m = read_marker(&p)?;
+                let m = read_head(&p)?;
                 (m.product == spec.product && m.version == spec.version)
                     .then_some((m.installed_at_ms, p))
             })
@@ -161,6 +166,13 @@ pub fn read_marker(dir: &Path) -> Option<ReleaseMarker> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// The marker of the release at `dir` without its index, if it is a
+/// complete release.
+pub fn read_head(dir: &Path) -> Option<ReleaseHead> {
+    let bytes = fs::read(dir.join(MARKER)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Writes the marker that makes `release` (the confinement root of a
 /// release directory) a complete release.
 pub fn write_marker(release: &Beneath, marker: &ReleaseMarker) -> Result<(), ResourceError> {
@@ -170,7 +182,7 @@ pub fn write_marker(release: &Beneath, marker: &ReleaseMarker) -> Result<(), Res
 
 /// Product, version and update level of the release at `dir`, if it is one.
 pub fn release_identity(dir: &Path) -> Option<(String, String, u32)> {
-    read_marker(dir).map(|m| (m.product, m.version, m.level))
+    read_head(dir).map(|m| (m.product, m.version, m.level))
 }
 
 /// Tree digests of every complete release under `releases` (what the
@@ -181,7 +193,7 @@ pub fn kept_trees(releases: &Path) -> Vec<Digest> {
     };
     entries
         .flatten()
-        .filter_map(|e| read_marker(&e.path()))
+        .filter_map(|e| read_head(&e.path()))
         .map(|m| m.tree)
         .collect()
 }

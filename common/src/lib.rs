@@ -19,6 +19,7 @@ pub mod grpc;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;
+pub mod packed_manifest;
 pub mod proto;
 pub mod report;
 pub mod service_manager;

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use rigger_common::blob_layout::BlobLayout;
 use rigger_common::digest::Digest;
 use rigger_common::manifest::Manifest;
+use rigger_common::packed_manifest;
 
 use super::new_blob::NewBlob;
 
@@ -149,18 +150,25 @@ impl ContentCache {
         Ok(true)
     }
 
-    /// A cached manifest, if present and valid.
+    /// A cached manifest, if present and valid: from its packed copy
+    /// (`packed/sha256/ab/cdef…`, made the first time the JSON is read)
+    /// when there is one, else from the JSON.
     pub fn manifest(&self, digest: &Digest) -> Result<Option<Arc<Manifest>>, String> {
         if let Some(parsed) = self.manifests.lock().expect("manifests").get(digest) {
             return Ok(Some(parsed.clone()));
         }
-        let manifest = match std::fs::read(self.path_of(digest)) {
-            Ok(bytes) => Arc::new(
-                Manifest::from_json(&bytes)
-                    .map_err(|e| format!("cached manifest {digest}: {e}"))?,
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read cached manifest {digest}: {e}")),
+        let manifest = match self.packed_manifest(digest) {
+            Some(manifest) => Arc::new(manifest),
+            None => match std::fs::read(self.path_of(digest)) {
+                Ok(bytes) => {
+                    let manifest = Manifest::from_json(&bytes)
+                        .map_err(|e| format!("cached manifest {digest}: {e}"))?;
+                    self.pack_manifest(digest, &manifest);
+                    Arc::new(manifest)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(format!("cannot read cached manifest {digest}: {e}")),
+            },
         };
         let mut parsed = self.manifests.lock().expect("manifests");
         if parsed.len() >= MAX_PARSED_MANIFESTS {
@@ -168,6 +176,47 @@ impl ContentCache {
         }
         parsed.insert(*digest, manifest.clone());
         Ok(Some(manifest))
+    }
+
+    /// Where the packed copies of manifests live.
+    fn packed(&self) -> BlobLayout {
+        BlobLayout::new(self.root().join("packed"))
+    }
+
+    /// The packed copy of manifest `digest`, when there is one that is
+    /// intact (an object of the agent's, never written since) and was
+    /// made from that manifest while its JSON is still cached.
+    fn packed_manifest(&self, digest: &Digest) -> Option<Manifest> {
+        let path = self.packed().path_of(digest);
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        if !is_intact(&meta, BLOB_MODE) || !self.path_of(digest).is_file() {
+            return None;
+        }
+        let bytes = std::fs::read(&path).ok()?;
+        match packed_manifest::unpack(&bytes, digest) {
+            Ok(manifest) => Some(manifest),
+            Err(e) => {
+                tracing::warn!(manifest = %digest, error = %e, "a packed manifest copy is refused: reading the manifest itself");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Keeps a packed copy of `manifest` (already validated) for the next
+    /// runs; a failure only costs them the JSON.
+    fn pack_manifest(&self, digest: &Digest, manifest: &Manifest) {
+        let bytes = packed_manifest::pack(manifest, digest);
+        let path = self.packed().path_of(digest);
+        let written = (|| {
+            let fresh = NewBlob::create(&path, &self.tmp_dir())?;
+            std::io::Write::write_all(&mut fresh.file(), &bytes)?;
+            seal(fresh.file(), BLOB_MODE)?;
+            fresh.persist(&path)
+        })();
+        if let Err(e) = written {
+            tracing::debug!(manifest = %digest, error = %e, "cannot keep a packed copy of the manifest");
+        }
     }
 
     /// Digests among `wanted` that are not cached.
@@ -186,6 +235,11 @@ impl ContentCache {
                         std::fs::remove_file(&object.path)?;
                     }
                 }
+            }
+        }
+        for copy in self.packed().files()? {
+            if !keep.contains(&copy.digest) {
+                std::fs::remove_file(&copy.path)?;
             }
         }
         for blob in self.layout.files()? {
@@ -240,4 +294,84 @@ pub fn is_intact(meta: &std::fs::Metadata, mode: u32) -> bool {
 pub fn seal(file: &std::fs::File, mode: u32) -> io::Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     file.set_modified(UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rigger_common::manifest::{Entry, EntryKind};
+
+    /// A cache holding one manifest (as the fetch leaves it: an object).
+    fn cache_with_manifest(dir: &Path) -> (ContentCache, Digest, Manifest) {
+        let cache = ContentCache::new(dir.to_path_buf());
+        let manifest = Manifest {
+            entries: vec![Entry {
+                path: "bin/wso2server.sh".into(),
+                mode: 0o755,
+                kind: EntryKind::File {
+                    size: 3,
+                    digest: Digest::of(b"sh\n"),
+                },
+            }],
+        };
+        let json = manifest.to_json();
+        let digest = Digest::of(&json);
+        let path = cache.path_of(&digest);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &json).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        seal(&file, BLOB_MODE).unwrap();
+        (cache, digest, manifest)
+    }
+
+    #[test]
+    fn a_manifest_read_once_is_read_from_its_packed_copy_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cache, digest, manifest) = cache_with_manifest(dir.path());
+        assert_eq!(*cache.manifest(&digest).unwrap().unwrap(), manifest);
+        let packed = cache.packed().path_of(&digest);
+        assert!(is_intact(&std::fs::metadata(&packed).unwrap(), BLOB_MODE));
+        // A new process (no parsed manifests): the JSON is not read.
+        let again = ContentCache::new(dir.path().to_path_buf());
+        assert_eq!(again.packed_manifest(&digest), Some(manifest.clone()));
+        assert_eq!(*again.manifest(&digest).unwrap().unwrap(), manifest);
+    }
+
+    #[test]
+    fn a_changed_or_misplaced_packed_copy_is_refused_for_the_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cache, digest, manifest) = cache_with_manifest(dir.path());
+        cache.manifest(&digest).unwrap();
+        let packed = cache.packed().path_of(&digest);
+        // Written since it was made: its metadata shows it.
+        std::fs::set_permissions(&packed, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&packed, b"not a manifest").unwrap();
+        let fresh = ContentCache::new(dir.path().to_path_buf());
+        assert_eq!(fresh.packed_manifest(&digest), None);
+        assert_eq!(*fresh.manifest(&digest).unwrap().unwrap(), manifest);
+        // Another manifest's copy under this name, sealed like an object.
+        let other = Manifest::default();
+        let bytes = packed_manifest::pack(&other, &other.digest());
+        std::fs::remove_file(&packed).unwrap();
+        std::fs::write(&packed, bytes).unwrap();
+        seal(&std::fs::File::open(&packed).unwrap(), BLOB_MODE).unwrap();
+        let fresh = ContentCache::new(dir.path().to_path_buf());
+        assert_eq!(fresh.packed_manifest(&digest), None);
+        assert!(!packed.exists(), "the refused copy is removed");
+        assert_eq!(*fresh.manifest(&digest).unwrap().unwrap(), manifest);
+    }
+
+    #[test]
+    fn a_packed_copy_goes_with_its_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cache, digest, _) = cache_with_manifest(dir.path());
+        cache.manifest(&digest).unwrap();
+        let packed = cache.packed().path_of(&digest);
+        cache.retain(&HashSet::from([digest])).unwrap();
+        assert!(packed.exists());
+        cache.retain(&HashSet::new()).unwrap();
+        assert!(!packed.exists() && !cache.path_of(&digest).exists());
+        let fresh = ContentCache::new(dir.path().to_path_buf());
+        assert_eq!(fresh.manifest(&digest).unwrap(), None);
+    }
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::owner::DesiredOwner;
 use super::{ApplyContext, Change, ResourceError};
-use crate::release::ReleaseMarker;
+use crate::release::ReleaseHead;
 
 const MARKER: &str = ".rigger-seed.json";
 const LOCK: &str = ".rigger-seed.lock";
@@ -63,7 +63,7 @@ struct Layout {
     release: PathBuf,
     /// What the release records about itself (product, level, tree and
     /// the folders left out of it for the share).
-    marker: ReleaseMarker,
+    marker: ReleaseHead,
     /// This node ran a higher level of the product before this run: its
     /// update was rolled back, and the share goes back with it.
     rolled_back_from: Option<u32>,
@@ -108,7 +108,7 @@ fn layout(spec: &SharedDirsSpec, ctx: &ApplyContext) -> Result<Layout, ResourceE
         .paths
         .read_link(&link)
         .ok_or_else(|| err(format!("{} is not a release link yet", link.display())))?;
-    let marker = crate::release::read_marker(&release)
+    let marker = crate::release::read_head(&release)
         .ok_or_else(|| err(format!("{} is not a complete release", release.display())))?;
     Ok(Layout {
         share,

@@ -24,7 +24,9 @@ use rigger_common::manifest::{Entry, EntryKind, Manifest};
 use super::owner::DesiredOwner;
 use super::sharing::{self, Sharing, is_linked_intact, place_linked};
 use super::{ApplyContext, Change, ResourceError};
-use crate::release::{Release, ReleaseMarker, StatIndex, read_marker, stat_key, write_marker};
+use crate::release::{
+    Release, ReleaseMarker, StatIndex, read_head, read_marker, stat_key, write_marker,
+};
 
 pub use crate::release::{kept_trees, release_identity};
 
@@ -182,7 +184,7 @@ pub fn prepare(
     content: &CatalogContent,
 ) -> Result<(), ResourceError> {
     let l = Release::of(spec, &ctx.paths);
-    if read_marker(&l.release).is_some_and(|m| m.tree == spec.tree) {
+    if read_head(&l.release).is_some_and(|m| m.tree == spec.tree) {
         return Ok(());
     }
     materialize(spec, ctx, &*manifest(spec, ctx)?, &l, content).map(drop)
