@@ -74,8 +74,9 @@ pub struct RunReport {
 /// One phase of a run and its duration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseTiming {
-    /// "facts", "catalog", "verify", "content", "plan", a resource kind
-    /// ("tree", "file", …) or "remember".
+    /// "start", "connect" (the facts and the master's connection),
+    /// "catalog", "verify", "content", "plan", a resource kind ("tree",
+    /// "file", …), "remember", "services" or "report".
     pub phase: String,
     /// Its duration in microseconds.
     pub micros: u64,
@@ -91,6 +92,14 @@ pub fn timings_line(timings: &[PhaseTiming]) -> String {
 }
 
 impl RunReport {
+    /// Whether the run only confirms that the node stays as it was: it
+    /// applied a fresh catalog and nothing changed, failed or was skipped.
+    /// The master stores such a report as a refreshed write (the next
+    /// run says the same again).
+    pub fn only_confirms(&self) -> bool {
+        self.status() == "unchanged" && self.skipped == 0 && !self.used_cached_catalog
+    }
+
     /// The run's overall status: "failed", "noop" (it applied nothing),
     /// "changed" or "unchanged".
     pub fn status(&self) -> &'static str {
@@ -102,6 +111,41 @@ impl RunReport {
             "changed"
         } else {
             "unchanged"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_fresh_run_that_changed_nothing_only_confirms() {
+        let converged = RunReport::default();
+        assert!(converged.only_confirms());
+        for other in [
+            RunReport {
+                changed: 1,
+                ..Default::default()
+            },
+            RunReport {
+                failed: 1,
+                ..Default::default()
+            },
+            RunReport {
+                skipped: 1,
+                ..Default::default()
+            },
+            RunReport {
+                noop: true,
+                ..Default::default()
+            },
+            RunReport {
+                used_cached_catalog: true,
+                ..Default::default()
+            },
+        ] {
+            assert!(!other.only_confirms(), "{other:?}");
         }
     }
 }

@@ -308,9 +308,13 @@ impl Agent {
             RunLock::acquire(&RunLock::path_in(self.state.path()), LOCK_WAIT, &what).await?;
         let identity = self.identity().await?;
         phases.end("start");
-        let facts = facts::gather(&self.config.imds).await;
-        phases.end("facts");
-        let fetched = self.fetch(&identity, &facts).await?;
+        // The master's connection does not need the facts: both at once.
+        let (facts, connection) = tokio::join!(
+            facts::gather(&self.config.imds),
+            self.connector.connect(&identity)
+        );
+        phases.end("connect");
+        let fetched = self.fetch(&identity, &facts, connection).await?;
         phases.end("catalog");
         if let (Some(master), false) = (&fetched.master, noop) {
             self.renew_if_due(master.as_ref(), &identity).await;
@@ -469,6 +473,7 @@ impl Agent {
         &self,
         identity: &Identity,
         facts: &serde_json::Value,
+        connection: Result<Arc<dyn MasterClient>, MasterError>,
     ) -> Result<Fetched, RunError> {
         let applied = self.state.load().unwrap_or_default();
         let request = CatalogRequest {
@@ -480,7 +485,7 @@ impl Agent {
                 applied.applied_digest,
             ),
         };
-        let (master, error) = match self.connector.connect(identity).await {
+        let (master, error) = match connection {
             Ok(master) => match master.catalog(request).await {
                 Ok(reply) => {
                     self.adopt_cas(identity, &reply.ca_bundle);

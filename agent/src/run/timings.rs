@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn kinds_are_summed_and_the_slowest_comes_first() {
         let mut phases = Phases::start();
-        phases.end("facts");
+        phases.end("connect");
         let report = ApplyReport {
             outcomes: vec![
                 outcome("file:a", 2),
@@ -100,7 +100,7 @@ mod tests {
             .iter()
             .map(|t| (t.phase.as_str(), t.micros))
             .collect();
-        assert_eq!(names[0].0, "facts");
+        assert_eq!(names[0].0, "connect");
         assert_eq!(
             &names[1..],
             [("plan", 1000), ("file", 6000), ("tree", 5000)]

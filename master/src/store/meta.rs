@@ -16,8 +16,9 @@ use super::{
 ///
 /// Every write is durable when it returns, except the ones marked
 /// *refreshed*: what each catalog request records again (last seen,
-/// facts, the applied version, why the last request failed) and the
-/// catalog versions, which a compile makes again. A backend may let a
+/// facts, the applied version, why the last request failed), the
+/// catalog versions, which a compile makes again, and the reports of runs
+/// that changed nothing, which the next run makes again. A backend may let a
 /// power loss take back the last of those, never one durable write made
 /// after them, and never leave a half-written one. Catalog version
 /// numbers stay safe: the next request records the version the node
@@ -163,7 +164,9 @@ pub trait MetaStore: Send + Sync {
     /// not a noop (what it applied is read from it); returns how many went.
     async fn prune_reports(&self, keep: u32, before_ms: i64) -> Result<u64, StoreError>;
 
-    /// Stores a run report.
+    /// Stores a run report. Refreshed when the report
+    /// [only confirms](rigger_common::report::RunReport::only_confirms)
+    /// the node stays as it was.
     async fn insert_report(
         &self,
         certname: &str,

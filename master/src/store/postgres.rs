@@ -637,7 +637,11 @@ impl MetaStore for PostgresStore {
             .bind(i64::from(report.failed))
             .bind(report.duration_ms as i64)
             .bind(json)
-            .execute(&self.pool)
+            .execute(if report.only_confirms() {
+                &self.refreshed
+            } else {
+                &self.pool
+            })
             .await
             .map_err(sql("store a report"))?;
         Ok(())
