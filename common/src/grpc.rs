@@ -132,6 +132,17 @@ pub async fn tls_channel(
     config: Arc<rustls::ClientConfig>,
     timeout: Duration,
 ) -> Result<Channel, tonic::transport::Error> {
+    tls_channel_from(master, config, timeout, None).await
+}
+
+/// [`tls_channel`] from the local address `source` when one is given (a
+/// load tool simulating nodes on 127.0.0.0/8 gives each its own).
+pub async fn tls_channel_from(
+    master: &MasterAddress,
+    config: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+    source: Option<std::net::IpAddr>,
+) -> Result<Channel, tonic::transport::Error> {
     let connector = TlsConnector::from(config);
     let authority = master.authority();
     let endpoint = Endpoint::from_shared(format!("http://{authority}"))?
@@ -145,7 +156,11 @@ pub async fn tls_channel(
     endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let (connector, master) = (connector.clone(), master.clone());
-            async move { Ok::<_, io::Error>(TokioIo::new(connect_tls(&connector, &master).await?)) }
+            async move {
+                Ok::<_, io::Error>(TokioIo::new(
+                    connect_tls_from(&connector, &master, source).await?,
+                ))
+            }
         }))
         .await
 }
@@ -155,9 +170,37 @@ async fn connect_tls(
     connector: &TlsConnector,
     master: &MasterAddress,
 ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    connect_tls_from(connector, master, None).await
+}
+
+/// [`connect_tls`] from the local address `source`, when one is given.
+async fn connect_tls_from(
+    connector: &TlsConnector,
+    master: &MasterAddress,
+    source: Option<std::net::IpAddr>,
+) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let name = ServerName::try_from(master.host.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    let tcp = TcpStream::connect(master.authority()).await?;
+    let tcp = match source {
+        None => TcpStream::connect(master.authority()).await?,
+        Some(source) => {
+            let to: SocketAddr = master.authority().parse().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{}: a source address needs the master as an IP address",
+                        master
+                    ),
+                )
+            })?;
+            let socket = match source {
+                std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            socket.bind(SocketAddr::new(source, 0))?;
+            socket.connect(to).await?
+        }
+    };
     // Small gRPC frames: without this, Nagle + delayed ACKs add ~40 ms per call.
     tcp.set_nodelay(true)?;
     connector.connect(name, tcp).await

@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod cluster;
 pub mod databases;
+pub mod fleet_load;
 pub mod imds;
 pub mod load;
 pub mod nginx;
@@ -17,6 +18,7 @@ pub mod process;
 pub mod s3;
 pub mod server_config;
 pub mod services;
+pub mod shared_stores;
 
 pub use imds::FakeImds;
 pub use process::{Output, TestAgent, TestMaster, bin, repo_root};

@@ -3,63 +3,11 @@
 //! to copy; a node enrolled through one master is served by the other,
 //! with the same catalog version; the other carries on when one stops.
 
-use rigger_tests::databases::{Database, PASSWORD, USER};
-use rigger_tests::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+use rigger_tests::databases::{Database, PASSWORD};
+use rigger_tests::shared_stores::{ENV, SharedStores};
 use std::time::Duration;
 
 use rigger_tests::{TestAgent, TestMaster};
-
-/// One PostgreSQL database and one S3 bucket, and the flags and
-/// variables that put a master on them.
-struct SharedStores {
-    db: Database,
-    _s3: S3Server,
-    _secrets: tempfile::TempDir,
-    flags: Vec<String>,
-}
-
-impl SharedStores {
-    fn start(test: &str) -> Option<Self> {
-        let (db, s3) = (Database::postgres(test)?, S3Server::start(test)?);
-        db.sql("postgres", "CREATE DATABASE fleet").unwrap();
-        s3.bucket("fleet-content");
-        let secrets = tempfile::tempdir().unwrap();
-        let password_file = secrets.path().join("store-password");
-        std::fs::write(&password_file, PASSWORD).unwrap();
-        let flags = [
-            "--store",
-            "postgres",
-            "--store-url",
-            &format!("postgres://{USER}@{}/fleet", db.addr()),
-            "--store-password-file",
-            password_file.to_str().unwrap(),
-            "--blobs",
-            "s3",
-            "--blobs-bucket",
-            "fleet-content",
-            "--blobs-endpoint",
-            &s3.endpoint(),
-        ]
-        .map(str::to_string)
-        .to_vec();
-        Some(Self {
-            db,
-            _s3: s3,
-            _secrets: secrets,
-            flags,
-        })
-    }
-
-    fn flags(&self) -> Vec<&str> {
-        self.flags.iter().map(String::as_str).collect()
-    }
-}
-
-/// The S3 credentials every master gets.
-const ENV: [(&str, &str); 2] = [
-    ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-    ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-];
 
 #[test]
 fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
