@@ -5,6 +5,8 @@
 //! p50/p99, and each master's RSS with every agent connected. Asserts
 //! only that every run succeeded (a failed run is a defect, not a figure).
 //!
+//! The fleet is spread over 100 clusters (roles `is-c0` … `is-c99`,
+//! copies of the example `is` role), 100 nodes each at 10,000 agents.
 //! Every agent enrolls with its own key from its own 127.B.x.y address,
 //! holds a `WatchCatalog` stream over its own TLS connection and makes
 //! runs (catalog, its blobs on its first run, a report), `CONCURRENCY`
@@ -33,10 +35,36 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Clusters the fleet is spread over: a WSO2 cluster is a handful of
+/// nodes, and each node's catalog lists its cluster's members.
+const CLUSTERS: usize = 100;
+
+/// Gives each master's site the roles `is-c0` … (copies of `is` in
+/// clusters of their own), and waits until the first compiles them.
+fn add_cluster_roles(masters: &[&TestMaster]) -> Vec<String> {
+    let roles: Vec<String> = (0..CLUSTERS).map(|c| format!("is-c{c}")).collect();
+    for master in masters {
+        let site = master.site();
+        let role = std::fs::read_to_string(site.join("roles/is.toml")).unwrap();
+        let secrets = std::fs::read(site.join("secrets/roles/is.toml")).unwrap();
+        for name in &roles {
+            let own = role.replace("cluster = \"is-demo\"", &format!("cluster = \"{name}\""));
+            assert_ne!(own, role, "the role names its cluster");
+            std::fs::write(site.join(format!("roles/{name}.toml")), own).unwrap();
+            let secret = site.join(format!("secrets/roles/{name}.toml"));
+            std::fs::write(&secret, &secrets).unwrap();
+            std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+        }
+    }
+    roles
+}
+
 /// Loads `masters` (the first holds the token) with `agents` agents from
-/// 127.`network`.x.y.
+/// 127.`network`.x.y, spread over [`CLUSTERS`] clusters.
 fn load(masters: &[&TestMaster], agents: usize, seconds: u64, network: u8) -> LoadFigures {
-    let token = masters[0].token(&["--role", "is", "--uses", &agents.to_string()]);
+    let roles = add_cluster_roles(masters);
+    let token = masters[0].token(&["--unbound", "--uses", &agents.to_string()]);
     let settings = LoadSettings {
         masters: masters
             .iter()
@@ -44,7 +72,7 @@ fn load(masters: &[&TestMaster], agents: usize, seconds: u64, network: u8) -> Lo
             .collect(),
         ca_pem: std::fs::read_to_string(masters[0].data_dir().join("ca.crt")).unwrap(),
         token,
-        role: "is".into(),
+        roles,
         agents,
         network,
         prefix: format!("scale-{network}"),
@@ -68,7 +96,7 @@ fn main() {
     let limit =
         rigger_common::connections::raise_nofile_limit().expect("raise the open-file limit");
     assert!(
-        limit > agents as u64 * 2 + 1_000,
+        limit > agents as u64 + 2_000,
         "the open-file limit ({limit}) is too low for {agents} agents"
     );
     println!(

@@ -40,8 +40,9 @@ pub struct LoadSettings {
     pub ca_pem: String,
     /// A bootstrap token with a use for each agent.
     pub token: String,
-    /// The role the agents' token gives them (sent with each request).
-    pub role: String,
+    /// The roles the agents ask for: agent `i` the `(i mod len)`th (a
+    /// token bound to one role, or an unbound one for several).
+    pub roles: Vec<String>,
     /// How many agents.
     pub agents: usize,
     /// The second octet of the agents' addresses (127.B.x.y).
@@ -169,6 +170,7 @@ impl LoadFigures {
 struct Agent {
     index: usize,
     certname: String,
+    role: String,
     address: IpAddr,
     master: MasterAddress,
     identity: ClientIdentity,
@@ -213,6 +215,9 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadFigures, String> {
     if settings.masters.is_empty() {
         return Err("no master given".into());
     }
+    if settings.roles.is_empty() {
+        return Err("no role given".into());
+    }
     if settings.agents == 0 || settings.agents > MAX_AGENTS {
         return Err(format!(
             "{} agents: give between 1 and {MAX_AGENTS}",
@@ -237,7 +242,6 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadFigures, String> {
     let mut tasks = tokio::task::JoinSet::new();
     for agent in connected {
         let (permits, counters, timeout) = (permits.clone(), counters.clone(), settings.timeout);
-        let role = settings.role.clone();
         tasks.spawn(async move {
             let mut first = true;
             while Instant::now() < deadline {
@@ -248,7 +252,7 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadFigures, String> {
                     return;
                 }
                 let run_started = Instant::now();
-                let outcome = one_run(&agent, &role, first, timeout, &counters).await;
+                let outcome = one_run(&agent, first, timeout, &counters).await;
                 drop(permit);
                 match outcome {
                     Ok(()) => {
@@ -336,6 +340,7 @@ async fn enroll(settings: &LoadSettings, i: usize) -> Result<Agent, String> {
     let certname = format!("{}-{i}", settings.prefix);
     let address = IpAddr::V4(agent_address(settings.network, i));
     let master = settings.masters[i % settings.masters.len()].clone();
+    let role = settings.roles[i % settings.roles.len()].clone();
     let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
     let mut params =
         rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
@@ -359,6 +364,7 @@ async fn enroll(settings: &LoadSettings, i: usize) -> Result<Agent, String> {
         .enroll(EnrollRequest {
             csr_pem,
             token: settings.token.clone(),
+            role: role.clone(),
             ..Default::default()
         })
         .await
@@ -367,6 +373,7 @@ async fn enroll(settings: &LoadSettings, i: usize) -> Result<Agent, String> {
     Ok(Agent {
         index: i,
         certname,
+        role,
         address,
         master,
         identity: ClientIdentity {
@@ -444,7 +451,6 @@ const BUSY_TRIES: u32 = 50;
 /// One run: the catalog (verified), its blobs on the first run, a report.
 async fn one_run(
     connected: &Connected,
-    role: &str,
     first: bool,
     timeout: Duration,
     counters: &Counters,
@@ -463,7 +469,7 @@ async fn one_run(
         let mut client = client.clone();
         let request = GetCatalogRequest {
             facts_json: facts.clone(),
-            role: role.to_string(),
+            role: agent.role.clone(),
             applied_version: version,
             applied_digest: digest.clone(),
             ..Default::default()

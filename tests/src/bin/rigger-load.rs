@@ -33,9 +33,10 @@ struct Cli {
     /// A file holding a bootstrap token with a use for every agent.
     #[arg(long)]
     token_file: PathBuf,
-    /// The role the token gives.
-    #[arg(long, default_value = "is")]
-    role: String,
+    /// The roles the agents ask for, comma-separated: agent i the
+    /// (i mod count)th (several need a token made with `--unbound`).
+    #[arg(long, value_delimiter = ',', default_value = "is")]
+    role: Vec<String>,
     /// How many agents.
     #[arg(long, default_value_t = 1000)]
     agents: usize,
@@ -96,7 +97,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         masters,
         ca_pem: read(&cli.ca_cert)?,
         token: read(&cli.token_file)?.trim().to_string(),
-        role: cli.role.clone(),
+        roles: cli.role.clone(),
         agents: cli.agents,
         network: cli.network,
         prefix: cli.prefix.clone(),
