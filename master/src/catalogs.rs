@@ -314,7 +314,7 @@ pub async fn publish(
     tracing::info!(node = %certname, role, version, %digest, "new catalog version");
     // Nodes watching hear of it (none may be: that is fine), through this
     // master and the others on its store.
-    let _ = state.notices.send((certname.to_string(), version));
+    state.notices.publish(certname, version);
     if let Err(e) = state.store.announce_catalog(certname, version).await {
         tracing::warn!(node = %certname, version, error = %rigger_common::error_chain(&e), "cannot tell the other masters of a new catalog version: their watchers hear of it at their next run");
     }
@@ -383,9 +383,8 @@ pub async fn watch(
     state: &MasterState,
     certname: &str,
 ) -> Result<tokio_stream::wrappers::ReceiverStream<u64>> {
-    use tokio::sync::broadcast::error::RecvError;
     // Subscribed before the latest is read: no version falls in between.
-    let mut notices = state.notices.subscribe();
+    let mut notices = state.notices.subscribe(certname);
     let latest = state
         .store
         .catalog(certname, None)
@@ -394,27 +393,27 @@ pub async fn watch(
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let node = certname.to_string();
     let stopping = state.stopping.clone();
+    let all_notices = state.notices.clone();
     let open = crate::metrics::OpenStream::new(&state.metrics.watch_streams);
     tokio::spawn(async move {
         let _open = open;
-        if tx.send(latest).await.is_err() {
-            return;
-        }
-        loop {
-            let version = tokio::select! {
-                _ = stopping.cancelled() => return,
-                _ = tx.closed() => return,
-                notice = notices.recv() => match notice {
-                    Ok((name, version)) if name == node => version,
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => u64::MAX,
-                    Err(RecvError::Closed) => return,
-                },
-            };
-            if tx.send(version).await.is_err() {
-                return;
+        if tx.send(latest).await.is_ok() {
+            loop {
+                let version = tokio::select! {
+                    _ = stopping.cancelled() => break,
+                    _ = tx.closed() => break,
+                    changed = notices.changed() => match changed {
+                        Ok(()) => *notices.borrow_and_update(),
+                        Err(_) => break,
+                    },
+                };
+                if tx.send(version).await.is_err() {
+                    break;
+                }
             }
         }
+        drop(notices);
+        all_notices.release(&node);
     });
     tracing::debug!(node = %certname, latest, "catalog watch opened");
     Ok(tokio_stream::wrappers::ReceiverStream::new(rx))

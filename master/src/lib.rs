@@ -38,6 +38,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod leases;
 pub mod metrics;
+pub mod notices;
 pub mod overload;
 pub mod promotions;
 pub mod refresh;

@@ -181,7 +181,7 @@ pub async fn hear_other_masters(state: SharedState) -> Result<(), crate::store::
                 },
             };
             tracing::debug!(node = %certname, version, "another master made a new catalog version");
-            let _ = state.notices.send((certname, version));
+            state.notices.publish(&certname, version);
         }
     });
     Ok(())

@@ -209,7 +209,7 @@ impl Master {
             import_lock: Mutex::new(()),
             live: std::sync::RwLock::new(crate::state::LiveSettings::of(&config)),
             enroll_throttle: Default::default(),
-            notices: tokio::sync::broadcast::channel(4096).0,
+            notices: Default::default(),
             stopping: CancellationToken::new(),
             site_changed: tokio::sync::Notify::new(),
             site_quiet: Default::default(),

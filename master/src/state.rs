@@ -47,9 +47,9 @@ pub struct MasterState {
     pub live: std::sync::RwLock<LiveSettings>,
     /// Budget of enrollment attempts per address, throttled refusal log.
     pub enroll_throttle: crate::throttle::EnrollThrottle,
-    /// A new catalog version for a node (certname, version): what the
-    /// nodes' `WatchCatalog` streams push.
-    pub notices: tokio::sync::broadcast::Sender<(String, u64)>,
+    /// New catalog versions, by node: what each node's `WatchCatalog`
+    /// streams push.
+    pub notices: std::sync::Arc<crate::notices::CatalogNotices>,
     /// Cancelled when the master stops: long-lived streams end with it.
     pub stopping: tokio_util::sync::CancellationToken,
     /// Something every catalog is compiled from changed (the site, a
