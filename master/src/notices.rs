@@ -74,7 +74,7 @@ mod tests {
     async fn a_version_reaches_only_its_node() {
         let notices = CatalogNotices::default();
         let mut a = notices.subscribe("a");
-        let mut b = notices.subscribe("b");
+        let b = notices.subscribe("b");
         notices.publish("a", 3);
         tokio::time::timeout(std::time::Duration::from_secs(5), a.changed())
             .await
