@@ -552,17 +552,23 @@ struct Gathered {
     imported: crate::revision::Imported,
 }
 
-/// Reads what compiling the node needs: the live inventory (its peers) and
-/// the imported records, at once.
+/// Reads what compiling the node needs: the live nodes of its cluster
+/// (its peers; the whole fleet was read for each request, 10,000 rows at
+/// 10,000 nodes) and the imported records, at once.
 async fn gather(state: &MasterState, certname: &str, role: &str, facts: Value) -> Result<Gathered> {
     let since = state.live_since_ms();
+    let cluster_roles = state.compiler.cluster_roles(role);
     let (nodes, imported) = tokio::try_join!(
-        async { Ok(state.store.nodes().await?) },
+        async {
+            Ok(match &cluster_roles {
+                Some(roles) => state.store.live_nodes_in_roles(roles, since).await?,
+                None => Vec::new(),
+            })
+        },
         crate::revision::Imported::read(state)
     )?;
     let inventory = nodes
         .into_iter()
-        .filter(|n| n.last_seen_ms >= since)
         .filter_map(|n| {
             Some(Peer {
                 role: n.role?,

@@ -497,6 +497,24 @@ impl Compiler {
         SiteData::new(&self.site).role(role)
     }
 
+    /// The roles whose nodes are `role`'s nodes' peers: the site's roles
+    /// in its cluster (itself included), or `None` when it names no
+    /// cluster or cannot be read (its nodes then have no peers). What a
+    /// compile reads of the inventory: `peers` keeps exactly these.
+    pub fn cluster_roles(&self, role: &str) -> Option<Vec<String>> {
+        let site = SiteData::kept_in(&self.site, &self.files);
+        let cluster = site.role(role).ok()?.cluster?;
+        Some(
+            site.role_names()
+                .into_iter()
+                .filter(|name| {
+                    site.role(name).ok().and_then(|r| r.cluster).as_deref()
+                        == Some(cluster.as_str())
+                })
+                .collect(),
+        )
+    }
+
     /// Finds and loads a module by name.
     pub fn module(&self, name: &str, role: &str) -> Result<std::sync::Arc<Module>, CompileError> {
         for dir in &self.module_paths {

@@ -10,9 +10,9 @@ use rigger_common::digest::Digest;
 use rigger_common::signing::SignedCatalog;
 
 use super::{
-    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseRecord, MetaStore, PendingEnrollment,
-    PromotionRecord, ReportRecord, RolloutNode, RolloutRecord, ServiceHealthRecord, TokenRecord,
-    TreeInsert, TreeRecord,
+    ArtifactRecord, Budget, CatalogRecord, CertRecord, LeaseRecord, MetaStore, NodeRecord,
+    PendingEnrollment, PromotionRecord, ReportRecord, RolloutNode, RolloutRecord,
+    ServiceHealthRecord, TokenRecord, TreeInsert, TreeRecord,
 };
 
 /// A test that runs every case of [`CASES`] against a new, empty store
@@ -40,6 +40,7 @@ conformance_cases!(
     tokens_are_limited_and_expire,
     enrollment_records_the_certificate_and_binds_the_node,
     nodes_remember_their_last_request_and_pin,
+    a_cluster_s_live_nodes_are_read_without_the_fleet,
     catalog_history_keeps_every_version_once,
     pruning_keeps_the_latest_the_protected_and_the_newest,
     pruning_reports_keeps_what_the_screens_read,
@@ -219,6 +220,51 @@ pub async fn nodes_remember_their_last_request_and_pin(store: &dyn MetaStore) {
     assert!(store.set_pin("a", None).await.unwrap());
     assert_eq!(store.pin("a").await.unwrap(), None);
     assert!(!store.set_pin("nobody", Some(1)).await.unwrap());
+}
+
+/// A compile reads only the live nodes of its cluster's roles, by name.
+pub async fn a_cluster_s_live_nodes_are_read_without_the_fleet(store: &dyn MetaStore) {
+    let facts = serde_json::json!({});
+    for (name, role, seen) in [
+        ("is-2", "is", 900),
+        ("is-1", "is", 800),
+        ("km-1", "is_km", 900),
+        ("gone", "is", 100),
+        ("apim-1", "apim", 900),
+    ] {
+        store
+            .record_enrollment(&cert(name, name, 10_000), None)
+            .await
+            .unwrap();
+        store
+            .touch_node(name, role, Some("10.0.0.9"), &facts, seen)
+            .await
+            .unwrap();
+    }
+    // Enrolled, never asked: no role yet.
+    store
+        .record_enrollment(&cert("new", "new", 10_000), None)
+        .await
+        .unwrap();
+    let names =
+        |nodes: Vec<NodeRecord>| -> Vec<String> { nodes.into_iter().map(|n| n.certname).collect() };
+    let roles = ["is".to_string(), "is_km".to_string()];
+    assert_eq!(
+        names(store.live_nodes_in_roles(&roles, 500).await.unwrap()),
+        ["is-1", "is-2", "km-1"]
+    );
+    assert_eq!(
+        names(store.live_nodes_in_roles(&roles, 0).await.unwrap()),
+        ["gone", "is-1", "is-2", "km-1"]
+    );
+    assert!(store.live_nodes_in_roles(&[], 0).await.unwrap().is_empty());
+    assert!(
+        store
+            .live_nodes_in_roles(&["is' OR 1=1 --".to_string()], 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// The latest version or a given one comes back as stored; a version is

@@ -83,6 +83,14 @@ pub trait MetaStore: Send + Sync {
     async fn node(&self, certname: &str) -> Result<Option<NodeRecord>, StoreError>;
     /// Every node, by name.
     async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
+    /// The nodes whose role is one of `roles`, seen at or after
+    /// `seen_since_ms`, by name: a cluster's live members, which each
+    /// compile reads (not the whole fleet).
+    async fn live_nodes_in_roles(
+        &self,
+        roles: &[String],
+        seen_since_ms: i64,
+    ) -> Result<Vec<NodeRecord>, StoreError>;
     /// The facts a node sent with its last catalog request.
     async fn node_facts(&self, certname: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// Records why the master could not give a node its catalog ("" when

@@ -380,6 +380,20 @@ impl MetaStore for PostgresStore {
         Ok(rows.iter().map(node_from_row).collect())
     }
 
+    async fn live_nodes_in_roles(
+        &self,
+        roles: &[String],
+        seen_since_ms: i64,
+    ) -> Result<Vec<NodeRecord>, StoreError> {
+        let rows = sqlx::query("SELECT certname, bound_role, role, enrolled_at_ms, last_seen_ms, ip, catalog_error FROM nodes WHERE role = ANY($1) AND last_seen_ms >= $2 ORDER BY certname")
+            .bind(roles)
+            .bind(seen_since_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql("list a cluster's live nodes"))?;
+        Ok(rows.iter().map(node_from_row).collect())
+    }
+
     async fn node_facts(&self, certname: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let facts: Option<Option<String>> =
             sqlx::query_scalar("SELECT facts_json FROM nodes WHERE certname = $1")
