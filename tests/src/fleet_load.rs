@@ -6,7 +6,11 @@
 //! and runs made of a catalog request (verified with the master's signing
 //! key), the blobs of its catalog on its first run, and a report.
 //!
-//! Agent `i` talks to master `i % masters`. A master that answers busy
+//! Agent `i` talks to master `i % masters`. When its master cannot be
+//! reached (a transport error, or no answer), it connects to the next
+//! that answers and makes the run again there, as the agent does; those
+//! failovers are counted (its watch stream is not opened again). A
+//! master that answers busy
 //! (`RESOURCE_EXHAUSTED` with `retry-after-ms`) is asked again after its
 //! hint, as the agent does; those waits are counted, not failed. Every
 //! wait is bounded.
@@ -89,6 +93,8 @@ pub struct LoadFigures {
     pub failures: Vec<String>,
     /// Times a master answered busy and was asked again.
     pub busy: u64,
+    /// Times an agent could not reach its master and went to another.
+    pub failovers: u64,
     /// Catalog request latencies, µs, sorted.
     pub catalog_micros: Vec<u64>,
     /// Whole run latencies, µs, sorted.
@@ -132,11 +138,12 @@ impl LoadFigures {
                 self.connect_time.as_secs_f64()
             ),
             format!(
-                "{} runs in {:.1} s, {} failed, {} busy answers asked again; {:.0} catalog requests/s",
+                "{} runs in {:.1} s, {} failed, {} busy answers asked again, {} failovers; {:.0} catalog requests/s",
                 self.runs,
                 self.elapsed.as_secs_f64(),
                 self.failed,
                 self.busy,
+                self.failovers,
                 self.catalogs_per_second()
             ),
             format!(
@@ -177,12 +184,69 @@ struct Agent {
     signing_key: Vec<u8>,
 }
 
-/// A connected agent: its channel (the stream holds it too).
+/// A connected agent: its channel to the master it uses now (the index
+/// in `masters`), and what it needs to fail over to the next.
 struct Connected {
     agent: Agent,
-    channel: Channel,
+    channel: std::sync::Mutex<(Channel, usize)>,
+    masters: Arc<Vec<MasterAddress>>,
+    config: Arc<rustls::ClientConfig>,
+    timeout: Duration,
     /// The last catalog applied: (version, digest).
     applied: std::sync::Mutex<(u64, String)>,
+}
+
+impl Connected {
+    fn channel(&self) -> Channel {
+        self.channel.lock().unwrap().0.clone()
+    }
+
+    /// Connects to the next master that answers, as an agent given
+    /// several does when its master cannot be reached; false when none
+    /// can.
+    async fn fail_over(&self) -> bool {
+        let now = self.channel.lock().unwrap().1;
+        for step in 1..self.masters.len() {
+            let next = (now + step) % self.masters.len();
+            let connected = tls_channel_from(
+                &self.masters[next],
+                self.config.clone(),
+                self.timeout,
+                Some(self.agent.address),
+            )
+            .await;
+            if let Ok(channel) = connected {
+                *self.channel.lock().unwrap() = (channel, next);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Why a run failed, and whether its master could not be reached.
+#[derive(Debug)]
+struct RunFailure {
+    message: String,
+    unreachable: bool,
+}
+
+impl From<String> for RunFailure {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            unreachable: false,
+        }
+    }
+}
+
+impl RunFailure {
+    fn context(self, what: &str) -> Self {
+        Self {
+            message: format!("{what}: {}", self.message),
+            ..self
+        }
+    }
 }
 
 /// Counters the runs share.
@@ -191,6 +255,7 @@ struct Counters {
     runs: AtomicU64,
     failed: AtomicU64,
     busy: AtomicU64,
+    failovers: AtomicU64,
     blobs: AtomicU64,
     blob_bytes: AtomicU64,
     notices: Arc<AtomicU64>,
@@ -252,7 +317,11 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadFigures, String> {
                     return;
                 }
                 let run_started = Instant::now();
-                let outcome = one_run(&agent, first, timeout, &counters).await;
+                let mut outcome = one_run(&agent, first, timeout, &counters).await;
+                if outcome.as_ref().is_err_and(|f| f.unreachable) && agent.fail_over().await {
+                    counters.failovers.fetch_add(1, Ordering::Relaxed);
+                    outcome = one_run(&agent, first, timeout, &counters).await;
+                }
                 drop(permit);
                 match outcome {
                     Ok(()) => {
@@ -262,7 +331,7 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadFigures, String> {
                         first = false;
                     }
                     Err(e) => {
-                        counters.fail(format!("{}: {e}", agent.agent.certname));
+                        counters.fail(format!("{}: {}", agent.agent.certname, e.message));
                         // As an agent waits for its next run.
                         tokio::time::sleep(FAILED_RUN_PAUSE).await;
                     }
@@ -285,6 +354,7 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadFigures, String> {
     figures.runs = counters.runs.load(Ordering::Relaxed);
     figures.failed = counters.failed.load(Ordering::Relaxed);
     figures.busy = counters.busy.load(Ordering::Relaxed);
+    figures.failovers = counters.failovers.load(Ordering::Relaxed);
     figures.blobs = counters.blobs.load(Ordering::Relaxed);
     figures.blob_bytes = counters.blob_bytes.load(Ordering::Relaxed);
     figures.notices = counters.notices.load(Ordering::Relaxed);
@@ -402,11 +472,13 @@ async fn connect_all(
             counters.notices.clone(),
         );
         async move {
-            let config = client_config(&settings.ca_pem, Some(&agent.identity))
-                .map_err(|e| e.to_string())?;
+            let config = Arc::new(
+                client_config(&settings.ca_pem, Some(&agent.identity))
+                    .map_err(|e| e.to_string())?,
+            );
             let channel = tls_channel_from(
                 &agent.master,
-                Arc::new(config),
+                config.clone(),
                 settings.timeout,
                 Some(agent.address),
             )
@@ -430,8 +502,11 @@ async fn connect_all(
             });
             Ok((
                 Arc::new(Connected {
+                    channel: std::sync::Mutex::new((channel, agent.index % settings.masters.len())),
                     agent,
-                    channel,
+                    masters: Arc::new(settings.masters.clone()),
+                    config,
+                    timeout: settings.timeout,
                     applied: Default::default(),
                 }),
                 held,
@@ -454,9 +529,9 @@ async fn one_run(
     first: bool,
     timeout: Duration,
     counters: &Counters,
-) -> Result<(), String> {
+) -> Result<(), RunFailure> {
     let agent = &connected.agent;
-    let client = CatalogServiceClient::new(connected.channel.clone());
+    let client = CatalogServiceClient::new(connected.channel());
     let facts = serde_json::json!({
         "hostname": agent.certname,
         "ip": agent.address.to_string(),
@@ -477,7 +552,7 @@ async fn one_run(
         async move { tokio::time::timeout(timeout, client.get_catalog(request)).await }
     })
     .await
-    .map_err(|e| format!("catalog: {e}"))?;
+    .map_err(|e| e.context("catalog"))?;
     counters
         .catalog_micros
         .lock()
@@ -502,7 +577,7 @@ async fn one_run(
         async move { tokio::time::timeout(timeout, client.submit_report(report)).await }
     })
     .await
-    .map_err(|e| format!("report: {e}"))?;
+    .map_err(|e| e.context("report"))?;
     *connected.applied.lock().unwrap() = (catalog.version, catalog.digest.to_string());
     Ok(())
 }
@@ -523,7 +598,7 @@ async fn fetch_blobs(
     }
     let wanted = digests.len() as u64;
     let fetch = async {
-        let mut stream = ContentServiceClient::new(connected.channel.clone())
+        let mut stream = ContentServiceClient::new(connected.channel())
             .fetch_blobs(FetchBlobsRequest {
                 digests: digests.into_iter().collect(),
                 accept_encodings: vec![],
@@ -555,7 +630,7 @@ async fn fetch_blobs(
 
 /// Calls until the master answers other than busy (at most
 /// [`BUSY_TRIES`] times, waiting its `retry-after-ms` hint, at most 5 s).
-async fn ask_again_when_busy<T, F, Fut>(counters: &Counters, mut call: F) -> Result<T, String>
+async fn ask_again_when_busy<T, F, Fut>(counters: &Counters, mut call: F) -> Result<T, RunFailure>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<
@@ -564,7 +639,7 @@ where
 {
     for _ in 0..BUSY_TRIES {
         match call().await {
-            Err(_) => return Err("timed out".into()),
+            Err(_) => return Err(String::from("timed out").into()),
             Ok(Ok(reply)) => return Ok(reply.into_inner()),
             Ok(Err(status)) if status.code() == tonic::Code::ResourceExhausted => {
                 counters.busy.fetch_add(1, Ordering::Relaxed);
@@ -576,11 +651,21 @@ where
                 tokio::time::sleep(Duration::from_millis(hint.min(5_000))).await;
             }
             Ok(Err(status)) => {
-                return Err(format!("{:?}: {}", status.code(), status.message()));
+                return Err(RunFailure {
+                    message: format!("{:?}: {}", status.code(), status.message()),
+                    // As the agent tells them (`client/grpc.rs`): a
+                    // transport error (the status has a source) or no
+                    // master answering.
+                    unreachable: std::error::Error::source(&status).is_some()
+                        || matches!(
+                            status.code(),
+                            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                        ),
+                });
             }
         }
     }
-    Err(format!("the master was busy {BUSY_TRIES} times in a row"))
+    Err(format!("the master was busy {BUSY_TRIES} times in a row").into())
 }
 
 /// A process's resident memory, KiB (from `/proc/PID/status`).

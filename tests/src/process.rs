@@ -392,6 +392,14 @@ impl TestMaster {
         }
     }
 
+    /// Kills the master at once (SIGKILL), as a lost instance stops.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops and starts it again on a new port, keeping its data.
     pub fn restart(&mut self) {
         self.stop();

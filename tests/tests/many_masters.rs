@@ -3,7 +3,9 @@
 //! to copy; a node enrolled through one master is served by the other,
 //! with the same catalog version; the other carries on when one stops.
 
+use rigger_common::grpc::MasterAddress;
 use rigger_tests::databases::{Database, PASSWORD};
+use rigger_tests::fleet_load::{self, LoadSettings};
 use rigger_tests::shared_stores::{ENV, SharedStores};
 use std::time::Duration;
 
@@ -164,4 +166,44 @@ fn a_new_version_made_on_one_master_is_pushed_through_the_other() {
         node.log()
     );
     node.stop_daemon();
+}
+
+#[test]
+fn a_master_killed_under_load_fails_no_run() {
+    let Some(stores) = SharedStores::start("a_master_killed_under_load_fails_no_run") else {
+        return;
+    };
+    let mut a = TestMaster::start_with_env(&stores.flags(), &ENV);
+    let b = TestMaster::start_joining(&a, &stores.flags(), &ENV);
+    let settings = LoadSettings {
+        masters: [&a, &b]
+            .map(|m| MasterAddress::parse(&m.url()).unwrap())
+            .to_vec(),
+        ca_pem: std::fs::read_to_string(a.data_dir().join("ca.crt")).unwrap(),
+        token: a.token(&["--role", "is", "--uses", "24"]),
+        roles: vec!["is".into()],
+        agents: 24,
+        network: 32,
+        prefix: "failover".into(),
+        setup_concurrency: 8,
+        concurrency: 8,
+        duration: Duration::from_secs(8),
+        timeout: Duration::from_secs(30),
+        master_pids: vec![],
+    };
+    let load = std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(fleet_load::run(&settings))
+    });
+    // The agents are enrolled and making runs, half of them through A.
+    std::thread::sleep(Duration::from_secs(4));
+    a.kill();
+    let figures = load.join().unwrap().expect("the load starts");
+    assert_eq!(figures.failed, 0, "{}", figures.summary());
+    assert!(figures.failovers > 0, "{}", figures.summary());
+    assert!(figures.runs >= 24, "{}", figures.summary());
+    // Every agent kept its catalog through B: the nodes' latest reports
+    // came after A was gone.
+    assert_eq!(b.nodes().as_array().unwrap().len(), 24);
 }
