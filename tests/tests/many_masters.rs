@@ -207,3 +207,109 @@ fn a_master_killed_under_load_fails_no_run() {
     // came after A was gone.
     assert_eq!(b.nodes().as_array().unwrap().len(), 24);
 }
+
+#[test]
+fn two_masters_compiling_one_node_at_once_never_give_a_version_two_contents() {
+    let Some(stores) = SharedStores::start(
+        "two_masters_compiling_one_node_at_once_never_give_a_version_two_contents",
+    ) else {
+        return;
+    };
+    let a = TestMaster::start_with_env(&stores.flags(), &ENV);
+    let b = TestMaster::start_joining(&a, &stores.flags(), &ENV);
+    let node = TestAgent::new("raced-1");
+    assert_eq!(node.enroll(&a, &["--role", "is"]).code, 2);
+    let read = |file: &str| {
+        std::fs::read_to_string(node.path(&format!("/var/lib/rigger/agent/ssl/{file}"))).unwrap()
+    };
+    let identity = rigger_common::tls::ClientIdentity {
+        cert_pem: read("node.crt"),
+        key_pem: read("node.key"),
+    };
+    let ca = read("ca.crt");
+    let answers = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use rigger_common::proto::GetCatalogRequest;
+        use rigger_common::proto::catalog_service_client::CatalogServiceClient;
+        let mut channels = Vec::new();
+        for master in [&a, &b] {
+            channels.push(
+                rigger_tests::node_client::channel(&master.url(), &ca, Some(&identity))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut answers = Vec::new();
+        // Each round, six requests at once through both masters, each
+        // with another private IP (which the rendered files name): each
+        // master may compile other content for the same next version.
+        for round in 0..4 {
+            let mut asked = tokio::task::JoinSet::new();
+            for i in 0..6 {
+                let mut client = CatalogServiceClient::new(channels[i % 2].clone());
+                let facts = serde_json::json!({"ip": format!("10.9.{round}.{}", i + 1)});
+                asked.spawn(async move {
+                    client
+                        .get_catalog(GetCatalogRequest {
+                            facts_json: facts.to_string(),
+                            role: "is".into(),
+                            ..Default::default()
+                        })
+                        .await
+                });
+            }
+            while let Some(answer) = asked.join_next().await {
+                answers.push(answer.unwrap());
+            }
+        }
+        answers
+    });
+    let mut contents: std::collections::BTreeMap<u64, std::collections::BTreeSet<String>> =
+        Default::default();
+    for answer in &answers {
+        match answer {
+            Ok(signed) => {
+                let catalog: serde_json::Value =
+                    serde_json::from_slice(&signed.get_ref().catalog_json).unwrap();
+                contents
+                    .entry(catalog["version"].as_u64().unwrap())
+                    .or_default()
+                    .insert(catalog["digest"].as_str().unwrap().to_string());
+            }
+            // The master that lost the race says so; the node asks again.
+            Err(status) => assert!(
+                status
+                    .message()
+                    .contains("another master stored catalog version"),
+                "{status:?}"
+            ),
+        }
+    }
+    let lost = answers.iter().filter(|a| a.is_err()).count();
+    println!(
+        "{} answers, {lost} told another master won the race; versions {contents:?}",
+        answers.len()
+    );
+    assert!(contents.len() >= 2, "versions served: {contents:?}");
+    for (version, digests) in &contents {
+        assert_eq!(
+            digests.len(),
+            1,
+            "version {version} was served with {digests:?}"
+        );
+    }
+    // And the database holds each version once, with the content served.
+    let stored = stores
+        .db
+        .sql(
+            "fleet",
+            "SELECT version || ' ' || digest FROM catalogs WHERE certname = 'raced-1' ORDER BY version",
+        )
+        .unwrap();
+    for (version, digests) in &contents {
+        let digest = digests.iter().next().unwrap();
+        assert!(
+            stored.contains(&format!("{version} {digest}")),
+            "version {version} ({digest}) is not stored as served:\n{stored}"
+        );
+    }
+}
