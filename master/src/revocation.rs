@@ -23,6 +23,10 @@ use crate::state::MasterState;
 /// How often the list is issued again without a revocation.
 const REISSUE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
+/// How often a master on a shared store looks for revocations another
+/// master made (it then issues its own list and closes their connections).
+pub const FOLLOW_EVERY: Duration = Duration::from_secs(3);
+
 /// Why the master closes a revoked certificate's connections.
 const CLOSED_REVOKED: &str = "the client certificate was revoked";
 
@@ -46,6 +50,8 @@ pub struct Revocation {
     connections: OnceLock<Arc<ConnectionTable>>,
     crl_path: PathBuf,
     in_force: tokio::sync::Mutex<ListInForce>,
+    /// The serials the list in force names.
+    listed: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Revocation {
@@ -60,6 +66,7 @@ impl Revocation {
             connections: OnceLock::new(),
             crl_path,
             in_force: tokio::sync::Mutex::new(ListInForce::default()),
+            listed: Default::default(),
         })
     }
 
@@ -87,12 +94,7 @@ pub async fn publish(state: &MasterState) -> Result<usize> {
     let revocation = &state.revocation;
     let mut in_force = revocation.in_force.lock().await;
     let now = now_ms();
-    let certs = state.store.certs().await?;
-    let revoked: Vec<(String, i64)> = certs
-        .iter()
-        .filter(|c| c.revoked && c.not_after_ms > now)
-        .map(|c| (c.serial.clone(), c.revoked_at_ms))
-        .collect();
+    let revoked = revoked_now(state, now).await?;
     // Numbers grow: by the second, and past the last one issued.
     let number = (u64::try_from(now / 1000).unwrap_or(0)).max(in_force.number + 1);
     let lists = state.ca.revocation_lists(&revoked, number).map_err(|e| {
@@ -123,6 +125,8 @@ pub async fn publish(state: &MasterState) -> Result<usize> {
     ) {
         tracing::warn!(error = %rigger_common::error_chain(&e), "cannot write the revocation list file (the listener uses it already)");
     }
+    *revocation.listed.lock().expect("listed serials") =
+        revoked.iter().map(|(s, _)| s.clone()).collect();
     let serials: std::collections::HashSet<&str> =
         revoked.iter().map(|(s, _)| s.as_str()).collect();
     let closed = revocation.connections.get().map_or(0, |table| {
@@ -139,8 +143,54 @@ pub async fn publish(state: &MasterState) -> Result<usize> {
     Ok(closed)
 }
 
-/// Issues the list again every day while the master runs.
-pub fn spawn(state: Arc<MasterState>) {
+/// The revoked, unexpired certificates in the store: serial and when.
+async fn revoked_now(state: &MasterState, now: i64) -> Result<Vec<(String, i64)>> {
+    Ok(state
+        .store
+        .certs()
+        .await?
+        .into_iter()
+        .filter(|c| c.revoked && c.not_after_ms > now)
+        .map(|c| (c.serial, c.revoked_at_ms))
+        .collect())
+}
+
+/// Issues the list again when the store's revoked certificates are not
+/// the ones it names (another master revoked one); returns whether it did.
+pub async fn follow_store(state: &MasterState) -> Result<bool> {
+    let revoked = revoked_now(state, now_ms()).await?;
+    let differs = {
+        let listed = state.revocation.listed.lock().expect("listed serials");
+        revoked.len() != listed.len() || revoked.iter().any(|(s, _)| !listed.contains(s))
+    };
+    if differs {
+        tracing::info!(
+            "the store's revocations changed (another master of the fleet): issuing the list again"
+        );
+        publish(state).await?;
+    }
+    Ok(differs)
+}
+
+/// Issues the list again every day while the master runs; on a store
+/// other masters share (`shared`), also whenever one of them revoked a
+/// certificate ([`FOLLOW_EVERY`]), so a revoked node is refused by every
+/// master within seconds.
+pub fn spawn(state: Arc<MasterState>, shared: bool) {
+    if shared {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = state.stopping.cancelled() => return,
+                    () = tokio::time::sleep(FOLLOW_EVERY) => {}
+                }
+                if let Err(e) = follow_store(&state).await {
+                    tracing::warn!(error = %rigger_common::error_chain(&e), "cannot read the store's revocations; the list in force stays");
+                }
+            }
+        });
+    }
     tokio::spawn(async move {
         loop {
             tokio::select! {

@@ -258,7 +258,10 @@ impl Master {
         crate::revocation::publish(&self.state)
             .await
             .map_err(ServerError::Revocation)?;
-        crate::revocation::spawn(self.state.clone());
+        crate::revocation::spawn(
+            self.state.clone(),
+            !matches!(self.config.store, StoreSettings::Sqlite),
+        );
         let tls = rigger_common::tls::server_config(
             &chain,
             &server_key,

@@ -312,3 +312,59 @@ fn two_masters_compiling_one_node_at_once_never_give_a_version_two_contents() {
         );
     }
 }
+
+#[test]
+fn a_certificate_revoked_on_one_master_is_refused_by_the_other_within_seconds() {
+    let Some(stores) = SharedStores::start(
+        "a_certificate_revoked_on_one_master_is_refused_by_the_other_within_seconds",
+    ) else {
+        return;
+    };
+    let a = TestMaster::start_with_env(&stores.flags(), &ENV);
+    let b = TestMaster::start_joining(&a, &stores.flags(), &ENV);
+    let (node, other) = (TestAgent::new("revoked-a"), TestAgent::new("kept-a"));
+    for n in [&node, &other] {
+        assert_eq!(n.enroll(&a, &["--role", "is"]).code, 2);
+    }
+    let identity = |n: &TestAgent| {
+        let read = |file: &str| {
+            std::fs::read_to_string(n.path(&format!("/var/lib/rigger/agent/ssl/{file}"))).unwrap()
+        };
+        (
+            read("ca.crt"),
+            rigger_common::tls::ClientIdentity {
+                cert_pem: read("node.crt"),
+                key_pem: read("node.key"),
+            },
+        )
+    };
+    let (ca, revoked) = identity(&node);
+    let (_, kept) = identity(&other);
+    let ask = |master: &TestMaster, who| {
+        rigger_tests::node_client::get_catalog_blocking(&master.url(), &ca, Some(who))
+    };
+    ask(&b, &revoked).expect("B serves the node before the revocation");
+
+    let out = a.ctl(&["cert", "revoke", "revoked-a"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    // B refuses its requests at once (it reads the certificate's record),
+    // and within seconds hears of it from the store: it refuses it at the
+    // handshake and closes its connections; the other node is not touched.
+    let refused = ask(&b, &revoked).unwrap_err();
+    assert!(refused.contains("has been revoked"), "{refused}");
+    rigger_tests::wait_for(
+        "master B to refuse the revoked node at the handshake",
+        Duration::from_secs(15),
+        || {
+            ask(&b, &revoked)
+                .is_err_and(|e| e.contains("transport error"))
+                .then_some(())
+        },
+    );
+    ask(&b, &kept).expect("B still serves the other node");
+    assert!(
+        b.log().contains("the store's revocations changed"),
+        "{}",
+        b.log()
+    );
+}
