@@ -162,15 +162,17 @@ impl Release {
 
 /// The marker of the release at `dir`, if it is a complete release.
 pub fn read_marker(dir: &Path) -> Option<ReleaseMarker> {
-    let bytes = fs::read(dir.join(MARKER)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    read_as(dir)
 }
 
 /// The marker of the release at `dir` without its index, if it is a
 /// complete release.
 pub fn read_head(dir: &Path) -> Option<ReleaseHead> {
-    let bytes = fs::read(dir.join(MARKER)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    read_as(dir)
+}
+
+fn read_as<I: serde::de::DeserializeOwned>(dir: &Path) -> Option<ReleaseMarker<I>> {
+    serde_json::from_slice(&fs::read(dir.join(MARKER)).ok()?).ok()
 }
 
 /// Writes the marker that makes `release` (the confinement root of a

@@ -52,14 +52,6 @@ impl CatalogNotices {
         }
     }
 
-    /// Forgets the nodes no stream watches any more.
-    pub fn forget_unwatched(&self) {
-        self.watched
-            .lock()
-            .expect("catalog notices")
-            .retain(|_, sender| sender.receiver_count() > 0);
-    }
-
     /// How many nodes have a channel (for tests).
     pub fn channels(&self) -> usize {
         self.watched.lock().expect("catalog notices").len()
@@ -102,9 +94,6 @@ mod tests {
         drop(notices.subscribe("a"));
         let _b = notices.subscribe("b");
         notices.publish("a", 1);
-        assert_eq!(notices.channels(), 1);
-        drop(notices.subscribe("c"));
-        notices.forget_unwatched();
         assert_eq!(notices.channels(), 1);
         let d = notices.subscribe("d");
         notices.release("d");

@@ -177,28 +177,21 @@ pub async fn follow_store(state: &MasterState) -> Result<bool> {
 /// certificate ([`FOLLOW_EVERY`]), so a revoked node is refused by every
 /// master within seconds.
 pub fn spawn(state: Arc<MasterState>, shared: bool) {
-    if shared {
-        let state = state.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = state.stopping.cancelled() => return,
-                    () = tokio::time::sleep(FOLLOW_EVERY) => {}
-                }
-                if let Err(e) = follow_store(&state).await {
-                    tracing::warn!(error = %rigger_common::error_chain(&e), "cannot read the store's revocations; the list in force stays");
-                }
-            }
-        });
-    }
+    let tick = if shared { FOLLOW_EVERY } else { REISSUE_EVERY };
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 () = state.stopping.cancelled() => return,
-                () = tokio::time::sleep(REISSUE_EVERY) => {}
+                () = tokio::time::sleep(tick) => {}
             }
-            if let Err(e) = publish(&state).await {
-                tracing::error!(error = %rigger_common::error_chain(&e), "cannot issue the revocation list again; the last one stays in force");
+            let issued_at = state.revocation.in_force().await.issued_at_ms;
+            let due = !shared || now_ms() - issued_at >= REISSUE_EVERY.as_millis() as i64;
+            if due {
+                if let Err(e) = publish(&state).await {
+                    tracing::error!(error = %rigger_common::error_chain(&e), "cannot issue the revocation list again; the last one stays in force");
+                }
+            } else if let Err(e) = follow_store(&state).await {
+                tracing::warn!(error = %rigger_common::error_chain(&e), "cannot read the store's revocations; the list in force stays");
             }
         }
     });

@@ -26,12 +26,7 @@ const METRICS: &str = "127.0.0.97:9140";
 
 /// The master's resident memory, KiB.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+    rigger_tests::fleet_load::rss_kib(pid).expect("VmRSS")
 }
 
 fn open_streams() -> Option<u64> {

@@ -177,6 +177,8 @@ impl LoadFigures {
 struct Agent {
     index: usize,
     certname: String,
+    /// What it tells the master of itself with each request.
+    facts_json: String,
     role: String,
     address: IpAddr,
     master: MasterAddress,
@@ -366,16 +368,17 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadFigures, String> {
     Ok(figures)
 }
 
-/// Runs `make` for each of `count` indexes, `at_once` at a time, in order.
-async fn bounded<T, F, Fut>(count: usize, at_once: usize, make: F) -> Result<Vec<T>, String>
+/// Runs `make` for each of `items`, `at_once` at a time; the results in
+/// the items' order.
+async fn bounded<I, T, F, Fut>(items: Vec<I>, at_once: usize, make: F) -> Result<Vec<T>, String>
 where
     T: Send + 'static,
-    F: Fn(usize) -> Fut,
+    F: Fn(I) -> Fut,
     Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
 {
-    let mut done: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    let mut done: Vec<Option<T>> = items.iter().map(|_| None).collect();
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..count {
+    for (i, item) in items.into_iter().enumerate() {
         while tasks.len() >= at_once.max(1) {
             let (j, made) = tasks
                 .join_next()
@@ -384,7 +387,7 @@ where
                 .map_err(|e| e.to_string())?;
             done[j] = Some(made?);
         }
-        let future = make(i);
+        let future = make(item);
         tasks.spawn(async move { (i, future.await) });
     }
     while let Some(joined) = tasks.join_next().await {
@@ -398,10 +401,14 @@ where
 }
 
 async fn enroll_all(settings: &LoadSettings) -> Result<Vec<Agent>, String> {
-    bounded(settings.agents, settings.setup_concurrency, |i| {
-        let settings = settings.clone();
-        async move { enroll(&settings, i).await }
-    })
+    bounded(
+        (0..settings.agents).collect(),
+        settings.setup_concurrency,
+        |i| {
+            let settings = settings.clone();
+            async move { enroll(&settings, i).await }
+        },
+    )
     .await
 }
 
@@ -411,16 +418,7 @@ async fn enroll(settings: &LoadSettings, i: usize) -> Result<Agent, String> {
     let address = IpAddr::V4(agent_address(settings.network, i));
     let master = settings.masters[i % settings.masters.len()].clone();
     let role = settings.roles[i % settings.roles.len()].clone();
-    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-    let mut params =
-        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, certname.as_str());
-    let csr_pem = params
-        .serialize_request(&key)
-        .and_then(|csr| csr.pem())
-        .map_err(|e| e.to_string())?;
+    let (key, csr_pem) = crate::node_client::new_key_and_csr(&certname)?;
     let config = client_config(&settings.ca_pem, None).map_err(|e| e.to_string())?;
     let channel = tls_channel_from(&master, Arc::new(config), settings.timeout, Some(address))
         .await
@@ -440,8 +438,15 @@ async fn enroll(settings: &LoadSettings, i: usize) -> Result<Agent, String> {
         .await
         .map_err(|s| format!("{certname} was not enrolled by {master}: {}", s.message()))?
         .into_inner();
+    let facts_json = serde_json::json!({
+        "hostname": certname,
+        "ip": address.to_string(),
+        "ec2": {"private_ip": address.to_string(), "instance_id": format!("i-load{i:08x}")},
+    })
+    .to_string();
     Ok(Agent {
         index: i,
+        facts_json,
         certname,
         role,
         address,
@@ -461,16 +466,8 @@ async fn connect_all(
     agents: Vec<Agent>,
     counters: &Arc<Counters>,
 ) -> Result<(Vec<Arc<Connected>>, Streams), String> {
-    let agents: Vec<Arc<std::sync::Mutex<Option<Agent>>>> = agents
-        .into_iter()
-        .map(|a| Arc::new(std::sync::Mutex::new(Some(a))))
-        .collect();
-    let made = bounded(agents.len(), settings.setup_concurrency, |i| {
-        let (agent, settings, notices) = (
-            agents[i].lock().unwrap().take().expect("each agent once"),
-            settings.clone(),
-            counters.notices.clone(),
-        );
+    let made = bounded(agents, settings.setup_concurrency, |agent| {
+        let (settings, notices) = (settings.clone(), counters.notices.clone());
         async move {
             let config = Arc::new(
                 client_config(&settings.ca_pem, Some(&agent.identity))
@@ -532,18 +529,12 @@ async fn one_run(
 ) -> Result<(), RunFailure> {
     let agent = &connected.agent;
     let client = CatalogServiceClient::new(connected.channel());
-    let facts = serde_json::json!({
-        "hostname": agent.certname,
-        "ip": agent.address.to_string(),
-        "ec2": {"private_ip": agent.address.to_string(), "instance_id": format!("i-load{:08x}", agent.index)},
-    })
-    .to_string();
     let (version, digest) = connected.applied.lock().unwrap().clone();
     let asked = Instant::now();
     let signed = ask_again_when_busy(counters, || {
         let mut client = client.clone();
         let request = GetCatalogRequest {
-            facts_json: facts.clone(),
+            facts_json: agent.facts_json.clone(),
             role: agent.role.clone(),
             applied_version: version,
             applied_digest: digest.clone(),

@@ -53,6 +53,17 @@ pub async fn renew(
     identity: &ClientIdentity,
     certname: &str,
 ) -> Result<String, String> {
+    let (_key, csr_pem) = new_key_and_csr(certname)?;
+    EnrollmentServiceClient::new(channel(master_url, ca_pem, Some(identity)).await?)
+        .renew(RenewRequest { csr_pem })
+        .await
+        .map(|reply| reply.into_inner().cert_pem)
+        .map_err(|s| status_text(&s))
+}
+
+/// A new key and a PEM certificate request for `certname`, as a node
+/// makes them to enroll or renew.
+pub fn new_key_and_csr(certname: &str) -> Result<(rcgen::KeyPair, String), String> {
     let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
     let mut params =
         rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
@@ -63,11 +74,7 @@ pub async fn renew(
         .serialize_request(&key)
         .and_then(|csr| csr.pem())
         .map_err(|e| e.to_string())?;
-    EnrollmentServiceClient::new(channel(master_url, ca_pem, Some(identity)).await?)
-        .renew(RenewRequest { csr_pem })
-        .await
-        .map(|reply| reply.into_inner().cert_pem)
-        .map_err(|s| status_text(&s))
+    Ok((key, csr_pem))
 }
 
 /// [`renew`] from a test that is not async.

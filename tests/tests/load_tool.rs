@@ -3,10 +3,27 @@
 //! blobs and report; the master then knows each of them. A master given
 //! as a name is refused before anything is sent (the tool resolves none).
 
+use std::path::Path;
 use std::process::Command;
 
 use rigger_tests::process::Output;
 use rigger_tests::{TestMaster, bin};
+
+/// `rigger-load` against `master` with the CA and token files, and `more`.
+fn load_against(master: &TestMaster, ca: &Path, token: &Path, more: &[&str]) -> Output {
+    let mut args = vec![
+        "--master".to_string(),
+        master.url(),
+        "--ca-cert".into(),
+        ca.display().to_string(),
+        "--token-file".into(),
+        token.display().to_string(),
+        "--network".into(),
+        "31".into(),
+    ];
+    args.extend(more.iter().map(|a| a.to_string()));
+    load(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
 
 fn load(args: &[&str]) -> Output {
     Output::of(
@@ -25,26 +42,23 @@ fn simulated_agents_enroll_watch_fetch_and_report() {
     std::fs::write(&token, master.token(&["--role", "is", "--uses", "12"])).unwrap();
     let ca = master.data_dir().join("ca.crt");
     let pid = master.pid().to_string();
-    let out = load(&[
-        "--master",
-        &master.url(),
-        "--ca-cert",
-        ca.to_str().unwrap(),
-        "--token-file",
-        token.to_str().unwrap(),
-        "--agents",
-        "12",
-        "--network",
-        "31",
-        "--prefix",
-        "loaded",
-        "--concurrency",
-        "4",
-        "--duration",
-        "2s",
-        "--master-pid",
-        &pid,
-    ]);
+    let out = load_against(
+        &master,
+        &ca,
+        &token,
+        &[
+            "--agents",
+            "12",
+            "--prefix",
+            "loaded",
+            "--concurrency",
+            "4",
+            "--duration",
+            "2s",
+            "--master-pid",
+            &pid,
+        ],
+    );
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
         out.stdout.contains("enrolled 12 agents in")
@@ -75,22 +89,12 @@ fn simulated_agents_enroll_watch_fetch_and_report() {
 
     // Tokens are spent: a second fleet with the same token is refused,
     // and the tool says so and fails.
-    let again = load(&[
-        "--master",
-        &master.url(),
-        "--ca-cert",
-        ca.to_str().unwrap(),
-        "--token-file",
-        token.to_str().unwrap(),
-        "--agents",
-        "1",
-        "--network",
-        "31",
-        "--prefix",
-        "spent",
-        "--duration",
-        "1s",
-    ]);
+    let again = load_against(
+        &master,
+        &ca,
+        &token,
+        &["--agents", "1", "--prefix", "spent", "--duration", "1s"],
+    );
     assert_ne!(again.code, 0, "{}", again.all());
     assert!(
         again.stderr.contains("spent-0 was not enrolled"),
