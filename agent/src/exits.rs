@@ -3,7 +3,13 @@
 //! running server of the applied catalog, which becomes readable when the
 //! process exits, whoever started it (a run, the supervisor, a `--once`
 //! run beside the daemon). The watch is armed again after every run and
-//! supervision pass, with the pids then running.
+//! supervision pass, with the pids then running. A stop waits on the same
+//! kind of descriptor (`ExitHandle`), so it returns as the server exits
+//! rather than at its next poll.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
@@ -32,18 +38,12 @@ impl ExitWatch {
 pub fn watch(pids: Vec<(String, u32)>, exited: mpsc::Sender<(String, u32)>) -> ExitWatch {
     let mut tasks = tokio::task::JoinSet::new();
     for (name, pid) in pids {
-        let fd = rustix::process::Pid::from_raw(pid as i32)
-            .ok_or_else(|| std::io::Error::other("pid 0"))
-            .and_then(|p| {
-                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::NONBLOCK)
-                    .map_err(std::io::Error::from)
-            })
-            .and_then(|fd| {
-                // SAFETY: the pidfd is an `OwnedFd`: it stays open, and is
-                // not replaced, for as long as the `AsyncFd` owns it.
-                unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
-                    .map_err(std::io::Error::from)
-            });
+        let fd = pidfd(pid, rustix::process::PidfdFlags::NONBLOCK).and_then(|fd| {
+            // SAFETY: the pidfd is an `OwnedFd`: it stays open, and is
+            // not replaced, for as long as the `AsyncFd` owns it.
+            unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+                .map_err(io::Error::from)
+        });
         match fd {
             Ok(fd) => {
                 let exited = exited.clone();
@@ -60,6 +60,49 @@ pub fn watch(pids: Vec<(String, u32)>, exited: mpsc::Sender<(String, u32)>) -> E
         }
     }
     ExitWatch { tasks }
+}
+
+/// A pidfd on process `pid` (Linux 5.3+): readable once it has exited.
+fn pidfd(pid: u32, flags: rustix::process::PidfdFlags) -> io::Result<OwnedFd> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| io::Error::other(format!("{pid} is not a process id")))?;
+    Ok(rustix::process::pidfd_open(pid, flags)?)
+}
+
+/// One process's exit, waited for synchronously (a service stop).
+#[derive(Debug)]
+pub struct ExitHandle(OwnedFd);
+
+impl ExitHandle {
+    /// Watches process `pid`. A pid can be reused before this opens it:
+    /// the caller checks afterwards that `pid` still names the process it
+    /// means (its start time), and then the handle is on that process.
+    pub fn open(pid: u32) -> io::Result<Self> {
+        pidfd(pid, rustix::process::PidfdFlags::empty()).map(Self)
+    }
+
+    /// Waits until the process has exited (a zombie counts) or `timeout`
+    /// has passed; returns whether it exited.
+    pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let left = rustix::event::Timespec::try_from(left).map_err(io::Error::other)?;
+            let mut fds = [rustix::event::PollFd::new(
+                &self.0,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, Some(&left)) {
+                Ok(ready) => return Ok(ready > 0),
+                // A signal interrupted the wait: wait for the rest.
+                Err(rustix::io::Errno::INTR) if Instant::now() < deadline => continue,
+                Err(rustix::io::Errno::INTR) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -92,5 +135,22 @@ mod tests {
         let (tx, _rx) = mpsc::channel(4);
         // Reaped: the pid names no process any more.
         assert!(watch(vec![("gone".into(), child.id())], tx).is_empty());
+    }
+
+    #[test]
+    fn a_stop_wait_returns_at_the_exit_not_at_the_timeout() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let exit = ExitHandle::open(child.id()).unwrap();
+        assert!(
+            !exit.wait(Duration::from_millis(20)).unwrap(),
+            "still running"
+        );
+        child.kill().unwrap();
+        // Not yet reaped: a zombie has exited (at the timeout it says false).
+        assert!(exit.wait(Duration::from_secs(30)).unwrap());
+        child.wait().unwrap();
     }
 }

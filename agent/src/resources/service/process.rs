@@ -16,6 +16,7 @@ use rigger_common::catalog::ServiceSpec;
 use rigger_common::fsutil::Ownership;
 
 use super::{Polling, ServiceManager, err, log_tail, rotate_log};
+use crate::exits::ExitHandle;
 use crate::resources::account;
 use crate::resources::owner::DesiredOwner;
 use crate::resources::{ApplyContext, ResourceError, io_error};
@@ -181,17 +182,35 @@ impl ServiceManager for ProcessManager {
             return Ok(());
         };
         let group = Pid::from_raw(pid as i32);
+        // Watched before the signal, and only if the pid still names the
+        // server afterwards (the check `running` made may be stale).
+        let exit = ExitHandle::open(pid)
+            .ok()
+            .filter(|_| self.running(spec, ctx) == Some(pid));
         let _ = killpg(group, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(spec.stop_grace_secs.max(1));
-        let mut polling = Polling::up_to(Duration::from_millis(50));
-        while start_time(pid).is_some() && Instant::now() < deadline {
-            reap(pid);
-            polling.sleep();
+        let grace = Duration::from_secs(spec.stop_grace_secs.max(1));
+        match exit.as_ref().map(|exit| exit.wait(grace)) {
+            Some(Ok(_)) => {}
+            // No pidfd (a kernel before 5.3) or the wait failed: poll.
+            _ => {
+                let deadline = Instant::now() + grace;
+                let mut polling = Polling::up_to(Duration::from_millis(50));
+                while start_time(pid).is_some() && Instant::now() < deadline {
+                    reap(pid);
+                    polling.sleep();
+                }
+            }
         }
+        reap(pid);
         if start_time(pid).is_some() {
             tracing::warn!(service = %spec.name, pid, "did not stop in time; killing it");
             let _ = killpg(group, Signal::SIGKILL);
-            std::thread::sleep(Duration::from_millis(100));
+            match &exit {
+                Some(exit) => {
+                    let _ = exit.wait(Duration::from_secs(1));
+                }
+                None => std::thread::sleep(Duration::from_millis(100)),
+            }
         }
         reap(pid);
         remove_pidfile(spec, ctx);
@@ -239,4 +258,66 @@ fn reap(pid: u32) {
         Pid::from_raw(pid as i32),
         Some(nix::sys::wait::WaitPidFlag::WNOHANG),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::Paths;
+    use rigger_common::catalog::ServiceProvider;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A service whose start script is `script`, run as this user.
+    fn service(dir: &Path, script: &str) -> (ServiceSpec, ApplyContext) {
+        let home = dir.join("opt/server");
+        fs::create_dir_all(&home).unwrap();
+        let start = home.join("start.sh");
+        fs::write(&start, format!("#!/bin/sh\n{script}\n")).unwrap();
+        fs::set_permissions(&start, fs::Permissions::from_mode(0o755)).unwrap();
+        let spec = ServiceSpec {
+            name: "server".into(),
+            provider: ServiceProvider::Process,
+            start: "start.sh".into(),
+            args: vec![],
+            working_dir: "/opt/server".into(),
+            log_file: "/var/log/server.log".into(),
+            log_max_bytes: 1 << 20,
+            log_keep: 1,
+            user: None,
+            group: None,
+            environment: Default::default(),
+            environment_file: None,
+            nofile: 1024,
+            health: None,
+            ready_timeout_secs: 10,
+            stop_grace_secs: 1,
+            restart_lease: None,
+            pid_file: "server.pid".into(),
+            pre_stop: String::new(),
+            post_ready: String::new(),
+        };
+        (spec, ApplyContext::new(Paths::new(dir)))
+    }
+
+    #[test]
+    fn a_server_that_stops_on_sigterm_is_gone_when_stop_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spec, ctx) = service(dir.path(), "exec sleep 30");
+        let pid = ProcessManager.start(&spec, &ctx).unwrap();
+        assert_eq!(ProcessManager.running(&spec, &ctx), Some(pid));
+        ProcessManager.stop(&spec, &ctx).unwrap();
+        assert_eq!(start_time(pid), None, "still running after the stop");
+        assert_eq!(ProcessManager.running(&spec, &ctx), None);
+        assert!(!pidfile(&spec, &ctx).exists());
+    }
+
+    #[test]
+    fn a_server_that_ignores_sigterm_is_killed_after_its_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spec, ctx) = service(dir.path(), "trap '' TERM; sleep 30; sleep 30");
+        let pid = ProcessManager.start(&spec, &ctx).unwrap();
+        ProcessManager.stop(&spec, &ctx).unwrap();
+        assert_eq!(start_time(pid), None, "still running after the stop");
+        assert!(!pidfile(&spec, &ctx).exists());
+    }
 }
