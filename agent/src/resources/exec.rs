@@ -110,6 +110,9 @@ fn run_shell(command: &str, spec: &ExecSpec, ctx: &ApplyContext) -> Result<Outco
     .collect();
     let timeout = Duration::from_secs(spec.timeout_secs.max(1));
     let started = Instant::now();
+    // Our own child, not reaped yet: its pid is its own until we wait. The
+    // wait returns as it exits; without a pidfd, it is polled.
+    let exit = crate::exits::ExitHandle::open(child.id()).ok();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -122,7 +125,12 @@ fn run_shell(command: &str, spec: &ExecSpec, ctx: &ApplyContext) -> Result<Outco
                     timeout.as_secs()
                 )));
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => match &exit {
+                Some(exit) => {
+                    let _ = exit.wait(timeout.saturating_sub(started.elapsed()));
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            },
             Err(e) => {
                 return Err(ResourceError::Other(format!(
                     "cannot wait for `{command}`: {e}"

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 
 use rigger_common::catalog::ResourceSpec;
 use rigger_common::digest::Digest;
-use rigger_common::manifest::Manifest;
 
 use crate::error::{Error, Result};
 use crate::state::MasterState;
@@ -22,12 +21,14 @@ pub async fn allowed_blobs(state: &MasterState, certname: &str) -> Result<HashSe
         match &resource.spec {
             ResourceSpec::File(file) => allowed.extend(file.source),
             ResourceSpec::Tree(tree) => {
-                let json = state.blobs.read(&tree.tree).await?;
-                let manifest = Manifest::from_json(&json).map_err(|e| {
-                    Error::Internal(format!("manifest {} does not decode: {e}", tree.tree))
-                })?;
+                // Parsed once per tree, not on each of a node's four streams.
+                let (files, digest) = (state.pack_files.clone(), tree.tree);
+                let index = tokio::task::spawn_blocking(move || files.index(&digest))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+                    .map_err(Error::Internal)?;
                 allowed.insert(tree.tree);
-                allowed.extend(manifest.file_digests());
+                allowed.extend(index.values().copied());
             }
             _ => {}
         }

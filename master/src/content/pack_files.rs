@@ -13,7 +13,7 @@ use super::blobs::BlockingBlobs;
 use crate::compiler::{PackFiles, TreeFile};
 
 /// Paths of a tree to their file digests.
-type FileIndex = Arc<BTreeMap<String, Digest>>;
+pub type FileIndex = Arc<BTreeMap<String, Digest>>;
 
 /// Reads files of imported trees from the blob store (from a blocking thread).
 #[derive(Clone)]
@@ -51,7 +51,10 @@ impl ImportedPackFiles {
         }
     }
 
-    fn index(&self, tree: &Digest) -> Result<FileIndex, String> {
+    /// The files of imported tree `tree` by path, from its manifest,
+    /// which is read and parsed once (kept for the next requests: a tree
+    /// never changes, its digest names its content).
+    pub fn index(&self, tree: &Digest) -> Result<FileIndex, String> {
         if let Some(index) = self.indexes.lock().expect("indexes").get(tree) {
             return Ok(index.clone());
         }

@@ -352,10 +352,11 @@ pub struct Polling {
 }
 
 impl Polling {
-    /// Intervals from 10 ms up to `cap`.
+    /// Intervals from 2 ms up to `cap` (a look is a connect or a stat: a
+    /// few cheap ones while a fast server comes up cost nothing).
     pub fn up_to(cap: Duration) -> Self {
         Self {
-            next: Duration::from_millis(10).min(cap),
+            next: Duration::from_millis(2).min(cap),
             cap,
         }
     }
@@ -386,11 +387,11 @@ mod polling_tests {
     #[test]
     fn polling_starts_fast_and_settles_at_its_cap() {
         let mut polling = Polling::up_to(Duration::from_millis(200));
-        let ms: Vec<u128> = (0..7)
+        let ms: Vec<u128> = (0..9)
             .map(|_| polling.next_interval().as_millis())
             .collect();
-        assert_eq!(ms, [10, 20, 40, 80, 160, 200, 200]);
-        let mut short = Polling::up_to(Duration::from_millis(5));
-        assert_eq!(short.next_interval(), Duration::from_millis(5));
+        assert_eq!(ms, [2, 4, 8, 16, 32, 64, 128, 200, 200]);
+        let mut short = Polling::up_to(Duration::from_millis(1));
+        assert_eq!(short.next_interval(), Duration::from_millis(1));
     }
 }
