@@ -660,6 +660,17 @@ fn a_higher_update_level_resyncs_the_share_and_keeps_what_operators_deployed() {
         update.content(3),
         "the webapp was not re-synced"
     );
+    // What the re-sync wrote is the server's; the rest keeps its owner
+    // (the share is not walked again: it holds every tenant's files).
+    use std::os::unix::fs::MetadataExt;
+    let resynced = std::fs::metadata(&on_share).unwrap();
+    assert_eq!((resynced.uid(), resynced.gid()), (802, 802));
+    assert_eq!(
+        std::fs::metadata(&operators).unwrap().uid(),
+        0,
+        "the operator's artifact was given away: {}",
+        out.all()
+    );
     assert_eq!(
         std::fs::read_to_string(&operators).unwrap(),
         "deployed by an operator",

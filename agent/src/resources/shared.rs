@@ -337,8 +337,10 @@ fn seed(
     let files = source.map(Shipped::files).unwrap_or_default();
     match seeded {
         Some(seeded) => {
+            let mut written = vec![target.clone()];
             if let Some(source) = source {
                 let done = resync(on_share, source, &target, &seeded.files)?;
+                written.extend(done.written.iter().cloned());
                 let verb = if seeded.level > level {
                     "rolled back"
                 } else {
@@ -357,14 +359,17 @@ fn seed(
                     );
                 }
             }
-            // What is there belongs to the server.
-            give_tree(on_share, &target, owner)?;
+            // What the re-sync wrote belongs to the server. The rest was
+            // given at the seed or is the servers' own: not walked again
+            // (a share holds every tenant's files, over NFS).
+            give_paths(on_share, &written, owner)?;
         }
         None if target.exists() => {
             // A folder someone made before Rigger: adopt it, add what is missing.
             if let Some(source) = source {
                 source.copy_into(on_share, &target, false)?;
             }
+            // Adopted: everything in it belongs to the server, once.
             give_tree(on_share, &target, owner)?;
         }
         None => {
@@ -537,31 +542,33 @@ impl Shipped {
 
     /// Copies the folder into `to` on the share; `overwrite` replaces files
     /// and links that exist (the product's own), otherwise only what is
-    /// missing is added.
+    /// missing is added. Returns what it wrote.
     fn copy_into(
         &self,
         on_share: &Beneath,
         to: &Path,
         overwrite: bool,
-    ) -> Result<(), ResourceError> {
+    ) -> Result<Vec<PathBuf>, ResourceError> {
         on_share.create_dir_all(to)?;
+        let mut written = Vec::new();
         for (relative, item) in &self.items {
             let dst = to.join(relative);
-            let missing = || fs::symlink_metadata(&dst).is_err();
+            let missing = fs::symlink_metadata(&dst).is_err();
             match item {
-                Item::Dir => on_share.create_dir_all(&dst)?,
-                Item::Symlink(target) if overwrite || missing() => {
+                Item::Dir if missing => on_share.create_dir_all(&dst)?,
+                Item::Symlink(target) if overwrite || missing => {
                     make_parent(on_share, &dst)?;
                     on_share.replace_symlink(&dst, target)?;
                 }
-                Item::File { from, mode, .. } if overwrite || missing() => {
+                Item::File { from, mode, .. } if overwrite || missing => {
                     make_parent(on_share, &dst)?;
                     on_share.copy_file(from, &dst, *mode)?;
                 }
-                _ => {}
+                _ => continue,
             }
+            written.push(dst);
         }
-        Ok(())
+        Ok(written)
     }
 }
 
@@ -580,6 +587,8 @@ struct Resync {
     removed: usize,
     /// Files changed on the share that the new level changes too: kept.
     kept: Vec<String>,
+    /// The files, folders and links it wrote.
+    written: Vec<PathBuf>,
 }
 
 /// Brings a share folder to a new level's product files: copies what the
@@ -610,6 +619,7 @@ fn resync(
             if !present {
                 copy_in(on_share, from, &to, *mode)?;
                 done.copied += 1;
+                done.written.push(to);
             }
             continue;
         }
@@ -625,12 +635,14 @@ fn resync(
         if replace {
             copy_in(on_share, from, &to, *mode)?;
             done.copied += 1;
+            done.written.push(to);
         } else if current != Some(*digest) {
             done.kept.push(relative.clone());
         }
     }
     // Folders and links the level adds.
-    source.copy_into(on_share, target, false)?;
+    done.written
+        .extend(source.copy_into(on_share, target, false)?);
     for (relative, digest) in seeded {
         if shipped.contains(relative.as_str()) {
             continue;
@@ -661,6 +673,22 @@ fn mode_of(path: &Path) -> Result<u32, ResourceError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = fs::metadata(path).map_err(super::io_error("cannot stat", path))?;
     Ok(meta.permissions().mode() & 0o7777)
+}
+
+/// Gives each of `paths` (not what is under them) to `owner` (when it
+/// names one).
+fn give_paths(
+    on_share: &Beneath,
+    paths: &[PathBuf],
+    owner: DesiredOwner,
+) -> Result<(), ResourceError> {
+    if !owner.is_managed() {
+        return Ok(());
+    }
+    for path in paths {
+        owner.apply(on_share, path)?;
+    }
+    Ok(())
 }
 
 /// Gives a folder and everything under it to `owner` (when it names one).
@@ -733,7 +761,8 @@ mod tests {
             put(&new, f, t);
         }
         let level_2 = Shipped::on_disk(&new).unwrap();
-        let done = resync(&Beneath::open(&share).unwrap(), &level_2, &share, &seeded).unwrap();
+        let mut done = resync(&Beneath::open(&share).unwrap(), &level_2, &share, &seeded).unwrap();
+        done.written.sort();
         let read = |f: &str| fs::read_to_string(share.join(f)).ok();
         assert_eq!(read("webapps/a.war").as_deref(), Some("a2"));
         assert_eq!(read("webapps/b.war").as_deref(), Some("b1"));
@@ -768,6 +797,9 @@ mod tests {
                 copied: 3,
                 removed: 1,
                 kept: vec!["webapps/edited.war".into()],
+                written: ["webapps/a.war", "webapps/c.war", "webapps/lost.war"]
+                    .map(|f| share.join(f))
+                    .into(),
             }
         );
         let leftovers: Vec<_> = fs::read_dir(share.join("webapps"))
