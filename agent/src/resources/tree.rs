@@ -361,13 +361,6 @@ fn materialize(
     root.create_dir_all(&l.releases)?;
     l.remove_stale_temporaries(root);
     check_disk_space(&l.releases, manifest.total_size(), "the release")?;
-    let missing = ctx.cache.missing(&needed_blobs(spec, manifest));
-    if let Some(d) = missing.first() {
-        return Err(err(format!(
-            "{} of the release's blobs are not in the cache (e.g. {d}): they could not be fetched (the run's fetch error says why)",
-            missing.len()
-        )));
-    }
     let sharing = Sharing::new(sharing::possible(&ctx.cache, &l.releases), spec, overlays);
     let tmp = l.temporary();
     root.create_dir_all(&tmp)?;
@@ -406,13 +399,20 @@ fn materialize(
                 scope.spawn(move || {
                     for e in part {
                         let dest = Path::new(&e.path);
-                        if !sharing.links(e) {
-                            place_entry(ctx, release, dest, e)?;
-                        } else if !place_linked(ctx, release, dest, e, &HashSet::new())? {
-                            return Err(err(format!(
-                                "{} of the release: its blob is no longer in the cache (changed on disk?)",
-                                e.path
-                            )));
+                        // Each blob was checked when the run fetched what
+                        // the cache lacked: one gone since is found here.
+                        let placed = if !sharing.links(e) {
+                            place_entry(ctx, release, dest, e).map(|()| true)
+                        } else {
+                            place_linked(ctx, release, dest, e, &HashSet::new())
+                        };
+                        match placed {
+                            Ok(true) => {}
+                            Ok(false) => return Err(not_in_the_cache(e)),
+                            Err(_) if !blob_is_cached(ctx, e) => {
+                                return Err(not_in_the_cache(e));
+                            }
+                            Err(failed) => return Err(failed),
                         }
                         // Crash tests: `FAILPOINTS=materialize-file=100*off->return`
                         // kills the agent after 100 files (feature `failpoints` only).
@@ -465,6 +465,21 @@ fn materialize(
     rigger_common::fsutil::sync_filesystem(&tmp).map_err(super::io_error("cannot flush", &tmp))?;
     root.rename(&tmp, &l.release)?;
     Ok(left_out)
+}
+
+/// Whether the blob of a file entry is in the cache.
+fn blob_is_cached(ctx: &ApplyContext, e: &Entry) -> bool {
+    match &e.kind {
+        EntryKind::File { digest, .. } => ctx.cache.has(digest),
+        _ => true,
+    }
+}
+
+fn not_in_the_cache(e: &Entry) -> ResourceError {
+    err(format!(
+        "{} of the release: its blob is not in the cache (removed or changed since the run's fetch; the next run fetches it again)",
+        e.path
+    ))
 }
 
 /// Gives the release's folders, files and links to the spec's owner and

@@ -452,3 +452,32 @@ fn a_folder_kept_on_the_share_is_left_out_and_comes_back_when_the_catalog_stops_
     assert!(read_marker(&l.release).unwrap().left_out.is_empty());
     assert!(check(&spec, &ctx, &alone).unwrap().is_empty());
 }
+
+#[test]
+fn a_blob_gone_from_the_cache_fails_the_install_by_name_and_leaves_the_running_release() {
+    let f = fixture();
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    let link = f.ctx.paths.resolve("/opt/p-1.0");
+    let running = fs::read_link(&link).unwrap();
+    let level1 = tree_of(
+        &f.ctx,
+        &[
+            ("bin/run.sh", b"#!/bin/sh\nexec level1\n", 0o755),
+            ("lib/b.jar", b"jar b", 0o644),
+        ],
+        1,
+    );
+    // Gone between the run's fetch and the install.
+    fs::remove_file(f.ctx.cache.path_of(&Digest::of(b"jar b"))).unwrap();
+    let e = apply(&level1, &f.ctx, &f.content).unwrap_err().to_string();
+    assert!(
+        e.contains("lib/b.jar of the release: its blob is not in the cache"),
+        "{e}"
+    );
+    assert_eq!(fs::read_link(&link).unwrap(), running);
+    let releases: Vec<_> = fs::read_dir(f.ctx.paths.resolve("/opt/releases"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(releases, [f.spec.release_id()], "a partial release stayed");
+}
