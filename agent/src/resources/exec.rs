@@ -125,12 +125,12 @@ fn run_shell(command: &str, spec: &ExecSpec, ctx: &ApplyContext) -> Result<Outco
                     timeout.as_secs()
                 )));
             }
-            Ok(None) => match &exit {
-                Some(exit) => {
-                    let _ = exit.wait(timeout.saturating_sub(started.elapsed()));
+            Ok(None) => {
+                let left = timeout.saturating_sub(started.elapsed());
+                if !matches!(exit.as_ref().map(|exit| exit.wait(left)), Some(Ok(_))) {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-                None => std::thread::sleep(Duration::from_millis(20)),
-            },
+            }
             Err(e) => {
                 return Err(ResourceError::Other(format!(
                     "cannot wait for `{command}`: {e}"

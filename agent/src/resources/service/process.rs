@@ -188,7 +188,9 @@ impl ServiceManager for ProcessManager {
             .ok()
             .filter(|_| self.running(spec, ctx) == Some(pid));
         let _ = killpg(group, Signal::SIGTERM);
-        let grace = Duration::from_secs(spec.stop_grace_secs.max(1));
+        // At least a second, at most a day (a typo of many digits must
+        // not overflow the clock).
+        let grace = Duration::from_secs(spec.stop_grace_secs.clamp(1, 86_400));
         match exit.as_ref().map(|exit| exit.wait(grace)) {
             Some(Ok(_)) => {}
             // No pidfd (a kernel before 5.3) or the wait failed: poll.
