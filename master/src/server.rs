@@ -206,6 +206,7 @@ impl Master {
             catalog_lock: Mutex::new(()),
             blobs,
             pack_files,
+            encoded_manifests: Default::default(),
             import_lock: Mutex::new(()),
             live: std::sync::RwLock::new(crate::state::LiveSettings::of(&config)),
             enroll_throttle: Default::default(),

@@ -39,6 +39,8 @@ pub struct MasterState {
     pub compiler: Compiler,
     /// The imported packs' own files, which edits apply to.
     pub pack_files: crate::content::pack_files::ImportedPackFiles,
+    /// Tree manifests as they travel gzip-encoded, kept for the next node.
+    pub encoded_manifests: crate::content::encoded::EncodedManifests,
     /// Serialises catalog version assignment.
     pub catalog_lock: Mutex<()>,
     /// Serialises imports (level numbering).

@@ -1,7 +1,8 @@
 //! Blobs on the wire: a node that accepts gzip gets a tree's manifest (JSON
 //! text) gzip-encoded and decodes it to bytes that hash to its name; the
-//! pack's binary files come as they are; a node that does not say it
-//! accepts gzip gets every blob as it is. Real master, real mTLS gRPC.
+//! pack's binary files come as they are; the manifest asked again comes
+//! from the encoding the master kept; a node that does not say it accepts
+//! gzip gets every blob as it is. Real master, real mTLS gRPC.
 
 use std::io::Read;
 
@@ -101,6 +102,10 @@ async fn a_manifest_travels_gzip_encoded_and_binary_files_as_they_are() {
         }
     }
     assert!(manifests >= 1, "no manifest among the cached blobs");
+    // Asked again (the next node): the manifest's encoding the master kept
+    // comes, byte for byte what the first fetch got.
+    let again = fetch(chan.clone(), &cached, true).await;
+    assert_eq!(again, encoded);
 
     let plain = fetch(chan, &cached, false).await;
     assert!(plain.iter().all(|(_, _, encoding)| encoding.is_empty()));

@@ -11,11 +11,21 @@ use rigger_common::digest::Digest;
 use crate::error::{Error, Result};
 use crate::state::MasterState;
 
+/// What a node may fetch.
+#[derive(Debug, Default)]
+pub struct Allowed {
+    /// Every blob the node's latest catalog references.
+    pub blobs: HashSet<Digest>,
+    /// Those that are its trees' manifests.
+    pub manifests: HashSet<Digest>,
+}
+
 /// The blobs the node's latest catalog references.
-pub async fn allowed_blobs(state: &MasterState, certname: &str) -> Result<HashSet<Digest>> {
+pub async fn allowed_blobs(state: &MasterState, certname: &str) -> Result<Allowed> {
     let mut allowed = HashSet::new();
+    let mut manifests = HashSet::new();
     let Some(record) = state.store.catalog(certname, None).await? else {
-        return Ok(allowed);
+        return Ok(Allowed::default());
     };
     for resource in &record.catalog()?.content.resources {
         match &resource.spec {
@@ -28,12 +38,16 @@ pub async fn allowed_blobs(state: &MasterState, certname: &str) -> Result<HashSe
                     .map_err(|e| Error::Internal(e.to_string()))?
                     .map_err(Error::Internal)?;
                 allowed.insert(tree.tree);
+                manifests.insert(tree.tree);
                 allowed.extend(index.values().copied());
             }
             _ => {}
         }
     }
-    Ok(allowed)
+    Ok(Allowed {
+        blobs: allowed,
+        manifests,
+    })
 }
 
 /// The most digests one fetch may ask for (a release of a large product
@@ -58,17 +72,22 @@ pub fn check_request(wanted: &[Digest]) -> Result<()> {
     Ok(())
 }
 
-/// Checks that `certname` may fetch every blob in `wanted`.
-pub async fn check_fetch(state: &MasterState, certname: &str, wanted: &[Digest]) -> Result<()> {
+/// Checks that `certname` may fetch every blob in `wanted`; returns the
+/// tree manifests among them.
+pub async fn check_fetch(
+    state: &MasterState,
+    certname: &str,
+    wanted: &[Digest],
+) -> Result<HashSet<Digest>> {
     check_request(wanted)?;
     let allowed = allowed_blobs(state, certname).await?;
-    if let Some(refused) = wanted.iter().find(|d| !allowed.contains(d)) {
+    if let Some(refused) = wanted.iter().find(|d| !allowed.blobs.contains(d)) {
         tracing::warn!(node = %certname, blob = %refused, "blob request refused");
         return Err(Error::PermissionDenied(format!(
             "blob {refused} is not referenced by the catalog of node {certname}"
         )));
     }
-    Ok(())
+    Ok(allowed.manifests)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod archive;
 pub mod blobs;
+pub mod encoded;
 pub mod import;
 pub mod pack;
 pub mod pack_files;

@@ -9,6 +9,8 @@ use rigger_common::blob_encoding;
 use rigger_common::digest::Digest;
 use rigger_common::proto::content_service_server::ContentService;
 use rigger_common::proto::{BlobChunk, FetchBlobsRequest};
+use std::sync::Arc;
+
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -53,7 +55,7 @@ impl ContentService for Content {
             .iter()
             .map(|d| Digest::parse(d).map_err(|e| Status::invalid_argument(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        access::check_fetch(&self.state, &certname, &wanted).await?;
+        let manifests = access::check_fetch(&self.state, &certname, &wanted).await?;
         // Held until the stream ends.
         let place = self
             .state
@@ -66,7 +68,11 @@ impl ContentService for Content {
         tokio::spawn(async move {
             let _place = place;
             for digest in wanted {
-                if let Err(status) = send_blob(&state, digest, gzip, &tx).await {
+                let sent = match gzip && manifests.contains(&digest) {
+                    true => send_manifest(&state, digest, &tx).await,
+                    false => send_blob(&state, digest, gzip, &tx).await,
+                };
+                if let Err(status) = sent {
                     let _ = tx.send(Err(status)).await;
                     return;
                 }
@@ -84,12 +90,11 @@ async fn send_blob(
     gzip: bool,
     tx: &mpsc::Sender<Result<BlobChunk, Status>>,
 ) -> Result<(), Status> {
-    let mut blob = state.blobs.open(&digest).await.map_err(|e| match e {
-        BlobError::Missing(_) => {
-            Status::not_found(format!("blob {digest} is missing from the store"))
-        }
-        other => Status::internal(super::error_chain(&other)),
-    })?;
+    let mut blob = state
+        .blobs
+        .open(&digest)
+        .await
+        .map_err(|e| unreadable(&digest, e))?;
     let mut sender = Sender {
         digest,
         offset: 0,
@@ -125,6 +130,59 @@ async fn send_blob(
             return Ok(());
         }
         first = read_up_to(&mut blob, CHUNK, &digest).await?;
+    }
+}
+
+/// Sends a tree manifest to a node that accepts gzip: its encoding kept
+/// from an earlier fetch, else as [`send_blob`] does, keeping what it sent.
+async fn send_manifest(
+    state: &MasterState,
+    digest: Digest,
+    tx: &mpsc::Sender<Result<BlobChunk, Status>>,
+) -> Result<(), Status> {
+    let mut sender = Sender {
+        digest,
+        offset: 0,
+        tx,
+    };
+    match state.encoded_manifests.get(&digest) {
+        Some(Some(encoded)) => {
+            return sender
+                .send_pieces(encoded.to_vec(), true, blob_encoding::GZIP)
+                .await;
+        }
+        Some(None) => return send_blob(state, digest, false, tx).await,
+        None => {}
+    }
+    let json = state
+        .blobs
+        .read(&digest)
+        .await
+        .map_err(|e| unreadable(&digest, e))?;
+    let (json, encoded) = tokio::task::spawn_blocking(move || {
+        let encoded = blob_encoding::encode(&json).map(Arc::<[u8]>::from);
+        (json, encoded)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?;
+    state.encoded_manifests.keep(digest, encoded.clone());
+    match encoded {
+        Some(encoded) => {
+            sender
+                .send_pieces(encoded.to_vec(), true, blob_encoding::GZIP)
+                .await
+        }
+        None => sender.send_pieces(json, true, "").await,
+    }
+}
+
+/// Why blob `digest` could not be read, for the node.
+fn unreadable(digest: &Digest, e: BlobError) -> Status {
+    match e {
+        BlobError::Missing(_) => {
+            Status::not_found(format!("blob {digest} is missing from the store"))
+        }
+        other => Status::internal(super::error_chain(&other)),
     }
 }
 
