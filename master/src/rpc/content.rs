@@ -9,8 +9,6 @@ use rigger_common::blob_encoding;
 use rigger_common::digest::Digest;
 use rigger_common::proto::content_service_server::ContentService;
 use rigger_common::proto::{BlobChunk, FetchBlobsRequest};
-use std::sync::Arc;
-
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -70,7 +68,7 @@ impl ContentService for Content {
             for digest in wanted {
                 let sent = match gzip && manifests.contains(&digest) {
                     true => send_manifest(&state, digest, &tx).await,
-                    false => send_blob(&state, digest, gzip, &tx).await,
+                    false => send_blob(&state, digest, gzip, false, &tx).await,
                 };
                 if let Err(status) = sent {
                     let _ = tx.send(Err(status)).await;
@@ -83,13 +81,23 @@ impl ContentService for Content {
 }
 
 /// Sends one blob: encoded when the node accepts gzip and the blob is
-/// small text that shrinks, else as it is, chunk by chunk.
+/// small text that shrinks, else as it is, chunk by chunk. A `manifest`
+/// sent to a node that accepts gzip leaves what it was sent as in
+/// [`MasterState::encoded_manifests`].
 async fn send_blob(
     state: &MasterState,
     digest: Digest,
     gzip: bool,
+    manifest: bool,
     tx: &mpsc::Sender<Result<BlobChunk, Status>>,
 ) -> Result<(), Status> {
+    let keep = |encoded: Option<&[u8]>| {
+        if gzip && manifest {
+            state
+                .encoded_manifests
+                .keep(digest, encoded.map(std::sync::Arc::from));
+        }
+    };
     let mut blob = state
         .blobs
         .open(&digest)
@@ -115,12 +123,14 @@ async fn send_blob(
             })
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
+            keep(encoded.as_deref());
             return match encoded {
                 Some(encoded) => sender.send_pieces(encoded, true, blob_encoding::GZIP).await,
                 None => sender.send_pieces(first_back, true, "").await,
             };
         }
     }
+    keep(None);
     // As it is: what was read, then the rest chunk by chunk (a short read
     // is the blob's end).
     loop {
@@ -133,46 +143,27 @@ async fn send_blob(
     }
 }
 
-/// Sends a tree manifest to a node that accepts gzip: its encoding kept
-/// from an earlier fetch, else as [`send_blob`] does, keeping what it sent.
+/// Sends a tree manifest to a node that accepts gzip: the encoding kept
+/// from an earlier fetch, else as [`send_blob`] does (which keeps it).
 async fn send_manifest(
     state: &MasterState,
     digest: Digest,
     tx: &mpsc::Sender<Result<BlobChunk, Status>>,
 ) -> Result<(), Status> {
-    let mut sender = Sender {
-        digest,
-        offset: 0,
-        tx,
-    };
     match state.encoded_manifests.get(&digest) {
         Some(Some(encoded)) => {
-            return sender
-                .send_pieces(encoded.to_vec(), true, blob_encoding::GZIP)
-                .await;
-        }
-        Some(None) => return send_blob(state, digest, false, tx).await,
-        None => {}
-    }
-    let json = state
-        .blobs
-        .read(&digest)
-        .await
-        .map_err(|e| unreadable(&digest, e))?;
-    let (json, encoded) = tokio::task::spawn_blocking(move || {
-        let encoded = blob_encoding::encode(&json).map(Arc::<[u8]>::from);
-        (json, encoded)
-    })
-    .await
-    .map_err(|e| Status::internal(e.to_string()))?;
-    state.encoded_manifests.keep(digest, encoded.clone());
-    match encoded {
-        Some(encoded) => {
+            let mut sender = Sender {
+                digest,
+                offset: 0,
+                tx,
+            };
             sender
                 .send_pieces(encoded.to_vec(), true, blob_encoding::GZIP)
                 .await
         }
-        None => sender.send_pieces(json, true, "").await,
+        // Known not to shrink (or too large): as it is.
+        Some(None) => send_blob(state, digest, false, false, tx).await,
+        None => send_blob(state, digest, true, true, tx).await,
     }
 }
 
