@@ -11,6 +11,16 @@ use std::time::Duration;
 
 use rigger_tests::{TestAgent, TestMaster};
 
+/// Two masters, A then B joining it, on one database and bucket; `None`
+/// (the test skips) without PostgreSQL or s3s-fs. The stores come first
+/// in the tuple, so they outlive the masters.
+fn two_masters(test: &str) -> Option<(SharedStores, TestMaster, TestMaster)> {
+    let stores = SharedStores::start(test)?;
+    let a = TestMaster::start_with_env(&stores.flags(), &ENV);
+    let b = TestMaster::start_joining(&a, &stores.flags(), &ENV);
+    Some((stores, a, b))
+}
+
 #[test]
 fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
     let Some(stores) = SharedStores::start("two_masters_on_postgres_and_s3_serve_one_fleet_alike")
@@ -117,13 +127,11 @@ fn two_masters_on_postgres_and_s3_serve_one_fleet_alike() {
 
 #[test]
 fn a_new_version_made_on_one_master_is_pushed_through_the_other() {
-    let Some(stores) =
-        SharedStores::start("a_new_version_made_on_one_master_is_pushed_through_the_other")
+    let Some((_stores, a, b)) =
+        two_masters("a_new_version_made_on_one_master_is_pushed_through_the_other")
     else {
         return;
     };
-    let a = TestMaster::start_with_env(&stores.flags(), &ENV);
-    let b = TestMaster::start_joining(&a, &stores.flags(), &ENV);
     let mut node = TestAgent::new("pushed-1");
     assert_eq!(node.enroll(&a, &["--role", "is"]).code, 2);
     // Version 2 (a peer joined), through either master.
@@ -170,11 +178,9 @@ fn a_new_version_made_on_one_master_is_pushed_through_the_other() {
 
 #[test]
 fn a_master_killed_under_load_fails_no_run() {
-    let Some(stores) = SharedStores::start("a_master_killed_under_load_fails_no_run") else {
+    let Some((_stores, mut a, b)) = two_masters("a_master_killed_under_load_fails_no_run") else {
         return;
     };
-    let mut a = TestMaster::start_with_env(&stores.flags(), &ENV);
-    let b = TestMaster::start_joining(&a, &stores.flags(), &ENV);
     let settings = LoadSettings {
         masters: [&a, &b]
             .map(|m| MasterAddress::parse(&m.url()).unwrap())
@@ -209,13 +215,11 @@ fn a_master_killed_under_load_fails_no_run() {
 
 #[test]
 fn two_masters_compiling_one_node_at_once_never_give_a_version_two_contents() {
-    let Some(stores) = SharedStores::start(
-        "two_masters_compiling_one_node_at_once_never_give_a_version_two_contents",
-    ) else {
+    let Some((stores, a, b)) =
+        two_masters("two_masters_compiling_one_node_at_once_never_give_a_version_two_contents")
+    else {
         return;
     };
-    let a = TestMaster::start_with_env(&stores.flags(), &ENV);
-    let b = TestMaster::start_joining(&a, &stores.flags(), &ENV);
     let node = TestAgent::new("raced-1");
     assert_eq!(node.enroll(&a, &["--role", "is"]).code, 2);
     let read = |file: &str| {
@@ -315,13 +319,11 @@ fn two_masters_compiling_one_node_at_once_never_give_a_version_two_contents() {
 
 #[test]
 fn a_certificate_revoked_on_one_master_is_refused_by_the_other_within_seconds() {
-    let Some(stores) = SharedStores::start(
-        "a_certificate_revoked_on_one_master_is_refused_by_the_other_within_seconds",
-    ) else {
+    let Some((_stores, a, b)) =
+        two_masters("a_certificate_revoked_on_one_master_is_refused_by_the_other_within_seconds")
+    else {
         return;
     };
-    let a = TestMaster::start_with_env(&stores.flags(), &ENV);
-    let b = TestMaster::start_joining(&a, &stores.flags(), &ENV);
     let (node, other) = (TestAgent::new("revoked-a"), TestAgent::new("kept-a"));
     for n in [&node, &other] {
         assert_eq!(n.enroll(&a, &["--role", "is"]).code, 2);

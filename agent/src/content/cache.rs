@@ -225,18 +225,8 @@ impl ContentCache {
         let look = |part: &[Digest]| -> Vec<Digest> {
             part.iter().filter(|d| !self.has(d)).copied().collect()
         };
-        if wanted.len() < 512 {
-            return look(wanted);
-        }
-        let (first, second) = wanted.split_at(wanted.len() / 2);
-        std::thread::scope(|scope| {
-            let other = scope.spawn(|| look(second));
-            let mut missing = look(first);
-            missing.extend(
-                other
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
+        crate::halves::in_halves(wanted, 512, look, |mut missing, rest| {
+            missing.extend(rest);
             missing
         })
     }

@@ -586,16 +586,7 @@ fn damaged_files<'a>(
     let inspect = |entries: &[&'a Entry]| {
         inspect_files(entries, (marker, &sharing, owner), release, full_verify)
     };
-    if enforced.len() < PARALLEL_FROM {
-        return inspect(&enforced);
-    }
-    let (first, second) = enforced.split_at(enforced.len() / 2);
-    std::thread::scope(|scope| {
-        let other = scope.spawn(|| inspect(second));
-        let mut found = inspect(first);
-        let rest = other
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    crate::halves::in_halves(&enforced, PARALLEL_FROM, inspect, |mut found, rest| {
         found.damaged.extend(rest.damaged);
         found.refreshed.extend(rest.refreshed);
         found

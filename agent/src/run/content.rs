@@ -163,7 +163,7 @@ fn room_for_fetch(
 }
 
 /// The roots the last collection kept by, in the state directory.
-const GC_ROOTS: &str = "gc-roots.json";
+pub(super) const GC_ROOTS: &str = "gc-roots.json";
 
 /// Drops cached blobs that neither the catalog (its trees and file
 /// sources) nor any kept release needs. Nothing is looked at when every
@@ -212,91 +212,5 @@ pub fn collect_garbage(ctx: &ApplyContext, catalog: &Catalog) {
         rigger_common::fsutil::Ownership::default(),
     ) {
         tracing::debug!(error = %e, "cannot record the cache's roots");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::paths::Paths;
-    use rigger_common::catalog::{CatalogContent, FileSpec, Resource};
-
-    /// A catalog whose file resources take their content from `sources`.
-    fn catalog_of(sources: &[Digest]) -> Catalog {
-        let resources = sources
-            .iter()
-            .enumerate()
-            .map(|(i, digest)| Resource {
-                id: format!("file{i}"),
-                requires: vec![],
-                notifies: vec![],
-                spec: ResourceSpec::File(FileSpec {
-                    path: format!("/opt/file{i}"),
-                    content: String::new(),
-                    source: Some(*digest),
-                    mode: None,
-                    owner: None,
-                    group: None,
-                    secret: false,
-                    restart_key: None,
-                    redacted_content: None,
-                }),
-            })
-            .collect();
-        let content = CatalogContent {
-            role: "is".into(),
-            profile: "test/test".into(),
-            resources,
-        };
-        Catalog {
-            format: rigger_common::catalog::FORMAT,
-            node: "gc-1".into(),
-            version: 1,
-            digest: content.digest(),
-            compiled_at_ms: 0,
-            epoch: String::new(),
-            expires_at_ms: 0,
-            site_revision: String::new(),
-            site_commit: None,
-            level_sources: Default::default(),
-            content,
-        }
-    }
-
-    /// Puts `bytes` in the cache as a fetch leaves a blob.
-    fn cached(ctx: &ApplyContext, bytes: &[u8]) -> Digest {
-        let digest = Digest::of(bytes);
-        let path = ctx.cache.path_of(&digest);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, bytes).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        crate::content::cache::seal(&file, crate::content::cache::BLOB_MODE).unwrap();
-        digest
-    }
-
-    #[test]
-    fn the_cache_is_collected_when_a_root_goes_and_left_alone_while_roots_only_grow() {
-        let dir = tempfile::tempdir().unwrap();
-        let ctx = ApplyContext::new(Paths::new(dir.path()));
-        std::fs::create_dir_all(ctx.paths.state_dir()).unwrap();
-        let (a, b, c) = (cached(&ctx, b"a"), cached(&ctx, b"b"), cached(&ctx, b"c"));
-        // The first collection: what no root needs goes.
-        collect_garbage(&ctx, &catalog_of(&[a, b]));
-        assert!(ctx.cache.has(&a) && ctx.cache.has(&b));
-        assert!(!ctx.cache.has(&c), "an unused blob stayed");
-        // Roots that only grew: nothing is looked at (an orphan stays).
-        let orphan = cached(&ctx, b"orphan");
-        let d = cached(&ctx, b"d");
-        collect_garbage(&ctx, &catalog_of(&[a, b, d]));
-        assert!(ctx.cache.has(&orphan));
-        // A root gone: collected again, the orphan with it.
-        collect_garbage(&ctx, &catalog_of(&[a, d]));
-        assert!(ctx.cache.has(&a) && ctx.cache.has(&d));
-        assert!(!ctx.cache.has(&b) && !ctx.cache.has(&orphan));
-        // A record that does not read: collected, never trusted.
-        let e = cached(&ctx, b"e");
-        std::fs::write(ctx.paths.state_dir().join(GC_ROOTS), b"not json").unwrap();
-        collect_garbage(&ctx, &catalog_of(&[a, d]));
-        assert!(!ctx.cache.has(&e));
     }
 }

@@ -4,13 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rigger_common::catalog::{CatalogContent, FileSpec, Resource, ResourceSpec};
+use rigger_common::catalog::{Catalog, CatalogContent, FileSpec, Resource, ResourceSpec};
+use rigger_common::digest::Digest;
 use rigger_common::grpc::MasterAddress;
 
 use super::Agent;
 use crate::client::fake::{FakeConnector, FakeMaster};
 use crate::config::AgentConfig;
 use crate::facts::ImdsSetting;
+use crate::resources::ApplyContext;
 
 fn config(root: &std::path::Path) -> AgentConfig {
     AgentConfig {
@@ -249,4 +251,71 @@ async fn a_signed_catalog_whose_shared_folder_climbs_out_is_refused_before_anyth
     );
     assert!(!root.path().join("opt/lib/driver.jar").exists());
     assert_eq!(agent.state.load().unwrap().applied_version, 0);
+}
+
+/// A catalog (not signed: nothing is applied) whose file resources take
+/// their content from `sources`.
+fn catalog_of(sources: &[Digest]) -> Catalog {
+    let content = content(
+        sources
+            .iter()
+            .enumerate()
+            .map(|(i, digest)| {
+                file(&format!("file{i}"), &format!("/opt/file{i}"), |f| {
+                    f.source = Some(*digest)
+                })
+            })
+            .collect(),
+    );
+    Catalog {
+        format: rigger_common::catalog::FORMAT,
+        node: "gc-1".into(),
+        version: 1,
+        digest: content.digest(),
+        compiled_at_ms: 0,
+        epoch: String::new(),
+        expires_at_ms: 0,
+        site_revision: String::new(),
+        site_commit: None,
+        level_sources: Default::default(),
+        content,
+    }
+}
+
+/// Puts `bytes` in the cache as a fetch leaves a blob.
+fn cached(ctx: &ApplyContext, bytes: &[u8]) -> Digest {
+    let digest = Digest::of(bytes);
+    let path = ctx.cache.path_of(&digest);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    crate::content::cache::seal(&file, crate::content::cache::BLOB_MODE).unwrap();
+    digest
+}
+
+#[test]
+fn the_cache_is_collected_when_a_root_goes_and_left_alone_while_roots_only_grow() {
+    use super::content::{GC_ROOTS, collect_garbage};
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ApplyContext::new(crate::paths::Paths::new(dir.path()));
+    std::fs::create_dir_all(ctx.paths.state_dir()).unwrap();
+    let (a, b, c) = (cached(&ctx, b"a"), cached(&ctx, b"b"), cached(&ctx, b"c"));
+    // The first collection: what no root needs goes.
+    collect_garbage(&ctx, &catalog_of(&[a, b]));
+    assert!(ctx.cache.has(&a) && ctx.cache.has(&b));
+    assert!(!ctx.cache.has(&c), "an unused blob stayed");
+    // Roots that only grew: nothing is looked at (an orphan stays).
+    let orphan = cached(&ctx, b"orphan");
+    let d = cached(&ctx, b"d");
+    collect_garbage(&ctx, &catalog_of(&[a, b, d]));
+    assert!(ctx.cache.has(&orphan));
+    // A root gone: collected again, the orphan with it.
+    collect_garbage(&ctx, &catalog_of(&[a, d]));
+    assert!(ctx.cache.has(&a) && ctx.cache.has(&d));
+    assert!(!ctx.cache.has(&b) && !ctx.cache.has(&orphan));
+    // A record that does not read: collected, never trusted.
+    let e = cached(&ctx, b"e");
+    std::fs::write(ctx.paths.state_dir().join(GC_ROOTS), b"not json").unwrap();
+    collect_garbage(&ctx, &catalog_of(&[a, d]));
+    assert!(!ctx.cache.has(&e));
 }
