@@ -28,18 +28,26 @@ work=$(mktemp -d -t rigger-demo.XXXXXX)
 master_pid=""
 agent_pid=""
 imds_pid=""
+# Stops a process and waits for it (bounded), killing it if it lingers.
+stop() {
+  local pid="$1"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+}
 cleanup() {
-  # The servers the agent started (their process groups), then the daemons.
+  # The agent first: its supervisor would start a stopped server again.
+  [ -n "$agent_pid" ] && stop "$agent_pid"
+  # Then the servers it started (their process groups, waited for), the rest.
   for pidfile in "$work"/node/var/lib/rigger/agent/services/*.pid; do
-    [ -f "$pidfile" ] && kill -TERM -- "-$(cut -d' ' -f1 "$pidfile")" 2>/dev/null || true
+    [ -f "$pidfile" ] || continue
+    server=$(cut -d' ' -f1 "$pidfile")
+    kill -TERM -- "-$server" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
   done
-  for pid in $agent_pid $master_pid $imds_pid; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
+  for pid in $master_pid $imds_pid; do stop "$pid"; done
   rm -rf "$work"
 }
 trap cleanup EXIT
