@@ -108,6 +108,7 @@ impl Compiler {
             &mut context,
             profile.service.as_ref(),
             &module.manifest_path(),
+            &self.templates,
         )?;
         let resources = render::resources(
             module,

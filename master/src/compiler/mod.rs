@@ -658,6 +658,7 @@ impl Compiler {
             &mut context,
             profile.service.as_ref(),
             &module.manifest_path(),
+            &self.templates,
         )?;
         check_credentials(
             (&module, profile),

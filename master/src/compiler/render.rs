@@ -40,22 +40,22 @@ pub fn context(data: Table, role: &RoleSpec, node: &NodeContext, peers: Value) -
 /// Adds `runtime` to the context: the profile's `[service]` metadata with
 /// its strings rendered (`runtime.start_script`, `runtime.args`,
 /// `runtime.health_url`, null when the profile has none). Absent when the
-/// profile declares no service.
+/// profile declares no service. Its fields are parsed once, in `env`.
 pub fn add_runtime(
     context: &mut Value,
     service: Option<&ServiceInfo>,
     manifest: &std::path::Path,
+    env: &Templates,
 ) -> Result<(), CompileError> {
     let Some(service) = service else {
         return Ok(());
     };
-    let env = Templates::default();
     let declared = toml::Value::try_from(service).map_err(|e| CompileError::Template {
         file: manifest.to_path_buf(),
         message: format!("[service]: {e}"),
     })?;
     let mut runtime =
-        render_value(&env, &declared, context).map_err(|e| CompileError::Template {
+        render_value(env, &declared, context).map_err(|e| CompileError::Template {
             file: manifest.to_path_buf(),
             message: format!("[service]: {}", describe(&e)),
         })?;

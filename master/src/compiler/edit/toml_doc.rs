@@ -5,7 +5,7 @@
 //! table after the tables it is nested in; `remove` of a missing key is an
 //! error.
 
-use toml_edit::{ArrayOfTables, DocumentMut, Item, Key, Table};
+use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Key, Table, Value};
 
 use super::{Declared, Edit, EditError, error};
 
@@ -133,12 +133,27 @@ fn item_of(value: &toml::Value) -> Item {
             }
             Item::ArrayOfTables(array)
         }
-        other => {
-            let text = toml::Value::to_string(other);
-            text.parse::<toml_edit::Value>()
-                .map(Item::Value)
-                .unwrap_or(Item::None)
-        }
+        other => Item::Value(value_of(other)),
+    }
+}
+
+/// A TOML value as a document value, written in toml_edit's default form
+/// (the form its own text would parse to; converted directly, not through
+/// text: this was a fifth of applying a module's edits).
+fn value_of(value: &toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => Value::from(s.as_str()),
+        toml::Value::Integer(n) => Value::from(*n),
+        toml::Value::Float(f) => Value::from(*f),
+        toml::Value::Boolean(b) => Value::from(*b),
+        toml::Value::Datetime(d) => Value::from(*d),
+        toml::Value::Array(items) => Value::Array(items.iter().map(value_of).collect::<Array>()),
+        toml::Value::Table(table) => Value::InlineTable(
+            table
+                .iter()
+                .map(|(key, value)| (key.as_str(), value_of(value)))
+                .collect::<InlineTable>(),
+        ),
     }
 }
 
@@ -215,5 +230,40 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("holds a value"), "{err}");
+    }
+
+    #[test]
+    fn values_are_written_as_their_text_would_parse() {
+        let values: toml::Table = r#"
+plain = "is.example.com"
+quoted = "say \"hi\" to C:\\path"
+single = 'C:\dir\it s'
+lines = "one\ntwo\tthree"
+unicode = "pässwörd ✓"
+control = "bell\u0007"
+empty = ""
+int = -42
+big = 9223372036854775807
+float = 1.0
+exp = 6.02e23
+inf = inf
+nan = nan
+yes = true
+when = 1979-05-27T07:32:00Z
+day = 1979-05-27
+mixed = [1, "two", 3.5, [true], { a = 1, "b c" = "d" }]
+empty_list = []
+inline = { "x.y" = 1, nested = { deep = [1, 2] } }
+"#
+        .parse()
+        .unwrap();
+        for (key, value) in &values {
+            let through_text: Value = value.to_string().parse().unwrap();
+            assert_eq!(
+                value_of(value).to_string(),
+                through_text.to_string(),
+                "{key}"
+            );
+        }
     }
 }
