@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod drift;
 pub mod exits;
 pub mod facts;
+pub mod file_meta;
 pub mod halves;
 pub mod identity;
 pub mod inspect;

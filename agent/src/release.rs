@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rigger_common::beneath::Beneath;
@@ -33,9 +32,10 @@ pub type StatKey = (u64, i128, u64);
 pub type StatIndex = BTreeMap<String, StatKey>;
 
 /// The stat key of a file's metadata.
-pub fn stat_key(meta: &fs::Metadata) -> StatKey {
-    let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
-    (meta.len(), mtime, meta.ino())
+pub fn stat_key(meta: &impl crate::file_meta::FileMeta) -> StatKey {
+    let (seconds, nanos) = meta.mtime_parts();
+    let mtime = i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
+    (meta.byte_len(), mtime, meta.inode())
 }
 
 /// What a release directory records about itself. `I` is its stat index:

@@ -278,7 +278,7 @@ pub fn shared_mode(mode: u32) -> u32 {
 
 /// Whether an object's metadata is what the cache made: a regular file
 /// of the agent's, with `mode`, never written since (epoch mtime).
-pub fn is_intact(meta: &std::fs::Metadata, mode: u32) -> bool {
+pub fn is_intact(meta: &impl crate::file_meta::FileMeta, mode: u32) -> bool {
     // Asked for every shared file of a release on each run: the agent's
     // ids once, not two system calls a file.
     static AGENT: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
@@ -288,12 +288,10 @@ pub fn is_intact(meta: &std::fs::Metadata, mode: u32) -> bool {
             nix::unistd::getegid().as_raw(),
         )
     });
-    meta.is_file()
-        && meta.permissions().mode() & 0o7777 == mode
-        && meta.mtime() == 0
-        && meta.mtime_nsec() == 0
-        && meta.uid() == uid
-        && meta.gid() == gid
+    meta.is_regular()
+        && meta.permission_bits() == mode
+        && meta.mtime_parts() == (0, 0)
+        && meta.owner_ids() == (uid, gid)
 }
 
 /// Gives a new object (not yet renamed into place) its mode and the

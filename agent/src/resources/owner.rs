@@ -1,7 +1,6 @@
 //! Owner and group of managed paths: names resolved to ids, changed only
 //! when they differ (which needs root).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use nix::unistd::geteuid;
@@ -74,13 +73,14 @@ impl DesiredOwner {
     }
 
     /// The ownership changes `meta` needs, if any.
-    pub fn changes(&self, meta: &std::fs::Metadata) -> Vec<Change> {
+    pub fn changes(&self, meta: &impl crate::file_meta::FileMeta) -> Vec<Change> {
+        let (has_uid, has_gid) = meta.owner_ids();
         let mut out = Vec::new();
-        if let Some(uid) = self.uid.filter(|u| *u != meta.uid()) {
-            out.push(Change::new(format!("owner uid {} → {uid}", meta.uid())));
+        if let Some(uid) = self.uid.filter(|u| *u != has_uid) {
+            out.push(Change::new(format!("owner uid {has_uid} → {uid}")));
         }
-        if let Some(gid) = self.gid.filter(|g| *g != meta.gid()) {
-            out.push(Change::new(format!("group gid {} → {gid}", meta.gid())));
+        if let Some(gid) = self.gid.filter(|g| *g != has_gid) {
+            out.push(Change::new(format!("group gid {has_gid} → {gid}")));
         }
         out
     }

@@ -87,7 +87,7 @@ pub fn possible(cache: &ContentCache, releases: &Path) -> bool {
 
 /// Whether a linked file's metadata is what the cache made (a write,
 /// `chmod` or `chown` through any of its names shows here).
-pub fn is_linked_intact(meta: &fs::Metadata, entry: &Entry) -> bool {
+pub fn is_linked_intact(meta: &impl crate::file_meta::FileMeta, entry: &Entry) -> bool {
     is_intact(meta, shared_mode(entry.mode))
 }
 

@@ -13,7 +13,6 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use rigger_common::beneath::Beneath;
@@ -24,6 +23,7 @@ use rigger_common::manifest::{Entry, EntryKind, Manifest};
 use super::owner::DesiredOwner;
 use super::sharing::{self, Sharing, is_linked_intact, place_linked};
 use super::{ApplyContext, Change, ResourceError};
+use crate::file_meta::{FileMeta, stat_in};
 use crate::release::{
     Release, ReleaseMarker, StatIndex, read_head, read_marker, stat_key, write_marker,
 };
@@ -66,10 +66,21 @@ pub fn check(
         }
         Err(_) => None,
     };
-    let installed = read_marker(&l.release).filter(|m| m.tree == spec.tree);
+    // The marker and the manifest are each about a millisecond to decode
+    // for a large release: both at once (the manifest is kept parsed in
+    // the cache, so decoding it when the release is not there yet is not
+    // wasted: the install needs it).
+    let (installed, manifest) = std::thread::scope(|scope| {
+        let manifest = scope.spawn(|| manifest(spec, ctx));
+        let installed = read_marker(&l.release).filter(|m| m.tree == spec.tree);
+        let manifest = manifest
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (installed, manifest)
+    });
     match (current.as_deref() == Some(l.release.as_path()), installed) {
         (true, Some(marker)) => {
-            let manifest = manifest(spec, ctx)?;
+            let manifest = manifest?;
             let (owner, pending) = DesiredOwner::resolve_for_check(
                 &ctx.paths,
                 spec.owner.as_deref(),
@@ -607,24 +618,32 @@ fn inspect_files<'a>(
         damaged: Vec::new(),
         refreshed: Vec::new(),
     };
+    // Files are stated relative to the open release folder, not by their
+    // full paths (each of which the kernel would walk from `/`).
+    let Ok(folder) = fs::File::open(release) else {
+        found.damaged.extend(entries);
+        return found;
+    };
     for &e in entries {
-        let path = release.join(&e.path);
+        let path = || release.join(&e.path);
         let linked = sharing.links(e);
         let damaged = match &e.kind {
-            EntryKind::Dir => !path.is_dir(),
+            EntryKind::Dir => !path().is_dir(),
             EntryKind::Symlink { target } => {
-                fs::read_link(&path).ok().as_deref() != Some(Path::new(target))
+                fs::read_link(path()).ok().as_deref() != Some(Path::new(target))
             }
-            EntryKind::File { digest, size } => match fs::symlink_metadata(&path) {
+            EntryKind::File { digest, size } => match stat_in(&folder, &e.path) {
                 Err(_) => true,
                 // A linked file: a write, chmod or chown shows in its
                 // metadata (the object's mode, owner and epoch mtime).
-                Ok(meta) if linked && (meta.len() != *size || !is_linked_intact(&meta, e)) => true,
+                Ok(meta) if linked && (meta.byte_len() != *size || !is_linked_intact(&meta, e)) => {
+                    true
+                }
                 Ok(meta)
                     if !linked
-                        && (!meta.is_file()
-                            || meta.len() != *size
-                            || meta.permissions().mode() & 0o7777 != e.mode
+                        && (!meta.is_regular()
+                            || meta.byte_len() != *size
+                            || meta.permission_bits() != e.mode
                             || !owner.changes(&meta).is_empty()) =>
                 {
                     true
@@ -634,7 +653,7 @@ fn inspect_files<'a>(
                     let indexed = marker.index.get(&e.path) == Some(&key);
                     if indexed && !full_verify {
                         false
-                    } else if Digest::of_file(&path).ok().as_ref() == Some(digest) {
+                    } else if Digest::of_file(&path()).ok().as_ref() == Some(digest) {
                         if !indexed {
                             found.refreshed.push((e.path.clone(), key));
                         }

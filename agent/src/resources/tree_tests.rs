@@ -3,6 +3,7 @@
 use super::*;
 use crate::paths::Paths;
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 struct Fixture {

@@ -1,0 +1,106 @@
+//! What a release check compares of a file (type, mode, owner, size,
+//! modification time, inode), from `std::fs::Metadata` or from an
+//! `fstatat` made relative to the release's open folder: a converged run
+//! stats thousands of files, and walking each one's full path from `/`
+//! was half of that work.
+
+use std::os::unix::fs::MetadataExt;
+
+/// A file's metadata as the release checks read it.
+pub trait FileMeta {
+    /// A regular file (not following a link).
+    fn is_regular(&self) -> bool;
+    /// Permission bits, with setuid, setgid and sticky (`& 0o7777`).
+    fn permission_bits(&self) -> u32;
+    /// Owner and group ids.
+    fn owner_ids(&self) -> (u32, u32);
+    /// Size in bytes.
+    fn byte_len(&self) -> u64;
+    /// Modification time: seconds and nanoseconds.
+    fn mtime_parts(&self) -> (i64, i64);
+    /// Inode number.
+    fn inode(&self) -> u64;
+}
+
+impl FileMeta for std::fs::Metadata {
+    fn is_regular(&self) -> bool {
+        self.is_file()
+    }
+    fn permission_bits(&self) -> u32 {
+        self.mode() & 0o7777
+    }
+    fn owner_ids(&self) -> (u32, u32) {
+        (self.uid(), self.gid())
+    }
+    fn byte_len(&self) -> u64 {
+        self.len()
+    }
+    fn mtime_parts(&self) -> (i64, i64) {
+        (self.mtime(), self.mtime_nsec())
+    }
+    fn inode(&self) -> u64 {
+        self.ino()
+    }
+}
+
+impl FileMeta for nix::sys::stat::FileStat {
+    fn is_regular(&self) -> bool {
+        self.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG
+    }
+    fn permission_bits(&self) -> u32 {
+        self.st_mode & 0o7777
+    }
+    fn owner_ids(&self) -> (u32, u32) {
+        (self.st_uid, self.st_gid)
+    }
+    fn byte_len(&self) -> u64 {
+        self.st_size as u64
+    }
+    fn mtime_parts(&self) -> (i64, i64) {
+        (self.st_mtime, self.st_mtime_nsec)
+    }
+    fn inode(&self) -> u64 {
+        self.st_ino
+    }
+}
+
+/// `path`'s metadata (not following a final link), stated relative to the
+/// open folder `dir`.
+pub fn stat_in(
+    dir: &std::fs::File,
+    path: &str,
+) -> Result<nix::sys::stat::FileStat, nix::errno::Errno> {
+    nix::sys::stat::fstatat(dir, path, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_stat_in_a_folder_reads_as_the_files_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lib")).unwrap();
+        let file = dir.path().join("lib/a.jar");
+        std::fs::write(&file, b"jar a").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o4640)).unwrap();
+        std::os::unix::fs::symlink("a.jar", dir.path().join("lib/link")).unwrap();
+        let opened = std::fs::File::open(dir.path()).unwrap();
+        let meta = std::fs::symlink_metadata(&file).unwrap();
+        let stat = stat_in(&opened, "lib/a.jar").unwrap();
+        assert!(stat.is_regular() && meta.is_regular());
+        assert_eq!(stat.permission_bits(), 0o4640);
+        assert_eq!(
+            (stat.permission_bits(), stat.owner_ids(), stat.byte_len()),
+            (meta.permission_bits(), meta.owner_ids(), meta.byte_len())
+        );
+        assert_eq!(
+            (stat.mtime_parts(), stat.inode()),
+            (meta.mtime_parts(), meta.inode())
+        );
+        // A link is not followed; a missing file is an error.
+        assert!(!stat_in(&opened, "lib/link").unwrap().is_regular());
+        assert!(stat_in(&opened, "lib/b.jar").is_err());
+    }
+}
