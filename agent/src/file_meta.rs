@@ -64,8 +64,19 @@ impl FileMeta for nix::sys::stat::FileStat {
     }
 }
 
+/// The folder at `path`, opened only to name it (`O_PATH`): stating files
+/// in it needs the search permission a stat by full path needs, not the
+/// permission to read the folder.
+pub fn open_folder(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH | nix::libc::O_DIRECTORY)
+        .open(path)
+}
+
 /// `path`'s metadata (not following a final link), stated relative to the
-/// open folder `dir`.
+/// open folder `dir` ([`open_folder`]).
 pub fn stat_in(
     dir: &std::fs::File,
     path: &str,
@@ -86,7 +97,7 @@ mod tests {
         std::fs::write(&file, b"jar a").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o4640)).unwrap();
         std::os::unix::fs::symlink("a.jar", dir.path().join("lib/link")).unwrap();
-        let opened = std::fs::File::open(dir.path()).unwrap();
+        let opened = open_folder(dir.path()).unwrap();
         let meta = std::fs::symlink_metadata(&file).unwrap();
         let stat = stat_in(&opened, "lib/a.jar").unwrap();
         assert!(stat.is_regular() && meta.is_regular());
@@ -102,5 +113,34 @@ mod tests {
         // A link is not followed; a missing file is an error.
         assert!(!stat_in(&opened, "lib/link").unwrap().is_regular());
         assert!(stat_in(&opened, "lib/b.jar").is_err());
+        assert!(open_folder(&file).is_err(), "a file is not a folder");
+    }
+
+    #[test]
+    fn a_folder_it_may_search_but_not_read_is_stated_in() {
+        if !crate::resources::file::tests_support::root_or_skip("file_meta folder permission") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("release");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("a.jar"), b"jar a").unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // On a thread of its own, with the file system ids of nobody (the
+        // thread alone: setfsuid is per thread, and drops root's file
+        // capabilities): it may search the folder but not read it.
+        let (read, stated) = std::thread::spawn(move || {
+            nix::unistd::setfsuid(nix::unistd::Uid::from_raw(65534));
+            let read = std::fs::read_dir(&folder).is_ok();
+            let stated = open_folder(&folder)
+                .is_ok_and(|f| stat_in(&f, "a.jar").is_ok_and(|s| s.byte_len() == 5));
+            nix::unistd::setfsuid(nix::unistd::Uid::from_raw(0));
+            (read, stated)
+        })
+        .join()
+        .unwrap();
+        assert!(!read, "the folder was readable: the test proves nothing");
+        assert!(stated);
     }
 }

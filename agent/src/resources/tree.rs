@@ -23,7 +23,7 @@ use rigger_common::manifest::{Entry, EntryKind, Manifest};
 use super::owner::DesiredOwner;
 use super::sharing::{self, Sharing, is_linked_intact, place_linked};
 use super::{ApplyContext, Change, ResourceError};
-use crate::file_meta::{FileMeta, stat_in};
+use crate::file_meta::{FileMeta, open_folder, stat_in};
 use crate::release::{
     Release, ReleaseMarker, StatIndex, read_head, read_marker, stat_key, write_marker,
 };
@@ -620,7 +620,7 @@ fn inspect_files<'a>(
     };
     // Files are stated relative to the open release folder, not by their
     // full paths (each of which the kernel would walk from `/`).
-    let Ok(folder) = fs::File::open(release) else {
+    let Ok(folder) = open_folder(release) else {
         found.damaged.extend(entries);
         return found;
     };

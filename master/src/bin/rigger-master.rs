@@ -99,6 +99,9 @@ async fn run(cli: Cli, config: MasterConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot bind admin socket {}", config.admin_socket.display()))?;
     let addr_file = config.data_dir.join("listen.addr");
     let master = Master::open(config.clone()).await?;
+    // Before the address is written: whoever reads it may send SIGHUP at
+    // once, whose default action would stop the master.
+    reload_on_hangup(cli, config.clone(), master.state().clone())?;
     let local = listener.local_addr()?;
     rigger_common::fsutil::write_atomic(
         &addr_file,
@@ -122,7 +125,6 @@ async fn run(cli: Cli, config: MasterConfig) -> anyhow::Result<()> {
             shutdown.clone(),
         ));
     }
-    reload_on_hangup(cli, config, master.state().clone())?;
     service_manager::ready(&format!("listening on {local}"));
     service_manager::spawn_watchdog(shutdown.clone());
     let served = master.serve(listener, admin, shutdown).await;
