@@ -84,6 +84,18 @@ pub fn stat_in(
     nix::sys::stat::fstatat(dir, path, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
 }
 
+/// Whether `path` in the open folder `dir` is a folder (following links,
+/// as `Path::is_dir` does).
+pub fn is_folder_in(dir: &std::fs::File, path: &str) -> bool {
+    nix::sys::stat::fstatat(dir, path, nix::fcntl::AtFlags::empty())
+        .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR)
+}
+
+/// The target of the link `path` in the open folder `dir`.
+pub fn link_in(dir: &std::fs::File, path: &str) -> Option<std::path::PathBuf> {
+    nix::fcntl::readlinkat(dir, path).ok().map(Into::into)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +126,9 @@ mod tests {
         assert!(!stat_in(&opened, "lib/link").unwrap().is_regular());
         assert!(stat_in(&opened, "lib/b.jar").is_err());
         assert!(open_folder(&file).is_err(), "a file is not a folder");
+        assert!(is_folder_in(&opened, "lib") && !is_folder_in(&opened, "lib/a.jar"));
+        assert_eq!(link_in(&opened, "lib/link"), Some("a.jar".into()));
+        assert_eq!(link_in(&opened, "lib/a.jar"), None);
     }
 
     #[test]

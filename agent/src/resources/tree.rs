@@ -23,7 +23,7 @@ use rigger_common::manifest::{Entry, EntryKind, Manifest};
 use super::owner::DesiredOwner;
 use super::sharing::{self, Sharing, is_linked_intact, place_linked};
 use super::{ApplyContext, Change, ResourceError};
-use crate::file_meta::{FileMeta, open_folder, stat_in};
+use crate::file_meta::{FileMeta, is_folder_in, link_in, open_folder, stat_in};
 use crate::release::{
     Release, ReleaseMarker, StatIndex, read_head, read_marker, stat_key, write_marker,
 };
@@ -618,19 +618,18 @@ fn inspect_files<'a>(
         damaged: Vec::new(),
         refreshed: Vec::new(),
     };
-    // Files are stated relative to the open release folder, not by their
+    // Entries are looked at relative to the open release folder, not by their
     // full paths (each of which the kernel would walk from `/`).
     let Ok(folder) = open_folder(release) else {
         found.damaged.extend(entries);
         return found;
     };
     for &e in entries {
-        let path = || release.join(&e.path);
         let linked = sharing.links(e);
         let damaged = match &e.kind {
-            EntryKind::Dir => !path().is_dir(),
+            EntryKind::Dir => !is_folder_in(&folder, &e.path),
             EntryKind::Symlink { target } => {
-                fs::read_link(path()).ok().as_deref() != Some(Path::new(target))
+                link_in(&folder, &e.path).as_deref() != Some(Path::new(target))
             }
             EntryKind::File { digest, size } => match stat_in(&folder, &e.path) {
                 Err(_) => true,
@@ -653,7 +652,8 @@ fn inspect_files<'a>(
                     let indexed = marker.index.get(&e.path) == Some(&key);
                     if indexed && !full_verify {
                         false
-                    } else if Digest::of_file(&path()).ok().as_ref() == Some(digest) {
+                    } else if Digest::of_file(&release.join(&e.path)).ok().as_ref() == Some(digest)
+                    {
                         if !indexed {
                             found.refreshed.push((e.path.clone(), key));
                         }
