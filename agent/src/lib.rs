@@ -23,6 +23,7 @@ pub mod lease;
 pub mod metrics;
 pub mod paths;
 pub mod release;
+pub mod release_index;
 pub mod resources;
 pub mod run;
 pub mod state;

@@ -16,6 +16,7 @@ use rigger_common::beneath::Beneath;
 use rigger_common::catalog::TreeSpec;
 use rigger_common::digest::Digest;
 use rigger_common::fsutil::Ownership;
+use rigger_common::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 
 use crate::paths::Paths;
@@ -53,7 +54,10 @@ pub struct ReleaseMarker<I = StatIndex> {
     pub tree: Digest,
     /// When it was completed, Unix ms.
     pub installed_at_ms: i64,
-    /// Every enforced file when written.
+    /// Every enforced file when written. This agent keeps it in the
+    /// release's check index (`release_index.rs`) and writes it empty
+    /// here; releases of earlier agents have it here.
+    #[serde(default)]
     pub index: I,
     /// Built with links to the cache's read-only objects (see
     /// `resources/sharing.rs`); releases of earlier agents are copies.
@@ -160,9 +164,18 @@ impl Release {
     }
 }
 
-/// The marker of the release at `dir`, if it is a complete release.
+/// The marker of the release at `dir`, if it is a complete release, with
+/// its stat index (from the release's check index when the marker's own
+/// is empty; an index that cannot be used leaves it empty: every file is
+/// hashed, and the index written again).
 pub fn read_marker(dir: &Path) -> Option<ReleaseMarker> {
-    read_as(dir)
+    let mut marker: ReleaseMarker = read_as(dir)?;
+    if marker.index.is_empty() {
+        if let Some(index) = crate::release_index::ReleaseIndex::read(dir, &marker.tree) {
+            marker.index = index.stat_index();
+        }
+    }
+    Some(marker)
 }
 
 /// The marker of the release at `dir` without its index, if it is a
@@ -171,14 +184,30 @@ pub fn read_head(dir: &Path) -> Option<ReleaseHead> {
     read_as(dir)
 }
 
-fn read_as<I: serde::de::DeserializeOwned>(dir: &Path) -> Option<ReleaseMarker<I>> {
+fn read_as<I: serde::de::DeserializeOwned + Default>(dir: &Path) -> Option<ReleaseMarker<I>> {
     serde_json::from_slice(&fs::read(dir.join(MARKER)).ok()?).ok()
 }
 
 /// Writes the marker that makes `release` (the confinement root of a
-/// release directory) a complete release.
-pub fn write_marker(release: &Beneath, marker: &ReleaseMarker) -> Result<(), ResourceError> {
-    let bytes = serde_json::to_vec(marker).expect("marker serializes");
+/// release directory) a complete release, built from `manifest`: its
+/// check index first, then the marker without the stat index.
+pub fn write_marker(
+    release: &Beneath,
+    marker: &ReleaseMarker,
+    manifest: &Manifest,
+) -> Result<(), ResourceError> {
+    crate::release_index::write(release, &marker.tree, manifest, &marker.index)?;
+    let head = ReleaseMarker {
+        product: marker.product.clone(),
+        version: marker.version.clone(),
+        level: marker.level,
+        tree: marker.tree,
+        installed_at_ms: marker.installed_at_ms,
+        index: &StatIndex::new(),
+        shared: marker.shared,
+        left_out: marker.left_out.clone(),
+    };
+    let bytes = serde_json::to_vec(&head).expect("marker serializes");
     Ok(release.write_atomic(Path::new(MARKER), &bytes, 0o644, Ownership::default())?)
 }
 

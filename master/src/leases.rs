@@ -168,13 +168,32 @@ pub async fn record_health(
                 .take(1_000)
                 .collect(),
         };
-        if heartbeat && state.store.update_service_health(&record).await? {
+        // A report says which group the service is in now; a heartbeat
+        // keeps the one its last report said.
+        if !heartbeat {
+            record.group = match lease_spec(state, certname, &service.name).await {
+                Ok(Some(spec)) => spec.group,
+                Ok(None) | Err(_) => continue,
+            };
+        }
+        // What the node said before, again: only its time is written, and
+        // without waiting for the disk (every converged run says it).
+        if state
+            .store
+            .refresh_service_health(&record, heartbeat)
+            .await?
+        {
             continue;
         }
-        record.group = match lease_spec(state, certname, &service.name).await {
-            Ok(Some(spec)) => spec.group,
-            Ok(None) | Err(_) => continue,
-        };
+        if heartbeat {
+            if state.store.update_service_health(&record).await? {
+                continue;
+            }
+            record.group = match lease_spec(state, certname, &service.name).await {
+                Ok(Some(spec)) => spec.group,
+                Ok(None) | Err(_) => continue,
+            };
+        }
         state.store.record_service_health(&record).await?;
     }
     state

@@ -66,14 +66,19 @@ impl<'a> Sharing<'a> {
 
     /// Whether the release links `entry` to the cache's object.
     pub fn links(&self, entry: &Entry) -> bool {
+        matches!(entry.kind, EntryKind::File { .. }) && self.links_file(&entry.path, entry.mode)
+    }
+
+    /// Whether the release links its file at `path` (with `mode`) to the
+    /// cache's object.
+    pub fn links_file(&self, path: &str, mode: u32) -> bool {
         self.on
-            && matches!(entry.kind, EntryKind::File { .. })
-            && !self.spec.is_runtime_path(&entry.path)
-            && !self.overlays.contains(&entry.path)
-            && entry.mode & 0o7000 == 0
+            && !self.spec.is_runtime_path(path)
+            && !self.overlays.contains(path)
+            && mode & 0o7000 == 0
             // Owned by the agent, the file must be readable by everyone
             // for the service user to read it.
-            && (self.unowned || entry.mode & 0o004 != 0)
+            && (self.unowned || mode & 0o004 != 0)
     }
 }
 
@@ -87,8 +92,8 @@ pub fn possible(cache: &ContentCache, releases: &Path) -> bool {
 
 /// Whether a linked file's metadata is what the cache made (a write,
 /// `chmod` or `chown` through any of its names shows here).
-pub fn is_linked_intact(meta: &impl crate::file_meta::FileMeta, entry: &Entry) -> bool {
-    is_intact(meta, shared_mode(entry.mode))
+pub fn is_linked_intact(meta: &impl crate::file_meta::FileMeta, mode: u32) -> bool {
+    is_intact(meta, shared_mode(mode))
 }
 
 /// Links `entry`'s object at `dest` beneath `root`. An object whose inode
@@ -179,7 +184,7 @@ pub fn repair_siblings(
         }
         if changed {
             tracing::warn!(release = %dir.display(), spec = %spec.release_id(), "repaired files a kept release shared with a changed one");
-            write_marker(&root, &marker)?;
+            write_marker(&root, &marker, &manifest)?;
         }
     }
     Ok(replaced)

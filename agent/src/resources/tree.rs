@@ -27,6 +27,7 @@ use crate::file_meta::{FileMeta, is_folder_in, link_in, open_folder, stat_in};
 use crate::release::{
     Release, ReleaseMarker, StatIndex, read_head, read_marker, stat_key, write_marker,
 };
+use crate::release_index::{IndexedEntry, IndexedKind, ReleaseIndex};
 
 pub use crate::release::{kept_trees, release_identity};
 
@@ -66,21 +67,9 @@ pub fn check(
         }
         Err(_) => None,
     };
-    // The marker and the manifest are each about a millisecond to decode
-    // for a large release: both at once (the manifest is kept parsed in
-    // the cache, so decoding it when the release is not there yet is not
-    // wasted: the install needs it).
-    let (installed, manifest) = std::thread::scope(|scope| {
-        let manifest = scope.spawn(|| manifest(spec, ctx));
-        let installed = read_marker(&l.release).filter(|m| m.tree == spec.tree);
-        let manifest = manifest
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (installed, manifest)
-    });
+    let installed = read_head(&l.release).filter(|m| m.tree == spec.tree);
     match (current.as_deref() == Some(l.release.as_path()), installed) {
         (true, Some(marker)) => {
-            let manifest = manifest?;
             let (owner, pending) = DesiredOwner::resolve_for_check(
                 &ctx.paths,
                 spec.owner.as_deref(),
@@ -88,9 +77,30 @@ pub fn check(
             );
             let overlays = overlay_paths(spec, content);
             let sharing = Sharing::new(marker.shared, spec, &overlays);
-            let Inspection { damaged, refreshed } =
-                damaged_files(spec, ctx, &manifest, &marker, sharing, &l.release, &owner);
-            refresh_index(spec, &l.release, &marker, refreshed);
+            // A converged run reads the release's check index alone; the
+            // manifest and the marker's stat index only when a file must
+            // be hashed, or the index cannot be used.
+            let damaged = match (!ctx.full_verify)
+                .then(|| ReleaseIndex::read(&l.release, &spec.tree))
+                .flatten()
+                .and_then(|index| damaged_by_index(spec, &index, sharing, &l.release, &owner))
+            {
+                Some(damaged) => damaged,
+                None => {
+                    let manifest = manifest(spec, ctx)?;
+                    let full = read_marker(&l.release).filter(|m| m.tree == spec.tree);
+                    let Some(full) = full else {
+                        return Err(err(format!(
+                            "release {} changed while it was checked",
+                            spec.release_id()
+                        )));
+                    };
+                    let Inspection { damaged, refreshed } =
+                        damaged_files(spec, ctx, &manifest, &full, sharing, &l.release, &owner);
+                    refresh_index(spec, &l.release, &full, refreshed, &manifest);
+                    damaged.iter().map(|e| e.path.clone()).collect()
+                }
+            };
             let unshared = folders_to_restore(spec, content, &marker, &l.release);
             if !unshared.is_empty() {
                 return Ok(vec![Change::new(format!(
@@ -116,8 +126,7 @@ pub fn check(
             if damaged.is_empty() {
                 Ok(vec![])
             } else {
-                let mut names: Vec<&str> =
-                    damaged.iter().map(|e| e.path.as_str()).take(5).collect();
+                let mut names: Vec<&str> = damaged.iter().map(String::as_str).take(5).collect();
                 if damaged.len() > 5 {
                     names.push("…");
                 }
@@ -166,12 +175,20 @@ pub fn apply(
                 damaged_files(spec, ctx, &manifest, &marker, sharing, &l.release, &owner);
             let release = Beneath::open(&l.release)?;
             let marker = if damaged.is_empty() {
-                refresh_index(spec, &l.release, &marker, refreshed);
+                refresh_index(spec, &l.release, &marker, refreshed, &manifest);
                 marker
             } else {
                 let mut marker = marker;
                 marker.index.extend(refreshed);
-                repair(spec, ctx, &l, &release, &damaged, marker, sharing)?
+                repair(
+                    spec,
+                    ctx,
+                    (&l, &manifest),
+                    &release,
+                    &damaged,
+                    marker,
+                    sharing,
+                )?
             };
             let left_out = restore_folders(spec, ctx, &manifest, &release, content, marker)?;
             give_to_owner(spec, ctx, &manifest, &release, sharing)?;
@@ -225,10 +242,10 @@ fn folders_for_the_share(spec: &TreeSpec, content: &CatalogContent) -> Vec<Strin
 /// Folders left out of the release for the share that the catalog no
 /// longer shares and that the release does not hold (neither the folder
 /// nor a link to the share): they come back from the manifest.
-fn folders_to_restore(
+fn folders_to_restore<I>(
     spec: &TreeSpec,
     content: &CatalogContent,
-    marker: &ReleaseMarker,
+    marker: &ReleaseMarker<I>,
     release: &Path,
 ) -> Vec<String> {
     if marker.left_out.is_empty() {
@@ -280,7 +297,7 @@ fn restore_folders(
     }
     tracing::warn!(release = %spec.release_id(), folders = %restore.join(", "), "restored folders left out for the share: the catalog no longer keeps them there");
     marker.left_out.retain(|f| !restore.contains(f));
-    write_marker(release, &marker)?;
+    write_marker(release, &marker, manifest)?;
     Ok(marker.left_out)
 }
 
@@ -471,7 +488,7 @@ fn materialize(
         shared: sharing.is_on(),
         left_out: left_out.clone(),
     };
-    write_marker(&release, &marker)?;
+    write_marker(&release, &marker, manifest)?;
     // Every file of the release is on disk before it gets its final name.
     rigger_common::fsutil::sync_filesystem(&tmp).map_err(super::io_error("cannot flush", &tmp))?;
     root.rename(&tmp, &l.release)?;
@@ -625,50 +642,152 @@ fn inspect_files<'a>(
         return found;
     };
     for &e in entries {
-        let linked = sharing.links(e);
-        let damaged = match &e.kind {
-            EntryKind::Dir => !is_folder_in(&folder, &e.path),
-            EntryKind::Symlink { target } => {
-                link_in(&folder, &e.path).as_deref() != Some(Path::new(target))
-            }
-            EntryKind::File { digest, size } => match stat_in(&folder, &e.path) {
-                Err(_) => true,
-                // A linked file: a write, chmod or chown shows in its
-                // metadata (the object's mode, owner and epoch mtime).
-                Ok(meta) if linked && (meta.byte_len() != *size || !is_linked_intact(&meta, e)) => {
-                    true
-                }
-                Ok(meta)
-                    if !linked
-                        && (!meta.is_regular()
-                            || meta.byte_len() != *size
-                            || meta.permission_bits() != e.mode
-                            || !owner.changes(&meta).is_empty()) =>
-                {
-                    true
-                }
-                Ok(meta) => {
-                    let key = stat_key(&meta);
-                    let indexed = marker.index.get(&e.path) == Some(&key);
-                    if indexed && !full_verify {
-                        false
-                    } else if Digest::of_file(&release.join(&e.path)).ok().as_ref() == Some(digest)
-                    {
-                        if !indexed {
-                            found.refreshed.push((e.path.clone(), key));
-                        }
-                        false
-                    } else {
-                        true
+        let (expected, digest) = match &e.kind {
+            EntryKind::Dir => (Expected::Dir, None),
+            EntryKind::Symlink { target } => (Expected::Link(target), None),
+            EntryKind::File { size, digest } => (Expected::File(*size), Some(digest)),
+        };
+        let look = look_at(
+            &folder,
+            &e.path,
+            e.mode,
+            expected,
+            sharing.links(e),
+            owner,
+            |key| marker.index.get(&e.path) == Some(key),
+        );
+        let damaged = match (look, digest) {
+            (Look::Damaged, _) => true,
+            (Look::Intact, _) if !full_verify => false,
+            (Look::Intact | Look::Moved(_), None) => false,
+            (Look::Intact | Look::Moved(_), Some(digest)) => {
+                if Digest::of_file(&release.join(&e.path)).ok().as_ref() == Some(digest) {
+                    if let Look::Moved(key) = look {
+                        found.refreshed.push((e.path.clone(), key));
                     }
+                    false
+                } else {
+                    true
                 }
-            },
+            }
         };
         if damaged {
             found.damaged.push(e);
         }
     }
     found
+}
+
+/// What a release entry should be, for [`look_at`].
+#[derive(Clone, Copy)]
+enum Expected<'a> {
+    File(u64),
+    Dir,
+    Link(&'a str),
+}
+
+/// What [`look_at`] found.
+#[derive(Clone, Copy)]
+enum Look {
+    /// As expected (a file: with its indexed stat key).
+    Intact,
+    /// Not as expected.
+    Damaged,
+    /// A file as expected except for its stat key (this one): only its
+    /// content's hash can tell.
+    Moved(crate::release::StatKey),
+}
+
+/// Looks at one entry of a release (relative to its open folder): one
+/// `fstatat`, and for a file its size, type, mode, owner and stat key
+/// (`indexed` says whether a key is the one written).
+fn look_at(
+    folder: &fs::File,
+    path: &str,
+    mode: u32,
+    expected: Expected,
+    linked: bool,
+    owner: &DesiredOwner,
+    indexed: impl FnOnce(&crate::release::StatKey) -> bool,
+) -> Look {
+    let intact = match expected {
+        Expected::Dir => is_folder_in(folder, path),
+        Expected::Link(target) => link_in(folder, path).as_deref() == Some(Path::new(target)),
+        Expected::File(size) => match stat_in(folder, path) {
+            Err(_) => false,
+            // A linked file: a write, chmod or chown shows in its
+            // metadata (the object's mode, owner and epoch mtime).
+            Ok(meta) if linked && (meta.byte_len() != size || !is_linked_intact(&meta, mode)) => {
+                false
+            }
+            Ok(meta)
+                if !linked
+                    && (!meta.is_regular()
+                        || meta.byte_len() != size
+                        || meta.permission_bits() != mode
+                        || !owner.changes(&meta).is_empty()) =>
+            {
+                false
+            }
+            Ok(meta) => {
+                let key = stat_key(&meta);
+                return if indexed(&key) {
+                    Look::Intact
+                } else {
+                    Look::Moved(key)
+                };
+            }
+        },
+    };
+    if intact { Look::Intact } else { Look::Damaged }
+}
+
+/// The enforced entries of the release that differ, from its check
+/// index alone: their paths, or `None` when a file must be hashed to
+/// tell (its stat key moved) and the caller must look with the manifest.
+fn damaged_by_index(
+    spec: &TreeSpec,
+    index: &ReleaseIndex,
+    sharing: Sharing,
+    release: &Path,
+    owner: &DesiredOwner,
+) -> Option<Vec<String>> {
+    let enforced: Vec<IndexedEntry> = index
+        .entries()
+        .filter(|e| {
+            !spec.is_runtime_path(e.path)
+                && !spec.is_excluded(e.path)
+                && !sharing.is_overlay(e.path)
+        })
+        .collect();
+    let inspect = |entries: &[IndexedEntry]| -> Option<Vec<String>> {
+        let Ok(folder) = open_folder(release) else {
+            return Some(entries.iter().map(|e| e.path.to_string()).collect());
+        };
+        let mut damaged = Vec::new();
+        for e in entries {
+            let (expected, stat) = match e.kind {
+                IndexedKind::Dir => (Expected::Dir, None),
+                IndexedKind::Symlink { target } => (Expected::Link(target), None),
+                IndexedKind::File { size, stat, .. } => (Expected::File(size), stat),
+            };
+            let linked =
+                matches!(e.kind, IndexedKind::File { .. }) && sharing.links_file(e.path, e.mode);
+            match look_at(&folder, e.path, e.mode, expected, linked, owner, |key| {
+                stat.as_ref() == Some(key)
+            }) {
+                Look::Intact => {}
+                Look::Damaged => damaged.push(e.path.to_string()),
+                Look::Moved(_) => return None,
+            }
+        }
+        Some(damaged)
+    };
+    crate::halves::in_halves(&enforced, PARALLEL_FROM, inspect, |found, rest| {
+        let mut found = found?;
+        found.extend(rest?);
+        Some(found)
+    })
 }
 
 /// Records the refreshed index entries in the release's marker (the
@@ -678,8 +797,11 @@ fn refresh_index(
     release: &Path,
     marker: &ReleaseMarker,
     refreshed: Vec<(String, crate::release::StatKey)>,
+    manifest: &Manifest,
 ) {
-    if refreshed.is_empty() {
+    // A release without a usable check index gets one (one written by an
+    // earlier agent, or one that was damaged).
+    if refreshed.is_empty() && ReleaseIndex::read(release, &spec.tree).is_some() {
         return;
     }
     let count = refreshed.len();
@@ -687,7 +809,7 @@ fn refresh_index(
     marker.index.extend(refreshed);
     let written = Beneath::open(release)
         .map_err(ResourceError::from)
-        .and_then(|r| write_marker(&r, &marker));
+        .and_then(|r| write_marker(&r, &marker, manifest));
     match written {
         Ok(()) => {
             tracing::info!(release = %spec.release_id(), files = count, "stat index refreshed: the files moved (a restored or copied node?) but their content is verified equal")
@@ -705,7 +827,7 @@ fn refresh_index(
 fn repair(
     spec: &TreeSpec,
     ctx: &ApplyContext,
-    layout: &Release,
+    (layout, manifest): (&Release, &Manifest),
     release: &Beneath,
     damaged: &[&Entry],
     mut marker: ReleaseMarker,
@@ -765,7 +887,7 @@ fn repair(
         }
     }
     tracing::warn!(release = %spec.release_id(), files = damaged.len(), "repaired modified files in the release");
-    write_marker(release, &marker)?;
+    write_marker(release, &marker, manifest)?;
     if !suspect.is_empty() {
         let digests = linked.iter().filter_map(|e| e.file_digest()).collect();
         sharing::repair_siblings(ctx, spec, layout, &digests, &suspect)?;

@@ -204,6 +204,59 @@ fn a_restored_release_is_hashed_once_then_known_by_its_new_stat_keys() {
     );
 }
 
+#[test]
+fn a_release_is_checked_from_its_check_index_and_without_one_from_its_manifest() {
+    let f = fixture();
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    let l = Release::of(&f.spec, &f.ctx.paths);
+    let index = l.release.join(crate::release_index::INDEX);
+    let written = read_marker(&l.release).unwrap();
+    assert!(
+        !written.index.is_empty(),
+        "the stat keys are in the check index"
+    );
+
+    // A release of an earlier agent: its stat index in the marker, no
+    // check index. It is checked from the manifest and gets one.
+    fs::remove_file(&index).unwrap();
+    fs::write(
+        l.release.join(".rigger-release.json"),
+        serde_json::to_vec(&written).unwrap(),
+    )
+    .unwrap();
+    assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
+    let made = ReleaseIndex::read(&l.release, &f.spec.tree).expect("written by the check");
+    assert_eq!(made.stat_index(), written.index);
+
+    // The index alone tells a changed mode, and a changed size.
+    let run = l.release.join("bin/run.sh");
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o777)).unwrap();
+    let changes = check(&f.spec, &f.ctx, &f.content).unwrap();
+    assert!(
+        changes[0].summary.contains("repair 1 modified file")
+            && changes[0].summary.contains("bin/run.sh"),
+        "{changes:?}"
+    );
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
+
+    // An index that does not decode is not trusted: the manifest tells
+    // the change, and the repair writes a good index again.
+    fs::write(&index, b"not an index").unwrap();
+    let jar = l.release.join("lib/a.jar");
+    fs::remove_file(&jar).unwrap();
+    fs::write(&jar, b"jar b").unwrap();
+    let changes = check(&f.spec, &f.ctx, &f.content).unwrap();
+    assert!(
+        changes[0].summary.contains("repair 1 modified file")
+            && changes[0].summary.contains("lib/a.jar"),
+        "{changes:?}"
+    );
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    assert!(ReleaseIndex::read(&l.release, &f.spec.tree).is_some());
+    assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
+}
+
 /// Two releases of the product: level 0 (current before) and level 1,
 /// which changed `bin/run.sh` and shares `lib/a.jar` with level 0.
 fn two_levels(f: &mut Fixture) -> (TreeSpec, Release, Release) {

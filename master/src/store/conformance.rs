@@ -55,6 +55,7 @@ conformance_cases!(
     pending_enrollments_wait_one_per_name_until_taken,
     the_budget_counts_only_settled_ready_nodes_heard_from,
     a_ready_streak_keeps_its_start_and_heartbeats_renew_leases,
+    only_unchanged_health_is_refreshed,
     a_promotion_replaces_the_level_an_environment_runs,
     a_new_revision_of_a_rollout_forgets_its_nodes,
     the_first_master_s_keys_are_the_fleet_s,
@@ -873,6 +874,67 @@ pub async fn a_ready_streak_keeps_its_start_and_heartbeats_renew_leases(store: &
         store.leases(8_999).await.unwrap().len(),
         1,
         "renewed past its TTL"
+    );
+}
+
+/// A refresh moves only the time (and detail) of health said again; a
+/// changed state, group or peer note, a streak a lease ended, or a service
+/// never reported is left to the durable record.
+pub async fn only_unchanged_health_is_refreshed(store: &dyn MetaStore) {
+    let row = || async { store.service_health().await.unwrap().remove(0) };
+    assert!(
+        !store
+            .refresh_service_health(&health("a", true, 5), false)
+            .await
+            .unwrap(),
+        "no row yet"
+    );
+    store
+        .record_service_health(&health("a", true, 10))
+        .await
+        .unwrap();
+    let again = ServiceHealthRecord {
+        detail: "serving".into(),
+        ..health("a", true, 50)
+    };
+    assert!(store.refresh_service_health(&again, false).await.unwrap());
+    let now = row().await;
+    assert_eq!(
+        (now.reported_at_ms, now.ready_since_ms, now.detail.as_str()),
+        (50, Some(10), "serving")
+    );
+    let moved = ServiceHealthRecord {
+        group: "c2".into(),
+        ..health("a", true, 60)
+    };
+    assert!(!store.refresh_service_health(&moved, false).await.unwrap());
+    assert!(store.refresh_service_health(&moved, true).await.unwrap());
+    assert_eq!(row().await.group, "c1", "a heartbeat keeps the group");
+    let noted = ServiceHealthRecord {
+        peers_changed: "started with an older peer list".into(),
+        ..health("a", true, 70)
+    };
+    assert!(!store.refresh_service_health(&noted, true).await.unwrap());
+    assert!(
+        !store
+            .refresh_service_health(&health("a", false, 80), true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(row().await.reported_at_ms, 60, "changes are not refreshed");
+    // A lease ends the streak: the next ready report starts a new one.
+    assert!(
+        store
+            .acquire_lease(&lease("a", 0), 1, None)
+            .await
+            .unwrap()
+            .granted
+    );
+    assert!(
+        !store
+            .refresh_service_health(&health("a", true, 90), true)
+            .await
+            .unwrap()
     );
 }
 

@@ -17,8 +17,10 @@ use super::{
 /// Every write is durable when it returns, except the ones marked
 /// *refreshed*: what each catalog request records again (last seen,
 /// facts, the applied version, why the last request failed), the
-/// catalog versions, which a compile makes again, and the reports of runs
-/// that changed nothing, which the next run makes again. A backend may let a
+/// catalog versions, which a compile makes again, the reports of runs
+/// that changed nothing, which the next run makes again, and the time of
+/// a service's unchanged health, which the next report or heartbeat
+/// says again. A backend may let a
 /// power loss take back the last of those, never one durable write made
 /// after them, and never leave a half-written one. Catalog version
 /// numbers stay safe: the next request records the version the node
@@ -246,6 +248,17 @@ pub trait MetaStore: Send + Sync {
     /// group kept); returns false when there is no such row yet.
     async fn update_service_health(&self, health: &ServiceHealthRecord)
     -> Result<bool, StoreError>;
+    /// Refreshes what a node says about a service when it says what it
+    /// said before: the same running and ready states, a ready streak
+    /// already started, the same peer-list note and, unless `keep_group`,
+    /// the same lease group. Only the report time and the detail change
+    /// (refreshed: a power loss takes back a time, never a state). Returns
+    /// false when there is no such row: the caller records it durably.
+    async fn refresh_service_health(
+        &self,
+        health: &ServiceHealthRecord,
+        keep_group: bool,
+    ) -> Result<bool, StoreError>;
     /// What every node last said about its services.
     async fn service_health(&self) -> Result<Vec<ServiceHealthRecord>, StoreError>;
     /// Gives back a node's lease of a group; returns whether it held one.

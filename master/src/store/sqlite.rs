@@ -1138,6 +1138,32 @@ impl MetaStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn refresh_service_health(
+        &self,
+        h: &ServiceHealthRecord,
+        keep_group: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE service_health SET reported_at_ms = ?, detail = ?
+             WHERE certname = ? AND service = ? AND running = ? AND ready = ?
+               AND (ready = 0 OR ready_since_ms IS NOT NULL)
+               AND peers_changed = ? AND (? OR lease_group = ?)",
+        )
+        .bind(h.reported_at_ms)
+        .bind(&h.detail)
+        .bind(&h.certname)
+        .bind(&h.service)
+        .bind(h.running)
+        .bind(h.ready)
+        .bind(&h.peers_changed)
+        .bind(keep_group)
+        .bind(&h.group)
+        .execute(&self.refreshed)
+        .await
+        .map_err(sql("refresh service health"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn service_health(&self) -> Result<Vec<ServiceHealthRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT certname, service, lease_group, running, ready, ready_since_ms, reported_at_ms, detail,
