@@ -122,16 +122,14 @@ impl ImdsClient {
     pub async fn identity(&self) -> Result<Option<InstanceIdentity>, ImdsError> {
         let token = self.session_token().await?;
         let auth = ("x-aws-ec2-metadata-token", token.as_str());
-        let id = self
-            .request(Method::GET, "/latest/meta-data/instance-id", auth)
-            .await?;
-        let signed = self
-            .request(
+        let (id, signed) = tokio::try_join!(
+            self.request(Method::GET, "/latest/meta-data/instance-id", auth),
+            self.request(
                 Method::GET,
                 "/latest/dynamic/instance-identity/rsa2048",
                 auth,
             )
-            .await?;
+        )?;
         Ok(id.zip(signed).map(|(id, rsa2048)| InstanceIdentity {
             instance_id: id.trim().to_string(),
             rsa2048: rsa2048.trim().to_string(),

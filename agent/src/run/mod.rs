@@ -306,13 +306,17 @@ impl Agent {
         );
         let _lock =
             RunLock::acquire(&RunLock::path_in(self.state.path()), LOCK_WAIT, &what).await?;
-        let identity = self.identity().await?;
         phases.end("start");
-        // The master's connection does not need the facts: both at once.
-        let (facts, connection) = tokio::join!(
-            facts::gather(&self.config.imds),
-            self.connector.connect(&identity)
-        );
+        // The facts need neither the identity (whose check asks IMDS for the
+        // instance's identity) nor the master's connection: gathered while
+        // those two are made.
+        let (facts, identity_and_connection) =
+            tokio::join!(facts::gather(&self.config.imds), async {
+                let identity = self.identity().await?;
+                let connection = self.connector.connect(&identity).await;
+                Ok::<_, RunError>((identity, connection))
+            });
+        let (identity, connection) = identity_and_connection?;
         phases.end("connect");
         let fetched = self.fetch(&identity, &facts, connection).await?;
         phases.end("catalog");
