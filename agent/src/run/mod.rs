@@ -242,8 +242,15 @@ impl Agent {
             ..Default::default()
         };
         tracing::info!(trigger, noop, verify, "run started");
+        let mut report_in_flight = None;
         match self
-            .run_inner(noop, verify, outcomes, started, &mut summary)
+            .run_inner(
+                (noop, verify),
+                outcomes,
+                started,
+                &mut summary,
+                &mut report_in_flight,
+            )
             .await
         {
             Ok(()) => {}
@@ -284,16 +291,22 @@ impl Agent {
         if let Err(e) = self.state.save(&state) {
             tracing::warn!(error = %e, "cannot save the run summary");
         }
+        // The run ends once the master has its report (or refused it).
+        if let Some(report) = report_in_flight {
+            let _ = report.await;
+        }
         summary
     }
 
+    /// The run; its report is left in flight in `report_in_flight`, sent
+    /// while the caller saves the run's summary.
     async fn run_inner(
         &self,
-        noop: bool,
-        verify: bool,
+        (noop, verify): (bool, bool),
         outcomes: Option<mpsc::UnboundedSender<RunProgress>>,
         started: Instant,
         summary: &mut RunSummary,
+        report_in_flight: &mut Option<tokio::task::JoinHandle<()>>,
     ) -> Result<(), RunError> {
         // Enrollment too happens under the run lock: two first runs on one
         // root never enroll twice.
@@ -465,10 +478,13 @@ impl Agent {
             summary.duration_ms = started.elapsed().as_millis() as u64;
             report.duration_ms = summary.duration_ms;
             report.timings = phases.timings();
-            if let Err(e) = master.report(report).await {
-                tracing::warn!(error = %e, "cannot submit the run report");
-            }
-            phases.end("report");
+            *report_in_flight = Some(tokio::spawn(async move {
+                let sent = Instant::now();
+                if let Err(e) = master.report(report).await {
+                    tracing::warn!(error = %e, "cannot submit the run report");
+                }
+                timings::log_phase("report", sent.elapsed());
+            }));
         }
         Ok(())
     }

@@ -47,11 +47,9 @@ impl Phases {
     }
 
     fn add(&mut self, name: &str, took: Duration) {
-        let micros = took.as_micros() as u64;
-        tracing::debug!(phase = name, micros, "run phase");
         self.timings.push(PhaseTiming {
             phase: name.to_string(),
-            micros,
+            micros: log_phase(name, took),
         });
     }
 
@@ -59,6 +57,14 @@ impl Phases {
     pub fn timings(&self) -> Vec<PhaseTiming> {
         self.timings.clone()
     }
+}
+
+/// Logs at debug level that phase `name` took `took` (for a phase that
+/// ends after the report is sent); returns its microseconds.
+pub fn log_phase(name: &str, took: Duration) -> u64 {
+    let micros = took.as_micros() as u64;
+    tracing::debug!(phase = name, micros, "run phase");
+    micros
 }
 
 #[cfg(test)]
