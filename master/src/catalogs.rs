@@ -160,7 +160,17 @@ pub async fn publish(
     role: &str,
     facts: Value,
 ) -> Result<SignedCatalog> {
-    let mut pinned = state.store.pin(certname).await?;
+    state.site_quiet.settled().await;
+    // Read before the inputs: a change while they are read or compiled
+    // makes the next request compile again.
+    let site_changes = state.site_quiet.changes();
+    // The pin and the compile's inputs at once (a pinned node does not
+    // use the inputs: a failure to read them is no failure for it).
+    let (pinned, gathered) = tokio::join!(
+        state.store.pin(certname),
+        gather(state, certname, role, facts)
+    );
+    let mut pinned = pinned?;
     if pinned.is_some() && crate::rollouts::release_rolled_back(state, certname).await? {
         pinned = None;
     }
@@ -188,11 +198,7 @@ pub async fn publish(
             )
         }
         None => {
-            state.site_quiet.settled().await;
-            // Read before the inputs: a change while they are read or
-            // compiled makes the next request compile again.
-            let site_changes = state.site_quiet.changes();
-            let gathered = gather(state, certname, role, facts).await?;
+            let gathered = gathered?;
             let inputs = state.site_quiet.watching().then(|| {
                 crate::compile_memo::Inputs::of(
                     site_changes,
