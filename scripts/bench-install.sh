@@ -17,6 +17,9 @@
 #
 # --xfs (root only): the node and the reference write to an XFS file
 # system with reflinks, made in a loop file for the run.
+# BIN=<folder> runs the binaries in that folder instead of building them
+# (to compare two builds side by side, run after run: this machine's
+# speed drifts by a fifth within an hour).
 # Needs curl, unzip and python3 (for the reference HTTP server).
 set -euo pipefail
 xfs=false
@@ -31,8 +34,12 @@ root=false
 [ "$(id -u)" -eq 0 ] && root=true
 if $xfs && ! $root; then echo "bench-install.sh: --xfs needs root" >&2; exit 64; fi
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bins
-bin="$PWD/target/release"
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+else
+  cargo build --release --quiet --bins
+  bin="$PWD/target/release"
+fi
 work=$(mktemp -d -t rigger-bench.XXXXXX)
 chmod 755 "$work"
 pids=()
