@@ -164,7 +164,7 @@ impl ReleaseIndex {
         match Self::decode(bytes.into(), tree) {
             Ok(index) => Some(index),
             Err(why) => {
-                tracing::debug!(release = %dir.display(), why, "the release's check index is not used");
+                tracing::warn!(release = %dir.display(), why, "the release's check index is not used: the release is checked against its manifest and the index written again");
                 None
             }
         }
