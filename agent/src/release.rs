@@ -20,6 +20,7 @@ use rigger_common::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 
 use crate::paths::Paths;
+use crate::release_index::ReleaseIndex;
 use crate::resources::ResourceError;
 
 /// Marker and index file inside every complete release.
@@ -169,9 +170,18 @@ impl Release {
 /// is empty; an index that cannot be used leaves it empty: every file is
 /// hashed, and the index written again).
 pub fn read_marker(dir: &Path) -> Option<ReleaseMarker> {
+    read_marker_with(dir, |tree| ReleaseIndex::read(dir, tree))
+}
+
+/// [`read_marker`], the stat index taken from the check index `index`
+/// gives for the marker's tree (one the caller has already read).
+pub fn read_marker_with(
+    dir: &Path,
+    index: impl FnOnce(&Digest) -> Option<ReleaseIndex>,
+) -> Option<ReleaseMarker> {
     let mut marker: ReleaseMarker = read_as(dir)?;
     if marker.index.is_empty() {
-        if let Some(index) = crate::release_index::ReleaseIndex::read(dir, &marker.tree) {
+        if let Some(index) = index(&marker.tree) {
             marker.index = index.stat_index();
         }
     }

@@ -171,10 +171,10 @@ pub async fn record_health(
         // A report says which group the service is in now; a heartbeat
         // keeps the one its last report said.
         if !heartbeat {
-            record.group = match lease_spec(state, certname, &service.name).await {
-                Ok(Some(spec)) => spec.group,
-                Ok(None) | Err(_) => continue,
+            let Some(group) = lease_group(state, certname, &service.name).await else {
+                continue;
             };
+            record.group = group;
         }
         // What the node said before, again: only its time is written, and
         // without waiting for the disk (every converged run says it).
@@ -189,10 +189,10 @@ pub async fn record_health(
             if state.store.update_service_health(&record).await? {
                 continue;
             }
-            record.group = match lease_spec(state, certname, &service.name).await {
-                Ok(Some(spec)) => spec.group,
-                Ok(None) | Err(_) => continue,
+            let Some(group) = lease_group(state, certname, &service.name).await else {
+                continue;
             };
+            record.group = group;
         }
         state.store.record_service_health(&record).await?;
     }
@@ -201,6 +201,15 @@ pub async fn record_health(
         .renew_leases(certname, now + HEALTH_FRESH_MS)
         .await?;
     Ok(())
+}
+
+/// The restart-lease group of the node's service in its latest catalog
+/// (`None`: no such service, or no catalog to tell).
+async fn lease_group(state: &MasterState, certname: &str, service: &str) -> Option<String> {
+    match lease_spec(state, certname, service).await {
+        Ok(Some(spec)) => Some(spec.group),
+        Ok(None) | Err(_) => None,
+    }
 }
 
 /// Gives the node's lease back (a no-op when it holds none).

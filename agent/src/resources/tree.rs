@@ -25,7 +25,7 @@ use super::sharing::{self, Sharing, is_linked_intact, place_linked};
 use super::{ApplyContext, Change, ResourceError};
 use crate::file_meta::{FileMeta, is_folder_in, link_in, open_folder, stat_in};
 use crate::release::{
-    Release, ReleaseMarker, StatIndex, read_head, read_marker, stat_key, write_marker,
+    Release, ReleaseMarker, StatIndex, read_head, read_marker_with, stat_key, write_marker,
 };
 use crate::release_index::{IndexedEntry, IndexedKind, ReleaseIndex};
 
@@ -80,15 +80,19 @@ pub fn check(
             // A converged run reads the release's check index alone; the
             // manifest and the marker's stat index only when a file must
             // be hashed, or the index cannot be used.
-            let damaged = match (!ctx.full_verify)
-                .then(|| ReleaseIndex::read(&l.release, &spec.tree))
-                .flatten()
-                .and_then(|index| damaged_by_index(spec, &index, sharing, &l.release, &owner))
+            let index = ReleaseIndex::read(&l.release, &spec.tree);
+            let damaged = match index
+                .as_ref()
+                .filter(|_| !ctx.full_verify)
+                .and_then(|index| damaged_by_index(spec, index, sharing, &l.release, &owner))
             {
                 Some(damaged) => damaged,
                 None => {
                     let manifest = manifest(spec, ctx)?;
-                    let full = read_marker(&l.release).filter(|m| m.tree == spec.tree);
+                    let indexed = index.is_some();
+                    let full =
+                        read_marker_with(&l.release, |tree| index.filter(|_| *tree == spec.tree))
+                            .filter(|m| m.tree == spec.tree);
                     let Some(full) = full else {
                         return Err(err(format!(
                             "release {} changed while it was checked",
@@ -97,7 +101,7 @@ pub fn check(
                     };
                     let Inspection { damaged, refreshed } =
                         damaged_files(spec, ctx, &manifest, &full, sharing, &l.release, &owner);
-                    refresh_index(spec, &l.release, &full, refreshed, &manifest);
+                    refresh_index(spec, (&l.release, indexed), &full, refreshed, &manifest);
                     damaged.iter().map(|e| e.path.clone()).collect()
                 }
             };
@@ -166,7 +170,10 @@ pub fn apply(
     let root = ctx.beneath()?;
     let manifest = manifest(spec, ctx)?;
     let overlays = overlay_paths(spec, content);
-    let left_out = match read_marker(&l.release).filter(|m| m.tree == spec.tree) {
+    let index = ReleaseIndex::read(&l.release, &spec.tree);
+    let indexed = index.is_some();
+    let marker = read_marker_with(&l.release, |tree| index.filter(|_| *tree == spec.tree));
+    let left_out = match marker.filter(|m| m.tree == spec.tree) {
         Some(marker) => {
             let owner =
                 DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
@@ -175,7 +182,7 @@ pub fn apply(
                 damaged_files(spec, ctx, &manifest, &marker, sharing, &l.release, &owner);
             let release = Beneath::open(&l.release)?;
             let marker = if damaged.is_empty() {
-                refresh_index(spec, &l.release, &marker, refreshed, &manifest);
+                refresh_index(spec, (&l.release, indexed), &marker, refreshed, &manifest);
                 marker
             } else {
                 let mut marker = marker;
@@ -766,13 +773,15 @@ fn damaged_by_index(
         };
         let mut damaged = Vec::new();
         for e in entries {
-            let (expected, stat) = match e.kind {
-                IndexedKind::Dir => (Expected::Dir, None),
-                IndexedKind::Symlink { target } => (Expected::Link(target), None),
-                IndexedKind::File { size, stat, .. } => (Expected::File(size), stat),
+            let (expected, stat, linked) = match e.kind {
+                IndexedKind::Dir => (Expected::Dir, None, false),
+                IndexedKind::Symlink { target } => (Expected::Link(target), None, false),
+                IndexedKind::File { size, stat } => (
+                    Expected::File(size),
+                    stat,
+                    sharing.links_file(e.path, e.mode),
+                ),
             };
-            let linked =
-                matches!(e.kind, IndexedKind::File { .. }) && sharing.links_file(e.path, e.mode);
             match look_at(&folder, e.path, e.mode, expected, linked, owner, |key| {
                 stat.as_ref() == Some(key)
             }) {
@@ -794,14 +803,14 @@ fn damaged_by_index(
 /// agent's own bookkeeping; a failure only costs the next run a re-hash).
 fn refresh_index(
     spec: &TreeSpec,
-    release: &Path,
+    (release, indexed): (&Path, bool),
     marker: &ReleaseMarker,
     refreshed: Vec<(String, crate::release::StatKey)>,
     manifest: &Manifest,
 ) {
-    // A release without a usable check index gets one (one written by an
-    // earlier agent, or one that was damaged).
-    if refreshed.is_empty() && ReleaseIndex::read(release, &spec.tree).is_some() {
+    // A release without a usable check index (`indexed`: one written by
+    // an earlier agent, or one that was damaged) gets one.
+    if refreshed.is_empty() && indexed {
         return;
     }
     let count = refreshed.len();
@@ -811,6 +820,9 @@ fn refresh_index(
         .map_err(ResourceError::from)
         .and_then(|r| write_marker(&r, &marker, manifest));
     match written {
+        Ok(()) if count == 0 => {
+            tracing::info!(release = %spec.release_id(), "the release's check index written")
+        }
         Ok(()) => {
             tracing::info!(release = %spec.release_id(), files = count, "stat index refreshed: the files moved (a restored or copied node?) but their content is verified equal")
         }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::paths::Paths;
+use crate::release::read_marker;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
