@@ -77,10 +77,11 @@ fn expected_fstype(spec: &MountSpec) -> &'static str {
 /// Whether an existing mount is the one the catalog wants.
 pub fn matches(spec: &MountSpec, ctx: &ApplyContext, m: &Mounted) -> bool {
     if spec.fstype == FsType::Bind {
-        // A bind mount shows its backing file system; its root is the source.
-        let source = ctx.paths.resolve(&spec.source);
-        let source = std::fs::canonicalize(&source).unwrap_or(source);
-        return source.ends_with(&m.root) && m.root != Path::new("/");
+        // A bind mount shows its backing file system, and its root is the
+        // source's path within that file system (not on the node, unless
+        // the source is on the root file system): it is the source when
+        // the mount point is the source's own inode.
+        return is_same_inode(&ctx.paths.resolve(&spec.source), &m.point);
     }
     if m.fstype != expected_fstype(spec) {
         return false;
@@ -91,6 +92,16 @@ pub fn matches(spec: &MountSpec, ctx: &ApplyContext, m: &Mounted) -> bool {
         FsType::Nfs4 | FsType::Bind => {
             m.source == spec.source || ctx.paths.root() != Path::new("/")
         }
+    }
+}
+
+/// Whether `a` and `b` name the same file (device and inode), following
+/// links; `false` when either cannot be looked at.
+fn is_same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 
@@ -410,6 +421,47 @@ mod tests {
         let _guard = Unmount(point.clone());
         assert_eq!(std::fs::read_to_string(point.join("marker")).unwrap(), "x");
         assert!(check(&other, &ctx).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bind_from_a_folder_on_another_file_system_is_known_on_the_next_run() {
+        if !super::super::file::tests_support::root_or_skip(
+            "a_bind_from_a_folder_on_another_file_system_is_known_on_the_next_run",
+        ) {
+            return;
+        }
+        // The source on its own file system (a data volume), so that the
+        // bind's root in mountinfo is `/data`, not the source's path.
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
+        let volume = ctx.paths.resolve("/srv");
+        std::fs::create_dir_all(&volume).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            &volume,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        let _volume = Unmount(volume.clone());
+        std::fs::create_dir_all(volume.join("data")).unwrap();
+        std::fs::create_dir_all(volume.join("other")).unwrap();
+        let mut bind = spec("bind", "/srv/data");
+        bind.fstab = false;
+        apply(&bind, &ctx).unwrap();
+        let point = ctx.paths.resolve("/mnt/efs");
+        let _bind = Unmount(point.clone());
+        assert_eq!(mounted_at(&point).unwrap().root, Path::new("/data"));
+        assert!(
+            check(&bind, &ctx).unwrap().is_empty(),
+            "the bind it made is not the one it wants"
+        );
+        // Another folder of the same file system is not the source.
+        let mut other = spec("bind", "/srv/other");
+        other.fstab = false;
+        let e = check(&other, &ctx).unwrap_err().to_string();
+        assert!(e.contains("refusing to replace"), "{e}");
     }
 
     struct Unmount(PathBuf);
