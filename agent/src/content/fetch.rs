@@ -77,8 +77,15 @@ pub async fn fetch_blobs(
         }
     }
     // One flush for the whole fetch instead of an fsync per blob.
+    let flush = std::time::Instant::now();
     rigger_common::fsutil::sync_filesystem(cache.root())
         .map_err(|e| format!("cannot flush the cache {}: {e}", cache.root().display()))?;
+    tracing::debug!(
+        blobs = total.blobs,
+        bytes = total.bytes,
+        flush_micros = flush.elapsed().as_micros() as u64,
+        "fetched into the cache and flushed it"
+    );
     match first_error {
         Some(e) => {
             let stored = std::mem::take(&mut *stored.lock().expect("not poisoned"));

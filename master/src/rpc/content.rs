@@ -98,9 +98,9 @@ async fn send_blob(
                 .keep(digest, encoded.map(std::sync::Arc::from));
         }
     };
-    let mut blob = state
+    let (mut first, mut blob) = state
         .blobs
-        .open(&digest)
+        .open_head(&digest, CHUNK)
         .await
         .map_err(|e| unreadable(&digest, e))?;
     let mut sender = Sender {
@@ -108,7 +108,6 @@ async fn send_blob(
         offset: 0,
         tx,
     };
-    let mut first = read_up_to(&mut blob, CHUNK, &digest).await?;
     // Text that may be encoded: read on up to the limit (one past it tells
     // the blob is larger).
     if gzip && blob_encoding::is_text(&first) {

@@ -33,6 +33,7 @@ conformance_cases!(
     a_blob_is_stored_once_under_its_digest,
     a_stream_comes_back_byte_for_byte,
     a_missing_blob_is_reported_as_missing,
+    a_blob_opened_by_its_head_reads_on_after_it,
     list_and_delete_see_every_blob,
 );
 
@@ -74,10 +75,32 @@ pub async fn a_stream_comes_back_byte_for_byte(store: &dyn BlobStore) {
     assert!(out == bytes, "the blob came back different");
 }
 
+/// `open_head` gives at most the head it was asked for, and the rest of
+/// the blob after it; a blob shorter than the head comes whole, with
+/// nothing after it.
+pub async fn a_blob_opened_by_its_head_reads_on_after_it(store: &dyn BlobStore) {
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let digest = store.put(bytes.clone()).await.unwrap().digest;
+    for limit in [0, 1, 65_536, 100_000, 1 << 20] {
+        let (head, mut rest) = store.open_head(&digest, limit).await.unwrap();
+        assert_eq!(head.len(), limit.min(bytes.len()), "head of {limit}");
+        let mut tail = Vec::new();
+        rest.read_to_end(&mut tail).await.unwrap();
+        assert!(
+            [head, tail].concat() == bytes,
+            "head of {limit} and the rest are not the blob"
+        );
+    }
+}
+
 /// Opening or reading a blob the store lacks says which one.
 pub async fn a_missing_blob_is_reported_as_missing(store: &dyn BlobStore) {
     let absent = Digest::of(b"absent");
     assert!(matches!(store.open(&absent).await, Err(BlobError::Missing(d)) if d == absent));
+    assert!(matches!(
+        store.open_head(&absent, 10).await,
+        Err(BlobError::Missing(d)) if d == absent
+    ));
     assert!(matches!(
         store.read(&absent).await,
         Err(BlobError::Missing(_))

@@ -3,6 +3,7 @@
 //! place. Durability comes from [`BlobStore::sync`] once per import, not an
 //! fsync per blob.
 
+use std::io::Read;
 use std::path::Path;
 
 use rigger_common::blob_layout::BlobLayout;
@@ -80,11 +81,35 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn open(&self, digest: &Digest) -> Result<BlobReader, BlobError> {
-        match tokio::fs::File::open(self.layout.path_of(digest)).await {
-            Ok(file) => Ok(Box::pin(file)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::Missing(*digest)),
-            Err(e) => Err(BlobError::io(format!("open blob {digest}"))(e)),
-        }
+        tokio::fs::File::open(self.layout.path_of(digest))
+            .await
+            .map(|file| Box::pin(file) as BlobReader)
+            .map_err(|e| open_failed(digest, e))
+    }
+
+    async fn open_head(
+        &self,
+        digest: &Digest,
+        limit: usize,
+    ) -> Result<(Vec<u8>, BlobReader), BlobError> {
+        let path = self.layout.path_of(digest);
+        let digest = *digest;
+        // One blocking step: open, and read the head into a buffer of the
+        // blob's size (not `limit`: most blobs are small).
+        let (head, file) = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path).map_err(|e| open_failed(&digest, e))?;
+            let read = |e| BlobError::io(format!("read blob {digest}"))(e);
+            let size = file.metadata().map_err(read)?.len();
+            let mut head = Vec::with_capacity(size.min(limit as u64) as usize);
+            (&file)
+                .take(limit as u64)
+                .read_to_end(&mut head)
+                .map_err(read)?;
+            Ok::<_, BlobError>((head, file))
+        })
+        .await
+        .map_err(|e| BlobError::io(format!("read blob {digest}"))(std::io::Error::other(e)))??;
+        Ok((head, Box::pin(tokio::fs::File::from_std(file))))
     }
 
     async fn list(&self) -> Result<Vec<Digest>, BlobError> {
@@ -110,6 +135,14 @@ impl BlobStore for LocalBlobStore {
             .await
             .map_err(|e| BlobError::io("flush the blob store")(std::io::Error::other(e)))?
             .map_err(BlobError::io("flush the blob store"))
+    }
+}
+
+/// Why blob `digest` could not be opened: missing, or the error.
+fn open_failed(digest: &Digest, e: std::io::Error) -> BlobError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => BlobError::Missing(*digest),
+        _ => BlobError::io(format!("open blob {digest}"))(e),
     }
 }
 

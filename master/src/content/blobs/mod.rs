@@ -111,6 +111,24 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     async fn put_stream(&self, body: BlobReader) -> Result<Stored, BlobError>;
     /// Opens a blob for reading.
     async fn open(&self, digest: &Digest) -> Result<BlobReader, BlobError>;
+    /// Opens a blob and reads its first `limit` bytes (fewer only when the
+    /// blob ends there), with a reader of the rest: what a stream sends
+    /// first, in one step where the backend can (a small blob is then one
+    /// trip to the disk, not three).
+    async fn open_head(
+        &self,
+        digest: &Digest,
+        limit: usize,
+    ) -> Result<(Vec<u8>, BlobReader), BlobError> {
+        let mut reader = self.open(digest).await?;
+        let mut head = Vec::new();
+        (&mut reader)
+            .take(limit as u64)
+            .read_to_end(&mut head)
+            .await
+            .map_err(BlobError::io(format!("read blob {digest}")))?;
+        Ok((head, reader))
+    }
     /// Every stored blob's digest.
     async fn list(&self) -> Result<Vec<Digest>, BlobError>;
     /// Deletes a blob; returns whether it was there.
