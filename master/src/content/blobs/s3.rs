@@ -191,7 +191,7 @@ impl BlobStore for S3BlobStore {
         Ok(Box::pin(Verified {
             inner: tokio_util::io::StreamReader::new(bytes),
             digest: *digest,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
         }))
     }
 
@@ -230,11 +230,13 @@ impl BlobStore for S3BlobStore {
 }
 
 /// A blob's bytes as they stream from S3, hashed on the way: at the end, a
-/// blob whose bytes are not its digest's is an error, not an end.
+/// blob whose bytes are not its digest's is an error, not an end (and an
+/// end again when read past: the check is made once).
 struct Verified<R> {
     inner: R,
     digest: Digest,
-    hasher: Sha256,
+    /// `None` once the whole blob was checked.
+    hasher: Option<Sha256>,
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Verified<R> {
@@ -248,11 +250,15 @@ impl<R: AsyncRead + Unpin> AsyncRead for Verified<R> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let read = &buf.filled()[before..];
+                let Some(hasher) = &mut this.hasher else {
+                    return Poll::Ready(Ok(()));
+                };
                 if !read.is_empty() {
-                    this.hasher.update(read);
+                    hasher.update(read);
                     return Poll::Ready(Ok(()));
                 }
-                let actual = Digest::from_bytes(std::mem::take(&mut this.hasher).finalize().into());
+                let hasher = this.hasher.take().expect("checked above");
+                let actual = Digest::from_bytes(hasher.finalize().into());
                 if actual == this.digest {
                     Poll::Ready(Ok(()))
                 } else {
