@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rigger_common::beneath::Beneath;
 use rigger_common::catalog::TreeSpec;
 use rigger_common::digest::Digest;
-use rigger_common::fsutil::Ownership;
+use rigger_common::fsutil::{Ownership, WriteError};
 use rigger_common::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 
@@ -198,15 +198,57 @@ fn read_as<I: serde::de::DeserializeOwned + Default>(dir: &Path) -> Option<Relea
     serde_json::from_slice(&fs::read(dir.join(MARKER)).ok()?).ok()
 }
 
-/// Writes the marker that makes `release` (the confinement root of a
-/// release directory) a complete release, built from `manifest`: its
-/// check index first, then the marker without the stat index.
+/// How a release's marker and check index are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerWrite {
+    /// Over an installed release's: atomically, fsynced.
+    Replace,
+    /// Into a release being built: not fsynced, its build flushes the
+    /// file system once before the release gets its name.
+    New,
+}
+
+impl MarkerWrite {
+    /// Writes `bytes` as the file `name` of `release`.
+    pub fn write(self, release: &Beneath, name: &str, bytes: &[u8]) -> Result<(), WriteError> {
+        match self {
+            Self::Replace => {
+                release.write_atomic(Path::new(name), bytes, 0o644, Ownership::default())
+            }
+            Self::New => release.write_new(Path::new(name), bytes, 0o644),
+        }
+    }
+}
+
+/// Writes the marker that makes `release` (the confinement root of an
+/// installed release directory) a complete release, built from
+/// `manifest`: its check index first, then the marker without the stat
+/// index.
 pub fn write_marker(
     release: &Beneath,
     marker: &ReleaseMarker,
     manifest: &Manifest,
 ) -> Result<(), ResourceError> {
-    crate::release_index::write(release, &marker.tree, manifest, &marker.index)?;
+    write_marker_as(release, marker, manifest, MarkerWrite::Replace)
+}
+
+/// Writes the marker of a release being built, as [`write_marker`] does
+/// but not fsynced ([`MarkerWrite::New`]).
+pub fn write_new_marker(
+    release: &Beneath,
+    marker: &ReleaseMarker,
+    manifest: &Manifest,
+) -> Result<(), ResourceError> {
+    write_marker_as(release, marker, manifest, MarkerWrite::New)
+}
+
+fn write_marker_as(
+    release: &Beneath,
+    marker: &ReleaseMarker,
+    manifest: &Manifest,
+    how: MarkerWrite,
+) -> Result<(), ResourceError> {
+    crate::release_index::write(release, &marker.tree, manifest, &marker.index, how)?;
     let head = ReleaseMarker {
         product: marker.product.clone(),
         version: marker.version.clone(),
@@ -218,7 +260,7 @@ pub fn write_marker(
         left_out: marker.left_out.clone(),
     };
     let bytes = serde_json::to_vec(&head).expect("marker serializes");
-    Ok(release.write_atomic(Path::new(MARKER), &bytes, 0o644, Ownership::default())?)
+    Ok(how.write(release, MARKER, &bytes)?)
 }
 
 /// Product, version and update level of the release at `dir`, if it is one.

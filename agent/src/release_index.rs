@@ -20,10 +20,9 @@ use bytes::Bytes;
 use prost::Message;
 use rigger_common::beneath::Beneath;
 use rigger_common::digest::Digest;
-use rigger_common::fsutil::Ownership;
 use rigger_common::manifest::{EntryKind, Manifest};
 
-use crate::release::{StatIndex, StatKey};
+use crate::release::{MarkerWrite, StatIndex, StatKey};
 use crate::resources::ResourceError;
 
 /// The index file inside every release written by this agent.
@@ -111,9 +110,9 @@ pub fn write(
     tree: &Digest,
     manifest: &Manifest,
     index: &StatIndex,
+    how: MarkerWrite,
 ) -> Result<(), ResourceError> {
-    let bytes = encode(tree, manifest, index);
-    Ok(release.write_atomic(Path::new(INDEX), &bytes, 0o644, Ownership::default())?)
+    Ok(how.write(release, INDEX, &encode(tree, manifest, index))?)
 }
 
 fn encode(tree: &Digest, manifest: &Manifest, index: &StatIndex) -> Vec<u8> {

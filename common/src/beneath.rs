@@ -216,6 +216,26 @@ impl Beneath {
         rename_into_place(dir, &tmp, name, path, "cannot rename the new file over")
     }
 
+    /// Creates the file `path` (nothing may be there) with `bytes` and
+    /// `mode`. Not fsynced: for bulk writers that flush the file system
+    /// once (a release being built, before it gets its name).
+    pub fn write_new(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
+        let (dir, name) = self.parent_of(path)?;
+        let file = openat(
+            &dir,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )
+        .map_err(io)
+        .map_err(failed("cannot create", path))?;
+        let mut file = File::from(file);
+        fchmod(&file, Mode::from_bits_truncate(mode))
+            .map_err(io)
+            .and_then(|()| file.write_all(bytes))
+            .map_err(failed("cannot write", path))
+    }
+
     /// Copies the file at `source` (anywhere: it is only read) to `path`
     /// with `mode`, replacing a file or link there. Not fsynced: bulk
     /// writers flush the file system once.
@@ -366,16 +386,27 @@ impl Beneath {
     }
 
     /// Renames `from` to `to`, both beneath the root (replacing a file, or
-    /// an empty directory, at `to`).
+    /// an empty directory, at `to`), then fsyncs the directory of `to`.
     pub fn rename(&self, from: &Path, to: &Path) -> Result<(), WriteError> {
+        File::from(self.rename_at(from, to)?)
+            .sync_all()
+            .map_err(failed("cannot fsync the directory of", to))
+    }
+
+    /// Renames `from` to `to` as [`Beneath::rename`] does, without the
+    /// fsync: for bulk writers that flush the file system once.
+    pub fn rename_unflushed(&self, from: &Path, to: &Path) -> Result<(), WriteError> {
+        self.rename_at(from, to).map(drop)
+    }
+
+    /// Renames `from` to `to`; returns the directory of `to`.
+    fn rename_at(&self, from: &Path, to: &Path) -> Result<OwnedFd, WriteError> {
         let (from_dir, from_name) = self.parent_of(from)?;
         let (to_dir, to_name) = self.parent_of(to)?;
         renameat(&from_dir, from_name, &to_dir, to_name)
             .map_err(io)
             .map_err(failed("cannot rename into", to))?;
-        File::from(to_dir)
-            .sync_all()
-            .map_err(failed("cannot fsync the directory of", to))
+        Ok(to_dir)
     }
 }
 

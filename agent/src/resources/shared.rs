@@ -367,7 +367,7 @@ fn seed(
         None if target.exists() => {
             // A folder someone made before Rigger: adopt it, add what is missing.
             if let Some(source) = source {
-                source.copy_into(on_share, &target, false)?;
+                source.copy_into(on_share, &target, Fill::Missing)?;
             }
             // Adopted: everything in it belongs to the server, once.
             give_tree(on_share, &target, owner)?;
@@ -377,12 +377,16 @@ fn seed(
             on_share.remove_dir_all(&tmp)?;
             on_share.create_dir_all(&tmp)?;
             if let Some(source) = source {
-                source.copy_into(on_share, &tmp, true)?;
+                source.copy_into(on_share, &tmp, Fill::Everything)?;
             }
             give_tree(on_share, &tmp, owner)?;
-            on_share.rename(&tmp, &target)?;
+            on_share.rename_unflushed(&tmp, &target)?;
         }
     }
+    // What was copied is on the share's disk before the marker says so: one
+    // flush of its file system (on EFS, NFS wrote each file at its close).
+    rigger_common::fsutil::sync_filesystem(&target)
+        .map_err(super::io_error("cannot flush the share at", &target))?;
     let marker = SeedMarker {
         product: l.marker.product.clone(),
         version: l.marker.version.clone(),
@@ -540,18 +544,21 @@ impl Shipped {
             .collect()
     }
 
-    /// Copies the folder into `to` on the share; `overwrite` replaces files
-    /// and links that exist (the product's own), otherwise only what is
-    /// missing is added. Returns what it wrote.
+    /// Copies the folder into `to` on the share, as `fill` says. Returns
+    /// what it wrote. Not flushed: the seed flushes the share once.
     fn copy_into(
         &self,
         on_share: &Beneath,
         to: &Path,
-        overwrite: bool,
+        fill: Fill,
     ) -> Result<Vec<PathBuf>, ResourceError> {
         on_share.create_dir_all(to)?;
+        let overwrite = fill == Fill::Everything;
         let mut written = Vec::new();
         for (relative, item) in &self.items {
+            if fill == Fill::MissingFoldersAndLinks && matches!(item, Item::File { .. }) {
+                continue;
+            }
             let dst = to.join(relative);
             let missing = fs::symlink_metadata(&dst).is_err();
             match item {
@@ -570,6 +577,19 @@ impl Shipped {
         }
         Ok(written)
     }
+}
+
+/// What [`Shipped::copy_into`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Everything, replacing files and links that exist (the product's
+    /// own).
+    Everything,
+    /// Only what is missing.
+    Missing,
+    /// Only the folders and links that are missing (a re-sync, which
+    /// looked at the files itself).
+    MissingFoldersAndLinks,
 }
 
 /// Creates the folder `path` goes in, on the share.
@@ -642,7 +662,7 @@ fn resync(
     }
     // Folders and links the level adds.
     done.written
-        .extend(source.copy_into(on_share, target, false)?);
+        .extend(source.copy_into(on_share, target, Fill::MissingFoldersAndLinks)?);
     for (relative, digest) in seeded {
         if shipped.contains(relative.as_str()) {
             continue;
@@ -665,7 +685,8 @@ fn copy_in(on_share: &Beneath, from: &Path, to: &Path, mode: u32) -> Result<(), 
         to.file_name().unwrap_or_default().to_string_lossy()
     ));
     on_share.copy_file(from, &tmp, mode)?;
-    Ok(on_share.rename(&tmp, to)?)
+    // Flushed with the rest of the seed, before its marker.
+    Ok(on_share.rename_unflushed(&tmp, to)?)
 }
 
 /// The permission bits of a file the share gets a copy of.

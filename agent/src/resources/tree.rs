@@ -26,6 +26,7 @@ use super::{ApplyContext, Change, ResourceError};
 use crate::file_meta::{FileMeta, is_folder_in, link_in, open_folder, stat_in};
 use crate::release::{
     Release, ReleaseMarker, StatIndex, read_head, read_marker_with, stat_key, write_marker,
+    write_new_marker,
 };
 use crate::release_index::{IndexedEntry, IndexedKind, ReleaseIndex};
 
@@ -495,7 +496,7 @@ fn materialize(
         shared: sharing.is_on(),
         left_out: left_out.clone(),
     };
-    write_marker(&release, &marker, manifest)?;
+    write_new_marker(&release, &marker, manifest)?;
     // Every file of the release is on disk before it gets its final name.
     rigger_common::fsutil::sync_filesystem(&tmp).map_err(super::io_error("cannot flush", &tmp))?;
     root.rename(&tmp, &l.release)?;
