@@ -282,6 +282,14 @@ impl Beneath {
         }
     }
 
+    /// A [`Linker`] of many files beneath the root.
+    pub fn linker(&self) -> Linker<'_> {
+        Linker {
+            root: self,
+            folder: None,
+        }
+    }
+
     /// Points the symlink at `path` to `target` atomically (a new link
     /// under a temporary name renamed over the old one; the directory is
     /// fsynced). A real directory at `path` is an error, never replaced.
@@ -410,6 +418,41 @@ impl Beneath {
     }
 }
 
+/// Links many files beneath a root, folder after folder, keeping the last
+/// folder open between them (a folder is opened beneath the root once,
+/// not once per file). For a tree nobody else writes to while it is made
+/// (a release being built), which its writer flushes once.
+#[derive(Debug)]
+pub struct Linker<'a> {
+    root: &'a Beneath,
+    /// The folder (relative to the root) the last file went in.
+    folder: Option<(PathBuf, OwnedFd)>,
+}
+
+impl Linker<'_> {
+    /// As [`Beneath::link_file`]; the folder of `path` must exist.
+    pub fn link_file(&mut self, source: &Path, path: &Path) -> Result<(), WriteError> {
+        let relative = self.root.relative(path)?;
+        let (Some(parent), Some(name)) = (relative.parent(), relative.file_name()) else {
+            return self.root.link_file(source, path);
+        };
+        if self.folder.as_ref().is_none_or(|(open, _)| open != parent) {
+            let dir = self
+                .root
+                .open_dir(parent)
+                .map_err(failed("cannot open the directory of", path))?;
+            self.folder = Some((parent.to_path_buf(), dir));
+        }
+        let (_, dir) = self.folder.as_ref().expect("opened above");
+        match linkat(AT_FDCWD, source, dir, name, AtFlags::empty()) {
+            Ok(()) => Ok(()),
+            // Something is there: replaced as `link_file` does.
+            Err(Errno::EEXIST) => self.root.link_file(source, path),
+            Err(e) => Err(failed("cannot link", path)(io(e))),
+        }
+    }
+}
+
 /// Renames `tmp` over `name` in `dir` (removing `tmp` when that fails),
 /// then fsyncs `dir` so that the rename is durable.
 fn rename_into_place(
@@ -529,6 +572,46 @@ mod tests {
         let inside = root.join(outside.path().strip_prefix("/").unwrap());
         assert_eq!(fs::read(inside.join("planted/f")).unwrap(), b"x");
         assert_eq!(fs::read(root.join("planted/c")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_linker_links_folder_after_folder_beneath_the_root() {
+        let (outside, top, root) = hostile_root();
+        let b = Beneath::open(&root).unwrap();
+        let source = top.path().join("source");
+        fs::write(&source, "object").unwrap();
+        fs::write(top.path().join("other"), "other").unwrap();
+        fs::write(root.join("lib/b.jar"), "old").unwrap();
+        let mut linker = b.linker();
+        for path in [
+            "top.txt",
+            "lib/a.jar",
+            "lib/b.jar",
+            "top2.txt",
+            "abs/planted",
+        ] {
+            linker.link_file(&source, &root.join(path)).unwrap();
+        }
+        let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        for path in ["top.txt", "lib/a.jar", "lib/b.jar", "top2.txt"] {
+            assert_eq!(ino(&root.join(path)), ino(&source), "{path}");
+        }
+        // The absolute link resolved as if the root were `/`.
+        assert!(entries(outside.path()).is_empty());
+        assert!(
+            fs::metadata(
+                root.join(outside.path().strip_prefix("/").unwrap())
+                    .join("planted")
+            )
+            .is_ok()
+        );
+        let e = linker
+            .link_file(&source, &root.join("missing/x"))
+            .unwrap_err();
+        assert_eq!(e.io_error().kind(), io::ErrorKind::NotFound);
+        assert!(linker.link_file(&source, &top.path().join("out")).is_err());
+        assert!(linker.link_file(&source, &root.join("lib/../x")).is_err());
+        assert_eq!(entries(top.path()), ["other", "root", "source"]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use rigger_common::beneath::Beneath;
+use rigger_common::beneath::{Beneath, Linker};
 use rigger_common::catalog::TreeSpec;
 use rigger_common::digest::Digest;
 use rigger_common::manifest::{Entry, EntryKind};
@@ -109,11 +109,7 @@ pub fn place_linked(
     let EntryKind::File { digest, .. } = &entry.kind else {
         return Ok(true);
     };
-    let object = ctx
-        .cache
-        .object(digest, entry.mode, suspect)
-        .map_err(|e| ResourceError::Other(format!("cannot read cached blob {digest}: {e}")))?;
-    let Some(object) = object else {
+    let Some(object) = cached_object(ctx, digest, entry.mode, suspect)? else {
         return Ok(false);
     };
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -121,6 +117,47 @@ pub fn place_linked(
     }
     root.link_file(&object, dest)?;
     Ok(true)
+}
+
+/// [`place_linked`] into a release being built, whose folders were made
+/// first: through `linker`, which keeps each folder open for the files
+/// after it (a folder the manifest does not list is made when missing).
+pub fn link_into_new_release(
+    ctx: &ApplyContext,
+    release: &Beneath,
+    linker: &mut Linker,
+    dest: &Path,
+    entry: &Entry,
+) -> Result<bool, ResourceError> {
+    let EntryKind::File { digest, .. } = &entry.kind else {
+        return Ok(true);
+    };
+    let Some(object) = cached_object(ctx, digest, entry.mode, &HashSet::new())? else {
+        return Ok(false);
+    };
+    match linker.link_file(&object, dest) {
+        Err(e) if e.io_error().kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+                release.create_dir_all(parent)?;
+            }
+            release.link_file(&object, dest)?;
+        }
+        linked => linked?,
+    }
+    Ok(true)
+}
+
+/// The intact cached object of `digest` with `mode`, as
+/// [`ContentCache::object`] gives it.
+fn cached_object(
+    ctx: &ApplyContext,
+    digest: &Digest,
+    mode: u32,
+    suspect: &HashSet<u64>,
+) -> Result<Option<std::path::PathBuf>, ResourceError> {
+    ctx.cache
+        .object(digest, mode, suspect)
+        .map_err(|e| ResourceError::Other(format!("cannot read cached blob {digest}: {e}")))
 }
 
 /// The inodes of `paths` (regular files only): a changed linked file's

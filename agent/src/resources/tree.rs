@@ -21,7 +21,7 @@ use rigger_common::digest::Digest;
 use rigger_common::manifest::{Entry, EntryKind, Manifest};
 
 use super::owner::DesiredOwner;
-use super::sharing::{self, Sharing, is_linked_intact, place_linked};
+use super::sharing::{self, Sharing, is_linked_intact, link_into_new_release, place_linked};
 use super::{ApplyContext, Change, ResourceError};
 use crate::file_meta::{FileMeta, is_folder_in, link_in, open_folder, stat_in};
 use crate::release::{
@@ -433,6 +433,7 @@ fn materialize(
             .map(|part| {
                 let release = &release;
                 scope.spawn(move || {
+                    let mut linker = release.linker();
                     for e in part {
                         let dest = Path::new(&e.path);
                         // Each blob was checked when the run fetched what
@@ -440,7 +441,7 @@ fn materialize(
                         let placed = if !sharing.links(e) {
                             place_entry(ctx, release, dest, e).map(|()| true)
                         } else {
-                            place_linked(ctx, release, dest, e, &HashSet::new())
+                            link_into_new_release(ctx, release, &mut linker, dest, e)
                         };
                         match placed {
                             Ok(true) => {}
