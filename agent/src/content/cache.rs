@@ -104,8 +104,21 @@ impl ContentCache {
         mode: u32,
         suspect: &HashSet<u64>,
     ) -> io::Result<Option<PathBuf>> {
+        Ok(self
+            .object_and_metadata(digest, mode, suspect)?
+            .map(|(object, _)| object))
+    }
+
+    /// [`ContentCache::object`] with the object's metadata: what a hard
+    /// link to it shows (its stat key, without another `stat`).
+    pub fn object_and_metadata(
+        &self,
+        digest: &Digest,
+        mode: u32,
+        suspect: &HashSet<u64>,
+    ) -> io::Result<Option<(PathBuf, std::fs::Metadata)>> {
         let blob = self.path_of(digest);
-        let meta = match std::fs::symlink_metadata(&blob) {
+        let mut meta = match std::fs::symlink_metadata(&blob) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -117,20 +130,26 @@ impl ContentCache {
                 return Ok(None);
             }
             tracing::info!(blob = %digest, "a cached blob's metadata was changed: made a fresh copy of its verified bytes");
+            meta = std::fs::symlink_metadata(&blob)?;
         }
         let mode = shared_mode(mode);
         if mode == BLOB_MODE {
-            return Ok(Some(blob));
+            return Ok(Some((blob, meta)));
         }
         let object = self.object_path(digest, mode);
         let intact = std::fs::symlink_metadata(&object)
-            .is_ok_and(|m| is_intact(&m, mode) && !suspect.contains(&m.ino()));
-        if !intact && !self.renew(digest, &blob, &object, mode)? {
+            .ok()
+            .filter(|m| is_intact(m, mode) && !suspect.contains(&m.ino()));
+        if let Some(meta) = intact {
+            return Ok(Some((object, meta)));
+        }
+        if !self.renew(digest, &blob, &object, mode)? {
             // The blob changed between its check and the copy.
             std::fs::remove_file(&blob)?;
             return Ok(None);
         }
-        Ok(Some(object))
+        let meta = std::fs::symlink_metadata(&object)?;
+        Ok(Some((object, meta)))
     }
 
     /// Writes a fresh object at `to` from `from`'s bytes when they hash to

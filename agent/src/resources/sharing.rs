@@ -28,7 +28,7 @@ use rigger_common::manifest::{Entry, EntryKind};
 use super::{ApplyContext, ResourceError};
 use crate::content::ContentCache;
 use crate::content::cache::{is_intact, shared_mode};
-use crate::release::{Release, read_marker, stat_key, write_marker};
+use crate::release::{Release, StatKey, read_marker, stat_key, write_marker};
 
 /// Which files of one release are links to the cache's objects.
 #[derive(Debug, Clone, Copy)]
@@ -109,7 +109,7 @@ pub fn place_linked(
     let EntryKind::File { digest, .. } = &entry.kind else {
         return Ok(true);
     };
-    let Some(object) = cached_object(ctx, digest, entry.mode, suspect)? else {
+    let Some((object, _)) = cached_object(ctx, digest, entry.mode, suspect)? else {
         return Ok(false);
     };
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -119,21 +119,26 @@ pub fn place_linked(
     Ok(true)
 }
 
-/// [`place_linked`] into a release being built, whose folders were made
-/// first: through `linker`, which keeps each folder open for the files
-/// after it (a folder the manifest does not list is made when missing).
+/// [`place_linked`] for a file entry of a release being built, whose
+/// folders were made first: through `linker`, which keeps each folder open
+/// for the files after it (a folder the manifest does not list is made
+/// when missing). Returns the file's stat key (its object's), `None` when
+/// its blob is not cached.
 pub fn link_into_new_release(
     ctx: &ApplyContext,
     release: &Beneath,
     linker: &mut Linker,
     dest: &Path,
     entry: &Entry,
-) -> Result<bool, ResourceError> {
+) -> Result<Option<StatKey>, ResourceError> {
     let EntryKind::File { digest, .. } = &entry.kind else {
-        return Ok(true);
+        return Err(ResourceError::Other(format!(
+            "{} is not a file: it cannot be linked",
+            entry.path
+        )));
     };
-    let Some(object) = cached_object(ctx, digest, entry.mode, &HashSet::new())? else {
-        return Ok(false);
+    let Some((object, meta)) = cached_object(ctx, digest, entry.mode, &HashSet::new())? else {
+        return Ok(None);
     };
     match linker.link_file(&object, dest) {
         Err(e) if e.io_error().kind() == std::io::ErrorKind::NotFound => {
@@ -144,19 +149,20 @@ pub fn link_into_new_release(
         }
         linked => linked?,
     }
-    Ok(true)
+    // A hard link shows its object's size, mtime and inode.
+    Ok(Some(stat_key(&meta)))
 }
 
-/// The intact cached object of `digest` with `mode`, as
-/// [`ContentCache::object`] gives it.
+/// The intact cached object of `digest` with `mode` and its metadata, as
+/// [`ContentCache::object_and_metadata`] gives them.
 fn cached_object(
     ctx: &ApplyContext,
     digest: &Digest,
     mode: u32,
     suspect: &HashSet<u64>,
-) -> Result<Option<std::path::PathBuf>, ResourceError> {
+) -> Result<Option<(std::path::PathBuf, fs::Metadata)>, ResourceError> {
     ctx.cache
-        .object(digest, mode, suspect)
+        .object_and_metadata(digest, mode, suspect)
         .map_err(|e| ResourceError::Other(format!("cannot read cached blob {digest}: {e}")))
 }
 

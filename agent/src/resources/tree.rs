@@ -11,7 +11,7 @@
 //! Files a release shares with the cache (hard links, `sharing.rs`) are
 //! never changed in place: a repair links a fresh, verified object.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 
@@ -25,8 +25,8 @@ use super::sharing::{self, Sharing, is_linked_intact, link_into_new_release, pla
 use super::{ApplyContext, Change, ResourceError};
 use crate::file_meta::{FileMeta, is_folder_in, link_in, open_folder, stat_in};
 use crate::release::{
-    Release, ReleaseMarker, StatIndex, read_head, read_marker_with, stat_key, write_marker,
-    write_new_marker,
+    Release, ReleaseMarker, StatIndex, StatKey, read_head, read_marker_with, stat_key,
+    write_marker, write_new_marker,
 };
 use crate::release_index::{IndexedEntry, IndexedKind, ReleaseIndex};
 
@@ -427,25 +427,31 @@ fn materialize(
         .map_or(2, |n| n.get())
         .clamp(1, 4);
     let chunk = files.len().div_ceil(threads).max(1);
-    let results: Vec<Result<(), ResourceError>> = std::thread::scope(|scope| {
+    // Each thread gives back the stat keys of the files it linked (their
+    // objects'): the index needs no second `stat` of those.
+    type Linked<'e> = Vec<(&'e str, StatKey)>;
+    let results: Vec<Result<Linked, ResourceError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
                 let release = &release;
                 scope.spawn(move || {
                     let mut linker = release.linker();
+                    let mut linked = Vec::new();
                     for e in part {
                         let dest = Path::new(&e.path);
                         // Each blob was checked when the run fetched what
                         // the cache lacked: one gone since is found here.
                         let placed = if !sharing.links(e) {
-                            place_entry(ctx, release, dest, e).map(|()| true)
+                            place_entry(ctx, release, dest, e).map(|()| Some(None))
                         } else {
                             link_into_new_release(ctx, release, &mut linker, dest, e)
+                                .map(|key| key.map(Some))
                         };
                         match placed {
-                            Ok(true) => {}
-                            Ok(false) => return Err(not_in_the_cache(e)),
+                            Ok(Some(Some(key))) => linked.push((e.path.as_str(), key)),
+                            Ok(Some(None)) => {}
+                            Ok(None) => return Err(not_in_the_cache(e)),
                             Err(_) if !blob_is_cached(ctx, e) => {
                                 return Err(not_in_the_cache(e));
                             }
@@ -453,12 +459,15 @@ fn materialize(
                         }
                         // Crash tests: `FAILPOINTS=materialize-file=100*off->return`
                         // kills the agent after 100 files (feature `failpoints` only).
-                        fail::fail_point!("materialize-file", |_| -> Result<(), ResourceError> {
+                        fail::fail_point!("materialize-file", |_| -> Result<
+                            Linked,
+                            ResourceError,
+                        > {
                             eprintln!("failpoint materialize-file: aborting");
                             std::process::abort()
                         });
                     }
-                    Ok(())
+                    Ok(linked)
                 })
             })
             .collect();
@@ -470,10 +479,13 @@ fn materialize(
             })
             .collect()
     });
-    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-        let _ = root.remove_dir_all(&tmp);
-        return Err(e);
-    }
+    let linked: HashMap<&str, StatKey> = match results.into_iter().collect::<Result<Vec<_>, _>>() {
+        Ok(parts) => parts.into_iter().flatten().collect(),
+        Err(e) => {
+            let _ = root.remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
     for e in &enforced {
         if let EntryKind::Symlink { target } = &e.kind {
             release.create_symlink(Path::new(&e.path), Path::new(target))?;
@@ -493,6 +505,7 @@ fn materialize(
                 .copied()
                 .filter(|e| !spec.is_runtime_path(&e.path))
                 .collect::<Vec<_>>(),
+            &linked,
         ),
         shared: sharing.is_on(),
         left_out: left_out.clone(),
@@ -550,13 +563,17 @@ fn give_to_owner(
     Ok(())
 }
 
-fn index_of(root: &Path, files: &[&Entry]) -> StatIndex {
+/// The stat index of `files` under `root`: the keys `known` has (linked
+/// files, their objects'), the others' by a `stat`.
+fn index_of(root: &Path, files: &[&Entry], known: &HashMap<&str, StatKey>) -> StatIndex {
     files
         .iter()
         .filter_map(|e| {
-            fs::metadata(root.join(&e.path))
-                .ok()
-                .map(|m| (e.path.clone(), stat_key(&m)))
+            let key = match known.get(e.path.as_str()) {
+                Some(key) => *key,
+                None => stat_key(&fs::metadata(root.join(&e.path)).ok()?),
+            };
+            Some((e.path.clone(), key))
         })
         .collect()
 }
@@ -593,7 +610,7 @@ pub fn place_entry(
 /// again).
 struct Inspection<'a> {
     damaged: Vec<&'a Entry>,
-    refreshed: Vec<(String, crate::release::StatKey)>,
+    refreshed: Vec<(String, StatKey)>,
 }
 
 /// Enforced files that differ from the manifest: by the index (size, mtime,
@@ -704,7 +721,7 @@ enum Look {
     Damaged,
     /// A file as expected except for its stat key (this one): only its
     /// content's hash can tell.
-    Moved(crate::release::StatKey),
+    Moved(StatKey),
 }
 
 /// Looks at one entry of a release (relative to its open folder): one
@@ -717,7 +734,7 @@ fn look_at(
     expected: Expected,
     linked: bool,
     owner: &DesiredOwner,
-    indexed: impl FnOnce(&crate::release::StatKey) -> bool,
+    indexed: impl FnOnce(&StatKey) -> bool,
 ) -> Look {
     let intact = match expected {
         Expected::Dir => is_folder_in(folder, path),
@@ -807,7 +824,7 @@ fn refresh_index(
     spec: &TreeSpec,
     (release, indexed): (&Path, bool),
     marker: &ReleaseMarker,
-    refreshed: Vec<(String, crate::release::StatKey)>,
+    refreshed: Vec<(String, StatKey)>,
     manifest: &Manifest,
 ) {
     // A release without a usable check index (`indexed`: one written by

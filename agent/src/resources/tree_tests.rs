@@ -289,6 +289,14 @@ fn releases_share_unchanged_files_with_the_cache_and_each_other() {
         inode(&new.release.join("bin/run.sh"))
     );
     assert!(read_marker(&new.release).unwrap().shared);
+    // Its index holds each file's own stat key (a linked file's is taken
+    // from its object, an executable's from its mode's object).
+    let marker = read_marker(&new.release).unwrap();
+    assert_eq!(marker.index.len(), 2, "{:?}", marker.index);
+    for (path, key) in &marker.index {
+        let meta = fs::symlink_metadata(new.release.join(path)).unwrap();
+        assert_eq!(*key, crate::release::stat_key(&meta), "{path}");
+    }
 }
 
 #[test]
