@@ -443,15 +443,15 @@ fn materialize(
                         // Each blob was checked when the run fetched what
                         // the cache lacked: one gone since is found here.
                         let placed = if !sharing.links(e) {
-                            place_entry(ctx, release, dest, e).map(|()| Some(None))
+                            place_entry(ctx, release, dest, e).map(|()| Placed::Copied)
                         } else {
                             link_into_new_release(ctx, release, &mut linker, dest, e)
-                                .map(|key| key.map(Some))
+                                .map(|key| key.map_or(Placed::NotCached, Placed::Linked))
                         };
                         match placed {
-                            Ok(Some(Some(key))) => linked.push((e.path.as_str(), key)),
-                            Ok(Some(None)) => {}
-                            Ok(None) => return Err(not_in_the_cache(e)),
+                            Ok(Placed::Linked(key)) => linked.push((e.path.as_str(), key)),
+                            Ok(Placed::Copied) => {}
+                            Ok(Placed::NotCached) => return Err(not_in_the_cache(e)),
                             Err(_) if !blob_is_cached(ctx, e) => {
                                 return Err(not_in_the_cache(e));
                             }
@@ -515,6 +515,16 @@ fn materialize(
     rigger_common::fsutil::sync_filesystem(&tmp).map_err(super::io_error("cannot flush", &tmp))?;
     root.rename(&tmp, &l.release)?;
     Ok(left_out)
+}
+
+/// What became of a file of a release being built.
+enum Placed {
+    /// Linked to its cached object, whose stat key it has.
+    Linked(StatKey),
+    /// Copied from the cache.
+    Copied,
+    /// Its blob is not in the cache.
+    NotCached,
 }
 
 /// Whether the blob of a file entry is in the cache.
