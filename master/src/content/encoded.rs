@@ -4,12 +4,16 @@
 //! encoding it again for each of them would be most of the master's work
 //! for those fetches. Only manifests are kept (never a rendered file,
 //! which may hold a secret); a digest names its content, so a kept
-//! encoding is never stale.
+//! encoding is never stale. An import encodes the manifest it made, so
+//! that the first node of a rollout (its canary) does not wait for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use rigger_common::blob_encoding;
 use rigger_common::digest::Digest;
+
+use super::blobs::BlobStore;
 
 /// The most encoded bytes kept; past it the cache starts again.
 const MAX_BYTES: usize = 16 << 20;
@@ -53,11 +57,56 @@ impl EncodedManifests {
             kept.bytes += size;
         }
     }
+
+    /// Reads manifest `digest` from `blobs` (verified) and keeps its
+    /// encoding, unless one is kept already; a manifest that cannot be
+    /// read is left to the first fetch, which says why.
+    pub async fn encode_from(&self, blobs: &dyn BlobStore, digest: Digest) {
+        if self.get(&digest).is_some() {
+            return;
+        }
+        let bytes = match blobs.read(&digest).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::debug!(manifest = %digest, error = %e, "cannot encode the manifest ahead of its first fetch");
+                return;
+            }
+        };
+        match tokio::task::spawn_blocking(move || blob_encoding::encode(&bytes)).await {
+            Ok(encoded) => self.keep(digest, encoded.map(Arc::from)),
+            Err(e) => {
+                tracing::debug!(manifest = %digest, error = %e, "cannot encode the manifest ahead of its first fetch")
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_manifest_is_encoded_ahead_and_a_missing_one_is_left_to_its_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = crate::content::blobs::LocalBlobStore::open(dir.path()).unwrap();
+        let manifest = "{\"path\": \"repository/components/plugins/a.jar\"}\n".repeat(500);
+        let digest = blobs
+            .put(manifest.clone().into_bytes())
+            .await
+            .unwrap()
+            .digest;
+        let cache = EncodedManifests::default();
+        cache.encode_from(&blobs, digest).await;
+        let Some(Some(encoded)) = cache.get(&digest) else {
+            panic!("the manifest was not encoded")
+        };
+        let mut decoder = blob_encoding::Decoder::new(Vec::new());
+        decoder.write(&encoded).unwrap();
+        assert_eq!(decoder.finish().unwrap().0, manifest.as_bytes());
+        let absent = Digest::of(b"absent");
+        cache.encode_from(&blobs, absent).await;
+        assert_eq!(cache.get(&absent), None);
+    }
 
     #[test]
     fn an_encoding_is_kept_by_digest_within_its_bound() {

@@ -370,6 +370,10 @@ async fn record(
     };
     if created {
         tracing::info!(product = name, version, level, tree = %tree.digest, files, new_bytes = tree.new_bytes, "product level imported");
+        state
+            .encoded_manifests
+            .encode_from(state.blobs.as_ref(), tree.digest)
+            .await;
         // Development environments run the highest level: their nodes get
         // it now (others only once it is promoted).
         state.site_changed.notify_one();
