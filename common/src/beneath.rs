@@ -221,15 +221,7 @@ impl Beneath {
     /// once (a release being built, before it gets its name).
     pub fn write_new(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
         let (dir, name) = self.parent_of(path)?;
-        let file = openat(
-            &dir,
-            name,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(mode),
-        )
-        .map_err(io)
-        .map_err(failed("cannot create", path))?;
-        let mut file = File::from(file);
+        let mut file = create_new(&dir, name, mode, path)?;
         fchmod(&file, Mode::from_bits_truncate(mode))
             .map_err(io)
             .and_then(|()| file.write_all(bytes))
@@ -246,15 +238,7 @@ impl Beneath {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(failed("cannot replace", path)(io(e))),
         }
-        let to = openat(
-            &dir,
-            name,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(mode),
-        )
-        .map_err(io)
-        .map_err(failed("cannot create", path))?;
-        let mut to = File::from(to);
+        let mut to = create_new(&dir, name, mode, path)?;
         // io::copy between files uses copy_file_range (reflinks where the
         // file system can).
         io::copy(&mut from, &mut to).map_err(failed("cannot copy to", path))?;
@@ -451,6 +435,21 @@ impl Linker<'_> {
             Err(e) => Err(failed("cannot link", path)(io(e))),
         }
     }
+}
+
+/// Creates `name` in `dir` for writing, with `mode` (less the umask):
+/// nothing may be there, and a link there is never followed. `path` names
+/// it in errors.
+fn create_new(dir: &OwnedFd, name: &OsStr, mode: u32, path: &Path) -> Result<File, WriteError> {
+    openat(
+        dir,
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(mode),
+    )
+    .map(File::from)
+    .map_err(io)
+    .map_err(failed("cannot create", path))
 }
 
 /// Renames `tmp` over `name` in `dir` (removing `tmp` when that fails),
