@@ -128,8 +128,12 @@ fi
 "$bin/rigger-master" --data-dir "$work/master" --listen 127.0.0.1:0 --site "$work/site" \
   --modules modules --admin-socket "$work/master.sock" >"$work/master.log" 2>&1 &
 pids+=($!)
+master_pid=$!
 for _ in $(seq 1 100); do [ -s "$work/master/listen.addr" ] && break; sleep 0.1; done
 addr=$(cat "$work/master/listen.addr")
+# The master's resident memory (KiB field of /proc status) in MiB.
+master_memory() { awk -v k="$1:" '$1 == k { printf "%.0f MiB", $2 / 1024 }' "/proc/$master_pid/status"; }
+master_started=$(master_memory VmRSS)
 ctl=("$bin/masterctl" --socket "$work/master.sock")
 
 t0=$(now); "${ctl[@]}" product import "$work/ga.zip" >/dev/null; t1=$(now)
@@ -235,3 +239,4 @@ RIGGER_LOG=warn agent "$disk/restored" >/dev/null 2>&1 || [ $? -eq 2 ]
 t1=$(now)
 echo "a restored node (cp -a: new inodes): first run $(elapsed "$t0" "$t1") s (re-hash, server start), then $(converged_runs "$disk/restored" 5)"
 echo "agent peak RSS: cold install $cold_rss, update $update_rss"
+echo "master RSS: started $master_started, now $(master_memory VmRSS), peak $(master_memory VmHWM)"

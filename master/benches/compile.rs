@@ -16,12 +16,6 @@ const COMPILES: usize = 300;
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let compiler = Compiler::new(vec![root.join("modules")], root.join("examples/site"));
-    let node = |i: usize| NodeContext {
-        certname: format!("bench-{i}"),
-        role: "is".into(),
-        inventory: vec![],
-        facts: serde_json::json!({"hostname": format!("bench-{i}"), "ip": format!("10.0.{}.{}", i / 250, i % 250 + 1)}),
-    };
     let products = sample_products(&root);
     let warm = compiler
         .compile(&node(0), &products)
@@ -107,26 +101,55 @@ fn main() {
         }
         let one_at_a_time = started.elapsed();
         // As a master serves its nodes: requests from two nodes at a time
-        // (one per core), other nodes than above.
-        let started = Instant::now();
-        for pair in (COMPILES..3 * COMPILES).collect::<Vec<_>>().chunks(2) {
-            let publishes = pair.iter().map(|&i| {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let n = node(i);
-                    rigger_master::catalogs::publish(&state, &n.certname, "is", n.facts)
-                        .await
-                        .expect("catalog");
-                })
-            });
-            for publish in publishes.collect::<Vec<_>>() {
-                publish.await.expect("publish task");
-            }
-        }
-        (one_at_a_time, started.elapsed())
+        // (one per core), then as many as the master compiles at once
+        // (`max_catalog_requests`: twice the cores, at least 4); other
+        // nodes than above.
+        let two_at_a_time = publish_in_groups(&state, COMPILES..3 * COMPILES, 2).await;
+        let at_once = rigger_master::config::MasterConfig::default_max_catalog_requests();
+        let many_at_a_time = publish_in_groups(&state, 3 * COMPILES..5 * COMPILES, at_once).await;
+        (one_at_a_time, two_at_a_time, (at_once, many_at_a_time))
     });
     report("compile + sign + store a new version", elapsed.0);
     report_count("the same, two nodes at a time", 2 * COMPILES, elapsed.1);
+    let (at_once, many) = elapsed.2;
+    report_count(
+        &format!("the same, {at_once} nodes at a time"),
+        2 * COMPILES,
+        many,
+    );
+}
+
+fn node(i: usize) -> NodeContext {
+    NodeContext {
+        certname: format!("bench-{i}"),
+        role: "is".into(),
+        inventory: vec![],
+        facts: serde_json::json!({"hostname": format!("bench-{i}"), "ip": format!("10.0.{}.{}", i / 250, i % 250 + 1)}),
+    }
+}
+
+/// Publishes a catalog for each node of `nodes`, `group` nodes at a time.
+async fn publish_in_groups(
+    state: &rigger_master::state::SharedState,
+    nodes: std::ops::Range<usize>,
+    group: usize,
+) -> Duration {
+    let started = Instant::now();
+    for chunk in nodes.collect::<Vec<_>>().chunks(group) {
+        let publishes = chunk.iter().map(|&i| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let n = node(i);
+                rigger_master::catalogs::publish(&state, &n.certname, "is", n.facts)
+                    .await
+                    .expect("catalog");
+            })
+        });
+        for publish in publishes.collect::<Vec<_>>() {
+            publish.await.expect("publish task");
+        }
+    }
+    started.elapsed()
 }
 
 /// The wso2is 5.11.0 tree the example site's `is` role needs.

@@ -128,6 +128,13 @@ impl MasterConfigFile {
 }
 
 impl MasterConfig {
+    /// Catalog requests compiled at once when the configuration does not
+    /// say: twice this machine's cores, at least 4.
+    pub fn default_max_catalog_requests() -> usize {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        (2 * cores).max(4)
+    }
+
     /// Layers `overrides` (flags and environment) over `file` over the defaults.
     pub fn resolve(
         file: MasterConfigFile,
@@ -263,11 +270,10 @@ impl MasterConfig {
             "127.0.0.1:9140",
             &mut problems,
         );
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let max_catalog_requests = overrides
             .max_catalog_requests
             .or(file.max_catalog_requests)
-            .map_or((2 * cores).max(4), |n| {
+            .map_or_else(Self::default_max_catalog_requests, |n| {
                 usize::try_from(n).unwrap_or(usize::MAX)
             });
         let max_blob_streams = overrides

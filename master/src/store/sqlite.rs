@@ -51,14 +51,19 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
+        // A SQLite connection is an open file, not a socket: nothing
+        // breaks it between uses, so sqlx's ping before each use (one more
+        // round trip to the connection's thread per query) is left out.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(sql("open the database"))?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
         let refreshed = SqlitePoolOptions::new()
             .max_connections(2)
+            .test_before_acquire(false)
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(sql("open the database"))?;
