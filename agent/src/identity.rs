@@ -29,6 +29,15 @@ pub struct Identity {
     pub signing_key: Vec<u8>,
 }
 
+/// Whether `a` and `b` connect to the master the same way: the same
+/// certname, certificate, key and trusted CA.
+pub fn same_credentials(a: &Identity, b: &Identity) -> bool {
+    a.certname == b.certname
+        && a.client.cert_pem == b.client.cert_pem
+        && a.client.key_pem == b.client.key_pem
+        && a.ca_pem == b.ca_pem
+}
+
 /// How to establish trust and enroll.
 #[derive(Debug, Clone)]
 pub struct EnrollSettings {
@@ -585,6 +594,33 @@ mod tests {
 
     fn read_in(dir: &Path, name: &str) -> Option<String> {
         std::fs::read_to_string(dir.join(name)).ok()
+    }
+
+    #[test]
+    fn credentials_are_the_same_only_when_everything_a_connection_uses_is() {
+        let (key, cert) = pair("n1");
+        let (other_key, other_cert) = pair("n1");
+        let identity = Identity {
+            certname: "n1".into(),
+            client: ClientIdentity {
+                cert_pem: cert,
+                key_pem: key,
+            },
+            ca_pem: "ca".into(),
+            signing_key: vec![1],
+        };
+        assert!(same_credentials(&identity, &identity.clone()));
+        let changes: [fn(&mut Identity, &str, &str); 4] = [
+            |i, _, _| i.certname = "n2".into(),
+            |i, cert, _| i.client.cert_pem = cert.into(),
+            |i, _, key| i.client.key_pem = key.into(),
+            |i, _, _| i.ca_pem = "another ca".into(),
+        ];
+        for change in changes {
+            let mut changed = identity.clone();
+            change(&mut changed, &other_cert, &other_key);
+            assert!(!same_credentials(&identity, &changed));
+        }
     }
 
     #[test]

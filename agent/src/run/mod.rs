@@ -62,6 +62,9 @@ pub enum RunError {
     ApplyTask(String),
 }
 
+/// A connection to the master, or why there is none.
+type Connection = Result<Arc<dyn MasterClient>, MasterError>;
+
 /// The agent: configuration, paths and (once enrolled) identity.
 pub struct Agent {
     /// Resolved configuration.
@@ -181,6 +184,34 @@ impl Agent {
         let identity = Arc::new(identity::ensure(&self.paths.ssl_dir(), &settings).await?);
         self.set_identity(identity.clone());
         Ok(identity)
+    }
+
+    /// The node's identity and a connection to its master made with it.
+    /// On a process's first run the stored identity connects while its
+    /// check runs (the check asks IMDS whether the identity is this
+    /// instance's): the connection is used only once the check returns the
+    /// same credentials, and an identity the check replaces (another
+    /// instance's, an expired one) connects again with the new one. The
+    /// early connection makes no request.
+    async fn identity_and_connection(&self) -> Result<(Arc<Identity>, Connection), RunError> {
+        let stored = match self.loaded_identity() {
+            Some(_) => None,
+            // A damaged identity is left to `identity()` to report.
+            None => identity::load(&self.paths.ssl_dir()).ok().flatten(),
+        };
+        let Some(stored) = stored else {
+            let identity = self.identity().await?;
+            let connection = self.connector.connect(&identity).await;
+            return Ok((identity, connection));
+        };
+        let (identity, early) = tokio::join!(self.identity(), self.connector.connect(&stored));
+        let identity = identity?;
+        if identity::same_credentials(&identity, &stored) {
+            return Ok((identity, early));
+        }
+        drop(early);
+        let connection = self.connector.connect(&identity).await;
+        Ok((identity, connection))
     }
 
     /// The identity loaded or enrolled so far, if any.
@@ -323,12 +354,10 @@ impl Agent {
         // The facts need neither the identity (whose check asks IMDS for the
         // instance's identity) nor the master's connection: gathered while
         // those two are made.
-        let (facts, identity_and_connection) =
-            tokio::join!(facts::gather(&self.config.imds), async {
-                let identity = self.identity().await?;
-                let connection = self.connector.connect(&identity).await;
-                Ok::<_, RunError>((identity, connection))
-            });
+        let (facts, identity_and_connection) = tokio::join!(
+            facts::gather(&self.config.imds),
+            self.identity_and_connection()
+        );
         let (identity, connection) = identity_and_connection?;
         phases.end("connect");
         let fetched = self.fetch(&identity, &facts, connection).await?;
@@ -493,7 +522,7 @@ impl Agent {
         &self,
         identity: &Identity,
         facts: &serde_json::Value,
-        connection: Result<Arc<dyn MasterClient>, MasterError>,
+        connection: Connection,
     ) -> Result<Fetched, RunError> {
         let applied = self.state.load().unwrap_or_default();
         let request = CatalogRequest {
