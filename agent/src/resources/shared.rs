@@ -335,11 +335,17 @@ fn seed(
         return Ok(()); // another node did it meanwhile
     }
     let files = source.map(Shipped::files).unwrap_or_default();
+    // Whether this seed wrote or removed anything on the share (a re-sync
+    // to a level that changes nothing in the folder does not).
+    let mut changed_share = true;
     match seeded {
         Some(seeded) => {
             let mut written = vec![target.clone()];
+            changed_share = false;
             if let Some(source) = source {
                 let done = resync(on_share, source, &target, &seeded.files)?;
+                changed_share =
+                    !done.written.is_empty() || done.removed > 0 || done.found_unrecorded > 0;
                 written.extend(done.written.iter().cloned());
                 let verb = if seeded.level > level {
                     "rolled back"
@@ -385,8 +391,10 @@ fn seed(
     }
     // What was copied is on the share's disk before the marker says so: one
     // flush of its file system (on EFS, NFS wrote each file at its close).
-    rigger_common::fsutil::sync_filesystem(&target)
-        .map_err(super::io_error("cannot flush the share at", &target))?;
+    if changed_share {
+        rigger_common::fsutil::sync_filesystem(&target)
+            .map_err(super::io_error("cannot flush the share at", &target))?;
+    }
     let marker = SeedMarker {
         product: l.marker.product.clone(),
         version: l.marker.version.clone(),
@@ -609,6 +617,10 @@ struct Resync {
     kept: Vec<String>,
     /// The files, folders and links it wrote.
     written: Vec<PathBuf>,
+    /// Files already as the level ships them though the marker does not
+    /// say so (an interrupted seed copied them, or an operator): their
+    /// bytes may not be on the share's disk yet.
+    found_unrecorded: usize,
 }
 
 /// Brings a share folder to a new level's product files: copies what the
@@ -658,6 +670,8 @@ fn resync(
             done.written.push(to);
         } else if current != Some(*digest) {
             done.kept.push(relative.clone());
+        } else {
+            done.found_unrecorded += 1;
         }
     }
     // Folders and links the level adds.
@@ -769,6 +783,8 @@ mod tests {
         put(&share, "webapps/same-edited.war", "operator's edit");
         fs::remove_file(share.join("webapps/lost.war")).unwrap();
         put(&share, "carbonapps/orders.car", "operator's own");
+        // An interrupted re-sync to level 2 copied d before it stopped.
+        put(&share, "webapps/d.war", "d2");
         // Level 2: a and edited change, gone and gone-edited go, c comes;
         // b, same-edited and lost are shipped as seeded.
         for (f, t) in [
@@ -776,6 +792,7 @@ mod tests {
             ("webapps/b.war", "b1"),
             ("webapps/edited.war", "e2"),
             ("webapps/c.war", "c2"),
+            ("webapps/d.war", "d2"),
             ("webapps/same-edited.war", "s1"),
             ("webapps/lost.war", "l1"),
         ] {
@@ -821,6 +838,9 @@ mod tests {
                 written: ["webapps/a.war", "webapps/c.war", "webapps/lost.war"]
                     .map(|f| share.join(f))
                     .into(),
+                // d: as level 2 ships it, not copied again, but its bytes
+                // may still be on their way to the disk.
+                found_unrecorded: 1,
             }
         );
         let leftovers: Vec<_> = fs::read_dir(share.join("webapps"))
