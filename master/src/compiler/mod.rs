@@ -864,6 +864,28 @@ health = "{{ runtime.health_url }}"
         );
     }
 
+    /// Node `n1` of role `r`, without facts or peers.
+    fn node_of_role_r() -> NodeContext {
+        NodeContext {
+            certname: "n1".into(),
+            role: "r".into(),
+            facts: serde_json::json!({}),
+            inventory: vec![],
+        }
+    }
+
+    /// The file resource `id` of a compiled catalog.
+    fn file_resource(content: &CatalogContent, id: &str) -> rigger_common::catalog::FileSpec {
+        content
+            .resources
+            .iter()
+            .find_map(|r| match (&r.spec, r.id == id) {
+                (rigger_common::catalog::ResourceSpec::File(f), true) => Some(f.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no file resource {id}"))
+    }
+
     #[test]
     fn files_using_a_secret_become_secret_and_others_do_not() {
         let dir = tempfile::tempdir().unwrap();
@@ -900,23 +922,10 @@ content = "heap = {{ heap }}"
             "[role]\nmodule = \"app\"\nprofile = \"p\"\n",
         );
         let compiler = Compiler::new(vec![modules], site.clone());
-        let node = NodeContext {
-            certname: "n1".into(),
-            role: "r".into(),
-            facts: serde_json::json!({}),
-            inventory: vec![],
-        };
+        let node = node_of_role_r();
         let secret_of = |content: &CatalogContent, id: &str| {
-            content
-                .resources
-                .iter()
-                .find_map(|r| match (&r.spec, r.id == id) {
-                    (rigger_common::catalog::ResourceSpec::File(f), true) => {
-                        Some((f.secret, f.content.clone()))
-                    }
-                    _ => None,
-                })
-                .unwrap()
+            let file = file_resource(content, id);
+            (file.secret, file.content)
         };
         let before = compiler.compile(&node, &Products::default()).unwrap();
         assert!(!secret_of(&before, "uses_secret").0, "no secrets yet");
@@ -933,6 +942,100 @@ content = "heap = {{ heap }}"
             !serde_json::to_string(&after.redacted())
                 .unwrap()
                 .contains("hunter2")
+        );
+    }
+
+    #[test]
+    fn edits_and_template_vars_using_a_secret_make_their_file_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().join("modules");
+        let site = dir.path().join("site");
+        write(
+            &modules.join("app/module.toml"),
+            r#"
+[module]
+name = "app"
+[profiles.p]
+[[profiles.p.resources]]
+id = "product"
+kind = "tree"
+product = "app"
+version = "1.0"
+update_level = "0"
+link = "/opt/app"
+releases_dir = "/opt/releases"
+[[profiles.p.resources]]
+id = "edited_with_secret"
+kind = "file"
+path = "/opt/app/conf/app.toml"
+edits = "app.toml.edits.toml"
+from = "product"
+[[profiles.p.resources]]
+id = "edited_plain"
+kind = "file"
+path = "/opt/app/conf/other.toml"
+edits = "other.toml.edits.toml"
+from = "product"
+[[profiles.p.resources]]
+id = "vars_with_secret"
+kind = "file"
+path = "/etc/app/db.conf"
+template = "db.conf.j2"
+vars = { pass = "{{ db.password }}" }
+"#,
+        );
+        write(
+            &modules.join("app/templates/app.toml.edits.toml"),
+            "[[edit]]\nset = \"db.password\"\nvalue = \"{{ db.password }}\"\n",
+        );
+        write(
+            &modules.join("app/templates/other.toml.edits.toml"),
+            "[[edit]]\nset = \"server.heap\"\nvalue = \"{{ heap }}\"\n",
+        );
+        write(
+            &modules.join("app/templates/db.conf.j2"),
+            "password = {{ pass }}\n",
+        );
+        for file in ["app.toml", "other.toml"] {
+            write(
+                &modules.join("app/reference/app-1.0/conf").join(file),
+                "# shipped\n[db]\npassword = \"changeme\"\n[server]\nheap = \"1g\"\n",
+            );
+        }
+        write(
+            &modules.join("app/data/defaults.toml"),
+            "heap = \"2g\"\n[db]\npassword = \"default\"\n",
+        );
+        write(
+            &site.join("roles/r.toml"),
+            "[role]\nmodule = \"app\"\nprofile = \"p\"\n",
+        );
+        write(
+            &site.join("secrets/roles/r.toml"),
+            "[db]\npassword = \"hunter2\"\n",
+        );
+        let compiler = Compiler::new(vec![modules.clone()], site);
+        let products = Products::permissive()
+            .with_pack_files(std::sync::Arc::new(ReferenceFiles::new(vec![modules])));
+        let content = compiler.compile(&node_of_role_r(), &products).unwrap();
+        let file = |id: &str| file_resource(&content, id);
+        let edited = file("edited_with_secret");
+        assert!(edited.secret, "{edited:?}");
+        assert!(edited.content.contains("hunter2"), "{}", edited.content);
+        let redacted = edited.redacted_content.as_deref().unwrap();
+        assert!(
+            redacted.contains(rigger_common::catalog::REDACTED)
+                && !redacted.contains("hunter2")
+                && redacted.contains("# shipped"),
+            "{redacted}"
+        );
+        let plain = file("edited_plain");
+        assert!(!plain.secret && plain.content.contains("2g"), "{plain:?}");
+        let vars = file("vars_with_secret");
+        assert!(vars.secret && vars.content.contains("hunter2"), "{vars:?}");
+        assert_eq!(
+            vars.redacted_content.as_deref(),
+            Some(format!("password = {}\n", rigger_common::catalog::REDACTED).as_str())
         );
     }
 }

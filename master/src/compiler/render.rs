@@ -135,7 +135,7 @@ pub fn resources(
     let no_peers = has_peers(context).then(|| without_peers(context));
     let no_peers = no_peers.as_ref().map(Ctx::of);
     let context = Ctx::of(context);
-    let bases = tree_bases(env, module, profile, &context, products);
+    let (bases, mut trees) = tree_bases(env, module, profile, &context, products);
     for (index, declaration) in profile.resources.iter().enumerate() {
         let id = declaration
             .get("id")
@@ -170,7 +170,12 @@ pub fn resources(
             products,
             bases: &bases,
         };
-        match declared.render(&context) {
+        // A tree rendered for the bases is not rendered again.
+        let rendered = match trees.remove(&index) {
+            Some(tree) => Ok(tree),
+            None => declared.render(&context),
+        };
+        match rendered {
             Ok(resource) if rendered_size(&resource) > MAX_RENDERED_BYTES => {
                 errors.push(CompileError::Resource {
                     file: origin.clone(),
@@ -220,7 +225,7 @@ pub fn used_markers(
     let manifest = module.manifest_path();
     let mut used = Vec::new();
     let context = Ctx::of(context);
-    let bases = tree_bases(env, module, profile, &context, products);
+    let (bases, _) = tree_bases(env, module, profile, &context, products);
     for (index, declaration) in profile.resources.iter().enumerate() {
         if used.len() == markers.len() {
             break;
@@ -255,18 +260,20 @@ pub fn used_markers(
 }
 
 /// The profile's trees (those `when` keeps) rendered by id: the bases of
-/// files edited `from` them. A tree that does not render is left out here;
-/// the main pass reports its error.
+/// files edited `from` them; and the same trees' resources by their index
+/// in the profile. A tree that does not render is left out here; the main
+/// pass reports its error.
 fn tree_bases(
     env: &Templates,
     module: &Module,
     profile: &Profile,
     context: &Ctx<'_>,
     products: &Products,
-) -> Bases {
+) -> (Bases, std::collections::HashMap<usize, Resource>) {
     let manifest = module.manifest_path();
     let none = Bases::new();
     let mut bases = Bases::new();
+    let mut trees = std::collections::HashMap::new();
     for (index, declaration) in profile.resources.iter().enumerate() {
         if declaration.get("kind").and_then(toml::Value::as_str) != Some("tree") {
             continue;
@@ -285,16 +292,14 @@ fn tree_bases(
             products,
             bases: &none,
         };
-        if let Ok(Resource {
-            id,
-            spec: ResourceSpec::Tree(tree),
-            ..
-        }) = declared.render(context)
-        {
-            bases.insert(id, tree);
+        if let Ok(resource) = declared.render(context) {
+            if let ResourceSpec::Tree(tree) = &resource.spec {
+                bases.insert(resource.id.clone(), tree.clone());
+                trees.insert(index, resource);
+            }
         }
     }
-    bases
+    (bases, trees)
 }
 
 /// `subscribes = ["id", …]` (a resource refreshed when another changes,
@@ -452,6 +457,42 @@ impl Declared<'_> {
             _ => None,
         }
     }
+
+    /// The content of a file without a `source` under another context, if
+    /// it renders: what secret detection and the restart key compare.
+    /// Renders only what the content comes from (the template and its
+    /// `vars`; the edits with `from` and `path`; or the `content` field),
+    /// not the declaration's other fields.
+    fn content_under(&self, context: &Ctx<'_>) -> Option<String> {
+        let field = |key: &str| -> Option<Option<Value>> {
+            match self.table.get(key) {
+                None => Some(None),
+                Some(value) => render_value_in(self.env, value, &context.converted)
+                    .ok()
+                    .map(Some),
+            }
+        };
+        match (self.table.get("template"), self.table.get("edits")) {
+            (Some(_), Some(_)) => None,
+            (Some(name), None) => template_content(self, name.as_str()?, field("vars")?, context)
+                .ok()?
+                .ok(),
+            (None, Some(name)) => {
+                let mut rendered = Map::new();
+                for key in ["id", "from", "path"] {
+                    if let Some(value) = field(key)? {
+                        rendered.insert(key.into(), value);
+                    }
+                }
+                edited(self, name.as_str()?, &mut rendered, &context.converted).ok()
+            }
+            (None, None) => match field("content")? {
+                Some(Value::String(content)) => Some(content),
+                None => Some(String::new()),
+                Some(_) => None,
+            },
+        }
+    }
 }
 
 /// The most a rendered file may hold: catalogs travel in one gRPC message
@@ -493,7 +534,14 @@ fn set_restart_key(
         None => key.of(o.content.as_bytes()),
     };
     file.restart_key = match no_peers {
-        Some(no_peers) => declared.file_under(no_peers).as_ref().map(keyed),
+        // A file from a source (an artifact, a secret file) is keyed by
+        // the source it resolves to: the whole declaration renders.
+        Some(no_peers) if file.source.is_some() => {
+            declared.file_under(no_peers).as_ref().map(keyed)
+        }
+        Some(no_peers) => declared
+            .content_under(no_peers)
+            .map(|content| key.of(content.as_bytes())),
         None => Some(keyed(file)),
     };
 }
@@ -509,7 +557,7 @@ fn mark_secret(declared: &Declared<'_>, masked: &Ctx<'_>, resource: &mut Resourc
     if file.source.is_some() {
         return;
     }
-    let masked_content = declared.file_under(masked).map(|o| o.content);
+    let masked_content = declared.content_under(masked);
     match masked_content {
         Some(content) if content == file.content => {}
         Some(content) => {
@@ -581,35 +629,8 @@ fn render_resource(declared: &Declared<'_>, context: &Ctx<'_>) -> Result<Resourc
         let name = name
             .as_str()
             .ok_or_else(|| resource_error("field \"template\" must be a string".into()))?;
-        let (path, source) = template_of(declared, name)?;
-        // `vars` (already rendered) extend the context of this template only.
-        let local;
-        let template_context = match rendered.remove("vars") {
-            Some(Value::Object(vars)) => {
-                let mut extended = context.json.clone();
-                if let Value::Object(root) = &mut extended {
-                    root.extend(vars);
-                }
-                local = minijinja::Value::from_serialize(&extended);
-                &local
-            }
-            Some(_) => return Err(resource_error("field \"vars\" must be a table".into())),
-            None => converted,
-        };
-        let content = env
-            .render_file(&path, &source, template_context)
-            .map_err(|e| CompileError::Template {
-                file: path.clone(),
-                message: describe(&e),
-            })?;
-        if let Some(format) = Format::of(name) {
-            format
-                .check_rendered(name, &content)
-                .map_err(|message| CompileError::Template {
-                    file: path,
-                    message,
-                })?;
-        }
+        let content = template_content(declared, name, rendered.remove("vars"), context)?
+            .map_err(resource_error)?;
         rendered.insert("content".into(), Value::String(content));
     }
     if let Some(name) = declaration.get("edits") {
@@ -642,6 +663,49 @@ fn render_resource(declared: &Declared<'_>, context: &Ctx<'_>) -> Result<Resourc
         rendered.insert("mode".into(), parse_mode(&mode).map_err(resource_error)?);
     }
     serde_json::from_value(Value::Object(rendered)).map_err(|e| resource_error(e.to_string()))
+}
+
+/// The rendering of template `name` under `context` extended by the
+/// declaration's `vars` (already rendered), checked as its format's text.
+/// The outer error is the template's; the inner one a field's (`vars` not
+/// a table).
+fn template_content(
+    declared: &Declared<'_>,
+    name: &str,
+    vars: Option<Value>,
+    context: &Ctx<'_>,
+) -> Result<Result<String, String>, CompileError> {
+    let (path, source) = template_of(declared, name)?;
+    // `vars` extend the context of this template only.
+    let local;
+    let template_context = match vars {
+        Some(Value::Object(vars)) => {
+            let mut extended = context.json.clone();
+            if let Value::Object(root) = &mut extended {
+                root.extend(vars);
+            }
+            local = minijinja::Value::from_serialize(&extended);
+            &local
+        }
+        Some(_) => return Ok(Err("field \"vars\" must be a table".into())),
+        None => &context.converted,
+    };
+    let content = declared
+        .env
+        .render_file(&path, &source, template_context)
+        .map_err(|e| CompileError::Template {
+            file: path.clone(),
+            message: describe(&e),
+        })?;
+    if let Some(format) = Format::of(name) {
+        format
+            .check_rendered(name, &content)
+            .map_err(|message| CompileError::Template {
+                file: path,
+                message,
+            })?;
+    }
+    Ok(Ok(content))
 }
 
 /// A template of the module (a library's resources name templates of the
