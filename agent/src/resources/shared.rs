@@ -335,17 +335,15 @@ fn seed(
         return Ok(()); // another node did it meanwhile
     }
     let files = source.map(Shipped::files).unwrap_or_default();
-    // Whether this seed wrote or removed anything on the share (a re-sync
-    // to a level that changes nothing in the folder does not).
-    let mut changed_share = true;
-    match seeded {
+    // Whether this seed may have left bytes on their way to the share's
+    // disk (a re-sync to a level that changes nothing in the folder does not).
+    let unflushed = match seeded {
         Some(seeded) => {
             let mut written = vec![target.clone()];
-            changed_share = false;
+            let mut unflushed = false;
             if let Some(source) = source {
                 let done = resync(on_share, source, &target, &seeded.files)?;
-                changed_share =
-                    !done.written.is_empty() || done.removed > 0 || done.found_unrecorded > 0;
+                unflushed = done.may_be_unflushed();
                 written.extend(done.written.iter().cloned());
                 let verb = if seeded.level > level {
                     "rolled back"
@@ -369,6 +367,7 @@ fn seed(
             // given at the seed or is the servers' own: not walked again
             // (a share holds every tenant's files, over NFS).
             give_paths(on_share, &written, owner)?;
+            unflushed
         }
         None if target.exists() => {
             // A folder someone made before Rigger: adopt it, add what is missing.
@@ -377,6 +376,7 @@ fn seed(
             }
             // Adopted: everything in it belongs to the server, once.
             give_tree(on_share, &target, owner)?;
+            true
         }
         None => {
             let tmp = l.share.join(format!(".tmp-{name}-{}", std::process::id()));
@@ -387,11 +387,12 @@ fn seed(
             }
             give_tree(on_share, &tmp, owner)?;
             on_share.rename_unflushed(&tmp, &target)?;
+            true
         }
-    }
+    };
     // What was copied is on the share's disk before the marker says so: one
     // flush of its file system (on EFS, NFS wrote each file at its close).
-    if changed_share {
+    if unflushed {
         rigger_common::fsutil::sync_filesystem(&target)
             .map_err(super::io_error("cannot flush the share at", &target))?;
     }
@@ -621,6 +622,14 @@ struct Resync {
     /// say so (an interrupted seed copied them, or an operator): their
     /// bytes may not be on the share's disk yet.
     found_unrecorded: usize,
+}
+
+impl Resync {
+    /// Whether it wrote or removed anything, or found files an earlier
+    /// seed may not have flushed.
+    fn may_be_unflushed(&self) -> bool {
+        !self.written.is_empty() || self.removed > 0 || self.found_unrecorded > 0
+    }
 }
 
 /// Brings a share folder to a new level's product files: copies what the

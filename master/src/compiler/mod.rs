@@ -833,12 +833,7 @@ health = "{{ runtime.health_url }}"
             "[role]\nmodule = \"app\"\nprofile = \"p\"\n",
         );
         let compiler = Compiler::new(vec![modules.clone()], site);
-        let node = NodeContext {
-            certname: "n1".into(),
-            role: "r".into(),
-            facts: serde_json::json!({}),
-            inventory: vec![],
-        };
+        let node = node_of_role_r();
         let content_of = |c: &CatalogContent| match &c.resources[0].spec {
             rigger_common::catalog::ResourceSpec::File(f) => f.content.clone(),
             _ => unreachable!(),
