@@ -16,7 +16,8 @@ pub mod sharing;
 pub mod symlink;
 pub mod tree;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use rigger_common::beneath::Beneath;
 
@@ -52,6 +53,10 @@ pub struct ApplyContext {
     pub supervising: bool,
     /// The root every write resolves beneath (opened on first use).
     root: std::sync::Arc<std::sync::OnceLock<Beneath>>,
+    /// Releases `tree::prepare` built in this run, with the folders they
+    /// left out for the share: their switch, moments later, takes them as
+    /// built instead of inspecting every file again.
+    built_releases: std::sync::Arc<std::sync::Mutex<HashMap<PathBuf, Vec<String>>>>,
 }
 
 /// The host's programs a resource runs instead of making a system call:
@@ -111,7 +116,26 @@ impl ApplyContext {
             catalog_version: 0,
             supervising: false,
             root: Default::default(),
+            built_releases: Default::default(),
         }
+    }
+
+    /// Records that this run built the release at `release` (leaving
+    /// `left_out` for the share).
+    pub(crate) fn note_built_release(&self, release: PathBuf, left_out: Vec<String>) {
+        self.built_releases
+            .lock()
+            .expect("built releases")
+            .insert(release, left_out);
+    }
+
+    /// The folders the release at `release` left out, if this run built
+    /// it and has not switched to it yet; once only.
+    pub(crate) fn take_built_release(&self, release: &Path) -> Option<Vec<String>> {
+        self.built_releases
+            .lock()
+            .expect("built releases")
+            .remove(release)
     }
 
     /// The agent's root as a confinement root: every write under `--root`

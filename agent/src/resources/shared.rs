@@ -15,7 +15,7 @@
 //! resource (and the server that requires it) with a clear error, so a
 //! server never starts on empty local folders.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -562,11 +562,13 @@ impl Shipped {
         fill: Fill,
     ) -> Result<Vec<PathBuf>, ResourceError> {
         on_share.create_dir_all(to)?;
-        let overwrite = fill == Fill::Everything;
+        let overwrite = matches!(fill, Fill::Everything);
         let mut written = Vec::new();
         for (relative, item) in &self.items {
-            if fill == Fill::MissingFoldersAndLinks && matches!(item, Item::File { .. }) {
-                continue;
+            if let Fill::MissingFoldersAndLinks { there } = fill {
+                if matches!(item, Item::File { .. }) || there.contains(relative.as_str()) {
+                    continue;
+                }
             }
             let dst = to.join(relative);
             let missing = fs::symlink_metadata(&dst).is_err();
@@ -589,16 +591,20 @@ impl Shipped {
 }
 
 /// What [`Shipped::copy_into`] writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fill {
+#[derive(Debug, Clone, Copy)]
+enum Fill<'a> {
     /// Everything, replacing files and links that exist (the product's
     /// own).
     Everything,
     /// Only what is missing.
     Missing,
     /// Only the folders and links that are missing (a re-sync, which
-    /// looked at the files itself).
-    MissingFoldersAndLinks,
+    /// looked at the files itself); the folders in `there` are known to
+    /// be on the share already.
+    MissingFoldersAndLinks {
+        /// Folders the re-sync found files in.
+        there: &'a HashSet<&'a str>,
+    },
 }
 
 /// Creates the folder `path` goes in, on the share.
@@ -647,45 +653,74 @@ fn resync(
     seeded: &BTreeMap<String, Digest>,
 ) -> Result<Resync, ResourceError> {
     let mut done = Resync::default();
-    let mut shipped = std::collections::HashSet::new();
-    for (relative, item) in &source.items {
-        let Item::File { from, mode, digest } = item else {
-            continue;
-        };
-        shipped.insert(relative.as_str());
-        let to = target.join(relative);
-        let present = fs::symlink_metadata(&to).is_ok();
-        if seeded.get(relative) == Some(digest) {
-            // Shipped as seeded: put back only if it is gone.
-            if !present {
-                copy_in(on_share, from, &to, *mode)?;
-                done.copied += 1;
-                done.written.push(to);
+    let files: Vec<ShippedFile> = source
+        .items
+        .iter()
+        .filter_map(|(relative, item)| match item {
+            Item::File { from, mode, digest } => {
+                Some((relative.as_str(), from.as_path(), *mode, *digest))
             }
-            continue;
+            _ => None,
+        })
+        .collect();
+    let shipped: HashSet<&str> = files.iter().map(|f| f.0).collect();
+    // Looked at on both cores (a level ships thousands of files, and the
+    // share may be NFS); written afterwards, one at a time.
+    let look = |part: &[ShippedFile]| -> Result<Vec<OnShare>, ResourceError> {
+        part.iter()
+            .map(|&(relative, _, _, digest)| on_share_as(target, relative, digest, seeded))
+            .collect()
+    };
+    let found = crate::halves::in_halves(&files, 256, look, |first, second| {
+        let mut found = first?;
+        found.extend(second?);
+        Ok(found)
+    })?;
+    // A folder a file was found in is on the share: the pass over folders
+    // and links below need not look at it again.
+    let mut there: HashSet<&str> = HashSet::new();
+    for (&(relative, ..), _) in files
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| **f != OnShare::Gone)
+    {
+        let mut path = relative;
+        while let Some((folder, _)) = path.rsplit_once('/') {
+            if !there.insert(folder) {
+                break;
+            }
+            path = folder;
         }
-        let current = match present {
-            true => Some(Digest::of_file(&to).map_err(super::io_error("cannot read", &to))?),
-            false => None,
-        };
-        let replace = match current {
-            None => true,
-            Some(current) if current == *digest => false,
-            Some(current) => seeded.is_empty() || seeded.get(relative) == Some(&current),
+    }
+    for (&(relative, from, mode, digest), found) in files.iter().zip(found) {
+        let replace = match found {
+            OnShare::AsSeeded => false,
+            OnShare::Gone => true,
+            OnShare::Holds(current) if current == digest => {
+                done.found_unrecorded += 1;
+                false
+            }
+            OnShare::Holds(current) => {
+                let replace = seeded.is_empty() || seeded.get(relative) == Some(&current);
+                if !replace {
+                    done.kept.push(relative.to_string());
+                }
+                replace
+            }
         };
         if replace {
-            copy_in(on_share, from, &to, *mode)?;
+            let to = target.join(relative);
+            copy_in(on_share, from, &to, mode)?;
             done.copied += 1;
             done.written.push(to);
-        } else if current != Some(*digest) {
-            done.kept.push(relative.clone());
-        } else {
-            done.found_unrecorded += 1;
         }
     }
     // Folders and links the level adds.
-    done.written
-        .extend(source.copy_into(on_share, target, Fill::MissingFoldersAndLinks)?);
+    done.written.extend(source.copy_into(
+        on_share,
+        target,
+        Fill::MissingFoldersAndLinks { there: &there },
+    )?);
     for (relative, digest) in seeded {
         if shipped.contains(relative.as_str()) {
             continue;
@@ -697,6 +732,42 @@ fn resync(
         }
     }
     Ok(done)
+}
+
+/// A file a level ships into a share folder: its folder-relative path,
+/// where its bytes are, its mode and sha256.
+type ShippedFile<'s> = (&'s str, &'s Path, u32, Digest);
+
+/// What a re-sync finds on the share of a file the level ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnShare {
+    /// Nothing there.
+    Gone,
+    /// There, and shipped as the earlier seed wrote it: not read (an edit
+    /// wins either way).
+    AsSeeded,
+    /// There, with this sha256.
+    Holds(Digest),
+}
+
+/// Looks at the share's `relative` in `target`, which the level ships as
+/// `digest` and the earlier seed recorded in `seeded`.
+fn on_share_as(
+    target: &Path,
+    relative: &str,
+    digest: Digest,
+    seeded: &BTreeMap<String, Digest>,
+) -> Result<OnShare, ResourceError> {
+    let path = target.join(relative);
+    if fs::symlink_metadata(&path).is_err() {
+        return Ok(OnShare::Gone);
+    }
+    if seeded.get(relative) == Some(&digest) {
+        return Ok(OnShare::AsSeeded);
+    }
+    Digest::of_file(&path)
+        .map(OnShare::Holds)
+        .map_err(super::io_error("cannot read", &path))
 }
 
 /// Copies a product file onto the share, whole or not at all (through a
@@ -785,6 +856,14 @@ mod tests {
             put(&old, f, t);
             put(&share, f, t);
         }
+        // Enough files shipped as seeded for the share to be looked at on
+        // both cores.
+        let libs: Vec<String> = (0..300).map(|i| format!("lib/{i}.jar")).collect();
+        for f in &libs {
+            for root in [&old, &share, &new] {
+                put(root, f, f);
+            }
+        }
         let seeded = Shipped::on_disk(&old).unwrap().files();
         // Operators change three product files, remove one and deploy their own.
         put(&share, "webapps/edited.war", "operator's edit");
@@ -807,6 +886,9 @@ mod tests {
         ] {
             put(&new, f, t);
         }
+        // Level 2 also adds an empty folder and a link.
+        fs::create_dir_all(new.join("webapps/empty")).unwrap();
+        std::os::unix::fs::symlink("webapps/a.war", new.join("latest.war")).unwrap();
         let level_2 = Shipped::on_disk(&new).unwrap();
         let mut done = resync(&Beneath::open(&share).unwrap(), &level_2, &share, &seeded).unwrap();
         done.written.sort();
@@ -838,15 +920,24 @@ mod tests {
             Some("operator's edit")
         );
         assert_eq!(read("webapps/lost.war").as_deref(), Some("l1"));
+        assert_eq!(read("latest.war").as_deref(), Some("a2"));
+        assert!(share.join("webapps/empty").is_dir());
+        assert!(libs.iter().all(|f| read(f).as_deref() == Some(f.as_str())));
         assert_eq!(
             done,
             Resync {
                 copied: 3,
                 removed: 1,
                 kept: vec!["webapps/edited.war".into()],
-                written: ["webapps/a.war", "webapps/c.war", "webapps/lost.war"]
-                    .map(|f| share.join(f))
-                    .into(),
+                written: [
+                    "latest.war",
+                    "webapps/a.war",
+                    "webapps/c.war",
+                    "webapps/empty",
+                    "webapps/lost.war"
+                ]
+                .map(|f| share.join(f))
+                .into(),
                 // d: as level 2 ships it, not copied again, but its bytes
                 // may still be on their way to the disk.
                 found_unrecorded: 1,

@@ -169,12 +169,36 @@ pub fn apply(
 ) -> Result<(), ResourceError> {
     let l = Release::of(spec, &ctx.paths);
     let root = ctx.beneath()?;
+    // Built by `prepare` moments ago (its files linked, owned and
+    // flushed) and unseen by any server yet: switched to as it is. Only
+    // this once: a later apply inspects it like any installed release.
+    let left_out = match ctx.take_built_release(&l.release) {
+        Some(left_out) => left_out,
+        None => install_or_repair(spec, ctx, content, &l)?,
+    };
+    place_overlays(spec, ctx, content, &l.release, &left_out)?;
+    if let Some(parent) = l.link.parent() {
+        root.create_dir_all(parent)?;
+    }
+    root.replace_symlink(&l.link, &ctx.paths.link_target(&l.link, &l.release))?;
+    l.prune(root, spec)
+}
+
+/// Brings the release to its manifest: repairs an installed one (and
+/// restores the folders the share no longer keeps), or builds it. Gives
+/// back the folders it leaves out for the share.
+fn install_or_repair(
+    spec: &TreeSpec,
+    ctx: &ApplyContext,
+    content: &CatalogContent,
+    l: &Release,
+) -> Result<Vec<String>, ResourceError> {
     let manifest = manifest(spec, ctx)?;
     let overlays = overlay_paths(spec, content);
     let index = ReleaseIndex::read(&l.release, &spec.tree);
     let indexed = index.is_some();
     let marker = read_marker_with(&l.release, |tree| index.filter(|_| *tree == spec.tree));
-    let left_out = match marker.filter(|m| m.tree == spec.tree) {
+    match marker.filter(|m| m.tree == spec.tree) {
         Some(marker) => {
             let owner =
                 DesiredOwner::resolve(&ctx.paths, spec.owner.as_deref(), spec.group.as_deref())?;
@@ -191,7 +215,7 @@ pub fn apply(
                 repair(
                     spec,
                     ctx,
-                    (&l, &manifest),
+                    (l, &manifest),
                     &release,
                     &damaged,
                     marker,
@@ -200,16 +224,10 @@ pub fn apply(
             };
             let left_out = restore_folders(spec, ctx, &manifest, &release, content, marker)?;
             give_to_owner(spec, ctx, &manifest, &release, sharing)?;
-            left_out
+            Ok(left_out)
         }
-        None => materialize(spec, ctx, &manifest, &l, content)?,
-    };
-    place_overlays(spec, ctx, content, &l.release, &left_out)?;
-    if let Some(parent) = l.link.parent() {
-        root.create_dir_all(parent)?;
+        None => materialize(spec, ctx, &manifest, l, content),
     }
-    root.replace_symlink(&l.link, &ctx.paths.link_target(&l.link, &l.release))?;
-    l.prune(root, spec)
 }
 
 /// Builds the release when it is not on disk yet, without touching the
@@ -223,7 +241,9 @@ pub fn prepare(
     if read_head(&l.release).is_some_and(|m| m.tree == spec.tree) {
         return Ok(());
     }
-    materialize(spec, ctx, &*manifest(spec, ctx)?, &l, content).map(drop)
+    let left_out = materialize(spec, ctx, &*manifest(spec, ctx)?, &l, content)?;
+    ctx.note_built_release(l.release, left_out);
+    Ok(())
 }
 
 /// The release folders the catalog keeps on the shared file system (a

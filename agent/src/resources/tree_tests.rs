@@ -156,6 +156,25 @@ fn installs_switches_leaves_out_excluded_paths_and_repairs() {
 }
 
 #[test]
+fn a_release_built_by_prepare_is_switched_to_as_built_once_then_inspected_again() {
+    let f = fixture();
+    prepare(&f.spec, &f.ctx, &f.content).unwrap();
+    let link = f.ctx.paths.resolve("/opt/p-1.0");
+    assert!(!link.exists(), "prepare switched the link");
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    assert_eq!(fs::read(link.join("lib/a.jar")).unwrap(), b"jar a");
+    assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
+
+    // The hand-off from prepare is used up: the next apply in the same
+    // run inspects the release and repairs it.
+    fs::remove_file(link.join("lib/a.jar")).unwrap();
+    fs::write(link.join("lib/a.jar"), b"tampered!").unwrap();
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    assert_eq!(fs::read(link.join("lib/a.jar")).unwrap(), b"jar a");
+    assert!(check(&f.spec, &f.ctx, &f.content).unwrap().is_empty());
+}
+
+#[test]
 fn a_real_directory_at_the_link_is_never_replaced() {
     let f = fixture();
     fs::create_dir_all(f.ctx.paths.resolve("/opt/p-1.0/unmanaged")).unwrap();
