@@ -35,8 +35,13 @@ impl BlobLayout {
 
     /// Where a blob lives.
     pub fn path_of(&self, digest: &Digest) -> PathBuf {
+        self.root.join(Self::relative_path_of(digest))
+    }
+
+    /// Where a blob lives, relative to the root (`sha256/ab/cdef…`).
+    pub fn relative_path_of(digest: &Digest) -> String {
         let hex = hex::encode(digest.as_bytes());
-        self.root.join("sha256").join(&hex[..2]).join(&hex[2..])
+        format!("sha256/{}/{}", &hex[..2], &hex[2..])
     }
 
     /// The directory for partial writes (same file system: renamed into place).
