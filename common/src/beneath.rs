@@ -416,9 +416,45 @@ pub struct Linker<'a> {
 impl Linker<'_> {
     /// As [`Beneath::link_file`]; the folder of `path` must exist.
     pub fn link_file(&mut self, source: &Path, path: &Path) -> Result<(), WriteError> {
+        let Some((dir, name)) = self.folder_of(path)? else {
+            return self.root.link_file(source, path);
+        };
+        match linkat(AT_FDCWD, source, dir, name, AtFlags::empty()) {
+            Ok(()) => Ok(()),
+            // Something is there: replaced as `link_file` does.
+            Err(Errno::EEXIST) => self.root.link_file(source, path),
+            Err(e) => Err(failed("cannot link", path)(io(e))),
+        }
+    }
+
+    /// Links `source`, named relative to the open folder `from`, at `path`
+    /// (whose folder must exist). Nothing there is replaced: that is an
+    /// error, as any other.
+    pub fn link_file_at(
+        &mut self,
+        from: &impl AsFd,
+        source: &str,
+        path: &Path,
+    ) -> Result<(), WriteError> {
+        let Some((dir, name)) = self.folder_of(path)? else {
+            return Err(failed("cannot link", path)(io::Error::from(
+                io::ErrorKind::InvalidInput,
+            )));
+        };
+        linkat(from, source, dir, name, AtFlags::empty())
+            .map_err(io)
+            .map_err(failed("cannot link", path))
+    }
+
+    /// The open folder `path` goes in and its name there; `None` for the
+    /// root itself.
+    fn folder_of<'p>(
+        &mut self,
+        path: &'p Path,
+    ) -> Result<Option<(&OwnedFd, &'p OsStr)>, WriteError> {
         let relative = self.root.relative(path)?;
         let (Some(parent), Some(name)) = (relative.parent(), relative.file_name()) else {
-            return self.root.link_file(source, path);
+            return Ok(None);
         };
         if self.folder.as_ref().is_none_or(|(open, _)| open != parent) {
             let dir = self
@@ -428,12 +464,7 @@ impl Linker<'_> {
             self.folder = Some((parent.to_path_buf(), dir));
         }
         let (_, dir) = self.folder.as_ref().expect("opened above");
-        match linkat(AT_FDCWD, source, dir, name, AtFlags::empty()) {
-            Ok(()) => Ok(()),
-            // Something is there: replaced as `link_file` does.
-            Err(Errno::EEXIST) => self.root.link_file(source, path),
-            Err(e) => Err(failed("cannot link", path)(io(e))),
-        }
+        Ok(Some((dir, name)))
     }
 }
 
@@ -535,6 +566,35 @@ mod tests {
         fs::create_dir_all(root.join(outside.path().strip_prefix("/").unwrap())).unwrap();
         symlink("../..", root.join("up")).unwrap();
         (outside, top, root)
+    }
+
+    #[test]
+    fn a_linker_links_from_an_open_folder_beneath_the_root_and_replaces_nothing() {
+        let (outside, _top, root) = hostile_root();
+        let objects = tempfile::tempdir().unwrap();
+        fs::create_dir_all(objects.path().join("ab")).unwrap();
+        fs::write(objects.path().join("ab/cd"), b"object").unwrap();
+        let from = File::open(objects.path()).unwrap();
+        let beneath = Beneath::open(&root).unwrap();
+        let mut linker = beneath.linker();
+        linker
+            .link_file_at(&from, "ab/cd", &root.join("lib/a.jar"))
+            .unwrap();
+        assert_eq!(fs::read(root.join("lib/a.jar")).unwrap(), b"object");
+        // Something there stays; a link on the way resolves inside the root.
+        fs::write(root.join("lib/b.jar"), b"mine").unwrap();
+        assert!(
+            linker
+                .link_file_at(&from, "ab/cd", &root.join("lib/b.jar"))
+                .is_err()
+        );
+        assert_eq!(fs::read(root.join("lib/b.jar")).unwrap(), b"mine");
+        linker
+            .link_file_at(&from, "ab/cd", &root.join("abs/x.jar"))
+            .unwrap();
+        assert!(!outside.path().join("x.jar").exists());
+        let inside = root.join(outside.path().strip_prefix("/").unwrap());
+        assert_eq!(fs::read(inside.join("x.jar")).unwrap(), b"object");
     }
 
     fn entries(dir: &Path) -> Vec<String> {

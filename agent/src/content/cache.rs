@@ -77,19 +77,32 @@ impl ContentCache {
         matches!(self.object(digest, BLOB_MODE, &HashSet::new()), Ok(Some(_)))
     }
 
-    /// Where the object of `digest` with `mode` (write bits cleared) lives.
-    pub fn object_path(&self, digest: &Digest, mode: u32) -> PathBuf {
-        let mode = shared_mode(mode);
-        if mode == BLOB_MODE {
-            return self.path_of(digest);
-        }
-        self.objects_of_mode(mode).path_of(digest)
+    /// The cache opened to name its objects relative to it
+    /// ([`ContentCache::intact_object_in`]).
+    pub fn open_root(&self) -> io::Result<std::fs::File> {
+        crate::file_meta::open_folder(self.root())
     }
 
-    /// The objects with `mode` other than the blobs themselves:
-    /// `modes/0555/sha256/ab/cdef…`.
-    fn objects_of_mode(&self, mode: u32) -> BlobLayout {
-        BlobLayout::new(self.root().join("modes").join(format!("{mode:04o}")))
+    /// The object of `digest` with `mode` (write bits cleared), relative
+    /// to the open cache `root`, and its metadata, when it is there and
+    /// intact. `None` otherwise: [`ContentCache::object_and_metadata`]
+    /// then makes it, renews it or says it is not cached.
+    pub fn intact_object_in(
+        &self,
+        root: &std::fs::File,
+        digest: &Digest,
+        mode: u32,
+    ) -> Option<(String, nix::sys::stat::FileStat)> {
+        let mode = shared_mode(mode);
+        let relative = relative_object_path(digest, mode);
+        let stat = crate::file_meta::stat_in(root, &relative).ok()?;
+        is_intact(&stat, mode).then_some((relative, stat))
+    }
+
+    /// Where the object of `digest` with `mode` (write bits cleared) lives.
+    pub fn object_path(&self, digest: &Digest, mode: u32) -> PathBuf {
+        self.root()
+            .join(relative_object_path(digest, shared_mode(mode)))
     }
 
     /// The intact object of `digest` with `mode` (write bits cleared),
@@ -245,13 +258,14 @@ impl ContentCache {
         // instead of the cache's whole path, thousands of times. A blob
         // not found intact that way gets the full look of `has`.
         let root = crate::file_meta::open_folder(self.root()).ok();
-        let intact_in = |root: &std::fs::File, digest: &Digest| {
-            crate::file_meta::stat_in(root, &BlobLayout::relative_path_of(digest))
-                .is_ok_and(|stat| is_intact(&stat, BLOB_MODE))
-        };
         let look = |part: &[Digest]| -> Vec<Digest> {
             part.iter()
-                .filter(|d| !root.as_ref().is_some_and(|root| intact_in(root, d)) && !self.has(d))
+                .filter(|d| {
+                    let intact = root
+                        .as_ref()
+                        .and_then(|root| self.intact_object_in(root, d, BLOB_MODE));
+                    intact.is_none() && !self.has(d)
+                })
                 .copied()
                 .collect()
         };
@@ -299,6 +313,16 @@ impl ContentCache {
 /// The mode of a blob as cached (and of the release files that share it
 /// unless they are executable).
 pub const BLOB_MODE: u32 = 0o444;
+
+/// Where the object of `digest` with `mode` (write bits cleared) lies in
+/// the cache: the blob itself (`sha256/ab/cdef…`), or its copy with
+/// another mode (`modes/0555/sha256/ab/cdef…`).
+fn relative_object_path(digest: &Digest, mode: u32) -> String {
+    match mode {
+        BLOB_MODE => BlobLayout::relative_path_of(digest),
+        _ => format!("modes/{mode:04o}/{}", BlobLayout::relative_path_of(digest)),
+    }
+}
 
 /// The mode an object shared with a release has for a file the pack
 /// gives `mode`: read and execute bits only.

@@ -126,7 +126,7 @@ pub fn place_linked(
 /// its blob is not cached.
 pub fn link_into_new_release(
     ctx: &ApplyContext,
-    release: &Beneath,
+    (release, cache): (&Beneath, Option<&fs::File>),
     linker: &mut Linker,
     dest: &Path,
     entry: &Entry,
@@ -137,6 +137,16 @@ pub fn link_into_new_release(
             entry.path
         )));
     };
+    // An intact object is stated and linked relative to the open cache
+    // (a release's thousands of files, each path walked from the cache
+    // instead of from `/`); anything else takes the full path below.
+    if let Some(root) = cache
+        && let Some((object, stat)) = ctx.cache.intact_object_in(root, digest, entry.mode)
+        && linker.link_file_at(root, &object, dest).is_ok()
+    {
+        // A hard link shows its object's size, mtime and inode.
+        return Ok(Some(stat_key(&stat)));
+    }
     let Some((object, meta)) = cached_object(ctx, digest, entry.mode, &HashSet::new())? else {
         return Ok(None);
     };

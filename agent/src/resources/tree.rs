@@ -450,11 +450,13 @@ fn materialize(
     // Each thread gives back the stat keys of the files it linked (their
     // objects'): the index needs no second `stat` of those.
     type Linked<'e> = Vec<(&'e str, StatKey)>;
+    // Objects are named relative to the open cache (without it, by path).
+    let cache = ctx.cache.open_root().ok();
     let results: Vec<Result<Linked, ResourceError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                let release = &release;
+                let (release, cache) = (&release, cache.as_ref());
                 scope.spawn(move || {
                     let mut linker = release.linker();
                     let mut linked = Vec::new();
@@ -465,7 +467,7 @@ fn materialize(
                         let placed = if !sharing.links(e) {
                             place_entry(ctx, release, dest, e).map(|()| Placed::Copied)
                         } else {
-                            link_into_new_release(ctx, release, &mut linker, dest, e)
+                            link_into_new_release(ctx, (release, cache), &mut linker, dest, e)
                                 .map(|key| key.map_or(Placed::NotCached, Placed::Linked))
                         };
                         match placed {
