@@ -96,7 +96,7 @@ impl ContentCache {
         let mode = shared_mode(mode);
         let relative = relative_object_path(digest, mode);
         let stat = crate::file_meta::stat_in(root, &relative).ok()?;
-        is_intact(&stat, mode).then_some((relative, stat))
+        (is_intact(&stat, mode) && !is_torn(digest, &stat)).then_some((relative, stat))
     }
 
     /// Where the object of `digest` with `mode` (write bits cleared) lives.
@@ -136,7 +136,7 @@ impl ContentCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        if !is_intact(&meta, BLOB_MODE) || suspect.contains(&meta.ino()) {
+        if !is_intact(&meta, BLOB_MODE) || is_torn(digest, &meta) || suspect.contains(&meta.ino()) {
             if !self.renew(digest, &blob, &blob, BLOB_MODE)? {
                 tracing::warn!(blob = %digest, "a cached blob was changed on disk: dropped, it is fetched again");
                 std::fs::remove_file(&blob)?;
@@ -152,7 +152,7 @@ impl ContentCache {
         let object = self.object_path(digest, mode);
         let intact = std::fs::symlink_metadata(&object)
             .ok()
-            .filter(|m| is_intact(m, mode) && !suspect.contains(&m.ino()));
+            .filter(|m| is_intact(m, mode) && !is_torn(digest, m) && !suspect.contains(&m.ino()));
         if let Some(meta) = intact {
             return Ok(Some((object, meta)));
         }
@@ -192,6 +192,15 @@ impl ContentCache {
         let manifest = match self.packed_manifest(digest) {
             Some(manifest) => Arc::new(manifest),
             None => match std::fs::read(self.path_of(digest)) {
+                Ok(bytes) if Digest::of(&bytes) != *digest => {
+                    // Changed since its fetch verified it (a crash before
+                    // the fetch's flush, or a hand on the node): the next
+                    // fetch brings it again.
+                    let _ = std::fs::remove_file(self.path_of(digest));
+                    return Err(format!(
+                        "cached manifest {digest} was damaged on disk (its bytes no longer hash to its name): dropped, the next run fetches it again"
+                    ));
+                }
                 Ok(bytes) => {
                     let manifest = Manifest::from_json(&bytes)
                         .map_err(|e| format!("cached manifest {digest}: {e}"))?;
@@ -348,6 +357,14 @@ pub fn is_intact(meta: &impl crate::file_meta::FileMeta, mode: u32) -> bool {
         && meta.owner_ids() == (uid, gid)
 }
 
+/// Whether an object is empty though its blob is not: what a power loss
+/// between a fetch and its flush leaves (the name, mode and time were
+/// journaled, the bytes never written). Such an object is hashed, found
+/// wrong and dropped, and the blob fetched again.
+pub fn is_torn(digest: &Digest, meta: &impl crate::file_meta::FileMeta) -> bool {
+    meta.byte_len() == 0 && *digest != Digest::of(b"")
+}
+
 /// Gives a new object (not yet renamed into place) its mode and the
 /// epoch as modification time.
 pub fn seal(file: &std::fs::File, mode: u32) -> io::Result<()> {
@@ -432,6 +449,40 @@ mod tests {
         assert!(!packed.exists() && !cache.path_of(&digest).exists());
         let fresh = ContentCache::new(dir.path().to_path_buf());
         assert_eq!(fresh.manifest(&digest).unwrap(), None);
+    }
+
+    #[test]
+    fn an_empty_object_of_a_blob_that_is_not_is_dropped_and_a_damaged_manifest_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cache, manifest_digest, _) = cache_with_manifest(dir.path());
+        // What a power loss before the fetch's flush leaves: the name and
+        // the seal, no bytes.
+        let sealed_empty = |digest: &Digest| {
+            let path = cache.path_of(digest);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"").unwrap();
+            seal(&std::fs::File::open(&path).unwrap(), BLOB_MODE).unwrap();
+            path
+        };
+        let torn = Digest::of(b"a jar");
+        let empty = Digest::of(b"");
+        let torn_path = sealed_empty(&torn);
+        sealed_empty(&empty);
+        assert_eq!(cache.missing(&[torn, empty]), [torn]);
+        assert!(!torn_path.exists(), "the empty object stayed");
+        assert!(cache.has(&empty), "the empty blob is whole");
+
+        // The manifest's bytes changed after its fetch: dropped, refetched.
+        let path = cache.path_of(&manifest_digest);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&path, b"{\"entries\": [").unwrap();
+        seal(&std::fs::File::open(&path).unwrap(), BLOB_MODE).unwrap();
+        let e = cache.manifest(&manifest_digest).unwrap_err();
+        assert!(
+            e.contains("damaged") && e.contains("fetches it again"),
+            "{e}"
+        );
+        assert!(!path.exists());
     }
 
     #[test]

@@ -28,6 +28,7 @@ use rigger_common::manifest::{Entry, EntryKind};
 use super::{ApplyContext, ResourceError};
 use crate::content::ContentCache;
 use crate::content::cache::{is_intact, shared_mode};
+use crate::file_meta::FileMeta;
 use crate::release::{Release, StatKey, read_marker, stat_key, write_marker};
 
 /// Which files of one release are links to the cache's objects.
@@ -131,7 +132,7 @@ pub fn link_into_new_release(
     dest: &Path,
     entry: &Entry,
 ) -> Result<Option<StatKey>, ResourceError> {
-    let EntryKind::File { digest, .. } = &entry.kind else {
+    let EntryKind::File { digest, size } = &entry.kind else {
         return Err(ResourceError::Other(format!(
             "{} is not a file: it cannot be linked",
             entry.path
@@ -142,14 +143,27 @@ pub fn link_into_new_release(
     // instead of from `/`); anything else takes the full path below.
     if let Some(root) = cache
         && let Some((object, stat)) = ctx.cache.intact_object_in(root, digest, entry.mode)
+        && stat.byte_len() == *size
         && linker.link_file_at(root, &object, dest).is_ok()
     {
         // A hard link shows its object's size, mtime and inode.
         return Ok(Some(stat_key(&stat)));
     }
-    let Some((object, meta)) = cached_object(ctx, digest, entry.mode, &HashSet::new())? else {
+    let Some((mut object, mut meta)) = cached_object(ctx, digest, entry.mode, &HashSet::new())?
+    else {
         return Ok(None);
     };
+    if meta.len() != *size {
+        // Not the size the manifest gives its blob (cut short by a crash
+        // before the fetch's flush): hashed, and dropped when wrong.
+        let suspect = HashSet::from([meta.ino()]);
+        let Some(fresh) = cached_object(ctx, digest, entry.mode, &suspect)?
+            .filter(|(_, meta)| meta.len() == *size)
+        else {
+            return Ok(None);
+        };
+        (object, meta) = fresh;
+    }
     match linker.link_file(&object, dest) {
         Err(e) if e.io_error().kind() == std::io::ErrorKind::NotFound => {
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -536,6 +536,30 @@ fn a_folder_kept_on_the_share_is_left_out_and_comes_back_when_the_catalog_stops_
 }
 
 #[test]
+fn an_object_cut_short_by_a_crash_is_never_linked_and_is_fetched_again() {
+    let f = fixture();
+    // The name, mode and time journaled, not all the bytes (a power loss
+    // between the fetch and its flush).
+    let object = f.ctx.cache.path_of(&Digest::of(b"jar a"));
+    fs::remove_file(&object).unwrap();
+    write_object(&f.ctx.cache, b"jar a");
+    fs::set_permissions(&object, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&object, b"jar").unwrap();
+    crate::content::cache::seal(&fs::File::open(&object).unwrap(), 0o444).unwrap();
+    let e = apply(&f.spec, &f.ctx, &f.content).unwrap_err().to_string();
+    assert!(
+        e.contains("lib/a.jar of the release: its blob is not in the cache"),
+        "{e}"
+    );
+    assert!(!object.exists(), "the damaged object stayed in the cache");
+    // Fetched again: the install goes through.
+    write_object(&f.ctx.cache, b"jar a");
+    apply(&f.spec, &f.ctx, &f.content).unwrap();
+    let link = f.ctx.paths.resolve("/opt/p-1.0");
+    assert_eq!(fs::read(link.join("lib/a.jar")).unwrap(), b"jar a");
+}
+
+#[test]
 fn a_blob_gone_from_the_cache_fails_the_install_by_name_and_leaves_the_running_release() {
     let f = fixture();
     apply(&f.spec, &f.ctx, &f.content).unwrap();
