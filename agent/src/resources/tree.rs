@@ -627,8 +627,24 @@ pub fn place_entry(
     }
     match &entry.kind {
         EntryKind::Symlink { target } => root.replace_symlink(dest, Path::new(target))?,
-        EntryKind::File { digest, .. } => {
-            root.copy_file(&ctx.cache.path_of(digest), dest, entry.mode)?
+        EntryKind::File { digest, size } => {
+            let blob = ctx.cache.path_of(digest);
+            // Not the size the manifest gives (cut short by a crash before
+            // the fetch's flush): hashed, and dropped when wrong, as for a
+            // link (`link_into_new_release`).
+            if let Ok(meta) = fs::symlink_metadata(&blob)
+                && meta.len() != *size
+            {
+                let suspect = HashSet::from([meta.inode()]);
+                let verified = ctx
+                    .cache
+                    .object(digest, crate::content::cache::BLOB_MODE, &suspect)
+                    .map_err(super::io_error("cannot read", &blob))?;
+                if verified.is_none() {
+                    return Err(not_in_the_cache(entry));
+                }
+            }
+            root.copy_file(&blob, dest, entry.mode)?
         }
         EntryKind::Dir => {}
     }

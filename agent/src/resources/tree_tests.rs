@@ -557,6 +557,20 @@ fn an_object_cut_short_by_a_crash_is_never_linked_and_is_fetched_again() {
     apply(&f.spec, &f.ctx, &f.content).unwrap();
     let link = f.ctx.paths.resolve("/opt/p-1.0");
     assert_eq!(fs::read(link.join("lib/a.jar")).unwrap(), b"jar a");
+
+    // Nor copied (a runtime path is a copy, not a link).
+    let mut f = fixture();
+    f.spec.runtime_paths = vec!["lib".into()];
+    let object = f.ctx.cache.path_of(&Digest::of(b"jar a"));
+    fs::set_permissions(&object, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&object, b"jar").unwrap();
+    crate::content::cache::seal(&fs::File::open(&object).unwrap(), 0o444).unwrap();
+    let e = apply(&f.spec, &f.ctx, &f.content).unwrap_err().to_string();
+    assert!(
+        e.contains("lib/a.jar of the release: its blob is not in the cache"),
+        "{e}"
+    );
+    assert!(!object.exists(), "the damaged object stayed in the cache");
 }
 
 #[test]
