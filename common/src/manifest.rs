@@ -52,6 +52,15 @@ impl Entry {
             _ => None,
         }
     }
+
+    /// The blob of a regular file and its size (`None` for a folder or a
+    /// link).
+    pub fn file_blob(&self) -> Option<(Digest, u64)> {
+        match self.kind {
+            EntryKind::File { digest, size } => Some((digest, size)),
+            _ => None,
+        }
+    }
 }
 
 /// An entry as it lies in the JSON, read in one pass: serde's `flatten`

@@ -263,19 +263,45 @@ impl ContentCache {
     /// Digests among `wanted` that are not cached, in their order. A
     /// release's few thousand are looked at on two threads.
     pub fn missing(&self, wanted: &[Digest]) -> Vec<Digest> {
+        self.missing_where(wanted, |d| (*d, None))
+    }
+
+    /// Digests among `wanted`, each with the size its manifest gives it,
+    /// that are not cached whole, in their order. An object of another
+    /// size (cut short by a crash before a fetch's flush) is hashed, and
+    /// dropped when wrong: it counts as missing.
+    pub fn missing_sized(&self, wanted: &[(Digest, u64)]) -> Vec<Digest> {
+        self.missing_where(wanted, |&(d, size)| (d, Some(size)))
+    }
+
+    fn missing_where<T: Sync>(
+        &self,
+        wanted: &[T],
+        blob: impl Fn(&T) -> (Digest, Option<u64>) + Sync,
+    ) -> Vec<Digest> {
         // Each stated relative to the open cache: a path of three parts
         // instead of the cache's whole path, thousands of times. A blob
         // not found intact that way gets the full look of `has`.
         let root = crate::file_meta::open_folder(self.root()).ok();
-        let look = |part: &[Digest]| -> Vec<Digest> {
+        let whole = |digest: &Digest, size: Option<u64>| {
+            use crate::file_meta::FileMeta;
+            let found = root
+                .as_ref()
+                .and_then(|root| self.intact_object_in(root, digest, BLOB_MODE));
+            match (found, size) {
+                (Some((_, stat)), Some(size)) if stat.byte_len() != size => {
+                    let suspect = HashSet::from([stat.inode()]);
+                    matches!(self.object(digest, BLOB_MODE, &suspect), Ok(Some(_)))
+                }
+                (Some(_), _) => true,
+                (None, _) => self.has(digest),
+            }
+        };
+        let look = |part: &[T]| -> Vec<Digest> {
             part.iter()
-                .filter(|d| {
-                    let intact = root
-                        .as_ref()
-                        .and_then(|root| self.intact_object_in(root, d, BLOB_MODE));
-                    intact.is_none() && !self.has(d)
-                })
-                .copied()
+                .map(&blob)
+                .filter(|(digest, size)| !whole(digest, *size))
+                .map(|(digest, _)| digest)
                 .collect()
         };
         crate::halves::in_halves(wanted, 512, look, |mut missing, rest| {
@@ -471,6 +497,24 @@ mod tests {
         assert_eq!(cache.missing(&[torn, empty]), [torn]);
         assert!(!torn_path.exists(), "the empty object stayed");
         assert!(cache.has(&empty), "the empty blob is whole");
+
+        // Cut short but not empty: only its size, which the manifest
+        // gives, tells; hashed and dropped.
+        let whole = Digest::of(b"a whole jar");
+        let short = Digest::of(b"a longer jar");
+        for (digest, bytes) in [(whole, &b"a whole jar"[..]), (short, &b"a longer"[..])] {
+            let path = cache.path_of(&digest);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            seal(&std::fs::File::open(&path).unwrap(), BLOB_MODE).unwrap();
+        }
+        assert_eq!(cache.missing(&[whole, short]), [] as [Digest; 0]);
+        assert_eq!(cache.missing_sized(&[(whole, 11), (short, 12)]), [short]);
+        assert!(
+            !cache.path_of(&short).exists(),
+            "the cut-short object stayed"
+        );
+        assert!(cache.has(&whole));
 
         // The manifest's bytes changed after its fetch: dropped, refetched.
         let path = cache.path_of(&manifest_digest);

@@ -127,8 +127,12 @@ fn desired<'a>(
         ))
     })?;
     if Digest::of(&bytes) != *source {
+        // Changed since its fetch verified it (a crash before the fetch's
+        // flush, or a hand on the node): the next run fetches it again.
+        let _ = fs::remove_file(&blob);
         return Err(ResourceError::Other(format!(
-            "cached blob {source} is corrupt"
+            "cached blob {source} of {} was damaged on disk: dropped, the next run fetches it again",
+            spec.path
         )));
     }
     Ok(bytes.into())
@@ -221,6 +225,25 @@ mod tests {
         let changes = check(&changed, None, &ctx).unwrap();
         let diff = changes[0].diff.as_deref().unwrap();
         assert!(diff.contains("-a = 1") && diff.contains("+a = 2"), "{diff}");
+    }
+
+    #[test]
+    fn a_damaged_cached_source_is_dropped_for_the_next_fetch_and_nothing_written() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        let ctx = ApplyContext::new(Paths::new(dir.path()));
+        let source = Digest::of(b"the artifact");
+        let blob = ctx.cache.path_of(&source);
+        std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        std::fs::write(&blob, b"the arti").unwrap();
+        let s = FileSpec {
+            source: Some(source),
+            ..spec("", false)
+        };
+        let e = apply(&s, &ctx).unwrap_err().to_string();
+        assert!(e.contains("damaged") && e.contains("/etc/app.conf"), "{e}");
+        assert!(!blob.exists(), "the damaged blob stayed");
+        assert!(!dir.path().join("etc/app.conf").exists());
     }
 
     #[test]

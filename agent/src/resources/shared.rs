@@ -474,8 +474,8 @@ impl Shipped {
             let item = match &e.kind {
                 EntryKind::Dir => Item::Dir,
                 EntryKind::Symlink { target } => Item::Symlink(PathBuf::from(target)),
-                EntryKind::File { digest, .. } => {
-                    blobs.push(*digest);
+                EntryKind::File { digest, size } => {
+                    blobs.push((*digest, *size));
                     Item::File {
                         from: ctx.cache.path_of(digest),
                         mode: e.mode,
@@ -488,7 +488,7 @@ impl Shipped {
         if items.is_empty() {
             return Ok(None);
         }
-        if let Some(missing) = ctx.cache.missing(&blobs).first() {
+        if let Some(missing) = ctx.cache.missing_sized(&blobs).first() {
             return Err(err(format!(
                 "level {level}'s files for the share are not in the cache (e.g. {missing}): cannot bring the share to it"
             )));

@@ -309,8 +309,8 @@ fn restore_folders(
         .iter()
         .filter(|e| restore.iter().any(|f| is_within(f, &e.path)))
         .collect();
-    let blobs: Vec<Digest> = entries.iter().filter_map(|e| e.file_digest()).collect();
-    if let Some(missing) = ctx.cache.missing(&blobs).first() {
+    let blobs: Vec<(Digest, u64)> = entries.iter().filter_map(|e| e.file_blob()).collect();
+    if let Some(missing) = ctx.cache.missing_sized(&blobs).first() {
         return Err(err(format!(
             "cannot restore {} in release {}: blob {missing} is not in the cache (the next run that reaches the master fetches it)",
             restore.join(", "),
@@ -1017,17 +1017,18 @@ pub fn check_disk_space(dir: &Path, needed: u64, what: &str) -> Result<(), Resou
     Ok(())
 }
 
-/// The file blobs a release of `spec` needs (excluded paths left out).
-pub fn needed_blobs(spec: &TreeSpec, manifest: &Manifest) -> Vec<Digest> {
-    let mut digests: Vec<Digest> = manifest
+/// The file blobs a release of `spec` needs, with their sizes (excluded
+/// paths left out).
+pub fn needed_blobs(spec: &TreeSpec, manifest: &Manifest) -> Vec<(Digest, u64)> {
+    let mut blobs: Vec<(Digest, u64)> = manifest
         .entries
         .iter()
         .filter(|e| !spec.is_excluded(&e.path))
-        .filter_map(Entry::file_digest)
+        .filter_map(Entry::file_blob)
         .collect();
-    digests.sort();
-    digests.dedup();
-    digests
+    blobs.sort();
+    blobs.dedup();
+    blobs
 }
 
 #[cfg(test)]

@@ -78,7 +78,9 @@ pub async fn prepare(
                 tree.tree
             ));
         };
-        let missing = ctx.cache.missing(&tree::needed_blobs(tree, &manifest));
+        let missing = ctx
+            .cache
+            .missing_sized(&tree::needed_blobs(tree, &manifest));
         if missing.is_empty() {
             continue;
         }
