@@ -165,6 +165,23 @@ impl ContentCache {
         Ok(Some((object, meta)))
     }
 
+    /// [`ContentCache::object_and_metadata`] of a blob whose manifest
+    /// gives it `size`: an object of another size (cut short by a crash
+    /// before a fetch's flush) is hashed, and dropped when wrong.
+    pub fn sized_object(
+        &self,
+        digest: &Digest,
+        mode: u32,
+        size: u64,
+    ) -> io::Result<Option<(PathBuf, std::fs::Metadata)>> {
+        match self.object_and_metadata(digest, mode, &HashSet::new())? {
+            Some((_, meta)) if meta.len() != size => Ok(self
+                .object_and_metadata(digest, mode, &HashSet::from([meta.ino()]))?
+                .filter(|(_, meta)| meta.len() == size)),
+            found => Ok(found),
+        }
+    }
+
     /// Writes a fresh object at `to` from `from`'s bytes when they hash to
     /// `digest` (false, and nothing written, when they do not).
     fn renew(&self, digest: &Digest, from: &Path, to: &Path, mode: u32) -> io::Result<bool> {
@@ -282,20 +299,18 @@ impl ContentCache {
         // Each stated relative to the open cache: a path of three parts
         // instead of the cache's whole path, thousands of times. A blob
         // not found intact that way gets the full look of `has`.
-        let root = crate::file_meta::open_folder(self.root()).ok();
+        let root = self.open_root().ok();
         let whole = |digest: &Digest, size: Option<u64>| {
             use crate::file_meta::FileMeta;
-            let found = root
+            let intact = root
                 .as_ref()
-                .and_then(|root| self.intact_object_in(root, digest, BLOB_MODE));
-            match (found, size) {
-                (Some((_, stat)), Some(size)) if stat.byte_len() != size => {
-                    let suspect = HashSet::from([stat.inode()]);
-                    matches!(self.object(digest, BLOB_MODE, &suspect), Ok(Some(_)))
+                .and_then(|root| self.intact_object_in(root, digest, BLOB_MODE))
+                .is_some_and(|(_, stat)| size.is_none_or(|size| stat.byte_len() == size));
+            intact
+                || match size {
+                    Some(size) => matches!(self.sized_object(digest, BLOB_MODE, size), Ok(Some(_))),
+                    None => self.has(digest),
                 }
-                (Some(_), _) => true,
-                (None, _) => self.has(digest),
-            }
         };
         let look = |part: &[T]| -> Vec<Digest> {
             part.iter()

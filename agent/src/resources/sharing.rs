@@ -149,21 +149,13 @@ pub fn link_into_new_release(
         // A hard link shows its object's size, mtime and inode.
         return Ok(Some(stat_key(&stat)));
     }
-    let Some((mut object, mut meta)) = cached_object(ctx, digest, entry.mode, &HashSet::new())?
+    let Some((object, meta)) = ctx
+        .cache
+        .sized_object(digest, entry.mode, *size)
+        .map_err(unreadable(digest))?
     else {
         return Ok(None);
     };
-    if meta.len() != *size {
-        // Not the size the manifest gives its blob (cut short by a crash
-        // before the fetch's flush): hashed, and dropped when wrong.
-        let suspect = HashSet::from([meta.ino()]);
-        let Some(fresh) = cached_object(ctx, digest, entry.mode, &suspect)?
-            .filter(|(_, meta)| meta.len() == *size)
-        else {
-            return Ok(None);
-        };
-        (object, meta) = fresh;
-    }
     match linker.link_file(&object, dest) {
         Err(e) if e.io_error().kind() == std::io::ErrorKind::NotFound => {
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -187,7 +179,12 @@ fn cached_object(
 ) -> Result<Option<(std::path::PathBuf, fs::Metadata)>, ResourceError> {
     ctx.cache
         .object_and_metadata(digest, mode, suspect)
-        .map_err(|e| ResourceError::Other(format!("cannot read cached blob {digest}: {e}")))
+        .map_err(unreadable(digest))
+}
+
+/// The error of a cached blob that could not be read.
+fn unreadable(digest: &Digest) -> impl Fn(std::io::Error) -> ResourceError + '_ {
+    move |e| ResourceError::Other(format!("cannot read cached blob {digest}: {e}"))
 }
 
 /// The inodes of `paths` (regular files only): a changed linked file's

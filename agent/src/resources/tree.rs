@@ -632,17 +632,14 @@ pub fn place_entry(
             // Not the size the manifest gives (cut short by a crash before
             // the fetch's flush): hashed, and dropped when wrong, as for a
             // link (`link_into_new_release`).
-            if let Ok(meta) = fs::symlink_metadata(&blob)
-                && meta.len() != *size
-            {
-                let suspect = HashSet::from([meta.inode()]);
-                let verified = ctx
+            if fs::symlink_metadata(&blob).is_ok_and(|meta| meta.len() != *size)
+                && ctx
                     .cache
-                    .object(digest, crate::content::cache::BLOB_MODE, &suspect)
-                    .map_err(super::io_error("cannot read", &blob))?;
-                if verified.is_none() {
-                    return Err(not_in_the_cache(entry));
-                }
+                    .sized_object(digest, crate::content::cache::BLOB_MODE, *size)
+                    .map_err(super::io_error("cannot read", &blob))?
+                    .is_none()
+            {
+                return Err(not_in_the_cache(entry));
             }
             root.copy_file(&blob, dest, entry.mode)?
         }

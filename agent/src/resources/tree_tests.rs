@@ -127,6 +127,19 @@ fn write_in_place(path: &Path, bytes: &[u8]) {
     fs::write(path, bytes).unwrap();
 }
 
+/// The cached object of `bytes` as a power loss between its fetch and
+/// the flush leaves it: named and sealed, only its first `kept` bytes.
+fn cut_short(
+    cache: &crate::content::ContentCache,
+    bytes: &[u8],
+    kept: usize,
+) -> std::path::PathBuf {
+    let object = cache.path_of(&Digest::of(bytes));
+    write_in_place(&object, &bytes[..kept]);
+    crate::content::cache::seal(&fs::File::open(&object).unwrap(), 0o444).unwrap();
+    object
+}
+
 #[test]
 fn installs_switches_leaves_out_excluded_paths_and_repairs() {
     let f = fixture();
@@ -540,12 +553,7 @@ fn an_object_cut_short_by_a_crash_is_never_linked_and_is_fetched_again() {
     let f = fixture();
     // The name, mode and time journaled, not all the bytes (a power loss
     // between the fetch and its flush).
-    let object = f.ctx.cache.path_of(&Digest::of(b"jar a"));
-    fs::remove_file(&object).unwrap();
-    write_object(&f.ctx.cache, b"jar a");
-    fs::set_permissions(&object, fs::Permissions::from_mode(0o644)).unwrap();
-    fs::write(&object, b"jar").unwrap();
-    crate::content::cache::seal(&fs::File::open(&object).unwrap(), 0o444).unwrap();
+    let object = cut_short(&f.ctx.cache, b"jar a", 3);
     let e = apply(&f.spec, &f.ctx, &f.content).unwrap_err().to_string();
     assert!(
         e.contains("lib/a.jar of the release: its blob is not in the cache"),
@@ -561,10 +569,7 @@ fn an_object_cut_short_by_a_crash_is_never_linked_and_is_fetched_again() {
     // Nor copied (a runtime path is a copy, not a link).
     let mut f = fixture();
     f.spec.runtime_paths = vec!["lib".into()];
-    let object = f.ctx.cache.path_of(&Digest::of(b"jar a"));
-    fs::set_permissions(&object, fs::Permissions::from_mode(0o644)).unwrap();
-    fs::write(&object, b"jar").unwrap();
-    crate::content::cache::seal(&fs::File::open(&object).unwrap(), 0o444).unwrap();
+    let object = cut_short(&f.ctx.cache, b"jar a", 3);
     let e = apply(&f.spec, &f.ctx, &f.content).unwrap_err().to_string();
     assert!(
         e.contains("lib/a.jar of the release: its blob is not in the cache"),

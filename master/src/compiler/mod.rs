@@ -705,6 +705,20 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
+    /// Writes module `app` in `dir` (its `module.toml` and its defaults)
+    /// and a site whose role `r` takes its profile `p`; gives back the
+    /// modules folder and the site.
+    fn app_and_role_r(dir: &Path, module_toml: &str, defaults: &str) -> (PathBuf, PathBuf) {
+        let (modules, site) = (dir.join("modules"), dir.join("site"));
+        write(&modules.join("app/module.toml"), module_toml);
+        write(&modules.join("app/data/defaults.toml"), defaults);
+        write(
+            &site.join("roles/r.toml"),
+            "[role]\nmodule = \"app\"\nprofile = \"p\"\n",
+        );
+        (modules, site)
+    }
+
     #[test]
     fn rollout_settings_are_checked_where_they_are_written() {
         let bad = |key: &str, message: String| CompileError::Data {
@@ -884,10 +898,8 @@ health = "{{ runtime.health_url }}"
     #[test]
     fn files_using_a_secret_become_secret_and_others_do_not() {
         let dir = tempfile::tempdir().unwrap();
-        let modules = dir.path().join("modules");
-        let site = dir.path().join("site");
-        write(
-            &modules.join("app/module.toml"),
+        let (modules, site) = app_and_role_r(
+            dir.path(),
             r#"
 [module]
 name = "app"
@@ -903,18 +915,11 @@ kind = "file"
 path = "/etc/app/jvm.conf"
 content = "heap = {{ heap }}"
 "#,
+            "heap = \"1g\"\n[environment]\ndevelopment = true\n[db]\nurl = \"jdbc:h2:x\"\npassword = \"default\"\n",
         );
         write(
             &modules.join("app/templates/db.conf.j2"),
             "url = {{ db.url }}\npassword = {{ db.password }}\n",
-        );
-        write(
-            &modules.join("app/data/defaults.toml"),
-            "heap = \"1g\"\n[environment]\ndevelopment = true\n[db]\nurl = \"jdbc:h2:x\"\npassword = \"default\"\n",
-        );
-        write(
-            &site.join("roles/r.toml"),
-            "[role]\nmodule = \"app\"\nprofile = \"p\"\n",
         );
         let compiler = Compiler::new(vec![modules], site.clone());
         let node = node_of_role_r();
@@ -943,10 +948,8 @@ content = "heap = {{ heap }}"
     #[test]
     fn edits_and_template_vars_using_a_secret_make_their_file_secret() {
         let dir = tempfile::tempdir().unwrap();
-        let modules = dir.path().join("modules");
-        let site = dir.path().join("site");
-        write(
-            &modules.join("app/module.toml"),
+        let (modules, site) = app_and_role_r(
+            dir.path(),
             r#"
 [module]
 name = "app"
@@ -978,6 +981,7 @@ path = "/etc/app/db.conf"
 template = "db.conf.j2"
 vars = { pass = "{{ db.password }}" }
 "#,
+            "heap = \"2g\"\n[db]\npassword = \"default\"\n",
         );
         write(
             &modules.join("app/templates/app.toml.edits.toml"),
@@ -997,14 +1001,6 @@ vars = { pass = "{{ db.password }}" }
                 "# shipped\n[db]\npassword = \"changeme\"\n[server]\nheap = \"1g\"\n",
             );
         }
-        write(
-            &modules.join("app/data/defaults.toml"),
-            "heap = \"2g\"\n[db]\npassword = \"default\"\n",
-        );
-        write(
-            &site.join("roles/r.toml"),
-            "[role]\nmodule = \"app\"\nprofile = \"p\"\n",
-        );
         write(
             &site.join("secrets/roles/r.toml"),
             "[db]\npassword = \"hunter2\"\n",
